@@ -1,0 +1,1 @@
+"""Sensor response models, seismometer and detector calibration, bench sessions and reports."""

@@ -1,0 +1,1 @@
+"""Station daemon: configuration, acquisition, framing, state of health, and the `ims` command."""
