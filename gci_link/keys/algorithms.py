@@ -1,0 +1,112 @@
+"""Raw, fixed-size signature values for the algorithms CD-1.1 links use.
+
+CD-1.1 carries a signature as an opaque byte string of declared length, so values travel as raw
+concatenated integers (r||s) rather than DER, whose length varies from one signature to the next:
+
+========== ============== ======= ==================================================================
+algorithm  hash           bytes   use
+========== ============== ======= ==================================================================
+ecdsa-p256 SHA-256        64      default for new stations
+ed25519    (built in)     64      selectable
+dsa        SHA-1          40      verification only: legacy stations (160-bit q, r||s of 20 bytes each)
+========== ============== ======= ==================================================================
+
+The DSA hash and r||s layout are inferred from the 40-byte values in real frames (specs/cd11.md §9).
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+from gci_link.keys.errors import UnsupportedKeyError
+
+SIGNING_ALGORITHMS = ("ecdsa-p256", "ed25519")
+LEGACY_DSA = "dsa"
+
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | dsa.DSAPublicKey
+
+_ECDSA_COMPONENT = 32
+_DSA_COMPONENT = 20
+
+
+class InvalidSignatureValue(Exception):
+    """The value does not verify; the message says whether the length or the mathematics failed."""
+
+
+def generate_key(algorithm: str) -> PrivateKey:
+    if algorithm == "ecdsa-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise UnsupportedKeyError(
+        f"cannot generate {algorithm!r} keys; choose one of {', '.join(SIGNING_ALGORITHMS)}"
+    )
+
+
+def algorithm_of(public_key: object) -> str:
+    """Name of the algorithm a public key verifies with; refuses anything else (RSA, other curves...)."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if isinstance(public_key.curve, ec.SECP256R1):
+            return "ecdsa-p256"
+        raise UnsupportedKeyError(f"ECDSA curve {public_key.curve.name} is not supported (only P-256)")
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    if isinstance(public_key, dsa.DSAPublicKey):
+        q_bits = public_key.parameters().parameter_numbers().q.bit_length()
+        if q_bits != 8 * _DSA_COMPONENT:
+            raise UnsupportedKeyError(
+                f"DSA key with a {q_bits}-bit q; only legacy 160-bit q (40-byte values)"
+            )
+        return LEGACY_DSA
+    raise UnsupportedKeyError(f"{type(public_key).__name__} keys are not supported")
+
+
+def signature_size(public_key: PublicKey) -> int:
+    """Length in bytes of every signature value made with this key's algorithm."""
+    return {"ecdsa-p256": 2 * _ECDSA_COMPONENT, "ed25519": 64, LEGACY_DSA: 2 * _DSA_COMPONENT}[
+        algorithm_of(public_key)
+    ]
+
+
+def sign_raw(private_key: PrivateKey, data: bytes) -> bytes:
+    """Sign ``data``; the value has the fixed size of :func:`signature_size`."""
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return private_key.sign(data)
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        algorithm_of(private_key.public_key())
+        r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(_ECDSA_COMPONENT, "big") + s.to_bytes(_ECDSA_COMPONENT, "big")
+    raise UnsupportedKeyError(
+        f"cannot sign with {type(private_key).__name__}; use {' or '.join(SIGNING_ALGORITHMS)}"
+    )
+
+
+def verify_raw(public_key: PublicKey, data: bytes, signature: bytes) -> None:
+    """Check a raw signature value over ``data``; raises :class:`InvalidSignatureValue` if it fails.
+
+    This is also the way to check a legacy DSA value given only the station's certificate:
+    ``verify_raw(cert.public_key(), data, value)``.
+    """
+    expected = signature_size(public_key)
+    if len(signature) != expected:
+        raise InvalidSignatureValue(
+            f"value is {len(signature)} bytes, {algorithm_of(public_key)} needs {expected}"
+        )
+    try:
+        if isinstance(public_key, ed25519.Ed25519PublicKey):
+            public_key.verify(signature, data)
+        else:
+            half = expected // 2
+            der = encode_dss_signature(
+                int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
+            )
+            if isinstance(public_key, ec.EllipticCurvePublicKey):
+                public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+            else:
+                public_key.verify(der, data, hashes.SHA1())
+    except InvalidSignature:
+        raise InvalidSignatureValue("value does not match the data and public key") from None

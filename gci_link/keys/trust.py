@@ -1,0 +1,182 @@
+"""The receiver's trust store: which key ids it accepts, for which station, until when.
+
+Layout of a trust store directory (``ims keys ca-init`` creates it as ``CA_DIR/trust``)::
+
+    ca.pem                       the network CA certificate (self-signed)
+    revoked.pem                  certificate revocation list signed by the CA
+    stations/*.pem               station certificates issued by the CA (file names are informative only)
+    legacy/<key id>.pem          optional: pinned certificates of legacy DSA stations, whose key ids were
+                                 assigned elsewhere and so are taken from the file name
+
+Every file is checked when the store loads and a problem raises :class:`KeyMaterialError` naming the
+file, because a trust store that silently skips a certificate turns into data rejected hours later.
+Validity is checked at the time a frame arrives (not its data time): a station that sends a backlog
+after an outage legitimately signs old data with its current key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from gci_link.keys.algorithms import InvalidSignatureValue, PublicKey, algorithm_of, verify_raw
+from gci_link.keys.certificates import check_issued_by, key_id_of, read_certificate, station_of, to_ns
+from gci_link.keys.errors import KeyMaterialError, Reason, SignatureError, UnsupportedKeyError
+
+CA_FILE = "ca.pem"
+CRL_FILE = "revoked.pem"
+STATIONS_DIR = "stations"
+LEGACY_DIR = "legacy"
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    key_id: int
+    station: str
+    algorithm: str
+    not_before_ns: int
+    not_after_ns: int
+    revoked_ns: int | None
+    path: Path
+    public_key: PublicKey
+    serial: int
+    legacy: bool
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    key_id: int
+    station: str
+    algorithm: str
+
+
+class TrustStore:
+    """Verifies signature values by key id against the certificates of one trust store directory."""
+
+    def __init__(
+        self, keys: dict[int, TrustedKey], ca_cert: x509.Certificate, clock: Callable[[], int] = time.time_ns
+    ) -> None:
+        self._keys = keys
+        self.ca_certificate = ca_cert
+        self._clock = clock
+
+    @classmethod
+    def load(cls, directory: Path | str, clock: Callable[[], int] = time.time_ns) -> TrustStore:
+        root = Path(directory)
+        if not root.is_dir():
+            raise KeyMaterialError(root, "trust store directory does not exist")
+        ca_cert = _load_ca(root / CA_FILE)
+        revoked = _load_revocations(root / CRL_FILE, ca_cert)
+        keys: dict[int, TrustedKey] = {}
+        for path in sorted((root / STATIONS_DIR).glob("*.pem")):
+            cert = read_certificate(path)
+            try:
+                check_issued_by(cert, ca_cert)
+            except ValueError as exc:
+                raise KeyMaterialError(path, str(exc)) from None
+            _add(keys, _trusted(path, cert, key_id_of(cert), revoked.get(cert.serial_number), legacy=False))
+        for path in sorted((root / LEGACY_DIR).glob("*.pem")):
+            if not path.stem.isdigit() or not 0 < int(path.stem) <= 0x7FFF_FFFF:
+                raise KeyMaterialError(
+                    path, "legacy certificate files must be named <key id>.pem, 1..2147483647"
+                )
+            _add(keys, _trusted(path, read_certificate(path), int(path.stem), None, legacy=True))
+        return cls(keys, ca_cert, clock)
+
+    @property
+    def keys(self) -> list[TrustedKey]:
+        return sorted(self._keys.values(), key=lambda k: (k.station, k.not_before_ns, k.key_id))
+
+    def station_for(self, key_id: int) -> str:
+        """Station named by the certificate of ``key_id``; SignatureError(UNKNOWN_KEY) if there is none."""
+        return self._lookup(key_id).station
+
+    def verify(self, key_id: int, data: bytes, signature: bytes, at_ns: int | None = None) -> VerifyResult:
+        """Check ``signature`` over ``data`` with key ``key_id`` at ``at_ns`` (default: now).
+
+        Raises :class:`SignatureError` with the key id and a :class:`Reason`.
+        """
+        entry = self._lookup(key_id)
+        if entry.revoked_ns is not None:
+            raise SignatureError(key_id, Reason.REVOKED, f"certificate of {entry.station} revoked")
+        now = self._clock() if at_ns is None else at_ns
+        if now < entry.not_before_ns:
+            raise SignatureError(key_id, Reason.NOT_YET_VALID, f"certificate of {entry.station} starts later")
+        if now > entry.not_after_ns:
+            raise SignatureError(key_id, Reason.EXPIRED, f"certificate of {entry.station} has expired")
+        try:
+            verify_raw(entry.public_key, data, signature)
+        except InvalidSignatureValue as exc:
+            raise SignatureError(key_id, Reason.BAD_SIGNATURE, str(exc)) from None
+        return VerifyResult(key_id, entry.station, entry.algorithm)
+
+    def _lookup(self, key_id: int) -> TrustedKey:
+        if key_id == 0:
+            raise SignatureError(0, Reason.UNSIGNED)
+        entry = self._keys.get(key_id)
+        if entry is None:
+            raise SignatureError(key_id, Reason.UNKNOWN_KEY, "no certificate in the trust store")
+        return entry
+
+
+def _load_ca(path: Path) -> x509.Certificate:
+    cert = read_certificate(path)
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise KeyMaterialError(path, "certificate is not a CA certificate (basicConstraints CA:TRUE missing)")
+    try:
+        check_issued_by(cert, cert)
+    except ValueError:
+        raise KeyMaterialError(path, "CA certificate is not self-signed") from None
+    return cert
+
+
+def _load_revocations(path: Path, ca_cert: x509.Certificate) -> dict[int, int]:
+    """Serial number -> revocation time (ns) from the CA-signed revocation list."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyMaterialError(path, f"cannot read revocation list: {exc.strerror}") from None
+    try:
+        crl = x509.load_pem_x509_crl(data)
+    except ValueError as exc:
+        raise KeyMaterialError(path, f"not a PEM X.509 revocation list ({exc})") from None
+    if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
+        raise KeyMaterialError(path, "revocation list is not signed by this network's CA")
+    return {entry.serial_number: to_ns(entry.revocation_date_utc) for entry in crl}
+
+
+def _trusted(
+    path: Path, cert: x509.Certificate, key_id: int, revoked_ns: int | None, legacy: bool
+) -> TrustedKey:
+    try:
+        station = station_of(cert)
+        algorithm = algorithm_of(cert.public_key())
+    except (ValueError, UnsupportedKeyError) as exc:
+        raise KeyMaterialError(path, str(exc)) from None
+    return TrustedKey(
+        key_id=key_id,
+        station=station,
+        algorithm=algorithm,
+        not_before_ns=to_ns(cert.not_valid_before_utc),
+        not_after_ns=to_ns(cert.not_valid_after_utc),
+        revoked_ns=revoked_ns,
+        path=path,
+        public_key=cert.public_key(),
+        serial=cert.serial_number,
+        legacy=legacy,
+    )
+
+
+def _add(keys: dict[int, TrustedKey], entry: TrustedKey) -> None:
+    other = keys.get(entry.key_id)
+    if other is not None:
+        raise KeyMaterialError(entry.path, f"key id {entry.key_id} is also claimed by {other.path}")
+    keys[entry.key_id] = entry

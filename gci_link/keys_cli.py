@@ -1,0 +1,103 @@
+"""``ims keys``: run the network CA (create, issue, revoke) and list a trust store."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from gci_link.keys import SIGNING_ALGORITHMS, CertificateAuthority, KeyMaterialError, TrustStore
+from gci_link.keys.authority import TRUST_DIR
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("keys", help="signing keys: network CA, station certificates, trust store")
+    sub = parser.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+
+    init = sub.add_parser("ca-init", help="create a network CA and its trust store in DIR")
+    init.add_argument("dir", type=Path)
+    init.add_argument("--name", default="IMS network CA", help="CA subject common name")
+    init.add_argument("--algorithm", choices=SIGNING_ALGORITHMS, default="ecdsa-p256")
+    init.add_argument("--days", type=int, default=3650, help="CA validity (default 3650)")
+    init.set_defaults(func=_ca_init)
+
+    issue = sub.add_parser("issue", help="new key and certificate for a station (also how to rotate)")
+    issue.add_argument("dir", type=Path)
+    issue.add_argument("station")
+    issue.add_argument("--algorithm", choices=SIGNING_ALGORITHMS, default="ecdsa-p256")
+    issue.add_argument("--days", type=int, default=365, help="certificate validity (default 365)")
+    issue.set_defaults(func=_issue)
+
+    revoke = sub.add_parser("revoke", help="revoke the certificate of a key id")
+    revoke.add_argument("dir", type=Path)
+    revoke.add_argument("key_id", type=int)
+    revoke.set_defaults(func=_revoke)
+
+    listing = sub.add_parser("list", help="table of the keys in a CA directory or a trust store")
+    listing.add_argument("dir", type=Path)
+    listing.set_defaults(func=_list)
+
+
+def _fail(message: str) -> int:
+    print(f"ims keys: {message}", file=sys.stderr)
+    return 1
+
+
+def _ca_init(args: argparse.Namespace) -> int:
+    try:
+        ca = CertificateAuthority.create(args.dir, args.name, args.algorithm, args.days)
+    except (KeyMaterialError, ValueError) as exc:
+        return _fail(str(exc))
+    print(f"created CA {args.name!r} in {ca.root}; copy {ca.trust_dir} to the receivers")
+    return 0
+
+
+def _issue(args: argparse.Namespace) -> int:
+    try:
+        issued = CertificateAuthority.open(args.dir).issue(args.station, args.algorithm, args.days)
+    except (KeyMaterialError, ValueError) as exc:
+        return _fail(str(exc))
+    print(f"issued key id {issued.key_id} for {issued.station}; install {issued.bundle} on the station")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    try:
+        station = CertificateAuthority.open(args.dir).revoke(args.key_id)
+    except KeyError as exc:
+        return _fail(str(exc.args[0]))
+    except (KeyMaterialError, ValueError) as exc:
+        return _fail(str(exc))
+    print(f"revoked key id {args.key_id} of {station}; copy the trust store to the receivers")
+    return 0
+
+
+def _date(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _list(args: argparse.Namespace) -> int:
+    trust_dir = args.dir / TRUST_DIR if (args.dir / TRUST_DIR).is_dir() else args.dir
+    try:
+        store = TrustStore.load(trust_dir)
+    except KeyMaterialError as exc:
+        return _fail(str(exc))
+    rows = [("KEY ID", "STATION", "ALGORITHM", "NOT BEFORE", "NOT AFTER", "REVOKED")]
+    for key in store.keys:
+        revoked = "-" if key.revoked_ns is None else _date(key.revoked_ns)
+        algorithm = f"{key.algorithm} (legacy)" if key.legacy else key.algorithm
+        rows.append(
+            (
+                str(key.key_id),
+                key.station,
+                algorithm,
+                _date(key.not_before_ns),
+                _date(key.not_after_ns),
+                revoked,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0

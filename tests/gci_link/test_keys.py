@@ -1,0 +1,281 @@
+"""Station keys: signing and verification by key id, trust store checks, revocation, rotation, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+
+from gci_link.keys import (
+    CertificateAuthority,
+    KeyMaterialError,
+    Reason,
+    SignatureError,
+    StationSigner,
+    TrustStore,
+    key_id_of,
+    verify_raw,
+)
+from gci_link.keys import certificates as certificates_module
+from gci_link.keys.algorithms import InvalidSignatureValue
+
+DATA = b"\x00\x00\x00\x05header and body bytes of a CD-1.1 data frame" * 20
+
+
+@pytest.fixture
+def ca(tmp_path):
+    return CertificateAuthority.create(tmp_path / "ca")
+
+
+def _signer(issued) -> StationSigner:
+    return StationSigner.load(issued.bundle)
+
+
+@pytest.mark.parametrize("algorithm", ["ecdsa-p256", "ed25519"])
+def test_sign_and_verify_each_algorithm(ca, algorithm):
+    issued = ca.issue("LBTB", algorithm)
+    signer = _signer(issued)
+    assert signer.key_id == issued.key_id and signer.station == "LBTB" and signer.algorithm == algorithm
+    signature = signer.sign(DATA)
+    assert len(signature) == signer.signature_size == 64
+    result = ca.trust_store().verify(signer.key_id, DATA, signature)
+    assert (result.key_id, result.station, result.algorithm) == (issued.key_id, "LBTB", algorithm)
+    # the raw value is r||s, not DER: the same value verifies with the certificate alone
+    verify_raw(signer.certificate.public_key(), DATA, signature)
+
+
+@pytest.mark.parametrize("algorithm", ["ecdsa-p256", "ed25519"])
+def test_tampering_is_detected(ca, algorithm):
+    signer = _signer(ca.issue("LBTB", algorithm))
+    other = _signer(ca.issue("KEST", algorithm))
+    store = ca.trust_store()
+    signature = signer.sign(DATA)
+    flipped = bytearray(DATA)
+    flipped[100] ^= 0x08
+    forged_value = bytes(b ^ 0xFF for b in signature)
+    cases = {
+        "bit-flipped data": (bytes(flipped), signature),
+        "forged value": (DATA, forged_value),
+        "another station's signature": (DATA, other.sign(DATA)),
+        "truncated value": (DATA, signature[:-1]),
+    }
+    for name, (data, value) in cases.items():
+        with pytest.raises(SignatureError) as caught:
+            store.verify(signer.key_id, data, value)
+        assert caught.value.reason is Reason.BAD_SIGNATURE, name
+        assert str(signer.key_id) in str(caught.value)
+    with pytest.raises(SignatureError, match="63 bytes"):
+        store.verify(signer.key_id, DATA, signature[:-1])
+
+
+def test_unknown_and_unsigned_key_ids(ca):
+    signer = _signer(ca.issue("LBTB"))
+    store = ca.trust_store()
+    with pytest.raises(SignatureError) as caught:
+        store.verify(signer.key_id ^ 1, DATA, signer.sign(DATA))
+    assert caught.value.reason is Reason.UNKNOWN_KEY and caught.value.key_id == signer.key_id ^ 1
+    with pytest.raises(SignatureError) as caught:
+        store.station_for(12345)
+    assert caught.value.reason is Reason.UNKNOWN_KEY
+    with pytest.raises(SignatureError) as caught:
+        store.verify(0, DATA, b"")
+    assert caught.value.reason is Reason.UNSIGNED
+    assert store.station_for(signer.key_id) == "LBTB"
+
+
+def test_revoked_key_is_refused_after_reload(ca):
+    old = _signer(ca.issue("LBTB"))
+    keep = _signer(ca.issue("GERES"))
+    assert ca.revoke(old.key_id) == "LBTB"
+    store = TrustStore.load(ca.trust_dir)
+    with pytest.raises(SignatureError) as caught:
+        store.verify(old.key_id, DATA, old.sign(DATA))
+    assert caught.value.reason is Reason.REVOKED
+    store.verify(keep.key_id, DATA, keep.sign(DATA))
+    assert ca.revoke(old.key_id) == "LBTB"  # revoking twice is harmless and keeps the entry
+    assert [k.key_id for k in TrustStore.load(ca.trust_dir).keys if k.revoked_ns] == [old.key_id]
+    with pytest.raises(KeyError, match="not in the trust store"):
+        ca.revoke(4242)
+
+
+def test_validity_period_is_enforced(ca):
+    signer = _signer(ca.issue("LBTB", days=30))
+    store = ca.trust_store()
+    signature = signer.sign(DATA)
+    not_after = signer.certificate.not_valid_after_utc
+    not_before = signer.certificate.not_valid_before_utc
+    with pytest.raises(SignatureError) as caught:
+        store.verify(signer.key_id, DATA, signature, at_ns=_ns(not_after + dt.timedelta(seconds=1)))
+    assert caught.value.reason is Reason.EXPIRED
+    with pytest.raises(SignatureError) as caught:
+        store.verify(signer.key_id, DATA, signature, at_ns=_ns(not_before - dt.timedelta(seconds=1)))
+    assert caught.value.reason is Reason.NOT_YET_VALID
+    store.verify(signer.key_id, DATA, signature, at_ns=_ns(not_after - dt.timedelta(seconds=1)))
+    # the store's clock decides when no time is given
+    late = TrustStore.load(ca.trust_dir, clock=lambda: _ns(not_after + dt.timedelta(days=1)))
+    with pytest.raises(SignatureError, match="expired"):
+        late.verify(signer.key_id, DATA, signature)
+
+
+def test_rotation_overlap_then_retirement(ca):
+    old = _signer(ca.issue("LBTB"))
+    new = _signer(ca.issue("LBTB", "ed25519"))
+    assert old.key_id != new.key_id
+    store = ca.trust_store()
+    for signer in (old, new):  # during the overlap frames signed with either key verify
+        assert store.verify(signer.key_id, DATA, signer.sign(DATA)).station == "LBTB"
+    ca.revoke(old.key_id)
+    store = ca.trust_store()
+    assert store.verify(new.key_id, DATA, new.sign(DATA)).station == "LBTB"
+    with pytest.raises(SignatureError, match="revoked"):
+        store.verify(old.key_id, DATA, old.sign(DATA))
+
+
+def test_certificate_from_another_ca_is_rejected_naming_the_file(ca, tmp_path):
+    foreign = CertificateAuthority.create(tmp_path / "foreign")
+    intruder = foreign.issue("LBTB")
+    planted = ca.trust_dir / "stations" / "LBTB-planted.pem"
+    shutil.copy(intruder.bundle / "cert.pem", planted)
+    with pytest.raises(KeyMaterialError) as caught:
+        TrustStore.load(ca.trust_dir)
+    assert caught.value.path == planted and "not issued by this network's CA" in str(caught.value)
+    planted.unlink()
+    shutil.copy(foreign.trust_dir / "revoked.pem", ca.trust_dir / "revoked.pem")
+    with pytest.raises(KeyMaterialError, match="revoked.pem: revocation list is not signed"):
+        TrustStore.load(ca.trust_dir)
+
+
+def test_broken_trust_store_files_give_clear_errors(ca, tmp_path):
+    issued = ca.issue("LBTB")
+    (ca.trust_dir / "stations" / "broken.pem").write_text("not a certificate")
+    with pytest.raises(KeyMaterialError, match=r"broken\.pem: not a PEM X\.509 certificate"):
+        TrustStore.load(ca.trust_dir)
+    (ca.trust_dir / "stations" / "broken.pem").unlink()
+    duplicate = ca.trust_dir / "stations" / "copy.pem"
+    shutil.copy(issued.bundle / "cert.pem", duplicate)
+    with pytest.raises(KeyMaterialError, match=f"key id {issued.key_id} is also claimed by"):
+        TrustStore.load(ca.trust_dir)
+    duplicate.unlink()
+    (ca.trust_dir / "ca.pem").unlink()
+    with pytest.raises(KeyMaterialError, match=r"ca\.pem: cannot read certificate"):
+        TrustStore.load(ca.trust_dir)
+    with pytest.raises(KeyMaterialError, match="does not exist"):
+        TrustStore.load(tmp_path / "nowhere")
+    with pytest.raises(KeyMaterialError, match="a CA already exists"):
+        CertificateAuthority.create(ca.root)
+
+
+def _legacy_dsa_station(station: str) -> tuple[dsa.DSAPrivateKey, x509.Certificate]:
+    key = dsa.generate_private_key(1024)  # q is 160 bits: 40-byte signatures as in real CD-1.1 frames
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, station)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def test_legacy_dsa_signatures_verify_given_the_certificate(ca):
+    key, cert = _legacy_dsa_station("LBTB")
+    r, s = decode_dss_signature(key.sign(DATA, hashes.SHA1()))
+    value = r.to_bytes(20, "big") + s.to_bytes(20, "big")
+    verify_raw(cert.public_key(), DATA, value)
+    with pytest.raises(InvalidSignatureValue):
+        verify_raw(cert.public_key(), DATA[:-1], value)
+    # pinned in the trust store under the key id the station already uses on the wire
+    legacy = ca.trust_dir / "legacy"
+    legacy.mkdir()
+    (legacy / "1.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    store = ca.trust_store()
+    result = store.verify(1, DATA, value)
+    assert (result.station, result.algorithm) == ("LBTB", "dsa")
+    with pytest.raises(SignatureError) as caught:
+        store.verify(1, DATA + b"x", value)
+    assert caught.value.reason is Reason.BAD_SIGNATURE
+    with pytest.raises(ValueError, match="legacy"):
+        ca.revoke(1)
+    (legacy / "LBTB.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(KeyMaterialError, match=r"LBTB\.pem: legacy certificate files must be named"):
+        ca.trust_store()
+
+
+def test_key_id_is_stable_positive_and_never_zero(ca, monkeypatch):
+    issued = ca.issue("LBTB")
+    first = {k.key_id for k in TrustStore.load(ca.trust_dir).keys}
+    second = {k.key_id for k in TrustStore.load(ca.trust_dir).keys}
+    cert = x509.load_pem_x509_certificate((issued.bundle / "cert.pem").read_bytes())
+    assert first == second == {issued.key_id} == {key_id_of(cert)}
+    assert 0 < issued.key_id < 2**31
+    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()
+    assert issued.key_id == int.from_bytes(digest[:4], "big") & 0x7FFFFFFF  # zero only with p = 2**-31
+
+    class LeadingZeros:
+        def __init__(self, data):
+            self._digest = b"\x80\x00\x00\x00" + b"\x00\x00\x00\x07" + b"\x11" * 24
+
+        def digest(self):
+            return self._digest
+
+    monkeypatch.setattr(certificates_module.hashlib, "sha256", LeadingZeros)
+    assert key_id_of(cert) == 7  # a word that is zero once the sign bit is masked is skipped
+
+
+def test_key_files_and_signer_checks(ca):
+    issued = ca.issue("GERES")
+    assert stat.S_IMODE(os.stat(issued.bundle / "key.pem").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(ca.root / "private" / "ca-key.pem").st_mode) == 0o600
+    other = ca.issue("KEST")
+    shutil.copy(other.bundle / "key.pem", issued.bundle / "key.pem")
+    with pytest.raises(KeyMaterialError, match="private key does not match"):
+        StationSigner.load(issued.bundle)
+    with pytest.raises(ValueError, match="station name"):
+        ca.issue("TOO-LONG-NAME")
+
+
+def test_cli_round_trip(tmp_path, monkeypatch, capsys):
+    from station import ims
+
+    assert ims.COMMAND_MODULES["keys"] == "gci_link.keys_cli"
+    # only this command, so the test does not depend on other packages' CLIs being present
+    monkeypatch.setattr(ims, "COMMAND_MODULES", {"keys": "gci_link.keys_cli"})
+    root = tmp_path / "netca"
+    assert ims.main(["keys", "ca-init", str(root)]) == 0
+    assert ims.main(["keys", "issue", str(root), "LBTB", "--algorithm", "ed25519", "--days", "10"]) == 0
+    assert ims.main(["keys", "issue", str(root), "H04N"]) == 0
+    store = TrustStore.load(root / "trust")
+    ids = {k.station: k.key_id for k in store.keys}
+    assert set(ids) == {"LBTB", "H04N"}
+    assert ims.main(["keys", "revoke", str(root), str(ids["LBTB"])]) == 0
+    capsys.readouterr()
+    assert ims.main(["keys", "list", str(root / "trust")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["KEY", "ID", "STATION"]
+    rows = {line.split()[1]: line.split() for line in lines[1:]}
+    assert rows["LBTB"][0] == str(ids["LBTB"]) and rows["LBTB"][2] == "ed25519" and rows["LBTB"][-1] != "-"
+    assert rows["H04N"][2] == "ecdsa-p256" and rows["H04N"][-1] == "-"
+    signer = StationSigner.load(root / "issued" / f"H04N-{ids['H04N']}")
+    assert TrustStore.load(root / "trust").verify(signer.key_id, DATA, signer.sign(DATA)).station == "H04N"
+    assert ims.main(["keys", "revoke", str(root), "99"]) == 1
+    assert "key id 99 is not in the trust store" in capsys.readouterr().err
+    assert ims.main(["keys", "issue", str(tmp_path / "empty"), "LBTB"]) == 1
+    assert "run 'ims keys ca-init' first" in capsys.readouterr().err
+
+
+def _ns(moment: dt.datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000_000
