@@ -1,0 +1,474 @@
+"""Station configuration: one TOML file, validated at load into frozen dataclasses.
+
+Validation collects every problem before failing, so an operator fixes the whole file in one pass; each
+problem names the file, the key path (``channels[2].calper``) and what is wrong. Relative paths are
+resolved against the config file's folder so the daemon does not depend on its working directory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from station.acquisition import exact_rate
+
+EXAMPLE_CONFIG_NAME = "example_station.toml"
+
+# CD-1.1 channel description byte 3 (cd11.md §6.3)
+SENSOR_TYPES: dict[str, int] = {"seismic": 0, "hydroacoustic": 1, "infrasonic": 2, "weather": 3, "other": 4}
+BAUD_RATES = frozenset({1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600})
+SERIAL_URL_SCHEMES = frozenset({"socket", "rfc2217", "loop", "spy", "hwgrep", "alt"})  # pyserial URLs
+MAX_SAMPLE_RATE = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    file: str
+    key: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.problem}"
+
+
+class ConfigError(ValueError):
+    """Every problem found in one configuration file."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"invalid station configuration ({count}):\n{lines}")
+
+
+@dataclass(frozen=True, slots=True)
+class StationInfo:
+    name: str  # station code, e.g. "ABC1"
+    network: str  # e.g. "IM"
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class FrameSettings:
+    length_s: int  # CD-1.1 data frame length on the UTC grid
+
+
+@dataclass(frozen=True, slots=True)
+class AcquisitionSettings:
+    lateness_budget_s: float  # how long (data time) a gap waits for late, out-of-order packets
+    overlap_tolerance_s: float  # backward steps up to this are overlaps; beyond, a time tear
+    jitter_tolerance_samples: float  # timing error, in samples, still treated as contiguous
+    buffer_s: float  # cap on data held per channel awaiting extraction
+
+
+@dataclass(frozen=True, slots=True)
+class DigitizerConfig:
+    name: str
+    system_id: str  # the identity its packets carry (GCF system id)
+    port: str  # device path (/dev/ttyUSB0) or pyserial URL (socket://host:port)
+    baud: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    digitizer: str  # DigitizerConfig.name
+    stream_id: str
+    site: str
+    channel: str
+    location: str
+    sensor_type: str
+    calib: float  # CSS 3.0 calib, nm/count at calper
+    calper: float  # s
+    sample_rate: float
+
+    @property
+    def code(self) -> str:
+        """SITE.CHA.LO, the name used in logs, alarms and metrics."""
+        return f"{self.site}.{self.channel}.{self.location}"
+
+    @property
+    def sensor_type_code(self) -> int:
+        return SENSOR_TYPES[self.sensor_type]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    receiver: str  # tcp://host:port of the IDC receiver
+    frame_creator: str
+    frame_destination: str
+    signing_key: Path
+    certificate: Path
+    trusted_certificates: tuple[Path, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """Band with hysteresis: raise below ``min`` / above ``max``; clear only ``hysteresis`` back inside."""
+
+    min: float | None
+    max: float | None
+    hysteresis: float
+
+
+@dataclass(frozen=True, slots=True)
+class SohSettings:
+    gps_unlocked_after_s: float
+    clock_differential_us: Limit
+    supply_volts: Limit
+    temperature_c: Limit
+    mass_position: Limit
+    backup_volts: Limit
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    path: Path
+    budget_mb: float
+
+
+@dataclass(frozen=True, slots=True)
+class StationConfig:
+    source: str  # file the configuration came from
+    station: StationInfo
+    frame: FrameSettings
+    acquisition: AcquisitionSettings
+    digitizers: tuple[DigitizerConfig, ...]
+    channels: tuple[ChannelConfig, ...]
+    link: LinkSettings
+    soh: SohSettings
+    archive: StoreSettings
+    outbox: StoreSettings
+
+    def digitizer(self, name: str) -> DigitizerConfig:
+        return next(d for d in self.digitizers if d.name == name)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path) -> StationConfig:
+    """Read and validate a station configuration file; raises ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(str(path), "(file)", f"cannot read: {exc}")]) from exc
+    return parse_config(text, source=str(path), base_dir=path.resolve().parent)
+
+
+def load_example_config(base_dir: str | Path | None = None) -> StationConfig:
+    """The embedded example configuration; relative paths resolve against ``base_dir`` (default cwd)."""
+    text = resources.files("station").joinpath(EXAMPLE_CONFIG_NAME).read_text(encoding="utf-8")
+    return parse_config(text, source=f"station/{EXAMPLE_CONFIG_NAME}", base_dir=Path(base_dir or Path.cwd()))
+
+
+def parse_config(text: str, source: str, base_dir: Path) -> StationConfig:
+    """Validate TOML text; ``source`` names it in errors, ``base_dir`` anchors relative paths."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(source, "(syntax)", str(exc))]) from exc
+    problems: list[ConfigProblem] = []
+    root = _Table(data, "", source, problems, base_dir)
+    station = _station(root.table("station"))
+    frame = _frame(root.table("frame", required=False))
+    acquisition = _acquisition(root.table("acquisition", required=False))
+    digitizers = tuple(_digitizer(t) for t in root.tables("digitizers"))
+    channels = tuple(_channel(t) for t in root.tables("channels"))
+    link = _link(root.table("link"), station)
+    soh = _soh(root.table("soh", required=False))
+    archive = _store(root.table("archive"), default_budget_mb=10_000.0)
+    outbox = _store(root.table("outbox"), default_budget_mb=2_000.0)
+    root.done()
+    _cross_check(root, digitizers, channels, frame)
+    if problems:
+        raise ConfigError(problems)
+    return StationConfig(source, station, frame, acquisition, digitizers, channels, link, soh,
+                         archive, outbox)
+
+
+# --------------------------------------------------------------------------------------------- sections
+
+
+def _station(t: _Table) -> StationInfo:
+    info = StationInfo(
+        name=t.get("name", str, check=_text(1, 5, alnum=True)),
+        network=t.get("network", str, check=_text(1, 2, alnum=True)),
+        description=t.get("description", str, default=""),
+    )
+    t.done()
+    return info
+
+
+def _frame(t: _Table) -> FrameSettings:
+    length = t.get("length_s", int, default=10, check=_frame_length)
+    t.done()
+    return FrameSettings(length_s=length)
+
+
+def _acquisition(t: _Table) -> AcquisitionSettings:
+    settings = AcquisitionSettings(
+        lateness_budget_s=t.get("lateness_budget_s", float, default=30.0, check=_range(0.0, 3600.0)),
+        overlap_tolerance_s=t.get("overlap_tolerance_s", float, default=1.0, check=_range(0.0, 3600.0)),
+        jitter_tolerance_samples=t.get("jitter_tolerance_samples", float, default=0.25,
+                                       check=_range(0.0, 0.5, low_open=True)),
+        buffer_s=t.get("buffer_s", float, default=600.0, check=_range(10.0, 86400.0)),
+    )
+    t.done()
+    return settings
+
+
+def _digitizer(t: _Table) -> DigitizerConfig:
+    d = DigitizerConfig(
+        name=t.get("name", str, check=_text(1, 32)),
+        system_id=t.get("system_id", str, check=_text(1, 6, alnum=True)),
+        port=t.get("port", str, check=_serial_port),
+        baud=t.get("baud", int, default=115200, check=_one_of(BAUD_RATES)),
+    )
+    t.done()
+    return d
+
+
+def _channel(t: _Table) -> ChannelConfig:
+    c = ChannelConfig(
+        digitizer=t.get("digitizer", str, check=_text(1, 32)),
+        stream_id=t.get("stream_id", str, check=_text(1, 6, alnum=True)),
+        site=t.get("site", str, check=_text(1, 5, alnum=True)),
+        channel=t.get("channel", str, check=_text(1, 3, alnum=True)),
+        location=t.get("location", str, default="", check=_text(0, 2, alnum=True)),
+        sensor_type=t.get("sensor_type", str, check=_one_of(SENSOR_TYPES)),
+        calib=t.get("calib", float, check=_range(0.0, None, low_open=True)),
+        calper=t.get("calper", float, check=_range(0.0, None, low_open=True)),
+        sample_rate=t.get("sample_rate", float, check=_range(0.0, MAX_SAMPLE_RATE, low_open=True)),
+    )
+    t.done()
+    return c
+
+
+def _link(t: _Table, station: StationInfo) -> LinkSettings:
+    link = LinkSettings(
+        receiver=t.get("receiver", str, check=_tcp_endpoint),
+        frame_creator=t.get("frame_creator", str, default=station.name, check=_text(1, 8)),
+        frame_destination=t.get("frame_destination", str, default="IDC", check=_text(1, 8)),
+        signing_key=t.path("signing_key"),
+        certificate=t.path("certificate"),
+        trusted_certificates=t.paths("trusted_certificates"),
+    )
+    t.done()
+    return link
+
+
+def _soh(t: _Table) -> SohSettings:
+    soh = SohSettings(
+        gps_unlocked_after_s=t.get("gps_unlocked_after_s", float, default=60.0, check=_range(0.0, 86400.0)),
+        clock_differential_us=_limit(t.table("clock_differential_us", required=False), None, 1000.0, 100.0),
+        supply_volts=_limit(t.table("supply_volts", required=False), 11.0, 15.0, 0.3),
+        temperature_c=_limit(t.table("temperature_c", required=False), -20.0, 50.0, 1.0),
+        mass_position=_limit(t.table("mass_position", required=False), None, 0.7, 0.05),
+        backup_volts=_limit(t.table("backup_volts", required=False), 11.5, 14.8, 0.2),
+    )
+    t.done()
+    return soh
+
+
+def _limit(t: _Table, low: float | None, high: float | None, hysteresis: float) -> Limit:
+    lo = t.get("min", float, default=low)
+    hi = t.get("max", float, default=high)
+    hyst = t.get("hysteresis", float, default=hysteresis, check=_range(0.0, None))
+    if lo is None and hi is None:
+        t.problem("", "needs at least one of min, max")
+    if lo is not None and hi is not None and hyst is not None and lo + 2 * hyst >= hi:
+        t.problem("", f"min + 2*hysteresis must be below max (min={lo}, max={hi}, hysteresis={hyst})")
+    t.done()
+    return Limit(lo, hi, hyst)
+
+
+def _store(t: _Table, default_budget_mb: float) -> StoreSettings:
+    store = StoreSettings(
+        path=t.path("path"),
+        budget_mb=t.get("budget_mb", float, default=default_budget_mb,
+                        check=_range(0.0, None, low_open=True)),
+    )
+    t.done()
+    return store
+
+
+def _cross_check(root: _Table, digitizers: Iterable[DigitizerConfig], channels: Iterable[ChannelConfig],
+                 frame: FrameSettings) -> None:
+    """Uniqueness and references across entries (only the entries that parsed are checked)."""
+    digitizers, channels = list(digitizers), list(channels)
+    if not channels:
+        root.problem("channels", "at least one [[channels]] entry is required")
+    for attr in ("name", "system_id", "port"):
+        _duplicates(root, "digitizers", attr, [getattr(d, attr) for d in digitizers])
+    names = {d.name for d in digitizers}
+    seen_codes: dict[str, int] = {}
+    seen_streams: dict[tuple[str, str], int] = {}
+    for i, ch in enumerate(channels):
+        if ch.digitizer is not None and ch.digitizer not in names:
+            root.problem(f"channels[{i}].digitizer", f"no [[digitizers]] entry is named {ch.digitizer!r}")
+        if None not in (ch.site, ch.channel, ch.location):
+            first = seen_codes.setdefault(ch.code, i)
+            if first != i:
+                root.problem(f"channels[{i}]", f"duplicate channel {ch.code} (also channels[{first}])")
+        if None not in (ch.digitizer, ch.stream_id):
+            first = seen_streams.setdefault((ch.digitizer, ch.stream_id), i)
+            if first != i:
+                root.problem(f"channels[{i}].stream_id",
+                             f"stream {ch.stream_id} of {ch.digitizer} already mapped by channels[{first}]")
+        if ch.sample_rate is not None and frame.length_s is not None and ch.sample_rate > 0:
+            per_frame = exact_rate(ch.sample_rate) * frame.length_s
+            if per_frame.denominator != 1:
+                root.problem(f"channels[{i}].sample_rate",
+                             f"{ch.sample_rate} sps gives {float(per_frame):g} samples per "
+                             f"{frame.length_s} s frame; must be a whole number")
+
+
+def _duplicates(root: _Table, section: str, attr: str, values: list[Any]) -> None:
+    first: dict[Any, int] = {}
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        j = first.setdefault(value, i)
+        if j != i:
+            root.problem(f"{section}[{i}].{attr}", f"duplicate {value!r} (also {section}[{j}])")
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+Check = Callable[[Any], str | None]
+
+
+def _range(low: float | None, high: float | None, *, low_open: bool = False) -> Check:
+    def check(v: float) -> str | None:
+        if low is not None and (v < low or (low_open and v == low)):
+            return f"must be {'>' if low_open else '>='} {low:g}, got {v!r}"
+        if high is not None and v > high:
+            return f"must be <= {high:g}, got {v!r}"
+        return None
+    return check
+
+
+def _text(shortest: int, longest: int, *, alnum: bool = False) -> Check:
+    def check(v: str) -> str | None:
+        if not shortest <= len(v) <= longest:
+            return f"must be {shortest} to {longest} characters, got {v!r}"
+        if not v.isascii() or (alnum and v and not v.isalnum()):
+            return f"must be ASCII{' letters and digits' if alnum else ''}, got {v!r}"
+        return None
+    return check
+
+
+def _one_of(allowed: Iterable[Any]) -> Check:
+    allowed = sorted(allowed)
+
+    def check(v: Any) -> str | None:
+        return None if v in allowed else f"must be one of {', '.join(map(str, allowed))}; got {v!r}"
+    return check
+
+
+def _frame_length(v: int) -> str | None:
+    if not 1 <= v <= 60 or 60 % v:
+        return f"must divide 60 s evenly (1, 2, 5, 10, ... 60), got {v!r}"
+    return None
+
+
+def _serial_port(v: str) -> str | None:
+    if not v:
+        return "must not be empty"
+    if "://" in v and v.split("://", 1)[0] not in SERIAL_URL_SCHEMES:
+        return f"URL scheme must be one of {', '.join(sorted(SERIAL_URL_SCHEMES))}; got {v!r}"
+    return None
+
+
+def _tcp_endpoint(v: str) -> str | None:
+    host, sep, port = v.removeprefix("tcp://").rpartition(":")
+    if not v.startswith("tcp://") or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"must look like tcp://host:port, got {v!r}"
+    return None
+
+
+# ------------------------------------------------------------------------------------------ table reader
+
+_REQUIRED = object()
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+class _Table:
+    """One TOML table being validated: typed reads, key paths, and unknown-key detection."""
+
+    def __init__(self, data: dict[str, Any], prefix: str, source: str, problems: list[ConfigProblem],
+                 base_dir: Path) -> None:
+        self.data, self.prefix, self.source, self.problems = data, prefix, source, problems
+        self.base_dir = base_dir
+        self.used: set[str] = set()
+        self.absent = False  # a missing table reports itself once, not each of its keys
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix and name else (self.prefix or name)
+
+    def problem(self, name: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.source, self.key(name), message))
+
+    def get(self, name: str, kind: type, *, default: Any = _REQUIRED, check: Check | None = None) -> Any:
+        self.used.add(name)
+        if name not in self.data:
+            if default is not _REQUIRED:
+                return default
+            if not self.absent:
+                self.problem(name, "missing (required)")
+            return None
+        value = self.data[name]
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            self.problem(name, f"must be {_TYPE_NAMES[kind]}, got {type(value).__name__} {value!r}")
+            return None
+        error = check(value) if check else None
+        if error:
+            self.problem(name, error)
+            return None
+        return value
+
+    def path(self, name: str) -> Path | None:
+        text = self.get(name, str, check=_text(1, 4096))
+        return None if text is None else (self.base_dir / text).resolve()
+
+    def paths(self, name: str) -> tuple[Path, ...]:
+        self.used.add(name)
+        value = self.data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problem(name, f"must be a list of file paths, got {value!r}")
+            return ()
+        return tuple((self.base_dir / v).resolve() for v in value)
+
+    def table(self, name: str, *, required: bool = True) -> _Table:
+        self.used.add(name)
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                self.problem(name, "missing (required table)")
+        elif not isinstance(value, dict):
+            self.problem(name, f"must be a table, got {type(value).__name__}")
+        table = _Table(value if isinstance(value, dict) else {}, self.key(name), self.source, self.problems,
+                       self.base_dir)
+        table.absent = not isinstance(value, dict)
+        return table
+
+    def tables(self, name: str) -> list[_Table]:
+        self.used.add(name)
+        value = self.data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(name, f"must be an array of tables ([[{name}]]), got {type(value).__name__}")
+            return []
+        return [_Table(v, f"{self.key(name)}[{i}]", self.source, self.problems, self.base_dir)
+                for i, v in enumerate(value)]
+
+    def done(self) -> None:
+        for name in sorted(set(self.data) - self.used):
+            self.problem(name, "unknown key")
