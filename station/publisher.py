@@ -1,0 +1,31 @@
+"""Turns a framer draft into a signed CD-1.1 frame inside the outbox, under one sequence number.
+
+The sequence is allocated inside the outbox transaction and the frame is built and signed with it, so
+a crash leaves either a complete signed frame or nothing, and no number is ever used twice.
+"""
+
+from __future__ import annotations
+
+from gci_link.cd11 import build_data_frame, encode_frame, sign_all_channels, sign_frame
+from gci_link.keys import StationSigner
+from gci_link.outbox import Outbox
+from station.framer import FrameDraft
+
+DATA_KIND = "data"
+
+
+def publish(outbox: Outbox, draft: FrameDraft, *, creator: str, destination: str,
+            signer: StationSigner | None) -> int:
+    """Sign every channel and the frame (when a signer is given), store it, return its sequence."""
+
+    def build(sequence: int) -> bytes:
+        frame = build_data_frame(
+            draft.subframes, creator=creator, destination=destination, sequence=sequence,
+            nominal_time_ns=draft.nominal_time_ns, frame_time_length_ms=draft.frame_time_length_ms,
+        )
+        if signer is not None:
+            frame = sign_all_channels(frame, signer.key_id, signer.sign)
+            frame = sign_frame(frame, signer.key_id, signer.sign)
+        return encode_frame(frame)
+
+    return outbox.append(DATA_KIND, draft.nominal_time_ns, build)
