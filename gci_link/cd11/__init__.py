@@ -1,0 +1,64 @@
+"""CD-1.1 codec: frames of every type, channel status, Canadian compression, CRC-64, signature scopes.
+
+Decoding lets only Cd11FormatError out; encoding a decoded frame reproduces its bytes exactly.
+"""
+
+from __future__ import annotations
+
+from .bodies import (
+    AcknackBody,
+    AlertBody,
+    CommandRequestBody,
+    CommandResponseBody,
+    ConnectionBody,
+    FrameType,
+    Ims2MessageBody,
+    OptionBody,
+)
+from .crc import crc64, frame_crc_ok
+from .data import ChannelSubframe, DataBody, build_subframe
+from .errors import Cd11FormatError
+from .frame import (
+    Frame,
+    FrameHeader,
+    FrameTrailer,
+    build_data_frame,
+    decode_frame,
+    encode_frame,
+    frame_length,
+)
+from .signing import channel_signed_bytes, frame_signed_bytes, sign_all_channels, sign_channel, sign_frame
+from .status import ChannelStatus
+from .timefmt import format_time, parse_time
+
+__all__ = [
+    "AcknackBody",
+    "AlertBody",
+    "Cd11FormatError",
+    "ChannelStatus",
+    "ChannelSubframe",
+    "CommandRequestBody",
+    "CommandResponseBody",
+    "ConnectionBody",
+    "DataBody",
+    "Frame",
+    "FrameHeader",
+    "FrameTrailer",
+    "FrameType",
+    "Ims2MessageBody",
+    "OptionBody",
+    "build_data_frame",
+    "build_subframe",
+    "channel_signed_bytes",
+    "crc64",
+    "decode_frame",
+    "encode_frame",
+    "format_time",
+    "frame_crc_ok",
+    "frame_length",
+    "frame_signed_bytes",
+    "parse_time",
+    "sign_all_channels",
+    "sign_channel",
+    "sign_frame",
+]

@@ -1,0 +1,348 @@
+"""Data frame body (spec §6): channel subframe header, channel subframes, sample formats.
+
+Fields are located by walking sizes and pad4, never through the subframe's authentication offset;
+which of the two offset conventions (A or B, spec §8) a subframe used is remembered so that it is
+written back the way it came. Samples are decoded eagerly, so a frame that decodes is fully valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import canadian
+from .errors import Cd11FormatError
+from .status import ChannelStatus
+from .wire import Reader, Writer
+
+# uncompressed sample formats: code -> numpy dtype (s3 is handled separately)
+RAW_FORMATS: dict[str, str | None] = {"s4": ">i4", "s3": None, "s2": ">i2", "i4": "<i4", "i2": "<i2"}
+BYTES_PER_SAMPLE = {"s4": 4, "s3": 3, "s2": 2, "i4": 4, "i2": 2}
+NONE, CANADIAN_BEFORE_SIGNING, CANADIAN_AFTER_SIGNING, STEIM_BEFORE_SIGNING, STEIM_AFTER_SIGNING = range(5)
+CANADIAN = (CANADIAN_BEFORE_SIGNING, CANADIAN_AFTER_SIGNING)
+CONVENTION_SHIFT = {"A": 0, "B": 4}  # auth offset = (distance from subframe start to key id) - shift
+DESCRIPTION_SIZE = 24
+CHANNEL_ID_SIZE = 10
+MIN_SUBFRAME = 80
+
+
+def raw_samples(data: bytes, nsamp: int, data_format: str, *, offset: int = 0) -> np.ndarray:
+    """Uncompressed samples (transformation 0); up to 3 bytes after them are padding."""
+    if data_format not in BYTES_PER_SAMPLE:
+        raise Cd11FormatError(
+            f"unsupported uncompressed data format {data_format!r}", field="data format", offset=offset
+        )
+    need = nsamp * BYTES_PER_SAMPLE[data_format]
+    if not 0 <= len(data) - need < 4:
+        raise Cd11FormatError(
+            f"{nsamp} {data_format} samples need {need} bytes, data size is {len(data)}",
+            field="data size",
+            offset=offset,
+        )
+    if data_format == "s3":
+        b = np.frombuffer(data, dtype=np.uint8, count=need).reshape(-1, 3).astype(np.int32)
+        value = (b[:, 0] << 16) | (b[:, 1] << 8) | b[:, 2]
+        return np.where(value >= 1 << 23, value - (1 << 24), value).astype(np.int32)
+    return np.frombuffer(data, dtype=RAW_FORMATS[data_format], count=nsamp).astype(np.int32)
+
+
+def raw_bytes(samples: np.ndarray, data_format: str) -> bytes:
+    """Samples in an uncompressed format; ValueError if one does not fit."""
+    if data_format not in BYTES_PER_SAMPLE:
+        raise ValueError(f"unsupported uncompressed data format {data_format!r}")
+    x = np.asarray(samples, dtype=np.int64)
+    bits = 8 * BYTES_PER_SAMPLE[data_format]
+    if x.size and (x.min() < -(1 << (bits - 1)) or x.max() >= 1 << (bits - 1)):
+        raise ValueError(f"samples exceed the range of data format {data_format!r}")
+    if data_format == "s3":
+        u = (x & 0xFFFFFF).astype(np.uint32)
+        return np.stack([(u >> 16) & 0xFF, (u >> 8) & 0xFF, u & 0xFF], axis=1).astype(np.uint8).tobytes()
+    return x.astype(RAW_FORMATS[data_format]).tobytes()
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSubframe:
+    """One channel's 10 s (or so) of data; ``data`` is the channel data as transmitted."""
+
+    site: str
+    channel: str
+    location: str
+    data_format: str
+    transformation: int
+    sensor_type: int
+    option_flag: int
+    calib: float
+    calper: float
+    time_ns: int
+    time_length_ms: int
+    nsamp: int
+    status: ChannelStatus
+    data: bytes
+    subframe_count: int = 0
+    authentication: int = 0  # description byte 1: 1 when the subframe is signed
+    auth_key_id: int = 0
+    auth_value: bytes = b""
+    auth_offset_convention: str = "A"
+    samples: np.ndarray = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    v0: int | None = field(default=None, compare=False)  # Canadian v0 recovered from ``data``
+
+    @property
+    def sample_rate(self) -> float:
+        return self.nsamp * 1000.0 / self.time_length_ms if self.time_length_ms else 0.0
+
+
+def decode_samples(
+    data: bytes, nsamp: int, transformation: int, data_format: str, offset: int, *, transformation_offset: int
+) -> tuple[np.ndarray, int | None]:
+    """(samples, v0) of channel data at ``offset``; refuses Steim and unknown transformations."""
+    if transformation in CANADIAN:
+        decoded = canadian.decode_stream(data, nsamp, offset=offset)
+        return decoded.samples, decoded.v0
+    if transformation == NONE:
+        return raw_samples(data, nsamp, data_format, offset=offset), None
+    if transformation in (STEIM_BEFORE_SIGNING, STEIM_AFTER_SIGNING):
+        raise Cd11FormatError(
+            f"Steim compression (transformation {transformation}) is not supported",
+            field="transformation",
+            offset=transformation_offset,
+        )
+    raise Cd11FormatError(
+        f"unknown transformation {transformation}", field="transformation", offset=transformation_offset
+    )
+
+
+def read_subframe(r: Reader, index: int) -> ChannelSubframe:
+    s = r.pos
+    name = f"channel {index}"
+    length = r.i32(f"{name} channel length")
+    if length < MIN_SUBFRAME - 4 or length % 4 or s + 4 + length > r.end:
+        raise Cd11FormatError(
+            f"channel length {length} is not a multiple of 4 between {MIN_SUBFRAME - 4} and {r.end - s - 4}",
+            field=f"{name} channel length",
+            offset=s,
+        )
+    sub = Reader(r.buf, r.pos, s + 4 + length)
+    auth_offset = sub.i32(f"{name} authentication offset")
+    authentication = sub.take(1, f"{name} authentication")[0]
+    transformation = sub.take(1, f"{name} transformation")[0]
+    sensor_type = sub.take(1, f"{name} sensor type")[0]
+    option_flag = sub.take(1, f"{name} option flag")[0]
+    site, channel, location = (
+        sub.text(5, f"{name} site"),
+        sub.text(3, f"{name} channel"),
+        sub.text(2, f"{name} location"),
+    )
+    data_format = sub.text(2, f"{name} data format")
+    calib, calper = sub.f32(f"{name} calib"), sub.f32(f"{name} calper")
+    time_ns = sub.time(f"{name} time stamp")
+    time_length_ms = sub.i32(f"{name} subframe time length")
+    at = sub.pos
+    nsamp = sub.i32(f"{name} samples")
+    if nsamp < 0:
+        raise Cd11FormatError(f"negative sample count {nsamp}", field=f"{name} samples", offset=at)
+    status = ChannelStatus(sub.sized(f"{name} channel status"))
+    data_offset = sub.pos + 4
+    data = sub.sized(f"{name} channel data")
+    subframe_count = sub.i32(f"{name} subframe count")
+    key_position = sub.pos - s
+    auth_key_id = sub.u32(f"{name} authentication key id")
+    auth_value = sub.sized(f"{name} authentication value")
+    sub.expect_end(f"{name} (walked fields vs channel length)")
+    matches = [conv for conv, shift in CONVENTION_SHIFT.items() if auth_offset == key_position - shift]
+    if not matches:
+        raise Cd11FormatError(
+            f"authentication offset {auth_offset} fits neither convention A ({key_position}) "
+            f"nor B ({key_position - 4})",
+            field=f"{name} authentication offset",
+            offset=s + 4,
+        )
+    try:
+        samples, v0 = decode_samples(
+            data, nsamp, transformation, data_format, data_offset, transformation_offset=s + 9
+        )
+    except Cd11FormatError as exc:  # say which channel
+        raise Cd11FormatError(exc.reason, field=f"{name} {exc.field}", offset=exc.offset) from None
+    r.pos = sub.pos
+    return ChannelSubframe(
+        site=site,
+        channel=channel,
+        location=location,
+        data_format=data_format,
+        transformation=transformation,
+        sensor_type=sensor_type,
+        option_flag=option_flag,
+        calib=calib,
+        calper=calper,
+        time_ns=time_ns,
+        time_length_ms=time_length_ms,
+        nsamp=nsamp,
+        status=status,
+        data=data,
+        subframe_count=subframe_count,
+        authentication=authentication,
+        auth_key_id=auth_key_id,
+        auth_value=auth_value,
+        auth_offset_convention=matches[0],
+        samples=samples,
+        v0=v0,
+    )
+
+
+def write_signed_part(w: Writer, sub: ChannelSubframe, data: bytes | None = None) -> None:
+    """Description through subframe count: the bytes a channel signature covers (spec §9)."""
+    for value, name in (
+        (sub.authentication, "authentication"),
+        (sub.transformation, "transformation"),
+        (sub.sensor_type, "sensor type"),
+        (sub.option_flag, "option flag"),
+    ):
+        if not 0 <= value <= 255:
+            raise Cd11FormatError(f"{value} does not fit in one byte", field=name, offset=w.pos)
+        w.raw(bytes([value]))
+    w.text(sub.site, 5, "site")
+    w.text(sub.channel, 3, "channel")
+    w.text(sub.location, 2, "location")
+    w.text(sub.data_format, 2, "data format")
+    w.f32(sub.calib, "calib")
+    w.f32(sub.calper, "calper")
+    w.time(sub.time_ns, "time stamp")
+    w.i32(sub.time_length_ms, "subframe time length")
+    w.i32(sub.nsamp, "samples")
+    w.sized(sub.status.raw, "channel status")
+    w.sized(sub.data if data is None else data, "channel data")
+    w.i32(sub.subframe_count, "subframe count")
+
+
+def write_subframe(w: Writer, sub: ChannelSubframe) -> None:
+    if sub.auth_offset_convention not in CONVENTION_SHIFT:
+        raise Cd11FormatError(
+            f"unknown convention {sub.auth_offset_convention!r}",
+            field="authentication offset",
+            offset=w.pos + 4,
+        )
+    body = Writer(w.pos + 8)
+    write_signed_part(body, sub)
+    key_position = 8 + len(body.out)
+    body.u32(sub.auth_key_id, "authentication key id")
+    body.sized(bytes(sub.auth_value), "authentication value")
+    w.i32(4 + len(body.out), "channel length")
+    w.i32(key_position - CONVENTION_SHIFT[sub.auth_offset_convention], "authentication offset")
+    w.raw(body.out)
+
+
+@dataclass(frozen=True, slots=True)
+class DataBody:
+    """Body of a data frame (also used for CD-1 encapsulation frames, parsed the same way)."""
+
+    nominal_time_ns: int
+    channels: tuple[ChannelSubframe, ...]
+    frame_time_length_ms: int = 10_000
+    # (site, channel, location) of the channel string when it differs from the subframes' own
+    # (LBTB says BW there and US in the subframes); None = taken from the subframes.
+    channel_ids: tuple[tuple[str, str, str], ...] | None = None
+
+    @property
+    def ids(self) -> tuple[tuple[str, str, str], ...]:
+        if self.channel_ids is not None:
+            return self.channel_ids
+        return tuple((c.site, c.channel, c.location) for c in self.channels)
+
+    @classmethod
+    def read(cls, r: Reader) -> DataBody:
+        at = r.pos
+        nchan = r.i32("number of channels")
+        if nchan < 0 or nchan * (MIN_SUBFRAME + CHANNEL_ID_SIZE) > r.end - r.pos:
+            raise Cd11FormatError(
+                f"{nchan} channels cannot fit in {r.end - r.pos} bytes", field="number of channels", offset=at
+            )
+        frame_time_length_ms = r.i32("frame time length")
+        nominal_time_ns = r.time("nominal time")
+        at = r.pos
+        ids = r.sized("channel string")
+        if len(ids) != CHANNEL_ID_SIZE * nchan:
+            raise Cd11FormatError(
+                f"{len(ids)} bytes disagree with {nchan} channels (10 bytes each)",
+                field="channel string size",
+                offset=at,
+            )
+        channel_ids = tuple(
+            (r_.text(5, "site"), r_.text(3, "channel"), r_.text(2, "location"))
+            for r_ in (Reader(ids, i * CHANNEL_ID_SIZE, (i + 1) * CHANNEL_ID_SIZE) for i in range(nchan))
+        )
+        channels = tuple(read_subframe(r, i) for i in range(nchan))
+        own_ids = tuple((c.site, c.channel, c.location) for c in channels)
+        return cls(
+            nominal_time_ns, channels, frame_time_length_ms, None if channel_ids == own_ids else channel_ids
+        )
+
+    def write(self, w: Writer) -> None:
+        ids = self.ids
+        if len(ids) != len(self.channels):
+            raise Cd11FormatError(
+                f"{len(ids)} channel ids for {len(self.channels)} channels",
+                field="channel string",
+                offset=w.pos,
+            )
+        w.i32(len(self.channels), "number of channels")
+        w.i32(self.frame_time_length_ms, "frame time length")
+        w.time(self.nominal_time_ns, "nominal time")
+        ids_writer = Writer(w.pos + 4)
+        for site, channel, location in ids:
+            ids_writer.text(site, 5, "site")
+            ids_writer.text(channel, 3, "channel")
+            ids_writer.text(location, 2, "location")
+        w.sized(bytes(ids_writer.out), "channel string")
+        for sub in self.channels:
+            write_subframe(w, sub)
+
+
+def build_subframe(
+    samples: Sequence[int] | np.ndarray,
+    *,
+    site: str,
+    channel: str,
+    time_ns: int,
+    sample_rate: float,
+    location: str = "",
+    calib: float = 1.0,
+    calper: float = 1.0,
+    sensor_type: int = 0,
+    data_format: str = "s4",
+    transformation: int = CANADIAN_BEFORE_SIGNING,
+    status: ChannelStatus | None = None,
+    option_flag: int = 1,
+    subframe_count: int = 0,
+    v0: int | None = None,
+) -> ChannelSubframe:
+    """A subframe from int32 samples and metadata, compressed as asked, unsigned (for a signer to fill)."""
+    x = np.ascontiguousarray(samples, dtype=np.int32)
+    if transformation in CANADIAN:
+        if data_format not in BYTES_PER_SAMPLE:
+            raise ValueError(f"unsupported data format {data_format!r}")
+        data = canadian.encode(x, v0)
+        v0 = canadian.decode_stream(data, len(x)).v0
+    elif transformation == NONE:
+        data, v0 = raw_bytes(x, data_format), None
+    else:
+        raise ValueError(f"cannot build subframes with transformation {transformation} (only 0, 1, 2)")
+    return ChannelSubframe(
+        site=site,
+        channel=channel,
+        location=location,
+        data_format=data_format,
+        transformation=transformation,
+        sensor_type=sensor_type,
+        option_flag=option_flag,
+        calib=float(np.float32(calib)),
+        calper=float(np.float32(calper)),
+        time_ns=time_ns,
+        time_length_ms=round(len(x) * 1000 / sample_rate),
+        nsamp=len(x),
+        status=status or ChannelStatus.format1(),
+        data=data,
+        subframe_count=subframe_count,
+        samples=x,
+        v0=v0,
+    )
