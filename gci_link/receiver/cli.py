@@ -1,0 +1,99 @@
+"""``ims idc run`` (the IDC receiver daemon) and ``ims idc status`` (the link metrics table)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+
+from gci_link.receiver.config import ConfigError, IdcConfig, load_config
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("idc", help="IDC end of the GCI link: receive, verify, archive")
+    sub = parser.add_subparsers(dest="idc_command", required=True, metavar="ACTION")
+    run = sub.add_parser("run", help="run the receiver until SIGTERM")
+    run.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    run.set_defaults(func=cmd_run)
+    status = sub.add_parser("status", help="availability, gaps, timeliness, latency, authentication")
+    status.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    status.add_argument("--window", type=int, default=None, help="availability window in seconds")
+    status.set_defaults(func=cmd_status)
+
+
+def _load(path: str) -> IdcConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"ims idc: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import zmq
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from gci_link.keys import KeyMaterialError, TrustStore
+    from gci_link.receiver.metrics import MetricsCollector
+    from gci_link.receiver.server import Receiver
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    try:
+        trust = TrustStore.load(config.trust_dir)
+    except KeyMaterialError as exc:
+        print(f"ims idc: trust store: {exc}", file=sys.stderr)
+        return 2
+    receiver = Receiver(config, trust)
+    try:
+        receiver.start()
+    except (zmq.ZMQError, ValueError) as exc:
+        print(f"ims idc: cannot start: {exc}", file=sys.stderr)
+        receiver.close()
+        return 2
+    httpd = None
+    if config.prometheus_port:
+        registry = CollectorRegistry()
+        registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, time.time_ns))
+        httpd, _ = start_http_server(config.prometheus_port, registry=registry)
+        log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        receiver.run(stop)
+    finally:
+        receiver.close()
+        if httpd is not None:
+            httpd.shutdown()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gci_link.receiver.metrics import MetricsStore, format_table
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    path = config.root / "metrics.sqlite"
+    if not path.exists():
+        print(f"ims idc: no metrics yet at {path} (has the receiver run?)", file=sys.stderr)
+        return 1
+    store = MetricsStore(path)
+    try:
+        window = args.window or config.metrics_window_s
+        print(format_table(store.channel_reports(time.time_ns(), window), store.counters()))
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,70 @@
+"""Per-station CD-1.1 gap list: which sequence numbers have been received, as disjoint intervals.
+
+CD-1.1 semantics (spec §5.3): lowest and highest are inclusive; a gap is (start inclusive, end exclusive);
+an empty list reports lowest 0, highest -1. Sequence numbers are unsigned 64-bit; they are kept as
+Python ints in [0, 2**64). Received numbers are stored as half-open intervals [start, end) so the list
+stays small when frames arrive in order, and so it can be saved as rows and restored after a restart.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+SEQ_LIMIT = 1 << 64
+
+
+class GapList:
+    """Received sequence numbers of one frame set; ``add`` reports whether a number is new."""
+
+    def __init__(self, intervals: list[tuple[int, int]] | None = None) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for start, end in sorted(intervals or []):
+            if not 0 <= start < end <= SEQ_LIMIT:
+                raise ValueError(f"gap list interval [{start}, {end}) is empty or outside 0..2**64")
+            if self._ends and start <= self._ends[-1]:
+                self._ends[-1] = max(self._ends[-1], end)
+            else:
+                self._starts.append(start)
+                self._ends.append(end)
+
+    def __contains__(self, seq: int) -> bool:
+        i = bisect.bisect_right(self._starts, seq) - 1
+        return i >= 0 and seq < self._ends[i]
+
+    def add(self, seq: int) -> bool:
+        """Record ``seq``; True if it was not received before (a duplicate returns False)."""
+        if not 0 <= seq < SEQ_LIMIT:
+            raise ValueError(f"sequence number {seq} outside the unsigned 64-bit range")
+        if seq in self:
+            return False
+        i = bisect.bisect_right(self._starts, seq)  # first interval starting after seq
+        joins_left = i > 0 and self._ends[i - 1] == seq
+        joins_right = i < len(self._starts) and self._starts[i] == seq + 1
+        if joins_left and joins_right:
+            self._ends[i - 1] = self._ends[i]
+            del self._starts[i], self._ends[i]
+        elif joins_left:
+            self._ends[i - 1] = seq + 1
+        elif joins_right:
+            self._starts[i] = seq
+        else:
+            self._starts.insert(i, seq)
+            self._ends.insert(i, seq + 1)
+        return True
+
+    @property
+    def lowest(self) -> int:
+        return self._starts[0] if self._starts else 0
+
+    @property
+    def highest(self) -> int:
+        return self._ends[-1] - 1 if self._ends else -1
+
+    def gaps(self) -> list[tuple[int, int]]:
+        """Missing ranges inside lowest..highest, as (first missing, next present), ascending."""
+        return list(zip(self._ends[:-1], self._starts[1:], strict=True))
+
+    def intervals(self) -> list[tuple[int, int]]:
+        """Received ranges [start, end) for saving; ``GapList(intervals)`` restores the same list."""
+        return list(zip(self._starts, self._ends, strict=True))

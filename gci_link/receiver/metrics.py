@@ -1,0 +1,214 @@
+"""Per-station and per-channel link metrics in SQLite, shared by ``ims idc status`` and Prometheus.
+
+Availability is measured from what was archived: the data-time coverage of each channel is kept as
+merged intervals, so a window's availability is covered time / window and its gaps are the holes between
+intervals. Counters (frames, duplicates, rejections by reason, channel authentication outcomes) and the
+latest timeliness/latency inputs are plain rows. Both readers open their own connection, so the
+Prometheus scrape thread never shares one with the receiver loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+NS = 1_000_000_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS coverage (station TEXT, channel TEXT, start_ns INTEGER, end_ns INTEGER,
+                                     rate REAL);
+CREATE INDEX IF NOT EXISTS coverage_by_end ON coverage (station, channel, end_ns);
+CREATE TABLE IF NOT EXISTS channels (station TEXT, channel TEXT, newest_end_ns INTEGER, latency_ns INTEGER,
+                                     authenticated INTEGER, failed INTEGER, unsigned INTEGER,
+                                     PRIMARY KEY (station, channel));
+CREATE TABLE IF NOT EXISTS counters (station TEXT, name TEXT, value INTEGER, PRIMARY KEY (station, name));
+"""
+
+
+@dataclass(frozen=True)
+class ChannelReport:
+    station: str
+    channel: str  # SITE.CHAN.LOC
+    availability_pct: float
+    gap_count: int
+    longest_gap_s: float
+    timeliness_s: float | None
+    latency_s: float | None
+    authenticated_pct: float | None
+
+
+class MetricsStore:
+    """Writes link metrics as frames are archived or rejected; computes reports over a window."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def count(self, station: str, name: str, n: int = 1) -> None:
+        """Add ``n`` to a per-station counter such as ``frames`` or ``rejected:crc``."""
+        self._db.execute(
+            "INSERT INTO counters VALUES (?, ?, ?) "
+            "ON CONFLICT (station, name) DO UPDATE SET value = value + ?",
+            (station, name, n, n),
+        )
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        return {(s, n): v for s, n, v in self._db.execute("SELECT station, name, value FROM counters")}
+
+    def channel_seen(
+        self,
+        station: str,
+        channel: str,
+        outcome: str,
+        latency_ns: int | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        rate: float = 0.0,
+    ) -> None:
+        """One subframe: its authentication outcome and, if archived, its data-time span and latency."""
+        if outcome not in ("authenticated", "failed", "unsigned"):
+            raise ValueError(f"unknown channel authentication outcome {outcome!r}")
+        self._db.execute("BEGIN")
+        self._db.execute(
+            "INSERT INTO channels VALUES (?, ?, NULL, NULL, 0, 0, 0) ON CONFLICT DO NOTHING",
+            (station, channel),
+        )
+        self._db.execute(
+            f"UPDATE channels SET {outcome} = {outcome} + 1 WHERE station = ? AND channel = ?",
+            (station, channel),
+        )
+        if start_ns is not None and end_ns is not None:
+            self._db.execute(
+                "UPDATE channels SET newest_end_ns = MAX(COALESCE(newest_end_ns, ?), ?), latency_ns = ? "
+                "WHERE station = ? AND channel = ?",
+                (end_ns, end_ns, latency_ns, station, channel),
+            )
+            self._add_coverage(station, channel, start_ns, end_ns, rate)
+        self._db.execute("COMMIT")
+
+    def _add_coverage(self, station: str, channel: str, start_ns: int, end_ns: int, rate: float) -> None:
+        """Merge [start, end) into the channel's intervals (touching within half a sample counts)."""
+        slack = int(NS / rate / 2) if rate > 0 else 0
+        rows = self._db.execute(
+            "SELECT rowid, start_ns, end_ns FROM coverage WHERE station = ? AND channel = ? "
+            "AND end_ns >= ? AND start_ns <= ?",
+            (station, channel, start_ns - slack, end_ns + slack),
+        ).fetchall()
+        for rowid, s, e in rows:
+            start_ns, end_ns = min(start_ns, s), max(end_ns, e)
+            self._db.execute("DELETE FROM coverage WHERE rowid = ?", (rowid,))
+        self._db.execute(
+            "INSERT INTO coverage VALUES (?, ?, ?, ?, ?)", (station, channel, start_ns, end_ns, rate)
+        )
+
+    def prune(self, before_ns: int) -> None:
+        """Forget coverage that ended before ``before_ns`` (keeps the table bounded)."""
+        self._db.execute("DELETE FROM coverage WHERE end_ns < ?", (before_ns,))
+
+    def channel_reports(self, now_ns: int, window_s: int) -> list[ChannelReport]:
+        start = now_ns - window_s * NS
+        reports = []
+        channels = self._db.execute(
+            "SELECT station, channel, newest_end_ns, latency_ns, authenticated, failed, unsigned "
+            "FROM channels ORDER BY station, channel"
+        ).fetchall()
+        for station, channel, newest, latency, ok, failed, unsigned in channels:
+            spans = self._db.execute(
+                "SELECT MAX(start_ns, ?), MIN(end_ns, ?) FROM coverage WHERE station = ? AND channel = ? "
+                "AND end_ns > ? AND start_ns < ? ORDER BY start_ns",
+                (start, now_ns, station, channel, start, now_ns),
+            ).fetchall()
+            covered = sum(e - s for s, e in spans)
+            holes = [b[0] - a[1] for a, b in zip(spans, spans[1:], strict=False) if b[0] > a[1]]
+            total = ok + failed + unsigned
+            reports.append(
+                ChannelReport(
+                    station,
+                    channel,
+                    availability_pct=100.0 * covered / (window_s * NS) if window_s else 0.0,
+                    gap_count=len(holes),
+                    longest_gap_s=max(holes, default=0) / NS,
+                    timeliness_s=None if newest is None else (now_ns - newest) / NS,
+                    latency_s=None if latency is None else latency / NS,
+                    authenticated_pct=100.0 * ok / total if total else None,
+                )
+            )
+        return reports
+
+
+def format_table(reports: list[ChannelReport], counters: dict[tuple[str, str], int]) -> str:
+    """The ``ims idc status`` table: one line per channel, then per-station counters."""
+
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    lines = [
+        f"{'STATION':8} {'CHANNEL':16} {'AVAIL%':>7} {'GAPS':>5} {'LONGEST_S':>10} {'TIMELY_S':>10} "
+        f"{'LATENCY_S':>10} {'AUTH%':>6}"
+    ]
+    for r in reports:
+        lines.append(
+            f"{r.station:8} {r.channel:16} {r.availability_pct:7.2f} {r.gap_count:5d} "
+            f"{r.longest_gap_s:10.1f} {num(r.timeliness_s, '10.1f'):>10} "
+            f"{num(r.latency_s, '10.3f'):>10} "
+            f"{num(r.authenticated_pct, '6.1f'):>6}"
+        )
+    if counters:
+        lines.append("")
+        lines.append(f"{'STATION':8} {'COUNTER':32} {'VALUE':>10}")
+        for (station, name), value in sorted(counters.items()):
+            lines.append(f"{station:8} {name:32} {value:10d}")
+    return "\n".join(lines)
+
+
+class MetricsCollector(Collector):
+    """Prometheus view of a metrics database, computed at scrape time from its own connection."""
+
+    def __init__(self, path: Path, window_s: int, clock) -> None:
+        self._path = path
+        self._window_s = window_s
+        self._clock = clock
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        store = MetricsStore(self._path)
+        try:
+            reports = store.channel_reports(self._clock(), self._window_s)
+            counters = store.counters()
+        finally:
+            store.close()
+        labels = ["station", "channel"]
+        gauges = {
+            "availability_percent": ("Archived share of the window", lambda r: r.availability_pct),
+            "gaps": ("Holes between archived data in the window", lambda r: r.gap_count),
+            "longest_gap_seconds": ("Longest hole in the window", lambda r: r.longest_gap_s),
+            "timeliness_seconds": ("Now minus the end of the newest sample", lambda r: r.timeliness_s),
+            "latency_seconds": ("Arrival minus the end of the last frame's data", lambda r: r.latency_s),
+            "authenticated_percent": ("Subframes whose signature verified", lambda r: r.authenticated_pct),
+        }
+        for name, (doc, value) in gauges.items():
+            family = GaugeMetricFamily(f"ims_idc_channel_{name}", doc, labels=labels)
+            for r in reports:
+                v = value(r)
+                if v is not None:
+                    family.add_metric([r.station, r.channel], float(v))
+            yield family
+        family = CounterMetricFamily(
+            "ims_idc_station_events",
+            "Frames, duplicates and rejections by reason",
+            labels=["station", "event"],
+        )
+        for (station, name), value in counters.items():
+            family.add_metric([station, name], value)
+        yield family

@@ -1,0 +1,425 @@
+"""ZeroMQ adapter of the IDC receiver: ROUTER sockets in, verified frames archived, acknacks out.
+
+One CD-1.1 frame per ZeroMQ message; stations use DEALER sockets so the ROUTER sees [identity, frame].
+The connection-manager endpoint answers Connection Requests from configured stations; the data endpoint
+(the same socket unless configured apart) takes options, data, acknacks and alerts. Sessions are keyed
+by station; acknacks go to the connection that most recently delivered a verified frame of that station.
+Every message is handled inside one try block: whatever goes wrong is logged with station and reason,
+counted, quarantined, and the loop carries on with the next message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import zmq
+
+from gci_link.cd11 import (
+    AcknackBody,
+    AlertBody,
+    CommandResponseBody,
+    ConnectionBody,
+    DataBody,
+    Frame,
+    FrameHeader,
+    FrameType,
+    Ims2MessageBody,
+    OptionBody,
+    decode_frame,
+    encode_frame,
+)
+from gci_link.keys import TrustStore
+from gci_link.pacing import TokenBucket
+from gci_link.receiver.config import IdcConfig, StationConfig
+from gci_link.receiver.curve import ZapHandler, configure_curve_server
+from gci_link.receiver.metrics import MetricsStore
+from gci_link.receiver.session import SessionTimings, StationSession
+from gci_link.receiver.stores import MessageStore, Quarantine, SdsArchive, Segment, StationStore
+from gci_link.receiver.verify import CheckedFrame, Rejection, channel_label, check_frame, signed_content
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+BATCH = 64  # messages taken from one socket before the others get a turn
+MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
+LINGER_MS = 1000
+
+
+class Receiver:
+    """The IDC end of the GCI link; ``start`` binds, ``step`` runs one poll round, ``close`` flushes."""
+
+    def __init__(
+        self,
+        config: IdcConfig,
+        trust: TrustStore,
+        clock: Callable[[], int] = time.time_ns,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.config = config
+        self.trust = trust
+        self.clock = clock
+        self._own_context = context is None
+        self.ctx = context or zmq.Context()
+        root = config.root
+        root.mkdir(parents=True, exist_ok=True)
+        self.quarantine = Quarantine(root / "quarantine.sqlite", config.quarantine_max_bytes)
+        self.metrics = MetricsStore(root / "metrics.sqlite")
+        self.sds = SdsArchive(config.sds_root, config.record_length)
+        self.messages = MessageStore(root / "ims2")
+        self.timings = SessionTimings(
+            acknack_interval_ns=int(config.acknack_interval_s * NS),
+            silence_ns=int(config.silence_timeout_s * NS),
+            max_reported_gaps=config.max_reported_gaps,
+        )
+        self.sessions: dict[str, StationSession] = {}
+        self._stores: dict[str, StationStore] = {}
+        self._routes: dict[str, tuple[zmq.Socket, bytes]] = {}
+        self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
+        self._sockets: list[zmq.Socket] = []
+        self._zap: ZapHandler | None = None
+        self._poller = zmq.Poller()
+        self._last_prune_ns = 0
+        self.connection_endpoint = ""
+        self.data_endpoint = ""
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Finish half-done archiving from a previous run, then bind the endpoints."""
+        self._recover()
+        if self.config.curve is not None:
+            self._zap = ZapHandler(self.ctx, self.config.curve.authorized_keys_dir)
+            self._poller.register(self._zap.socket, zmq.POLLIN)
+        conn = self._bind(self.config.connection_endpoint)
+        self.connection_endpoint = conn.getsockopt_string(zmq.LAST_ENDPOINT)
+        if self.config.data_endpoint is None:
+            self.data_endpoint = self.connection_endpoint
+        else:
+            data = self._bind(self.config.data_endpoint)
+            self.data_endpoint = data.getsockopt_string(zmq.LAST_ENDPOINT)
+        log.info(
+            "IDC receiver listening",
+            extra={"connection_endpoint": self.connection_endpoint, "data_endpoint": self.data_endpoint},
+        )
+
+    def _bind(self, endpoint: str) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.LINGER, LINGER_MS)
+        sock.setsockopt(zmq.MAXMSGSIZE, 16 * self.config.max_frame_bytes)  # hard memory bound
+        if self.config.curve is not None:
+            configure_curve_server(sock, self.config.curve.secret_key)
+        sock.bind(endpoint)
+        self._sockets.append(sock)
+        self._poller.register(sock, zmq.POLLIN)
+        return sock
+
+    def run(self, stop: threading.Event, poll_ms: int = 100) -> None:
+        """Serve until ``stop`` is set (the CLI sets it on SIGTERM)."""
+        while not stop.is_set():
+            self.step(poll_ms)
+
+    def close(self) -> None:
+        """Tell every open session we are going, close sockets and stores."""
+        for station, session in list(self.sessions.items()):
+            if not session.closed:
+                self._send(station, FrameType.ALERT, AlertBody(b"IDC receiver shutting down"))
+        for sock in self._sockets:
+            sock.close(linger=LINGER_MS)
+        if self._zap is not None:
+            self._zap.close()
+        for store in self._stores.values():
+            store.close()
+        self.quarantine.close()
+        self.metrics.close()
+        if self._own_context:
+            self.ctx.term()
+        log.info("IDC receiver stopped")
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def step(self, timeout_ms: int = 100) -> None:
+        """Wait up to ``timeout_ms`` for messages, handle a fair batch from each socket, then acknack."""
+        events = dict(self._poller.poll(timeout_ms))
+        if self._zap is not None and self._zap.socket in events:
+            try:
+                self._zap.handle()
+            except Exception:  # a broken handshake request must not stop the receiver
+                log.exception("ZAP request handling failed")
+        for sock in self._sockets:
+            if sock not in events:
+                continue
+            for _ in range(BATCH):
+                try:
+                    parts = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._on_message(sock, parts)
+        self._service_sessions()
+
+    def _service_sessions(self) -> None:
+        now = self.clock()
+        for station, session in list(self.sessions.items()):
+            for body in session.poll(now):
+                kind = FrameType.ACKNACK if isinstance(body, AcknackBody) else FrameType.ALERT
+                self._send(station, kind, body)
+            if session.closed:
+                del self.sessions[station]
+                self._routes.pop(station, None)
+        if now - self._last_prune_ns > 60 * NS:
+            self._last_prune_ns = now
+            self.metrics.prune(now - self.config.metrics_window_s * NS)
+
+    def _on_message(self, sock: zmq.Socket, parts: list[bytes]) -> None:
+        identity = parts[0]
+        peer = identity.hex()
+        now = self.clock()
+        raw = parts[1] if len(parts) == 2 else b"".join(parts[1:])
+        try:
+            if len(parts) != 2:
+                raise Rejection("multipart", f"{len(parts) - 1} message parts; one CD-1.1 frame per message")
+            if len(raw) > self.config.max_frame_bytes:
+                raise Rejection(
+                    "oversized", f"{len(raw)} bytes exceeds the {self.config.max_frame_bytes}-byte limit"
+                )
+            if raw[:4] == FrameType.CONNECTION_REQUEST.to_bytes(4, "big") and not self._admit(identity, now):
+                self.metrics.count("?", "connect_rate_limited")
+                return
+            self._on_frame(sock, identity, raw, now)
+        except Rejection as exc:
+            self._reject(peer, raw, now, exc)
+        except Exception as exc:  # never die on bad input: log, count, keep the bytes, go on
+            log.exception("frame handling failed", extra={"peer": peer, "reason": str(exc)})
+            self._reject(peer, raw, now, Rejection("internal", f"{type(exc).__name__}: {exc}"))
+
+    def _reject(self, peer: str, raw: bytes, now: int, exc: Rejection) -> None:
+        log.warning(
+            "frame rejected",
+            extra={
+                "station": exc.station,
+                "peer": peer,
+                "seq": exc.seq,
+                "kind": exc.kind,
+                "reason": exc.detail,
+            },
+        )
+        self.metrics.count(exc.station, f"rejected:{exc.kind}")
+        for check in exc.channels:
+            self.metrics.channel_seen(exc.station, check.channel, check.outcome)
+        self.quarantine.put(now, peer, exc.station, exc.seq, str(exc), raw)
+
+    def _admit(self, identity: bytes, now: int) -> bool:
+        """Token bucket per identity, so a flood of connection requests cannot crowd out stations."""
+        bucket = self._buckets.pop(identity, None)
+        if bucket is None:
+            bucket = TokenBucket(self.config.connect_rate_per_s, self.config.connect_burst, now)
+        self._buckets[identity] = bucket
+        if len(self._buckets) > MAX_RATE_BUCKETS:
+            self._buckets.popitem(last=False)
+        if bucket.ready_at(now) > now:
+            return False
+        bucket.charge(1, now)
+        return True
+
+    # ---- frames ----------------------------------------------------------------------------------
+
+    def _on_frame(self, sock: zmq.Socket, identity: bytes, raw: bytes, now: int) -> None:
+        checked = check_frame(raw, self.trust, self.config.stations, now)
+        frame, station = checked.frame, checked.station
+        kind = frame.header.frame_type
+        if kind == FrameType.CONNECTION_REQUEST:
+            self._on_connection_request(sock, identity, frame, now)
+            return
+        session = self.sessions.get(station)
+        if session is None:
+            raise Rejection(
+                "no_session",
+                "no open session: send a Connection Request first",
+                station,
+                frame.header.sequence,
+            )
+        session.frame_received(now)
+        self._routes[station] = (sock, identity)  # the frame verified: acknacks follow this connection
+        if kind in (FrameType.DATA, FrameType.IMS2_MESSAGE):
+            self._on_data(session, checked, raw, now)
+        elif kind == FrameType.OPTION_REQUEST:
+            assert isinstance(frame.body, OptionBody)
+            self._send(station, FrameType.OPTION_RESPONSE, frame.body)
+        elif kind == FrameType.ACKNACK:
+            pass  # the station's heartbeat; it has nothing we sent to report on
+        elif kind == FrameType.ALERT:
+            assert isinstance(frame.body, AlertBody)
+            session.peer_alert(frame.body)
+            del self.sessions[station]
+            self._routes.pop(station, None)
+        elif kind == FrameType.COMMAND_RESPONSE:
+            assert isinstance(frame.body, CommandResponseBody)
+            log.info("command response", extra={"station": station, "response": frame.body.response[:200]})
+            self.metrics.count(station, "command_responses")
+        else:
+            raise Rejection(
+                "unexpected_type", f"frame type {kind} is not sent to an IDC", station, frame.header.sequence
+            )
+
+    def _on_connection_request(self, sock: zmq.Socket, identity: bytes, frame: Frame, now: int) -> None:
+        assert isinstance(frame.body, ConnectionBody)
+        station = frame.header.creator
+        if frame.body.station and frame.body.station != station:
+            raise Rejection(
+                "creator_mismatch", f"connection request names {frame.body.station!r} in its body", station
+            )
+        old = self.sessions.get(station)
+        gaps = old.gaps if old is not None else self._store(station).gap_list()
+        self.sessions[station] = StationSession(
+            station, gaps, now, self.timings, frame.header.destination or "0"
+        )
+        self._routes[station] = (sock, identity)
+        self.metrics.count(station, "connections")
+        log.info(
+            "session opened",
+            extra={
+                "station": station,
+                "peer": identity.hex(),
+                "lowest": gaps.lowest,
+                "highest": gaps.highest,
+            },
+        )
+        self._send(station, FrameType.CONNECTION_RESPONSE, self._connection_response())
+
+    def _connection_response(self) -> ConnectionBody:
+        """Stay on this socket (address and port 0) or name the data ROUTER's host and port."""
+        ip = port = 0
+        if self.data_endpoint != self.connection_endpoint:
+            host, _, port_text = self.data_endpoint.removeprefix("tcp://").rpartition(":")
+            port = int(port_text)
+            advertised = self.config.advertise_address
+            ip = int.from_bytes(bytes(int(x) for x in advertised.split(".")), "big") if advertised else 0
+        return ConnectionBody(
+            station=self.config.responder_name, station_type="IDC", ip_address=ip, port=port
+        )
+
+    def _on_data(self, session: StationSession, checked: CheckedFrame, raw: bytes, now: int) -> None:
+        station, frame = checked.station, checked.frame
+        seq = frame.header.sequence
+        store = self._store(station)
+        if session.is_duplicate(seq):
+            stored = store.raw_frame(seq)
+            if (
+                stored is not None
+                and stored != raw
+                and signed_content(decode_frame(stored)) != signed_content(frame)
+            ):
+                raise Rejection(
+                    "replay", f"sequence {seq} was already received with different content", station, seq
+                )
+            self.metrics.count(station, "duplicates")
+            session.duplicate_seen()
+            return
+        pieces = []
+        if isinstance(frame.body, DataBody):
+            for seg in self._segments(self.config.stations[station], frame.body):
+                pieces += self.sds.split_by_day(seg)
+        elif isinstance(frame.body, Ims2MessageBody):
+            self.messages.write(station, seq, now, frame.body.message)
+        session.gaps.add(seq)
+        try:
+            store.commit(seq, now, raw, session.gaps, self.sds.sizes_before(pieces))
+        except BaseException:
+            session.gaps = store.gap_list()  # the commit did not happen; forget the in-memory add
+            raise
+        if pieces:
+            self.sds.append(pieces)
+            store.archived(seq)
+        session.committed(seq)
+        self.metrics.count(station, "frames")
+        if isinstance(frame.body, DataBody):
+            self._channel_metrics(station, frame.body, checked, now)
+
+    def _segments(self, station: StationConfig, body: DataBody) -> list[Segment]:
+        return [
+            Segment(
+                station.network,
+                sub.site,
+                sub.location,
+                sub.channel,
+                sub.time_ns,
+                sub.sample_rate,
+                sub.samples,
+            )
+            for sub in body.channels
+            if sub.nsamp and sub.sample_rate > 0
+        ]
+
+    def _channel_metrics(self, station: str, body: DataBody, checked: CheckedFrame, now: int) -> None:
+        for sub, check in zip(body.channels, checked.channels, strict=True):
+            start = sub.time_ns
+            end = start + sub.time_length_ms * 1_000_000
+            self.metrics.channel_seen(
+                station,
+                channel_label(sub.site, sub.channel, sub.location),
+                check.outcome,
+                latency_ns=now - end,
+                start_ns=start,
+                end_ns=end,
+                rate=sub.sample_rate,
+            )
+
+    # ---- output and state ----------------------------------------------------------------------
+
+    def _send(self, station: str, kind: FrameType, body: object) -> None:
+        route = self._routes.get(station)
+        if route is None:
+            return
+        sock, identity = route
+        frame = Frame(FrameHeader(kind, self.config.responder_name, station), body)  # type: ignore[arg-type]
+        try:
+            sock.send_multipart([identity, encode_frame(frame)], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # peer gone (ROUTER_MANDATORY) or its queue full: it will reconnect
+            log.warning(
+                "cannot reach station",
+                extra={"station": station, "frame_type": kind.name, "reason": exc.strerror},
+            )
+            self.metrics.count(station, "send_failed")
+            self._routes.pop(station, None)
+
+    def _store(self, station: str) -> StationStore:
+        store = self._stores.get(station)
+        if store is None:
+            store = self._stores[station] = StationStore(self.config.root / "raw" / f"{station}.sqlite")
+        return store
+
+    def _recover(self) -> None:
+        """Redo SDS appends that a crash interrupted (their day files were truncated back first)."""
+        for path in sorted((self.config.root / "raw").glob("*.sqlite")):
+            station = path.stem
+            store = self._store(station)
+            for seq in store.recover():
+                config = self.config.stations.get(station)
+                raw = store.raw_frame(seq)
+                if config is None or raw is None:
+                    log.error("cannot redo archiving", extra={"station": station, "seq": seq})
+                    continue
+                body = decode_frame(raw).body
+                if isinstance(body, DataBody):
+                    self.sds.append(
+                        [p for seg in self._segments(config, body) for p in self.sds.split_by_day(seg)]
+                    )
+                store.archived(seq)
+                log.info("archiving redone after restart", extra={"station": station, "seq": seq})
+
+
+def default_paths(config: IdcConfig) -> dict[str, Path]:
+    """Where the receiver keeps things under its root (for docs and the status command)."""
+    root = config.root
+    return {
+        "sds": config.sds_root,
+        "raw": root / "raw",
+        "metrics": root / "metrics.sqlite",
+        "quarantine": root / "quarantine.sqlite",
+        "ims2": root / "ims2",
+    }

@@ -1,0 +1,297 @@
+"""Durable IDC stores: raw frames, gap list and SDS journal per station; SDS miniSEED; IMS 2.0; quarantine.
+
+Ordering that makes "durable before acknowledged" and "resends never duplicate samples" hold together:
+1. one SQLite transaction (synchronous=FULL) stores the raw frame, the new gap list and a journal row that
+   lists every SDS day file about to grow with its size before the append;
+2. the miniSEED records are appended and fsynced;
+3. the journal row is cleared. Only then is the frame acknowledged.
+After a crash between 1 and 3, ``recover`` truncates those day files back to their recorded sizes and the
+caller re-archives the frame from its stored raw bytes, so a day file never holds the same samples twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pymseed
+
+from gci_link.receiver.gaplist import GapList
+
+log = logging.getLogger(__name__)
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+_SIGN = 1 << 63
+
+
+def seq_to_sql(seq: int) -> int:
+    """Unsigned 64-bit sequence number as the signed integer SQLite can hold (two's complement)."""
+    return seq - (1 << 64) if seq >= _SIGN else seq
+
+
+def seq_from_sql(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # one user at a time
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class StationStore:
+    """One station's raw frames (as received, for later re-verification), gap list and SDS journal."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = _connect(path)
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS frames (seq INTEGER PRIMARY KEY, received_ns INTEGER NOT NULL,
+                                               frame BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS received (first INTEGER NOT NULL, last INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, files TEXT NOT NULL);
+            """
+        )
+
+    def gap_list(self) -> GapList:
+        rows = self._db.execute("SELECT first, last FROM received").fetchall()
+        return GapList([(seq_from_sql(a), seq_from_sql(b) + 1) for a, b in rows])
+
+    def raw_frame(self, seq: int) -> bytes | None:
+        row = self._db.execute("SELECT frame FROM frames WHERE seq = ?", (seq_to_sql(seq),)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def commit(
+        self, seq: int, received_ns: int, frame: bytes, gaps: GapList, pending_files: list[tuple[str, int]]
+    ) -> None:
+        """Store the frame, the gap list that includes it and the SDS files about to grow, atomically."""
+        with self._transaction():
+            self._db.execute("INSERT INTO frames VALUES (?, ?, ?)", (seq_to_sql(seq), received_ns, frame))
+            self._db.execute("DELETE FROM received")
+            self._db.executemany(
+                "INSERT INTO received VALUES (?, ?)",
+                [(seq_to_sql(a), seq_to_sql(b - 1)) for a, b in gaps.intervals()],
+            )
+            if pending_files:
+                self._db.execute(
+                    "INSERT INTO journal VALUES (?, ?)", (seq_to_sql(seq), json.dumps(pending_files))
+                )
+
+    def archived(self, seq: int) -> None:
+        """The SDS appends journalled for ``seq`` are on disk."""
+        self._db.execute("DELETE FROM journal WHERE seq = ?", (seq_to_sql(seq),))
+
+    def recover(self) -> list[int]:
+        """Undo half-finished SDS appends; returns the sequence numbers whose archiving must be redone."""
+        redo = []
+        for seq, files in self._db.execute("SELECT seq, files FROM journal ORDER BY seq").fetchall():
+            for name, size in json.loads(files):
+                path = Path(name)
+                if path.exists() and path.stat().st_size > size:
+                    with path.open("r+b") as fh:
+                        fh.truncate(size)
+                        os.fsync(fh.fileno())
+                    log.warning("truncated half-written day file", extra={"path": name, "size": size})
+            redo.append(seq_from_sql(seq))
+        return redo
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Contiguous int32 samples of one channel, ready for the SDS archive."""
+
+    network: str
+    station: str
+    location: str
+    channel: str
+    start_ns: int
+    rate: float
+    samples: np.ndarray
+
+    @property
+    def end_ns(self) -> int:
+        """Time just after the last sample."""
+        return self.start_ns + round(len(self.samples) * 1e9 / self.rate)
+
+
+class SdsArchive:
+    """Appends miniSEED 2 records (Steim-2) to SDS day files.
+
+    Layout ROOT/YEAR/NET/STA/CHAN.D/NET.STA.LOC.CHAN.D.YEAR.DAY, as ObsPy's SDS client expects.
+    """
+
+    def __init__(self, root: Path, record_length: int = 512) -> None:
+        self.root = root
+        self.record_length = record_length
+
+    def day_path(self, seg: Segment, day_start_ns: int) -> Path:
+        t = time.gmtime(day_start_ns // 1_000_000_000)
+        name = f"{seg.network}.{seg.station}.{seg.location}.{seg.channel}.D.{t.tm_year}.{t.tm_yday:03d}"
+        return self.root / str(t.tm_year) / seg.network / seg.station / f"{seg.channel}.D" / name
+
+    def split_by_day(self, seg: Segment) -> list[tuple[Path, Segment]]:
+        """Cut a segment at UTC midnights so each piece lands in its own day file."""
+        pieces = []
+        rest = seg
+        while len(rest.samples):
+            day_start = rest.start_ns - rest.start_ns % NS_PER_DAY
+            next_day = day_start + NS_PER_DAY
+            # samples whose time is before next midnight
+            n = int(np.ceil((next_day - rest.start_ns) * rest.rate / 1e9 - 1e-9))
+            n = max(1, min(n, len(rest.samples)))
+            head = Segment(
+                rest.network,
+                rest.station,
+                rest.location,
+                rest.channel,
+                rest.start_ns,
+                rest.rate,
+                rest.samples[:n],
+            )
+            pieces.append((self.day_path(head, day_start), head))
+            rest = Segment(
+                rest.network,
+                rest.station,
+                rest.location,
+                rest.channel,
+                rest.start_ns + round(n * 1e9 / rest.rate),
+                rest.rate,
+                rest.samples[n:],
+            )
+        return pieces
+
+    @staticmethod
+    def sizes_before(pieces: list[tuple[Path, Segment]]) -> list[tuple[str, int]]:
+        """Current size of each day file about to grow (0 if new), for the journal."""
+        seen: dict[str, int] = {}
+        for path, _ in pieces:
+            seen.setdefault(str(path), path.stat().st_size if path.exists() else 0)
+        return list(seen.items())
+
+    def append(self, pieces: list[tuple[Path, Segment]]) -> None:
+        """Append each piece as miniSEED records and fsync the day files (and new directories)."""
+        for path, seg in pieces:
+            if not path.parent.is_dir():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _fsync_dir(path.parent.parent)
+            traces = pymseed.MS3TraceList()
+            sid = pymseed.nslc2sourceid(seg.network, seg.station, seg.location, seg.channel)
+            traces.add_data(
+                sid, np.ascontiguousarray(seg.samples, dtype=np.int32), "i", seg.rate, starttime=seg.start_ns
+            )
+            traces.to_file(
+                path,
+                overwrite=False,
+                max_record_length=self.record_length,
+                encoding=pymseed.DataEncoding.STEIM2,
+                format_version=2,
+            )
+            with path.open("rb+") as fh:
+                os.fsync(fh.fileno())
+
+
+class MessageStore:
+    """IMS 2.0 messages as one file each: ROOT/STATION/YEAR/DAY/STATION-SEQ.msg, fsynced."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, station: str, seq: int, received_ns: int) -> Path:
+        t = time.gmtime(received_ns // 1_000_000_000)
+        return self.root / station / str(t.tm_year) / f"{t.tm_yday:03d}" / f"{station}-{seq}.msg"
+
+    def write(self, station: str, seq: int, received_ns: int, text: bytes) -> Path:
+        path = self.path_for(station, seq, received_ns)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        return path
+
+
+class Quarantine:
+    """Rejected input with the reason, for operators; raw bytes kept until a byte budget is reached."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._db = _connect(path)
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY, received_ns INTEGER NOT NULL, "
+            "peer TEXT NOT NULL, station TEXT NOT NULL, seq INTEGER, reason TEXT NOT NULL, "
+            "size INTEGER NOT NULL, frame BLOB)"
+        )
+        self._used = self._db.execute("SELECT COALESCE(SUM(LENGTH(frame)), 0) FROM quarantine").fetchone()[0]
+        self._warned_full = False
+
+    def put(
+        self, received_ns: int, peer: str, station: str, seq: int | None, reason: str, frame: bytes
+    ) -> None:
+        keep = self._used + len(frame) <= self.max_bytes
+        if not keep and not self._warned_full:
+            log.error(
+                "quarantine byte budget reached; keeping reasons only", extra={"budget": self.max_bytes}
+            )
+            self._warned_full = True
+        self._db.execute(
+            "INSERT INTO quarantine (received_ns, peer, station, seq, reason, size, frame) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                received_ns,
+                peer,
+                station,
+                None if seq is None else seq_to_sql(seq),
+                reason,
+                len(frame),
+                frame if keep else None,
+            ),
+        )
+        if keep:
+            self._used += len(frame)
+
+    def entries(self) -> list[tuple[str, str, int | None, str, bytes | None]]:
+        """(peer, station, seq, reason, frame) of every quarantined item, oldest first."""
+        rows = self._db.execute("SELECT peer, station, seq, reason, frame FROM quarantine ORDER BY id")
+        return [
+            (p, s, None if q is None else seq_from_sql(q), r, None if f is None else bytes(f))
+            for p, s, q, r, f in rows
+        ]
+
+    def close(self) -> None:
+        self._db.close()

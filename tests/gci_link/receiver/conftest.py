@@ -1,0 +1,187 @@
+"""A real network CA, station keys, a receiver running in a thread on 127.0.0.1, and a DEALER client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from gci_link.cd11 import (
+    ConnectionBody,
+    Frame,
+    FrameHeader,
+    FrameType,
+    build_data_frame,
+    build_subframe,
+    decode_frame,
+    encode_frame,
+    sign_all_channels,
+    sign_frame,
+)
+from gci_link.keys import CertificateAuthority, StationSigner, TrustStore
+from gci_link.receiver.config import IdcConfig, StationConfig
+from gci_link.receiver.server import Receiver
+
+T0 = 1_700_000_000 * 1_000_000_000  # 2023-11-14T22:13:20Z, on the 10 s grid
+NS = 1_000_000_000
+
+
+class FakeClock:
+    """Starts at the real time (certificates must be valid) and moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time_ns()
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * NS)
+
+
+@dataclass
+class Keys:
+    ca: CertificateAuthority
+    sta1: StationSigner
+    sta2: StationSigner
+    revoked: StationSigner  # a STA1 key that the CA revoked
+    stranger: StationSigner  # a STA1 key from another CA
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    root = tmp_path_factory.mktemp("ca")
+    ca = CertificateAuthority.create(root / "net")
+    sta1 = StationSigner.load(ca.issue("STA1").bundle)
+    sta2 = StationSigner.load(ca.issue("STA2").bundle)
+    revoked = StationSigner.load(ca.issue("STA1").bundle)
+    ca.revoke(revoked.key_id)
+    other = CertificateAuthority.create(root / "other")
+    stranger = StationSigner.load(other.issue("STA1").bundle)
+    return Keys(ca, sta1, sta2, revoked, stranger)
+
+
+def samples_for(seq: int, n: int = 400) -> np.ndarray:
+    rng = np.random.default_rng(seq)
+    return rng.integers(-(2**20), 2**20, n).astype(np.int32)
+
+
+def data_frame(
+    seq: int,
+    signer: StationSigner | None,
+    creator: str = "STA1",
+    *,
+    channel_signer=None,
+    samples: np.ndarray | None = None,
+    time_ns: int | None = None,
+) -> Frame:
+    """A 10 s, 40 sps, one-channel data frame; seq picks its slot on the 10 s grid and its samples."""
+    start = T0 + (seq % 100_000) * 10 * NS if time_ns is None else time_ns
+    x = samples_for(seq) if samples is None else samples
+    sub = build_subframe(
+        x, site=f"{creator}A"[:5], channel="BHZ", location="00", time_ns=start, sample_rate=40.0
+    )
+    frame = build_data_frame([sub], creator=creator, sequence=seq, nominal_time_ns=start)
+    ch = channel_signer or signer
+    if ch is not None:
+        frame = sign_all_channels(frame, ch.key_id, ch.sign)
+    if signer is not None:
+        frame = sign_frame(frame, signer.key_id, signer.sign)
+    return frame
+
+
+def signed(seq: int, keys: Keys, **kw) -> bytes:
+    return encode_frame(data_frame(seq, keys.sta1, **kw))
+
+
+class Station:
+    """A DEALER speaking CD-1.1 to the receiver, one frame per message."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, name: str = "STA1", **sockopts) -> None:
+        self.name = name
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        for opt, value in sockopts.items():
+            setattr(self.sock, opt, value)
+        self.sock.connect(endpoint)
+
+    def send(self, raw: bytes) -> None:
+        self.sock.send(raw)
+
+    def recv(self, timeout_s: float = 5.0) -> Frame | None:
+        if not self.sock.poll(int(timeout_s * 1000)):
+            return None
+        return decode_frame(self.sock.recv())
+
+    def recv_type(self, kind: FrameType, timeout_s: float = 5.0) -> Frame:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            frame = self.recv(max(0.01, deadline - time.monotonic()))
+            if frame is not None and frame.header.frame_type == kind:
+                return frame
+        raise AssertionError(f"no {kind.name} frame within {timeout_s} s")
+
+    def connect(self) -> Frame:
+        request = Frame(
+            FrameHeader(FrameType.CONNECTION_REQUEST, self.name), ConnectionBody(station=self.name)
+        )
+        self.send(encode_frame(request))
+        return self.recv_type(FrameType.CONNECTION_RESPONSE)
+
+    def acknack_covering(self, seq: int, timeout_s: float = 5.0):
+        """Wait for an acknack whose highest reaches ``seq``; returns its body."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            body = self.recv_type(FrameType.ACKNACK, max(0.01, deadline - time.monotonic())).body
+            if body.highest >= seq:
+                return body
+        raise AssertionError(f"no acknack covering {seq}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def make_config(root: Path, trust_dir: Path, **overrides) -> IdcConfig:
+    values = dict(
+        root=root,
+        trust_dir=trust_dir,
+        connection_endpoint="tcp://127.0.0.1:*",
+        data_endpoint="tcp://127.0.0.1:*",
+        advertise_address="127.0.0.1",
+        max_frame_bytes=64 * 1024,
+        stations={"STA1": StationConfig("STA1", "XX"), "STA2": StationConfig("STA2", "XX")},
+    )
+    values.update(overrides)
+    return IdcConfig(**values)
+
+
+class Running:
+    """A receiver serving in a background thread; ``stop`` joins it and closes the stores."""
+
+    def __init__(self, config: IdcConfig, trust: TrustStore, clock: FakeClock) -> None:
+        self.ctx = zmq.Context()
+        self.receiver = Receiver(config, trust, clock, self.ctx)
+        self.receiver.start()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.receiver.run, args=(self._stop, 20), daemon=True)
+        self._thread.start()
+
+    def station(self, name: str = "STA1", endpoint: str | None = None, **opts) -> Station:
+        return Station(self.ctx, endpoint or self.receiver.connection_endpoint, name, **opts)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+        self.receiver.close()
+        self.ctx.destroy(linger=0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

@@ -1,0 +1,84 @@
+"""Configuration errors name file and key; ``ims idc status`` and the Prometheus view show the metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from gci_link.receiver.config import ConfigError, load_config
+from gci_link.receiver.metrics import MetricsCollector, MetricsStore
+from station.ims import main
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "gci_link" / "receiver" / "example_idc.toml"
+NS = 1_000_000_000
+
+
+def test_example_config_loads():
+    config = load_config(EXAMPLE)
+    assert config.stations["STA1"].network == "XX"
+    assert config.root == EXAMPLE.parent / "idc-data" and config.data_endpoint == "tcp://0.0.0.0:8100"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[idc]\nroot = 'r'\ntrust_dir = 't'\n", "key 'idc.connection_endpoint': required"),
+        ("[idc]\nroot = 5\n", "key 'idc.root': expected str, got int 5"),
+        ("[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nacknack_interval_s = 90\n", "60 s"),
+        ("[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\n[stations.A]\n", "'stations.A.network'"),
+        ("[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nbogus=1\n", "'idc.bogus': unknown"),
+        ("[idc\n", "not valid TOML"),
+    ],
+)
+def test_config_errors_name_file_and_key(tmp_path, text, message):
+    path = tmp_path / "idc.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def _metrics(root: Path, now: int) -> None:
+    store = MetricsStore(root / "metrics.sqlite")
+    for k in (0, 1, 3):  # 10 s blocks 0, 1 and 3 of the last 40 s: one 10 s gap
+        start = now - 40 * NS + k * 10 * NS
+        store.channel_seen(
+            "STA1",
+            "STA1A.BHZ.00",
+            "authenticated",
+            latency_ns=2 * NS,
+            start_ns=start,
+            end_ns=start + 10 * NS,
+            rate=40.0,
+        )
+    store.channel_seen("STA1", "STA1A.BHZ.00", "unsigned")
+    store.count("STA1", "rejected:crc", 3)
+    report = store.channel_reports(now, 40)[0]
+    assert report.availability_pct == pytest.approx(75.0)
+    assert (report.gap_count, report.longest_gap_s, report.timeliness_s) == (1, 10.0, 0.0)
+    assert report.authenticated_pct == pytest.approx(75.0)
+    store.close()
+
+
+def test_status_table_and_prometheus(tmp_path, capsys):
+    import time
+
+    now = time.time_ns()
+    config = tmp_path / "idc.toml"
+    config.write_text(
+        "[idc]\nroot='data'\ntrust_dir='t'\nconnection_endpoint='tcp://127.0.0.1:1'\nmetrics_window_s = 40\n"
+    )
+    _metrics(tmp_path / "data", now)
+    assert main(["idc", "status", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if "STA1A.BHZ.00" in row).split()
+    assert line[:2] == ["STA1", "STA1A.BHZ.00"] and line[3] == "1"
+    assert float(line[2]) == pytest.approx(75.0, abs=1.0)  # the CLI reads the real clock a moment later
+    assert "rejected:crc" in out
+    registry = CollectorRegistry()
+    registry.register(MetricsCollector(tmp_path / "data" / "metrics.sqlite", 40, lambda: now))
+    text = generate_latest(registry).decode()
+    assert 'ims_idc_channel_availability_percent{channel="STA1A.BHZ.00",station="STA1"} 75.0' in text
+    assert 'ims_idc_station_events_total{event="rejected:crc",station="STA1"} 3.0' in text
