@@ -1,0 +1,454 @@
+"""Güralp digitizer driver: serial port → BRP → GCF → ``Packet``/``Status``/``Gap``, surviving bad lines.
+
+One thread owns the port. It opens any pyserial URL, feeds received bytes to ``brp.BrpReceiver``,
+writes back its ACK/NAKs, decodes blocks and queues what the station consumes. It reopens the port
+when reads fail (cable pulled) or the line stays silent longer than the watchdog, with exponential
+back-off while the port is missing. After a reconnect it asks the digitizer to rewind (NAK) far enough
+to refetch what its 255-block buffer still holds, then drops duplicates and reports the rest as
+``Gap``s with exact start and end: a block is never silently skipped or delivered twice.
+
+Terminal (console) commands are queued from any thread and run by the port thread between blocks:
+break in with ^S, send the lines, collect the text up to each `` ok`` prompt, leave with ``GO``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import serial
+
+from digitizer import brp
+from digitizer.gcf import GcfBlock, GcfFormatError, block_to_packet, decode_block
+from digitizer.gcf_status import status_from_block
+from digitizer.packet import NS_PER_S, Packet, Status
+
+log = logging.getLogger(__name__)
+
+PROMPT = b" ok\r\n"
+CAL_COMPONENTS = {"Z": "Z", "N": "N/S", "E": "E/W", "ALL": "ALL"}
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Samples of ``stream_id`` from ``start_ns`` (inclusive) to ``end_ns`` (exclusive) will never come."""
+
+    system_id: str
+    stream_id: str
+    start_ns: int
+    end_ns: int
+
+
+@dataclass
+class DriverCounters:
+    """Everything unusual the driver met; each increment is also logged."""
+
+    bytes_in: int = 0
+    blocks: int = 0
+    packets: int = 0
+    statuses: int = 0
+    checksum_failures: int = 0
+    ric_mismatches: int = 0  # first difference ≠ 0 or last sample ≠ RIC
+    bad_blocks: int = 0  # any other GCF format error
+    resyncs: int = 0
+    unrecoverable_brp_gaps: int = 0  # BRP gave up on sequence numbers
+    gaps: int = 0  # time gaps reported downstream
+    duplicates: int = 0
+    rewinds: int = 0  # NAKs sent after a reconnect to refetch the buffer
+    opens: int = 0
+    open_failures: int = 0
+    port_errors: int = 0
+    watchdog_reopens: int = 0
+    terminal_sessions: int = 0
+    terminal_failures: int = 0
+
+
+@dataclass
+class DriverConfig:
+    port: str  # device path or pyserial URL
+    baudrate: int = 115200
+    watchdog_s: float = 10.0  # reopen when nothing arrives for this long
+    read_timeout_s: float = 0.05
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 10.0
+    nak_timeout_s: float = 0.5
+    max_naks: int = 13
+    rewind_margin: int = 24  # blocks the digitizer may send between its newest block and our NAK
+    rewind_timeout_s: float = 1.0
+    queue_size: int = 100_000
+    command_timeout_s: float = 20.0
+
+
+@dataclass
+class _Command:
+    lines: list[str]
+    future: Future = field(default_factory=Future)
+    deadline: float = 0.0
+    state: str = "break"  # break → line → go
+    index: int = 0
+    text: bytearray = field(default_factory=bytearray)
+    reply: list[str] = field(default_factory=list)
+    next_break: float = 0.0
+
+
+@dataclass
+class _Rewind:
+    target: int
+    stream_word: int
+    tries: int = 1
+    deadline: float = 0.0
+
+
+class GuralpDriver:
+    """Run with ``start()``; iterate (or ``get()``) for items; ``stop()`` or the stop event ends it."""
+
+    def __init__(self, config: DriverConfig, stop_event: threading.Event | None = None,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.config = config
+        self.stop_event = stop_event or threading.Event()
+        self.counters = DriverCounters()
+        self._monotonic = monotonic
+        self._items: queue.Queue[Packet | Status | Gap] = queue.Queue(config.queue_size)
+        self._commands: deque[_Command] = deque()
+        self._thread: threading.Thread | None = None
+        self._port: serial.SerialBase | None = None
+        self._expected_end: dict[str, int] = {}  # stream → end of the last delivered block
+        self._recent_starts: deque[int] = deque(maxlen=256)  # block times, for the block-rate estimate
+        self._last_seq: int | None = None
+        self._clock_locked: bool | None = None
+        self._reset_session()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"guralp:{self.config.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def get(self, timeout: float | None = None) -> Packet | Status | Gap | None:
+        try:
+            return self._items.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def __iter__(self) -> Iterator[Packet | Status | Gap]:
+        while not (self.stop_event.is_set() and self._items.empty()):
+            item = self.get(timeout=0.1)
+            if item is not None:
+                yield item
+
+    # -- terminal ------------------------------------------------------------------------------------
+    def command(self, *lines: str, timeout: float | None = None) -> str:
+        """Run console lines (e.g. ``"3 MINUTE"``, ``"Z 1 HZ SINEWAVE"``) and return their output."""
+        cmd = _Command(list(lines))
+        cmd.deadline = self._monotonic() + (timeout or self.config.command_timeout_s)
+        self._commands.append(cmd)
+        return cmd.future.result(timeout=(timeout or self.config.command_timeout_s) + 2.0)
+
+    def status(self, timeout: float | None = None) -> str:
+        return self.command("STATUS", timeout=timeout)
+
+    def start_calibration(self, kind: str, component: str = "Z", minutes: int = 2, *,
+                          frequency_hz: int | None = None, period_s: int | None = None,
+                          timeout: float | None = None) -> str:
+        """Start a ``sine`` (give ``frequency_hz`` or ``period_s``, 1-10), ``square`` or ``random`` cal."""
+        comp = CAL_COMPONENTS.get(component.upper())
+        if comp is None:
+            raise ValueError(f"component {component!r} is not one of {sorted(CAL_COMPONENTS)}")
+        if kind == "sine":
+            if (frequency_hz is None) == (period_s is None):
+                raise ValueError("a sine calibration needs exactly one of frequency_hz or period_s")
+            n, unit = (frequency_hz, "HZ") if frequency_hz is not None else (period_s, "SECOND")
+            if not 1 <= n <= 10:
+                raise ValueError(f"sine {unit.lower()} value {n} is outside 1-10")
+            word = f"{comp} {n} {unit} SINEWAVE"
+        elif kind == "square":
+            word = f"{comp} SQUAREWAVE"
+        elif kind == "random":
+            word = f"{comp} RANDOMCAL"
+        else:
+            raise ValueError(f"calibration kind {kind!r} is not sine, square or random")
+        return self.command(f"{minutes} MINUTE", word, timeout=timeout)
+
+    def stop_calibration(self, timeout: float | None = None) -> str:
+        return self.command("STOPCAL", timeout=timeout)
+
+    # -- port loop -----------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Open, read, reopen until stopped."""
+        backoff = self.config.backoff_initial_s
+        while not self.stop_event.is_set():
+            try:
+                port = serial.serial_for_url(self.config.port, baudrate=self.config.baudrate,
+                                             timeout=self.config.read_timeout_s)
+            except (serial.SerialException, OSError) as exc:
+                self.counters.open_failures += 1
+                log.warning("cannot open digitizer port; retrying", extra={"port": self.config.port,
+                            "error": str(exc), "retry_s": round(backoff, 3)})
+                self.stop_event.wait(backoff)
+                backoff = min(2 * backoff, self.config.backoff_max_s)
+                continue
+            backoff = self.config.backoff_initial_s
+            self.counters.opens += 1
+            log.info("digitizer port open", extra={"port": self.config.port})
+            self._port = port
+            try:
+                self._session()
+            finally:
+                self._port = None
+                try:
+                    port.close()
+                except (serial.SerialException, OSError):
+                    pass
+        for cmd in self._commands:
+            cmd.future.set_exception(RuntimeError("driver stopped"))
+
+    def _reset_session(self) -> None:
+        self._rx: brp.BrpReceiver | None = None  # None until the first block of a session is seen
+        self._pending = bytearray()
+        self._rewind: _Rewind | None = None
+        self._stream_word: int | None = None
+
+    def _session(self) -> None:
+        self._reset_session()
+        last_data = self._monotonic()
+        while not self.stop_event.is_set():
+            try:
+                data = self._port.read(1)
+                if data and self._port.in_waiting:
+                    data += self._port.read(self._port.in_waiting)
+            except (serial.SerialException, OSError) as exc:
+                self.counters.port_errors += 1
+                log.warning("digitizer port failed; reopening", extra={"port": self.config.port,
+                                                                         "error": str(exc)})
+                return
+            now = self._monotonic()
+            if data:
+                last_data = now
+                self.counters.bytes_in += len(data)
+                self._on_bytes(data, now)
+            elif now - last_data > self.config.watchdog_s:
+                self.counters.watchdog_reopens += 1
+                log.warning("digitizer line silent; reopening", extra={"port": self.config.port,
+                            "silent_s": round(now - last_data, 2)})
+                return
+            if self._rx is not None:
+                self._handle(self._rx.poll(int(now * NS_PER_S)))
+            self._check_rewind(now)
+            self._drive_terminal(now)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._port.write(data)
+        except (serial.SerialException, OSError) as exc:  # the read side notices and reopens
+            log.warning("write to digitizer failed", extra={"port": self.config.port, "error": str(exc)})
+
+    def _new_receiver(self) -> brp.BrpReceiver:
+        return brp.BrpReceiver(nak_timeout_ns=int(self.config.nak_timeout_s * NS_PER_S),
+                               max_naks=self.config.max_naks)
+
+    # -- reconnect: rewind into the digitizer's buffer ----------------------------------------------
+    def _on_bytes(self, data: bytes, now: float) -> None:
+        if self._rx is not None:
+            self._handle(self._rx.feed(data, int(now * NS_PER_S)))
+            return
+        self._pending += data
+        while True:
+            probe = self._new_receiver()
+            events = probe.feed(bytes(self._pending))
+            first = next((e for e in events if isinstance(e, brp.BlockReceived)), None)
+            if first is None:
+                del self._pending[:-2048]  # text or noise before the first frame
+                return
+            if self._rewind is None:
+                target = self._rewind_target(first.seq, first.gcf)
+                if target is not None:
+                    self._start_rewind(target, brp.stream_word_of(first.gcf), now)
+                    del self._pending[:first.offset + len(first.gcf) + brp.FRAME_OVERHEAD]
+                    continue
+            elif first.seq != self._rewind.target:
+                del self._pending[:first.offset + len(first.gcf) + brp.FRAME_OVERHEAD]
+                continue  # a frame sent before the digitizer saw our NAK
+            self._rewind = None
+            self._rx = self._new_receiver()
+            data, self._pending = bytes(self._pending[first.offset:]), bytearray()
+            self._handle(self._rx.feed(data, int(now * NS_PER_S)))
+            return
+
+    def _rewind_target(self, seq: int, gcf: bytes) -> int | None:
+        """Where to resume after a reconnect: the next expected block, or the oldest one still held."""
+        if self._last_seq is None:
+            return None  # first contact: start with what arrives
+        expected = (self._last_seq + 1) % brp.SEQ_MODULO
+        if seq == expected:
+            return None
+        try:
+            start_ns = decode_block(gcf).start_ns
+        except GcfFormatError:
+            start_ns = None
+        missed = 256  # unknown: assume the worst
+        if start_ns is not None and len(self._recent_starts) > 8:
+            span = self._recent_starts[-1] - self._recent_starts[0]
+            if span > 0:
+                rate = (len(self._recent_starts) - 1) / span
+                missed = rate * max(0, start_ns - self._recent_starts[-1])
+        if missed < brp.DEFAULT_DEPTH - 2 * self.config.rewind_margin:
+            return expected
+        return (seq - brp.DEFAULT_DEPTH + 1 + self.config.rewind_margin) % brp.SEQ_MODULO
+
+    def _start_rewind(self, target: int, stream_word: int, now: float) -> None:
+        self._rewind = _Rewind(target, stream_word, deadline=now + self.config.rewind_timeout_s)
+        self.counters.rewinds += 1
+        log.info("asking the digitizer to resend from its buffer", extra={"seq": target})
+        self._write(brp.nak_bytes(stream_word, target))
+
+    def _check_rewind(self, now: float) -> None:
+        rw = self._rewind
+        if rw is None or now < rw.deadline:
+            return
+        if rw.tries >= 3:  # take what comes; the time check reports anything missing as a gap
+            log.warning("digitizer did not rewind; resuming without its buffer", extra={"seq": rw.target})
+            self._rewind = None
+            self._rx = self._new_receiver()
+            data, self._pending = bytes(self._pending), bytearray()
+            self._handle(self._rx.feed(data, int(now * NS_PER_S)))
+            return
+        rw.tries += 1
+        rw.target = (rw.target + self.config.rewind_margin // 2) % brp.SEQ_MODULO  # the window moved on
+        rw.deadline = now + self.config.rewind_timeout_s
+        self._write(brp.nak_bytes(rw.stream_word, rw.target))
+
+    # -- events --------------------------------------------------------------------------------------
+    def _handle(self, events: list) -> None:
+        for ev in events:
+            if isinstance(ev, brp.SendBytes):
+                self._write(ev.data)
+            elif isinstance(ev, brp.BlockReceived):
+                self._on_block(ev.seq, ev.gcf)
+            elif isinstance(ev, brp.TerminalText):
+                self._on_text(ev.data)
+            elif isinstance(ev, brp.BlockModeResumed):
+                self._on_block_mode()
+            elif isinstance(ev, brp.ChecksumFailed):
+                self.counters.checksum_failures += 1
+                log.warning("BRP checksum failure", extra={"seq": ev.seq, "offset": ev.offset,
+                                                            "nak": ev.nak_sent})
+            elif isinstance(ev, brp.Resync):
+                self.counters.resyncs += 1
+                log.warning("BRP resync after unframed bytes",
+                            extra={"skipped": ev.skipped, "offset": ev.offset})
+            elif isinstance(ev, brp.GapGivenUp):
+                self.counters.unrecoverable_brp_gaps += 1
+                log.error("BRP blocks unrecoverable",
+                          extra={"sequences": len(ev.sequences), "reason": ev.reason})
+            elif isinstance(ev, brp.DuplicateIgnored):
+                self.counters.duplicates += 1
+
+    def _on_block(self, seq: int, gcf: bytes) -> None:
+        self._last_seq = seq
+        self.counters.blocks += 1
+        try:
+            block = decode_block(gcf)
+        except GcfFormatError as exc:
+            if exc.field in ("RIC", "first_difference"):
+                self.counters.ric_mismatches += 1
+            else:
+                self.counters.bad_blocks += 1
+            log.error("bad GCF block dropped", extra={"seq": seq, "field": exc.field, "offset": exc.offset,
+                                                      "error": str(exc)})
+            return
+        self._recent_starts.append(block.start_ns)
+        if block.is_status:
+            self._on_status_block(block, seq)
+            return
+        stream = block.stream_id
+        expected = self._expected_end.get(stream)
+        if expected is not None:
+            if block.start_ns < expected:
+                self.counters.duplicates += 1
+                log.info("block already delivered dropped",
+                         extra={"stream": stream, "start_ns": block.start_ns})
+                return
+            if block.start_ns > expected:
+                self._report_gap(Gap(block.system_id, stream, expected, block.start_ns))
+        self._expected_end[stream] = block.end_ns
+        self._put(block_to_packet(block, seq, self._clock_locked))
+        self.counters.packets += 1
+
+    def _on_status_block(self, block: GcfBlock, seq: int) -> None:
+        key = block.stream_id
+        if self._expected_end.get(key, -1) >= block.start_ns:
+            self.counters.duplicates += 1
+            return
+        self._expected_end[key] = block.start_ns
+        status = status_from_block(block)
+        if status is not None:
+            if status.gps_locked is not None:
+                self._clock_locked = status.gps_locked
+            self._put(status)
+            self.counters.statuses += 1
+
+    def _report_gap(self, gap: Gap) -> None:
+        self.counters.gaps += 1
+        log.error("gap in stream", extra={
+            "stream": gap.stream_id, "start_ns": gap.start_ns, "end_ns": gap.end_ns,
+            "seconds": (gap.end_ns - gap.start_ns) / NS_PER_S})
+        self._put(gap)
+
+    def _put(self, item: Packet | Status | Gap) -> None:
+        while not self.stop_event.is_set():  # a full queue holds the ACKs back: the digitizer buffers
+            try:
+                self._items.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    # -- terminal session ----------------------------------------------------------------------------
+    def _drive_terminal(self, now: float) -> None:
+        if not self._commands:
+            return
+        cmd = self._commands[0]
+        if now > cmd.deadline:
+            self._commands.popleft()
+            self.counters.terminal_failures += 1
+            log.error("console command timed out", extra={"state": cmd.state, "lines": " | ".join(cmd.lines)})
+            self._write(b"GO\r")
+            cmd.future.set_exception(TimeoutError(f"console did not answer in state {cmd.state}"))
+            return
+        if cmd.state == "break" and now >= cmd.next_break:
+            self._write(bytes((brp.BREAK_IN,)) + b"\r")
+            cmd.next_break = now + 1.0
+
+    def _on_text(self, data: bytes) -> None:
+        if not self._commands:
+            log.info("terminal text outside a session", extra={"text": data[:80].decode("ascii", "replace")})
+            return
+        cmd = self._commands[0]
+        cmd.text += data
+        if cmd.state in ("break", "line") and cmd.text.endswith(PROMPT):
+            if cmd.state == "line":
+                cmd.reply.append(cmd.text[: -len(PROMPT)].decode("ascii", "replace"))
+                cmd.index += 1
+            else:
+                self.counters.terminal_sessions += 1
+            cmd.text.clear()
+            if cmd.index < len(cmd.lines):
+                cmd.state = "line"
+                self._write(cmd.lines[cmd.index].encode("ascii") + b"\r")
+            else:
+                cmd.state = "go"
+                self._write(b"GO\r")
+
+    def _on_block_mode(self) -> None:
+        if self._commands and self._commands[0].state == "go":
+            cmd = self._commands.popleft()
+            cmd.future.set_result("".join(cmd.reply))

@@ -1,0 +1,440 @@
+"""Simulated Güralp-like digitizer firmware: GCF blocks over BRP on a ``PtyLine``.
+
+It samples simulated sensors on data time (``SimClock``), cuts one block per stream per block length,
+sends each as a BRP frame, waits up to ``ms_gap`` for the ACK/NAK, keeps the last 255 blocks sent so a
+NAK can rewind to any of them (go-back-N, as the DM24 does), and holds blocks produced while it cannot
+send (console open, hung, backlog) in a "flash" queue, sending them later in order. Everything it
+produced is kept in ``truth`` (the exact int32 samples) for tests to compare against.
+
+The console (terminal mode) is entered by 0x13 (alone or as ACK byte 2); it prompts `` ok``, answers
+``STATUS``, calibration words (``Z 1 HZ SINEWAVE``, ``Z 5 SECOND SINEWAVE``, ``Z SQUAREWAVE``,
+``Z RANDOMCAL``, ``3 MINUTE``, and the project-defined ``STOPCAL``), and ``GO`` leaves it with ESC DC1.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from digitizer import brp
+from digitizer.base36 import from_base36
+from digitizer.gcf import GcfBlock, encode_block
+from hil import sensors
+from hil.serialport import PtyLine
+from hil.simclock import NS_PER_S, SimClock
+
+log = logging.getLogger(__name__)
+
+BRP_WINDOW = 255
+ESC_DC1 = brp.ESC_DC1
+PROMPT = b" ok\r\n"
+CAL_SUFFIX = "C0"
+STATUS_SUFFIX = "00"
+CONSOLE_IDLE_S = 60
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """One output stream: ``suffix`` (2 characters after the 4-character serial), rate, block length."""
+
+    suffix: str
+    sample_rate: int
+    block_seconds: int
+    kind: str = "seismometer"  # seismometer | microbarometer | hydrophone | mass
+
+
+DEFAULT_STREAMS = (
+    StreamSpec("Z0", 100, 1), StreamSpec("N0", 100, 1), StreamSpec("E0", 100, 1),
+    StreamSpec("M8", 1, 10, "mass"),
+)
+
+
+@dataclass
+class Calibration:
+    """An active calibration: which coil(s), what signal, when it stops (data time)."""
+
+    components: str  # "Z", "N", "E" or "ZNE"
+    kind: str  # sine | square | random
+    start_ns: int
+    end_ns: int
+    period_s: float = 1.0
+    amplitude_v: float = 1.0
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+    def drive(self, t_ns: np.ndarray) -> np.ndarray:
+        """Coil voltage at sample times ``t_ns`` (zero outside the calibration)."""
+        t = (t_ns - self.start_ns) / NS_PER_S
+        live = (t_ns >= self.start_ns) & (t_ns < self.end_ns)
+        if self.kind == "sine":
+            out = np.sin(2 * math.pi * t / self.period_s)
+        elif self.kind == "square":  # up for the first half, down for the second (the DM24's two steps)
+            half = (self.end_ns - self.start_ns) / NS_PER_S / 2
+            out = np.where(t < half, 1.0, -1.0)
+        else:
+            out = self.rng.choice([-1.0, 1.0], size=t.shape)
+        return np.where(live, self.amplitude_v * out, 0.0)
+
+
+class _Stream:
+    def __init__(self, spec: StreamSpec, serial: str, rng: np.random.Generator, first_ns: int):
+        self.spec = spec
+        self.stream_id = serial + spec.suffix
+        self.next_ns = first_ns
+        fs = spec.sample_rate
+        if spec.kind == "seismometer":
+            self.sensor = sensors.broadband_seismometer(self.stream_id, fs, rng)
+        elif spec.kind == "microbarometer":
+            self.sensor = sensors.microbarometer(self.stream_id, fs, rng)
+        elif spec.kind == "hydrophone":
+            self.sensor = sensors.hydrophone(self.stream_id, fs, rng)
+        elif spec.kind == "mass":
+            self.sensor = None
+            self._rng = rng
+            self._level = float(rng.uniform(-2e5, 2e5))
+        else:
+            raise ValueError(f"stream {self.stream_id}: unknown sensor kind {spec.kind!r}")
+
+    def samples(self, n: int, cal: np.ndarray | None) -> np.ndarray:
+        if self.sensor is not None:
+            return self.sensor.generate(n, cal)
+        steps = self._rng.normal(0.0, 50.0, n)  # slow mass-position drift in counts
+        values = self._level + np.cumsum(steps)
+        self._level = float(values[-1])
+        return np.rint(values).astype(np.int32)
+
+
+@dataclass
+class FirmwareCounters:
+    blocks_made: int = 0
+    frames_sent: int = 0
+    resent: int = 0
+    acks: int = 0
+    naks: int = 0
+    naks_out_of_window: int = 0
+    console_sessions: int = 0
+
+
+class SimDigitizer:
+    """The firmware; ``start()`` runs it in a thread, ``stop()`` ends it."""
+
+    def __init__(self, line: PtyLine, clock: SimClock, *, system_id: str = "SIM1", serial: str = "SIMD",
+                 streams: tuple[StreamSpec, ...] = DEFAULT_STREAMS, seed: int = 0,
+                 ms_gap_s: float | None = None, status_every_s: int = 10, ttl: int = 0):
+        if len(serial) != 4:
+            raise ValueError(f"serial must have 4 characters, got {serial!r}")
+        self.line, self.clock = line, clock
+        self.system_id, self.serial, self.ttl = system_id, serial, ttl
+        self.ms_gap_s = 0.15 / clock.speed if ms_gap_s is None else ms_gap_s
+        self.status_every_s = status_every_s
+        first = -(-clock.now_ns() // NS_PER_S) * NS_PER_S  # next whole second
+        seeds = np.random.SeedSequence(seed).spawn(len(streams) + 2)
+        self._streams = [_Stream(s, serial, np.random.default_rng(q), first)
+                         for s, q in zip(streams, seeds[:len(streams)], strict=True)]
+        self._cal_rng = np.random.default_rng(seeds[-2])
+        self._env_rng = np.random.default_rng(seeds[-1])
+        self._cal_stream_next = first
+        self._next_status_ns = first
+        self.truth: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self.status_texts: list[tuple[int, str]] = []
+        self.counters = FirmwareCounters()
+        # transmitter state
+        self._flash: deque[GcfBlock] = deque()
+        self._tx = brp.BrpTransmitter(depth=BRP_WINDOW)
+        self._parser = brp.PcByteParser()
+        self._resend: deque[bytes] = deque()
+        self._stream_words = {from_base36(serial + s.suffix) for s in streams} | {
+            from_base36(serial + sfx) for sfx in (STATUS_SUFFIX, CAL_SUFFIX)}
+        self._console = False
+        self._console_active_ns = 0
+        self._console_line = bytearray()
+        self._stop = threading.Event()
+        self._hung_until_ns = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        # health
+        self.gps_locked = True
+        self._clock_offset_s = 0.0
+        self._last_lock_ns = first
+        self.calibration: Calibration | None = None
+        self._next_cal_minutes = 2
+        # scripted faults (consumed by the transmitter)
+        self._inject: deque[tuple[str, object]] = deque()
+
+    # -- control from tests ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sim-digitizer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def set_gps_lock(self, locked: bool) -> None:
+        with self._lock:
+            if locked and not self.gps_locked:
+                self._clock_offset_s = 0.0
+            self.gps_locked = locked
+
+    def hang(self, data_seconds: float) -> None:
+        """Freeze the transmitter (sampling goes on into flash) for ``data_seconds`` of data time."""
+        self._hung_until_ns = self.clock.now_ns() + int(data_seconds * NS_PER_S)
+
+    def inject_garbage(self, data: bytes) -> None:
+        """Send ``data`` raw between two frames (line noise, boot text, a foreign device)."""
+        self._inject.append(("raw", bytes(data)))
+
+    def inject_truncated_frame(self) -> None:
+        """Send the next block's frame cut short (as a mid-frame reset would)."""
+        self._inject.append(("truncate", None))
+
+    def inject_bad_integration(self, which: str) -> None:
+        """Corrupt the next block's ``"fic"`` or ``"ric"`` with a valid BRP checksum (GCF must catch it)."""
+        if which not in ("fic", "ric"):
+            raise ValueError(f"which must be 'fic' or 'ric', got {which!r}")
+        self._inject.append((which, None))
+
+    def samples_of(self, stream_id: str) -> tuple[int, np.ndarray]:
+        """(first sample time, all samples) produced so far for one stream (concatenated)."""
+        parts = self.truth.get(stream_id, [])
+        if not parts:
+            return 0, np.zeros(0, np.int32)
+        return parts[0][0], np.concatenate([p for _, p in parts])
+
+    # -- sampling -------------------------------------------------------------------------------------
+    def _produce_due(self, now_ns: int) -> None:
+        for st in self._streams:
+            span = st.spec.block_seconds * NS_PER_S
+            while st.next_ns + span <= now_ns:
+                self._make_block(st, st.next_ns)
+                st.next_ns += span
+        while self._next_status_ns <= now_ns:
+            text = self.status_text(self._next_status_ns)
+            self.status_texts.append((self._next_status_ns, text))
+            self._queue(GcfBlock(self.system_id, self.serial + STATUS_SUFFIX, self._next_status_ns, 0.0,
+                                 status_text=text, ttl=self.ttl))
+            self._next_status_ns += self.status_every_s * NS_PER_S
+            self._drift(self.status_every_s)
+
+    def _make_block(self, st: _Stream, start_ns: int) -> None:
+        n = st.spec.sample_rate * st.spec.block_seconds
+        cal = self.calibration
+        drive = None
+        if cal is not None and st.sensor is not None and st.spec.suffix[0] in cal.components \
+                and st.spec.kind == "seismometer":
+            t = start_ns + np.arange(n, dtype=np.int64) * (NS_PER_S // st.spec.sample_rate)
+            drive = cal.drive(t)
+        samples = st.samples(n, drive)
+        self._record(st.stream_id, start_ns, samples, st.spec.sample_rate)
+        if st is self._fastest() and cal is not None:
+            self._make_cal_block(cal, start_ns, n, st.spec.sample_rate, drive)
+
+    def _fastest(self) -> _Stream:
+        return max(self._streams, key=lambda s: (s.spec.kind == "seismometer", s.spec.sample_rate))
+
+    def _make_cal_block(self, cal: Calibration, start_ns: int, n: int, rate: int, drive) -> None:
+        """The returned calibration signal, digitised on the auxiliary channel (stream ``…C0``)."""
+        if drive is None:
+            t = start_ns + np.arange(n, dtype=np.int64) * (NS_PER_S // rate)
+            drive = cal.drive(t)
+        counts = np.rint(drive / 3.2e-6).astype(np.int32)
+        self._record(self.serial + CAL_SUFFIX, start_ns, counts, rate)
+        if start_ns + n * (NS_PER_S // rate) >= cal.end_ns:
+            log.info("calibration finished", extra={"stream": self.serial + CAL_SUFFIX})
+            self.calibration = None
+
+    def _record(self, stream_id: str, start_ns: int, samples: np.ndarray, rate: int) -> None:
+        self.truth.setdefault(stream_id, []).append((start_ns, samples))
+        self._queue(GcfBlock(self.system_id, stream_id, start_ns, float(rate), samples=samples, ttl=self.ttl))
+
+    def _queue(self, block: GcfBlock) -> None:
+        self._flash.append(block)
+        self.counters.blocks_made += 1
+
+    def _drift(self, seconds: float) -> None:
+        if not self.gps_locked:
+            self._clock_offset_s += 2e-6 * seconds  # free-running oscillator, 2 ppm
+
+    def status_text(self, t_ns: int) -> str:
+        """Status lines in the DM24 wording (``00`` stream and the ``STATUS`` console command)."""
+        stamp = time.strftime("%Y %m %d %H:%M:%S", time.gmtime(t_ns // NS_PER_S))
+        offset_us = round(self._clock_offset_s * 1e6)
+        direction = "Fast" if offset_us >= 0 else "Slow"
+        if self.gps_locked:
+            gps = f"{stamp} {abs(offset_us)} MicroSeconds {direction} Freq error 0 e-9 Auto 3D"
+        else:
+            gps = f"{stamp} GPS Control settling Auto No Fix [0 Not sync'd]"
+        supply = 12.2 + 0.1 * self._env_rng.standard_normal()
+        temp = 21.0 + 0.2 * self._env_rng.standard_normal()
+        masses = " ".join(str(int(v)) for v in self._env_rng.integers(-500, 500, 3))
+        cal = self.calibration
+        lines = [gps, f"{stamp} External supply : {supply:.1f}V Temperature {temp:.2f}'C",
+                 f"{stamp} Mass positions {masses}",
+                 f"{stamp} Calibration {cal.kind} {cal.components}" if cal else f"{stamp} No calibration"]
+        return "\r\n".join(lines) + "\r\n"
+
+    # -- transmitter ----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                now = self.clock.now_ns()
+                self._produce_due(now)
+                if now < self._hung_until_ns:
+                    self._stop.wait(0.01)
+                    continue
+                self._drain_host(timeout=0.0)
+                if self._console:
+                    self._drain_host(timeout=0.02)
+                    if self.clock.now_ns() - self._console_active_ns > CONSOLE_IDLE_S * NS_PER_S:
+                        self._leave_console()  # the DM24 closes an idle console and resumes streaming
+                    continue
+                if self._inject:
+                    self._send_injected()
+                elif self._resend:
+                    self.counters.resent += 1
+                    self._transmit(self._resend.popleft())
+                elif self._flash:
+                    self._transmit(self._tx.frame(encode_block(self._flash.popleft()))[1])
+                else:
+                    due = min([s.next_ns + s.spec.block_seconds * NS_PER_S for s in self._streams]
+                              + [self._next_status_ns])
+                    idle = self.clock.real_seconds((due - now) / NS_PER_S)
+                    self._drain_host(timeout=min(0.05, max(0.0, idle)))
+        except Exception:  # a firmware crash must be visible in the test log, not silent
+            log.exception("simulated digitizer crashed")
+            raise
+
+    def _transmit(self, frame: bytes) -> None:
+        self.line.write(frame)
+        self.counters.frames_sent += 1
+        self._await_reply(frame[1])
+
+    def _send_injected(self) -> None:
+        kind, payload = self._inject.popleft()
+        if kind == "raw":
+            self.line.write(payload)
+            return
+        while not self._flash:  # the fault applies to the next real block
+            if self._stop.wait(0.01):
+                return
+            self._produce_due(self.clock.now_ns())
+        data = bytearray(encode_block(self._flash.popleft()))
+        if kind == "truncate":
+            frame = self._tx.frame(bytes(data))[1]
+            self.line.write(frame[: len(frame) // 2])
+            self.counters.frames_sent += 1
+            return
+        at = 16 if kind == "fic" else len(data) - 4  # FIC right after the header, RIC last
+        data[at + 3] ^= 0x01
+        self._transmit(self._tx.frame(bytes(data))[1])
+
+    def _await_reply(self, seq: int) -> None:
+        """Wait up to ``ms_gap`` for the ACK of ``seq`` or a NAK (spec §9), then move on regardless."""
+        end = time.monotonic() + self.ms_gap_s
+        while not self._stop.is_set() and not self._console:
+            left = end - time.monotonic()
+            if left <= 0 or self._drain_host(timeout=left, awaited=seq):
+                return
+
+    # -- host bytes -----------------------------------------------------------------------------------
+    def _drain_host(self, timeout: float, awaited: int | None = None) -> bool:
+        """Read and act on host bytes; True once the awaited block was ACKed or any NAK came."""
+        data = self.line.read(timeout=timeout)
+        replied = False
+        for msg in self._parser.feed(data) if data else ():
+            if isinstance(msg, brp.NakMessage):
+                if msg.stream_word not in self._stream_words:
+                    continue  # a NAK mangled by line noise
+                self.counters.naks += 1
+                frames = self._tx.rewind(msg.seq)
+                if not frames:
+                    self.counters.naks_out_of_window += 1
+                self._resend = deque(frames)
+                replied = True
+            elif isinstance(msg, brp.AckMessage):
+                if msg.stream_word not in self._stream_words:
+                    continue
+                if msg.break_in:
+                    self._enter_console()
+                    replied = True
+                elif awaited is not None and self._tx.acknowledges(msg, awaited):
+                    self.counters.acks += 1
+                    replied = True
+            elif isinstance(msg, brp.BreakIn):
+                self._enter_console()
+                replied = True
+            elif self._console:
+                self._console_bytes(msg.data)
+        return replied
+
+    # -- console --------------------------------------------------------------------------------------
+    def _enter_console(self) -> None:
+        if not self._console:
+            self._console = True
+            self.counters.console_sessions += 1
+            self._console_line.clear()
+        self._console_active_ns = self.clock.now_ns()
+        self.line.write(PROMPT)
+
+    def _leave_console(self) -> None:
+        self._console = False
+        self.line.write(ESC_DC1)
+
+    def _console_bytes(self, data: bytes) -> None:
+        self._console_active_ns = self.clock.now_ns()
+        for byte in data:
+            if byte in (0x0D, 0x0A):
+                if self._console_line:
+                    line = self._console_line.decode("ascii", errors="replace")
+                    self._console_line.clear()
+                    self._console_command(line)
+            else:
+                self._console_line.append(byte)
+
+    def _console_command(self, line: str) -> None:
+        words = line.upper().split()
+        reply = ""
+        try:
+            if words == ["GO"]:
+                self._leave_console()
+                return
+            if words == ["STATUS"]:
+                reply = self.status_text(self.clock.now_ns())
+            elif words == ["STOPCAL"]:
+                self.calibration = None
+            elif len(words) == 2 and words[1] == "MINUTE" and words[0].isdigit():
+                self._next_cal_minutes = int(words[0])
+            else:
+                self._calibration_command(words)
+        except ValueError as exc:
+            reply = f"{line} undefined ({exc})\r\n"
+        self.line.write(reply.encode("ascii") + PROMPT)
+
+    def _calibration_command(self, words: list[str]) -> None:
+        components = {"Z": "Z", "N/S": "N", "N": "N", "E/W": "E", "E": "E", "ALL": "ZNE"}
+        if not words or words[0] not in components:
+            raise ValueError("unknown word")
+        comp, rest = components[words[0]], words[1:]
+        start = (self.clock.now_ns() // NS_PER_S + 1) * NS_PER_S
+        minutes = self._next_cal_minutes
+        if len(rest) == 3 and rest[2] == "SINEWAVE" and rest[0].isdigit() and rest[1] in ("HZ", "SECOND"):
+            n = int(rest[0])
+            if not 1 <= n <= 10:
+                raise ValueError("sine step must be 1-10")
+            period = 1 / n if rest[1] == "HZ" else float(n)
+            cal = Calibration(comp, "sine", start, start + minutes * 60 * NS_PER_S, period_s=period)
+        elif rest == ["SQUAREWAVE"]:
+            first = -(-start // (60 * NS_PER_S)) * 60 * NS_PER_S  # next clock minute
+            cal = Calibration(comp, "square", first, first + 2 * minutes * 60 * NS_PER_S)
+        elif rest == ["RANDOMCAL"]:
+            cal = Calibration(comp, "random", start, start + minutes * 60 * NS_PER_S, rng=self._cal_rng)
+        else:
+            raise ValueError("unknown calibration")
+        self.calibration = cal
+        self._next_cal_minutes = 2
