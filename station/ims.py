@@ -14,7 +14,11 @@ import sys
 # subcommand -> module exposing register(subparsers) which adds a parser that sets ``func``
 COMMAND_MODULES: dict[str, str] = {
     "cd11": "gci_link.cd11.cli",
+    "idc": "gci_link.receiver.cli",
     "hil": "hil.cli",
+    "gcf": "digitizer.cli",
+    "keys": "gci_link.keys_cli",
+    "link": "gci_link.link_cli",
 }
 
 

@@ -1,0 +1,113 @@
+"""``ims link replay``: send frame files, byte for byte, through a real sender to an IDC.
+
+For testing a receiver and for re-injecting data an IDC lost. Frames are never rebuilt or re-signed:
+their sequence numbers and signatures are what the station produced. Each run of consecutive sequence
+numbers of one station goes through its own temporary outbox (numbered from the run's first frame), so
+the sender's rule "outbox sequence = header sequence" holds and acknowledgements mean what they say.
+``--key/--cert`` only sign the link-control frames (connection request, acknacks, alert) for an IDC that
+insists on signed control traffic; the certificate must be the frames' station's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from gci_link.cd11 import Cd11FormatError, FrameType, decode_frame
+from gci_link.keys import KeyMaterialError, StationSigner
+from gci_link.keys.certificates import read_certificate, read_private_key
+from gci_link.link_session import SessionConfig
+from gci_link.outbox import Outbox
+from gci_link.pacing import NS_PER_S
+from gci_link.sender import CurveKeys, Sender
+
+# frame types that carry a station sequence number the IDC acknowledges
+_SEQUENCED = {FrameType.DATA, FrameType.CD1_ENCAPSULATION, FrameType.IMS2_MESSAGE}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("link", help="the station end of the GCI link")
+    sub = parser.add_subparsers(dest="link_command", required=True, metavar="ACTION")
+    replay = sub.add_parser("replay", help="send CD-1.1 frame files as they are to an IDC and wait for acks")
+    replay.add_argument("frames", nargs="+", type=Path, help="files holding one CD-1.1 frame each")
+    replay.add_argument("--to", required=True, metavar="ENDPOINT",
+                        help="the IDC's well-known endpoint, e.g. tcp://idc.example:8041")
+    replay.add_argument("--key", type=Path, help="station private key (PEM) to sign link-control frames")
+    replay.add_argument("--cert", type=Path, help="the matching station certificate (PEM)")
+    replay.add_argument("--curve-cert", type=Path, help="CurveZMQ client certificate with secret key")
+    replay.add_argument("--curve-server", type=Path, help="CurveZMQ public certificate of the IDC")
+    replay.add_argument("--bandwidth", type=float, help="cap in bytes per second (default: none)")
+    replay.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds to wait for all acknowledgements of one run (default 60)")
+    replay.add_argument("--no-options", action="store_true", help="skip the CD-1.1 option exchange")
+    replay.set_defaults(func=_replay)
+
+
+def _load_runs(paths: list[Path]) -> list[tuple[str, list[tuple[int, bytes]]]]:
+    """Frames grouped per station and cut into runs of consecutive sequence numbers."""
+    by_station: dict[str, dict[int, bytes]] = defaultdict(dict)
+    for path in paths:
+        raw = path.read_bytes()
+        try:
+            frame = decode_frame(raw)
+        except Cd11FormatError as exc:
+            raise ValueError(f"{path}: not a CD-1.1 frame: {exc}") from None
+        kind, creator, seq = frame.header.frame_type, frame.header.creator, frame.header.sequence
+        if kind not in _SEQUENCED:
+            raise ValueError(f"{path}: frame type {kind} is link control, not data; only data is replayed")
+        known = by_station[creator].get(seq)
+        if known is not None and known != raw:
+            raise ValueError(f"{path}: another file holds a different frame {creator} #{seq}")
+        by_station[creator][seq] = raw
+    runs = []
+    for station, frames in sorted(by_station.items()):
+        run: list[tuple[int, bytes]] = []
+        for seq in sorted(frames):
+            if run and seq != run[-1][0] + 1:
+                runs.append((station, run))
+                run = []
+            run.append((seq, frames[seq]))
+        runs.append((station, run))
+    return runs
+
+
+def _replay(args: argparse.Namespace) -> int:
+    try:
+        runs = _load_runs(args.frames)
+        signer = None
+        if args.key or args.cert:
+            if not (args.key and args.cert):
+                raise ValueError("--key and --cert go together")
+            signer = StationSigner(read_private_key(args.key), read_certificate(args.cert))
+        curve = None
+        if args.curve_cert or args.curve_server:
+            if not (args.curve_cert and args.curve_server):
+                raise ValueError("--curve-cert and --curve-server go together")
+            curve = CurveKeys(args.curve_cert, args.curve_server)
+    except (OSError, ValueError, KeyMaterialError) as exc:
+        print(f"ims link replay: {exc}", file=sys.stderr)
+        return 2
+    failed = 0
+    for station, run in runs:
+        if signer is not None and signer.station != station:
+            print(f"ims link replay: certificate is for {signer.station}, frames are from {station}",
+                  file=sys.stderr)
+            return 2
+        config = SessionConfig(station=station, endpoints=(args.to,), option_exchange=not args.no_options,
+                               bandwidth_bytes_per_s=args.bandwidth, backoff_cap_ns=10 * NS_PER_S)
+        first, last = run[0][0], run[-1][0]
+        with tempfile.TemporaryDirectory(prefix="ims-replay-") as tmp:
+            with Outbox(Path(tmp) / "outbox.db", 2**40, first_sequence=first) as outbox:
+                for _, raw in run:
+                    outbox.append("replay", 0, raw)
+                sender = Sender(config, outbox, signer=signer, curve=curve)
+                done = sender.run_until_drained(int(args.timeout * NS_PER_S))
+                left = outbox.stats().unacked_frames
+        status = "acknowledged" if done else f"NOT acknowledged ({left} frames left)"
+        print(f"{station} {first}..{last}: {len(run)} frames {status}, "
+              f"{sender.counters.frames_sent} sent, {sender.counters.reconnects} reconnects")
+        failed += not done
+    return 1 if failed else 0

@@ -1,0 +1,511 @@
+"""Station end of a CD-1.1 link as a pure state machine: protocol events in, actions out, no sockets.
+
+The ZeroMQ adapter (``sender.py``) decodes frames into the ``on_*`` calls below and carries out the
+actions ``poll`` returns; this module decides everything else (which endpoint, which frame next, when a
+frame counts as delivered, when the link is dead). Time is always passed in as integer nanoseconds so
+tests can drive hours of link time without waiting.
+
+Delivery rule: a data frame stays in the session (and unacknowledged in the outbox) until an IDC acknack
+covers it — inside lowest..highest and in no gap. Frames sent but still uncovered when an acknack
+arrives are resent once they have been in flight ``resend_after_ns``; everything not acknowledged is
+sent again after a reconnect, and duplicates are harmless at the receiver.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import heapq
+import logging
+import random
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from gci_link.pacing import NS_PER_S, Backoff, TokenBucket
+from gci_link.receiver.gaplist import GapList
+
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[object], str]
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"  # connection request sent to a well-known endpoint
+    NEGOTIATING = "negotiating"  # on the data endpoint, option request sent
+    DATA = "data"
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    station: str
+    endpoints: tuple[str, ...]  # well-known connection-manager endpoints, tried in turn
+    window: int = 64  # frames sent but not yet covered by an acknack
+    option_exchange: bool = True
+    option_value: str = ""  # option 1 value (1-8 chars); defaults to the station name
+    connect_timeout_ns: int = 10 * NS_PER_S  # for the connection and option responses
+    response_timeout_ns: int = 60 * NS_PER_S  # data sent and no acknack since -> link is dead
+    idle_timeout_ns: int = 130 * NS_PER_S  # nothing at all from the IDC (it acknacks every minute)
+    heartbeat_ns: int = 55 * NS_PER_S  # our acknack at least this often
+    resend_after_ns: int = 20 * NS_PER_S  # in flight this long and still not covered -> resend
+    backlog_hold_ns: int = 2 * NS_PER_S  # after connecting, wait this long for the IDC's first acknack
+    backoff_base_ns: int = 1 * NS_PER_S
+    backoff_cap_ns: int = 300 * NS_PER_S
+    bandwidth_bytes_per_s: float | None = None  # None = uncapped
+    burst_bytes: int = 16_384
+
+    def __post_init__(self) -> None:
+        if not self.station or len(self.station) > 8:
+            raise ValueError(f"station name must be 1-8 characters, got {self.station!r}")
+        if not self.endpoints:
+            raise ValueError("at least one well-known IDC endpoint is needed")
+        if self.window < 1:
+            raise ValueError(f"window must be at least 1 frame, got {self.window}")
+        if len(self.option_value) > 8:
+            raise ValueError(f"option value must be at most 8 characters, got {self.option_value!r}")
+
+
+@dataclass
+class LinkCounters:
+    frames_sent: int = 0  # data frames handed to the socket, resends included
+    frames_resent: int = 0
+    frames_acked: int = 0
+    reconnects: int = 0
+    bytes_sent: int = 0  # every byte handed to the socket, control frames included
+    bytes_received: int = 0
+
+
+# ---- actions the adapter carries out -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Close any socket (linger 0, so stale queued frames die with it) and connect a fresh one."""
+
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    reason: str
+    graceful: bool = False  # True: let already-queued frames (the alert) drain before closing
+
+
+@dataclass(frozen=True)
+class SendConnectionRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class SendOptionRequest:
+    value: str
+
+
+@dataclass(frozen=True)
+class SendAcknack:
+    frame_set: str
+    lowest: int
+    highest: int
+    gaps: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class SendAlert:
+    text: str
+
+
+@dataclass(frozen=True)
+class SendCommandResponse:
+    request: object  # the decoded command request, echoed back by the codec
+    text: str
+
+
+@dataclass(frozen=True)
+class SendData:
+    seq: int
+    resend: bool
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    """These frames are durable at the IDC: mark them acknowledged in the outbox."""
+
+    seqs: tuple[int, ...]
+
+
+Action = (
+    Connect | Disconnect | SendConnectionRequest | SendOptionRequest | SendAcknack | SendAlert
+    | SendCommandResponse | SendData | Acknowledge
+)
+
+
+def data_endpoint(well_known: str, ip: int, port: int) -> str | None:
+    """Endpoint a Connection Response redirects to.
+
+    Address 0.0.0.0 means "the host you already reached" (useful behind NAT and for ipc:// tests);
+    address and port both 0 mean "stay on this connection" (returns None).
+    """
+    if ip == 0 and port == 0:
+        return None
+    if not 0 < port < 65536:
+        raise ValueError(f"connection response port {port} is not a usable TCP port")
+    if ip:
+        host = ".".join(str((ip >> shift) & 0xFF) for shift in (24, 16, 8, 0))
+    else:
+        scheme, _, rest = well_known.partition("://")
+        if scheme != "tcp" or not rest:
+            raise ValueError(f"connection response gives no address and {well_known!r} is not tcp://host:port")
+        host = rest.rsplit(":", 1)[0]
+    return f"tcp://{host}:{port}"
+
+
+def covered(
+    seq: int, lowest: int, highest: int, gap_starts: Sequence[int], gaps: Sequence[tuple[int, int]]
+) -> bool:
+    """Whether an acknack (lowest..highest inclusive, gaps [start, end)) reports ``seq`` as received."""
+    if not lowest <= seq <= highest:
+        return False
+    i = bisect.bisect_right(gap_starts, seq) - 1
+    return not (i >= 0 and seq < gaps[i][1])
+
+
+@dataclass
+class _Connection:
+    endpoint: str
+    heard_ns: int  # last frame of any kind from the IDC
+    heartbeat_due_ns: int = 0
+    unanswered_since_ns: int | None = None  # first data frame sent after the last acknack
+    acknacks: int = 0
+    backlog_from_ns: int = 0  # backlog waits until then unless an acknack from the IDC came first
+    in_flight: dict[int, int] = field(default_factory=dict)  # seq -> time handed to the socket
+
+
+class LinkSession:
+    """One station's conversation with the IDC, across any number of reconnects."""
+
+    _RESPONSE_CACHE = 32  # command responses kept to answer a repeated request without re-running it
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        now_ns: int,
+        *,
+        command_handler: CommandHandler | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.counters = LinkCounters()
+        self.state = State.IDLE
+        self._handler = command_handler
+        self._backoff = Backoff(config.backoff_base_ns, config.backoff_cap_ns, rng)
+        self._bucket = TokenBucket(config.bandwidth_bytes_per_s, config.burst_bytes, now_ns)
+        self._deadline_ns: int | None = None  # connect/option timeout or end of back-off
+        self._endpoint_index = 0
+        self._conn: _Connection | None = None
+        self._out: list[Action] = []
+        self._peer_frame_set = "IDC:0"
+        self._from_idc = GapList()  # sequence numbers of IDC frames received (command requests)
+        self._ack_due = False
+        self._responses: OrderedDict[int, SendCommandResponse] = OrderedDict()
+        # every frame not yet acknowledged, and where it waits: live queue, backlog heap or in flight
+        self._unacked: set[int] = set()
+        self._queued: set[int] = set()
+        self._live: deque[int] = deque()
+        self._backlog: list[int] = []
+        self._ever_sent: set[int] = set()
+
+    # ---- inputs ----------------------------------------------------------------------------------
+
+    def start(self, now_ns: int) -> None:
+        if self.state is not State.IDLE:
+            raise RuntimeError(f"session already started (state {self.state.value})")
+        self._connect(now_ns)
+
+    def offer(self, seqs: Iterable[int]) -> None:
+        """Frames that are in the outbox and not acknowledged. While the link is up they are live and
+        go out ahead of the backlog; otherwise (including at start-up) they join the backlog."""
+        live = self.state is State.DATA
+        for seq in seqs:
+            if seq in self._unacked:
+                continue
+            self._unacked.add(seq)
+            self._queued.add(seq)
+            if live:
+                self._live.append(seq)
+            else:
+                heapq.heappush(self._backlog, seq)
+
+    def forget(self, seq: int) -> None:
+        """The frame cannot be sent (gone from the outbox): stop tracking it."""
+        self._unacked.discard(seq)
+        self._queued.discard(seq)
+        self._ever_sent.discard(seq)
+        if self._conn is not None:
+            self._conn.in_flight.pop(seq, None)
+
+    def sent_bytes(self, nbytes: int, now_ns: int) -> None:
+        """The adapter handed ``nbytes`` to the socket (any frame): charge the bandwidth cap."""
+        self.counters.bytes_sent += nbytes
+        self._bucket.charge(nbytes, now_ns)
+
+    def received_bytes(self, nbytes: int, now_ns: int) -> None:
+        """Anything arrived from the IDC, whatever it was: the link is alive."""
+        self.counters.bytes_received += nbytes
+        if self._conn is not None:
+            self._conn.heard_ns = now_ns
+
+    def on_connection_response(self, ip: int, port: int, peer_frame_set: str, now_ns: int) -> None:
+        if self.state is not State.CONNECTING or self._conn is None:
+            log.warning("unexpected connection response ignored", extra=self._ctx(reason=self.state.value))
+            return
+        self._peer_frame_set = peer_frame_set
+        try:
+            target = data_endpoint(self._conn.endpoint, ip, port)
+        except ValueError as exc:
+            self._reconnect(f"bad connection response: {exc}", now_ns)
+            return
+        if target is not None:
+            log.info("redirected to data endpoint", extra=self._ctx(endpoint=target))
+            self._out.append(Connect(target))
+            self._conn = _Connection(endpoint=target, heard_ns=now_ns)
+        if self.config.option_exchange:
+            self.state = State.NEGOTIATING
+            self._deadline_ns = now_ns + self.config.connect_timeout_ns
+            self._out.append(SendOptionRequest(self.config.option_value or self.config.station))
+        else:
+            self._enter_data(now_ns)
+
+    def on_option_response(self, now_ns: int) -> None:
+        if self.state is not State.NEGOTIATING:
+            log.warning("unexpected option response ignored", extra=self._ctx(reason=self.state.value))
+            return
+        self._enter_data(now_ns)
+
+    def on_acknack(
+        self, frame_set: str, lowest: int, highest: int, gaps: Sequence[tuple[int, int]], now_ns: int
+    ) -> None:
+        conn = self._conn
+        if self.state is not State.DATA or conn is None:
+            log.info("acknack outside the data phase ignored", extra=self._ctx(reason=self.state.value))
+            return
+        if frame_set.split(":", 1)[0].strip() != self.config.station:
+            log.warning("acknack for another frame set ignored", extra=self._ctx(reason=frame_set))
+            return
+        conn.acknacks += 1
+        if conn.acknacks == 1:
+            self._backoff.reset()
+        starts = [g[0] for g in gaps]
+        acked = sorted(s for s in self._unacked if covered(s, lowest, highest, starts, gaps))
+        for seq in acked:
+            self._unacked.discard(seq)
+            self._queued.discard(seq)
+            self._ever_sent.discard(seq)
+            conn.in_flight.pop(seq, None)
+        if acked:
+            self.counters.frames_acked += len(acked)
+            self._out.append(Acknowledge(tuple(acked)))
+        stale = [s for s, t in conn.in_flight.items() if now_ns - t >= self.config.resend_after_ns]
+        for seq in stale:
+            del conn.in_flight[seq]
+            self._queued.add(seq)
+            heapq.heappush(self._backlog, seq)
+        if stale:
+            log.info("frames not covered by acknack, resending",
+                     extra=self._ctx(seq=f"{stale[0]}..{stale[-1]}", reason=f"{len(stale)} frames"))
+        # frames still in flight expect a later acknack within the response timeout
+        conn.unanswered_since_ns = now_ns if conn.in_flight else None
+
+    def on_command_request(self, seq: int, request: object, now_ns: int) -> None:
+        if self.state is not State.DATA:
+            log.warning("command request outside the data phase ignored", extra=self._ctx(seq=seq))
+            return
+        self._ack_due = True
+        if not self._from_idc.add(seq):
+            cached = self._responses.get(seq)
+            log.info("repeated command request, not run again", extra=self._ctx(seq=seq))
+            if cached is not None:
+                self._out.append(cached)
+            return
+        if self._handler is None:
+            text = "error: this station accepts no commands"
+        else:
+            try:
+                text = self._handler(request)
+            except Exception as exc:  # a failing command must not take the link down
+                log.exception("command handler failed", extra=self._ctx(seq=seq))
+                text = f"error: {type(exc).__name__}: {exc}"
+        response = SendCommandResponse(request, text)
+        self._responses[seq] = response
+        while len(self._responses) > self._RESPONSE_CACHE:
+            self._responses.popitem(last=False)
+        self._out.append(response)
+
+    def on_alert(self, text: str, now_ns: int) -> None:
+        """The IDC is closing the connection deliberately: reconnect (with back-off)."""
+        if self.state in (State.IDLE, State.BACKOFF, State.STOPPED):
+            return
+        self._reconnect(f"IDC sent alert: {text}", now_ns)
+
+    def on_transport_lost(self, reason: str, now_ns: int) -> None:
+        """The adapter knows the connection is unusable (e.g. a send failed)."""
+        if self.state in (State.CONNECTING, State.NEGOTIATING, State.DATA):
+            self._reconnect(reason, now_ns)
+
+    def shutdown(self, now_ns: int, reason: str = "station shutting down") -> None:
+        """Deliberate close: an Alert to the IDC if a connection is open, then stop for good."""
+        if self.state is State.STOPPED:
+            return
+        if self.state in (State.CONNECTING, State.NEGOTIATING, State.DATA):
+            self._out.append(SendAlert(reason))
+            self._out.append(Disconnect(reason, graceful=True))
+        log.info("link stopped", extra=self._ctx(reason=reason))
+        self.state = State.STOPPED
+        self._conn = None
+        self._deadline_ns = None
+
+    # ---- outputs ---------------------------------------------------------------------------------
+
+    def poll(self, now_ns: int) -> list[Action]:
+        """Fire due timers and release at most one data frame; returns the actions to carry out in order.
+
+        Call again at once after it returned a ``SendData`` (and the adapter reported the bytes), or at
+        ``next_wakeup_ns`` otherwise.
+        """
+        self._fire_timers(now_ns)
+        conn = self._conn
+        if self.state is State.DATA and conn is not None:
+            if self._ack_due or now_ns >= conn.heartbeat_due_ns:
+                self._send_acknack(now_ns)
+            if len(conn.in_flight) < self.config.window and self._bucket.ready_at(now_ns) <= now_ns:
+                seq = self._next_frame(backlog=self._backlog_open(now_ns))
+                if seq is not None:
+                    self._transmit(seq, now_ns)
+        out, self._out = self._out, []
+        return out
+
+    def next_wakeup_ns(self, now_ns: int) -> int | None:
+        """When ``poll`` next has something to do on its own (None: only an input can change things)."""
+        times = [t for t in (self._deadline_ns,) if t is not None]
+        conn = self._conn
+        if self.state is State.DATA and conn is not None:
+            times.append(conn.heartbeat_due_ns)
+            times.append(conn.heard_ns + self.config.idle_timeout_ns)
+            if conn.unanswered_since_ns is not None:
+                times.append(conn.unanswered_since_ns + self.config.response_timeout_ns)
+            if self._queued and len(conn.in_flight) < self.config.window:
+                ready = self._bucket.ready_at(now_ns)
+                times.append(ready if self._live or self._backlog_open(ready) else conn.backlog_from_ns)
+        return min(times) if times else None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._conn.in_flight) if self._conn else 0
+
+    @property
+    def pending(self) -> int:
+        """Frames not yet acknowledged by the IDC (queued or in flight)."""
+        return len(self._unacked)
+
+    @property
+    def endpoint(self) -> str | None:
+        return self._conn.endpoint if self._conn else None
+
+    # ---- internals -------------------------------------------------------------------------------
+
+    def _ctx(self, **extra: object) -> dict[str, object]:
+        ctx: dict[str, object] = {"station": self.config.station}
+        if self._conn is not None:
+            ctx["endpoint"] = self._conn.endpoint
+        ctx.update(extra)
+        return ctx
+
+    def _connect(self, now_ns: int) -> None:
+        endpoint = self.config.endpoints[self._endpoint_index % len(self.config.endpoints)]
+        self._conn = _Connection(endpoint=endpoint, heard_ns=now_ns)
+        self.state = State.CONNECTING
+        self._deadline_ns = now_ns + self.config.connect_timeout_ns
+        log.info("connecting", extra=self._ctx())
+        self._out.append(Connect(endpoint))
+        self._out.append(SendConnectionRequest())
+
+    def _enter_data(self, now_ns: int) -> None:
+        assert self._conn is not None
+        self.state = State.DATA
+        self._deadline_ns = None
+        self._conn.backlog_from_ns = now_ns + self.config.backlog_hold_ns
+        log.info("link up", extra=self._ctx(reason=f"{len(self._unacked)} frames waiting"))
+        self._ack_due = True  # tell the IDC at once what we hold of its frames
+
+    def _reconnect(self, reason: str, now_ns: int) -> None:
+        delay = self._backoff.next_delay_ns()
+        log.warning("link lost, reconnecting after back-off",
+                    extra=self._ctx(reason=reason, delay_s=round(delay / NS_PER_S, 3)))
+        self._out.append(Disconnect(reason))
+        self.counters.reconnects += 1
+        self._conn = None
+        self._endpoint_index += 1
+        self.state = State.BACKOFF
+        self._deadline_ns = now_ns + delay
+        # everything unacknowledged is backlog for the next connection, oldest first
+        self._live.clear()
+        self._backlog = sorted(self._unacked)
+        self._queued = set(self._unacked)
+
+    def _fire_timers(self, now_ns: int) -> None:
+        conn = self._conn
+        if self.state is State.BACKOFF and self._deadline_ns is not None and now_ns >= self._deadline_ns:
+            self._connect(now_ns)
+        elif self.state in (State.CONNECTING, State.NEGOTIATING) and now_ns >= (self._deadline_ns or 0):
+            what = "connection" if self.state is State.CONNECTING else "option"
+            secs = self.config.connect_timeout_ns / NS_PER_S
+            self._reconnect(f"no {what} response within {secs:g} s", now_ns)
+        elif self.state is State.DATA and conn is not None:
+            if now_ns - conn.heard_ns >= self.config.idle_timeout_ns:
+                secs = self.config.idle_timeout_ns / NS_PER_S
+                self._reconnect(f"nothing received from the IDC for {secs:g} s", now_ns)
+            elif (conn.unanswered_since_ns is not None
+                  and now_ns - conn.unanswered_since_ns >= self.config.response_timeout_ns):
+                secs = self.config.response_timeout_ns / NS_PER_S
+                self._reconnect(f"no acknack within {secs:g} s of sending data", now_ns)
+
+    def _send_acknack(self, now_ns: int) -> None:
+        assert self._conn is not None
+        gl = self._from_idc
+        self._out.append(SendAcknack(self._peer_frame_set, gl.lowest, gl.highest, tuple(gl.gaps())))
+        self._conn.heartbeat_due_ns = now_ns + self.config.heartbeat_ns
+        self._ack_due = False
+
+    def _backlog_open(self, now_ns: int) -> bool:
+        """Backlog may flow once the IDC said what it already holds (its first acknack on a new
+        connection usually acknowledges frames whose acks were lost) or the hold expired."""
+        conn = self._conn
+        return conn is not None and (conn.acknacks > 0 or now_ns >= conn.backlog_from_ns)
+
+    def _next_frame(self, backlog: bool) -> int | None:
+        """Live frames first (oldest live first), then the backlog (lowest sequence first)."""
+        while self._live:
+            seq = self._live.popleft()
+            if seq in self._queued:
+                self._queued.discard(seq)
+                return seq
+        while backlog and self._backlog:
+            seq = heapq.heappop(self._backlog)
+            if seq in self._queued:
+                self._queued.discard(seq)
+                return seq
+        return None
+
+    def _transmit(self, seq: int, now_ns: int) -> None:
+        assert self._conn is not None
+        resend = seq in self._ever_sent
+        self._ever_sent.add(seq)
+        self._conn.in_flight[seq] = now_ns
+        if self._conn.unanswered_since_ns is None:
+            self._conn.unanswered_since_ns = now_ns
+        self.counters.frames_sent += 1
+        if resend:
+            self.counters.frames_resent += 1
+        self._out.append(SendData(seq, resend))

@@ -1,0 +1,370 @@
+"""Station end of the GCI link over ZeroMQ: a thin adapter around ``link_session.LinkSession``.
+
+It owns the DEALER socket (one CD-1.1 frame per message), the outbox reads and acknowledgements, the
+codec calls and optional CurveZMQ; every protocol decision is the session's. A fresh socket is made for
+every connection and the old one closed with linger 0, so frames queued for a dead peer die with it
+instead of piling up behind the reconnect (the session resends whatever was not acknowledged).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+import zmq.auth
+from zmq.utils.monitor import recv_monitor_message
+
+from gci_link.cd11 import (
+    AcknackBody,
+    AlertBody,
+    Cd11FormatError,
+    CommandRequestBody,
+    CommandResponseBody,
+    ConnectionBody,
+    Frame,
+    FrameHeader,
+    FrameType,
+    OptionBody,
+    decode_frame,
+    encode_frame,
+    sign_frame,
+)
+from gci_link.keys import StationSigner
+from gci_link.link_session import (
+    Acknowledge,
+    Action,
+    Connect,
+    Disconnect,
+    LinkCounters,
+    LinkSession,
+    SendAcknack,
+    SendAlert,
+    SendCommandResponse,
+    SendConnectionRequest,
+    SendData,
+    SendOptionRequest,
+    SessionConfig,
+    State,
+)
+from gci_link.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[CommandRequestBody], str]
+
+_OUTBOX_PAGE = 500
+_OUTBOX_REFRESH_S = 0.05  # how often new frames are looked for while the loop is busy sending
+_GRACEFUL_LINGER_MS = 2000  # time an alert gets to leave before the socket is torn down
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+_MONITORED = _HANDSHAKE_FAILED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """CurveZMQ for the hop: this station's certificate (with secret) and the IDC's public certificate,
+    both in the format ``zmq.auth.create_certificates`` writes."""
+
+    client_secret_file: Path
+    server_public_file: Path
+
+    def load(self) -> tuple[bytes, bytes, bytes]:
+        public, secret = zmq.auth.load_certificate(self.client_secret_file)
+        if secret is None:
+            raise ValueError(f"{self.client_secret_file}: no secret key in this certificate file")
+        server_public, _ = zmq.auth.load_certificate(self.server_public_file)
+        return public, secret, server_public
+
+
+class Sender:
+    """Sends the outbox to the IDC until stopped; call ``run`` in its own thread, ``stop`` from any."""
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        outbox: Outbox,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        command_handler: CommandHandler | None = None,
+        signer: StationSigner | None = None,
+        curve: CurveKeys | None = None,
+        context: zmq.Context | None = None,
+        poll_interval_s: float = 0.2,
+    ) -> None:
+        if signer is not None and signer.station != config.station:
+            raise ValueError(f"certificate is for station {signer.station!r}, link is for {config.station!r}")
+        self.config = config
+        self._outbox = outbox
+        self._clock = clock
+        self._signer = signer
+        self._curve = curve.load() if curve else None
+        self._context = context or zmq.Context.instance()
+        self._poll_interval_s = poll_interval_s
+        self._stop = threading.Event()
+        self._socket: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
+        self._handshake_failures = 0
+        self._last_offered: int | None = None
+        self._last_refresh = 0.0
+        self.session = LinkSession(config, clock(), command_handler=command_handler)
+
+    @property
+    def counters(self) -> LinkCounters:
+        return self.session.counters
+
+    def stop(self) -> None:
+        """Ask ``run`` to send an alert, close the connection and return (safe from a signal handler)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Until ``stop``: connect, send, resend, acknowledge, reconnect."""
+        self._start()
+        try:
+            while self.session.state is not State.STOPPED:
+                self._step()
+        finally:
+            self._close_socket(linger_ms=0)
+
+    def run_until_drained(self, timeout_ns: int) -> bool:
+        """Send until the IDC has acknowledged every frame in the outbox (True) or ``timeout_ns`` of clock
+        time passed (False); then shut down as ``stop`` does."""
+        self._start()
+        deadline = self._clock() + timeout_ns
+        try:
+            while self.session.state is not State.STOPPED:
+                if self._stop.is_set() or self._clock() >= deadline or self._drained():
+                    self._stop.set()
+                self._step()
+        finally:
+            self._close_socket(linger_ms=0)
+        return self._drained()
+
+    # ---- loop ------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._offer_new()
+        log.info("sender starting", extra={"station": self.config.station, "seq": self.session.pending})
+        self.session.start(self._clock())
+
+    def _drained(self) -> bool:
+        return self.session.pending == 0 and not self._outbox.unacked(limit=1)
+
+    def _step(self) -> None:
+        now = self._clock()
+        if self._stop.is_set():
+            self.session.shutdown(now)
+        if time.monotonic() - self._last_refresh >= _OUTBOX_REFRESH_S:
+            self._offer_new()
+        busy = self._execute(self.session.poll(now))
+        if self.session.state is State.STOPPED:
+            return
+        wake = self.session.next_wakeup_ns(now)
+        wait_s = 0.0 if busy else self._poll_interval_s
+        if wake is not None and not busy:
+            wait_s = min(wait_s, max(0.0, (wake - now) / 1e9))
+        self._wait_and_receive(wait_s)
+
+    def _offer_new(self) -> None:
+        self._last_refresh = time.monotonic()
+        while True:
+            page = self._outbox.unacked(limit=_OUTBOX_PAGE, after=self._last_offered)
+            if not page:
+                return
+            self.session.offer(f.seq for f in page)
+            self._last_offered = page[-1].seq
+            if len(page) < _OUTBOX_PAGE:
+                return
+
+    def _wait_and_receive(self, wait_s: float) -> None:
+        if self._socket is None:
+            self._stop.wait(wait_s)
+            return
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
+        ready = dict(poller.poll(int(wait_s * 1000)))
+        if self._monitor is not None and self._monitor in ready:
+            self._drain_monitor()
+        if self._socket in ready:
+            while self._socket is not None:
+                try:
+                    parts = self._socket.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._receive(parts[-1])  # the frame is the last part (tolerates an empty delimiter)
+
+    def _drain_monitor(self) -> None:
+        assert self._monitor is not None
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] & _HANDSHAKE_FAILED:
+                self._handshake_failures += 1
+                if self._handshake_failures == 1:
+                    log.warning("ZeroMQ handshake with the IDC failed", extra=self._ctx(reason=self._why()))
+
+    def _receive(self, raw: bytes) -> None:
+        now = self._clock()
+        self.session.received_bytes(len(raw), now)
+        try:
+            frame = decode_frame(raw)
+        except Cd11FormatError as exc:
+            log.warning("undecodable frame from the IDC ignored",
+                        extra=self._ctx(reason=str(exc), field=exc.field, offset=exc.offset))
+            return
+        body, kind = frame.body, frame.header.frame_type
+        if kind == FrameType.CONNECTION_RESPONSE and isinstance(body, ConnectionBody):
+            peer_set = f"{frame.header.creator}:{frame.header.destination}"
+            self.session.on_connection_response(body.ip_address, body.port, peer_set, now)
+        elif kind == FrameType.OPTION_RESPONSE:
+            self.session.on_option_response(now)
+        elif isinstance(body, AcknackBody):
+            self.session.on_acknack(body.frame_set, body.lowest, body.highest, body.gaps, now)
+        elif isinstance(body, AlertBody):
+            self.session.on_alert(body.text, now)
+        elif isinstance(body, CommandRequestBody):
+            self.session.on_command_request(frame.header.sequence, body, now)
+        else:
+            log.warning("unexpected frame type from the IDC ignored", extra=self._ctx(reason=f"type {kind}"))
+
+    # ---- actions ---------------------------------------------------------------------------------
+
+    def _execute(self, actions: Iterable[Action]) -> bool:
+        """Carry out the session's actions; True if a data frame went out (so poll again at once)."""
+        sent_data = False
+        for action in actions:
+            if isinstance(action, Connect):
+                self._open_socket(action.endpoint)
+            elif isinstance(action, Disconnect):
+                self._disconnect(action)
+            elif isinstance(action, SendData):
+                sent_data |= self._send_data(action)
+            elif isinstance(action, Acknowledge):
+                self._outbox.ack(_as_ranges(action.seqs))
+                log.debug("acknowledged", extra=self._ctx(seq=f"{action.seqs[0]}..{action.seqs[-1]}"))
+            else:
+                self._send_control(action)
+        return sent_data
+
+    def _open_socket(self, endpoint: str) -> None:
+        self._close_socket(linger_ms=0)
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, self.config.window + 64)  # data window plus control frames
+        if self._curve is not None:
+            public, secret, server_public = self._curve
+            sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = public, secret, server_public
+        self._monitor = sock.get_monitor_socket(_MONITORED)
+        self._handshake_failures = 0
+        sock.connect(endpoint)
+        self._socket = sock
+
+    def _close_socket(self, linger_ms: int) -> None:
+        if self._socket is None:
+            return
+        if self._monitor is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
+        self._socket.close(linger=linger_ms)
+        self._socket = None
+
+    def _disconnect(self, action: Disconnect) -> None:
+        if self._monitor is not None:
+            self._drain_monitor()
+        if self._handshake_failures:
+            log.error("connection failed: ZeroMQ handshake never completed",
+                      extra=self._ctx(reason=self._why()))
+        self._close_socket(linger_ms=_GRACEFUL_LINGER_MS if action.graceful else 0)
+
+    def _why(self) -> str:
+        if self._curve is not None:
+            return (f"CurveZMQ handshake failed {self._handshake_failures} times: the IDC server key in the "
+                    "configuration is wrong, or the IDC does not accept this station's key")
+        return f"ZeroMQ handshake failed {self._handshake_failures} times: is the IDC expecting CurveZMQ?"
+
+    def _send_data(self, action: SendData) -> bool:
+        now = self._clock()
+        stored = self._outbox.get(action.seq)
+        if stored is None:
+            log.error("frame no longer in the outbox (evicted over budget?), skipped",
+                      extra=self._ctx(seq=action.seq))
+            self.session.forget(action.seq)
+            return True
+        wire_seq = int.from_bytes(stored.frame[24:32], "big")
+        if wire_seq != action.seq:
+            log.error("outbox frame carries another sequence number in its header, skipped",
+                      extra=self._ctx(seq=action.seq, reason=f"header says {wire_seq}"))
+            self.session.forget(action.seq)
+            return True
+        if self._send(stored.frame, now):
+            if action.resend:
+                log.info("resent", extra=self._ctx(seq=action.seq))
+        return True
+
+    def _send_control(self, action: Action) -> None:
+        now = self._clock()
+        station = self.config.station
+        if isinstance(action, SendConnectionRequest):
+            kind, body = FrameType.CONNECTION_REQUEST, ConnectionBody(station=station)
+        elif isinstance(action, SendOptionRequest):
+            kind, body = FrameType.OPTION_REQUEST, OptionBody(((1, action.value.encode("latin-1")),))
+        elif isinstance(action, SendAcknack):
+            kind = FrameType.ACKNACK
+            body = AcknackBody(action.frame_set, action.lowest, action.highest, action.gaps)
+        elif isinstance(action, SendAlert):
+            kind, body = FrameType.ALERT, AlertBody(action.text.encode("latin-1", "replace"))
+        elif isinstance(action, SendCommandResponse):
+            req = action.request
+            assert isinstance(req, CommandRequestBody)
+            kind = FrameType.COMMAND_RESPONSE
+            body = CommandResponseBody(station, req.site, req.channel, req.location, now, req.command,
+                                       action.text.encode("utf-8"))
+        else:
+            raise TypeError(f"link session produced an unknown action {action!r}")
+        frame = Frame(FrameHeader(kind, creator=station), body)
+        if self._signer is not None:
+            frame = sign_frame(frame, self._signer.key_id, self._signer.sign)
+        self._send(encode_frame(frame), now)
+
+    def _send(self, data: bytes, now: int) -> bool:
+        if self._socket is None:
+            return False
+        try:
+            self._socket.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            self.session.on_transport_lost("send queue full: the IDC is not reading", now)
+            return False
+        self.session.sent_bytes(len(data), now)
+        return True
+
+    def _ctx(self, **extra: object) -> dict[str, object]:
+        ctx: dict[str, object] = {"station": self.config.station}
+        if self.session.endpoint:
+            ctx["endpoint"] = self.session.endpoint
+        ctx.update(extra)
+        return ctx
+
+
+def _as_ranges(seqs: tuple[int, ...]) -> list[range]:
+    """Ascending sequence numbers as runs, so the outbox marks a long run in one statement."""
+    runs: list[range] = []
+    start = prev = seqs[0]
+    for seq in seqs[1:]:
+        if seq != prev + 1:
+            runs.append(range(start, prev + 1))
+            start = seq
+        prev = seq
+    runs.append(range(start, prev + 1))
+    return runs
