@@ -54,6 +54,8 @@ def run(progress: Callable[[str], None]) -> dict:
     progress("Canadian decode, 10-s subframes (400 samples per call)")
     pieces = [canadian.encode(x[i : i + FRAME]) for i in range(0, DAY, FRAME)]
     t_dec_frames = _best(lambda: [canadian.decode(p, FRAME) for p in pieces], repeats=3)
+    # what the frame parser calls per channel: also recovers v0 and the bytes used
+    t_stream_frames = _best(lambda: [canadian.decode_stream(p, FRAME) for p in pieces], repeats=3)
 
     progress("Steim2 (libmseed via pymseed) pack and decode of the same samples")
     records = _steim2(x)
@@ -73,6 +75,8 @@ def run(progress: Callable[[str], None]) -> dict:
         "steim2_bytes_per_sample": round(len(records) / DAY, 3),
         "canadian_decode_msamples_per_s": round(msamples / t_dec, 1),
         "canadian_decode_10s_subframes_msamples_per_s": round(msamples / t_dec_frames, 1),
+        "canadian_decode_stream_10s_subframes_msamples_per_s": round(msamples / t_stream_frames, 1),
+        "canadian_decode_10s_subframe_us_per_call": round(t_dec_frames / len(pieces) * 1e6, 2),
         "canadian_encode_msamples_per_s": round(msamples / t_enc, 1),
         "steim2_decode_msamples_per_s": round(msamples / t_steim, 1),
         "canadian_over_steim2_decode": round(t_steim / t_dec, 2),
