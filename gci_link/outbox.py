@@ -303,6 +303,15 @@ class Outbox:
             ).fetchall()
         return [_frame(row) for row in rows]
 
+    def newest(self, limit: int, kind: str) -> list[OutboxFrame]:
+        """The ``limit`` most recent frames of one kind, acknowledged or not, newest first (the station
+        reads them at start-up to learn how far each channel was already framed)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM frames WHERE kind = ? ORDER BY seq DESC LIMIT ?", (kind, limit)
+            ).fetchall()
+        return [_frame(row) for row in rows]
+
     def stats(self) -> OutboxStats:
         with self._lock:
             return self._stats()

@@ -97,12 +97,19 @@ class ChannelConfig:
 
 @dataclass(frozen=True, slots=True)
 class LinkSettings:
-    receiver: str  # tcp://host:port of the IDC receiver
+    endpoints: tuple[str, ...]  # IDC connection-manager endpoints (tcp://host:port), tried in turn
     frame_creator: str
     frame_destination: str
-    signing_key: Path
-    certificate: Path
-    trusted_certificates: tuple[Path, ...]
+    key_bundle: Path | None  # station key + certificate from `ims keys issue`; None = unsigned (tests only)
+    window: int  # frames sent but not yet acknowledged
+    bandwidth_kbps: float  # cap on what the link may carry; 0 = uncapped
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    state_dir: Path  # status snapshot for `ims station status`
+    metrics_port: int  # Prometheus endpoint on this port; 0 = off
+    status_interval_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +149,7 @@ class StationConfig:
     soh: SohSettings
     archive: StoreSettings
     outbox: StoreSettings
+    daemon: DaemonSettings
 
     def digitizer(self, name: str) -> DigitizerConfig:
         return next(d for d in self.digitizers if d.name == name)
@@ -180,6 +188,7 @@ def parse_config(text: str, source: str, base_dir: Path) -> StationConfig:
     digitizers = tuple(_digitizer(t) for t in root.tables("digitizers"))
     channels = tuple(_channel(t) for t in root.tables("channels"))
     link = _link(root.table("link"), station)
+    daemon = _daemon(root.table("daemon", required=False))
     soh = _soh(root.table("soh", required=False))
     archive = _store(root.table("archive"), default_budget_mb=10_000.0)
     outbox = _store(root.table("outbox"), default_budget_mb=2_000.0)
@@ -188,7 +197,7 @@ def parse_config(text: str, source: str, base_dir: Path) -> StationConfig:
     if problems:
         raise ConfigError(problems)
     return StationConfig(source, station, frame, acquisition, digitizers, channels, link, soh,
-                         archive, outbox)
+                         archive, outbox, daemon)
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -250,16 +259,28 @@ def _channel(t: _Table) -> ChannelConfig:
 
 
 def _link(t: _Table, station: StationInfo) -> LinkSettings:
+    endpoints = t.get("endpoints", list, check=_endpoints)
+    bundle = t.get("key_bundle", str, default=None)
     link = LinkSettings(
-        receiver=t.get("receiver", str, check=_tcp_endpoint),
+        endpoints=tuple(endpoints or ()),
         frame_creator=t.get("frame_creator", str, default=station.name, check=_text(1, 8)),
-        frame_destination=t.get("frame_destination", str, default="IDC", check=_text(1, 8)),
-        signing_key=t.path("signing_key"),
-        certificate=t.path("certificate"),
-        trusted_certificates=t.paths("trusted_certificates"),
+        frame_destination=t.get("frame_destination", str, default="0", check=_text(1, 8)),
+        key_bundle=None if bundle is None else (t.base_dir / bundle).resolve(),
+        window=t.get("window", int, default=64, check=_range(1, 10_000)),
+        bandwidth_kbps=t.get("bandwidth_kbps", float, default=0.0, check=_range(0.0, None)),
     )
     t.done()
     return link
+
+
+def _daemon(t: _Table) -> DaemonSettings:
+    daemon = DaemonSettings(
+        state_dir=t.path("state_dir") if "state_dir" in t.data else t.base_dir.resolve() / "state",
+        metrics_port=t.get("metrics_port", int, default=0, check=_range(0, 65535)),
+        status_interval_s=t.get("status_interval_s", float, default=5.0, check=_range(0.1, 3600.0)),
+    )
+    t.done()
+    return daemon
 
 
 def _soh(t: _Table) -> SohSettings:
@@ -385,17 +406,22 @@ def _serial_port(v: str) -> str | None:
     return None
 
 
-def _tcp_endpoint(v: str) -> str | None:
-    host, sep, port = v.removeprefix("tcp://").rpartition(":")
-    if not v.startswith("tcp://") or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        return f"must look like tcp://host:port, got {v!r}"
+def _endpoints(v: list) -> str | None:
+    if not v:
+        return "must list at least one endpoint"
+    for item in v:
+        text = item if isinstance(item, str) else ""
+        host, sep, port = text.removeprefix("tcp://").rpartition(":")
+        if not (text.startswith("tcp://") and sep and host and port.isdigit() and 0 < int(port) < 65536):
+            return f"each endpoint must look like tcp://host:port, got {item!r}"
     return None
 
 
 # ------------------------------------------------------------------------------------------ table reader
 
 _REQUIRED = object()
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: "a list"}
 
 
 class _Table:

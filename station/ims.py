@@ -13,6 +13,7 @@ import sys
 
 # subcommand -> module exposing register(subparsers) which adds a parser that sets ``func``
 COMMAND_MODULES: dict[str, str] = {
+    "station": "station.cli",
     "cd11": "gci_link.cd11.cli",
     "idc": "gci_link.receiver.cli",
     "hil": "hil.cli",

@@ -38,6 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import zmq
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError, TrustStore
     from gci_link.receiver.metrics import MetricsCollector
     from gci_link.receiver.server import Receiver
@@ -46,11 +47,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     try:
-        trust = TrustStore.load(config.trust_dir)
-    except KeyMaterialError as exc:
+        clock = clock_from_env()
+        trust = TrustStore.load(config.trust_dir, clock=clock)
+    except (KeyMaterialError, ValueError) as exc:
         print(f"ims idc: trust store: {exc}", file=sys.stderr)
         return 2
-    receiver = Receiver(config, trust)
+    receiver = Receiver(config, trust, clock)
     try:
         receiver.start()
     except (zmq.ZMQError, ValueError) as exc:
@@ -60,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     httpd = None
     if config.prometheus_port:
         registry = CollectorRegistry()
-        registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, time.time_ns))
+        registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, clock))
         httpd, _ = start_http_server(config.prometheus_port, registry=registry)
         log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
     stop = threading.Event()

@@ -32,7 +32,9 @@ def test_example_config_loads_with_every_section(tmp_path):
     assert [c.code for c in config.channels] == ["XMPL.BHZ.", "XMPL.BHN.", "XMPL.BHE.", "XMPL.BDF.01"]
     assert config.channels[3].sensor_type_code == 2 and config.channels[0].calper == 1.0
     assert config.digitizer("dm24").system_id == "XMPL01"
-    assert config.link.signing_key == tmp_path / "keys" / "station.key"
+    assert config.link.key_bundle == tmp_path / "keys" / "XMPL"
+    assert config.link.endpoints == ("tcp://127.0.0.1:8041",) and config.link.window == 64
+    assert config.daemon.state_dir == tmp_path / "state" and config.daemon.metrics_port == 0
     assert config.outbox.path == tmp_path / "outbox" / "outbox.sqlite"
     assert config.soh.supply_volts.min == 11.0 and config.soh.supply_volts.hysteresis == 0.3
     assert config.acquisition.lateness_budget_s == 30.0
@@ -101,8 +103,10 @@ def test_missing_table_is_reported_once(tmp_path):
 
 
 @pytest.mark.parametrize(("old", "new", "expected"), [
-    ('receiver = "tcp://127.0.0.1:8000"', 'receiver = "udp://x:1"',
-     "link.receiver: must look like tcp://host:port, got 'udp://x:1'"),
+    ('endpoints = ["tcp://127.0.0.1:8041"]', 'endpoints = ["udp://x:1"]',
+     "link.endpoints: each endpoint must look like tcp://host:port, got 'udp://x:1'"),
+    ('endpoints = ["tcp://127.0.0.1:8041"]', 'endpoints = "tcp://127.0.0.1:8041"',
+     "link.endpoints: must be a list, got str 'tcp://127.0.0.1:8041'"),
     ('port = "/dev/ttyUSB0"', 'port = "ftp://x"',
      "digitizers[0].port: URL scheme must be one of alt, hwgrep, loop, rfc2217, socket, spy; got 'ftp://x'"),
     ("length_s = 10 ", "length_s = 7 ",

@@ -1,0 +1,43 @@
+"""Prometheus view of the daemon's counters (link, outbox, channels, digitizers), read live at scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class StationCollector(Collector):
+    """Collects from a snapshot function so the metrics and ``ims station status`` never disagree."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, Any]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        snap = self._snapshot()
+        outbox = GaugeMetricFamily("ims_outbox", "Station outbox state", labels=["quantity"])
+        for key in ("frames", "bytes", "unacked_frames", "unacked_bytes", "budget_bytes"):
+            outbox.add_metric([key], snap["outbox"][key])
+        outbox.add_metric(["over_budget"], float(snap["outbox"]["over_budget"]))
+        yield outbox
+        link = CounterMetricFamily("ims_link", "GCI link counters", labels=["counter"])
+        for key in ("frames_sent", "frames_resent", "frames_acked", "reconnects", "bytes_sent"):
+            link.add_metric([key], snap["link"][key])
+        yield link
+        channel = CounterMetricFamily(
+            "ims_channel", "Acquisition counters per channel", labels=["channel", "counter"]
+        )
+        for code, stats in snap["channels"].items():
+            for key, value in stats.items():
+                if isinstance(value, int):
+                    channel.add_metric([code, key], value)
+        yield channel
+        digitizer = CounterMetricFamily(
+            "ims_digitizer", "Digitizer driver counters", labels=["digitizer", "counter"]
+        )
+        for name, counters in snap["digitizers"].items():
+            for key, value in counters.items():
+                digitizer.add_metric([name, key], value)
+        yield digitizer

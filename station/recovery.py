@@ -1,0 +1,50 @@
+"""Restart without duplicates: how far each channel was already framed, and trimming what repeats it.
+
+After a crash the digitizer driver refetches recent blocks (its startup rewind), some of which the
+previous process had already framed into the outbox. Framing them again would give the IDC the same
+samples under a new sequence number, so the station trims every packet to start after the end of
+what its outbox already holds for that channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from digitizer.packet import Packet
+from gci_link.cd11 import Cd11FormatError, decode_frame
+from gci_link.outbox import Outbox
+from station.acquisition import exact_rate, offset_ns, samples_before
+
+log = logging.getLogger(__name__)
+
+SCAN_FRAMES = 2000  # newest frames read at start-up; covers the lateness budget many times over
+
+
+def framed_until(outbox: Outbox, kind: str, scan: int = SCAN_FRAMES) -> dict[str, int]:
+    """Per channel code (SITE.CHA.LO): end time of the latest samples already in the outbox."""
+    until: dict[str, int] = {}
+    for stored in outbox.newest(scan, kind):
+        try:
+            frame = decode_frame(stored.frame, check_crc=False)
+        except Cd11FormatError as exc:  # our own frame; unreadable means a bug, but never stop the start
+            log.error("outbox frame unreadable at start-up", extra={"seq": stored.seq, "error": str(exc)})
+            continue
+        for sub in frame.body.channels:
+            code = f"{sub.site}.{sub.channel}.{sub.location}"
+            end = sub.time_ns + round(sub.nsamp * 1_000_000_000 / sub.sample_rate)
+            until[code] = max(until.get(code, end), end)
+    return until
+
+
+def trim_framed(packet: Packet, until_ns: int | None) -> Packet | None:
+    """The part of ``packet`` after ``until_ns`` (None when all of it was framed before)."""
+    if until_ns is None or packet.start_ns >= until_ns:
+        return packet
+    rate = exact_rate(packet.sample_rate)
+    keep_from = samples_before(packet.start_ns, 0, packet.nsamp, rate, until_ns)
+    if keep_from >= packet.nsamp:
+        return None
+    return dataclasses.replace(
+        packet, start_ns=packet.start_ns + offset_ns(keep_from, rate), samples=packet.samples[keep_from:]
+    )

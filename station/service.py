@@ -1,0 +1,287 @@
+"""The station daemon: digitizer packets in, signed CD-1.1 frames out to the IDC, never losing data.
+
+Threads: one per digitizer driver (serial I/O), one for the GCI sender (ZeroMQ), and the main loop here,
+which alone touches acquisition, framer, SOH and archive, so none of those needs a lock. A frame is
+durable in the outbox before anything may acknowledge it, and at start-up the station trims what the
+outbox already holds from the blocks its drivers refetch, so a crash neither loses nor repeats samples.
+SIGTERM: stop the drivers, frame what is held, let the sender send an alert, close cleanly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import start_http_server
+
+from digitizer.guralp import DriverConfig, Gap, GuralpDriver
+from digitizer.packet import Packet, Status
+from gci_link.cd11 import CommandRequestBody, format_time
+from gci_link.keys import StationSigner
+from gci_link.link_session import SessionConfig
+from gci_link.outbox import Outbox, OutboxStats
+from gci_link.sender import Sender
+from station.acquisition import Acquisition
+from station.alarms import AlarmBoard, Severity
+from station.config import ChannelConfig, DigitizerConfig, StationConfig
+from station.framer import Framer
+from station.local_archive import LocalArchive
+from station.metrics import StationCollector
+from station.publisher import DATA_KIND, publish
+from station.recovery import framed_until, trim_framed
+from station.snapshot import write_snapshot
+from station.soh import SohMonitor
+
+log = logging.getLogger(__name__)
+
+OUTBOX_ALARM = "outbox_over_budget"
+PUMP_BATCH = 500  # items taken from one driver before looking at the others
+SHUTDOWN_DRAIN_S = 5.0  # time the sender gets at SIGTERM to have the last frames acknowledged
+
+DriverFactory = Callable[[DigitizerConfig], GuralpDriver]
+
+
+def default_driver(digitizer: DigitizerConfig) -> GuralpDriver:
+    return GuralpDriver(DriverConfig(port=digitizer.port, baudrate=digitizer.baud))
+
+
+class StationService:
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        driver_factory: DriverFactory = default_driver,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.alarms = AlarmBoard()
+        self.soh = SohMonitor(config.soh, self.alarms)
+        self.acquisition = Acquisition(config, self.alarms)
+        self._system_ids = {d.name: d.system_id for d in config.digitizers}
+        self._codes = {(self._system_ids[c.digitizer], c.stream_id): c.code for c in config.channels}
+        self.framer = Framer(
+            config.channels,
+            self.acquisition.buffers,
+            frame_length_s=config.frame.length_s,
+            lateness_budget_s=config.acquisition.lateness_budget_s,
+            status_for=self._channel_status,
+        )
+        config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(
+            config.outbox.path, int(config.outbox.budget_mb * 1e6), on_alarm=self._outbox_alarm
+        )
+        self.signer = StationSigner.load(config.link.key_bundle) if config.link.key_bundle else None
+        if self.signer is None:
+            log.warning("no key bundle configured: frames go out unsigned", extra={"station": self.name})
+        link = config.link
+        self.sender = Sender(
+            SessionConfig(
+                station=link.frame_creator,
+                endpoints=link.endpoints,
+                window=link.window,
+                bandwidth_bytes_per_s=link.bandwidth_kbps * 125 if link.bandwidth_kbps else None,
+            ),
+            self.outbox,
+            clock=clock,
+            signer=self.signer,
+            command_handler=self._command,
+        )
+        self.archive = LocalArchive(
+            config.archive.path, config.station.network, int(config.archive.budget_mb * 1e6)
+        )
+        self.drivers = {d.name: driver_factory(d) for d in config.digitizers}
+        self.framed_until = framed_until(self.outbox, DATA_KIND)
+        self.refetched_samples_trimmed = 0
+        self.frames_published = 0
+        self._stop = threading.Event()
+        self._running = False
+
+    @property
+    def name(self) -> str:
+        return self.config.station.name
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Ask the main loop to shut down (safe from a signal handler or another thread)."""
+        self._stop.set()
+
+    def run(self, install_signals: bool = True) -> int:
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop())
+        if self.config.daemon.metrics_port:
+            self.soh.registry.register(StationCollector(self.snapshot))
+            start_http_server(self.config.daemon.metrics_port, registry=self.soh.registry)
+        log.info(
+            "station starting",
+            extra={
+                "station": self.name,
+                "channels": len(self.config.channels),
+                "resume_after": len(self.framed_until),
+                "next_seq": self.outbox.next_sequence,
+            },
+        )
+        self._running = True
+        for driver in self.drivers.values():
+            driver.start()
+        sender_thread = threading.Thread(target=self.sender.run, name="sender", daemon=True)
+        sender_thread.start()
+        next_status = 0.0
+        try:
+            while not self._stop.is_set():
+                if not self.pump():
+                    self._stop.wait(0.02)
+                self.frame_and_publish()
+                if time.monotonic() >= next_status:
+                    self.write_status()
+                    next_status = time.monotonic() + self.config.daemon.status_interval_s
+        finally:
+            self._shutdown(sender_thread)
+        return 0
+
+    def _shutdown(self, sender_thread: threading.Thread) -> None:
+        log.info("station stopping", extra={"station": self.name})
+        for driver in self.drivers.values():
+            driver.stop()
+        self.pump()
+        self.frame_and_publish(final=True)
+        deadline = time.monotonic() + SHUTDOWN_DRAIN_S
+        while self.outbox.unacked(limit=1) and sender_thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.sender.stop()
+        sender_thread.join(timeout=10.0)
+        self._running = False
+        self.write_status()
+        stats = self.outbox.stats()
+        self.outbox.close()
+        log.info("station stopped", extra={"station": self.name, "unacked_frames": stats.unacked_frames})
+
+    # ---------------------------------------------------------------------------------------- main loop
+
+    def pump(self) -> int:
+        """Move what the drivers delivered into acquisition and SOH; returns how many items."""
+        moved = 0
+        for driver in self.drivers.values():
+            for _ in range(PUMP_BATCH):
+                item = driver.get(timeout=0)
+                if item is None:
+                    break
+                moved += 1
+                self._take(item)
+        return moved
+
+    def _take(self, item: Packet | Status | Gap) -> None:
+        if isinstance(item, Packet):
+            code = self._codes.get((item.system_id, item.stream_id))
+            trimmed = trim_framed(item, self.framed_until.get(code)) if code else item
+            if trimmed is not item:
+                self.refetched_samples_trimmed += item.nsamp - (trimmed.nsamp if trimmed else 0)
+            if trimmed is not None:
+                self.acquisition.ingest(trimmed)
+        elif isinstance(item, Status):
+            self.soh.observe_status(item)
+        else:  # a Gap the driver could not recover: acquisition sees it too, this records the extent
+            log.warning(
+                "digitizer data lost",
+                extra={
+                    "station": self.name,
+                    "stream": item.stream_id,
+                    "start": format_time(item.start_ns).decode(),
+                    "end": format_time(item.end_ns).decode(),
+                },
+            )
+
+    def frame_and_publish(self, final: bool = False) -> int:
+        drafts = self.framer.cut(final=final)
+        for draft in drafts:
+            seq = publish(
+                self.outbox,
+                draft,
+                creator=self.config.link.frame_creator,
+                destination=self.config.link.frame_destination,
+                signer=self.signer,
+            )
+            self.frames_published += 1
+            for sub in draft.subframes:
+                code = f"{sub.site}.{sub.channel}.{sub.location}"
+                end = sub.time_ns + round(sub.nsamp * 1e9 / sub.sample_rate)
+                self.framed_until[code] = max(self.framed_until.get(code, end), end)
+            try:
+                self.archive.write(draft)
+            except OSError as exc:  # the outbox already holds the frame; the local copy is a convenience
+                log.error("local archive write failed", extra={"seq": seq, "error": str(exc)})
+        return len(drafts)
+
+    # ------------------------------------------------------------------------------------------- helpers
+
+    def _channel_status(self, channel: ChannelConfig):
+        return self.soh.channel_status(self._system_ids[channel.digitizer])
+
+    def _outbox_alarm(self, over_budget: bool, stats: OutboxStats) -> None:
+        now = self.clock()
+        if over_budget:
+            self.alarms.raise_alarm(
+                OUTBOX_ALARM,
+                "station",
+                Severity.CRITICAL,
+                now,
+                value=stats.unacked_bytes,
+                threshold=stats.budget_bytes,
+            )
+        else:
+            self.alarms.clear_alarm(OUTBOX_ALARM, "station", now)
+
+    def _command(self, request: CommandRequestBody) -> str:
+        """IDC remote control: ``status`` or ``calibrate DIGITIZER sine|square|random COMP MINUTES [HZ]``."""
+        words = request.command.decode("ascii", "replace").strip("\0 ").split()
+        log.info("command from IDC", extra={"station": self.name, "command": " ".join(words)})
+        if words[:1] == ["status"]:
+            return self.soh.render_table()
+        if words[:1] == ["calibrate"] and len(words) in (5, 6) and words[1] in self.drivers:
+            kind, component, minutes = words[2], words[3], int(words[4])
+            hz = int(words[5]) if len(words) == 6 else None
+            return self.drivers[words[1]].start_calibration(kind, component, minutes, frequency_hz=hz)
+        return (
+            f"unknown command {' '.join(words)!r}; "
+            "try 'status' or 'calibrate DIGITIZER KIND COMP MINUTES [HZ]'"
+        )
+
+    # -------------------------------------------------------------------------------------------- status
+
+    def snapshot(self) -> dict[str, Any]:
+        channels = {}
+        for code, buffer in self.acquisition.buffers.items():
+            complete = buffer.complete_until_ns
+            channels[code] = buffer.stats.as_dict() | {
+                "complete_until": None if complete is None else format_time(complete).decode()
+            }
+        counters = self.sender.counters
+        return {
+            "station": self.name,
+            "written_ns": time.time_ns(),
+            "running": self._running,
+            "frames_published": self.frames_published,
+            "refetched_samples_trimmed": self.refetched_samples_trimmed,
+            "link": dataclasses.asdict(counters) | {"state": self.sender.session.state.name.lower()},
+            "outbox": dataclasses.asdict(self.outbox.stats()),
+            "channels": channels,
+            "digitizers": {name: dataclasses.asdict(d.counters) for name, d in self.drivers.items()},
+            "alarms": [
+                {"name": a.name, "source": a.source, "severity": a.severity.name, "raised_ns": a.raised_ns}
+                for a in self.alarms.active()
+            ],
+            "soh_table": self.soh.render_table(),
+        }
+
+    def write_status(self) -> None:
+        try:
+            write_snapshot(self.config.daemon.state_dir, self.snapshot())
+        except OSError as exc:
+            log.error("cannot write status snapshot", extra={"error": str(exc)})

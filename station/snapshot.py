@@ -1,0 +1,83 @@
+"""The daemon's status snapshot: written atomically every few seconds, read by ``ims station status``.
+
+A file, not a socket, so the operator can see the last known state even when the daemon is down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+SNAPSHOT_NAME = "status.json"
+
+
+def write_snapshot(state_dir: Path, snapshot: dict[str, Any]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / (SNAPSHOT_NAME + ".tmp")
+    tmp.write_text(json.dumps(snapshot, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, state_dir / SNAPSHOT_NAME)
+
+
+def read_snapshot(state_dir: Path) -> dict[str, Any]:
+    path = state_dir / SNAPSHOT_NAME
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: no status snapshot (has the station daemon run yet?)") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: unreadable status snapshot: {exc}") from exc
+
+
+def render(snapshot: dict[str, Any]) -> str:
+    """Operator's view: link and outbox, channels, digitizers, then the SOH table."""
+    age_s = (time.time_ns() - snapshot["written_ns"]) / 1e9
+    state = "running" if snapshot.get("running") else "stopped"
+    lines = [f"station {snapshot['station']}  ({state}; snapshot {age_s:.0f} s old)", ""]
+    link, outbox = snapshot["link"], snapshot["outbox"]
+    lines.append(
+        f"link    state={link['state']} sent={link['frames_sent']} acked={link['frames_acked']} "
+        f"resent={link['frames_resent']} reconnects={link['reconnects']}"
+    )
+    lines.append(
+        f"outbox  frames={outbox['frames']} unacked={outbox['unacked_frames']} "
+        f"bytes={outbox['bytes']} budget={outbox['budget_bytes']} "
+        f"over_budget={outbox['over_budget']}"
+    )
+    lines.append("")
+    rows = [("CHANNEL", "SAMPLES", "GAPS", "OVERLAPS", "LATE", "TEARS", "COMPLETE UNTIL (UTC)")]
+    for code, ch in sorted(snapshot["channels"].items()):
+        rows.append(
+            (
+                code,
+                str(ch["samples"]),
+                str(ch["gaps"]),
+                str(ch["duplicate_samples"]),
+                str(ch["late_packets"]),
+                str(ch["time_tears"]),
+                ch["complete_until"] or "-",
+            )
+        )
+    lines += _columns(rows) + [""]
+    rows = [("DIGITIZER", "BLOCKS", "CHECKSUM", "RIC", "RESYNCS", "GAPS", "REOPENS")]
+    for name, d in sorted(snapshot["digitizers"].items()):
+        rows.append(
+            (
+                name,
+                str(d["blocks"]),
+                str(d["checksum_failures"]),
+                str(d["ric_mismatches"]),
+                str(d["resyncs"]),
+                str(d["gaps"]),
+                str(d["watchdog_reopens"] + d["port_errors"]),
+            )
+        )
+    lines += _columns(rows) + ["", snapshot["soh_table"]]
+    return "\n".join(lines)
+
+
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
