@@ -1,8 +1,8 @@
 """CD-1.1 codec speed: Canadian decode/encode against libmseed's Steim2 decode, and CRC-64 throughput.
 
-Data: one day of 40-sps broadband-like counts with events (hil.codec_demo.synthetic_counts). Steim2
-runs in C through pymseed on the very same samples. Every figure is the best of several repeats
-after a warm-up call, so numba compile time is excluded. Single thread throughout.
+Data: one day of 40-sps counts from the simulated broadband seismometer (microseism-coloured noise and
+events, hil.sensors). Steim2 runs in C through pymseed on the very same samples. Every figure is the
+best of several repeats after a warm-up call, so numba compile time is excluded. Single thread.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pymseed
 
 from gci_link.cd11 import canadian, crc64
-from hil.codec_demo import synthetic_counts
+from hil.sensors import broadband_seismometer
 
 RATE = 40
 DAY = 86_400 * RATE
@@ -41,8 +41,8 @@ def _steim2(samples: np.ndarray) -> bytes:
 
 
 def run(progress: Callable[[str], None]) -> dict:
-    progress("synthesising a day of 40 sps counts with events")
-    x = synthetic_counts(DAY, RATE, seed=42, events=12)
+    progress("simulating a day of 40 sps broadband seismometer counts with events")
+    x = broadband_seismometer("BENCH", RATE, np.random.default_rng(42)).generate(DAY)
     msamples = DAY / 1e6
 
     progress("Canadian encode/decode, whole day as one stream")

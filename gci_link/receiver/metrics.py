@@ -9,6 +9,7 @@ Prometheus scrape thread never shares one with the receiver loop.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,9 +53,26 @@ class MetricsStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # (station, channel) -> (rowid, end_ns) of its newest coverage interval, so in-order data
+        # (nearly all of it) extends that row with one UPDATE instead of a merge query
+        self._newest: dict[tuple[str, str], tuple[int, int]] = {}
 
     def close(self) -> None:
         self._db.close()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction around many updates (a receiver batch), instead of one per update."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def count(self, station: str, name: str, n: int = 1) -> None:
         """Add ``n`` to a per-station counter such as ``frames`` or ``rejected:crc``."""
@@ -80,27 +98,39 @@ class MetricsStore:
         """One subframe: its authentication outcome and, if archived, its data-time span and latency."""
         if outcome not in ("authenticated", "failed", "unsigned"):
             raise ValueError(f"unknown channel authentication outcome {outcome!r}")
-        self._db.execute("BEGIN")
-        self._db.execute(
-            "INSERT INTO channels VALUES (?, ?, NULL, NULL, 0, 0, 0) ON CONFLICT DO NOTHING",
-            (station, channel),
-        )
-        self._db.execute(
-            f"UPDATE channels SET {outcome} = {outcome} + 1 WHERE station = ? AND channel = ?",
-            (station, channel),
-        )
-        if start_ns is not None and end_ns is not None:
+        archived = start_ns is not None and end_ns is not None
+        with self.batch():
             self._db.execute(
-                "UPDATE channels SET newest_end_ns = MAX(COALESCE(newest_end_ns, ?), ?), latency_ns = ? "
-                "WHERE station = ? AND channel = ?",
-                (end_ns, end_ns, latency_ns, station, channel),
+                "INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+                f"{outcome} = {outcome} + 1, "
+                "newest_end_ns = MAX(COALESCE(newest_end_ns, excluded.newest_end_ns), "
+                "COALESCE(excluded.newest_end_ns, newest_end_ns)), "
+                "latency_ns = COALESCE(excluded.latency_ns, latency_ns)",
+                (
+                    station,
+                    channel,
+                    end_ns if archived else None,
+                    latency_ns if archived else None,
+                    *(int(outcome == name) for name in ("authenticated", "failed", "unsigned")),
+                ),
             )
-            self._add_coverage(station, channel, start_ns, end_ns, rate)
-        self._db.execute("COMMIT")
+            if archived:
+                assert start_ns is not None and end_ns is not None
+                self._add_coverage(station, channel, start_ns, end_ns, rate)
 
     def _add_coverage(self, station: str, channel: str, start_ns: int, end_ns: int, rate: float) -> None:
         """Merge [start, end) into the channel's intervals (touching within half a sample counts)."""
         slack = int(NS / rate / 2) if rate > 0 else 0
+        key = (station, channel)
+        newest = self._newest.get(key)
+        if newest is not None and abs(start_ns - newest[1]) <= slack and end_ns >= newest[1]:
+            # continues the newest interval: nothing later can touch it, so extending it is the merge
+            updated = self._db.execute(
+                "UPDATE coverage SET end_ns = ? WHERE rowid = ? AND end_ns = ?", (end_ns, *newest)
+            ).rowcount
+            if updated:
+                self._newest[key] = (newest[0], end_ns)
+                return
         rows = self._db.execute(
             "SELECT rowid, start_ns, end_ns FROM coverage WHERE station = ? AND channel = ? "
             "AND end_ns >= ? AND start_ns <= ?",
@@ -112,6 +142,11 @@ class MetricsStore:
         self._db.execute(
             "INSERT INTO coverage VALUES (?, ?, ?, ?, ?)", (station, channel, start_ns, end_ns, rate)
         )
+        self._newest[key] = self._db.execute(
+            "SELECT rowid, end_ns FROM coverage WHERE station = ? AND channel = ? "
+            "ORDER BY end_ns DESC LIMIT 1",
+            key,
+        ).fetchone()
 
     def prune(self, before_ns: int) -> None:
         """Forget coverage that ended before ``before_ns`` (keeps the table bounded)."""

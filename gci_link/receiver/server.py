@@ -6,6 +6,10 @@ The connection-manager endpoint answers Connection Requests from configured stat
 by station; acknacks go to the connection that most recently delivered a verified frame of that station.
 Every message is handled inside one try block: whatever goes wrong is logged with station and reason,
 counted, quarantined, and the loop carries on with the next message.
+
+Frames are made durable per batch (the messages taken from one socket in one poll round): one SQLite
+transaction per station and one sync of the SDS day files for the whole batch, then the acknacks. Nothing
+is acknowledged before the batch holding it is durable; batching only shares the fsyncs.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
@@ -37,6 +42,7 @@ from gci_link.keys import TrustStore
 from gci_link.pacing import TokenBucket
 from gci_link.receiver.config import IdcConfig, StationConfig
 from gci_link.receiver.curve import ZapHandler, configure_curve_server
+from gci_link.receiver.gaplist import GapList
 from gci_link.receiver.metrics import MetricsStore
 from gci_link.receiver.session import SessionTimings, StationSession
 from gci_link.receiver.stores import MessageStore, Quarantine, SdsArchive, Segment, StationStore
@@ -48,6 +54,23 @@ NS = 1_000_000_000
 BATCH = 64  # messages taken from one socket before the others get a turn
 MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
 LINGER_MS = 1000
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """A verified data frame waiting for its batch to become durable."""
+
+    checked: CheckedFrame
+    raw: bytes
+    received_ns: int
+    peer: str
+    pieces: list[tuple[Path, Segment]]
+
+
+@dataclass
+class _StationBatch:
+    gaps: GapList  # the session's gap list, already holding every frame of the batch
+    frames: dict[int, _Accepted] = field(default_factory=dict)
 
 
 class Receiver:
@@ -83,6 +106,7 @@ class Receiver:
         self._sockets: list[zmq.Socket] = []
         self._zap: ZapHandler | None = None
         self._poller = zmq.Poller()
+        self._batches: dict[str, _StationBatch] = {}
         self._last_prune_ns = 0
         self.connection_endpoint = ""
         self.data_endpoint = ""
@@ -137,6 +161,7 @@ class Receiver:
             store.close()
         self.quarantine.close()
         self.metrics.close()
+        self.sds.close()
         if self._own_context:
             self.ctx.term()
         log.info("IDC receiver stopped")
@@ -154,12 +179,23 @@ class Receiver:
         for sock in self._sockets:
             if sock not in events:
                 continue
+            messages = []
             for _ in range(BATCH):
                 try:
-                    parts = sock.recv_multipart(zmq.NOBLOCK)
+                    messages.append(sock.recv_multipart(zmq.NOBLOCK))
                 except zmq.Again:
                     break
-                self._on_message(sock, parts)
+            self.handle(sock, messages)
+        self._service_sessions()
+
+    def handle(self, sock: zmq.Socket, messages: list[list[bytes]]) -> None:
+        """Check and archive a batch of messages received on ``sock``, make it durable, send due acknacks.
+
+        This is the whole per-frame path without the polling, so benchmarks can drive it in-process.
+        """
+        for parts in messages:
+            self._on_message(sock, parts)
+        self._flush()
         self._service_sessions()
 
     def _service_sessions(self) -> None:
@@ -246,7 +282,7 @@ class Receiver:
         session.frame_received(now)
         self._routes[station] = (sock, identity)  # the frame verified: acknacks follow this connection
         if kind in (FrameType.DATA, FrameType.IMS2_MESSAGE):
-            self._on_data(session, checked, raw, now)
+            self._on_data(session, checked, raw, now, identity.hex())
         elif kind == FrameType.OPTION_REQUEST:
             assert isinstance(frame.body, OptionBody)
             self._send(station, FrameType.OPTION_RESPONSE, frame.body)
@@ -274,6 +310,8 @@ class Receiver:
                 "creator_mismatch", f"connection request names {frame.body.station!r} in its body", station
             )
         old = self.sessions.get(station)
+        if old is None:
+            self._flush()  # the stored gap list must include what this batch already accepted
         gaps = old.gaps if old is not None else self._store(station).gap_list()
         self.sessions[station] = StationSession(
             station, gaps, now, self.timings, frame.header.destination or "0"
@@ -303,12 +341,20 @@ class Receiver:
             station=self.config.responder_name, station_type="IDC", ip_address=ip, port=port
         )
 
-    def _on_data(self, session: StationSession, checked: CheckedFrame, raw: bytes, now: int) -> None:
+    def _on_data(
+        self, session: StationSession, checked: CheckedFrame, raw: bytes, now: int, peer: str
+    ) -> None:
         station, frame = checked.station, checked.frame
         seq = frame.header.sequence
-        store = self._store(station)
+        batch = self._batches.get(station)
+        if batch is not None and batch.gaps is not session.gaps:
+            self._flush()  # the session was replaced mid-batch: settle what the old one accepted first
+            batch = None
+        if batch is None:
+            batch = self._batches[station] = _StationBatch(session.gaps)
         if session.is_duplicate(seq):
-            stored = store.raw_frame(seq)
+            earlier = batch.frames.get(seq)
+            stored = earlier.raw if earlier is not None else self._store(station).raw_frame(seq)
             if (
                 stored is not None
                 and stored != raw
@@ -327,18 +373,65 @@ class Receiver:
         elif isinstance(frame.body, Ims2MessageBody):
             self.messages.write(station, seq, now, frame.body.message)
         session.gaps.add(seq)
+        batch.frames[seq] = _Accepted(checked, raw, now, peer, pieces)
+
+    def _flush(self) -> None:
+        """Make every frame accepted since the last flush durable; only then may acknacks cover them.
+
+        Per station one transaction stores the frames, the gap list and the SDS journal; then all day
+        files grow and are synced together; then the journal rows are released and sessions told.
+        """
+        batches, self._batches = self._batches, {}
+        durable: list[tuple[str, _StationBatch]] = []
+        for station, batch in batches.items():
+            if not batch.frames:
+                continue
+            store = self._store(station)
+            try:
+                store.commit(
+                    [
+                        (seq, a.received_ns, a.raw, self.sds.sizes_before(a.pieces))
+                        for seq, a in batch.frames.items()
+                    ],
+                    batch.gaps,
+                )
+            except Exception as exc:  # nothing of the batch is stored: forget it, the station will resend
+                log.exception("commit failed", extra={"station": station, "frames": len(batch.frames)})
+                self._forget(station, batch, store.gap_list())
+                for seq, a in batch.frames.items():
+                    self._reject(
+                        a.peer,
+                        a.raw,
+                        a.received_ns,
+                        Rejection("internal", f"commit failed: {exc}", station, seq),
+                    )
+                continue
+            durable.append((station, batch))
+        pieces = [p for _, batch in durable for a in batch.frames.values() for p in a.pieces]
         try:
-            store.commit(seq, now, raw, session.gaps, self.sds.sizes_before(pieces))
-        except BaseException:
-            session.gaps = store.gap_list()  # the commit did not happen; forget the in-memory add
-            raise
-        if pieces:
             self.sds.append(pieces)
-            store.archived(seq)
-        session.committed(seq)
-        self.metrics.count(station, "frames")
-        if isinstance(frame.body, DataBody):
-            self._channel_metrics(station, frame.body, checked, now)
+        except OSError as exc:  # e.g. disk full: the journal keeps the appends for the next start
+            log.error("SDS append failed; redone at next start", extra={"reason": str(exc)})
+        else:
+            for station, batch in durable:
+                self._store(station).archived([seq for seq, a in batch.frames.items() if a.pieces])
+        with self.metrics.batch():
+            for station, batch in durable:
+                self.metrics.count(station, "frames", len(batch.frames))
+                for a in batch.frames.values():
+                    if isinstance(a.checked.frame.body, DataBody):
+                        self._channel_metrics(station, a.checked.frame.body, a.checked, a.received_ns)
+        for station, batch in durable:
+            session = self.sessions.get(station)
+            if session is not None and session.gaps is batch.gaps:
+                for seq in batch.frames:
+                    session.committed(seq)
+
+    def _forget(self, station: str, batch: _StationBatch, stored: GapList) -> None:
+        """Undo the in-memory gap list additions of a batch that could not be committed."""
+        session = self.sessions.get(station)
+        if session is not None and session.gaps is batch.gaps:
+            session.gaps = stored
 
     def _segments(self, station: StationConfig, body: DataBody) -> list[Segment]:
         return [
@@ -409,7 +502,7 @@ class Receiver:
                     self.sds.append(
                         [p for seg in self._segments(config, body) for p in self.sds.split_by_day(seg)]
                     )
-                store.archived(seq)
+                store.archived([seq])
                 log.info("archiving redone after restart", extra={"station": station, "seq": seq})
 
 

@@ -1,0 +1,297 @@
+"""IDC receiver throughput against the limit set by signature verification, and an IMS-sized replay.
+
+1. Ingest: one station (6 channels, 3 at 100 sps and 3 at 40 sps, 10 s frames, ECDSA P-256, every
+   channel and the frame signed, as station/publisher.py signs) through the receiver's real per-batch
+   path (``Receiver.handle``: size/CRC/decode, every signature, SQLite commit, SDS append + fsync,
+   metrics, acknack), in-process with a stub socket; side by side with cryptography's bare ``verify``
+   on the same public key, signatures and signed bytes in a tight loop, measured in the same run.
+   Target: frames/s x signatures per frame >= 0.8 x verifies/s. The same frames are also sent through
+   a real DEALER -> ROUTER hop on ipc:// to the receiver running its own poll loop in a thread.
+2. Replay: an IMS-sized network (240 stations, ~2,700 channels at 20-250 sps) for a slice of
+   simulated time, every station's frames interleaved as they would arrive, through one receiver;
+   extrapolated to minutes per simulated day (target < 30, i.e. >= 48x real time).
+Frames are built and signed before timing (signing is the stations' cost). Disk is real: a temporary
+directory on the machine's disk, with the receiver's fsyncs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import zmq
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from gci_link.cd11 import (
+    ConnectionBody,
+    DataBody,
+    Frame,
+    FrameHeader,
+    FrameType,
+    build_data_frame,
+    build_subframe,
+    channel_signed_bytes,
+    decode_frame,
+    encode_frame,
+    frame_signed_bytes,
+    sign_all_channels,
+    sign_frame,
+)
+from gci_link.keys import CertificateAuthority, StationSigner, TrustStore
+from gci_link.receiver.config import IdcConfig, StationConfig
+from gci_link.receiver.server import BATCH, Receiver
+
+NS = 1_000_000_000
+FRAME_S = 10
+DAY_S = 86_400
+T0 = 1_704_067_200 * NS  # 2024-01-01T00:00:00Z: data time (certificates are checked at arrival time)
+INGEST_CHANNELS = [("HHZ", 100), ("HHN", 100), ("HHE", 100), ("BHZ", 40), ("BHN", 40), ("BHE", 40)]
+INGEST_FRAMES = 600  # 100 minutes of one station
+REPLAY_SLICE_S = 120
+# (stations, channels per station, sample rates cycled over the channels): a plausible IMS mix
+IMS_MIX = [
+    (30, 22, (40,)),  # primary seismic arrays
+    (120, 6, (40, 40, 40, 100, 100, 100)),  # three-component seismic, broadband + high rate
+    (60, 20, (20,)),  # infrasound arrays
+    (6, 3, (250,)),  # hydrophone triplets
+    (5, 3, (100,)),  # T-phase stations
+    (19, 3, (40,)),  # auxiliary seismic
+]
+
+
+class _StubSocket:
+    """Stands in for the ROUTER: keeps what the receiver sends, so acknacks can be counted."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[bytes]] = []
+
+    def send_multipart(self, parts: list[bytes], flags: int = 0) -> None:
+        self.sent.append(parts)
+
+
+def _counts(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A random walk: about as compressible as broadband seismic counts."""
+    return np.cumsum(rng.integers(-60, 61, n)).astype(np.int32)
+
+
+def _signed_frame(
+    signer: StationSigner, name: str, seq: int, channels: list[tuple[str, int]], rng: np.random.Generator
+) -> bytes:
+    start = T0 + seq * FRAME_S * NS
+    subs = [
+        build_subframe(
+            _counts(rng, rate * FRAME_S),
+            site=name[:5],
+            channel=chan,
+            location="00",
+            time_ns=start,
+            sample_rate=float(rate),
+        )
+        for chan, rate in channels
+    ]
+    frame = build_data_frame(subs, creator=name, sequence=seq, nominal_time_ns=start)
+    frame = sign_all_channels(frame, signer.key_id, signer.sign)
+    return encode_frame(sign_frame(frame, signer.key_id, signer.sign))
+
+
+def _connection_request(name: str) -> bytes:
+    return encode_frame(Frame(FrameHeader(FrameType.CONNECTION_REQUEST, name), ConnectionBody(station=name)))
+
+
+def _config(root: Path, trust_dir: Path, names: list[str], endpoint: str = "inproc://unused") -> IdcConfig:
+    return IdcConfig(
+        root=root,
+        trust_dir=trust_dir,
+        connection_endpoint=endpoint,
+        connect_burst=len(names) + 5,
+        stations={n: StationConfig(n, "XX") for n in names},
+    )
+
+
+def _verify_rate(frames: list[bytes], trust: TrustStore) -> float:
+    """cryptography's verify in a tight loop over the very signatures and bytes of ``frames``."""
+    jobs = []
+    for raw in frames:
+        frame = decode_frame(raw)
+        assert isinstance(frame.body, DataBody)
+        for sub in frame.body.channels:
+            jobs.append((sub.auth_key_id, channel_signed_bytes(sub), sub.auth_value))
+        jobs.append((frame.trailer.auth_key_id, frame_signed_bytes(raw), frame.trailer.auth_value))
+    keys = {k.key_id: k.public_key for k in trust.keys}
+    work = [
+        (
+            keys[key_id],
+            encode_dss_signature(int.from_bytes(v[:32], "big"), int.from_bytes(v[32:], "big")),
+            data,
+        )
+        for key_id, data, v in jobs
+    ]
+    algorithm = ec.ECDSA(hashes.SHA256())
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for public_key, der, data in work:
+            public_key.verify(der, data, algorithm)
+        best = min(best, time.perf_counter() - started)
+    return len(work) / best
+
+
+def _drive(receiver: Receiver, sock: _StubSocket, messages: list[list[bytes]], progress, what: str) -> float:
+    """Feed ``messages`` in poll-round batches to the receiver's real processing path; seconds taken."""
+    started = time.perf_counter()
+    for i in range(0, len(messages), BATCH):
+        receiver.handle(sock, messages[i : i + BATCH])  # type: ignore[arg-type]
+        if i % (BATCH * 16) == 0:
+            progress(f"{what}: {i}/{len(messages)} frames")
+    return time.perf_counter() - started
+
+
+def _open_sessions(receiver: Receiver, sock: _StubSocket, names: list[str]) -> None:
+    receiver.handle(sock, [[n.encode(), _connection_request(n)] for n in names])  # type: ignore[arg-type]
+
+
+def _ingest(tmp: Path, ca: CertificateAuthority, frames: list[bytes], progress) -> float:
+    receiver = Receiver(_config(tmp / "ingest", ca.trust_dir, ["STA1"]), ca.trust_store())
+    sock = _StubSocket()
+    try:
+        _open_sessions(receiver, sock, ["STA1"])
+        seconds = _drive(receiver, sock, [[b"STA1", raw] for raw in frames], progress, "in-process ingest")
+        if receiver.metrics.counters().get(("STA1", "frames")) != len(frames):
+            raise RuntimeError(f"receiver archived {receiver.metrics.counters()} of {len(frames)} frames")
+    finally:
+        receiver.close()
+    return seconds
+
+
+def _socket_ingest(tmp: Path, ca: CertificateAuthority, frames: list[bytes]) -> float:
+    """Frames sent by a DEALER over ipc:// to the receiver's own poll loop; until the last is acked."""
+    ctx = zmq.Context()
+    receiver = Receiver(
+        _config(tmp / "socket", ca.trust_dir, ["STA1"], f"ipc://{tmp}/idc.sock"),
+        ca.trust_store(),
+        context=ctx,
+    )
+    receiver.start()
+    stop = threading.Event()
+    loop = threading.Thread(target=receiver.run, args=(stop, 20), daemon=True)
+    loop.start()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(receiver.connection_endpoint)
+    last = decode_frame(frames[-1]).header.sequence
+    try:
+        dealer.send(_connection_request("STA1"))
+        _await(dealer, lambda f: f.header.frame_type == FrameType.CONNECTION_RESPONSE)
+        started = time.perf_counter()
+        for raw in frames:
+            dealer.send(raw)
+        _await(dealer, lambda f: f.header.frame_type == FrameType.ACKNACK and f.body.highest == last)
+        return time.perf_counter() - started
+    finally:
+        stop.set()
+        loop.join(10)
+        dealer.close()
+        receiver.close()
+        ctx.term()
+
+
+def _await(sock: zmq.Socket, wanted: Callable[[Frame], bool], timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if sock.poll(1000) and wanted(decode_frame(sock.recv())):
+            return
+    raise RuntimeError("the receiver did not answer in time")
+
+
+def _ims_network(
+    ca: CertificateAuthority, progress
+) -> list[tuple[str, StationSigner, list[tuple[str, int]]]]:
+    stations = []
+    for count, nchan, rates in IMS_MIX:
+        for _ in range(count):
+            name = f"S{len(stations):03d}"
+            channels = [(f"C{i:02d}", rates[i % len(rates)]) for i in range(nchan)]
+            stations.append((name, StationSigner.load(ca.issue(name).bundle), channels))
+    progress(f"issued {len(stations)} station certificates")
+    return stations
+
+
+def _replay(tmp: Path, ca: CertificateAuthority, progress) -> dict:
+    network = _ims_network(ca, progress)
+    rng = np.random.default_rng(7)
+    order = np.random.default_rng(8)
+    messages = []
+    for k in range(REPLAY_SLICE_S // FRAME_S):
+        slot = [
+            [name.encode(), _signed_frame(signer, name, k, chans, rng)] for name, signer, chans in network
+        ]
+        messages += [slot[i] for i in order.permutation(len(slot))]  # arrival order within a 10 s slot
+        progress(f"replay frames built and signed: {len(messages)}")
+    names = [name for name, _, _ in network]
+    receiver = Receiver(_config(tmp / "replay", ca.trust_dir, names), ca.trust_store())
+    sock = _StubSocket()
+    try:
+        _open_sessions(receiver, sock, names)
+        seconds = _drive(receiver, sock, messages, progress, "IMS replay")
+        archived = sum(v for (_, name), v in receiver.metrics.counters().items() if name == "frames")
+        if archived != len(messages):
+            raise RuntimeError(f"receiver archived {archived} of {len(messages)} replayed frames")
+    finally:
+        receiver.close()
+    channels = sum(len(c) for _, _, c in network)
+    samples = sum(rate for _, _, c in network for _, rate in c) * REPLAY_SLICE_S
+    speed = REPLAY_SLICE_S / seconds
+    return {
+        "replay_stations": len(network),
+        "replay_channels": channels,
+        "replay_samples_per_s_real_time": samples // REPLAY_SLICE_S,
+        "replay_slice_simulated_s": REPLAY_SLICE_S,
+        "replay_frames": len(messages),
+        "replay_wall_s": round(seconds, 2),
+        "replay_frames_per_s": round(len(messages) / seconds, 1),
+        "replay_signatures_per_s": round((len(messages) + channels * REPLAY_SLICE_S // FRAME_S) / seconds, 1),
+        "replay_x_real_time": round(speed, 1),
+        "replay_minutes_per_simulated_day": round(DAY_S / speed / 60, 1),
+        "replay_target": "< 30 minutes per simulated day (>= 48x real time)",
+    }
+
+
+def run(progress: Callable[[str], None]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-receiver-") as name:
+        tmp = Path(name)
+        ca = CertificateAuthority.create(tmp / "ca")
+        signer = StationSigner.load(ca.issue("STA1").bundle)
+        rng = np.random.default_rng(1)
+        progress(f"building and signing {INGEST_FRAMES} frames of a {len(INGEST_CHANNELS)}-channel station")
+        frames = [_signed_frame(signer, "STA1", seq, INGEST_CHANNELS, rng) for seq in range(INGEST_FRAMES)]
+        sigs_per_frame = len(INGEST_CHANNELS) + 1
+        samples_per_frame = sum(rate for _, rate in INGEST_CHANNELS) * FRAME_S
+
+        progress("bare ECDSA P-256 verification (cryptography) over the same signatures")
+        verifies = _verify_rate(frames, ca.trust_store())
+        progress("receiver ingest, in-process")
+        t_ingest = _ingest(tmp, ca, frames, progress)
+        progress("receiver ingest through DEALER -> ROUTER on ipc://")
+        t_socket = _socket_ingest(tmp, ca, frames)
+        figures = {
+            "ingest_frames": INGEST_FRAMES,
+            "ingest_signatures_per_frame": sigs_per_frame,
+            "ingest_samples_per_frame": samples_per_frame,
+            "verify_limit_per_s": round(verifies, 1),
+            "ingest_frames_per_s": round(INGEST_FRAMES / t_ingest, 1),
+            "ingest_samples_per_s": round(INGEST_FRAMES * samples_per_frame / t_ingest),
+            "ingest_signatures_per_s": round(INGEST_FRAMES * sigs_per_frame / t_ingest, 1),
+            "ingest_over_verify_limit": round(INGEST_FRAMES * sigs_per_frame / t_ingest / verifies, 3),
+            "socket_frames_per_s": round(INGEST_FRAMES / t_socket, 1),
+            "socket_over_verify_limit": round(INGEST_FRAMES * sigs_per_frame / t_socket / verifies, 3),
+            "ingest_target": ">= 0.8 of the verify limit",
+        }
+        progress(f"IMS-sized replay: building {REPLAY_SLICE_S} s of the whole network")
+        figures.update(_replay(tmp, ca, progress))
+        return figures
