@@ -7,6 +7,12 @@ back-off while the port is missing. After a reconnect it asks the digitizer to r
 to refetch what its 255-block buffer still holds, then drops duplicates and reports the rest as
 ``Gap``s with exact start and end: a block is never silently skipped or delivered twice.
 
+A new driver instance cannot know what its predecessor (a killed process) ACKed but never made
+durable, so by default (``startup_rewind``) its first block also triggers a rewind as deep as the
+buffer allows; those blocks are delivered as normal packets and the consumer trims what it already
+has. A digitizer that ignores a NAK outside its buffer (young firmware) is asked again, less deep,
+down to the first block seen, which it surely still holds.
+
 Terminal (console) commands are queued from any thread and run by the port thread between blocks:
 break in with ^S, send the lines, collect the text up to each `` ok`` prompt, leave with ``GO``.
 """
@@ -81,6 +87,7 @@ class DriverConfig:
     max_naks: int = 13
     rewind_margin: int = 24  # blocks the digitizer may send between its newest block and our NAK
     rewind_timeout_s: float = 1.0
+    startup_rewind: bool = True  # refetch the buffer on this instance's first block (process restarts)
     queue_size: int = 100_000
     command_timeout_s: float = 20.0
 
@@ -99,10 +106,18 @@ class _Command:
 
 @dataclass
 class _Rewind:
-    target: int
+    """A NAK waiting to be honoured: resume ``distance`` blocks before ``anchor`` (the first block seen)."""
+
+    anchor: int
+    distance: int
     stream_word: int
-    tries: int = 1
+    tries: int = 1  # NAKs sent for the current distance
     deadline: float = 0.0
+    skipped: int = 0  # frames that arrived since that NAK, none of them the target
+
+    @property
+    def target(self) -> int:
+        return (self.anchor - self.distance) % brp.SEQ_MODULO
 
 
 class GuralpDriver:
@@ -270,27 +285,34 @@ class GuralpDriver:
                 del self._pending[:-2048]  # text or noise before the first frame
                 return
             if self._rewind is None:
-                target = self._rewind_target(first.seq, first.gcf)
-                if target is not None:
-                    self._start_rewind(target, brp.stream_word_of(first.gcf), now)
+                distance = self._rewind_distance(first.seq, first.gcf)
+                if distance:
+                    self._start_rewind(first.seq, distance, brp.stream_word_of(first.gcf), now)
                     del self._pending[:first.offset + len(first.gcf) + brp.FRAME_OVERHEAD]
                     continue
             elif first.seq != self._rewind.target:
                 del self._pending[:first.offset + len(first.gcf) + brp.FRAME_OVERHEAD]
-                continue  # a frame sent before the digitizer saw our NAK
+                self._rewind_skipped(first.seq, now)
+                continue
             self._rewind = None
             self._rx = self._new_receiver()
             data, self._pending = bytes(self._pending[first.offset:]), bytearray()
             self._handle(self._rx.feed(data, int(now * NS_PER_S)))
             return
 
-    def _rewind_target(self, seq: int, gcf: bytes) -> int | None:
-        """Where to resume after a reconnect: the next expected block, or the oldest one still held."""
+    def _rewind_distance(self, seq: int, gcf: bytes) -> int:
+        """How many blocks before ``seq`` to resume: back to the next expected block, or as deep as the
+        buffer holds (first block of this instance with ``startup_rewind``, or too much missed); 0: none.
+
+        A store-and-forward digitizer that held its position resumes at the expected block by itself,
+        so no NAK is sent then and the two recoveries never compete.
+        """
+        deepest = brp.DEFAULT_DEPTH - 1 - self.config.rewind_margin
         if self._last_seq is None:
-            return None  # first contact: start with what arrives
+            return deepest if self.config.startup_rewind else 0
         expected = (self._last_seq + 1) % brp.SEQ_MODULO
         if seq == expected:
-            return None
+            return 0
         try:
             start_ns = decode_block(gcf).start_ns
         except GcfFormatError:
@@ -302,29 +324,53 @@ class GuralpDriver:
                 rate = (len(self._recent_starts) - 1) / span
                 missed = rate * max(0, start_ns - self._recent_starts[-1])
         if missed < brp.DEFAULT_DEPTH - 2 * self.config.rewind_margin:
-            return expected
-        return (seq - brp.DEFAULT_DEPTH + 1 + self.config.rewind_margin) % brp.SEQ_MODULO
+            return (seq - expected) % brp.SEQ_MODULO
+        return deepest
 
-    def _start_rewind(self, target: int, stream_word: int, now: float) -> None:
-        self._rewind = _Rewind(target, stream_word, deadline=now + self.config.rewind_timeout_s)
+    def _start_rewind(self, anchor: int, distance: int, stream_word: int, now: float) -> None:
+        self._rewind = _Rewind(anchor, distance, stream_word, deadline=now + self.config.rewind_timeout_s)
         self.counters.rewinds += 1
-        log.info("asking the digitizer to resend from its buffer", extra={"seq": target})
-        self._write(brp.nak_bytes(stream_word, target))
+        log.info("asking the digitizer to resend from its buffer",
+                 extra={"seq": self._rewind.target, "blocks_back": distance})
+        self._write(brp.nak_bytes(stream_word, self._rewind.target))
+
+    def _rewind_skipped(self, seq: int, now: float) -> None:
+        """A frame other than the target arrived while rewinding (sent before our NAK was read, or the
+        NAK was ignored): the digitizer going back elsewhere by itself (a store-and-forward resend) or
+        streaming on past the margin means the target is outside its buffer, so ask less deep."""
+        rw = self._rewind
+        rw.skipped += 1
+        went_back_elsewhere = 0 < (seq - rw.target) % brp.SEQ_MODULO <= rw.distance
+        if went_back_elsewhere or rw.skipped > self.config.rewind_margin:
+            self._ask_less_deep(now)
 
     def _check_rewind(self, now: float) -> None:
+        """No answer in time: repeat the NAK once (it may have been lost), then ask less deep."""
         rw = self._rewind
         if rw is None or now < rw.deadline:
             return
-        if rw.tries >= 3:  # take what comes; the time check reports anything missing as a gap
+        if rw.tries < 2:
+            rw.tries += 1
+            rw.skipped = 0
+            rw.deadline = now + self.config.rewind_timeout_s
+            self._write(brp.nak_bytes(rw.stream_word, rw.target))
+        else:
+            self._ask_less_deep(now)
+
+    def _ask_less_deep(self, now: float) -> None:
+        rw = self._rewind
+        if rw.distance == 0:  # take what comes; the time check reports anything missing as a gap
             log.warning("digitizer did not rewind; resuming without its buffer", extra={"seq": rw.target})
             self._rewind = None
             self._rx = self._new_receiver()
             data, self._pending = bytes(self._pending), bytearray()
             self._handle(self._rx.feed(data, int(now * NS_PER_S)))
             return
-        rw.tries += 1
-        rw.target = (rw.target + self.config.rewind_margin // 2) % brp.SEQ_MODULO  # the window moved on
+        rw.distance = rw.distance // 4 if rw.distance >= 16 else 0
+        rw.tries, rw.skipped = 1, 0
         rw.deadline = now + self.config.rewind_timeout_s
+        log.info("digitizer did not rewind; asking for fewer blocks",
+                 extra={"seq": rw.target, "blocks_back": rw.distance})
         self._write(brp.nak_bytes(rw.stream_word, rw.target))
 
     # -- events --------------------------------------------------------------------------------------

@@ -3,8 +3,15 @@
 It samples simulated sensors on data time (``SimClock``), cuts one block per stream per block length,
 sends each as a BRP frame, waits up to ``ms_gap`` for the ACK/NAK, keeps the last 255 blocks sent so a
 NAK can rewind to any of them (go-back-N, as the DM24 does), and holds blocks produced while it cannot
-send (console open, hung, backlog) in a "flash" queue, sending them later in order. Everything it
-produced is kept in ``truth`` (the exact int32 samples) for tests to compare against.
+send (console open, hung, backlog) in a bounded "flash" queue, sending them later in order. Everything
+it produced is kept in ``truth`` (the exact int32 samples) for tests to compare against.
+
+Two transmission modes. ``"direct"`` follows spec §9 literally: an unanswered block is left behind after
+``ms_gap``, so with nobody listening the stream goes into the void and only the 255-block NAK window
+survives. ``"fifo"`` (store and forward, as Güralp units that file to flash do) notices a silent host
+after ``silent_blocks`` unanswered blocks, stops advancing, probes by resending the oldest
+unacknowledged block every ``probe_interval_s`` and, once the host answers, resumes in order from that
+block at line speed, so an outage of any length up to the flash capacity loses nothing.
 
 The console (terminal mode) is entered by 0x13 (alone or as ACK byte 2); it prompts `` ok``, answers
 ``STATUS``, calibration words (``Z 1 HZ SINEWAVE``, ``Z 5 SECOND SINEWAVE``, ``Z SQUAREWAVE``,
@@ -37,6 +44,7 @@ PROMPT = b" ok\r\n"
 CAL_SUFFIX = "C0"
 STATUS_SUFFIX = "00"
 CONSOLE_IDLE_S = 60
+MODES = ("direct", "fifo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,16 +126,35 @@ class FirmwareCounters:
     naks: int = 0
     naks_out_of_window: int = 0
     console_sessions: int = 0
+    link_downs: int = 0  # FIFO: times the host went silent and the transmitter stopped advancing
+    probes: int = 0  # FIFO: oldest unacknowledged block resent to see whether the host is back
+    flash_dropped: int = 0  # blocks lost because the flash queue was full (oldest first)
+    flash_peak: int = 0  # most blocks ever waiting in flash
 
 
 class SimDigitizer:
-    """The firmware; ``start()`` runs it in a thread, ``stop()`` ends it."""
+    """The firmware; ``start()`` runs it in a thread, ``stop()`` ends it.
+
+    ``mode`` is ``"fifo"`` (store and forward, the default) or ``"direct"`` (send regardless after
+    ``ms_gap``). ``flash_blocks`` bounds the queue of blocks not yet sent; when it overflows the oldest
+    block is dropped and counted in ``counters.flash_dropped``. FIFO only: ``silent_blocks`` unanswered
+    blocks in a row mean the host is gone; ``probe_interval_s`` (real seconds) paces the probes.
+    """
 
     def __init__(self, line: PtyLine, clock: SimClock, *, system_id: str = "SIM1", serial: str = "SIMD",
                  streams: tuple[StreamSpec, ...] = DEFAULT_STREAMS, seed: int = 0,
-                 ms_gap_s: float | None = None, status_every_s: int = 10, ttl: int = 0):
+                 ms_gap_s: float | None = None, status_every_s: int = 10, ttl: int = 0,
+                 mode: str = "fifo", flash_blocks: int = 100_000, silent_blocks: int = 3,
+                 probe_interval_s: float = 1.0):
         if len(serial) != 4:
             raise ValueError(f"serial must have 4 characters, got {serial!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if flash_blocks < 1 or silent_blocks < 1 or probe_interval_s <= 0:
+            raise ValueError(f"flash_blocks ({flash_blocks}) and silent_blocks ({silent_blocks}) must be "
+                             f">= 1 and probe_interval_s ({probe_interval_s}) > 0")
+        self.mode, self.flash_blocks = mode, flash_blocks
+        self.silent_blocks, self.probe_interval_s = silent_blocks, probe_interval_s
         self.line, self.clock = line, clock
         self.system_id, self.serial, self.ttl = system_id, serial, ttl
         self.ms_gap_s = 0.15 / clock.speed if ms_gap_s is None else ms_gap_s
@@ -148,6 +175,10 @@ class SimDigitizer:
         self._tx = brp.BrpTransmitter(depth=BRP_WINDOW)
         self._parser = brp.PcByteParser()
         self._resend: deque[bytes] = deque()
+        self._unacked: deque[tuple[int, bytes]] = deque()  # FIFO: (seq, frame) sent, not yet ACKed
+        self._silent = 0  # frames sent since the host last answered anything
+        self.link_down = False  # FIFO: host silent, transmitter holds its position and probes
+        self._next_probe = 0.0
         self._stream_words = {from_base36(serial + s.suffix) for s in streams} | {
             from_base36(serial + sfx) for sfx in (STATUS_SUFFIX, CAL_SUFFIX)}
         self._console = False
@@ -199,6 +230,11 @@ class SimDigitizer:
         if which not in ("fic", "ric"):
             raise ValueError(f"which must be 'fic' or 'ric', got {which!r}")
         self._inject.append((which, None))
+
+    @property
+    def flash_waiting(self) -> int:
+        """Blocks made but not yet sent (held in flash)."""
+        return len(self._flash)
 
     def samples_of(self, stream_id: str) -> tuple[int, np.ndarray]:
         """(first sample time, all samples) produced so far for one stream (concatenated)."""
@@ -254,8 +290,14 @@ class SimDigitizer:
         self._queue(GcfBlock(self.system_id, stream_id, start_ns, float(rate), samples=samples, ttl=self.ttl))
 
     def _queue(self, block: GcfBlock) -> None:
+        if len(self._flash) >= self.flash_blocks:
+            dropped = self._flash.popleft()
+            self.counters.flash_dropped += 1
+            log.error("flash full: oldest block dropped",
+                      extra={"stream": dropped.stream_id, "start_ns": dropped.start_ns})
         self._flash.append(block)
         self.counters.blocks_made += 1
+        self.counters.flash_peak = max(self.counters.flash_peak, len(self._flash))
 
     def _drift(self, seconds: float) -> None:
         if not self.gps_locked:
@@ -294,13 +336,15 @@ class SimDigitizer:
                     if self.clock.now_ns() - self._console_active_ns > CONSOLE_IDLE_S * NS_PER_S:
                         self._leave_console()  # the DM24 closes an idle console and resumes streaming
                     continue
-                if self._inject:
+                if self.link_down:
+                    self._probe()
+                elif self._inject:
                     self._send_injected()
                 elif self._resend:
                     self.counters.resent += 1
                     self._transmit(self._resend.popleft())
                 elif self._flash:
-                    self._transmit(self._tx.frame(encode_block(self._flash.popleft()))[1])
+                    self._transmit(self._tx.frame(encode_block(self._flash.popleft()))[1], new=True)
                 else:
                     due = min([s.next_ns + s.spec.block_seconds * NS_PER_S for s in self._streams]
                               + [self._next_status_ns])
@@ -310,10 +354,58 @@ class SimDigitizer:
             log.exception("simulated digitizer crashed")
             raise
 
-    def _transmit(self, frame: bytes) -> None:
+    def _transmit(self, frame: bytes, *, new: bool = False) -> None:
+        """Send one frame and wait for its answer; ``new`` frames join the FIFO's unacknowledged list."""
+        if new and self.mode == "fifo":
+            self._unacked.append((frame[1], frame))
         self.line.write(frame)
         self.counters.frames_sent += 1
+        self._silent += 1  # any answer, even a late one for another block, resets it
         self._await_reply(frame[1])
+        if self.mode == "fifo" and self._silent >= self.silent_blocks and not self.link_down:
+            self.link_down = True
+            self.counters.link_downs += 1
+            self._resend.clear()
+            self._next_probe = time.monotonic() + self.probe_interval_s
+            log.warning("host silent: holding blocks in flash", extra={"unacked": len(self._unacked),
+                                                                        "flash": len(self._flash)})
+
+    def _probe(self) -> None:
+        """FIFO with a silent host: resend the oldest unacknowledged block now and then, else listen."""
+        left = self._next_probe - time.monotonic()
+        if left > 0:
+            self._drain_host(timeout=min(left, 0.05))
+            return
+        if not self._unacked:
+            if not self._flash:
+                self._drain_host(timeout=0.05)
+                return
+            self._unacked.append(self._tx.frame(encode_block(self._flash.popleft())))
+        self._next_probe = time.monotonic() + self.probe_interval_s
+        self.counters.probes += 1
+        self._transmit(self._unacked[0][1])
+
+    def _host_back(self) -> None:
+        """The host answered; FIFO: carry on in order from the oldest unacknowledged block."""
+        self._silent = 0
+        if self.link_down:
+            self.link_down = False
+            log.info("host answering again: sending from flash", extra={"unacked": len(self._unacked),
+                                                                         "flash": len(self._flash)})
+            self._resend = deque(frame for _, frame in self._unacked)
+
+    def _release(self, msg: brp.AckMessage, awaited: int | None) -> None:
+        """FIFO: an ACK releases its block and every older unacknowledged one (go-back-N); a late ACK
+        counts too. The 7-bit BRP form is matched against the oldest candidate (releases the least)."""
+        seq7 = msg.seq7
+        if seq7 is None:  # control-form ACK: it answers the block being awaited, if any
+            if awaited is None:
+                return
+            hit = next((i for i, (s, _) in enumerate(self._unacked) if s == awaited), None)
+        else:
+            hit = next((i for i, (s, _) in enumerate(self._unacked) if s & 0x7F == seq7), None)
+        for _ in range(0 if hit is None else hit + 1):
+            self._unacked.popleft()
 
     def _send_injected(self) -> None:
         kind, payload = self._inject.popleft()
@@ -334,13 +426,16 @@ class SimDigitizer:
         data[at + 3] ^= 0x01
         self._transmit(self._tx.frame(bytes(data))[1])
 
-    def _await_reply(self, seq: int) -> None:
-        """Wait up to ``ms_gap`` for the ACK of ``seq`` or a NAK (spec §9), then move on regardless."""
+    def _await_reply(self, seq: int) -> bool:
+        """Wait up to ``ms_gap`` for the ACK of ``seq`` or a NAK (spec §9); False when none came."""
         end = time.monotonic() + self.ms_gap_s
         while not self._stop.is_set() and not self._console:
             left = end - time.monotonic()
-            if left <= 0 or self._drain_host(timeout=left, awaited=seq):
-                return
+            if left <= 0:
+                return False
+            if self._drain_host(timeout=left, awaited=seq):
+                return True
+        return True  # stopping, or the console opened (the host is there)
 
     # -- host bytes -----------------------------------------------------------------------------------
     def _drain_host(self, timeout: float, awaited: int | None = None) -> bool:
@@ -353,20 +448,27 @@ class SimDigitizer:
                     continue  # a NAK mangled by line noise
                 self.counters.naks += 1
                 frames = self._tx.rewind(msg.seq)
-                if not frames:
+                self._host_back()
+                if frames:
+                    self._resend = deque(frames)
+                else:  # ignored, as a DM24 does; a FIFO keeps its own catch-up
                     self.counters.naks_out_of_window += 1
-                self._resend = deque(frames)
                 replied = True
             elif isinstance(msg, brp.AckMessage):
                 if msg.stream_word not in self._stream_words:
                     continue
                 if msg.break_in:
+                    self._host_back()
                     self._enter_console()
                     replied = True
-                elif awaited is not None and self._tx.acknowledges(msg, awaited):
+                    continue
+                self._release(msg, awaited)
+                self._host_back()
+                if awaited is not None and self._tx.acknowledges(msg, awaited):
                     self.counters.acks += 1
                     replied = True
             elif isinstance(msg, brp.BreakIn):
+                self._host_back()
                 self._enter_console()
                 replied = True
             elif self._console:

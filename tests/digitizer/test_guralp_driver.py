@@ -29,15 +29,21 @@ class Rig:
     """Simulated digitizer + line + driver, with everything the driver yielded collected per stream."""
 
     def __init__(self, *, speed: float = 10.0, faults: LineFaults = CLEAN, seed: int = 1,
-                 watchdog_s: float = 3.0, **sim_kwargs):
+                 watchdog_s: float = 3.0, baudrate: int = 115200, **sim_kwargs):
         self.clock = SimClock(T0_NS, speed=speed)
-        self.line = PtyLine(115200, to_host=faults, to_device=faults, seed=seed)
+        self.line = PtyLine(baudrate, to_host=faults, to_device=faults, seed=seed)
+        sim_kwargs.setdefault("probe_interval_s", 0.2)
         self.sim = SimDigitizer(self.line, self.clock, seed=seed, **sim_kwargs)
-        self.driver = GuralpDriver(DriverConfig(self.line.path, watchdog_s=watchdog_s, backoff_initial_s=0.05,
-                                                backoff_max_s=0.4))
+        self.driver = self.new_driver(watchdog_s=watchdog_s)
         self.packets: dict[str, list[Packet]] = {}
         self.gaps: dict[str, list[Gap]] = {}
         self.statuses: list[Status] = []
+
+    def new_driver(self, **config) -> GuralpDriver:
+        """A driver instance (a fresh process, as far as the digitizer can tell)."""
+        config = {"watchdog_s": 3.0, "backoff_initial_s": 0.05, "backoff_max_s": 0.4,
+                  "rewind_timeout_s": 0.3} | config
+        return GuralpDriver(DriverConfig(self.line.path, **config))
 
     def __enter__(self) -> Rig:
         self.driver.start()
@@ -142,7 +148,7 @@ RICH_STREAMS = (
 @pytest.mark.timeout(60)
 def test_unplug_30s_recovers_the_buffer_and_reports_the_rest_as_exact_gaps():
     speed = 8.0
-    with Rig(speed=speed, streams=RICH_STREAMS, ms_gap_s=0.003, seed=3) as rig:
+    with Rig(speed=speed, streams=RICH_STREAMS, ms_gap_s=0.003, seed=3, mode="direct") as rig:
         rig.pump(3.0)
         unplugged_ns = rig.clock.now_ns()
         rig.line.unplug()
@@ -210,3 +216,82 @@ def test_garbage_truncated_blocks_and_bad_integration_constants_are_counted_and_
     cal = np.concatenate([p.samples for p in rig.packets["SIMDC0"]])
     spectrum = np.abs(np.fft.rfft(cal[:1000] - cal[:1000].mean()))
     assert np.argmax(spectrum) == 10  # 1 Hz in 10 s of 100 sps
+
+
+FAST_STREAMS = tuple(StreamSpec(c + "0", 20, 1) for c in "ZNE")  # light enough to catch up at speed 40
+
+
+def restart_driver(rig: Rig) -> dict[str, list[Packet]]:
+    """Start a new driver instance on the rig; returns the packets of the old one (the rig's are reset)."""
+    first, rig.packets = rig.packets, {}
+    rig.driver = rig.new_driver()
+    rig.driver.start()
+    return first
+
+
+def check_two_instances(rig: Rig, first: dict[str, list[Packet]], stream_id: str) -> int:
+    """Each instance delivers in order without repeats; together they tile the stream with the truth.
+
+    Returns how many blocks both instances delivered (allowed only across a process restart).
+    """
+    start_ns, truth = rig.sim.samples_of(stream_id)
+    union: dict[int, Packet] = {}
+    for packets in (first.get(stream_id, []), rig.packets[stream_id]):
+        starts = [p.start_ns for p in packets]
+        assert starts == sorted(set(starts)), f"{stream_id}: repeated or out of order within one instance"
+        for p in packets:
+            rate = p.sample_rate
+            first_index = round((p.start_ns - start_ns) * rate / NS_PER_S)
+            assert np.array_equal(truth[first_index:first_index + p.nsamp], p.samples), stream_id
+            union[p.start_ns] = p
+    cursor = start_ns
+    for t in sorted(union):
+        assert t == cursor, f"{stream_id}: hole at {cursor}"
+        cursor = union[t].end_ns
+    assert cursor >= rig.sim.truth[stream_id][-2][0], f"{stream_id}: not caught up"
+    old = {p.start_ns for p in first.get(stream_id, [])}
+    return len(old & {p.start_ns for p in rig.packets[stream_id]})
+
+
+@pytest.mark.timeout(40)
+def test_fifo_firmware_keeps_a_120s_outage_of_the_station_for_the_next_driver_instance():
+    speed = 40.0
+    with Rig(speed=speed, streams=FAST_STREAMS, baudrate=460800, seed=11) as rig:
+        rig.pump(1.5)
+        rig.driver.stop()  # the station process goes away; its port closes and nobody answers
+        rig.pump(0.5)  # what the stopped instance had already queued
+        made_before = rig.sim.counters.blocks_made
+        time.sleep(120.0 / speed)
+        held = rig.sim.counters.blocks_made - made_before
+        first = restart_driver(rig)
+        rig.pump(15.0, until=rig.caught_up)
+        assert rig.caught_up()
+    fw = rig.sim.counters
+    assert held > brp.DEFAULT_DEPTH  # more than the NAK window could have recovered
+    assert fw.link_downs >= 1 and fw.probes >= 1 and fw.flash_peak >= held and fw.flash_dropped == 0
+    assert not rig.gaps and rig.driver.counters.gaps == 0 and rig.driver.counters.unrecoverable_brp_gaps == 0
+    for spec in FAST_STREAMS:
+        check_two_instances(rig, first, "SIMD" + spec.suffix)
+
+
+@pytest.mark.timeout(40)
+def test_startup_rewind_refetches_blocks_a_killed_process_acked_but_never_passed_on():
+    speed = 40.0
+    with Rig(speed=speed, streams=FAST_STREAMS, baudrate=460800, seed=12, mode="direct") as rig:
+        rig.pump(2.5)  # the digitizer's 255-block window fills
+        time.sleep(0.5)  # the station stops consuming: the driver ACKs blocks into its queue
+        killed_ns = rig.clock.now_ns()
+        rig.driver.stop()  # killed: whatever sat in its queue is lost
+        time.sleep(0.2)  # direct firmware streams into the void meanwhile
+        first = restart_driver(rig)
+        rig.pump(10.0, until=rig.caught_up)
+        assert rig.caught_up()
+    assert rig.driver.counters.rewinds >= 1 and rig.driver.counters.gaps == 0 and not rig.gaps
+    repeated = 0
+    for spec in FAST_STREAMS:
+        stream_id = "SIMD" + spec.suffix
+        repeated += check_two_instances(rig, first, stream_id)
+        # the second instance has blocks the first ACKed (it ran until killed_ns) but never handed over
+        last_handed = first[stream_id][-1].end_ns
+        assert any(last_handed <= p.start_ns < killed_ns - NS_PER_S for p in rig.packets[stream_id])
+    assert 0 < repeated <= brp.DEFAULT_DEPTH  # repeats only from inside the digitizer's window

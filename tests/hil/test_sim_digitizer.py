@@ -119,3 +119,25 @@ def status_from_block_text(sim: SimDigitizer, text: str):
     from digitizer.gcf_status import parse_status_text
 
     return parse_status_text(sim.system_id, 0, text)
+
+
+@pytest.mark.pty
+@pytest.mark.timeout(20)
+def test_fifo_with_nobody_listening_stops_advancing_probes_and_counts_flash_overflow():
+    clock = SimClock(1_700_000_000 * NS_PER_S, speed=50.0)
+    with PtyLine(115200) as line:
+        line.unplug()  # no host at all
+        sim = SimDigitizer(line, clock, seed=1, flash_blocks=20, probe_interval_s=0.1)
+        sim.start()
+        try:
+            time.sleep(1.5)
+        finally:
+            sim.stop()
+    fw = sim.counters
+    assert sim.link_down and fw.link_downs == 1 and fw.probes >= 5
+    new_frames = fw.frames_sent - fw.probes  # the blocks sent before the silence was noticed
+    assert new_frames == sim.silent_blocks
+    assert sim.flash_waiting == 20 and fw.flash_peak == 20
+    assert fw.flash_dropped == fw.blocks_made - 20 - new_frames > 0  # every block accounted for
+    with pytest.raises(ValueError, match="mode"):
+        SimDigitizer(line, clock, mode="bogus")
