@@ -196,6 +196,7 @@ class SimDigitizer:
         self._next_cal_minutes = 2
         # scripted faults (consumed by the transmitter)
         self._inject: deque[tuple[str, object]] = deque()
+        self._sampling = True
 
     # -- control from tests ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -231,6 +232,15 @@ class SimDigitizer:
             raise ValueError(f"which must be 'fic' or 'ric', got {which!r}")
         self._inject.append((which, None))
 
+    def stop_sampling(self) -> None:
+        """End of a run: make no more blocks, but keep sending (and resending) those already made."""
+        self._sampling = False
+
+    @property
+    def drained(self) -> bool:
+        """Every block made has been sent and, in FIFO mode, acknowledged."""
+        return not (self._flash or self._unacked or self._resend or self.link_down)
+
     @property
     def flash_waiting(self) -> int:
         """Blocks made but not yet sent (held in flash)."""
@@ -245,6 +255,8 @@ class SimDigitizer:
 
     # -- sampling -------------------------------------------------------------------------------------
     def _produce_due(self, now_ns: int) -> None:
+        if not self._sampling:
+            return
         for st in self._streams:
             span = st.spec.block_seconds * NS_PER_S
             while st.next_ns + span <= now_ns:

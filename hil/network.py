@@ -1,0 +1,346 @@
+"""A simulated IMS network, end to end: simulated digitizers on pseudo-terminals, the real station
+daemons and the real IDC receiver as separate processes, faults on schedule, and the ground truth.
+
+Every station and the receiver run as ``ims`` subprocesses, so a crash fault is a real SIGKILL.
+All processes share one simulated clock (``IMS_SIM_CLOCK``): data time runs ``speed`` times faster
+than real time, and so do the serial lines (the pty baud is scaled) and every timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gci_link.clock import SIM_CLOCK_ENV, sim_clock_spec
+from gci_link.keys import CertificateAuthority
+from gci_link.receiver.stores import SdsArchive, Segment
+from hil.compare import compare_channel, read_sds_traces
+from hil.faults import LineFaults
+from hil.linkproxy import LinkProxy
+from hil.progress import Progress
+from hil.report import station_report
+from hil.scenario import Fault, Scenario, StationSpec
+from hil.serialport import PtyLine
+from hil.sim_digitizer import SimDigitizer, StreamSpec
+from hil.simclock import SimClock
+
+log = logging.getLogger(__name__)
+
+NS_PER_S = 1_000_000_000
+SUFFIX_LETTERS = (
+    "ABDFGHIJKLOPQRST"  # stream letters for non-seismic streams (C0 = cal, M8 = mass, 00 = status)
+)
+OUTPUTS = ("run", "truth", "idc", "summary.json")
+DRAIN_TIMEOUT_S = 60.0  # real seconds the stations get, after the digitizers stop, to deliver everything
+
+
+@dataclass
+class SimStation:
+    spec: StationSpec
+    serial: str
+    streams: dict[str, str]  # GCF stream id -> channel code
+    line: PtyLine
+    digitizer: SimDigitizer
+    proxy: LinkProxy
+    config_path: Path
+    process: subprocess.Popen | None = None
+    crashes: int = 0
+    events: list[str] = field(default_factory=list)
+
+
+class Network:
+    def __init__(self, scenario: Scenario, out: Path, *, show_progress: bool = True) -> None:
+        self.scenario = scenario
+        self.out = out
+        self.show_progress = show_progress
+        self.stations: dict[str, SimStation] = {}
+        self.receiver: subprocess.Popen | None = None
+        self.fault_log: list[dict] = []
+
+    # ----------------------------------------------------------------------------------------- set-up
+
+    def _prepare_output(self) -> None:
+        """Start from an empty output folder, removing only what an earlier run of ours wrote there."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name in OUTPUTS:
+            path = self.out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        for sub in ("run/logs", "run/dev", "truth", "idc"):
+            (self.out / sub).mkdir(parents=True)
+
+    def _setup(self) -> None:
+        sc = self.scenario
+        run = self.out / "run"
+        ca = CertificateAuthority.create(run / "ca", "SIMNET")
+        self.receiver_port = _free_port()
+        self._write_receiver_config(run)
+        start_ns = -(-time.time_ns() // (sc.frame_length_s * NS_PER_S)) * sc.frame_length_s * NS_PER_S
+        self.clock = SimClock(start_ns, sc.speed)
+        self.env = os.environ | {SIM_CLOCK_ENV: sim_clock_spec(start_ns, time.time_ns(), sc.speed)}
+        self.start_ns = start_ns
+        for index, spec in enumerate(sc.stations):
+            bundle = ca.issue(spec.name).bundle
+            self.stations[spec.name] = self._make_station(index, spec, bundle)
+
+    def _write_receiver_config(self, run: Path) -> None:
+        stations = "".join(
+            f'\n[stations.{s.name}]\nnetwork = "{s.network}"\n' for s in self.scenario.stations
+        )
+        self.receiver_config = run / "idc.toml"
+        self.receiver_config.write_text(
+            f'[idc]\nroot = "{(self.out / "idc").resolve()}"\n'
+            f'trust_dir = "{(run / "ca" / "trust").resolve()}"\n'
+            f'connection_endpoint = "tcp://127.0.0.1:{self.receiver_port}"\n{stations}'
+        )
+
+    def _make_station(self, index: int, spec: StationSpec, bundle: Path) -> SimStation:
+        sc = self.scenario
+        serial = spec.name[:4].upper() if len(spec.name) >= 4 else f"{spec.name}{index:02d}"[-4:]
+        suffixes = _stream_suffixes(spec)
+        faults = LineFaults(spec.bit_error_rate, spec.drop_rate)
+        line = PtyLine(
+            int(spec.baud * sc.speed),
+            to_host=faults,
+            to_device=faults,
+            seed=sc.seed + index,
+            link_dir=self.out / "run" / "dev",
+            name=f"tty{spec.name}",
+        )
+        kind = spec.sensor
+        streams = tuple(StreamSpec(sfx, spec.sample_rate, spec.block_s, kind) for sfx in suffixes)
+        digitizer = SimDigitizer(
+            line, self.clock, system_id=spec.name, serial=serial, streams=streams, seed=sc.seed * 1000 + index
+        )
+        proxy = LinkProxy(("127.0.0.1", self.receiver_port), spec.name)
+        folder = self.out / "run" / "stations" / spec.name
+        folder.mkdir(parents=True)
+        stream_ids = {serial + sfx: ch.code for sfx, ch in zip(suffixes, spec.channels, strict=True)}
+        config_path = folder / "station.toml"
+        config_path.write_text(_station_toml(spec, serial, suffixes, line.path, proxy.endpoint, bundle, sc))
+        return SimStation(spec, serial, stream_ids, line, digitizer, proxy, config_path)
+
+    # ----------------------------------------------------------------------------------------- processes
+
+    def _ims(self, name: str, *args: str) -> subprocess.Popen:
+        log_file = (self.out / "run" / "logs" / f"{name}.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "station.ims", *args],
+            env=self.env,
+            stdout=log_file,
+            stderr=log_file,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def _start_receiver(self) -> None:
+        self.receiver = self._ims("idc", "idc", "run", "--config", str(self.receiver_config))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.receiver.poll() is not None:
+                raise RuntimeError(f"IDC receiver exited at start; see {self.out}/run/logs/idc.log")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.receiver_port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("IDC receiver did not open its port within 30 s")
+
+    def _start_station(self, station: SimStation) -> None:
+        station.process = self._ims(station.spec.name, "station", "run", "--config", str(station.config_path))
+
+    @staticmethod
+    def _terminate(process: subprocess.Popen | None, timeout: float = 60.0) -> int | None:
+        if process is None or process.poll() is not None:
+            return None if process is None else process.returncode
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+    # ----------------------------------------------------------------------------------------- faults
+
+    def _schedule(self) -> list[tuple[float, str, Fault]]:
+        events = []
+        for fault in self.scenario.faults:
+            events.append((fault.at_s, "begin", fault))
+            events.append((fault.at_s + fault.duration_s, "end", fault))
+        return sorted(events, key=lambda e: e[0])
+
+    def _apply(self, phase: str, fault: Fault) -> None:
+        station = self.stations.get(fault.station) if fault.station else None
+        begin = phase == "begin"
+        if fault.kind == "link_outage":
+            station.proxy.blackhole(begin)
+        elif fault.kind == "station_crash":
+            if begin:
+                station.process.kill()
+                station.process.wait()
+                station.crashes += 1
+            else:
+                self._start_station(station)
+        elif fault.kind == "receiver_crash":
+            if begin:
+                self.receiver.kill()
+                self.receiver.wait()
+            else:
+                self._start_receiver()
+        elif fault.kind == "gps_unlock":
+            station.digitizer.set_gps_lock(not begin)
+        elif fault.kind == "unplug":
+            (station.line.unplug if begin else station.line.replug)()
+        sim_s = (self.clock.now_ns() - self.start_ns) / NS_PER_S
+        entry = {"fault": fault.kind, "phase": phase, "station": fault.station, "at_s": round(sim_s, 1)}
+        self.fault_log.append(entry)
+        log.info("fault %s %s", fault.kind, phase, extra={"station": fault.station, "sim_s": round(sim_s, 1)})
+
+    # ----------------------------------------------------------------------------------------- the run
+
+    def run(self) -> dict:
+        self._prepare_output()
+        self._setup()
+        sc = self.scenario
+        progress = Progress(sc.duration_s, enabled=self.show_progress)
+        try:
+            self._start_receiver()
+            for station in self.stations.values():
+                station.proxy.start()
+                station.digitizer.start()
+                self._start_station(station)
+            events = self._schedule()
+            while (elapsed := (self.clock.now_ns() - self.start_ns) / NS_PER_S) < sc.duration_s:
+                while events and events[0][0] <= elapsed:
+                    _, phase, fault = events.pop(0)
+                    self._apply(phase, fault)
+                self._check_processes()
+                progress.update(elapsed)
+                time.sleep(0.1)
+            progress.done()
+            end_ns = self.clock.now_ns()
+            self._drain()
+        finally:
+            self._shutdown()
+        return self._summarise(end_ns)
+
+    def _check_processes(self) -> None:
+        for station in self.stations.values():
+            proc = station.process
+            if proc is not None and proc.poll() is not None and not self._crashed_on_purpose(station):
+                raise RuntimeError(
+                    f"station {station.spec.name} exited with {proc.returncode}; "
+                    f"see {self.out}/run/logs/{station.spec.name}.log"
+                )
+
+    def _crashed_on_purpose(self, station: SimStation) -> bool:
+        return any(
+            f.kind == "station_crash"
+            and f.station == station.spec.name
+            and f.at_s <= (self.clock.now_ns() - self.start_ns) / NS_PER_S <= f.at_s + f.duration_s
+            for f in self.scenario.faults
+        )
+
+    def _drain(self) -> None:
+        """Stop sampling, let the digitizers send what they hold and the stations frame and deliver it."""
+        for station in self.stations.values():
+            station.digitizer.stop_sampling()
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while time.monotonic() < deadline and not all(s.digitizer.drained for s in self.stations.values()):
+            time.sleep(0.1)
+        lateness_s = 2 * self.scenario.frame_length_s / self.scenario.speed
+        time.sleep(max(1.0, lateness_s))  # the drivers' last packets reach the daemons
+
+    def _shutdown(self) -> None:
+        for station in self.stations.values():
+            self._terminate(station.process)
+        self._terminate(self.receiver)
+        for station in self.stations.values():
+            station.digitizer.stop()
+            station.proxy.close()
+            station.line.close()
+
+    # ----------------------------------------------------------------------------------------- results
+
+    def _summarise(self, end_ns: int) -> dict:
+        sds = SdsArchive(self.out / "truth")
+        idc_sds = self.out / "idc" / "sds"
+        stations = {}
+        for name, station in self.stations.items():
+            comparisons = []
+            for stream_id, code in station.streams.items():
+                truth_start, truth = station.digitizer.samples_of(stream_id)
+                site, channel, location = code.split(".")
+                rate = float(station.spec.sample_rate)
+                if len(truth):
+                    sds.append(
+                        sds.split_by_day(
+                            Segment(station.spec.network, site, location, channel, truth_start, rate, truth)
+                        )
+                    )
+                traces = read_sds_traces(
+                    idc_sds, station.spec.network, site, location, channel, truth_start, end_ns
+                )
+                comparisons.append(compare_channel(code, truth_start, rate, truth, traces))
+            stations[name] = station_report(
+                self.out, station.spec, station.crashes, comparisons, self.scenario.speed
+            )
+        summary = {
+            "scenario": self.scenario.source,
+            "simulated_s": self.scenario.duration_s,
+            "speed": self.scenario.speed,
+            "start": np.datetime_as_string(np.datetime64(self.start_ns, "ns"), unit="s") + "Z",
+            "faults": self.fault_log,
+            "stations": stations,
+            "zero_loss": all(s["exact"] for s in stations.values()),
+        }
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        return summary
+
+
+def _stream_suffixes(spec: StationSpec) -> list[str]:
+    """GCF stream suffixes: Z0/N0/E0 for seismometer components (the calibration coil keys on them)."""
+    finals = [ch.channel[-1] for ch in spec.channels]
+    if spec.sensor == "seismometer" and len(set(finals)) == len(finals) and set(finals) <= set("ZNE"):
+        return [f"{c}0" for c in finals]
+    return [f"{SUFFIX_LETTERS[i]}0" for i in range(len(spec.channels))]
+
+
+def _station_toml(
+    spec: StationSpec, serial: str, suffixes: list[str], port: str, endpoint: str, bundle: Path, sc: Scenario
+) -> str:
+    channels = "".join(
+        f'\n[[channels]]\ndigitizer = "digitizer"\nstream_id = "{serial}{sfx}"\nsite = "{ch.site}"\n'
+        f'channel = "{ch.channel}"\nlocation = "{ch.location}"\nsensor_type = "{spec.sensor_type}"\n'
+        f"calib = 1.0\ncalper = 1.0\nsample_rate = {float(spec.sample_rate)}\n"
+        for sfx, ch in zip(suffixes, spec.channels, strict=True)
+    )
+    return (
+        f"# written by the simulated network for station {spec.name}\n"
+        f'[station]\nname = "{spec.name}"\nnetwork = "{spec.network}"\n'
+        f"[frame]\nlength_s = {sc.frame_length_s}\n"
+        f"[acquisition]\nlateness_budget_s = {max(3 * spec.block_s, 10)}.0\n"
+        f'[[digitizers]]\nname = "digitizer"\nsystem_id = "{spec.name}"\n'
+        f'port = "{port}"\nbaud = {spec.baud}\n'
+        f"{channels}"
+        f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n'
+        f'[daemon]\nstate_dir = "state"\nstatus_interval_s = 1.0\n'
+        f'[archive]\npath = "archive"\n[outbox]\npath = "outbox/outbox.sqlite"\n'
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

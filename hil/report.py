@@ -1,0 +1,86 @@
+"""Per-station results of a simulated run: delivery, latency, alarms raised and status bits seen.
+
+Read from what the real processes left behind (the station's outbox and log, the IDC's raw frame
+store), not from anything the harness kept in memory, so the report checks the system, not itself.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from gci_link.cd11 import Cd11FormatError, decode_frame
+from gci_link.outbox import Outbox
+from hil.compare import ChannelComparison
+from hil.scenario import StationSpec
+
+NS_PER_S = 1_000_000_000
+ALARM_LINE = re.compile(r'msg="alarm raised: [^"]*" .*?alarm=(\S+)')
+
+
+def station_report(
+    out: Path, spec: StationSpec, crashes: int, comparisons: list[ChannelComparison], speed: float
+) -> dict:
+    outbox_path = out / "run" / "stations" / spec.name / "outbox" / "outbox.sqlite"
+    stats = Outbox(outbox_path, 1 << 40).stats() if outbox_path.exists() else None
+    latencies, flags, archived = _idc_frames(out / "idc" / "raw" / f"{spec.name}.sqlite")
+    log_path = out / "run" / "logs" / f"{spec.name}.log"
+    alarms = (
+        Counter(m.group(1) for m in ALARM_LINE.finditer(log_path.read_text(errors="replace")))
+        if log_path.exists()
+        else Counter()
+    )
+    lat = np.array(latencies) / NS_PER_S if latencies else np.zeros(0)
+    return {
+        "network": spec.network,
+        "frames_sent": stats.frames if stats else 0,
+        "frames_acknowledged": (stats.frames - stats.unacked_frames) if stats else 0,
+        "frames_archived": archived,
+        "samples_truth": sum(c.truth_samples for c in comparisons),
+        "samples_lost": sum(c.lost for c in comparisons),
+        "samples_duplicated": sum(c.duplicated for c in comparisons),
+        "samples_corrupted": sum(c.corrupted + c.outside_truth for c in comparisons),
+        "exact": all(c.exact for c in comparisons),
+        "latency_sim_s": _percentiles(lat),
+        "latency_real_s": _percentiles(lat / speed),
+        "station_crashes": crashes,
+        "alarms_raised": dict(alarms),
+        "status_flags_at_idc": dict(flags),
+        "channels": [c.as_dict() for c in comparisons],
+    }
+
+
+def _idc_frames(path: Path) -> tuple[list[int], Counter, int]:
+    """Latency (arrival minus end of the newest sample) per frame, and frames per status flag set."""
+    if not path.exists():
+        return [], Counter(), 0
+    latencies: list[int] = []
+    flags: Counter = Counter()
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT received_ns, frame FROM frames").fetchall()
+    for received_ns, raw in rows:
+        try:
+            frame = decode_frame(bytes(raw))
+        except Cd11FormatError:
+            continue
+        channels = getattr(frame.body, "channels", ())
+        if not channels:
+            continue
+        end = max(c.time_ns + round(c.nsamp * NS_PER_S / c.sample_rate) for c in channels)
+        latencies.append(received_ns - end)
+        for name in {n for c in channels if c.status.is_format1 for n, on in c.status.flags().items() if on}:
+            flags[name] += 1
+    return latencies, flags, len(rows)
+
+
+def _percentiles(values: np.ndarray) -> dict[str, float | None]:
+    if not len(values):
+        return {"p50": None, "p99": None}
+    return {
+        "p50": round(float(np.percentile(values, 50)), 3),
+        "p99": round(float(np.percentile(values, 99)), 3),
+    }

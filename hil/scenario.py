@@ -1,0 +1,265 @@
+"""Scenario files for the simulated network: stations, duration, speed and faults, validated at load.
+
+Errors name the file, the key (``faults[1].at_s``) and the problem, like the station configuration.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+SENSORS = {"seismometer": "seismic", "microbarometer": "infrasonic", "hydrophone": "hydroacoustic"}
+FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug")
+STATIONLESS_FAULTS = ("receiver_crash",)
+
+
+class ScenarioError(ValueError):
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"invalid scenario {source}:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    site: str
+    channel: str
+    location: str
+
+    @property
+    def code(self) -> str:
+        return f"{self.site}.{self.channel}.{self.location}"
+
+
+@dataclass(frozen=True)
+class StationSpec:
+    name: str
+    network: str
+    sensor: str
+    sample_rate: int
+    block_s: int
+    channels: tuple[ChannelSpec, ...]
+    baud: int = 115200
+    bit_error_rate: float = 0.0
+    drop_rate: float = 0.0
+
+    @property
+    def sensor_type(self) -> str:
+        return SENSORS[self.sensor]
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    at_s: float
+    duration_s: float
+    station: str | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    source: str
+    duration_s: float
+    speed: float
+    seed: int
+    frame_length_s: int
+    stations: tuple[StationSpec, ...]
+    faults: tuple[Fault, ...]
+
+    def station(self, name: str) -> StationSpec:
+        return next(s for s in self.stations if s.name == name)
+
+
+def load(path: Path | None = None, run_overrides: dict[str, Any] | None = None) -> Scenario:
+    """A scenario file (the embedded default when ``path`` is None); ``run_overrides`` replace keys of
+    its ``[run]`` table before validation. A new ``duration_s`` compresses the whole scenario: fault
+    times and lengths scale with it, so a shortened run meets the same faults in the same order."""
+    if path is None:
+        source = "hil/scenarios/default.toml"
+        text = resources.files("hil").joinpath("scenarios/default.toml").read_text(encoding="utf-8")
+    else:
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError(source, [f"cannot read: {exc}"]) from exc
+    return parse(text, source, run_overrides)
+
+
+def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -> Scenario:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(source, [f"(syntax): {exc}"]) from exc
+    if run_overrides and isinstance(data.get("run"), dict):
+        old = data["run"].get("duration_s")
+        data["run"].update(run_overrides)
+        new = data["run"].get("duration_s")
+        if isinstance(old, int | float) and isinstance(new, int | float) and old > 0 and new != old:
+            for fault in data.get("faults", []):
+                for key in ("at_s", "duration_s"):
+                    if isinstance(fault, dict) and isinstance(fault.get(key), int | float):
+                        fault[key] = fault[key] * new / old
+    problems: list[str] = []
+    check = _Checker(problems)
+    run = check.table(data, "run")
+    duration = check.number(run, "run", "duration_s", low=10.0)
+    speed = check.number(run, "run", "speed", low=0.1, high=1000.0)
+    seed = check.integer(run, "run", "seed", default=0)
+    frame_length = check.integer(run, "run", "frame_length_s", default=10)
+    check.unknown(run, "run", {"duration_s", "speed", "seed", "frame_length_s"})
+    stations = tuple(
+        _station(check, t, f"stations[{i}]") for i, t in enumerate(check.array(data, "stations"))
+    )
+    names = [s.name for s in stations if s]
+    for name in {n for n in names if names.count(n) > 1}:
+        problems.append(f"stations: station {name!r} appears more than once")
+    faults = tuple(
+        _fault(check, t, f"faults[{i}]", set(names), duration or 0.0)
+        for i, t in enumerate(check.array(data, "faults", required=False))
+    )
+    check.unknown(data, "", {"run", "stations", "faults"})
+    if not stations:
+        problems.append("stations: at least one station is needed")
+    if problems:
+        raise ScenarioError(source, problems)
+    return Scenario(source, duration, speed, seed, frame_length, stations, faults)
+
+
+def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None:
+    name = check.text(t, key, "name", 1, 5)
+    sensor = check.choice(t, key, "sensor", tuple(SENSORS))
+    rate = check.integer(t, key, "sample_rate", low=1, high=250)
+    block_s = check.integer(t, key, "block_s", low=1, high=60)
+    if rate and block_s and rate * block_s > 250:
+        check.problems.append(
+            f"{key}.block_s: {block_s} s at {rate} sps exceeds the 250 samples a GCF block can always hold"
+        )
+    channels = []
+    for i, code in enumerate(check.strings(t, key, "channels")):
+        parts = code.split(".")
+        if len(parts) not in (2, 3) or not (1 <= len(parts[0]) <= 5 and 1 <= len(parts[1]) <= 3):
+            check.problems.append(f"{key}.channels[{i}]: expected SITE.CHA or SITE.CHA.LO, got {code!r}")
+            continue
+        channels.append(ChannelSpec(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
+    if len(channels) > 16:
+        check.problems.append(f"{key}.channels: at most 16 channels per simulated digitizer")
+    spec = StationSpec(
+        name=name,
+        network=check.text(t, key, "network", 1, 2),
+        sensor=sensor,
+        sample_rate=rate,
+        block_s=block_s,
+        channels=tuple(channels),
+        baud=check.integer(t, key, "baud", default=115200, low=1200),
+        bit_error_rate=check.number(t, key, "bit_error_rate", default=0.0, low=0.0, high=1e-2),
+        drop_rate=check.number(t, key, "drop_rate", default=0.0, low=0.0, high=1e-2),
+    )
+    check.unknown(
+        t,
+        key,
+        {
+            "name",
+            "network",
+            "sensor",
+            "sample_rate",
+            "block_s",
+            "channels",
+            "baud",
+            "bit_error_rate",
+            "drop_rate",
+        },
+    )
+    return spec
+
+
+def _fault(check: _Checker, t: dict[str, Any], key: str, stations: set[str], duration: float) -> Fault:
+    kind = check.choice(t, key, "kind", FAULT_KINDS)
+    at_s = check.number(t, key, "at_s", low=0.0)
+    length = check.number(t, key, "duration_s", low=0.0)
+    station = t.get("station")
+    if kind in STATIONLESS_FAULTS:
+        if station is not None:
+            check.problems.append(f"{key}.station: a {kind} concerns the receiver, not a station")
+    elif station not in stations:
+        check.problems.append(f"{key}.station: must name a station of this scenario, got {station!r}")
+    if at_s is not None and length is not None and at_s + length >= duration:
+        check.problems.append(f"{key}: must end before the run does ({at_s} + {length} >= {duration})")
+    check.unknown(t, key, {"kind", "at_s", "duration_s", "station"})
+    return Fault(kind, at_s, length, station)
+
+
+class _Checker:
+    """Typed reads that record a problem (with its key path) instead of raising, so all are reported."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+
+    def _get(
+        self, t: dict[str, Any], key: str, name: str, kinds: tuple[type, ...], what: str, default: Any
+    ) -> Any:
+        path = f"{key}.{name}" if key else name
+        if name not in t:
+            if default is None:
+                self.problems.append(f"{path}: missing (required)")
+            return default
+        value = t[name]
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            self.problems.append(f"{path}: must be {what}, got {value!r}")
+            return default
+        return value
+
+    def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
+        value = self._get(data, "", name, (dict,), "a table", None)
+        return value if isinstance(value, dict) else {}
+
+    def array(self, data: dict[str, Any], name: str, required: bool = True) -> list[dict[str, Any]]:
+        value = self._get(
+            data, "", name, (list,), f"an array of tables ([[{name}]])", None if required else []
+        )
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            if isinstance(value, list):
+                self.problems.append(f"{name}: must be an array of tables ([[{name}]])")
+            return []
+        return value
+
+    def number(self, t, key, name, *, default=None, low=None, high=None) -> float | None:
+        value = self._get(t, key, name, (int, float), "a number", default)
+        return None if value is None else self._bounded(key, name, float(value), low, high)
+
+    def integer(self, t, key, name, *, default=None, low=None, high=None) -> int | None:
+        value = self._get(t, key, name, (int,), "an integer", default)
+        return None if value is None else self._bounded(key, name, value, low, high)
+
+    def _bounded(self, key, name, value, low, high):
+        if (low is not None and value < low) or (high is not None and value > high):
+            self.problems.append(f"{key}.{name}: must be within [{low}, {high}], got {value}")
+        return value
+
+    def text(self, t, key, name, shortest, longest) -> str | None:
+        value = self._get(t, key, name, (str,), "a string", None)
+        if value is not None and not (shortest <= len(value) <= longest and value.isalnum()):
+            self.problems.append(
+                f"{key}.{name}: must be {shortest}-{longest} letters or digits, got {value!r}"
+            )
+        return value
+
+    def choice(self, t, key, name, allowed: tuple[str, ...]) -> str | None:
+        value = self._get(t, key, name, (str,), "a string", None)
+        if value is not None and value not in allowed:
+            self.problems.append(f"{key}.{name}: must be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    def strings(self, t, key, name) -> list[str]:
+        value = self._get(t, key, name, (list,), "a list of strings", None)
+        if value is None or not all(isinstance(v, str) for v in value):
+            if value is not None:
+                self.problems.append(f"{key}.{name}: must be a list of strings")
+            return []
+        return value
+
+    def unknown(self, t: dict[str, Any], key: str, known: set[str]) -> None:
+        for name in sorted(set(t) - known):
+            self.problems.append(f"{key + '.' if key else ''}{name}: unknown key")
