@@ -295,7 +295,7 @@ class Network:
                 comparisons.append(compare_channel(code, truth_start, rate, truth, traces))
             stations[name] = station_report(
                 self.out, station.spec, station.crashes, comparisons, self.scenario.speed
-            )
+            ) | {"link_bytes_swallowed": station.proxy.bytes_swallowed}
         summary = {
             "scenario": self.scenario.source,
             "simulated_s": self.scenario.duration_s,
