@@ -5,11 +5,15 @@
    path (``Receiver.handle``: size/CRC/decode, every signature, SQLite commit, SDS append + fsync,
    metrics, acknack), in-process with a stub socket; side by side with cryptography's bare ``verify``
    on the same public key, signatures and signed bytes in a tight loop, measured in the same run.
-   Target: frames/s x signatures per frame >= 0.8 x verifies/s. The same frames are also sent through
+   Target: frames/s x signatures per frame >= 0.8 x verifies/s. The receiver verifies on two threads,
+   so the ratio against a two-thread bare verify in the same run is reported too: that one says how
+   close the receiver is to what this machine can verify at all. The same frames are also sent through
    a real DEALER -> ROUTER hop on ipc:// to the receiver running its own poll loop in a thread.
 2. Replay: an IMS-sized network (240 stations, ~2,700 channels at 20-250 sps) for a slice of
    simulated time, every station's frames interleaved as they would arrive, through one receiver;
-   extrapolated to minutes per simulated day (target < 30, i.e. >= 48x real time).
+   extrapolated to minutes per simulated day (target < 30, i.e. >= 48x real time): the first 10 s slot,
+   which creates every channel's folders and day files, is timed apart and counted once per day; the
+   remaining slots give the steady rate.
 Frames are built and signed before timing (signing is the stations' cost). Disk is real: a temporary
 directory on the machine's disk, with the receiver's fsyncs.
 """
@@ -20,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -114,8 +119,10 @@ def _config(root: Path, trust_dir: Path, names: list[str], endpoint: str = "inpr
     )
 
 
-def _verify_rate(frames: list[bytes], trust: TrustStore) -> float:
-    """cryptography's verify in a tight loop over the very signatures and bytes of ``frames``."""
+def _verify_rates(frames: list[bytes], trust: TrustStore) -> tuple[float, float]:
+    """cryptography's verify in a tight loop over the very signatures and bytes of ``frames``: verifies/s
+    on one thread (the limit the target is stated against) and on two threads splitting the work (the
+    ceiling for the receiver's two verifier threads on this machine)."""
     jobs = []
     for raw in frames:
         frame = decode_frame(raw)
@@ -133,13 +140,21 @@ def _verify_rate(frames: list[bytes], trust: TrustStore) -> float:
         for key_id, data, v in jobs
     ]
     algorithm = ec.ECDSA(hashes.SHA256())
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        for public_key, der, data in work:
+
+    def loop(part: list) -> None:
+        for public_key, der, data in part:
             public_key.verify(der, data, algorithm)
-        best = min(best, time.perf_counter() - started)
-    return len(work) / best
+
+    best_one = best_two = float("inf")
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(3):
+            started = time.perf_counter()
+            loop(work)
+            best_one = min(best_one, time.perf_counter() - started)
+            started = time.perf_counter()
+            list(pool.map(loop, [work[0::2], work[1::2]]))
+            best_two = min(best_two, time.perf_counter() - started)
+    return len(work) / best_one, len(work) / best_two
 
 
 def _drive(receiver: Receiver, sock: _StubSocket, messages: list[list[bytes]], progress, what: str) -> float:
@@ -236,9 +251,11 @@ def _replay(tmp: Path, ca: CertificateAuthority, progress) -> dict:
     names = [name for name, _, _ in network]
     receiver = Receiver(_config(tmp / "replay", ca.trust_dir, names), ca.trust_store())
     sock = _StubSocket()
+    first = len(network)  # the first 10 s slot creates every channel's folders and day files
     try:
         _open_sessions(receiver, sock, names)
-        seconds = _drive(receiver, sock, messages, progress, "IMS replay")
+        first_seconds = _drive(receiver, sock, messages[:first], progress, "IMS replay, first slot")
+        seconds = _drive(receiver, sock, messages[first:], progress, "IMS replay")
         archived = sum(v for (_, name), v in receiver.metrics.counters().items() if name == "frames")
         if archived != len(messages):
             raise RuntimeError(f"receiver archived {archived} of {len(messages)} replayed frames")
@@ -246,18 +263,24 @@ def _replay(tmp: Path, ca: CertificateAuthority, progress) -> dict:
         receiver.close()
     channels = sum(len(c) for _, _, c in network)
     samples = sum(rate for _, _, c in network for _, rate in c) * REPLAY_SLICE_S
-    speed = REPLAY_SLICE_S / seconds
+    steady_s = REPLAY_SLICE_S - FRAME_S  # simulated time of the timed steady part
+    speed = steady_s / seconds
+    # per simulated day: the slot that creates the files once, then steady-state slots
+    day_s = first_seconds + seconds / steady_s * (DAY_S - FRAME_S)
     return {
         "replay_stations": len(network),
         "replay_channels": channels,
         "replay_samples_per_s_real_time": samples // REPLAY_SLICE_S,
         "replay_slice_simulated_s": REPLAY_SLICE_S,
         "replay_frames": len(messages),
-        "replay_wall_s": round(seconds, 2),
-        "replay_frames_per_s": round(len(messages) / seconds, 1),
-        "replay_signatures_per_s": round((len(messages) + channels * REPLAY_SLICE_S // FRAME_S) / seconds, 1),
+        "replay_first_slot_wall_s": round(first_seconds, 2),
+        "replay_steady_wall_s": round(seconds, 2),
+        "replay_frames_per_s": round((len(messages) - first) / seconds, 1),
+        "replay_signatures_per_s": round(
+            (len(messages) - first + channels * steady_s // FRAME_S) / seconds, 1
+        ),
         "replay_x_real_time": round(speed, 1),
-        "replay_minutes_per_simulated_day": round(DAY_S / speed / 60, 1),
+        "replay_minutes_per_simulated_day": round(day_s / 60, 1),
         "replay_target": "< 30 minutes per simulated day (>= 48x real time)",
     }
 
@@ -274,7 +297,7 @@ def run(progress: Callable[[str], None]) -> dict:
         samples_per_frame = sum(rate for _, rate in INGEST_CHANNELS) * FRAME_S
 
         progress("bare ECDSA P-256 verification (cryptography) over the same signatures")
-        verifies = _verify_rate(frames, ca.trust_store())
+        verifies, verifies_two = _verify_rates(frames, ca.trust_store())
         progress("receiver ingest, in-process")
         t_ingest = _ingest(tmp, ca, frames, progress)
         progress("receiver ingest through DEALER -> ROUTER on ipc://")
@@ -284,13 +307,20 @@ def run(progress: Callable[[str], None]) -> dict:
             "ingest_signatures_per_frame": sigs_per_frame,
             "ingest_samples_per_frame": samples_per_frame,
             "verify_limit_per_s": round(verifies, 1),
+            "verify_limit_two_threads_per_s": round(verifies_two, 1),
             "ingest_frames_per_s": round(INGEST_FRAMES / t_ingest, 1),
             "ingest_samples_per_s": round(INGEST_FRAMES * samples_per_frame / t_ingest),
             "ingest_signatures_per_s": round(INGEST_FRAMES * sigs_per_frame / t_ingest, 1),
             "ingest_over_verify_limit": round(INGEST_FRAMES * sigs_per_frame / t_ingest / verifies, 3),
+            "ingest_over_two_thread_limit": round(
+                INGEST_FRAMES * sigs_per_frame / t_ingest / verifies_two, 3
+            ),
             "socket_frames_per_s": round(INGEST_FRAMES / t_socket, 1),
             "socket_over_verify_limit": round(INGEST_FRAMES * sigs_per_frame / t_socket / verifies, 3),
-            "ingest_target": ">= 0.8 of the verify limit",
+            "socket_over_two_thread_limit": round(
+                INGEST_FRAMES * sigs_per_frame / t_socket / verifies_two, 3
+            ),
+            "ingest_target": ">= 0.8 of the (single-thread) verify limit",
         }
         progress(f"IMS-sized replay: building {REPLAY_SLICE_S} s of the whole network")
         figures.update(_replay(tmp, ca, progress))

@@ -7,6 +7,7 @@ written back the way it came. Samples are decoded eagerly, so a frame that decod
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,7 +16,8 @@ import numpy as np
 from . import canadian
 from .errors import Cd11FormatError
 from .status import ChannelStatus
-from .wire import Reader, Writer
+from .timefmt import parse_time
+from .wire import Reader, Writer, pad4, text_value
 
 # uncompressed sample formats: code -> numpy dtype (s3 is handled separately)
 RAW_FORMATS: dict[str, str | None] = {"s4": ">i4", "s3": None, "s2": ">i2", "i4": "<i4", "i2": "<i2"}
@@ -87,6 +89,9 @@ class ChannelSubframe:
     auth_offset_convention: str = "A"
     samples: np.ndarray = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     v0: int | None = field(default=None, compare=False)  # Canadian v0 recovered from ``data``
+    # The received bytes the channel signature covers, set only by the decoder: init=False makes
+    # dataclasses.replace drop it, so a modified copy never verifies against stale bytes.
+    signed_span: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def sample_rate(self) -> float:
@@ -113,45 +118,83 @@ def decode_samples(
     )
 
 
+# subframe offsets 4..60: authentication offset, four description bytes, site, channel, location, data
+# format, calib, calper, time stamp, subframe time length, samples; MIN_SUBFRAME guarantees they fit
+_FIXED = struct.Struct(">i4B5s3s2s2sff20sii")
+_I32 = struct.Struct(">i")
+_U32 = struct.Struct(">I")
+
+
+def _sized_at(buf: memoryview, pos: int, end: int, field: str) -> tuple[bytes, int]:
+    """(value, position after its padding) of the size-prefixed field at ``pos``."""
+    if pos + 4 > end:
+        raise Cd11FormatError(f"needs 4 bytes but only {end - pos} remain", field=f"{field} size", offset=pos)
+    n = _I32.unpack_from(buf, pos)[0]
+    after = pos + 4 + pad4(n)
+    if n < 0 or after > end:
+        raise Cd11FormatError(
+            f"size {n} does not fit in the {end - pos - 4} bytes that remain",
+            field=f"{field} size",
+            offset=pos,
+        )
+    return bytes(buf[pos + 4 : pos + 4 + n]), after
+
+
 def read_subframe(r: Reader, index: int) -> ChannelSubframe:
+    """One subframe at the reader's position; also remembers the bytes its signature covers."""
     s = r.pos
-    name = f"channel {index}"
-    length = r.i32(f"{name} channel length")
+    buf = r.buf
+    length = _I32.unpack_from(buf, s)[0] if s + 4 <= r.end else -1
     if length < MIN_SUBFRAME - 4 or length % 4 or s + 4 + length > r.end:
         raise Cd11FormatError(
             f"channel length {length} is not a multiple of 4 between {MIN_SUBFRAME - 4} and {r.end - s - 4}",
-            field=f"{name} channel length",
+            field=f"channel {index} channel length",
             offset=s,
         )
-    sub = Reader(r.buf, r.pos, s + 4 + length)
-    auth_offset = sub.i32(f"{name} authentication offset")
-    authentication = sub.take(1, f"{name} authentication")[0]
-    transformation = sub.take(1, f"{name} transformation")[0]
-    sensor_type = sub.take(1, f"{name} sensor type")[0]
-    option_flag = sub.take(1, f"{name} option flag")[0]
-    site, channel, location = (
-        sub.text(5, f"{name} site"),
-        sub.text(3, f"{name} channel"),
-        sub.text(2, f"{name} location"),
-    )
-    data_format = sub.text(2, f"{name} data format")
-    calib, calper = sub.f32(f"{name} calib"), sub.f32(f"{name} calper")
-    time_ns = sub.time(f"{name} time stamp")
-    time_length_ms = sub.i32(f"{name} subframe time length")
-    at = sub.pos
-    nsamp = sub.i32(f"{name} samples")
+    end = s + 4 + length
+    (
+        auth_offset,
+        authentication,
+        transformation,
+        sensor_type,
+        option_flag,
+        site,
+        channel,
+        location,
+        data_format,
+        calib,
+        calper,
+        time_raw,
+        time_length_ms,
+        nsamp,
+    ) = _FIXED.unpack_from(buf, s + 4)
+    name = f"channel {index}"
+    data_format = text_value(data_format)
+    time_ns = parse_time(time_raw, field=f"{name} time stamp", offset=s + 32)
     if nsamp < 0:
-        raise Cd11FormatError(f"negative sample count {nsamp}", field=f"{name} samples", offset=at)
-    status = ChannelStatus(sub.sized(f"{name} channel status"))
-    data_offset = sub.pos + 4
-    data = sub.sized(f"{name} channel data")
-    subframe_count = sub.i32(f"{name} subframe count")
-    key_position = sub.pos - s
-    auth_key_id = sub.u32(f"{name} authentication key id")
-    auth_value = sub.sized(f"{name} authentication value")
-    sub.expect_end(f"{name} (walked fields vs channel length)")
-    matches = [conv for conv, shift in CONVENTION_SHIFT.items() if auth_offset == key_position - shift]
-    if not matches:
+        raise Cd11FormatError(f"negative sample count {nsamp}", field=f"{name} samples", offset=s + 56)
+    status_raw, pos = _sized_at(buf, s + 60, end, f"{name} channel status")
+    data_offset = pos + 4
+    data, pos = _sized_at(buf, pos, end, f"{name} channel data")
+    if pos + 8 > end:
+        raise Cd11FormatError(
+            f"needs 8 bytes but only {end - pos} remain", field=f"{name} subframe count", offset=pos
+        )
+    subframe_count = _I32.unpack_from(buf, pos)[0]
+    key_position = pos + 4 - s
+    auth_key_id = _U32.unpack_from(buf, pos + 4)[0]
+    auth_value, pos = _sized_at(buf, pos + 8, end, f"{name} authentication value")
+    if pos != end:
+        raise Cd11FormatError(
+            f"{end - pos} bytes left over after the last field",
+            field=f"{name} (walked fields vs channel length)",
+            offset=pos,
+        )
+    if auth_offset == key_position:
+        convention = "A"
+    elif auth_offset == key_position - CONVENTION_SHIFT["B"]:
+        convention = "B"
+    else:
         raise Cd11FormatError(
             f"authentication offset {auth_offset} fits neither convention A ({key_position}) "
             f"nor B ({key_position - 4})",
@@ -164,11 +207,11 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
         )
     except Cd11FormatError as exc:  # say which channel
         raise Cd11FormatError(exc.reason, field=f"{name} {exc.field}", offset=exc.offset) from None
-    r.pos = sub.pos
-    return ChannelSubframe(
-        site=site,
-        channel=channel,
-        location=location,
+    r.pos = end
+    sub = ChannelSubframe(
+        site=text_value(site),
+        channel=text_value(channel),
+        location=text_value(location),
         data_format=data_format,
         transformation=transformation,
         sensor_type=sensor_type,
@@ -178,16 +221,19 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
         time_ns=time_ns,
         time_length_ms=time_length_ms,
         nsamp=nsamp,
-        status=status,
+        status=ChannelStatus(status_raw),
         data=data,
         subframe_count=subframe_count,
         authentication=authentication,
         auth_key_id=auth_key_id,
         auth_value=auth_value,
-        auth_offset_convention=matches[0],
+        auth_offset_convention=convention,
         samples=samples,
         v0=v0,
     )
+    if transformation != CANADIAN_AFTER_SIGNING:  # its scope holds the uncompressed samples instead
+        object.__setattr__(sub, "signed_span", bytes(buf[s + 8 : s + key_position]))
+    return sub
 
 
 def write_signed_part(w: Writer, sub: ChannelSubframe, data: bytes | None = None) -> None:

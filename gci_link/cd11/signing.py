@@ -17,7 +17,12 @@ from .wire import Writer
 
 
 def channel_signed_bytes(sub: ChannelSubframe) -> bytes:
-    """The bytes a channel signature covers (from subframe offset 8 up to the auth key id)."""
+    """The bytes a channel signature covers (from subframe offset 8 up to the auth key id).
+
+    A decoded subframe already holds them as received; one built or modified in memory is encoded.
+    """
+    if sub.signed_span is not None:
+        return sub.signed_span
     w = Writer(8)
     data = raw_bytes(sub.samples, sub.data_format) if sub.transformation == CANADIAN_AFTER_SIGNING else None
     write_signed_part(w, sub, data)

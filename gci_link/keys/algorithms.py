@@ -16,6 +16,8 @@ The DSA hash and r||s layout are inferred from the 40-byte values in real frames
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519
@@ -85,28 +87,61 @@ def sign_raw(private_key: PrivateKey, data: bytes) -> bytes:
     )
 
 
+def raw_verifier(public_key: PublicKey) -> Callable[[bytes, bytes], None]:
+    """A function ``check(data, value)`` for one key that raises :class:`InvalidSignatureValue` if the
+    value fails; the algorithm, size and hash are settled once, so a receiver pays only for the maths."""
+    algorithm = algorithm_of(public_key)
+    expected = signature_size(public_key)
+    half = expected // 2
+
+    def wrong_size(signature: bytes) -> InvalidSignatureValue:
+        return InvalidSignatureValue(f"value is {len(signature)} bytes, {algorithm} needs {expected}")
+
+    mismatch = "value does not match the data and public key"
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        ed_key = public_key
+
+        def check_ed25519(data: bytes, signature: bytes) -> None:
+            if len(signature) != expected:
+                raise wrong_size(signature)
+            try:
+                ed_key.verify(signature, data)
+            except InvalidSignature:
+                raise InvalidSignatureValue(mismatch) from None
+
+        return check_ed25519
+    # ECDSA and DSA verify DER; CD-1.1 carries r||s
+    dss_key = public_key
+    if isinstance(dss_key, ec.EllipticCurvePublicKey):
+        ecdsa_key, ecdsa = dss_key, ec.ECDSA(hashes.SHA256())
+
+        def verify_der(der: bytes, data: bytes) -> None:
+            ecdsa_key.verify(der, data, ecdsa)
+    else:
+        dsa_key, sha1 = dss_key, hashes.SHA1()
+
+        def verify_der(der: bytes, data: bytes) -> None:
+            dsa_key.verify(der, data, sha1)
+
+    def check_dss(data: bytes, signature: bytes) -> None:
+        if len(signature) != expected:
+            raise wrong_size(signature)
+        der = encode_dss_signature(
+            int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
+        )
+        try:
+            verify_der(der, data)
+        except InvalidSignature:
+            raise InvalidSignatureValue(mismatch) from None
+
+    return check_dss
+
+
 def verify_raw(public_key: PublicKey, data: bytes, signature: bytes) -> None:
     """Check a raw signature value over ``data``; raises :class:`InvalidSignatureValue` if it fails.
 
     This is also the way to check a legacy DSA value given only the station's certificate:
-    ``verify_raw(cert.public_key(), data, value)``.
+    ``verify_raw(cert.public_key(), data, value)``. Callers checking many values per key keep a
+    :func:`raw_verifier` instead.
     """
-    expected = signature_size(public_key)
-    if len(signature) != expected:
-        raise InvalidSignatureValue(
-            f"value is {len(signature)} bytes, {algorithm_of(public_key)} needs {expected}"
-        )
-    try:
-        if isinstance(public_key, ed25519.Ed25519PublicKey):
-            public_key.verify(signature, data)
-        else:
-            half = expected // 2
-            der = encode_dss_signature(
-                int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
-            )
-            if isinstance(public_key, ec.EllipticCurvePublicKey):
-                public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
-            else:
-                public_key.verify(der, data, hashes.SHA1())
-    except InvalidSignature:
-        raise InvalidSignatureValue("value does not match the data and public key") from None
+    raw_verifier(public_key)(data, signature)

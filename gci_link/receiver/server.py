@@ -46,7 +46,14 @@ from gci_link.receiver.gaplist import GapList
 from gci_link.receiver.metrics import MetricsStore
 from gci_link.receiver.session import SessionTimings, StationSession
 from gci_link.receiver.stores import MessageStore, Quarantine, SdsArchive, Segment, StationStore
-from gci_link.receiver.verify import CheckedFrame, Rejection, channel_label, check_frame, signed_content
+from gci_link.receiver.verify import (
+    CheckedFrame,
+    FrameChecker,
+    PendingCheck,
+    Rejection,
+    channel_label,
+    signed_content,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,8 @@ NS = 1_000_000_000
 BATCH = 64  # messages taken from one socket before the others get a turn
 MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
 LINGER_MS = 1000
+_CONNECT = FrameType.CONNECTION_REQUEST.to_bytes(4, "big")
+VERIFY_THREADS = 2  # cryptography releases the GIL while verifying: two workers use two cores
 
 
 @dataclass(frozen=True)
@@ -82,9 +91,11 @@ class Receiver:
         trust: TrustStore,
         clock: Callable[[], int] = time.time_ns,
         context: zmq.Context | None = None,
+        verify_threads: int = VERIFY_THREADS,
     ) -> None:
         self.config = config
         self.trust = trust
+        self.checker = FrameChecker(trust, config.stations, verify_threads)
         self.clock = clock
         self._own_context = context is None
         self.ctx = context or zmq.Context()
@@ -159,6 +170,7 @@ class Receiver:
             self._zap.close()
         for store in self._stores.values():
             store.close()
+        self.checker.close()
         self.quarantine.close()
         self.metrics.close()
         self.sds.close()
@@ -192,9 +204,13 @@ class Receiver:
         """Check and archive a batch of messages received on ``sock``, make it durable, send due acknacks.
 
         This is the whole per-frame path without the polling, so benchmarks can drive it in-process.
+        Frames are decoded and their signatures handed to the verifier threads first; then each is
+        handled in arrival order as its verification completes.
         """
-        for parts in messages:
-            self._on_message(sock, parts)
+        arrivals = [(parts, self.clock()) for parts in messages]
+        pending = [self._start_check(parts, now) for parts, now in arrivals]
+        for (parts, now), check in zip(arrivals, pending, strict=True):
+            self._on_message(sock, parts, now, check)
         self._flush()
         self._service_sessions()
 
@@ -211,10 +227,16 @@ class Receiver:
             self._last_prune_ns = now
             self.metrics.prune(now - self.config.metrics_window_s * NS)
 
-    def _on_message(self, sock: zmq.Socket, parts: list[bytes]) -> None:
+    def _start_check(self, parts: list[bytes], now: int) -> PendingCheck | None:
+        """Start checking a data-path frame; None leaves the message to ``_on_message`` alone (malformed
+        envelopes, and connection requests, which are rate-limited before any work is spent on them)."""
+        if len(parts) != 2 or len(parts[1]) > self.config.max_frame_bytes or parts[1][:4] == _CONNECT:
+            return None
+        return self.checker.submit(parts[1], now)
+
+    def _on_message(self, sock: zmq.Socket, parts: list[bytes], now: int, check: PendingCheck | None) -> None:
         identity = parts[0]
         peer = identity.hex()
-        now = self.clock()
         raw = parts[1] if len(parts) == 2 else b"".join(parts[1:])
         try:
             if len(parts) != 2:
@@ -223,10 +245,12 @@ class Receiver:
                 raise Rejection(
                     "oversized", f"{len(raw)} bytes exceeds the {self.config.max_frame_bytes}-byte limit"
                 )
-            if raw[:4] == FrameType.CONNECTION_REQUEST.to_bytes(4, "big") and not self._admit(identity, now):
+            if raw[:4] == _CONNECT and not self._admit(identity, now):
                 self.metrics.count("?", "connect_rate_limited")
                 return
-            self._on_frame(sock, identity, raw, now)
+            if check is None:
+                check = self.checker.submit(raw, now)
+            self._on_frame(sock, identity, raw, now, check)
         except Rejection as exc:
             self._reject(peer, raw, now, exc)
         except Exception as exc:  # never die on bad input: log, count, keep the bytes, go on
@@ -264,8 +288,8 @@ class Receiver:
 
     # ---- frames ----------------------------------------------------------------------------------
 
-    def _on_frame(self, sock: zmq.Socket, identity: bytes, raw: bytes, now: int) -> None:
-        checked = check_frame(raw, self.trust, self.config.stations, now)
+    def _on_frame(self, sock: zmq.Socket, identity: bytes, raw: bytes, now: int, check: PendingCheck) -> None:
+        checked = check.result()
         frame, station = checked.frame, checked.station
         kind = frame.header.frame_type
         if kind == FrameType.CONNECTION_REQUEST:

@@ -193,6 +193,7 @@ class SdsArchive:
         self._root_fd = os.open(root, os.O_RDONLY) if _SYNCFS is not None else None
         self._paths: dict[tuple[str, str, str, str, int], Path] = {}  # day files seen lately
         self._dirs: set[Path] = set()  # directories known to exist (made durable by us or before)
+        self._source_ids: dict[tuple[str, str, str, str], str] = {}  # pymseed builds them slowly
 
     def day_path(self, seg: Segment, day_start_ns: int) -> Path:
         key = (seg.network, seg.station, seg.location, seg.channel, day_start_ns)
@@ -243,7 +244,12 @@ class SdsArchive:
         """Current size of each day file about to grow (0 if new), for the journal."""
         seen: dict[str, int] = {}
         for path, _ in pieces:
-            seen.setdefault(str(path), path.stat().st_size if path.exists() else 0)
+            name = str(path)
+            if name not in seen:
+                try:
+                    seen[name] = os.stat(name).st_size
+                except FileNotFoundError:
+                    seen[name] = 0
         return list(seen.items())
 
     def append(self, pieces: list[tuple[Path, Segment]]) -> None:
@@ -258,7 +264,7 @@ class SdsArchive:
             self._make_dirs(path.parent)
             traces = pymseed.MS3TraceList()
             for seg in segs:
-                sid = pymseed.nslc2sourceid(seg.network, seg.station, seg.location, seg.channel)
+                sid = self._source_id(seg)
                 traces.add_data(
                     sid,
                     np.ascontiguousarray(seg.samples, dtype=np.int32),
@@ -274,6 +280,15 @@ class SdsArchive:
                 format_version=2,
             )
         self._sync(list(by_file))
+
+    def _source_id(self, seg: Segment) -> str:
+        key = (seg.network, seg.station, seg.location, seg.channel)
+        sid = self._source_ids.get(key)
+        if sid is None:
+            if len(self._source_ids) >= PATH_CACHE_SIZE:
+                self._source_ids.clear()
+            sid = self._source_ids[key] = pymseed.nslc2sourceid(*key)
+        return sid
 
     def _sync(self, paths: list[Path]) -> None:
         if self._root_fd is None or len(paths) < SYNCFS_FROM_FILES:

@@ -9,7 +9,8 @@ a missing signature where the station must sign rejects the whole frame, so noth
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gci_link.cd11 import (
@@ -21,7 +22,7 @@ from gci_link.cd11 import (
     decode_frame,
     frame_signed_bytes,
 )
-from gci_link.keys import Reason, SignatureError, TrustStore
+from gci_link.keys import Reason, SignatureError, TrustStore, VerifyResult
 from gci_link.receiver.config import StationConfig
 
 AUTHENTICATED, FAILED, UNSIGNED = "authenticated", "failed", "unsigned"
@@ -97,37 +98,77 @@ def _signature_kind(scope: str, exc: SignatureError) -> str:
     return f"{scope}_{label[exc.reason]}"
 
 
-def check_frame(
-    raw: bytes, trust: TrustStore, stations: Mapping[str, StationConfig], now_ns: int
-) -> CheckedFrame:
-    """Decode and authenticate one received frame from a configured station."""
+@dataclass(frozen=True)
+class _Decoded:
+    """A decoded frame from a configured station and the signatures it carries, not yet checked."""
+
+    frame: Frame
+    station: StationConfig
+    jobs: tuple[tuple[int, bytes, bytes], ...]  # (key id, signed bytes, value): frame first, then channels
+
+
+Outcome = VerifyResult | SignatureError
+
+
+def _decode_for_checking(raw: bytes, stations: Mapping[str, StationConfig]) -> _Decoded:
+    """Decode, name the station, and list the signatures to verify; rejects what fails before any."""
     frame = decode(raw)
     creator = frame.header.creator
-    seq = frame.header.sequence
     station = stations.get(creator)
     if station is None:
-        raise Rejection("unknown_station", f"creator {creator!r} is not a configured station", creator, seq)
+        raise Rejection(
+            "unknown_station",
+            f"creator {creator!r} is not a configured station",
+            creator,
+            frame.header.sequence,
+        )
     key_id = frame.trailer.auth_key_id
-    if key_id == 0:
-        if station.require_signatures and isinstance(frame.body, DataBody):
-            raise Rejection(
-                "frame_unsigned", "frame carries no signature but the station must sign", creator, seq
-            )
-    else:
+    if key_id == 0 and station.require_signatures and isinstance(frame.body, DataBody):
+        raise Rejection(
+            "frame_unsigned",
+            "frame carries no signature but the station must sign",
+            creator,
+            frame.header.sequence,
+        )
+    jobs = [(key_id, frame_signed_bytes(raw), frame.trailer.auth_value)] if key_id else []
+    if isinstance(frame.body, DataBody):
+        jobs += [
+            (sub.auth_key_id, channel_signed_bytes(sub), sub.auth_value)
+            for sub in frame.body.channels
+            if sub.auth_key_id
+        ]
+    return _Decoded(frame, station, tuple(jobs))
+
+
+def _verify_all(trust: TrustStore, jobs: tuple[tuple[int, bytes, bytes], ...], now_ns: int) -> list[Outcome]:
+    """Every signature's outcome, in order; the costly part, which may run on a worker thread."""
+    outcomes: list[Outcome] = []
+    for key_id, data, value in jobs:
         try:
-            signer = trust.verify(
-                key_id, frame_signed_bytes(raw), frame.trailer.auth_value, at_ns=now_ns
-            ).station
+            outcomes.append(trust.verify(key_id, data, value, at_ns=now_ns))
         except SignatureError as exc:
-            raise Rejection(_signature_kind("frame", exc), str(exc), creator, seq) from None
-        if signer != creator:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _conclude(decoded: _Decoded, outcomes: list[Outcome]) -> CheckedFrame:
+    """Apply the rejection policy to the signature outcomes, frame signature first."""
+    frame, station = decoded.frame, decoded.station
+    creator, seq = frame.header.creator, frame.header.sequence
+    results = iter(outcomes)
+    if frame.trailer.auth_key_id:
+        outcome = next(results)
+        if isinstance(outcome, SignatureError):
+            raise Rejection(_signature_kind("frame", outcome), str(outcome), creator, seq)
+        if outcome.station != creator:
             raise Rejection(
                 "creator_mismatch",
-                f"frame creator {creator!r} but key id {key_id} is the certificate of {signer!r}",
+                f"frame creator {creator!r} but key id {outcome.key_id} is the certificate of "
+                f"{outcome.station!r}",
                 creator,
                 seq,
             )
-    channels = _check_channels(frame, trust, station, now_ns) if isinstance(frame.body, DataBody) else ()
+    channels = _channel_checks(frame.body, station, results) if isinstance(frame.body, DataBody) else ()
     failed = [c for c in channels if c.outcome == FAILED]
     if failed:
         first = failed[0]
@@ -142,12 +183,11 @@ def check_frame(
     return CheckedFrame(frame, creator, channels)
 
 
-def _check_channels(
-    frame: Frame, trust: TrustStore, station: StationConfig, now_ns: int
+def _channel_checks(
+    body: DataBody, station: StationConfig, outcomes: Iterator[Outcome]
 ) -> tuple[ChannelCheck, ...]:
     checks = []
-    assert isinstance(frame.body, DataBody)
-    for sub in frame.body.channels:
+    for sub in body.channels:
         label = channel_label(sub.site, sub.channel, sub.location)
         if sub.auth_key_id == 0:
             if station.require_signatures:
@@ -155,17 +195,70 @@ def _check_channels(
             else:
                 checks.append(ChannelCheck(label, UNSIGNED))
             continue
-        try:
-            signer = trust.verify(
-                sub.auth_key_id, channel_signed_bytes(sub), sub.auth_value, at_ns=now_ns
-            ).station
-        except SignatureError as exc:
-            checks.append(ChannelCheck(label, FAILED, str(exc)))
-            continue
-        if signer != station.name:
+        outcome = next(outcomes)
+        if isinstance(outcome, SignatureError):
+            checks.append(ChannelCheck(label, FAILED, str(outcome)))
+        elif outcome.station != station.name:
             checks.append(
-                ChannelCheck(label, FAILED, f"key id {sub.auth_key_id} is the certificate of {signer!r}")
+                ChannelCheck(
+                    label, FAILED, f"key id {sub.auth_key_id} is the certificate of {outcome.station!r}"
+                )
             )
         else:
             checks.append(ChannelCheck(label, AUTHENTICATED))
     return tuple(checks)
+
+
+def check_frame(
+    raw: bytes, trust: TrustStore, stations: Mapping[str, StationConfig], now_ns: int
+) -> CheckedFrame:
+    """Decode and authenticate one received frame from a configured station."""
+    decoded = _decode_for_checking(raw, stations)
+    return _conclude(decoded, _verify_all(trust, decoded.jobs, now_ns))
+
+
+class PendingCheck:
+    """A frame being checked by :class:`FrameChecker`; ``result`` waits and gives what check_frame would."""
+
+    def __init__(self, decoded: _Decoded | Exception, outcomes: Future[list[Outcome]] | None) -> None:
+        self._decoded = decoded
+        self._outcomes = outcomes
+
+    def result(self) -> CheckedFrame:
+        if isinstance(self._decoded, Exception):
+            raise self._decoded
+        assert self._outcomes is not None
+        return _conclude(self._decoded, self._outcomes.result())
+
+
+class FrameChecker:
+    """check_frame for a batch: the caller decodes on its thread while worker threads verify.
+
+    cryptography releases the GIL while OpenSSL verifies, so two workers nearly double the signatures
+    checked per second on two cores; results are taken in arrival order, so policy and order are as if
+    each frame had been checked alone.
+    """
+
+    def __init__(self, trust: TrustStore, stations: Mapping[str, StationConfig], threads: int = 2) -> None:
+        self.trust = trust
+        self.stations = stations
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="idc-verify") if threads > 0 else None
+
+    def submit(self, raw: bytes, now_ns: int) -> PendingCheck:
+        """Decode ``raw`` now and start verifying its signatures; never raises (see PendingCheck)."""
+        try:
+            decoded = _decode_for_checking(raw, self.stations)
+        except Exception as exc:  # a Rejection, or a bug: either is raised by result(), in order
+            return PendingCheck(exc, None)
+        if self._pool is None or not decoded.jobs:
+            done: Future[list[Outcome]] = Future()
+            try:
+                done.set_result(_verify_all(self.trust, decoded.jobs, now_ns))
+            except Exception as exc:  # surfaces from result(), like a worker's exception
+                done.set_exception(exc)
+            return PendingCheck(decoded, done)
+        return PendingCheck(decoded, self._pool.submit(_verify_all, self.trust, decoded.jobs, now_ns))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)

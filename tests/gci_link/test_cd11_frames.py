@@ -260,6 +260,19 @@ def test_signature_scopes_and_crc_after_signing():
         decode_frame(bytes(tampered))
 
 
+def test_decoded_scope_is_the_received_bytes_and_dropped_when_modified():
+    _, frame = _station_frame()
+    back = decode_frame(encode_frame(sign_all_channels(frame, 1364, _fake_sign)))
+    for c in back.body.channels:
+        encoded = channel_signed_bytes(dataclasses.replace(c))  # a copy: scope encoded afresh
+        if c.transformation == 2:  # the scope holds uncompressed samples, not received bytes
+            assert c.signed_span is None
+        else:
+            assert c.signed_span == encoded and channel_signed_bytes(c) is c.signed_span
+        changed = dataclasses.replace(c, subframe_count=c.subframe_count + 1)
+        assert changed.signed_span is None and channel_signed_bytes(changed) != encoded
+
+
 def test_auth_offset_convention_b_is_kept():
     _, frame = _station_frame()
     subs = tuple(dataclasses.replace(c, auth_offset_convention="B") for c in frame.body.channels)

@@ -1,0 +1,91 @@
+"""A whole batch handled at once: signatures verified on worker threads, outcomes still in arrival order."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from gci_link.cd11 import ConnectionBody, Frame, FrameHeader, FrameType, encode_frame, sign_frame
+from gci_link.receiver.server import Receiver
+from gci_link.receiver.verify import FrameChecker, Rejection, check_frame
+from tests.gci_link.receiver.conftest import data_frame, make_config, samples_for, signed
+from tests.gci_link.receiver.test_server import sds_samples
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class _Sink:
+    """Stands in for the ROUTER socket: keeps what the receiver sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[bytes]] = []
+
+    def send_multipart(self, parts: list[bytes], flags: int = 0) -> None:
+        self.sent.append(parts)
+
+
+def _bad_frames(keys) -> list[tuple[str, bytes]]:
+    good = data_frame(900, keys.sta1)
+    sub = good.body.channels[0]
+    bad_body = dataclasses.replace(good.body, channels=(dataclasses.replace(sub, auth_value=bytes(64)),))
+    bad_channel = sign_frame(dataclasses.replace(good, body=bad_body), keys.sta1.key_id, keys.sta1.sign)
+    bad_frame = dataclasses.replace(good, trailer=dataclasses.replace(good.trailer, auth_value=bytes(64)))
+    flipped = bytearray(encode_frame(good))
+    flipped[200] ^= 0x01
+    return [
+        ("channel_signature", encode_frame(bad_channel)),
+        ("frame_signature", encode_frame(bad_frame)),
+        ("crc", bytes(flipped)),
+        ("frame_unknown_key", encode_frame(data_frame(901, keys.stranger))),
+        ("unknown_station", encode_frame(data_frame(902, keys.sta1, creator="NOSTA"))),
+    ]
+
+
+def test_pool_gives_what_check_frame_gives_in_order(tmp_path, keys, clock):
+    config = make_config(tmp_path, keys.ca.trust_dir)
+    trust = keys.ca.trust_store()
+    frames = [signed(10, keys)] + [raw for _, raw in _bad_frames(keys)] + [signed(11, keys)]
+    checker = FrameChecker(trust, config.stations, threads=2)
+    try:
+        pending = [checker.submit(raw, clock()) for raw in frames]
+        for raw, check in zip(frames, pending, strict=True):
+            try:
+                expected = check_frame(raw, trust, config.stations, clock())
+            except Rejection as exc:
+                with pytest.raises(Rejection) as got:
+                    check.result()
+                assert (got.value.kind, str(got.value)) == (exc.kind, str(exc))
+                assert got.value.channels == exc.channels
+            else:
+                assert check.result() == expected
+                assert [c.outcome for c in expected.channels] == ["authenticated"]
+    finally:
+        checker.close()
+
+
+def test_one_batch_mixing_honest_and_failing_frames(tmp_path, keys, clock):
+    """Frames whose signatures fail are quarantined whole, in order; the honest ones around them are
+    archived and acknowledged only once the batch is durable."""
+    receiver = Receiver(make_config(tmp_path, keys.ca.trust_dir), keys.ca.trust_store(), clock)
+    sink = _Sink()
+    try:
+        hello = Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "STA1"), ConnectionBody(station="STA1"))
+        bad = _bad_frames(keys)
+        batch = [[b"id", encode_frame(hello)]]
+        for seq, (_, raw) in enumerate(bad, start=20):
+            batch += [[b"id", signed(seq, keys)], [b"id", raw]]
+        receiver.handle(sink, batch)  # type: ignore[arg-type]
+        reasons = [reason.split(":")[0] for _, _, _, reason, _ in receiver.quarantine.entries()]
+        assert reasons == [kind for kind, _ in bad]
+        assert [frame for *_, frame in receiver.quarantine.entries()] == [raw for _, raw in bad]
+        honest = list(range(20, 20 + len(bad)))
+        assert receiver.sessions["STA1"].gaps.intervals() == [(20, 20 + len(bad))]
+        for seq in honest:
+            np.testing.assert_array_equal(sds_samples(tmp_path / "sds", seq), samples_for(seq))
+        for seq in (900, 901, 902):
+            assert len(sds_samples(tmp_path / "sds", seq)) == 0
+        assert receiver.metrics.counters()[("STA1", "frames")] == len(honest)
+    finally:
+        receiver.close()
