@@ -124,6 +124,8 @@ class Limit:
 @dataclass(frozen=True, slots=True)
 class SohSettings:
     gps_unlocked_after_s: float
+    link_down_after_s: float  # link out of the data state this long -> gci_link_down
+    backlog_after_s: float  # oldest unacknowledged frame this old -> delivery_backlog
     clock_differential_us: Limit
     supply_volts: Limit
     temperature_c: Limit
@@ -286,6 +288,8 @@ def _daemon(t: _Table) -> DaemonSettings:
 def _soh(t: _Table) -> SohSettings:
     soh = SohSettings(
         gps_unlocked_after_s=t.get("gps_unlocked_after_s", float, default=60.0, check=_range(0.0, 86400.0)),
+        link_down_after_s=t.get("link_down_after_s", float, default=120.0, check=_range(0.0, 86400.0)),
+        backlog_after_s=t.get("backlog_after_s", float, default=600.0, check=_range(0.0, 864000.0)),
         clock_differential_us=_limit(t.table("clock_differential_us", required=False), None, 1000.0, 100.0),
         supply_volts=_limit(t.table("supply_volts", required=False), 11.0, 15.0, 0.3),
         temperature_c=_limit(t.table("temperature_c", required=False), -20.0, 50.0, 1.0),

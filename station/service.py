@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
+import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,13 +25,14 @@ from digitizer.guralp import DriverConfig, Gap, GuralpDriver
 from digitizer.packet import Packet, Status
 from gci_link.cd11 import CommandRequestBody, format_time
 from gci_link.keys import StationSigner
-from gci_link.link_session import SessionConfig
+from gci_link.link_session import SessionConfig, State
 from gci_link.outbox import Outbox, OutboxStats
 from gci_link.sender import Sender
 from station.acquisition import Acquisition
 from station.alarms import AlarmBoard, Severity
 from station.config import ChannelConfig, DigitizerConfig, StationConfig
-from station.framer import Framer
+from station.framer import FrameDraft, Framer
+from station.link_health import LinkHealth
 from station.local_archive import LocalArchive
 from station.metrics import StationCollector
 from station.publisher import DATA_KIND, publish
@@ -40,6 +43,8 @@ from station.soh import SohMonitor
 log = logging.getLogger(__name__)
 
 OUTBOX_ALARM = "outbox_over_budget"
+WRITE_ALARM = "outbox_write_failed"
+MAX_PENDING_DRAFTS = 360  # frames held in memory while the outbox cannot be written (an hour of 10 s)
 PUMP_BATCH = 500  # items taken from one driver before looking at the others
 SHUTDOWN_DRAIN_S = 5.0  # time the sender gets at SIGTERM to have the last frames acknowledged
 
@@ -74,8 +79,10 @@ class StationService:
         )
         config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(
-            config.outbox.path, int(config.outbox.budget_mb * 1e6), on_alarm=self._outbox_alarm
+            config.outbox.path, int(config.outbox.budget_mb * 1e6), on_alarm=self._outbox_alarm, clock=clock
         )
+        self.link_health = LinkHealth(config.soh, self.alarms)
+        self._pending: deque[FrameDraft] = deque()  # cut but not yet in the outbox (disk full, I/O error)
         self.signer = StationSigner.load(config.link.key_bundle) if config.link.key_bundle else None
         if self.signer is None:
             log.warning("no key bundle configured: frames go out unsigned", extra={"station": self.name})
@@ -140,6 +147,7 @@ class StationService:
                     self._stop.wait(0.02)
                 self.frame_and_publish()
                 if time.monotonic() >= next_status:
+                    self._watch_link()
                     self.write_status()
                     next_status = time.monotonic() + self.config.daemon.status_interval_s
         finally:
@@ -199,25 +207,56 @@ class StationService:
             )
 
     def frame_and_publish(self, final: bool = False) -> int:
-        drafts = self.framer.cut(final=final)
-        for draft in drafts:
-            seq = publish(
-                self.outbox,
-                draft,
-                creator=self.config.link.frame_creator,
-                destination=self.config.link.frame_destination,
-                signer=self.signer,
-            )
+        """Cut what is ready and put it in the outbox; returns how many frames were stored.
+
+        A frame the outbox cannot take (disk full, I/O error) stays in memory and is retried, with an
+        alarm; while too many wait, cutting stops so the data stays in the acquisition buffers.
+        """
+        if len(self._pending) < MAX_PENDING_DRAFTS:
+            self._pending.extend(self.framer.cut(final=final))
+        stored = 0
+        while self._pending:
+            draft = self._pending[0]
+            try:
+                seq = publish(
+                    self.outbox,
+                    draft,
+                    creator=self.config.link.frame_creator,
+                    destination=self.config.link.frame_destination,
+                    signer=self.signer,
+                )
+            except (sqlite3.Error, OSError) as exc:
+                self.alarms.raise_alarm(
+                    WRITE_ALARM,
+                    "station",
+                    Severity.CRITICAL,
+                    self.clock(),
+                    value=len(self._pending),
+                    message=f"outbox write failed: {exc}",
+                )
+                return stored
+            self._pending.popleft()
+            stored += 1
             self.frames_published += 1
-            for sub in draft.subframes:
-                code = f"{sub.site}.{sub.channel}.{sub.location}"
-                end = sub.time_ns + round(sub.nsamp * 1e9 / sub.sample_rate)
-                self.framed_until[code] = max(self.framed_until.get(code, end), end)
+            self._note_framed(draft)
             try:
                 self.archive.write(draft)
             except OSError as exc:  # the outbox already holds the frame; the local copy is a convenience
                 log.error("local archive write failed", extra={"seq": seq, "error": str(exc)})
-        return len(drafts)
+        self.alarms.clear_alarm(WRITE_ALARM, "station", self.clock())
+        return stored
+
+    def _note_framed(self, draft: FrameDraft) -> None:
+        for sub in draft.subframes:
+            code = f"{sub.site}.{sub.channel}.{sub.location}"
+            end = sub.time_ns + round(sub.nsamp * 1e9 / sub.sample_rate)
+            self.framed_until[code] = max(self.framed_until.get(code, end), end)
+
+    def _watch_link(self) -> None:
+        oldest = self.outbox.unacked(limit=1)
+        self.link_health.observe(
+            self.clock(), self.sender.session.state is State.DATA, oldest[0].enqueued_ns if oldest else None
+        )
 
     # ------------------------------------------------------------------------------------------- helpers
 
