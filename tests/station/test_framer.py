@@ -140,3 +140,15 @@ def test_frames_across_midnight_and_year_end_decode_back(tmp_path, crossing):
         trust.verify(frame.trailer.auth_key_id, frame_signed_bytes(raw), frame.trailer.auth_value)
         for sub in frame.body.channels:
             trust.verify(sub.auth_key_id, channel_signed_bytes(sub), sub.auth_value)
+
+
+def test_rate_change_mid_window_gives_one_subframe_per_rate():
+    channels, buffers, framer = _setup({"BHZ": 40.0}, lateness_s=1.0)
+    buffer = buffers["TST.BHZ."]
+    _feed_seconds(buffer, "BHZ", 40.0, 0, 4)
+    for s in range(4, 25):  # the digitizer is reconfigured to 20 sps at 4 s
+        buffer.ingest(_packet("BHZ", T0 + s * NS_PER_S, 20.0, np.full(20, s)))
+    first = framer.cut(final=True)[0]
+    assert [(s.time_ns - T0, s.sample_rate, s.nsamp) for s in first.subframes] == [
+        (0, 40.0, 160), (4 * NS_PER_S, 20.0, 120)]
+    assert [s.time_length_ms for s in first.subframes] == [4000, 6000]
