@@ -8,8 +8,10 @@ Every message is handled inside one try block: whatever goes wrong is logged wit
 counted, quarantined, and the loop carries on with the next message.
 
 Frames are made durable per batch (the messages taken from one socket in one poll round): one SQLite
-transaction per station and one sync of the SDS day files for the whole batch, then the acknacks. Nothing
-is acknowledged before the batch holding it is durable; batching only shares the fsyncs.
+transaction per station, one sync of the raw stores, the SDS appends, one sync of the archive, then the
+acknacks. Nothing is acknowledged before the batch holding it is durable; batching only shares the syncs.
+While messages keep arriving, a batch is settled (made durable and acknowledged) only once the next
+batch's signatures are on the verifier threads, so verification overlaps the commit and the archiving.
 """
 
 from __future__ import annotations
@@ -45,7 +47,14 @@ from gci_link.receiver.curve import ZapHandler, configure_curve_server
 from gci_link.receiver.gaplist import GapList
 from gci_link.receiver.metrics import MetricsStore
 from gci_link.receiver.session import SessionTimings, StationSession
-from gci_link.receiver.stores import MessageStore, Quarantine, SdsArchive, Segment, StationStore
+from gci_link.receiver.stores import (
+    FilesystemSync,
+    MessageStore,
+    Quarantine,
+    SdsArchive,
+    Segment,
+    StationStore,
+)
 from gci_link.receiver.verify import (
     CheckedFrame,
     FrameChecker,
@@ -104,6 +113,7 @@ class Receiver:
         self.quarantine = Quarantine(root / "quarantine.sqlite", config.quarantine_max_bytes)
         self.metrics = MetricsStore(root / "metrics.sqlite")
         self.sds = SdsArchive(config.sds_root, config.record_length)
+        self._raw_sync = FilesystemSync(root / "raw")  # barrier 1 for every station's transaction
         self.messages = MessageStore(root / "ims2")
         self.timings = SessionTimings(
             acknack_interval_ns=int(config.acknack_interval_s * NS),
@@ -171,6 +181,7 @@ class Receiver:
         for store in self._stores.values():
             store.close()
         self.checker.close()
+        self._raw_sync.close()
         self.quarantine.close()
         self.metrics.close()
         self.sds.close()
@@ -181,8 +192,15 @@ class Receiver:
     # ---- the loop ------------------------------------------------------------------------------
 
     def step(self, timeout_ms: int = 100) -> None:
-        """Wait up to ``timeout_ms`` for messages, handle a fair batch from each socket, then acknack."""
-        events = dict(self._poller.poll(timeout_ms))
+        """Wait up to ``timeout_ms`` for messages and handle a fair batch from each socket.
+
+        A batch's frames are settled when the next batch arrives (see ``handle``) or, at the latest, as
+        soon as no message is waiting, so an idle link sees its acknack without delay.
+        """
+        events = dict(self._poller.poll(0 if self._batches else timeout_ms))
+        if not events and self._batches:
+            self.settle()
+            events = dict(self._poller.poll(timeout_ms))
         if self._zap is not None and self._zap.socket in events:
             try:
                 self._zap.handle()
@@ -197,20 +215,29 @@ class Receiver:
                     messages.append(sock.recv_multipart(zmq.NOBLOCK))
                 except zmq.Again:
                     break
-            self.handle(sock, messages)
-        self._service_sessions()
+            self.handle(sock, messages, settle=False)
+        if not self._batches:
+            self._service_sessions()  # heartbeats and silence; never while frames await their settling
 
-    def handle(self, sock: zmq.Socket, messages: list[list[bytes]]) -> None:
-        """Check and archive a batch of messages received on ``sock``, make it durable, send due acknacks.
+    def handle(self, sock: zmq.Socket, messages: list[list[bytes]], settle: bool = True) -> None:
+        """Check and archive a batch of messages received on ``sock``; with ``settle`` also make it
+        durable and send due acknacks, otherwise leave that to the next ``handle`` or ``settle``.
 
         This is the whole per-frame path without the polling, so benchmarks can drive it in-process.
-        Frames are decoded and their signatures handed to the verifier threads first; then each is
+        Frames are decoded and their signatures handed to the verifier threads first; while they verify,
+        the previous batch (if left unsettled) is made durable and acknowledged; then each new frame is
         handled in arrival order as its verification completes.
         """
         arrivals = [(parts, self.clock()) for parts in messages]
         pending = [self._start_check(parts, now) for parts, now in arrivals]
+        self.settle()
         for (parts, now), check in zip(arrivals, pending, strict=True):
             self._on_message(sock, parts, now, check)
+        if settle:
+            self.settle()
+
+    def settle(self) -> None:
+        """Make every accepted frame durable, then send the acknacks that are due."""
         self._flush()
         self._service_sessions()
 
@@ -402,8 +429,10 @@ class Receiver:
     def _flush(self) -> None:
         """Make every frame accepted since the last flush durable; only then may acknacks cover them.
 
-        Per station one transaction stores the frames, the gap list and the SDS journal; then all day
-        files grow and are synced together; then the journal rows are released and sessions told.
+        Per station one transaction stores the frames, the gap list and the SDS journal; one syncfs makes
+        them all durable (unless each was committed with synchronous=FULL) BEFORE any day file grows, so
+        a crash can never leave records whose journal row is lost; then all day files grow and are
+        synced together; then the journal rows are released and sessions told.
         """
         batches, self._batches = self._batches, {}
         durable: list[tuple[str, _StationBatch]] = []
@@ -431,6 +460,15 @@ class Receiver:
                     )
                 continue
             durable.append((station, batch))
+        if durable and self._raw_sync.available:
+            try:
+                self._raw_sync.sync()
+            except OSError as exc:  # durability unknown: archive and acknowledge nothing of the batch now;
+                # its journal rows stay, so the next start redoes the appends (see _recover)
+                log.error("sync of the raw stores failed", extra={"reason": str(exc)})
+                for station, batch in durable:
+                    self.metrics.count(station, "sync_failed", len(batch.frames))
+                return
         pieces = [p for _, batch in durable for a in batch.frames.values() for p in a.pieces]
         try:
             self.sds.append(pieces)
@@ -507,7 +545,9 @@ class Receiver:
     def _store(self, station: str) -> StationStore:
         store = self._stores.get(station)
         if store is None:
-            store = self._stores[station] = StationStore(self.config.root / "raw" / f"{station}.sqlite")
+            store = self._stores[station] = StationStore(
+                self.config.root / "raw" / f"{station}.sqlite", deferred_sync=self._raw_sync.available
+            )
         return store
 
     def _recover(self) -> None:

@@ -1,16 +1,20 @@
 """Durable IDC stores: raw frames, gap list and SDS journal per station; SDS miniSEED; IMS 2.0; quarantine.
 
 Ordering that makes "durable before acknowledged" and "resends never duplicate samples" hold together:
-1. one SQLite transaction (synchronous=FULL) stores the raw frame, the new gap list and a journal row that
-   lists every SDS day file about to grow with its size before the append;
-2. the miniSEED records are appended and fsynced;
+1. one SQLite transaction stores the raw frame, the new gap list and a journal row that lists every SDS
+   day file about to grow with its size before the append, and is made durable (barrier 1);
+2. the miniSEED records are appended and made durable (barrier 2);
 3. the journal row is released. Only then is the frame acknowledged.
 After a crash between 1 and 3, ``recover`` truncates those day files back to their recorded sizes and the
 caller re-archives the frame from its stored raw bytes, so a day file never holds the same samples twice.
-The receiver runs these steps once per batch of frames, so a batch costs one SQLite commit per station
-and one fsync per day file. Released journal rows are deleted in the next commit (or at close) rather
-than by a commit of their own: a crash before that only redoes appends that had completed, which the
-truncation makes harmless.
+Barrier 1 must come before any byte of step 2 is written: otherwise a power loss could keep the records
+but lose the journal row and the gap list, and the station's resend would be archived a second time.
+The receiver runs these steps once per batch of frames. Where Linux offers ``syncfs`` the stations'
+transactions run with synchronous=NORMAL (written to the WAL, not yet synced) and ONE ``syncfs`` of the
+raw stores' filesystem is barrier 1 for all of them; barrier 2 is one ``syncfs`` of the archive's
+filesystem. Elsewhere each transaction is synchronous=FULL and each day file is fsynced. Released journal
+rows are deleted in the next commit (or at close) rather than by a commit of their own: a crash before
+that only redoes appends that had completed, which the truncation makes harmless.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ NS_PER_DAY = 86_400 * 1_000_000_000
 PATH_CACHE_SIZE = 100_000  # day-file paths remembered; a network has a few thousand channels
 SYNCFS_FROM_FILES = 8  # below this many day files per batch, fsync each (cheaper than a whole-fs sync)
 _SIGN = 1 << 63
+_HEADER_ID = slice(8, 20)  # station, location, channel, network in a miniSEED 2 fixed header
 
 
 def seq_to_sql(seq: int) -> int:
@@ -48,11 +53,11 @@ def seq_from_sql(value: int) -> int:
     return value + (1 << 64) if value < 0 else value
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # one user at a time
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
     return db
 
 
@@ -67,6 +72,34 @@ def _libc_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _libc_syncfs()
 
 
+class FilesystemSync:
+    """Makes everything written to the filesystem holding ``root`` durable with one ``syncfs`` call.
+
+    The descriptor stays open, so writeback errors since it was opened are reported. ``available`` is
+    False where ``syncfs`` is missing; callers then sync file by file.
+    """
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self._fd: int | None = os.open(root, os.O_RDONLY) if _SYNCFS is not None else None
+
+    @property
+    def available(self) -> bool:
+        return self._fd is not None
+
+    def sync(self) -> None:
+        assert _SYNCFS is not None and self._fd is not None
+        if _SYNCFS(self._fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"syncfs failed: {os.strerror(errno)}", str(self.root))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def _fsync_path(path: Path) -> None:
     """fsync a file or directory by name (directories: so a new entry in them survives a crash)."""
     fd = os.open(path, os.O_RDONLY)
@@ -77,11 +110,15 @@ def _fsync_path(path: Path) -> None:
 
 
 class StationStore:
-    """One station's raw frames (as received, for later re-verification), gap list and SDS journal."""
+    """One station's raw frames (as received, for later re-verification), gap list and SDS journal.
 
-    def __init__(self, path: Path) -> None:
+    ``deferred_sync=True`` commits with synchronous=NORMAL: a commit is atomic but durable only after the
+    caller syncs the filesystem (``FilesystemSync``), which lets one ``syncfs`` cover many stations.
+    """
+
+    def __init__(self, path: Path, deferred_sync: bool = False) -> None:
         self.path = path
-        self._db = _connect(path)
+        self._db = _connect(path, "NORMAL" if deferred_sync else "FULL")
         self._db.executescript(
             """
             CREATE TABLE IF NOT EXISTS frames (seq INTEGER PRIMARY KEY, received_ns INTEGER NOT NULL,
@@ -181,19 +218,20 @@ class SdsArchive:
 
     Layout ROOT/YEAR/NET/STA/CHAN.D/NET.STA.LOC.CHAN.D.YEAR.DAY, as ObsPy's SDS client expects.
 
-    A batch touches a day file per channel (thousands for a whole network), so where Linux offers
-    ``syncfs`` one call makes them all durable instead of one fsync each (a tenth of the time). The
-    descriptor it goes through stays open, so writeback errors since the archive opened are reported.
+    A batch touches a day file per channel (thousands for a whole network). Its records are packed by
+    one pymseed trace list per UTC day (pymseed's per-call overhead, not Steim-2 itself, is what costs),
+    then each day file gets one write; where Linux offers ``syncfs`` one call makes them all durable
+    instead of one fsync each (a tenth of the time).
     """
 
     def __init__(self, root: Path, record_length: int = 512) -> None:
         self.root = root
         self.record_length = record_length
-        root.mkdir(parents=True, exist_ok=True)
-        self._root_fd = os.open(root, os.O_RDONLY) if _SYNCFS is not None else None
+        self._fs = FilesystemSync(root)
         self._paths: dict[tuple[str, str, str, str, int], Path] = {}  # day files seen lately
         self._dirs: set[Path] = set()  # directories known to exist (made durable by us or before)
-        self._source_ids: dict[tuple[str, str, str, str], str] = {}  # pymseed builds them slowly
+        self._sizes: dict[str, int] = {}  # day file -> size after our last append to it
+        self._source_ids: dict[tuple[str, str, str, str], tuple[str, bytes]] = {}  # (pymseed id, header id)
 
     def day_path(self, seg: Segment, day_start_ns: int) -> Path:
         key = (seg.network, seg.station, seg.location, seg.channel, day_start_ns)
@@ -239,71 +277,74 @@ class SdsArchive:
             )
         return pieces
 
-    @staticmethod
-    def sizes_before(pieces: list[tuple[Path, Segment]]) -> list[tuple[str, int]]:
-        """Current size of each day file about to grow (0 if new), for the journal."""
+    def sizes_before(self, pieces: list[tuple[Path, Segment]]) -> list[tuple[str, int]]:
+        """Current size of each day file about to grow (0 if new), for the journal; remembered from our
+        own appends, so a stat is needed only for a file first touched since start."""
         seen: dict[str, int] = {}
         for path, _ in pieces:
             name = str(path)
             if name not in seen:
-                try:
-                    seen[name] = os.stat(name).st_size
-                except FileNotFoundError:
-                    seen[name] = 0
+                size = self._sizes.get(name)
+                if size is None:
+                    try:
+                        size = os.stat(name).st_size
+                    except FileNotFoundError:
+                        size = 0
+                seen[name] = size
         return list(seen.items())
 
     def append(self, pieces: list[tuple[Path, Segment]]) -> None:
-        """Append the pieces as miniSEED records, one write and one fsync per day file (and new folders).
+        """Append the pieces as miniSEED records: one write per day file, then one sync for them all.
 
         Pieces of one channel that follow each other are packed together, so records come out full.
         """
-        by_file: dict[Path, list[Segment]] = {}
+        days: dict[int, tuple[pymseed.MS3TraceList, dict[bytes, Path]]] = {}
         for path, seg in pieces:
-            by_file.setdefault(path, []).append(seg)
-        for path, segs in by_file.items():
-            self._make_dirs(path.parent)
-            traces = pymseed.MS3TraceList()
-            for seg in segs:
-                sid = self._source_id(seg)
-                traces.add_data(
-                    sid,
-                    np.ascontiguousarray(seg.samples, dtype=np.int32),
-                    "i",
-                    seg.rate,
-                    starttime=seg.start_ns,
-                )
-            traces.to_file(
-                path,
-                overwrite=False,
-                max_record_length=self.record_length,
-                encoding=pymseed.DataEncoding.STEIM2,
-                format_version=2,
+            day = seg.start_ns // NS_PER_DAY  # split_by_day cut every piece at midnight
+            entry = days.get(day)
+            if entry is None:
+                entry = days[day] = (pymseed.MS3TraceList(), {})
+            traces, files = entry
+            sid, header_id = self._source_id(seg)
+            files[header_id] = path
+            traces.add_data(
+                sid, np.ascontiguousarray(seg.samples, dtype=np.int32), "i", seg.rate, starttime=seg.start_ns
             )
-        self._sync(list(by_file))
+        out: dict[Path, list[bytes]] = {}
+        for traces, files in days.values():
+            with traces:
+                for record in traces.generate(
+                    max_record_length=self.record_length,
+                    encoding=pymseed.DataEncoding.STEIM2,
+                    format_version=2,
+                ):
+                    out.setdefault(files[record[_HEADER_ID]], []).append(record)
+        each = not self._fs.available or len(out) < SYNCFS_FROM_FILES
+        if len(self._sizes) >= PATH_CACHE_SIZE:
+            self._sizes.clear()
+        try:
+            for path, records in out.items():
+                self._make_dirs(path.parent)
+                self._sizes[str(path)] = _append_file(path, b"".join(records), fsync=each)
+            if not each:
+                self._fs.sync()
+        except OSError:
+            self._sizes.clear()  # a file may hold part of its write: ask the filesystem again
+            raise
 
-    def _source_id(self, seg: Segment) -> str:
+    def _source_id(self, seg: Segment) -> tuple[str, bytes]:
+        """pymseed's source id of the segment's channel, and how a miniSEED 2 header spells it."""
         key = (seg.network, seg.station, seg.location, seg.channel)
-        sid = self._source_ids.get(key)
-        if sid is None:
+        ids = self._source_ids.get(key)
+        if ids is None:
             if len(self._source_ids) >= PATH_CACHE_SIZE:
                 self._source_ids.clear()
-            sid = self._source_ids[key] = pymseed.nslc2sourceid(*key)
-        return sid
-
-    def _sync(self, paths: list[Path]) -> None:
-        if self._root_fd is None or len(paths) < SYNCFS_FROM_FILES:
-            for path in paths:
-                _fsync_path(path)
-            return
-        assert _SYNCFS is not None
-        if _SYNCFS(self._root_fd) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, f"syncfs of the SDS archive failed: {os.strerror(errno)}", str(self.root))
+            header = f"{seg.station:<5}{seg.location:<2}{seg.channel:<3}{seg.network:<2}".encode("ascii")
+            ids = self._source_ids[key] = (pymseed.nslc2sourceid(*key), header)
+        return ids
 
     def close(self) -> None:
-        if self._root_fd is not None:
-            os.close(self._root_fd)
-            self._root_fd = None
+        self._fs.close()
 
     def _make_dirs(self, folder: Path) -> None:
         if folder in self._dirs:
@@ -312,6 +353,20 @@ class SdsArchive:
             folder.mkdir(parents=True, exist_ok=True)
             _fsync_path(folder.parent)
         self._dirs.add(folder)
+
+
+def _append_file(path: Path, data: bytes, fsync: bool) -> int:
+    """Append ``data`` (fsync it if asked); returns the file's new size."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if fsync:
+            os.fsync(fd)
+        return os.lseek(fd, 0, os.SEEK_CUR)
+    finally:
+        os.close(fd)
 
 
 class MessageStore:
