@@ -68,14 +68,14 @@ class LinkProxy:
                 client.close()
             return
         for sock in (client, server):
-            sock.setblocking(False)
+            sock.settimeout(5.0)  # recv only runs when readable; sendall may wait for a slow reader
             self._selector.register(sock, selectors.EVENT_READ)
         self._peers[client], self._peers[server] = server, client
 
     def _relay(self, sock: socket.socket) -> None:
         try:
             data = sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
+        except InterruptedError:
             return
         except OSError:
             data = b""

@@ -280,6 +280,10 @@ class Receiver:
             self._on_frame(sock, identity, raw, now, check)
         except Rejection as exc:
             self._reject(peer, raw, now, exc)
+            if exc.kind == "no_session":
+                # An authentic frame on a connection this receiver does not know (it restarted, or closed
+                # the session): say so at once, so the station reconnects now rather than after a timeout.
+                self._alert_peer(sock, identity, exc.station, b"no open session: send a Connection Request")
         except Exception as exc:  # never die on bad input: log, count, keep the bytes, go on
             log.exception("frame handling failed", extra={"peer": peer, "reason": str(exc)})
             self._reject(peer, raw, now, Rejection("internal", f"{type(exc).__name__}: {exc}"))
@@ -525,6 +529,13 @@ class Receiver:
             )
 
     # ---- output and state ----------------------------------------------------------------------
+
+    def _alert_peer(self, sock: zmq.Socket, identity: bytes, station: str, message: bytes) -> None:
+        frame = Frame(FrameHeader(FrameType.ALERT, self.config.responder_name, station), AlertBody(message))
+        try:
+            sock.send_multipart([identity, encode_frame(frame)], zmq.NOBLOCK)
+        except zmq.ZMQError:  # the peer is already gone; it will reconnect on its own
+            pass
 
     def _send(self, station: str, kind: FrameType, body: object) -> None:
         route = self._routes.get(station)
