@@ -134,6 +134,7 @@ class Outbox:
         self._on_alarm = on_alarm
         self._clock = clock
         self._lock = threading.Lock()
+        self._append_listeners: list[Callable[[int], None]] = []
         try:
             self._db = sqlite3.connect(
                 self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -203,7 +204,14 @@ class Outbox:
                 alarm = (over, self._stats())
         if alarm is not None:
             self._announce(*alarm)
+        for listener in self._append_listeners:
+            listener(seq)
         return seq
+
+    def on_append(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(seq)`` after every committed append, in the appending thread (the sender
+        uses it to send a new frame at once instead of finding it at its next poll)."""
+        self._append_listeners.append(listener)
 
     def _enforce_budget(self, newest: int) -> bool:
         """Evict acked, then unacked frames (never the newest); True if unacked data exceeds the budget."""

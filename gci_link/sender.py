@@ -9,8 +9,10 @@ instead of piling up behind the reconnect (the session resends whatever was not 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +117,12 @@ class Sender:
         self._last_offered: int | None = None
         self._last_refresh = 0.0
         self.session = LinkSession(config, clock(), command_handler=command_handler)
+        # a pipe the poll also waits on: a byte in it means "look at the outbox now" (or "stop")
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+            weakref.finalize(self, os.close, fd)
+        outbox.on_append(lambda _seq: self.wake())
 
     @property
     def counters(self) -> LinkCounters:
@@ -123,6 +131,15 @@ class Sender:
     def stop(self) -> None:
         """Ask ``run`` to send an alert, close the connection and return (safe from a signal handler)."""
         self._stop.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """End the current wait at once (from any thread): new frames in the outbox leave without waiting
+        for the next poll. The outbox calls this after every append."""
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full, so a wake-up is pending anyway
 
     def run(self) -> None:
         """Until ``stop``: connect, send, resend, acknowledge, reconnect."""
@@ -184,14 +201,16 @@ class Sender:
                 return
 
     def _wait_and_receive(self, wait_s: float) -> None:
-        if self._socket is None:
-            self._stop.wait(wait_s)
-            return
         poller = zmq.Poller()
-        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        if self._socket is not None:
+            poller.register(self._socket, zmq.POLLIN)
         if self._monitor is not None:
             poller.register(self._monitor, zmq.POLLIN)
         ready = dict(poller.poll(int(wait_s * 1000)))
+        if self._wake_r in ready:
+            self._drain_wake()
+            self._offer_new()
         if self._monitor is not None and self._monitor in ready:
             self._drain_monitor()
         if self._socket in ready:
@@ -201,6 +220,13 @@ class Sender:
                 except zmq.Again:
                     break
                 self._receive(parts[-1])  # the frame is the last part (tolerates an empty delimiter)
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
 
     def _drain_monitor(self) -> None:
         assert self._monitor is not None

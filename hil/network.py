@@ -30,7 +30,7 @@ from hil.faults import LineFaults
 from hil.linkproxy import LinkProxy
 from hil.progress import Progress
 from hil.report import station_report
-from hil.scenario import Fault, Scenario, StationSpec
+from hil.scenario import ChannelSpec, Fault, Scenario, StationSpec
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from hil.simclock import SimClock
@@ -86,7 +86,7 @@ class Network:
         sc = self.scenario
         run = self.out / "run"
         ca = CertificateAuthority.create(run / "ca", "SIMNET")
-        self.receiver_port = _free_port()
+        self.receiver_port = free_port()
         self._write_receiver_config(run)
         start_ns = -(-time.time_ns() // (sc.frame_length_s * NS_PER_S)) * sc.frame_length_s * NS_PER_S
         self.clock = SimClock(start_ns, sc.speed)
@@ -97,14 +97,14 @@ class Network:
             self.stations[spec.name] = self._make_station(index, spec, bundle)
 
     def _write_receiver_config(self, run: Path) -> None:
-        stations = "".join(
-            f'\n[stations.{s.name}]\nnetwork = "{s.network}"\n' for s in self.scenario.stations
-        )
         self.receiver_config = run / "idc.toml"
         self.receiver_config.write_text(
-            f'[idc]\nroot = "{(self.out / "idc").resolve()}"\n'
-            f'trust_dir = "{(run / "ca" / "trust").resolve()}"\n'
-            f'connection_endpoint = "tcp://127.0.0.1:{self.receiver_port}"\n{stations}'
+            receiver_toml(
+                self.out / "idc",
+                run / "ca" / "trust",
+                self.receiver_port,
+                {s.name: s.network for s in self.scenario.stations},
+            )
         )
 
     def _make_station(self, index: int, spec: StationSpec, bundle: Path) -> SimStation:
@@ -128,9 +128,11 @@ class Network:
         proxy = LinkProxy(("127.0.0.1", self.receiver_port), spec.name)
         folder = self.out / "run" / "stations" / spec.name
         folder.mkdir(parents=True)
-        stream_ids = {serial + sfx: ch.code for sfx, ch in zip(suffixes, spec.channels, strict=True)}
+        streams = {serial + sfx: ch for sfx, ch in zip(suffixes, spec.channels, strict=True)}
+        stream_ids = {stream_id: ch.code for stream_id, ch in streams.items()}
         config_path = folder / "station.toml"
-        config_path.write_text(_station_toml(spec, serial, suffixes, line.path, proxy.endpoint, bundle, sc))
+        wiring = DigitizerWiring("digitizer", spec.name, line.path, streams)
+        config_path.write_text(station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s))
         return SimStation(spec, serial, stream_ids, line, digitizer, proxy, config_path)
 
     # ----------------------------------------------------------------------------------------- processes
@@ -147,15 +149,7 @@ class Network:
 
     def _start_receiver(self) -> None:
         self.receiver = self._ims("idc", "idc", "run", "--config", str(self.receiver_config))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.receiver.poll() is not None:
-                raise RuntimeError(f"IDC receiver exited at start; see {self.out}/run/logs/idc.log")
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.receiver_port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("IDC receiver did not open its port within 30 s")
+        wait_listening(self.receiver, self.receiver_port, f"{self.out}/run/logs/idc.log")
 
     def _start_station(self, station: SimStation) -> None:
         station.process = self._ims(station.spec.name, "station", "run", "--config", str(station.config_path))
@@ -317,30 +311,68 @@ def _stream_suffixes(spec: StationSpec) -> list[str]:
     return [f"{SUFFIX_LETTERS[i]}0" for i in range(len(spec.channels))]
 
 
-def _station_toml(
-    spec: StationSpec, serial: str, suffixes: list[str], port: str, endpoint: str, bundle: Path, sc: Scenario
+@dataclass(frozen=True)
+class DigitizerWiring:
+    """One digitizer as a station configuration names it: its port and the channel on each stream."""
+
+    name: str
+    system_id: str
+    port: str
+    streams: dict[str, ChannelSpec]  # GCF stream id -> channel
+
+
+def station_toml(
+    spec: StationSpec, digitizers: list[DigitizerWiring], endpoint: str, bundle: Path, frame_length_s: int
 ) -> str:
-    channels = "".join(
-        f'\n[[channels]]\ndigitizer = "digitizer"\nstream_id = "{serial}{sfx}"\nsite = "{ch.site}"\n'
-        f'channel = "{ch.channel}"\nlocation = "{ch.location}"\nsensor_type = "{spec.sensor_type}"\n'
-        f"calib = 1.0\ncalper = 1.0\nsample_rate = {float(spec.sample_rate)}\n"
-        for sfx, ch in zip(suffixes, spec.channels, strict=True)
-    )
+    """The station daemon's configuration for ``spec``'s channels, spread over ``digitizers``."""
+    sections = []
+    for d in digitizers:
+        sections.append(
+            f'[[digitizers]]\nname = "{d.name}"\nsystem_id = "{d.system_id}"\n'
+            f'port = "{d.port}"\nbaud = {spec.baud}\n'
+        )
+    for d in digitizers:
+        sections += [
+            f'\n[[channels]]\ndigitizer = "{d.name}"\nstream_id = "{stream_id}"\nsite = "{ch.site}"\n'
+            f'channel = "{ch.channel}"\nlocation = "{ch.location}"\nsensor_type = "{spec.sensor_type}"\n'
+            f"calib = 1.0\ncalper = 1.0\nsample_rate = {float(spec.sample_rate)}\n"
+            for stream_id, ch in d.streams.items()
+        ]
     return (
         f"# written by the simulated network for station {spec.name}\n"
         f'[station]\nname = "{spec.name}"\nnetwork = "{spec.network}"\n'
-        f"[frame]\nlength_s = {sc.frame_length_s}\n"
+        f"[frame]\nlength_s = {frame_length_s}\n"
         f"[acquisition]\nlateness_budget_s = {max(3 * spec.block_s, 10)}.0\n"
-        f'[[digitizers]]\nname = "digitizer"\nsystem_id = "{spec.name}"\n'
-        f'port = "{port}"\nbaud = {spec.baud}\n'
-        f"{channels}"
+        f"{''.join(sections)}"
         f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n'
         f'[daemon]\nstate_dir = "state"\nstatus_interval_s = 1.0\n'
         f'[archive]\npath = "archive"\n[outbox]\npath = "outbox/outbox.sqlite"\n'
     )
 
 
-def _free_port() -> int:
+def receiver_toml(root: Path, trust_dir: Path, port: int, stations: dict[str, str]) -> str:
+    """The IDC receiver's configuration: archive under ``root``, ``stations`` as name -> network."""
+    tables = "".join(f'\n[stations.{name}]\nnetwork = "{net}"\n' for name, net in stations.items())
+    return (
+        f'[idc]\nroot = "{root.resolve()}"\ntrust_dir = "{trust_dir.resolve()}"\n'
+        f'connection_endpoint = "tcp://127.0.0.1:{port}"\n{tables}'
+    )
+
+
+def wait_listening(process: subprocess.Popen, port: int, log_path: str, timeout_s: float = 30.0) -> None:
+    """Wait until ``process`` accepts connections on 127.0.0.1:``port``; raise if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited at start (status {process.returncode}); see {log_path}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout_s:g} s; see {log_path}")
+
+
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -55,6 +55,17 @@ def test_builder_receives_the_number_and_a_failed_build_uses_none(tmp_path):
         assert box.stats().frames == 2 and box.check() == []
 
 
+def test_append_listeners_hear_committed_frames_only(tmp_path):
+    with Outbox(tmp_path / "outbox.db", 10**6, first_sequence=5) as box:
+        heard = []
+        box.on_append(lambda seq: heard.append((seq, box.get(seq) is not None)))
+        box.append("data", 0, frame_for)
+        with pytest.raises(RuntimeError):
+            box.append("data", 0, lambda seq: (_ for _ in ()).throw(RuntimeError("build failed")))
+        box.append("data", 0, frame_for)
+        assert heard == [(5, True), (6, True)]  # stored before the listener ran; the failure unheard
+
+
 def test_sequences_never_reused_after_eviction_or_deleting_everything(tmp_path):
     path = tmp_path / "outbox.db"
     with Outbox(path, budget_bytes=1000, first_sequence=1) as box:

@@ -248,6 +248,15 @@ def test_handshake_redirect_data_and_acks(idc, outbox):
     assert idc.station_acknacks[0] == AcknackBody("IDC:0", 0, -1, ())
 
 
+def test_appended_frame_leaves_without_waiting_for_the_poll(idc, outbox):
+    sender = Sender(link_config(idc), outbox, poll_interval_s=3600)  # the poll alone would never find it
+    with Running(sender):
+        wait_for(lambda: idc.station_acknacks)  # link up, sender idle in its hour-long wait
+        seq = append(outbox, 1)[0]  # the outbox wakes the sender
+        wait_for(lambda: outbox.stats().unacked_frames == 0)
+    assert idc.received_seqs() == [seq]
+
+
 def test_acknack_gap_triggers_a_resend(outbox):
     seqs = append(outbox, 6)
     idc = FakeIdc(drop_once=frozenset({seqs[2]}))
