@@ -318,7 +318,8 @@ class Sender:
         if self._curve is not None:
             return (f"CurveZMQ handshake failed {self._handshake_failures} times: the IDC server key in the "
                     "configuration is wrong, or the IDC does not accept this station's key")
-        return f"ZeroMQ handshake failed {self._handshake_failures} times: is the IDC expecting CurveZMQ?"
+        return (f"ZeroMQ handshake failed {self._handshake_failures} times: the connection closed during the "
+                "greeting (IDC restarting or unreachable through the link, or an IDC that expects CurveZMQ)")
 
     def _send_data(self, action: SendData) -> bool:
         now = self._clock()
