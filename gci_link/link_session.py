@@ -22,8 +22,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from gci_link.gaplist import GapList
 from gci_link.pacing import NS_PER_S, Backoff, TokenBucket
-from gci_link.receiver.gaplist import GapList
 
 log = logging.getLogger(__name__)
 

@@ -40,21 +40,15 @@ from gci_link.cd11 import (
     decode_frame,
     encode_frame,
 )
+from gci_link.durable import FilesystemSync
+from gci_link.gaplist import GapList
 from gci_link.keys import TrustStore
 from gci_link.pacing import TokenBucket
 from gci_link.receiver.config import IdcConfig, StationConfig
 from gci_link.receiver.curve import ZapHandler, configure_curve_server
-from gci_link.receiver.gaplist import GapList
 from gci_link.receiver.metrics import MetricsStore
 from gci_link.receiver.session import SessionTimings, StationSession
-from gci_link.receiver.stores import (
-    FilesystemSync,
-    MessageStore,
-    Quarantine,
-    SdsArchive,
-    Segment,
-    StationStore,
-)
+from gci_link.receiver.stores import MessageStore, Quarantine, StationStore
 from gci_link.receiver.verify import (
     CheckedFrame,
     FrameChecker,
@@ -63,6 +57,7 @@ from gci_link.receiver.verify import (
     channel_label,
     signed_content,
 )
+from gci_link.sds import SdsArchive, Segment
 
 log = logging.getLogger(__name__)
 

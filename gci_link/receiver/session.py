@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from gci_link.cd11.bodies import AcknackBody, AlertBody
-from gci_link.receiver.gaplist import GapList
+from gci_link.gaplist import GapList
 from gci_link.receiver.stores import seq_to_sql
 
 log = logging.getLogger(__name__)

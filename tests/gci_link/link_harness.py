@@ -22,9 +22,9 @@ import numpy as np
 
 from gci_link.cd11 import DataBody, decode_frame
 from gci_link.clock import SIM_CLOCK_ENV, sim_clock_spec
+from gci_link.gaplist import GapList
 from gci_link.keys import CertificateAuthority
 from gci_link.outbox import Outbox, OutboxFrame
-from gci_link.receiver.gaplist import GapList
 from gci_link.receiver.stores import Quarantine, StationStore
 from hil.compare import ChannelComparison, compare_channel, read_sds_traces
 from station.publisher import DATA_KIND

@@ -28,10 +28,10 @@ from gci_link.cd11 import (
     decode_frame,
     encode_frame,
 )
+from gci_link.gaplist import GapList
 from gci_link.link_session import SessionConfig
 from gci_link.outbox import Outbox
 from gci_link.pacing import NS_PER_S
-from gci_link.receiver.gaplist import GapList
 from gci_link.sender import CurveKeys, Sender
 from hil.simclock import SimClock
 

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.timeout(60)
 # settling the batch holding frames 4 and 5 (none of which was acknowledged).
 CHILD = """
 import os, pickle, signal, sys
+from gci_link import durable, sds
 from gci_link.keys import TrustStore
 from gci_link.receiver import stores
 from gci_link.receiver.server import Receiver
@@ -38,14 +39,14 @@ sink = Sink()
 receiver.handle(sink, [[b"id", frames[0]]])
 receiver.handle(sink, [[b"id", raw] for raw in frames[1:4]])
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)
-append = stores._append_file
+append = sds._append_file
 if point == "after_commit":  # transactions written (synchronous=NORMAL), before the raw-store syncfs
-    stores.FilesystemSync.sync = lambda self: die()
+    durable.FilesystemSync.sync = lambda self: die()
 elif point == "mid_append":  # journal durable, half of a day file's records written
     def torn(path, data, fsync):
         append(path, data[: len(data) // 2 + 100], fsync)
         die()
-    stores._append_file = torn
+    sds._append_file = torn
 elif point == "after_archive_sync":  # records durable, journal rows not yet released
     stores.StationStore.archived = lambda self, seqs: die()
 receiver.handle(sink, [[b"id", raw] for raw in frames[4:]])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gci_link.cd11 import AcknackBody, AlertBody
-from gci_link.receiver.gaplist import GapList
+from gci_link.gaplist import GapList
 from gci_link.receiver.session import SessionTimings, StationSession
 
 NS = 1_000_000_000
