@@ -7,12 +7,12 @@ best of several repeats after a warm-up call, so numba compile time is excluded.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pymseed
 
+from bench.timing import best_of
 from gci_link.cd11 import canadian, crc64
 from hil.sensors import broadband_seismometer
 
@@ -20,16 +20,6 @@ RATE = 40
 DAY = 86_400 * RATE
 FRAME = 10 * RATE
 REPEATS = 7
-
-
-def _best(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    fn()  # warm-up: compile / fill caches
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def _steim2(samples: np.ndarray) -> bytes:
@@ -48,14 +38,14 @@ def run(progress: Callable[[str], None]) -> dict:
     progress("Canadian encode/decode, whole day as one stream")
     stream = canadian.encode(x)
     assert np.array_equal(canadian.decode(stream, DAY), x)
-    t_dec = _best(lambda: canadian.decode(stream, DAY))
-    t_enc = _best(lambda: canadian.encode(x))
+    t_dec = best_of(lambda: canadian.decode(stream, DAY), REPEATS)
+    t_enc = best_of(lambda: canadian.encode(x), REPEATS)
 
     progress("Canadian decode, 10-s subframes (400 samples per call)")
     pieces = [canadian.encode(x[i : i + FRAME]) for i in range(0, DAY, FRAME)]
-    t_dec_frames = _best(lambda: [canadian.decode(p, FRAME) for p in pieces], repeats=3)
+    t_dec_frames = best_of(lambda: [canadian.decode(p, FRAME) for p in pieces], 3)
     # what the frame parser calls per channel: also recovers v0 and the bytes used
-    t_stream_frames = _best(lambda: [canadian.decode_stream(p, FRAME) for p in pieces], repeats=3)
+    t_stream_frames = best_of(lambda: [canadian.decode_stream(p, FRAME) for p in pieces], 3)
 
     progress("Steim2 (libmseed via pymseed) pack and decode of the same samples")
     records = _steim2(x)
@@ -63,11 +53,11 @@ def run(progress: Callable[[str], None]) -> dict:
         seg for trace in pymseed.MS3TraceList.from_buffer(records, unpack_data=True) for seg in trace
     ]
     assert np.array_equal(np.asarray(segment.np_datasamples), x), "Steim2 round trip differs"
-    t_steim = _best(lambda: pymseed.MS3TraceList.from_buffer(records, unpack_data=True))
+    t_steim = best_of(lambda: pymseed.MS3TraceList.from_buffer(records, unpack_data=True), REPEATS)
 
     progress("CRC-64 over 64 MB")
     blob = np.random.default_rng(0).integers(0, 256, 64 * 1024 * 1024, dtype=np.uint8)
-    t_crc = _best(lambda: crc64(blob), repeats=5)
+    t_crc = best_of(lambda: crc64(blob), 5)
 
     return {
         "samples": DAY,

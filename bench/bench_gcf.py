@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import obspy
 
+from bench.timing import best_of
 from digitizer.gcf import GcfBlock, encode_block, iter_file_blocks
 from digitizer.packet import NS_PER_S
 
@@ -33,15 +33,6 @@ def _file_image() -> tuple[bytes, int]:
     return b"".join(parts), total
 
 
-def _best(fn, repeats: int = REPEATS) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def run(progress) -> dict:
     progress(f"encoding {BLOCKS} blocks")
     image, total = _file_image()
@@ -52,10 +43,10 @@ def run(progress) -> dict:
         theirs = obspy.read(str(path), format="GCF", blockmerge=False)
         assert sum(b.nsamp for b in ours) == sum(t.stats.npts for t in theirs) == total
         progress("timing ObsPy read (per-block traces and merged)")
-        t_obspy_blocks = _best(lambda: obspy.read(str(path), format="GCF", blockmerge=False))
-        t_obspy_merged = _best(lambda: obspy.read(str(path), format="GCF"))
+        t_obspy_blocks = best_of(lambda: obspy.read(str(path), format="GCF", blockmerge=False), REPEATS)
+        t_obspy_merged = best_of(lambda: obspy.read(str(path), format="GCF"), REPEATS)
         progress("timing digitizer.gcf")
-        t_ours = _best(lambda: iter_file_blocks(path.read_bytes()))
+        t_ours = best_of(lambda: iter_file_blocks(path.read_bytes()), REPEATS)
     t_obspy = min(t_obspy_blocks, t_obspy_merged)
     return {
         "blocks": BLOCKS,
