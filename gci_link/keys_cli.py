@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gci_link.keys import SIGNING_ALGORITHMS, CertificateAuthority, KeyMaterialError, TrustStore
 from gci_link.keys.authority import TRUST_DIR
+from gci_link.texttable import columns
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -97,7 +98,5 @@ def _list(args: argparse.Namespace) -> int:
                 revoked,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print("\n".join(columns(rows)))
     return 0

@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from gci_link.texttable import columns
+
 log = logging.getLogger(__name__)
 
 
@@ -77,8 +79,7 @@ def render_summary(summary: dict, out: Path) -> str:
                 ",".join(sorted(s["status_flags_at_idc"])) or "-",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    table = "\n".join(columns(rows))
     faults = (
         "; ".join(
             f"{f['fault']} {f['phase']} {f['station'] or 'IDC'} at {f['at_s']:.0f} s"

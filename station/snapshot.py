@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gci_link.texttable import columns
+
 SNAPSHOT_NAME = "status.json"
 
 
@@ -60,7 +62,7 @@ def render(snapshot: dict[str, Any]) -> str:
                 ch["complete_until"] or "-",
             )
         )
-    lines += _columns(rows) + [""]
+    lines += columns(rows) + [""]
     rows = [("DIGITIZER", "BLOCKS", "CHECKSUM", "RIC", "RESYNCS", "GAPS", "REOPENS")]
     for name, d in sorted(snapshot["digitizers"].items()):
         rows.append(
@@ -74,10 +76,5 @@ def render(snapshot: dict[str, Any]) -> str:
                 str(d["watchdog_reopens"] + d["port_errors"]),
             )
         )
-    lines += _columns(rows) + ["", snapshot["soh_table"]]
+    lines += columns(rows) + ["", snapshot["soh_table"]]
     return "\n".join(lines)
-
-
-def _columns(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from digitizer.packet import NS_PER_S, Status
 from gci_link.cd11.status import ChannelStatus
+from gci_link.texttable import columns
 from station.alarms import STATION_SOURCE, AlarmBoard, Severity
 from station.config import Limit, SohSettings
 
@@ -139,7 +140,7 @@ class SohMonitor:
         rows = [("READING", "SOURCE", "VALUE", "AT (UTC)")]
         rows += [(name, src, _value(name, r.value), _utc(r.time_ns))
                  for (name, src), r in sorted(self.readings.items())]
-        lines = _columns(rows)
+        lines = columns(rows)
         active = self.alarms.active()
         lines.append("")
         if not active:
@@ -148,7 +149,7 @@ class SohMonitor:
         alarm_rows = [("SEVERITY", "ALARM", "SOURCE", "VALUE", "THRESHOLD", "SINCE (UTC)")]
         alarm_rows += [(a.severity.name, a.name, a.source, _value(a.name, a.value),
                         "" if a.threshold is None else f"{a.threshold:g}", _utc(a.raised_ns)) for a in active]
-        return "\n".join(lines + _columns(alarm_rows))
+        return "\n".join(lines + columns(alarm_rows))
 
     # -------------------------------------------------------------------------------------- internals
 
@@ -225,8 +226,3 @@ def _value(name: str, value: float | bool | None) -> str:
     if name.endswith("_ns") and name != "clock_offset_ns":
         return _utc(int(value))
     return f"{value:g}" if not isinstance(value, bool) else str(value).lower()
-
-
-def _columns(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
