@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 from collections import defaultdict
 from pathlib import Path
 
@@ -104,10 +105,33 @@ def _replay(args: argparse.Namespace) -> int:
                 for _, raw in run:
                     outbox.append("replay", 0, raw)
                 sender = Sender(config, outbox, signer=signer, curve=curve)
-                done = sender.run_until_drained(int(args.timeout * NS_PER_S))
+                with _Progress(f"{station} {first}..{last}", outbox, len(run)):
+                    done = sender.run_until_drained(int(args.timeout * NS_PER_S))
                 left = outbox.stats().unacked_frames
         status = "acknowledged" if done else f"NOT acknowledged ({left} frames left)"
         print(f"{station} {first}..{last}: {len(run)} frames {status}, "
               f"{sender.counters.frames_sent} sent, {sender.counters.reconnects} reconnects")
         failed += not done
     return 1 if failed else 0
+
+
+class _Progress:
+    """Prints how much of a replay run the IDC has acknowledged, every few seconds, on stderr."""
+
+    def __init__(self, label: str, outbox: Outbox, total: int, every_s: float = 2.0) -> None:
+        self.label, self.outbox, self.total, self.every_s = label, outbox, total, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            acked = self.total - self.outbox.stats().unacked_frames
+            print(f"  {self.label}: {acked}/{self.total} acknowledged", file=sys.stderr, flush=True)
