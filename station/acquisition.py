@@ -5,8 +5,13 @@ continue. A packet that continues it within a fraction of a sample is appended; 
 waits up to the lateness budget (in data time) for the missing packets before the gap is declared final;
 one that starts earlier is an overlap (its duplicate samples are dropped and counted, conflicting ones
 counted and logged) or, beyond the overlap tolerance, a time tear that starts a new chain rather than
-stalling the channel until data time catches up. Sample times are integer ns: origin plus
-round(index * 1e9 / rate) with the rate as an exact fraction, so long runs never drift.
+stalling the channel until data time catches up. A channel's first packet is held the same way (an
+earlier one may still come, e.g. the driver's startup rewind), unless the framer needs the channel
+started because the window it waits for is a lateness budget behind the leading channel. A clock lock
+that is unknown (None: the digitizer has sent no status yet, as after every start) continues a chain
+that is locked; only a change to or from unlocked breaks it, since only unlocked data is flagged.
+Sample times are integer ns: origin plus round(index * 1e9 / rate) with the rate as an exact fraction,
+so long runs never drift.
 
 The framer reads ``complete_until_ns`` (data before it is final) and takes data out with ``extract``;
 what it takes is dropped, and a cap on what is held raises an alarm instead of growing without bound.
@@ -213,6 +218,11 @@ class ChannelBuffer:
         return None if self._chain is None else self._chain.expected_ns
 
     @property
+    def first_pending_ns(self) -> int | None:
+        """Start of the oldest packet held back (not yet part of the chain); None when none is."""
+        return self._pending[0][0] if self._pending else None
+
+    @property
     def oldest_ns(self) -> int | None:
         """Time of the oldest held sample (after a backward time tear it may precede what was extracted)."""
         return min((run.time_of(0) for run in self._runs), default=None)
@@ -246,6 +256,13 @@ class ChannelBuffer:
     def flush(self) -> None:
         """Declare every open gap final now (shutdown, or the framer's wall-clock lateness expired)."""
         self._drain(force=True)
+
+    def end_start_hold(self) -> None:
+        """Start the chain now at the oldest held packet, without declaring later gaps final: the
+        framer waited a lateness budget for a window this channel has held data in."""
+        if self._chain is None and self._pending:
+            self._commit(self._pending.pop(0)[2])
+            self._drain(force=False)
 
     # ------------------------------------------------------------------------------------ writing side
 
@@ -307,7 +324,7 @@ class ChannelBuffer:
                 if not samples.size:
                     return
                 start_ns = packet.start_ns + offset_ns(skip, rate)
-            continues = (rate == chain.rate and packet.clock_locked == chain.clock_locked
+            continues = (rate == chain.rate and _same_lock(packet.clock_locked, chain.clock_locked)
                          and abs(start_ns - chain.expected_ns) <= tol_ns)
             if not continues:
                 self._note_break(chain, packet, rate, start_ns, tol_ns)
@@ -343,7 +360,7 @@ class ChannelBuffer:
             self.stats.rate_changes += 1
             log.warning("sample rate changed", extra={"channel": self.name, "from_sps": chain.sample_rate,
                                                       "to_sps": packet.sample_rate, "at_ns": start_ns})
-        if packet.clock_locked != chain.clock_locked:
+        if not _same_lock(packet.clock_locked, chain.clock_locked):
             self.stats.lock_changes += 1
             log.info("clock lock changed", extra={"channel": self.name, "clock_locked": packet.clock_locked,
                                                   "at_ns": start_ns})
@@ -429,6 +446,11 @@ class ChannelBuffer:
         self._overflowing = False
         if self.alarms is not None:
             self.alarms.clear_alarm(BUFFER_ALARM, self.name, time_ns, value=self.held_samples)
+
+
+def _same_lock(a: bool | None, b: bool | None) -> bool:
+    """Whether two clock-lock states frame alike: unknown (None) and locked do, unlocked stands apart."""
+    return (a is False) == (b is False)
 
 
 def _packet_problem(packet: Packet) -> str | None:

@@ -2,6 +2,9 @@
 
 A window [w, w + L) is cut when every channel that has data is complete past its end, or when the
 station's leading channel is a lateness budget past it (a dead channel must not hold the others back).
+A channel still in its start-up hold with data for the window counts as not complete: cutting without it
+would only frame its samples again later (after every start, channels leave the hold one by one); when
+the lateness budget runs out it is started there and then, so its data still goes in this frame.
 Whatever each channel holds inside the window becomes one subframe per contiguous segment: a gap gives
 a shorter subframe or a second one, never invented samples. Data that turns up for a window already
 cut (after a backward time tear) is framed again for that window, on its own, rather than dropped.
@@ -71,14 +74,27 @@ class Framer:
 
     def _first_held_window(self) -> int | None:
         oldest = [b.oldest_ns for b in self.buffers.values() if b.oldest_ns is not None]
+        oldest += [b.first_pending_ns for b in self._holding()]
         return None if not oldest else min(oldest) // self.length_ns * self.length_ns
+
+    def _holding(self, before_ns: int | None = None) -> list[ChannelBuffer]:
+        """Channels in their start-up hold (packets held, none committed), with data before ``before_ns``."""
+        return [b for b in self.buffers.values() if b.complete_until_ns is None and b.first_pending_ns
+                is not None and (before_ns is None or b.first_pending_ns < before_ns)]
 
     def _ready(self, window_ns: int) -> bool:
         end_ns = window_ns + self.length_ns
         complete = [b.complete_until_ns for b in self.buffers.values() if b.complete_until_ns is not None]
-        if all(c >= end_ns for c in complete):
+        if not complete:
+            return False  # every channel is in its start-up hold, which ends by data time alone
+        holding = self._holding(end_ns)
+        if not holding and all(c >= end_ns for c in complete):
             return True
-        return max(complete) >= end_ns + self.lateness_ns
+        if max(complete) < end_ns + self.lateness_ns:
+            return False
+        for buffer in holding:
+            buffer.end_start_hold()
+        return True
 
     def _cut_window(self, window_ns: int) -> FrameDraft:
         end_ns = window_ns + self.length_ns

@@ -199,6 +199,31 @@ def test_clock_lock_change_splits_segments_and_carries_the_timing_quality():
     assert buf.stats.lock_changes == 1 and buf.stats.gaps == 0
 
 
+def test_unknown_lock_before_the_first_status_continues_a_locked_chain():
+    """After every start the driver stamps blocks lock-unknown until the digitizer's first status block:
+    that is no change of lock, so no second segment; a change to unlocked still is one."""
+    buf = buffer()
+    feed(buf, packet(0, 40, locked=None))
+    buf.flush()
+    feed(buf, packet(40, 40, locked=True), packet(80, 40, locked=False), packet(120, 40, locked=None))
+    buf.flush()
+    segs = buf.extract(T0, T0 + 4 * NS_PER_S)
+    assert [(s.start_ns, s.nsamp, s.clock_locked is False) for s in segs] == [
+        (T0, 80, False), (T0 + 2 * NS_PER_S, 40, True), (T0 + 3 * NS_PER_S, 40, False)]
+    assert np.array_equal(values(segs), np.arange(160))
+    assert buf.stats.lock_changes == 2 and buf.stats.gaps == 0
+
+
+def test_ending_the_start_hold_commits_the_oldest_packet_and_keeps_later_gaps_open():
+    buf = buffer()
+    feed(buf, packet(0, 40), packet(80, 40))  # 1-2 s missing, both within the 3 s budget
+    assert buf.complete_until_ns is None and buf.first_pending_ns == T0
+    buf.end_start_hold()
+    assert buf.complete_until_ns == T0 + NS_PER_S and buf.first_pending_ns == T0 + 2 * NS_PER_S
+    feed(buf, packet(40, 40))  # the missing packet still fills the gap
+    assert buf.complete_until_ns == T0 + 3 * NS_PER_S and buf.stats.gaps == 0
+
+
 @pytest.mark.parametrize("boundary", [(2024, 3, 2, 0, 0, 0), (2025, 1, 1, 0, 0, 0)],
                          ids=["midnight", "year-end"])
 def test_extract_on_the_frame_grid_across_midnight_and_year_end(boundary):

@@ -88,6 +88,37 @@ def test_dead_channel_does_not_hold_frames_beyond_lateness():
     assert [s.channel for s in drafts[2].subframes] == ["BHZ"]
 
 
+def test_channels_leaving_the_start_hold_one_by_one_give_one_frame_per_window():
+    """At a start every channel holds its first packets for the lateness budget; interleaved blocks
+    make the first channel leave the hold a block before the last. Cutting a window then without the
+    channels still held would frame their samples again later ('cut again'), two frames per window."""
+    rates = {"BHZ": 10.0, "BHN": 10.0, "BHE": 10.0}
+    channels, buffers, framer = _setup(rates, lateness_s=30.0)  # BHZ starts with 31 s held: 3 windows
+    drafts = []
+    for s in range(0, 50):
+        for name in rates:
+            values = np.arange(s * 10, s * 10 + 10)
+            buffers[f"TST.{name}."].ingest(_packet(name, T0 + s * NS_PER_S, 10.0, values))
+            drafts += framer.cut()
+    assert [d.nominal_time_ns for d in drafts] == [T0 + k * L for k in range(5)]
+    for draft in drafts:
+        assert [s.channel for s in draft.subframes] == ["BHZ", "BHN", "BHE"]
+        assert all(s.nsamp == 100 for s in draft.subframes)
+    assert framer.refills == 0
+
+
+def test_channel_still_in_its_start_hold_goes_into_the_frame_when_lateness_expires():
+    channels, buffers, framer = _setup({"BHZ": 10.0, "BHN": 10.0}, lateness_s=5.0)
+    _feed_seconds(buffers["TST.BHN."], "BHN", 10.0, 0, 3)  # then silent: never leaves the hold by itself
+    assert framer.cut() == []
+    _feed_seconds(buffers["TST.BHZ."], "BHZ", 10.0, 0, 14)
+    assert framer.cut() == []  # BHZ complete to 14 s, the budget runs to 15 s
+    _feed_seconds(buffers["TST.BHZ."], "BHZ", 10.0, 14, 16)
+    drafts = framer.cut()
+    assert [d.nominal_time_ns for d in drafts] == [T0]
+    assert [(s.channel, s.nsamp) for s in drafts[0].subframes] == [("BHZ", 100), ("BHN", 30)]
+
+
 def test_backward_time_tear_is_framed_again_not_dropped():
     channels, buffers, framer = _setup({"BHZ": 10.0}, lateness_s=1.0)
     buffer = buffers["TST.BHZ."]
