@@ -106,6 +106,7 @@ class StationService:
         self.framed_until = framed_until(self.outbox, DATA_KIND)
         self.refetched_samples_trimmed = 0
         self.frames_published = 0
+        self.loop_errors = 0
         self._stop = threading.Event()
         self._running = False
 
@@ -143,13 +144,18 @@ class StationService:
         next_status = 0.0
         try:
             while not self._stop.is_set():
-                if not self.pump():
-                    self._stop.wait(0.02)
-                self.frame_and_publish()
-                if time.monotonic() >= next_status:
-                    self._watch_link()
-                    self.write_status()
-                    next_status = time.monotonic() + self.config.daemon.status_interval_s
+                try:
+                    if not self.pump():
+                        self._stop.wait(0.02)
+                    self.frame_and_publish()
+                    if time.monotonic() >= next_status:
+                        self._watch_link()
+                        self.write_status()
+                        next_status = time.monotonic() + self.config.daemon.status_interval_s
+                except Exception:  # a bug met by some input must not stop acquisition: log, pause, go on
+                    self.loop_errors += 1
+                    log.exception("station main loop error", extra={"station": self.name})
+                    self._stop.wait(1.0)
         finally:
             self._shutdown(sender_thread)
         return 0
@@ -308,6 +314,7 @@ class StationService:
             "running": self._running,
             "frames_published": self.frames_published,
             "refetched_samples_trimmed": self.refetched_samples_trimmed,
+            "loop_errors": self.loop_errors,
             "link": dataclasses.asdict(counters) | {"state": self.sender.session.state.name.lower()},
             "outbox": dataclasses.asdict(self.outbox.stats()),
             "channels": channels,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import queue
 import sqlite3
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -156,3 +158,31 @@ def test_link_down_and_backlog_alarms_follow_the_clock(tmp_path, link_up):
     assert service.alarms.get("gci_link_down", "station") is None
     assert service.alarms.get("delivery_backlog", "station") is None
     service.outbox.close()
+
+
+def test_an_unexpected_error_in_the_main_loop_is_logged_and_survived(tmp_path, caplog):
+
+    clock = Clock()
+    service, driver = make_service(tmp_path, clock)
+    real_cut = service.framer.cut
+    calls = []
+
+    def cut_failing_once(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise RuntimeError("framer bug met by some input")
+        return real_cut(**kwargs)
+
+    service.framer.cut = cut_failing_once
+    feed(driver, 0, 25)
+    runner = threading.Thread(target=service.run, kwargs={"install_signals": False})
+    runner.start()
+    deadline = time.monotonic() + 20
+    while service.frames_published < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    service.stop()
+    runner.join(30)
+    assert not runner.is_alive()
+    assert service.loop_errors == 1
+    assert service.frames_published >= 2  # the loop went on after the error
+    assert "station main loop error" in caplog.text
