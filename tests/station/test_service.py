@@ -161,7 +161,6 @@ def test_link_down_and_backlog_alarms_follow_the_clock(tmp_path, link_up):
 
 
 def test_an_unexpected_error_in_the_main_loop_is_logged_and_survived(tmp_path, caplog):
-
     clock = Clock()
     service, driver = make_service(tmp_path, clock)
     real_cut = service.framer.cut
