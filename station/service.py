@@ -46,6 +46,7 @@ OUTBOX_ALARM = "outbox_over_budget"
 WRITE_ALARM = "outbox_write_failed"
 MAX_PENDING_DRAFTS = 360  # frames held in memory while the outbox cannot be written (an hour of 10 s)
 PUMP_BATCH = 500  # items taken from one driver before looking at the others
+IDLE_WAIT_S = 0.1  # pause when no driver had anything (blocks come about once a second; wakes cost CPU)
 SHUTDOWN_DRAIN_S = 5.0  # time the sender gets at SIGTERM to have the last frames acknowledged
 
 DriverFactory = Callable[[DigitizerConfig], GuralpDriver]
@@ -146,7 +147,7 @@ class StationService:
             while not self._stop.is_set():
                 try:
                     if not self.pump():
-                        self._stop.wait(0.02)
+                        self._stop.wait(IDLE_WAIT_S)
                     self.frame_and_publish()
                     if time.monotonic() >= next_status:
                         self._watch_link()
