@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from hil import scenario as scenarios
+    from hil.diskfill import DiskUnavailable
     from hil.network import Network
 
     overrides = {k: v for k, v in (("speed", args.speed), ("duration_s", args.duration)) if v is not None}
@@ -39,7 +40,11 @@ def _run(args: argparse.Namespace) -> int:
         f"at {scenario.speed:g}x ({scenario.duration_s / scenario.speed:.0f} s real) into {args.out}/",
         file=sys.stderr,
     )
-    summary = Network(scenario, args.out, show_progress=not args.no_progress).run()
+    try:
+        summary = Network(scenario, args.out, show_progress=not args.no_progress).run()
+    except DiskUnavailable as exc:
+        print(f"ims hil run: {exc}", file=sys.stderr)
+        return 2
     print(render_summary(summary, args.out))
     return 0 if summary["zero_loss"] else 1
 

@@ -26,6 +26,7 @@ from gci_link.clock import SIM_CLOCK_ENV, sim_clock_spec
 from gci_link.keys import CertificateAuthority
 from gci_link.sds import SdsArchive, Segment
 from hil.compare import compare_channel, read_sds_traces
+from hil.diskfill import SmallDisk
 from hil.faults import LineFaults
 from hil.linkproxy import LinkProxy
 from hil.progress import Progress
@@ -43,6 +44,8 @@ SUFFIX_LETTERS = (
 )
 OUTPUTS = ("run", "truth", "idc", "summary.json")
 DRAIN_TIMEOUT_S = 60.0  # real seconds the stations get, after the digitizers stop, to deliver everything
+STATION_DATA = "data"  # outbox, local archive and status of a station, below its folder (a small disk
+# of its own when the scenario fills it)
 
 
 @dataclass
@@ -54,6 +57,7 @@ class SimStation:
     digitizer: SimDigitizer
     proxy: LinkProxy
     config_path: Path
+    disk: SmallDisk | None = None  # only for stations whose disk a fault fills
     process: subprocess.Popen | None = None
     crashes: int = 0
     events: list[str] = field(default_factory=list)
@@ -128,12 +132,16 @@ class Network:
         proxy = LinkProxy(("127.0.0.1", self.receiver_port), spec.name)
         folder = self.out / "run" / "stations" / spec.name
         folder.mkdir(parents=True)
+        disk = None
+        if any(f.kind == "disk_full" and f.station == spec.name for f in sc.faults):
+            disk = SmallDisk(folder / STATION_DATA)
+            disk.mount()
         streams = {serial + sfx: ch for sfx, ch in zip(suffixes, spec.channels, strict=True)}
         stream_ids = {stream_id: ch.code for stream_id, ch in streams.items()}
         config_path = folder / "station.toml"
         wiring = DigitizerWiring("digitizer", spec.name, line.path, streams)
         config_path.write_text(station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s))
-        return SimStation(spec, serial, stream_ids, line, digitizer, proxy, config_path)
+        return SimStation(spec, serial, stream_ids, line, digitizer, proxy, config_path, disk)
 
     # ----------------------------------------------------------------------------------------- processes
 
@@ -196,6 +204,8 @@ class Network:
             station.digitizer.set_gps_lock(not begin)
         elif fault.kind == "unplug":
             (station.line.unplug if begin else station.line.replug)()
+        elif fault.kind == "disk_full":
+            station.disk.fill() if begin else station.disk.free()
         sim_s = (self.clock.now_ns() - self.start_ns) / NS_PER_S
         entry = {"fault": fault.kind, "phase": phase, "station": fault.station, "at_s": round(sim_s, 1)}
         self.fault_log.append(entry)
@@ -227,7 +237,12 @@ class Network:
             self._drain()
         finally:
             self._shutdown()
-        return self._summarise(end_ns)
+        try:
+            return self._summarise(end_ns)
+        finally:
+            for station in self.stations.values():
+                if station.disk is not None:
+                    station.disk.unmount_keeping_contents()
 
     def _check_processes(self) -> None:
         for station in self.stations.values():
@@ -345,8 +360,9 @@ def station_toml(
         f"[acquisition]\nlateness_budget_s = {max(3 * spec.block_s, 10)}.0\n"
         f"{''.join(sections)}"
         f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n'
-        f'[daemon]\nstate_dir = "state"\nstatus_interval_s = 1.0\n'
-        f'[archive]\npath = "archive"\n[outbox]\npath = "outbox/outbox.sqlite"\n'
+        f'[daemon]\nstate_dir = "{STATION_DATA}/state"\nstatus_interval_s = 1.0\n'
+        f'[archive]\npath = "{STATION_DATA}/archive"\n'
+        f'[outbox]\npath = "{STATION_DATA}/outbox/outbox.sqlite"\n'
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 SENSORS = {"seismometer": "seismic", "microbarometer": "infrasonic", "hydrophone": "hydroacoustic"}
-FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug")
+FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug", "disk_full")
 STATIONLESS_FAULTS = ("receiver_crash",)
 
 
