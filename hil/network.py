@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,6 @@ class SimStation:
     disk: SmallDisk | None = None  # only for stations whose disk a fault fills
     process: subprocess.Popen | None = None
     crashes: int = 0
-    events: list[str] = field(default_factory=list)
 
 
 class Network:
