@@ -65,7 +65,7 @@ class SimStation:
 class Network:
     def __init__(self, scenario: Scenario, out: Path, *, show_progress: bool = True) -> None:
         self.scenario = scenario
-        self.out = out
+        self.out = out.resolve()  # configs name files by absolute path; the daemons run elsewhere
         self.show_progress = show_progress
         self.stations: dict[str, SimStation] = {}
         self.receiver: subprocess.Popen | None = None
