@@ -105,8 +105,11 @@ def _signed_frame(
     return encode_frame(sign_frame(frame, signer.key_id, signer.sign))
 
 
-def _connection_request(name: str) -> bytes:
-    return encode_frame(Frame(FrameHeader(FrameType.CONNECTION_REQUEST, name), ConnectionBody(station=name)))
+def _connection_request(signer: StationSigner) -> bytes:
+    """Signed, as the receiver requires of every frame of a station that must sign."""
+    name = signer.station
+    frame = Frame(FrameHeader(FrameType.CONNECTION_REQUEST, name), ConnectionBody(station=name))
+    return encode_frame(sign_frame(frame, signer.key_id, signer.sign))
 
 
 def _config(root: Path, trust_dir: Path, names: list[str], endpoint: str = "inproc://unused") -> IdcConfig:
@@ -169,15 +172,18 @@ def _drive(receiver: Receiver, sock: _StubSocket, messages: list[list[bytes]], p
     return time.perf_counter() - started
 
 
-def _open_sessions(receiver: Receiver, sock: _StubSocket, names: list[str]) -> None:
-    receiver.handle(sock, [[n.encode(), _connection_request(n)] for n in names])  # type: ignore[arg-type]
+def _open_sessions(receiver: Receiver, sock: _StubSocket, signers: list[StationSigner]) -> None:
+    messages = [[s.station.encode(), _connection_request(s)] for s in signers]
+    receiver.handle(sock, messages)  # type: ignore[arg-type]
 
 
-def _ingest(tmp: Path, ca: CertificateAuthority, frames: list[bytes], progress) -> float:
+def _ingest(
+    tmp: Path, ca: CertificateAuthority, signer: StationSigner, frames: list[bytes], progress
+) -> float:
     receiver = Receiver(_config(tmp / "ingest", ca.trust_dir, ["STA1"]), ca.trust_store())
     sock = _StubSocket()
     try:
-        _open_sessions(receiver, sock, ["STA1"])
+        _open_sessions(receiver, sock, [signer])
         seconds = _drive(receiver, sock, [[b"STA1", raw] for raw in frames], progress, "in-process ingest")
         if receiver.metrics.counters().get(("STA1", "frames")) != len(frames):
             raise RuntimeError(f"receiver archived {receiver.metrics.counters()} of {len(frames)} frames")
@@ -186,7 +192,7 @@ def _ingest(tmp: Path, ca: CertificateAuthority, frames: list[bytes], progress) 
     return seconds
 
 
-def _socket_ingest(tmp: Path, ca: CertificateAuthority, frames: list[bytes]) -> float:
+def _socket_ingest(tmp: Path, ca: CertificateAuthority, signer: StationSigner, frames: list[bytes]) -> float:
     """Frames sent by a DEALER over ipc:// to the receiver's own poll loop; until the last is acked."""
     ctx = zmq.Context()
     receiver = Receiver(
@@ -203,7 +209,7 @@ def _socket_ingest(tmp: Path, ca: CertificateAuthority, frames: list[bytes]) -> 
     dealer.connect(receiver.connection_endpoint)
     last = decode_frame(frames[-1]).header.sequence
     try:
-        dealer.send(_connection_request("STA1"))
+        dealer.send(_connection_request(signer))
         _await(dealer, lambda f: f.header.frame_type == FrameType.CONNECTION_RESPONSE)
         started = time.perf_counter()
         for raw in frames:
@@ -255,7 +261,7 @@ def _replay(tmp: Path, ca: CertificateAuthority, progress) -> dict:
     sock = _StubSocket()
     first = len(network)  # the first 10 s slot creates every channel's folders and day files
     try:
-        _open_sessions(receiver, sock, names)
+        _open_sessions(receiver, sock, [signer for _, signer, _ in network])
         first_seconds = _drive(receiver, sock, messages[:first], progress, "IMS replay, first slot")
         seconds = _drive(receiver, sock, messages[first:], progress, "IMS replay")
         archived = sum(v for (_, name), v in receiver.metrics.counters().items() if name == "frames")
@@ -301,9 +307,9 @@ def run(progress: Callable[[str], None]) -> dict:
         progress("bare ECDSA P-256 verification (cryptography) over the same signatures")
         verifies, verifies_two = _verify_rates(frames, ca.trust_store())
         progress("receiver ingest, in-process")
-        t_ingest = _ingest(tmp, ca, frames, progress)
+        t_ingest = _ingest(tmp, ca, signer, frames, progress)
         progress("receiver ingest through DEALER -> ROUTER on ipc://")
-        t_socket = _socket_ingest(tmp, ca, frames)
+        t_socket = _socket_ingest(tmp, ca, signer, frames)
         figures = {
             "ingest_frames": INGEST_FRAMES,
             "ingest_signatures_per_frame": sigs_per_frame,

@@ -109,6 +109,7 @@ class Receiver:
         self.metrics = MetricsStore(root / "metrics.sqlite")
         self.sds = SdsArchive(config.sds_root, config.record_length)
         self._raw_sync = FilesystemSync(root / "raw")  # barrier 1 for every station's transaction
+        self._unsynced = False  # a barrier-1 sync failed: no acknack until one succeeds
         self.messages = MessageStore(root / "ims2")
         self.timings = SessionTimings(
             acknack_interval_ns=int(config.acknack_interval_s * NS),
@@ -238,6 +239,8 @@ class Receiver:
 
     def _service_sessions(self) -> None:
         now = self.clock()
+        if self._unsynced and not self._retry_sync():
+            return  # no acknack may cover frames whose durability is unknown
         for station, session in list(self.sessions.items()):
             for body in session.poll(now):
                 kind = FrameType.ACKNACK if isinstance(body, AcknackBody) else FrameType.ALERT
@@ -462,16 +465,19 @@ class Receiver:
         if durable and self._raw_sync.available:
             try:
                 self._raw_sync.sync()
-            except OSError as exc:  # durability unknown: archive and acknowledge nothing of the batch now;
-                # its journal rows stay, so the next start redoes the appends (see _recover)
+            except OSError as exc:  # durability unknown: archive nothing of the batch now (its journal rows
+                # stay, so the next start redoes the appends, see _recover) and acknowledge nothing at all
+                # until a sync succeeds
                 log.error("sync of the raw stores failed", extra={"reason": str(exc)})
                 for station, batch in durable:
                     self.metrics.count(station, "sync_failed", len(batch.frames))
+                self._unsynced = True
                 return
         pieces = [p for _, batch in durable for a in batch.frames.values() for p in a.pieces]
         try:
             self.sds.append(pieces)
-        except OSError as exc:  # e.g. disk full: the journal keeps the appends for the next start
+        except Exception as exc:  # disk full, or data pymseed cannot pack: the raw frames are durable and
+            # the journal keeps the appends for the next start; the receiver itself must go on
             log.error("SDS append failed; redone at next start", extra={"reason": str(exc)})
         else:
             for station, batch in durable:
@@ -487,6 +493,16 @@ class Receiver:
             if session is not None and session.gaps is batch.gaps:
                 for seq in batch.frames:
                     session.committed(seq)
+
+    def _retry_sync(self) -> bool:
+        try:
+            self._raw_sync.sync()
+        except OSError as exc:
+            log.error("sync of the raw stores still failing; acknacks held", extra={"reason": str(exc)})
+            return False
+        self._unsynced = False
+        log.info("raw stores synced again; acknacks resume")
+        return True
 
     def _forget(self, station: str, batch: _StationBatch, stored: GapList) -> None:
         """Undo the in-memory gap list additions of a batch that could not be committed."""
@@ -567,22 +583,18 @@ class Receiver:
                 if config is None or raw is None:
                     log.error("cannot redo archiving", extra={"station": station, "seq": seq})
                     continue
-                body = decode_frame(raw).body
-                if isinstance(body, DataBody):
-                    self.sds.append(
-                        [p for seg in self._segments(config, body) for p in self.sds.split_by_day(seg)]
+                try:
+                    body = decode_frame(raw).body
+                    if isinstance(body, DataBody):
+                        self.sds.append(
+                            [p for seg in self._segments(config, body) for p in self.sds.split_by_day(seg)]
+                        )
+                except Exception as exc:  # one frame that cannot be archived must not stop every start
+                    log.error(
+                        "cannot redo archiving", extra={"station": station, "seq": seq, "reason": str(exc)}
+                    )
+                    self.quarantine.put(
+                        self.clock(), "recovery", station, seq, f"archiving failed: {exc}", raw
                     )
                 store.archived([seq])
                 log.info("archiving redone after restart", extra={"station": station, "seq": seq})
-
-
-def default_paths(config: IdcConfig) -> dict[str, Path]:
-    """Where the receiver keeps things under its root (for docs and the status command)."""
-    root = config.root
-    return {
-        "sds": config.sds_root,
-        "raw": root / "raw",
-        "metrics": root / "metrics.sqlite",
-        "quarantine": root / "quarantine.sqlite",
-        "ims2": root / "ims2",
-    }

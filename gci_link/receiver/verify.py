@@ -108,11 +108,22 @@ class _Decoded:
 
 
 Outcome = VerifyResult | SignatureError
+MIN_RATE, MAX_RATE = 1e-4, 1e5  # samples per second a channel may claim (and miniSEED can carry)
 
 
 def _decode_for_checking(raw: bytes, stations: Mapping[str, StationConfig]) -> _Decoded:
     """Decode, name the station, and list the signatures to verify; rejects what fails before any."""
     frame = decode(raw)
+    if isinstance(frame.body, DataBody):
+        for sub in frame.body.channels:
+            if not MIN_RATE <= sub.sample_rate <= MAX_RATE:
+                raise Rejection(
+                    "format",
+                    f"channel {sub.site}/{sub.channel}: {sub.nsamp} samples in {sub.time_length_ms} ms is "
+                    f"{sub.sample_rate:g} sps, outside {MIN_RATE:g}-{MAX_RATE:g}",
+                    frame.header.creator,
+                    frame.header.sequence,
+                )
     creator = frame.header.creator
     station = stations.get(creator)
     if station is None:
@@ -123,7 +134,8 @@ def _decode_for_checking(raw: bytes, stations: Mapping[str, StationConfig]) -> _
             frame.header.sequence,
         )
     key_id = frame.trailer.auth_key_id
-    if key_id == 0 and station.require_signatures and isinstance(frame.body, DataBody):
+    if key_id == 0 and station.require_signatures:  # control frames too: a forged alert or connection
+        # request would otherwise close or take over the real station's session
         raise Rejection(
             "frame_unsigned",
             "frame carries no signature but the station must sign",

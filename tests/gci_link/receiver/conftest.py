@@ -53,6 +53,19 @@ class Keys:
     stranger: StationSigner  # a STA1 key from another CA
 
 
+SIGNERS: dict[str, StationSigner] = {}  # each configured station's key, filled by the ``keys`` fixture
+
+
+def connection_request(name: str) -> bytes:
+    """A Connection Request from ``name``, signed with its key when it has one (the receiver requires
+    every frame of a station that must sign to be signed, control frames included)."""
+    frame = Frame(FrameHeader(FrameType.CONNECTION_REQUEST, name), ConnectionBody(station=name))
+    signer = SIGNERS.get(name)
+    if signer is not None:
+        frame = sign_frame(frame, signer.key_id, signer.sign)
+    return encode_frame(frame)
+
+
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     root = tmp_path_factory.mktemp("ca")
@@ -63,6 +76,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     ca.revoke(revoked.key_id)
     other = CertificateAuthority.create(root / "other")
     stranger = StationSigner.load(other.issue("STA1").bundle)
+    SIGNERS.update(STA1=sta1, STA2=sta2)
     return Keys(ca, sta1, sta2, revoked, stranger)
 
 
@@ -127,10 +141,7 @@ class Station:
         raise AssertionError(f"no {kind.name} frame within {timeout_s} s")
 
     def connect(self) -> Frame:
-        request = Frame(
-            FrameHeader(FrameType.CONNECTION_REQUEST, self.name), ConnectionBody(station=self.name)
-        )
-        self.send(encode_frame(request))
+        self.send(connection_request(self.name))
         return self.recv_type(FrameType.CONNECTION_RESPONSE)
 
     def acknack_covering(self, seq: int, timeout_s: float = 5.0):

@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gci_link.cd11 import ConnectionBody, Frame, FrameHeader, FrameType, encode_frame
 from gci_link.keys import TrustStore
 from gci_link.receiver.server import Receiver
 from gci_link.receiver.stores import StationStore
-from tests.gci_link.receiver.conftest import make_config, samples_for, signed
+from tests.gci_link.receiver.conftest import connection_request, make_config, samples_for, signed
 from tests.gci_link.receiver.test_server import sds_samples
 
 pytestmark = pytest.mark.timeout(60)
@@ -57,10 +56,7 @@ sys.exit(3)  # not reached: the kill must have happened
 @pytest.mark.parametrize("point", ["after_commit", "mid_append", "after_archive_sync"])
 def test_sigkill_while_settling_a_batch(tmp_path, keys, point):
     config = make_config(tmp_path, keys.ca.trust_dir, data_endpoint=None)
-    hello = encode_frame(
-        Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "STA1"), ConnectionBody(station="STA1"))
-    )
-    frames = [hello] + [signed(seq, keys) for seq in (1, 2, 3, 4, 5)]
+    frames = [connection_request("STA1")] + [signed(seq, keys) for seq in (1, 2, 3, 4, 5)]
     args = tmp_path / "args.pickle"
     args.write_bytes(pickle.dumps((config, keys.ca.trust_dir, frames, point)))
     repo = Path(__file__).resolve().parents[3]

@@ -10,9 +10,26 @@ import pytest
 from obspy import UTCDateTime
 from obspy.clients.filesystem.sds import Client
 
-from gci_link.cd11 import ConnectionBody, Frame, FrameHeader, FrameType, crc64, encode_frame, sign_frame
+from gci_link.cd11 import (
+    AlertBody,
+    ConnectionBody,
+    Frame,
+    FrameHeader,
+    FrameType,
+    crc64,
+    encode_frame,
+    sign_frame,
+)
 from gci_link.receiver.stores import StationStore
-from tests.gci_link.receiver.conftest import NS, Running, data_frame, make_config, samples_for, signed
+from tests.gci_link.receiver.conftest import (
+    NS,
+    Running,
+    connection_request,
+    data_frame,
+    make_config,
+    samples_for,
+    signed,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -184,16 +201,8 @@ def test_connection_flood_and_unknown_station_do_not_starve_honest_station(tmp_p
         flooder = run.station("STA2")
         stranger = run.station("NOPE")
         for _ in range(300):
-            flooder.send(
-                encode_frame(
-                    Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "STA2"), ConnectionBody(station="STA2"))
-                )
-            )
-        stranger.send(
-            encode_frame(
-                Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "NOPE"), ConnectionBody(station="NOPE"))
-            )
-        )
+            flooder.send(connection_request("STA2"))  # authentic, but far too many
+        stranger.send(connection_request("NOPE"))
         sta = run.station()
         sta.connect()
         sta.send(signed(1, keys))
@@ -202,8 +211,32 @@ def test_connection_flood_and_unknown_station_do_not_starve_honest_station(tmp_p
         counters = run.receiver.metrics.counters()
         assert counters[("?", "connect_rate_limited")] >= 250
         assert counters[("NOPE", "rejected:unknown_station")] == 1
+        assert ("STA2", "rejected:frame_unsigned") not in counters
         assert "NOPE" not in run.receiver.sessions
         for s in (flooder, stranger, sta):
+            s.close()
+    finally:
+        run.stop()
+
+
+def test_unsigned_control_frames_of_a_signing_station_are_refused(tmp_path, keys, clock):
+    """A forged (unsigned) alert or connection request must not close or take over the real session."""
+    run = Running(make_config(tmp_path, keys.ca.trust_dir, data_endpoint=None), keys.ca.trust_store(), clock)
+    try:
+        sta = run.station()
+        sta.connect()
+        forger = run.station()
+        forger.send(encode_frame(Frame(FrameHeader(FrameType.ALERT, "STA1"), AlertBody(b"bye"))))
+        forger.send(
+            encode_frame(
+                Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "STA1"), ConnectionBody(station="STA1"))
+            )
+        )
+        assert forger.recv(0.3) is None
+        sta.send(signed(1, keys))
+        assert sta.acknack_covering(1).highest == 1  # the honest session survived and kept its route
+        assert run.receiver.metrics.counters()[("STA1", "rejected:frame_unsigned")] == 2
+        for s in (sta, forger):
             s.close()
     finally:
         run.stop()

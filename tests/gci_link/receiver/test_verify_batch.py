@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gci_link.cd11 import ConnectionBody, Frame, FrameHeader, FrameType, encode_frame, sign_frame
+from gci_link.cd11 import encode_frame, sign_frame
 from gci_link.receiver.server import Receiver
 from gci_link.receiver.verify import FrameChecker, Rejection, check_frame
-from tests.gci_link.receiver.conftest import data_frame, make_config, samples_for, signed
+from tests.gci_link.receiver.conftest import connection_request, data_frame, make_config, samples_for, signed
 from tests.gci_link.receiver.test_server import sds_samples
 
 pytestmark = pytest.mark.timeout(60)
@@ -71,9 +71,8 @@ def test_one_batch_mixing_honest_and_failing_frames(tmp_path, keys, clock):
     receiver = Receiver(make_config(tmp_path, keys.ca.trust_dir), keys.ca.trust_store(), clock)
     sink = _Sink()
     try:
-        hello = Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "STA1"), ConnectionBody(station="STA1"))
         bad = _bad_frames(keys)
-        batch = [[b"id", encode_frame(hello)]]
+        batch = [[b"id", connection_request("STA1")]]
         for seq, (_, raw) in enumerate(bad, start=20):
             batch += [[b"id", signed(seq, keys)], [b"id", raw]]
         receiver.handle(sink, batch)  # type: ignore[arg-type]
