@@ -46,8 +46,12 @@ _MASSES = re.compile(r"Mass positions((?: +-?\d+)+)", re.I)
 _GPS_OFF = re.compile(r"GPS switched Off", re.I)
 
 
-def _stamp_ns(stamp: str) -> int:
-    when = datetime.strptime(" ".join(stamp.split()), "%Y %m %d %H:%M:%S").replace(tzinfo=UTC)
+def _stamp_ns(stamp: str) -> int | None:
+    """The time of a status line's stamp; None for a stamp that matches the pattern but is no real date."""
+    try:
+        when = datetime.strptime(" ".join(stamp.split()), "%Y %m %d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
     return int(when.timestamp()) * NS_PER_S
 
 

@@ -218,6 +218,10 @@ class GuralpDriver:
             self._port = port
             try:
                 self._session()
+            except Exception:  # a bug met by some input must not end the driver thread: log, reopen
+                self.counters.port_errors += 1
+                log.exception("digitizer session failed; reopening", extra={"port": self.config.port})
+                self.stop_event.wait(backoff)
             finally:
                 self._port = None
                 try:

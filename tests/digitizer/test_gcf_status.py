@@ -8,7 +8,7 @@ import numpy as np
 import obspy
 
 from digitizer.gcf import GcfBlock, decode_block, encode_block
-from digitizer.gcf_status import parse_cd_status, status_from_block
+from digitizer.gcf_status import parse_cd_status, parse_status_text, status_from_block
 from digitizer.packet import NS_PER_S
 from station import ims
 
@@ -87,3 +87,11 @@ def test_ims_gcf_dump(tmp_path: Path, capsys) -> None:
     assert any("text status" in line for line in out) and "         | GPS switched Off" in out
     assert out[-1] == ("    3072 ERROR at offset 3086: stream 6018N4 block 2016-06-03T19:55:00Z: "
                        "compression code 3 is not 1, 2 or 4 (field compression, offset 14)")
+
+
+def test_a_clock_line_whose_stamp_is_no_real_date_is_survived():
+    # matches the status pattern, but month 19 does not exist (seen as a crash in review)
+    text = "2006 19 4 12:00:00  12 MicroSeconds Fast\r\n"
+    status = parse_status_text("SYS", 0, text)
+    assert status.last_gps_sync_ns is None
+    assert status.clock_offset_ns == 12_000  # the rest of the line is still read
