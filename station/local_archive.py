@@ -30,6 +30,9 @@ class LocalArchive:
             )
             self._sds.append(self._sds.split_by_day(segment))
 
+    def close(self) -> None:
+        self._sds.close()
+
     def prune(self) -> int:
         """Delete the oldest day files until the archive fits its budget; returns bytes in use."""
         files = sorted((p for p in self.root.rglob("*.D.*") if p.is_file()), key=_day_key)

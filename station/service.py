@@ -47,6 +47,7 @@ WRITE_ALARM = "outbox_write_failed"
 MAX_PENDING_DRAFTS = 360  # frames held in memory while the outbox cannot be written (an hour of 10 s)
 PUMP_BATCH = 500  # items taken from one driver before looking at the others
 IDLE_WAIT_S = 0.1  # pause when no driver had anything (blocks come about once a second; wakes cost CPU)
+ARCHIVE_PRUNE_INTERVAL_S = 600.0  # the local archive is checked against its disk budget this often
 SHUTDOWN_DRAIN_S = 5.0  # time the sender gets at SIGTERM to have the last frames acknowledged
 
 DriverFactory = Callable[[DigitizerConfig], GuralpDriver]
@@ -110,6 +111,8 @@ class StationService:
         self.loop_errors = 0
         self._stop = threading.Event()
         self._running = False
+        # what other threads (Prometheus, IDC commands) read: built by the main loop, swapped whole
+        self.latest_snapshot = self.snapshot()
 
     @property
     def name(self) -> str:
@@ -126,7 +129,7 @@ class StationService:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
         if self.config.daemon.metrics_port:
-            self.soh.registry.register(StationCollector(self.snapshot))
+            self.soh.registry.register(StationCollector(lambda: self.latest_snapshot))
             start_http_server(self.config.daemon.metrics_port, registry=self.soh.registry)
         log.info(
             "station starting",
@@ -142,7 +145,7 @@ class StationService:
             driver.start()
         sender_thread = threading.Thread(target=self.sender.run, name="sender", daemon=True)
         sender_thread.start()
-        next_status = 0.0
+        next_status = next_prune = 0.0
         try:
             while not self._stop.is_set():
                 try:
@@ -153,6 +156,9 @@ class StationService:
                         self._watch_link()
                         self.write_status()
                         next_status = time.monotonic() + self.config.daemon.status_interval_s
+                    if time.monotonic() >= next_prune:
+                        self.archive.prune()
+                        next_prune = time.monotonic() + ARCHIVE_PRUNE_INTERVAL_S
                 except Exception:  # a bug met by some input must not stop acquisition: log, pause, go on
                     self.loop_errors += 1
                     log.exception("station main loop error", extra={"station": self.name})
@@ -176,6 +182,7 @@ class StationService:
         self.write_status()
         stats = self.outbox.stats()
         self.outbox.close()
+        self.archive.close()
         log.info("station stopped", extra={"station": self.name, "unacked_frames": stats.unacked_frames})
 
     # ---------------------------------------------------------------------------------------- main loop
@@ -289,11 +296,15 @@ class StationService:
         words = request.command.decode("ascii", "replace").strip("\0 ").split()
         log.info("command from IDC", extra={"station": self.name, "command": " ".join(words)})
         if words[:1] == ["status"]:
-            return self.soh.render_table()
-        if words[:1] == ["calibrate"] and len(words) in (5, 6) and words[1] in self.drivers:
+            return self.latest_snapshot["soh_table"]  # built by the main loop: this runs on the sender thread
+        numbers = [w.isdigit() for w in words[4:]]
+        if words[:1] == ["calibrate"] and len(words) in (5, 6) and words[1] in self.drivers and all(numbers):
             kind, component, minutes = words[2], words[3], int(words[4])
             hz = int(words[5]) if len(words) == 6 else None
-            return self.drivers[words[1]].start_calibration(kind, component, minutes, frequency_hz=hz)
+            try:
+                return self.drivers[words[1]].start_calibration(kind, component, minutes, frequency_hz=hz)
+            except (ValueError, RuntimeError, TimeoutError) as exc:
+                return f"calibration not started: {exc}"
         return (
             f"unknown command {' '.join(words)!r}; "
             "try 'status' or 'calibrate DIGITIZER KIND COMP MINUTES [HZ]'"
@@ -328,7 +339,8 @@ class StationService:
         }
 
     def write_status(self) -> None:
+        self.latest_snapshot = self.snapshot()
         try:
-            write_snapshot(self.config.daemon.state_dir, self.snapshot())
+            write_snapshot(self.config.daemon.state_dir, self.latest_snapshot)
         except OSError as exc:
             log.error("cannot write status snapshot", extra={"error": str(exc)})
