@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
 BATCH = 64  # messages taken from one socket before the others get a turn
+ARCHIVE_RETRY_S = 30.0  # after a failed SDS append, how often the journal replay is tried
 MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
 LINGER_MS = 1000
 _CONNECT = FrameType.CONNECTION_REQUEST.to_bytes(4, "big")
@@ -110,6 +111,7 @@ class Receiver:
         self.sds = SdsArchive(config.sds_root, config.record_length)
         self._raw_sync = FilesystemSync(root / "raw")  # barrier 1 for every station's transaction
         self._unsynced = False  # a barrier-1 sync failed: no acknack until one succeeds
+        self._archive_behind_since: float | None = None  # monotonic time of a failed SDS append
         self.messages = MessageStore(root / "ims2")
         self.timings = SessionTimings(
             acknack_interval_ns=int(config.acknack_interval_s * NS),
@@ -132,7 +134,11 @@ class Receiver:
 
     def start(self) -> None:
         """Finish half-done archiving from a previous run, then bind the endpoints."""
-        self._recover()
+        try:
+            self._recover()
+        except OSError as exc:  # e.g. the disk is still full: serve anyway, catch up later
+            log.error("archive recovery failed at start; retried while running", extra={"reason": str(exc)})
+            self._archive_behind_since = time.monotonic()
         if self.config.curve is not None:
             self._zap = ZapHandler(self.ctx, self.config.curve.authorized_keys_dir)
             self._poller.register(self._zap.socket, zmq.POLLIN)
@@ -474,14 +480,21 @@ class Receiver:
                 self._unsynced = True
                 return
         pieces = [p for _, batch in durable for a in batch.frames.values() for p in a.pieces]
-        try:
-            self.sds.append(pieces)
-        except Exception as exc:  # disk full, or data pymseed cannot pack: the raw frames are durable and
-            # the journal keeps the appends for the next start; the receiver itself must go on
-            log.error("SDS append failed; redone at next start", extra={"reason": str(exc)})
-        else:
-            for station, batch in durable:
-                self._store(station).archived([seq for seq, a in batch.frames.items() if a.pieces])
+        if self._archive_behind_since is not None:
+            self._catch_up_archive()
+        if self._archive_behind_since is None:
+            try:
+                self.sds.append(pieces)
+            except Exception as exc:  # disk full, or data pymseed cannot pack: the raw frames are durable
+                # and journalled; append nothing more (a later append would sit past the point recovery
+                # truncates to) until the journal has been replayed, see _catch_up_archive
+                log.error(
+                    "SDS append failed; archive catches up from the journal", extra={"reason": str(exc)}
+                )
+                self._archive_behind_since = time.monotonic()
+            else:
+                for station, batch in durable:
+                    self._store(station).archived([seq for seq, a in batch.frames.items() if a.pieces])
         with self.metrics.batch():
             for station, batch in durable:
                 self.metrics.count(station, "frames", len(batch.frames))
@@ -493,6 +506,19 @@ class Receiver:
             if session is not None and session.gaps is batch.gaps:
                 for seq in batch.frames:
                     session.committed(seq)
+
+    def _catch_up_archive(self) -> None:
+        """After a failed SDS append, replay the journal (truncate, re-append in order) every so often."""
+        if time.monotonic() - self._archive_behind_since < ARCHIVE_RETRY_S:
+            return
+        try:
+            self._recover()
+        except Exception as exc:  # still failing (disk still full): keep journalling, try again later
+            log.error("SDS archive still behind", extra={"reason": str(exc)})
+            self._archive_behind_since = time.monotonic()
+            return
+        self._archive_behind_since = None
+        log.info("SDS archive caught up from the journal")
 
     def _retry_sync(self) -> bool:
         try:
@@ -589,6 +615,8 @@ class Receiver:
                         self.sds.append(
                             [p for seg in self._segments(config, body) for p in self.sds.split_by_day(seg)]
                         )
+                except OSError:  # disk trouble: the journal row stays; the caller retries later
+                    raise
                 except Exception as exc:  # one frame that cannot be archived must not stop every start
                     log.error(
                         "cannot redo archiving", extra={"station": station, "seq": seq, "reason": str(exc)}

@@ -88,3 +88,32 @@ def test_one_batch_mixing_honest_and_failing_frames(tmp_path, keys, clock):
         assert receiver.metrics.counters()[("STA1", "frames")] == len(honest)
     finally:
         receiver.close()
+
+
+def test_archive_catches_up_after_a_full_disk_without_duplicates(tmp_path, keys, clock, monkeypatch):
+    """While the SDS disk refuses writes (a torn write first), frames are still stored raw and
+    acknowledged; once it accepts them again the journal is replayed and every frame is archived once."""
+    from gci_link import sds
+    from gci_link.receiver import server
+
+    receiver = Receiver(make_config(tmp_path, keys.ca.trust_dir), keys.ca.trust_store(), clock)
+    sink = _Sink()
+    real_append = sds._append_file
+
+    def full_disk(path, data, fsync):
+        real_append(path, data[: len(data) // 3], fsync)  # part of the write lands, then ENOSPC
+        raise OSError(28, "No space left on device", str(path))
+
+    try:
+        receiver.handle(sink, [[b"id", connection_request("STA1")], [b"id", signed(1, keys)]])  # type: ignore[arg-type]
+        monkeypatch.setattr(sds, "_append_file", full_disk)
+        for seq in (2, 3, 4):
+            receiver.handle(sink, [[b"id", signed(seq, keys)]])  # type: ignore[arg-type]
+        assert receiver.sessions["STA1"].gaps.intervals() == [(1, 5)]  # raw-durable, so acknowledged
+        monkeypatch.setattr(sds, "_append_file", real_append)
+        monkeypatch.setattr(server, "ARCHIVE_RETRY_S", 0.0)
+        receiver.handle(sink, [[b"id", signed(5, keys)]])  # type: ignore[arg-type]
+        for seq in range(1, 6):
+            np.testing.assert_array_equal(sds_samples(tmp_path / "sds", seq), samples_for(seq))
+    finally:
+        receiver.close()
