@@ -70,7 +70,7 @@ def _idc_frames(path: Path) -> tuple[list[int], Counter, int]:
         channels = getattr(frame.body, "channels", ())
         if not channels:
             continue
-        end = max(c.time_ns + round(c.nsamp * NS_PER_S / c.sample_rate) for c in channels)
+        end = max(c.end_ns for c in channels)
         latencies.append(received_ns - end)
         for name in {n for c in channels if c.status.is_format1 for n, on in c.status.flags().items() if on}:
             flags[name] += 1

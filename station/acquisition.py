@@ -231,10 +231,6 @@ class ChannelBuffer:
     def held_samples(self) -> int:
         return sum(run.n for run in self._runs)
 
-    @property
-    def pending_packets(self) -> int:
-        return len(self._pending)
-
     def extract(self, start_ns: int, end_ns: int) -> list[Segment]:
         """Remove and return held samples timed in [start_ns, end_ns), as segments ordered by start.
 

@@ -32,7 +32,7 @@ def framed_until(outbox: Outbox, kind: str, scan: int = SCAN_FRAMES) -> dict[str
             continue
         for sub in frame.body.channels:
             code = f"{sub.site}.{sub.channel}.{sub.location}"
-            end = sub.time_ns + round(sub.nsamp * 1_000_000_000 / sub.sample_rate)
+            end = sub.end_ns
             until[code] = max(until.get(code, end), end)
     return until
 

@@ -263,7 +263,7 @@ class StationService:
     def _note_framed(self, draft: FrameDraft) -> None:
         for sub in draft.subframes:
             code = f"{sub.site}.{sub.channel}.{sub.location}"
-            end = sub.time_ns + round(sub.nsamp * 1e9 / sub.sample_rate)
+            end = sub.end_ns
             self.framed_until[code] = max(self.framed_until.get(code, end), end)
 
     def _watch_link(self) -> None:
@@ -292,7 +292,8 @@ class StationService:
             self.alarms.clear_alarm(OUTBOX_ALARM, "station", now)
 
     def _command(self, request: CommandRequestBody) -> str:
-        """IDC remote control: ``status`` or ``calibrate DIGITIZER sine|square|random COMP MINUTES [HZ]``."""
+        """IDC remote control: ``status``, ``calibrate DIGITIZER sine|square|random COMP MINUTES [HZ]``,
+        ``stopcal DIGITIZER``."""
         words = request.command.decode("ascii", "replace").strip("\0 ").split()
         log.info("command from IDC", extra={"station": self.name, "command": " ".join(words)})
         if words[:1] == ["status"]:
@@ -305,9 +306,14 @@ class StationService:
                 return self.drivers[words[1]].start_calibration(kind, component, minutes, frequency_hz=hz)
             except (ValueError, RuntimeError, TimeoutError) as exc:
                 return f"calibration not started: {exc}"
+        if words[:1] == ["stopcal"] and len(words) == 2 and words[1] in self.drivers:
+            try:
+                return self.drivers[words[1]].stop_calibration()
+            except (RuntimeError, TimeoutError) as exc:
+                return f"calibration not stopped: {exc}"
         return (
             f"unknown command {' '.join(words)!r}; "
-            "try 'status' or 'calibrate DIGITIZER KIND COMP MINUTES [HZ]'"
+            "try 'status', 'calibrate DIGITIZER KIND COMP MINUTES [HZ]' or 'stopcal DIGITIZER'"
         )
 
     # -------------------------------------------------------------------------------------------- status

@@ -25,7 +25,6 @@ BYTES_PER_SAMPLE = {"s4": 4, "s3": 3, "s2": 2, "i4": 4, "i2": 2}
 NONE, CANADIAN_BEFORE_SIGNING, CANADIAN_AFTER_SIGNING, STEIM_BEFORE_SIGNING, STEIM_AFTER_SIGNING = range(5)
 CANADIAN = (CANADIAN_BEFORE_SIGNING, CANADIAN_AFTER_SIGNING)
 CONVENTION_SHIFT = {"A": 0, "B": 4}  # auth offset = (distance from subframe start to key id) - shift
-DESCRIPTION_SIZE = 24
 CHANNEL_ID_SIZE = 10
 MIN_SUBFRAME = 80
 
@@ -96,6 +95,11 @@ class ChannelSubframe:
     @property
     def sample_rate(self) -> float:
         return self.nsamp * 1000.0 / self.time_length_ms if self.time_length_ms else 0.0
+
+    @property
+    def end_ns(self) -> int:
+        """Time just after the last sample (the subframe's time stamp plus its time length)."""
+        return self.time_ns + self.time_length_ms * 1_000_000
 
 
 def decode_samples(

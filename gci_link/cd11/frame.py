@@ -25,7 +25,6 @@ from .errors import Cd11FormatError
 from .wire import Reader, Writer, pad4
 
 HEADER_SIZE = 36
-MIN_TRAILER = 16  # key id, auth size, CRC
 MAX_FRAME_SIZE = 64 * 1024 * 1024  # far above any real frame; bounds what a stream cutter will buffer
 
 Body = (

@@ -31,6 +31,14 @@ class ScriptedDriver:
 
     def start(self) -> None: ...
 
+    def start_calibration(self, kind, component, minutes, *, frequency_hz=None) -> str:
+        self.calls = [*getattr(self, "calls", []), ("start", kind, component, minutes, frequency_hz)]
+        return "ok"
+
+    def stop_calibration(self) -> str:
+        self.calls = [*getattr(self, "calls", []), ("stop",)]
+        return "ok"
+
     def stop(self) -> None: ...
 
     def get(self, timeout: float | None = None):
@@ -185,3 +193,21 @@ def test_an_unexpected_error_in_the_main_loop_is_logged_and_survived(tmp_path, c
     assert service.loop_errors == 1
     assert service.frames_published >= 2  # the loop went on after the error
     assert "station main loop error" in caplog.text
+
+
+def test_idc_commands_reach_the_digitizer_and_bad_ones_are_answered(tmp_path):
+    from gci_link.cd11 import CommandRequestBody
+
+    service, driver = make_service(tmp_path, Clock())
+
+    def command(text: str) -> str:
+        return service._command(CommandRequestBody("TST", "TST", "BHZ", "", T0, text.encode()))
+
+    assert "no active alarms" in command("status")
+    assert command("calibrate d sine Z 2 1") == "ok"
+    assert command("stopcal d") == "ok"
+    assert driver.calls == [("start", "sine", "Z", 2, 1), ("stop",)]
+    assert command("calibrate d sine Z two").startswith("unknown command")
+    assert command("calibrate nosuch sine Z 2").startswith("unknown command")
+    assert len(driver.calls) == 2
+    service.outbox.close()
