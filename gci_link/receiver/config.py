@@ -122,6 +122,11 @@ def load_config(path: str | Path) -> IdcConfig:
     for key in ("silence_timeout_s", "acknack_interval_s", "connect_rate_per_s"):
         if key in values and values[key] <= 0:
             raise ConfigError(f"{path}: key 'idc.{key}': must be positive, got {values[key]}")
+    if values.get("record_length", 512) not in (256, 512, 1024, 2048, 4096):
+        raise ConfigError(
+            f"{path}: key 'idc.record_length': miniSEED 2 records of 256, 512, 1024, 2048 or 4096 bytes, "
+            f"got {values['record_length']}"
+        )
     if values.get("acknack_interval_s", 55.0) > 60:
         raise ConfigError(f"{path}: key 'idc.acknack_interval_s': CD-1.1 wants an acknack every 60 s or less")
     if "curve" in idc:

@@ -64,12 +64,20 @@ class StationSession:
         self.closed = True
 
     def acknack(self) -> AcknackBody:
-        """What we hold, in CD-1.1 form (signed 64-bit on the wire); gap list capped at the newest N."""
-        gaps = self.gaps.gaps()[-self.timings.max_reported_gaps :] if self.timings.max_reported_gaps else []
+        """What we hold, in CD-1.1 form (signed 64-bit on the wire); gap list capped at the newest N.
+
+        When older gaps are left out, ``lowest`` moves up past them: everything from lowest to highest
+        outside the listed gaps must really be here, or the station would drop frames we never got.
+        """
+        every_gap = self.gaps.gaps()
+        listed = every_gap[max(0, len(every_gap) - self.timings.max_reported_gaps) :]
+        omitted = every_gap[: len(every_gap) - len(listed)]
         if self.gaps.highest < 0:
             lowest, highest = 0, -1
         else:
-            lowest, highest = seq_to_sql(self.gaps.lowest), seq_to_sql(self.gaps.highest)
+            first = omitted[-1][1] if omitted else self.gaps.lowest
+            lowest, highest = seq_to_sql(first), seq_to_sql(self.gaps.highest)
+        gaps = listed
         return AcknackBody(
             frame_set=f"{self.station}:{self.destination}"[:20],
             lowest=lowest,

@@ -58,5 +58,15 @@ def test_acknack_reports_unsigned_numbers_as_signed_longs_and_caps_gaps():
         gaps.add(seq)
     session = StationSession("STA1", gaps, 0, SessionTimings(max_reported_gaps=2))
     body = session.acknack()
-    assert body.lowest == 1 and body.highest == -(2**63) + 1
+    assert body.lowest == 3 and body.highest == -(2**63) + 1  # the unlisted gap (2, 3) lies below lowest
     assert body.gaps == ((4, 5), (6, -(2**63) + 1))
+
+
+def test_capped_gap_list_never_claims_frames_it_left_out():
+    gaps = GapList()
+    for seq in (10, 20, 30, 40):  # gaps 11-19, 21-29, 31-39
+        gaps.add(seq)
+    for cap, lowest, listed in ((1, 30, [(31, 40)]), (0, 40, []), (5, 10, [(11, 20), (21, 30), (31, 40)])):
+        session = StationSession("STA1", gaps, 0, SessionTimings(max_reported_gaps=cap))
+        body = session.acknack()
+        assert (body.lowest, body.highest, list(body.gaps)) == (lowest, 40, listed)
