@@ -175,8 +175,10 @@ class SdsArchive:
         if folder in self._dirs:
             return
         if not folder.is_dir():
+            missing = [folder, *(p for p in folder.parents if not p.is_dir())]
             folder.mkdir(parents=True, exist_ok=True)
-            fsync_path(folder.parent)
+            for created in reversed(missing):  # each new directory's entry lives in its parent
+                fsync_path(created.parent)
         self._dirs.add(folder)
 
 
