@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
-from gci_link.cd11 import encode_frame, sign_frame
+from gci_link.cd11 import encode_frame
 from gci_link.receiver.server import Receiver
 from gci_link.receiver.verify import FrameChecker, Rejection, check_frame
 from tests.gci_link.receiver.conftest import connection_request, data_frame, make_config, samples_for, signed
-from tests.gci_link.receiver.test_server import sds_samples
+from tests.gci_link.receiver.test_server import _hostile, sds_samples
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,17 +25,11 @@ class _Sink:
 
 
 def _bad_frames(keys) -> list[tuple[str, bytes]]:
-    good = data_frame(900, keys.sta1)
-    sub = good.body.channels[0]
-    bad_body = dataclasses.replace(good.body, channels=(dataclasses.replace(sub, auth_value=bytes(64)),))
-    bad_channel = sign_frame(dataclasses.replace(good, body=bad_body), keys.sta1.key_id, keys.sta1.sign)
-    bad_frame = dataclasses.replace(good, trailer=dataclasses.replace(good.trailer, auth_value=bytes(64)))
-    flipped = bytearray(encode_frame(good))
-    flipped[200] ^= 0x01
-    return [
-        ("channel_signature", encode_frame(bad_channel)),
-        ("frame_signature", encode_frame(bad_frame)),
-        ("crc", bytes(flipped)),
+    """Three of the server tests' hostile frames (slot 500) and two of this file's own."""
+    forged = [
+        (kind, raw) for kind, raw in _hostile(keys) if kind in ("channel_signature", "crc", "frame_signature")
+    ]
+    return forged + [
         ("frame_unknown_key", encode_frame(data_frame(901, keys.stranger))),
         ("unknown_station", encode_frame(data_frame(902, keys.sta1, creator="NOSTA"))),
     ]
@@ -83,7 +75,7 @@ def test_one_batch_mixing_honest_and_failing_frames(tmp_path, keys, clock):
         assert receiver.sessions["STA1"].gaps.intervals() == [(20, 20 + len(bad))]
         for seq in honest:
             np.testing.assert_array_equal(sds_samples(tmp_path / "sds", seq), samples_for(seq))
-        for seq in (900, 901, 902):
+        for seq in (500, 901, 902):
             assert len(sds_samples(tmp_path / "sds", seq)) == 0
         assert receiver.metrics.counters()[("STA1", "frames")] == len(honest)
     finally:
