@@ -8,9 +8,11 @@ needs root (CAP_SYS_ADMIN); where that is missing, ``SmallDisk.mount`` says so a
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,14 @@ class SmallDisk:
         self.free()
         kept = self.path.with_name(self.path.name + ".kept")
         shutil.copytree(self.path, kept)
-        subprocess.run(["umount", str(self.path)], check=True)
+        for _ in range(20):  # a just-exited process or a connection awaiting collection may hold a file
+            if subprocess.run(["umount", str(self.path)], capture_output=True, check=False).returncode == 0:
+                break
+            gc.collect()
+            time.sleep(0.1)
+        else:
+            log.warning("small disk still busy; detached lazily", extra={"path": str(self.path)})
+            subprocess.run(["umount", "-l", str(self.path)], check=True)
         self.mounted = False
         self.path.rmdir()
         kept.rename(self.path)

@@ -44,7 +44,8 @@ class LinkProxy:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
         for sock in list(self._peers):
             sock.close()
         self._listener.close()

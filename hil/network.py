@@ -214,34 +214,39 @@ class Network:
 
     def run(self) -> dict:
         self._prepare_output()
-        self._setup()
-        sc = self.scenario
-        progress = Progress(sc.duration_s, enabled=self.show_progress)
         try:
-            self._start_receiver()
-            for station in self.stations.values():
-                station.proxy.start()
-                station.digitizer.start()
-                self._start_station(station)
-            events = self._schedule()
-            while (elapsed := (self.clock.now_ns() - self.start_ns) / NS_PER_S) < sc.duration_s:
-                while events and events[0][0] <= elapsed:
-                    _, phase, fault = events.pop(0)
-                    self._apply(phase, fault)
-                self._check_processes()
-                progress.update(elapsed)
-                time.sleep(0.1)
-            progress.done()
-            end_ns = self.clock.now_ns()
-            self._drain()
-        finally:
-            self._shutdown()
-        try:
+            self._setup()
+            try:
+                end_ns = self._simulate()
+            finally:
+                self._shutdown()
             return self._summarise(end_ns)
-        finally:
+        finally:  # a station's small disk is released whatever happened
             for station in self.stations.values():
                 if station.disk is not None:
                     station.disk.unmount_keeping_contents()
+
+    def _simulate(self) -> int:
+        """Start everything, run the scenario's time with its faults, drain; returns the end data time."""
+        sc = self.scenario
+        progress = Progress(sc.duration_s, enabled=self.show_progress)
+        self._start_receiver()
+        for station in self.stations.values():
+            station.proxy.start()
+            station.digitizer.start()
+            self._start_station(station)
+        events = self._schedule()
+        while (elapsed := (self.clock.now_ns() - self.start_ns) / NS_PER_S) < sc.duration_s:
+            while events and events[0][0] <= elapsed:
+                _, phase, fault = events.pop(0)
+                self._apply(phase, fault)
+            self._check_processes()
+            progress.update(elapsed)
+            time.sleep(0.1)
+        progress.done()
+        end_ns = self.clock.now_ns()
+        self._drain()
+        return end_ns
 
     def _check_processes(self) -> None:
         for station in self.stations.values():

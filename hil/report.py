@@ -26,7 +26,10 @@ def station_report(
     out: Path, spec: StationSpec, crashes: int, comparisons: list[ChannelComparison], speed: float
 ) -> dict:
     outbox_path = out / "run" / "stations" / spec.name / "data" / "outbox" / "outbox.sqlite"
-    stats = Outbox(outbox_path, 1 << 40).stats() if outbox_path.exists() else None
+    stats = None
+    if outbox_path.exists():
+        with Outbox(outbox_path, 1 << 40) as outbox:
+            stats = outbox.stats()
     latencies, flags, archived = _idc_frames(out / "idc" / "raw" / f"{spec.name}.sqlite")
     log_path = out / "run" / "logs" / f"{spec.name}.log"
     alarms = (
