@@ -56,7 +56,6 @@ class Framer:
         self.length_ns = frame_length_s * NS_PER_S
         self.lateness_ns = round(lateness_budget_s * NS_PER_S)
         self.status_for = status_for
-        self.frames_cut = 0
         self.refills = 0  # frames cut for windows that had been cut before (time tears, late data)
         self._cut_until_ns: int | None = None
 
@@ -108,7 +107,6 @@ class Framer:
             self.refills += 1
             log.warning("frame window cut again for late data", extra={"nominal_time_ns": window_ns})
         self._cut_until_ns = max(end_ns, self._cut_until_ns or end_ns)
-        self.frames_cut += bool(subframes)
         return FrameDraft(window_ns, self.length_ns // 1_000_000, tuple(subframes))
 
     @staticmethod

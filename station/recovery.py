@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 
 from digitizer.packet import Packet
-from gci_link.cd11 import Cd11FormatError, decode_frame
+from gci_link.cd11 import Cd11FormatError, ChannelSubframe, decode_frame
 from gci_link.outbox import Outbox
 from station.acquisition import exact_rate, offset_ns, samples_before
 
@@ -30,11 +31,15 @@ def framed_until(outbox: Outbox, kind: str, scan: int = SCAN_FRAMES) -> dict[str
         except Cd11FormatError as exc:  # our own frame; unreadable means a bug, but never stop the start
             log.error("outbox frame unreadable at start-up", extra={"seq": stored.seq, "error": str(exc)})
             continue
-        for sub in frame.body.channels:
-            code = f"{sub.site}.{sub.channel}.{sub.location}"
-            end = sub.end_ns
-            until[code] = max(until.get(code, end), end)
+        note_framed(until, frame.body.channels)
     return until
+
+
+def note_framed(until: dict[str, int], subframes: Iterable[ChannelSubframe]) -> None:
+    """Move each channel's framed-until time past the given subframes (never backwards)."""
+    for sub in subframes:
+        code = f"{sub.site}.{sub.channel}.{sub.location}"
+        until[code] = max(until.get(code, sub.end_ns), sub.end_ns)
 
 
 def trim_framed(packet: Packet, until_ns: int | None) -> Packet | None:

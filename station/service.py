@@ -36,7 +36,7 @@ from station.link_health import LinkHealth
 from station.local_archive import LocalArchive
 from station.metrics import StationCollector
 from station.publisher import DATA_KIND, publish
-from station.recovery import framed_until, trim_framed
+from station.recovery import framed_until, note_framed, trim_framed
 from station.snapshot import write_snapshot
 from station.soh import SohMonitor
 
@@ -252,19 +252,13 @@ class StationService:
             self._pending.popleft()
             stored += 1
             self.frames_published += 1
-            self._note_framed(draft)
+            note_framed(self.framed_until, draft.subframes)
             try:
                 self.archive.write(draft)
             except OSError as exc:  # the outbox already holds the frame; the local copy is a convenience
                 log.error("local archive write failed", extra={"seq": seq, "error": str(exc)})
         self.alarms.clear_alarm(WRITE_ALARM, "station", self.clock())
         return stored
-
-    def _note_framed(self, draft: FrameDraft) -> None:
-        for sub in draft.subframes:
-            code = f"{sub.site}.{sub.channel}.{sub.location}"
-            end = sub.end_ns
-            self.framed_until[code] = max(self.framed_until.get(code, end), end)
 
     def _watch_link(self) -> None:
         oldest = self.outbox.unacked(limit=1)
