@@ -473,6 +473,11 @@ class Acquisition:
             self.buffers[channel.code] = buffer
             self._routes[(config.digitizer(channel.digitizer).system_id, channel.stream_id)] = buffer
 
+    def channel_code(self, packet: Packet) -> str | None:
+        """SITE.CHA.LO of the channel the packet's stream feeds; None for an unconfigured stream."""
+        buffer = self._routes.get((packet.system_id, packet.stream_id))
+        return None if buffer is None else buffer.name
+
     def ingest(self, packet: Packet) -> ChannelBuffer | None:
         """Hand a packet to its channel; packets of unconfigured streams are counted and logged once."""
         key = (packet.system_id, packet.stream_id)

@@ -71,7 +71,6 @@ class StationService:
         self.soh = SohMonitor(config.soh, self.alarms)
         self.acquisition = Acquisition(config, self.alarms)
         self._system_ids = {d.name: d.system_id for d in config.digitizers}
-        self._codes = {(self._system_ids[c.digitizer], c.stream_id): c.code for c in config.channels}
         self.framer = Framer(
             config.channels,
             self.acquisition.buffers,
@@ -201,7 +200,7 @@ class StationService:
 
     def _take(self, item: Packet | Status | Gap) -> None:
         if isinstance(item, Packet):
-            code = self._codes.get((item.system_id, item.stream_id))
+            code = self.acquisition.channel_code(item)
             trimmed = trim_framed(item, self.framed_until.get(code)) if code else item
             if trimmed is not item:
                 self.refetched_samples_trimmed += item.nsamp - (trimmed.nsamp if trimmed else 0)
