@@ -28,14 +28,14 @@ class LinkHealth:
             self.alarms.clear_alarm(LINK_DOWN, SOURCE, now_ns)
         else:
             self._down_since_ns = self._down_since_ns if self._down_since_ns is not None else now_ns
-            down_s = (now_ns - self._down_since_ns) / NS_PER_S
-            if now_ns - self._down_since_ns >= self.down_after_ns:
+            down_ns = now_ns - self._down_since_ns
+            if down_ns >= self.down_after_ns:
                 self.alarms.raise_alarm(
                     LINK_DOWN,
                     SOURCE,
                     Severity.CRITICAL,
                     now_ns,
-                    value=down_s,
+                    value=down_ns / NS_PER_S,
                     threshold=self.down_after_ns / NS_PER_S,
                 )
         age_ns = 0 if oldest_unacked_ns is None else now_ns - oldest_unacked_ns

@@ -21,14 +21,16 @@ class LocalArchive:
         self.network = network
         self.budget_bytes = budget_bytes
         self._sds = SdsArchive(root)
-        self.pruned_files = 0
 
     def write(self, draft: FrameDraft) -> None:
+        """All of a frame's channels in one append, so one sync covers them."""
+        pieces = []
         for sub in draft.subframes:
             segment = Segment(
                 self.network, sub.site, sub.location, sub.channel, sub.time_ns, sub.sample_rate, sub.samples
             )
-            self._sds.append(self._sds.split_by_day(segment))
+            pieces += self._sds.split_by_day(segment)
+        self._sds.append(pieces)
 
     def close(self) -> None:
         self._sds.close()
@@ -41,7 +43,6 @@ class LocalArchive:
             oldest = files.pop(0)
             used -= oldest.stat().st_size
             oldest.unlink()
-            self.pruned_files += 1
             log.warning("local archive over budget; oldest day file removed", extra={"file": str(oldest)})
         return used
 
