@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ import numpy as np
 from gci_link.cd11 import DataBody, decode_frame
 from gci_link.clock import SIM_CLOCK_ENV, sim_clock_spec
 from gci_link.keys import CertificateAuthority
+from gci_link.receiver.stores import read_arrivals
 from hil.network import (
     SUFFIX_LETTERS,
     DigitizerWiring,
@@ -137,15 +137,7 @@ class _Run:
 
     def archived(self) -> list[tuple[int, bytes]]:
         """(received_ns, frame) of every frame in the IDC's raw store so far."""
-        if not self.raw.exists():
-            return []
-        db = sqlite3.connect(f"file:{self.raw}?mode=ro", uri=True, timeout=10)
-        try:
-            return db.execute("SELECT received_ns, frame FROM frames ORDER BY seq").fetchall()
-        except sqlite3.OperationalError:  # the receiver has not created the table yet
-            return []
-        finally:
-            db.close()
+        return [(received_ns, raw) for _, received_ns, raw in read_arrivals(self.raw)]
 
     def wait_frames(self, count: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

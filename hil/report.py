@@ -7,7 +7,6 @@ store), not from anything the harness kept in memory, so the report checks the s
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from gci_link.cd11 import Cd11FormatError, decode_frame
 from gci_link.outbox import Outbox
+from gci_link.receiver.stores import read_arrivals
 from hil.compare import ChannelComparison
 from hil.scenario import StationSpec
 
@@ -59,15 +59,12 @@ def station_report(
 
 def _idc_frames(path: Path) -> tuple[list[int], Counter, int]:
     """Latency (arrival minus end of the newest sample) per frame, and frames per status flag set."""
-    if not path.exists():
-        return [], Counter(), 0
+    rows = read_arrivals(path)
     latencies: list[int] = []
     flags: Counter = Counter()
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT received_ns, frame FROM frames").fetchall()
-    for received_ns, raw in rows:
+    for _, received_ns, raw in rows:
         try:
-            frame = decode_frame(bytes(raw))
+            frame = decode_frame(raw)
         except Cd11FormatError:
             continue
         channels = getattr(frame.body, "channels", ())

@@ -53,6 +53,21 @@ def _connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     return db
 
 
+def read_arrivals(path: Path) -> list[tuple[int, int, bytes]]:
+    """(seq, received_ns, raw frame) of one station's raw store, read-only, for reports and tools that
+    run beside or after the receiver; empty while the store does not exist yet."""
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = db.execute("SELECT seq, received_ns, frame FROM frames ORDER BY seq").fetchall()
+    except sqlite3.OperationalError:  # the receiver has not created the table yet
+        return []
+    finally:
+        db.close()
+    return [(seq_from_sql(seq), received_ns, bytes(raw)) for seq, received_ns, raw in rows]
+
+
 class StationStore:
     """One station's raw frames (as received, for later re-verification), gap list and SDS journal.
 

@@ -25,7 +25,7 @@ from gci_link.clock import SIM_CLOCK_ENV, sim_clock_spec
 from gci_link.gaplist import GapList
 from gci_link.keys import CertificateAuthority
 from gci_link.outbox import Outbox, OutboxFrame
-from gci_link.receiver.stores import Quarantine, StationStore
+from gci_link.receiver.stores import Quarantine, StationStore, read_arrivals
 from hil.compare import ChannelComparison, compare_channel, read_sds_traces
 from station.publisher import DATA_KIND
 from tests.gci_link.link_station import FRAME_S, STATION
@@ -72,8 +72,9 @@ def station_keys(folder: Path) -> tuple[Path, Path]:
     return ca.trust_dir, ca.issue(STATION).bundle
 
 
-def write_idc_config(path: Path, trust_dir: Path, port: int, *, data_port: int | None = None,
-                     silence_timeout_s: float = 120.0) -> Path:
+def write_idc_config(
+    path: Path, trust_dir: Path, port: int, *, data_port: int | None = None, silence_timeout_s: float = 120.0
+) -> Path:
     lines = [
         "[idc]",
         "root = 'idc'",
@@ -107,8 +108,9 @@ class Daemon:
     def start(self) -> None:
         assert not self.alive, "already running"
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.argv, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=log)
+            self.process = subprocess.Popen(
+                self.argv, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
         self.starts += 1
 
     def kill(self) -> None:
@@ -146,13 +148,35 @@ def idc_daemon(config: Path, sim: SimTime, log_path: Path) -> Daemon:
     return Daemon(argv, sim.env(), log_path)
 
 
-def station_daemon(folder: Path, bundle: Path, endpoint: str, sim: SimTime, end_ns: int,
-                   timeout_scale: float = 1.0, channels: int = 3) -> Daemon:
+def station_daemon(
+    folder: Path,
+    bundle: Path,
+    endpoint: str,
+    sim: SimTime,
+    end_ns: int,
+    timeout_scale: float = 1.0,
+    channels: int = 3,
+) -> Daemon:
     argv = [
-        sys.executable, "-m", "tests.gci_link.link_station",
-        "--outbox", str(folder / "outbox.db"), "--bundle", str(bundle), "--endpoint", endpoint,
-        "--start-ns", str(sim.start_ns), "--end-ns", str(end_ns), "--status", str(folder / "status.json"),
-        "--timeout-scale", repr(timeout_scale), "--channels", str(channels),
+        sys.executable,
+        "-m",
+        "tests.gci_link.link_station",
+        "--outbox",
+        str(folder / "outbox.db"),
+        "--bundle",
+        str(bundle),
+        "--endpoint",
+        endpoint,
+        "--start-ns",
+        str(sim.start_ns),
+        "--end-ns",
+        str(end_ns),
+        "--status",
+        str(folder / "status.json"),
+        "--timeout-scale",
+        repr(timeout_scale),
+        "--channels",
+        str(channels),
     ]
     return Daemon(argv, sim.env(), folder / "station.log")
 
@@ -161,8 +185,9 @@ def read_status(folder: Path) -> dict:
     return json.loads((folder / "status.json").read_text())
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: Callable[[], str],
-             poll_s: float = 0.05) -> None:
+def wait_for(
+    predicate: Callable[[], bool], timeout_s: float, what: Callable[[], str], poll_s: float = 0.05
+) -> None:
     """Poll until ``predicate()``; on timeout fail with ``what()`` (built then, so logs are current)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -194,10 +219,7 @@ def idc_gap_list(idc_root: Path) -> GapList:
 
 def idc_arrivals(idc_root: Path) -> dict[int, int]:
     """Sequence number -> IDC receive time (simulated ns) of the copy it archived."""
-    import sqlite3
-
-    with sqlite3.connect(idc_root / "raw" / f"{STATION}.sqlite") as db:
-        return dict(db.execute("SELECT seq, received_ns FROM frames").fetchall())
+    return {seq: received_ns for seq, received_ns, _ in read_arrivals(idc_root / "raw" / f"{STATION}.sqlite")}
 
 
 def quarantine_reasons(idc_root: Path) -> set[str]:
