@@ -51,7 +51,6 @@ STATION_DATA = "data"  # outbox, local archive and status of a station, below it
 @dataclass
 class SimStation:
     spec: StationSpec
-    serial: str
     streams: dict[str, str]  # GCF stream id -> channel code
     line: PtyLine
     digitizer: SimDigitizer
@@ -140,7 +139,7 @@ class Network:
         config_path = folder / "station.toml"
         wiring = DigitizerWiring("digitizer", spec.name, line.path, streams)
         config_path.write_text(station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s))
-        return SimStation(spec, serial, stream_ids, line, digitizer, proxy, config_path, disk)
+        return SimStation(spec, stream_ids, line, digitizer, proxy, config_path, disk)
 
     # ----------------------------------------------------------------------------------------- processes
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,12 +32,6 @@ from tests.gci_link.link_station import FRAME_S, STATION
 REPO = Path(__file__).resolve().parents[2]
 NS_PER_S = 1_000_000_000
 NETWORK = "XX"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)
