@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from gci_link.cd11 import DataBody, decode_frame
+from hil.network import free_port
 from tests.gci_link.link_harness import (
     NS_PER_S,
     SimTime,
     compare_archive,
-    free_port,
     idc_daemon,
     idc_gap_list,
     outbox_frames,

@@ -21,11 +21,11 @@ import time
 import pytest
 
 from hil.linkproxy import LinkProxy
+from hil.network import free_port
 from tests.gci_link.link_harness import (
     NS_PER_S,
     SimTime,
     compare_archive,
-    free_port,
     idc_arrivals,
     idc_daemon,
     idc_gap_list,
