@@ -30,6 +30,7 @@ DEFAULT_DEPTH = 255  # blocks a digitizer keeps for resending (§8)
 ACK, NAK = 0x01, 0x02
 BREAK_IN = 0x13  # ^S: request the console (alone, as ACK control byte, or after a NAK)
 ESC_DC1 = b"\x1b\x11"  # digitizer leaves the console and returns to block mode
+PROMPT = b" ok\r\n"  # the console's prompt after each command (DM24 Mk3)
 PC_MESSAGE_SIZE = 6
 
 _TEXT_OR_BINARY = re.compile(rb"([\t\n\r\x1b\x11\x20-\x7e]+)|([^\t\n\r\x1b\x11\x20-\x7e]+)")
@@ -302,10 +303,7 @@ class BrpReceiver:
 
     def _good_frame(self, seq: int, gcf: bytes, offset: int, events: list[Event]) -> None:
         self._stream_word = stream_word_of(gcf)
-        if self.ack_with_sequence:
-            events.append(SendBytes(ack_bytes(self._stream_word, seq)))
-        else:
-            events.append(SendBytes(ack_bytes(self._stream_word)))
+        events.append(SendBytes(ack_bytes(self._stream_word, seq if self.ack_with_sequence else None)))
         if self._next is None:
             self._next = seq
         if self._delivered.get(seq) == gcf:

@@ -342,7 +342,10 @@ def iter_file_blocks(data: bytes) -> list[GcfBlock]:
 
 def narrowest_compression(samples: np.ndarray) -> int:
     """Largest samples-per-record code (4, 2, 1) whose width holds every difference and divides n."""
-    diffs = _differences(samples)
+    return _narrowest(_differences(samples))
+
+
+def _narrowest(diffs: np.ndarray) -> int:
     low, high = (int(diffs.min()), int(diffs.max())) if diffs.size else (0, 0)
     for code in (4, 2):
         lo, hi = _DIFF_LIMITS[code]
@@ -419,7 +422,7 @@ def _data_body(block: GcfBlock) -> tuple[int, bytes]:
         raise GcfFormatError(f"{n} samples do not fill whole seconds at {rate:g} sps", field="records",
                              offset=15)
     diffs = _differences(samples)
-    compression = block.compression or (1 if block.serial24 else narrowest_compression(samples))
+    compression = block.compression or (1 if block.serial24 else _narrowest(diffs))
     if compression not in COMPRESSIONS:
         raise GcfFormatError(f"compression {compression} is not 1, 2 or 4", field="compression", offset=14)
     if n % compression:

@@ -37,7 +37,6 @@ from digitizer.packet import NS_PER_S, Packet, Status
 
 log = logging.getLogger(__name__)
 
-PROMPT = b" ok\r\n"
 CAL_COMPONENTS = {"Z": "Z", "N": "N/S", "E": "E/W", "ALL": "ALL"}
 
 
@@ -235,7 +234,6 @@ class GuralpDriver:
         self._rx: brp.BrpReceiver | None = None  # None until the first block of a session is seen
         self._pending = bytearray()
         self._rewind: _Rewind | None = None
-        self._stream_word: int | None = None
 
     def _session(self) -> None:
         self._reset_session()
@@ -484,9 +482,9 @@ class GuralpDriver:
             return
         cmd = self._commands[0]
         cmd.text += data
-        if cmd.state in ("break", "line") and cmd.text.endswith(PROMPT):
+        if cmd.state in ("break", "line") and cmd.text.endswith(brp.PROMPT):
             if cmd.state == "line":
-                cmd.reply.append(cmd.text[: -len(PROMPT)].decode("ascii", "replace"))
+                cmd.reply.append(cmd.text[: -len(brp.PROMPT)].decode("ascii", "replace"))
                 cmd.index += 1
             else:
                 self.counters.terminal_sessions += 1

@@ -27,7 +27,6 @@ class LinkProxy:
         self._peers: dict[socket.socket, socket.socket] = {}
         self._blackholed = threading.Event()
         self._stop = threading.Event()
-        self.bytes_relayed = 0
         self.bytes_swallowed = 0
         self._thread = threading.Thread(target=self._run, name=f"linkproxy:{name}", daemon=True)
 
@@ -88,7 +87,6 @@ class LinkProxy:
             return
         try:
             self._peers[sock].sendall(data)
-            self.bytes_relayed += len(data)
         except OSError:
             self._drop(sock)
 

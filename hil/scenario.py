@@ -68,9 +68,6 @@ class Scenario:
     stations: tuple[StationSpec, ...]
     faults: tuple[Fault, ...]
 
-    def station(self, name: str) -> StationSpec:
-        return next(s for s in self.stations if s.name == name)
-
 
 def load(path: Path | None = None, run_overrides: dict[str, Any] | None = None) -> Scenario:
     """A scenario file (the embedded default when ``path`` is None); ``run_overrides`` replace keys of

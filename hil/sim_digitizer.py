@@ -31,18 +31,14 @@ import numpy as np
 
 from digitizer import brp
 from digitizer.base36 import from_base36
-from digitizer.gcf import GcfBlock, encode_block
+from digitizer.gcf import TEXT_STATUS_SUFFIX, GcfBlock, encode_block
 from hil import sensors
 from hil.serialport import PtyLine
 from hil.simclock import NS_PER_S, SimClock
 
 log = logging.getLogger(__name__)
 
-BRP_WINDOW = 255
-ESC_DC1 = brp.ESC_DC1
-PROMPT = b" ok\r\n"
 CAL_SUFFIX = "C0"
-STATUS_SUFFIX = "00"
 CONSOLE_IDLE_S = 60
 MODES = ("direct", "fifo")
 
@@ -163,16 +159,18 @@ class SimDigitizer:
         seeds = np.random.SeedSequence(seed).spawn(len(streams) + 2)
         self._streams = [_Stream(s, serial, np.random.default_rng(q), first)
                          for s, q in zip(streams, seeds[:len(streams)], strict=True)]
+        # the calibration signal is digitised alongside the fastest seismometer stream
+        self._cal_source = max(self._streams,
+                               key=lambda s: (s.spec.kind == "seismometer", s.spec.sample_rate))
         self._cal_rng = np.random.default_rng(seeds[-2])
         self._env_rng = np.random.default_rng(seeds[-1])
         self._cal_stream_next = first
         self._next_status_ns = first
         self.truth: dict[str, list[tuple[int, np.ndarray]]] = {}
-        self.status_texts: list[tuple[int, str]] = []
         self.counters = FirmwareCounters()
         # transmitter state
         self._flash: deque[GcfBlock] = deque()
-        self._tx = brp.BrpTransmitter(depth=BRP_WINDOW)
+        self._tx = brp.BrpTransmitter()
         self._parser = brp.PcByteParser()
         self._resend: deque[bytes] = deque()
         self._unacked: deque[tuple[int, bytes]] = deque()  # FIFO: (seq, frame) sent, not yet ACKed
@@ -180,7 +178,7 @@ class SimDigitizer:
         self.link_down = False  # FIFO: host silent, transmitter holds its position and probes
         self._next_probe = 0.0
         self._stream_words = {from_base36(serial + s.suffix) for s in streams} | {
-            from_base36(serial + sfx) for sfx in (STATUS_SUFFIX, CAL_SUFFIX)}
+            from_base36(serial + sfx) for sfx in (TEXT_STATUS_SUFFIX, CAL_SUFFIX)}
         self._console = False
         self._console_active_ns = 0
         self._console_line = bytearray()
@@ -264,8 +262,7 @@ class SimDigitizer:
                 st.next_ns += span
         while self._next_status_ns <= now_ns:
             text = self.status_text(self._next_status_ns)
-            self.status_texts.append((self._next_status_ns, text))
-            self._queue(GcfBlock(self.system_id, self.serial + STATUS_SUFFIX, self._next_status_ns, 0.0,
+            self._queue(GcfBlock(self.system_id, self.serial + TEXT_STATUS_SUFFIX, self._next_status_ns, 0.0,
                                  status_text=text, ttl=self.ttl))
             self._next_status_ns += self.status_every_s * NS_PER_S
             self._drift(self.status_every_s)
@@ -280,11 +277,8 @@ class SimDigitizer:
             drive = cal.drive(t)
         samples = st.samples(n, drive)
         self._record(st.stream_id, start_ns, samples, st.spec.sample_rate)
-        if st is self._fastest() and cal is not None:
+        if cal is not None and st is self._cal_source:
             self._make_cal_block(cal, start_ns, n, st.spec.sample_rate, drive)
-
-    def _fastest(self) -> _Stream:
-        return max(self._streams, key=lambda s: (s.spec.kind == "seismometer", s.spec.sample_rate))
 
     def _make_cal_block(self, cal: Calibration, start_ns: int, n: int, rate: int, drive) -> None:
         """The returned calibration signal, digitised on the auxiliary channel (stream ``…C0``)."""
@@ -494,11 +488,11 @@ class SimDigitizer:
             self.counters.console_sessions += 1
             self._console_line.clear()
         self._console_active_ns = self.clock.now_ns()
-        self.line.write(PROMPT)
+        self.line.write(brp.PROMPT)
 
     def _leave_console(self) -> None:
         self._console = False
-        self.line.write(ESC_DC1)
+        self.line.write(brp.ESC_DC1)
 
     def _console_bytes(self, data: bytes) -> None:
         self._console_active_ns = self.clock.now_ns()
@@ -528,7 +522,7 @@ class SimDigitizer:
                 self._calibration_command(words)
         except ValueError as exc:
             reply = f"{line} undefined ({exc})\r\n"
-        self.line.write(reply.encode("ascii") + PROMPT)
+        self.line.write(reply.encode("ascii") + brp.PROMPT)
 
     def _calibration_command(self, words: list[str]) -> None:
         components = {"Z": "Z", "N/S": "N", "N": "N", "E/W": "E", "E": "E", "ALL": "ZNE"}
