@@ -300,10 +300,7 @@ class LinkSession:
         starts = [g[0] for g in gaps]
         acked = sorted(s for s in self._unacked if covered(s, lowest, highest, starts, gaps))
         for seq in acked:
-            self._unacked.discard(seq)
-            self._queued.discard(seq)
-            self._ever_sent.discard(seq)
-            conn.in_flight.pop(seq, None)
+            self.forget(seq)
         if acked:
             self.counters.frames_acked += len(acked)
             self._out.append(Acknowledge(tuple(acked)))
@@ -399,10 +396,6 @@ class LinkSession:
                 ready = self._bucket.ready_at(now_ns)
                 times.append(ready if self._live or self._backlog_open(ready) else conn.backlog_from_ns)
         return min(times) if times else None
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._conn.in_flight) if self._conn else 0
 
     @property
     def pending(self) -> int:

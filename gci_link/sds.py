@@ -4,6 +4,7 @@ client reads it. The IDC archives received data with it and the station keeps it
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -81,24 +82,10 @@ class SdsArchive:
             # samples whose time is before next midnight
             n = int(np.ceil((next_day - rest.start_ns) * rest.rate / 1e9 - 1e-9))
             n = max(1, min(n, len(rest.samples)))
-            head = Segment(
-                rest.network,
-                rest.station,
-                rest.location,
-                rest.channel,
-                rest.start_ns,
-                rest.rate,
-                rest.samples[:n],
-            )
+            head = dataclasses.replace(rest, samples=rest.samples[:n])
             pieces.append((self.day_path(head, day_start), head))
-            rest = Segment(
-                rest.network,
-                rest.station,
-                rest.location,
-                rest.channel,
-                rest.start_ns + round(n * 1e9 / rest.rate),
-                rest.rate,
-                rest.samples[n:],
+            rest = dataclasses.replace(
+                rest, start_ns=rest.start_ns + round(n * 1e9 / rest.rate), samples=rest.samples[n:]
             )
         return pieces
 

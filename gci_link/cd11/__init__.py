@@ -15,7 +15,7 @@ from .bodies import (
     Ims2MessageBody,
     OptionBody,
 )
-from .crc import crc64, frame_crc_ok
+from .crc import crc64
 from .data import ChannelSubframe, DataBody, build_subframe
 from .errors import Cd11FormatError
 from .frame import (
@@ -54,7 +54,6 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "format_time",
-    "frame_crc_ok",
     "frame_length",
     "frame_signed_bytes",
     "parse_time",

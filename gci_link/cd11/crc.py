@@ -64,9 +64,3 @@ def crc64(data: bytes | bytearray | memoryview | np.ndarray) -> int:
     arr = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
     return int(_crc64(arr, _TABLES))
 
-
-def frame_crc_ok(frame: bytes | bytearray | memoryview) -> bool:
-    """True when the last 8 bytes of ``frame`` are the CRC-64 of the bytes before them."""
-    if len(frame) < CRC_SIZE:
-        return False
-    return crc64(memoryview(frame)[:-CRC_SIZE]) == int.from_bytes(frame[-CRC_SIZE:], "big")

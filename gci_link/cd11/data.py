@@ -372,7 +372,8 @@ def build_subframe(
         if data_format not in BYTES_PER_SAMPLE:
             raise ValueError(f"unsupported data format {data_format!r}")
         data = canadian.encode(x, v0)
-        v0 = canadian.decode_stream(data, len(x)).v0
+        # the encoder's own default, or what it stored of the given v0 (decoding tells exactly)
+        v0 = canadian.extrapolated_v0(x) if v0 is None else canadian.decode_stream(data, len(x)).v0
     elif transformation == NONE:
         data, v0 = raw_bytes(x, data_format), None
     else:

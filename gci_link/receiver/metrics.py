@@ -10,13 +10,14 @@ Prometheus scrape thread never shares one with the receiver loop.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from gci_link.receiver.stores import open_wal
 
 NS = 1_000_000_000
 
@@ -47,11 +48,8 @@ class MetricsStore:
     """Writes link metrics as frames are archived or rejected; computes reports over a window."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_wal(path, "NORMAL")
         self._db.executescript(_SCHEMA)
         # (station, channel) -> (rowid, end_ns) of its newest coverage interval, so in-order data
         # (nearly all of it) extends that row with one UPDATE instead of a merge query

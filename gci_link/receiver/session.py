@@ -101,7 +101,3 @@ class StationSession:
             return [self.acknack()]
         return []
 
-    def next_deadline_ns(self) -> int:
-        """When ``poll`` next has something to do unless frames arrive first."""
-        heartbeat = (self._last_ack_ns or self._last_rx_ns) + self.timings.acknack_interval_ns
-        return min(heartbeat, self._last_rx_ns + self.timings.silence_ns)

@@ -45,7 +45,8 @@ def seq_from_sql(value: int) -> int:
     return value + (1 << 64) if value < 0 else value
 
 
-def _connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
+def open_wal(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A receiver database in WAL mode, in autocommit (transactions are explicit), one user at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # one user at a time
     db.execute("PRAGMA journal_mode=WAL")
@@ -77,7 +78,7 @@ class StationStore:
 
     def __init__(self, path: Path, deferred_sync: bool = False) -> None:
         self.path = path
-        self._db = _connect(path, "NORMAL" if deferred_sync else "FULL")
+        self._db = open_wal(path, "NORMAL" if deferred_sync else "FULL")
         self._db.executescript(
             """
             CREATE TABLE IF NOT EXISTS frames (seq INTEGER PRIMARY KEY, received_ns INTEGER NOT NULL,
@@ -182,8 +183,7 @@ class Quarantine:
 
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._db = _connect(path)
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_wal(path, "NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY, received_ns INTEGER NOT NULL, "
             "peer TEXT NOT NULL, station TEXT NOT NULL, seq INTEGER, reason TEXT NOT NULL, "
