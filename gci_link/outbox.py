@@ -311,6 +311,16 @@ class Outbox:
             ).fetchall()
         return [_frame(row) for row in rows]
 
+    def unacked_seqs(self, limit: int, *, after: int | None = None) -> list[int]:
+        """Sequence numbers of up to ``limit`` unacknowledged frames after ``after``, oldest first,
+        without reading the frames themselves (the sender learns what to send from these)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq FROM frames WHERE acked = 0 AND seq > ? ORDER BY seq LIMIT ?",
+                (-1 if after is None else after, limit),
+            ).fetchall()
+        return [seq for (seq,) in rows]
+
     def newest(self, limit: int, kind: str) -> list[OutboxFrame]:
         """The ``limit`` most recent frames of one kind, acknowledged or not, newest first (the station
         reads them at start-up to learn how far each channel was already framed)."""

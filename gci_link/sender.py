@@ -172,7 +172,7 @@ class Sender:
         self.session.start(self._clock())
 
     def _drained(self) -> bool:
-        return self.session.pending == 0 and not self._outbox.unacked(limit=1)
+        return self.session.pending == 0 and not self._outbox.unacked_seqs(1)
 
     def _step(self) -> None:
         now = self._clock()
@@ -192,11 +192,11 @@ class Sender:
     def _offer_new(self) -> None:
         self._last_refresh = time.monotonic()
         while True:
-            page = self._outbox.unacked(limit=_OUTBOX_PAGE, after=self._last_offered)
+            page = self._outbox.unacked_seqs(_OUTBOX_PAGE, after=self._last_offered)
             if not page:
                 return
-            self.session.offer(f.seq for f in page)
-            self._last_offered = page[-1].seq
+            self.session.offer(page)
+            self._last_offered = page[-1]
             if len(page) < _OUTBOX_PAGE:
                 return
 

@@ -173,7 +173,7 @@ class StationService:
         self.pump()
         self.frame_and_publish(final=True)
         deadline = time.monotonic() + SHUTDOWN_DRAIN_S
-        while self.outbox.unacked(limit=1) and sender_thread.is_alive() and time.monotonic() < deadline:
+        while self.outbox.unacked_seqs(1) and sender_thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.sender.stop()
         sender_thread.join(timeout=10.0)

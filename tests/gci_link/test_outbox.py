@@ -138,6 +138,7 @@ def test_ack_forms_and_unacked_ordering(tmp_path):
         assert [f.seq for f in box.unacked(3)] == [100, 101, 106]
         assert [f.seq for f in box.unacked(3, newest_first=True)] == [109, 108, 107]
         assert [f.seq for f in box.unacked(10, after=101, before=108)] == [106, 107]
+        assert box.unacked_seqs(3) == [100, 101, 106] and box.unacked_seqs(2, after=106) == [107, 108]
         with pytest.raises(ValueError, match="step 1"):
             box.ack(range(100, 110, 2))
         stats = box.stats()
