@@ -54,7 +54,6 @@ from gci_link.receiver.verify import (
     FrameChecker,
     PendingCheck,
     Rejection,
-    channel_label,
     signed_content,
 )
 from gci_link.sds import SdsArchive, Segment
@@ -500,7 +499,7 @@ class Receiver:
                 self.metrics.count(station, "frames", len(batch.frames))
                 for a in batch.frames.values():
                     if isinstance(a.checked.frame.body, DataBody):
-                        self._channel_metrics(station, a.checked.frame.body, a.checked, a.received_ns)
+                        self._channel_metrics(station, a.checked, a.received_ns)
         for station, batch in durable:
             session = self.sessions.get(station)
             if session is not None and session.gaps is batch.gaps:
@@ -551,17 +550,15 @@ class Receiver:
             if sub.nsamp and sub.sample_rate > 0
         ]
 
-    def _channel_metrics(self, station: str, body: DataBody, checked: CheckedFrame, now: int) -> None:
-        for sub, check in zip(body.channels, checked.channels, strict=True):
-            start = sub.time_ns
-            end = start + sub.time_length_ms * 1_000_000
+    def _channel_metrics(self, station: str, checked: CheckedFrame, now: int) -> None:
+        for sub, check in zip(checked.frame.body.channels, checked.channels, strict=True):
             self.metrics.channel_seen(
                 station,
-                channel_label(sub.site, sub.channel, sub.location),
+                check.channel,  # the label verification already gave this channel
                 check.outcome,
-                latency_ns=now - end,
-                start_ns=start,
-                end_ns=end,
+                latency_ns=now - sub.end_ns,
+                start_ns=sub.time_ns,
+                end_ns=sub.end_ns,
                 rate=sub.sample_rate,
             )
 
