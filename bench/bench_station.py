@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from gci_link.cd11 import DataBody, decode_frame
-from gci_link.clock import SIM_CLOCK_ENV, sim_clock_spec
 from gci_link.keys import CertificateAuthority
 from gci_link.receiver.stores import read_arrivals
 from hil.network import (
@@ -44,13 +42,15 @@ from hil.network import (
     DigitizerWiring,
     free_port,
     receiver_toml,
+    simulated_time,
+    spawn_ims,
     station_toml,
+    terminate,
     wait_listening,
 )
 from hil.scenario import ChannelSpec, StationSpec
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
-from hil.simclock import SimClock
 
 NS = 1_000_000_000
 STATION = "BNCH"
@@ -94,9 +94,7 @@ class _Run:
         (folder / "idc.toml").write_text(
             receiver_toml(folder / "idc", ca.trust_dir, port, {STATION: spec.network})
         )
-        start_ns = -(-time.time_ns() // (FRAME_S * NS)) * FRAME_S * NS
-        self.clock = SimClock(start_ns, speed)
-        self.env = os.environ | {SIM_CLOCK_ENV: sim_clock_spec(start_ns, time.time_ns(), speed)}
+        _, self.clock, self.env = simulated_time(FRAME_S, speed)
         self.lines: list[PtyLine] = []
         self.digitizers: list[SimDigitizer] = []
         wiring = []
@@ -129,11 +127,7 @@ class _Run:
         self.raw = folder / "idc" / "raw" / f"{STATION}.sqlite"
 
     def _ims(self, name: str, *args: str) -> subprocess.Popen:
-        log = (self.folder / f"{name}.log").open("ab")
-        return subprocess.Popen(
-            [sys.executable, "-m", "station.ims", *args],
-            env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-        )
+        return spawn_ims(self.folder / f"{name}.log", self.env, *args)
 
     def archived(self) -> list[tuple[int, bytes]]:
         """(received_ns, frame) of every frame in the IDC's raw store so far."""
@@ -153,13 +147,7 @@ class _Run:
         for digitizer in self.digitizers:
             digitizer.stop()
         for process in (self.station, self.receiver):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            terminate(process, 30)
         for line in self.lines:
             line.close()
 

@@ -51,7 +51,7 @@ STATION_DATA = "data"  # outbox, local archive and status of a station, below it
 @dataclass
 class SimStation:
     spec: StationSpec
-    streams: dict[str, str]  # GCF stream id -> channel code
+    streams: dict[str, ChannelSpec]  # GCF stream id -> the channel it feeds
     line: PtyLine
     digitizer: SimDigitizer
     proxy: LinkProxy
@@ -90,10 +90,7 @@ class Network:
         ca = CertificateAuthority.create(run / "ca", "SIMNET")
         self.receiver_port = free_port()
         self._write_receiver_config(run)
-        start_ns = -(-time.time_ns() // (sc.frame_length_s * NS_PER_S)) * sc.frame_length_s * NS_PER_S
-        self.clock = SimClock(start_ns, sc.speed)
-        self.env = os.environ | {SIM_CLOCK_ENV: sim_clock_spec(start_ns, time.time_ns(), sc.speed)}
-        self.start_ns = start_ns
+        self.start_ns, self.clock, self.env = simulated_time(sc.frame_length_s, sc.speed)
         for index, spec in enumerate(sc.stations):
             bundle = ca.issue(spec.name).bundle
             self.stations[spec.name] = self._make_station(index, spec, bundle)
@@ -135,23 +132,15 @@ class Network:
             disk = SmallDisk(folder / STATION_DATA)
             disk.mount()
         streams = {serial + sfx: ch for sfx, ch in zip(suffixes, spec.channels, strict=True)}
-        stream_ids = {stream_id: ch.code for stream_id, ch in streams.items()}
         config_path = folder / "station.toml"
         wiring = DigitizerWiring("digitizer", spec.name, line.path, streams)
         config_path.write_text(station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s))
-        return SimStation(spec, stream_ids, line, digitizer, proxy, config_path, disk)
+        return SimStation(spec, streams, line, digitizer, proxy, config_path, disk)
 
     # ----------------------------------------------------------------------------------------- processes
 
     def _ims(self, name: str, *args: str) -> subprocess.Popen:
-        log_file = (self.out / "run" / "logs" / f"{name}.log").open("ab")
-        return subprocess.Popen(
-            [sys.executable, "-m", "station.ims", *args],
-            env=self.env,
-            stdout=log_file,
-            stderr=log_file,
-            stdin=subprocess.DEVNULL,
-        )
+        return spawn_ims(self.out / "run" / "logs" / f"{name}.log", self.env, *args)
 
     def _start_receiver(self) -> None:
         self.receiver = self._ims("idc", "idc", "run", "--config", str(self.receiver_config))
@@ -159,17 +148,6 @@ class Network:
 
     def _start_station(self, station: SimStation) -> None:
         station.process = self._ims(station.spec.name, "station", "run", "--config", str(station.config_path))
-
-    @staticmethod
-    def _terminate(process: subprocess.Popen | None, timeout: float = 60.0) -> int | None:
-        if process is None or process.poll() is not None:
-            return None if process is None else process.returncode
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait()
 
     # ----------------------------------------------------------------------------------------- faults
 
@@ -276,8 +254,8 @@ class Network:
 
     def _shutdown(self) -> None:
         for station in self.stations.values():
-            self._terminate(station.process)
-        self._terminate(self.receiver)
+            terminate(station.process)
+        terminate(self.receiver)
         for station in self.stations.values():
             station.digitizer.stop()
             station.proxy.close()
@@ -291,20 +269,14 @@ class Network:
         stations = {}
         for name, station in self.stations.items():
             comparisons = []
-            for stream_id, code in station.streams.items():
+            net, rate = station.spec.network, float(station.spec.sample_rate)
+            for stream_id, ch in station.streams.items():
                 truth_start, truth = station.digitizer.samples_of(stream_id)
-                site, channel, location = code.split(".")
-                rate = float(station.spec.sample_rate)
                 if len(truth):
-                    sds.append(
-                        sds.split_by_day(
-                            Segment(station.spec.network, site, location, channel, truth_start, rate, truth)
-                        )
-                    )
-                traces = read_sds_traces(
-                    idc_sds, station.spec.network, site, location, channel, truth_start, end_ns
-                )
-                comparisons.append(compare_channel(code, truth_start, rate, truth, traces))
+                    segment = Segment(net, ch.site, ch.location, ch.channel, truth_start, rate, truth)
+                    sds.append(sds.split_by_day(segment))
+                traces = read_sds_traces(idc_sds, net, ch.site, ch.location, ch.channel, truth_start, end_ns)
+                comparisons.append(compare_channel(ch.code, truth_start, rate, truth, traces))
             stations[name] = station_report(
                 self.out, station.spec, station.crashes, comparisons, self.scenario.speed
             ) | {"link_bytes_swallowed": station.proxy.bytes_swallowed}
@@ -389,6 +361,39 @@ def wait_listening(process: subprocess.Popen, port: int, log_path: str, timeout_
                 return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on port {port} after {timeout_s:g} s; see {log_path}")
+
+
+def simulated_time(frame_length_s: int, speed: float) -> tuple[int, SimClock, dict[str, str]]:
+    """Data time starting at the next frame boundary, running ``speed`` times real time: its start,
+    the clock for in-process simulators, and the environment that gives every ``ims`` process the same."""
+    step = frame_length_s * NS_PER_S
+    start_ns = -(-time.time_ns() // step) * step
+    clock = SimClock(start_ns, speed)
+    return start_ns, clock, os.environ | {SIM_CLOCK_ENV: sim_clock_spec(start_ns, time.time_ns(), speed)}
+
+
+def spawn_ims(log_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    """``ims ARGS`` as a child process logging to ``log_path``."""
+    with log_path.open("ab") as log_file:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "station.ims", *args],
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def terminate(process: subprocess.Popen | None, timeout: float = 60.0) -> int | None:
+    """SIGTERM and wait (SIGKILL after ``timeout``); the exit status, None for no process."""
+    if process is None or process.poll() is not None:
+        return None if process is None else process.returncode
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def free_port() -> int:

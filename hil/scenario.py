@@ -5,6 +5,7 @@ Errors name the file, the key (``faults[1].at_s``) and the problem, like the sta
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -154,21 +155,7 @@ def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None
         bit_error_rate=check.number(t, key, "bit_error_rate", default=0.0, low=0.0, high=1e-2),
         drop_rate=check.number(t, key, "drop_rate", default=0.0, low=0.0, high=1e-2),
     )
-    check.unknown(
-        t,
-        key,
-        {
-            "name",
-            "network",
-            "sensor",
-            "sample_rate",
-            "block_s",
-            "channels",
-            "baud",
-            "bit_error_rate",
-            "drop_rate",
-        },
-    )
+    check.unknown(t, key, {f.name for f in dataclasses.fields(StationSpec)})
     return spec
 
 
@@ -184,7 +171,7 @@ def _fault(check: _Checker, t: dict[str, Any], key: str, stations: set[str], dur
         check.problems.append(f"{key}.station: must name a station of this scenario, got {station!r}")
     if at_s is not None and length is not None and at_s + length >= duration:
         check.problems.append(f"{key}: must end before the run does ({at_s} + {length} >= {duration})")
-    check.unknown(t, key, {"kind", "at_s", "duration_s", "station"})
+    check.unknown(t, key, {f.name for f in dataclasses.fields(Fault)})
     return Fault(kind, at_s, length, station)
 
 
