@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import resource
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from gci_link.durable import FilesystemSync, fsync_path
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 PATH_CACHE_SIZE = 100_000  # day-file paths remembered; a network has a few thousand channels
+MAX_OPEN_FILES = 4096  # day files kept open between appends (a network's channels, or fewer)
 SYNCFS_FROM_FILES = 8  # below this many day files per batch, fsync each (cheaper than a whole-fs sync)
 _HEADER_ID = slice(8, 20)  # station, location, channel, network in a miniSEED 2 fixed header
 
@@ -44,22 +47,24 @@ class SdsArchive:
 
     Layout ROOT/YEAR/NET/STA/CHAN.D/NET.STA.LOC.CHAN.D.YEAR.DAY, as ObsPy's SDS client expects.
 
-    A batch touches a day file per channel (thousands for a whole network). Its records are packed by
-    one pymseed trace list per UTC day (pymseed's per-call overhead, not Steim-2 itself, is what costs),
-    then each day file gets one write; where Linux offers ``syncfs`` one call makes them all durable
-    instead of one fsync each (a tenth of the time).
+    A batch touches a day file per channel (thousands for a whole network), so the per-piece path is
+    kept lean: paths are plain strings, day files stay open between batches (least recently used closed
+    first), records are packed by one pymseed trace list per UTC day (pymseed's per-call overhead, not
+    Steim-2 itself, is what costs), each day file gets one write, and where Linux offers ``syncfs`` one
+    call makes them all durable instead of one fsync each (a tenth of the time).
     """
 
     def __init__(self, root: Path, record_length: int = 512) -> None:
         self.root = root
         self.record_length = record_length
         self._fs = FilesystemSync(root)
-        self._paths: dict[tuple[str, str, str, str, int], Path] = {}  # day files seen lately
-        self._dirs: set[Path] = set()  # directories known to exist (made durable by us or before)
+        self._paths: dict[tuple[str, str, str, str, int], str] = {}  # day files seen lately
+        self._dirs: set[str] = set()  # directories known to exist (made durable by us or before)
         self._sizes: dict[str, int] = {}  # day file -> size after our last append to it
         self._source_ids: dict[tuple[str, str, str, str], tuple[str, bytes]] = {}  # (pymseed id, header id)
+        self._files = _OpenFiles(open_files_limit())
 
-    def day_path(self, seg: Segment, day_start_ns: int) -> Path:
+    def day_path(self, seg: Segment, day_start_ns: int) -> str:
         key = (seg.network, seg.station, seg.location, seg.channel, day_start_ns)
         path = self._paths.get(key)
         if path is None:
@@ -67,12 +72,12 @@ class SdsArchive:
                 self._paths.clear()
             t = time.gmtime(day_start_ns // 1_000_000_000)
             name = f"{seg.network}.{seg.station}.{seg.location}.{seg.channel}.D.{t.tm_year}.{t.tm_yday:03d}"
-            path = self._paths[key] = (
-                self.root / str(t.tm_year) / seg.network / seg.station / f"{seg.channel}.D" / name
+            path = self._paths[key] = os.path.join(
+                self.root, str(t.tm_year), seg.network, seg.station, f"{seg.channel}.D", name
             )
         return path
 
-    def split_by_day(self, seg: Segment) -> list[tuple[Path, Segment]]:
+    def split_by_day(self, seg: Segment) -> list[tuple[str, Segment]]:
         """Cut a segment at UTC midnights so each piece lands in its own day file."""
         pieces = []
         rest = seg
@@ -81,7 +86,10 @@ class SdsArchive:
             next_day = day_start + NS_PER_DAY
             # samples whose time is before next midnight
             n = int(np.ceil((next_day - rest.start_ns) * rest.rate / 1e9 - 1e-9))
-            n = max(1, min(n, len(rest.samples)))
+            if n >= len(rest.samples):  # the rest lies within one day (nearly every segment)
+                pieces.append((self.day_path(rest, day_start), rest))
+                break
+            n = max(1, n)
             head = dataclasses.replace(rest, samples=rest.samples[:n])
             pieces.append((self.day_path(head, day_start), head))
             rest = dataclasses.replace(
@@ -89,28 +97,27 @@ class SdsArchive:
             )
         return pieces
 
-    def sizes_before(self, pieces: list[tuple[Path, Segment]]) -> list[tuple[str, int]]:
+    def sizes_before(self, pieces: list[tuple[str, Segment]]) -> list[tuple[str, int]]:
         """Current size of each day file about to grow (0 if new), for the journal; remembered from our
         own appends, so a stat is needed only for a file first touched since start."""
         seen: dict[str, int] = {}
         for path, _ in pieces:
-            name = str(path)
-            if name not in seen:
-                size = self._sizes.get(name)
+            if path not in seen:
+                size = self._sizes.get(path)
                 if size is None:
                     try:
-                        size = os.stat(name).st_size
+                        size = os.stat(path).st_size
                     except FileNotFoundError:
                         size = 0
-                seen[name] = size
+                seen[path] = size
         return list(seen.items())
 
-    def append(self, pieces: list[tuple[Path, Segment]]) -> None:
+    def append(self, pieces: list[tuple[str, Segment]]) -> None:
         """Append the pieces as miniSEED records: one write per day file, then one sync for them all.
 
         Pieces of one channel that follow each other are packed together, so records come out full.
         """
-        days: dict[int, tuple[pymseed.MS3TraceList, dict[bytes, Path]]] = {}
+        days: dict[int, tuple[pymseed.MS3TraceList, dict[bytes, str]]] = {}
         for path, seg in pieces:
             day = seg.start_ns // NS_PER_DAY  # split_by_day cut every piece at midnight
             entry = days.get(day)
@@ -122,7 +129,7 @@ class SdsArchive:
             traces.add_data(
                 sid, np.ascontiguousarray(seg.samples, dtype=np.int32), "i", seg.rate, starttime=seg.start_ns
             )
-        out: dict[Path, list[bytes]] = {}
+        out: dict[str, list[bytes]] = {}
         for traces, files in days.values():
             with traces:
                 for record in traces.generate(
@@ -136,12 +143,13 @@ class SdsArchive:
             self._sizes.clear()
         try:
             for path, records in out.items():
-                self._make_dirs(path.parent)
-                self._sizes[str(path)] = _append_file(path, b"".join(records), fsync=each)
+                self._make_dirs(os.path.dirname(path))
+                self._sizes[path] = self._files.append(path, b"".join(records), fsync=each)
             if not each:
                 self._fs.sync()
         except OSError:
             self._sizes.clear()  # a file may hold part of its write: ask the filesystem again
+            self._files.close_all()
             raise
 
     def _source_id(self, seg: Segment) -> tuple[str, bytes]:
@@ -155,29 +163,73 @@ class SdsArchive:
             ids = self._source_ids[key] = (pymseed.nslc2sourceid(*key), header)
         return ids
 
+    def remove(self, path: str) -> None:
+        """Delete a day file (budget pruning); closes it first so no later append goes to a lost inode."""
+        self._files.close(path)
+        self._sizes.pop(path, None)
+        os.unlink(path)
+
     def close(self) -> None:
+        self._files.close_all()
         self._fs.close()
 
-    def _make_dirs(self, folder: Path) -> None:
+    def _make_dirs(self, folder: str) -> None:
         if folder in self._dirs:
             return
-        if not folder.is_dir():
-            missing = [folder, *(p for p in folder.parents if not p.is_dir())]
-            folder.mkdir(parents=True, exist_ok=True)
+        if not os.path.isdir(folder):
+            path = Path(folder)
+            missing = [path, *(p for p in path.parents if not p.is_dir())]
+            path.mkdir(parents=True, exist_ok=True)
             for created in reversed(missing):  # each new directory's entry lives in its parent
                 fsync_path(created.parent)
         self._dirs.add(folder)
 
 
-def _append_file(path: Path, data: bytes, fsync: bool) -> int:
-    """Append ``data`` (fsync it if asked); returns the file's new size."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if fsync:
-            os.fsync(fd)
+def open_files_limit() -> int:
+    """Day files to keep open: a quarter of the process's descriptor limit, at most MAX_OPEN_FILES."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_OPEN_FILES
+    return max(1, min(MAX_OPEN_FILES, soft // 4))
+
+
+class _OpenFiles:
+    """Append-only descriptors of recently written day files, least recently used closed first.
+
+    Opening and closing a file costs more than writing a few records to it; a receiver appends to the
+    same few thousand day files every batch. O_APPEND keeps appends at the end even after a recovery
+    truncated the file through another descriptor.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._fds: OrderedDict[str, int] = OrderedDict()
+
+    def append(self, path: str, data: bytes, fsync: bool) -> int:
+        """Append ``data`` (fsync it if asked); returns the file's new size."""
+        fd = self._fds.pop(path, None)
+        if fd is None:
+            if len(self._fds) >= self.limit:
+                os.close(self._fds.popitem(last=False)[1])
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fds[path] = fd
+        _append_to(fd, data, fsync)
         return os.lseek(fd, 0, os.SEEK_CUR)
-    finally:
-        os.close(fd)
+
+    def close(self, path: str) -> None:
+        fd = self._fds.pop(path, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close_all(self) -> None:
+        while self._fds:
+            os.close(self._fds.popitem()[1])
+
+
+def _append_to(fd: int, data: bytes, fsync: bool) -> None:
+    """Write all of ``data`` at the end of an O_APPEND file (fsync it if asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    if fsync:
+        os.fsync(fd)

@@ -42,7 +42,7 @@ class LocalArchive:
         while used > self.budget_bytes and len(files) > 1:
             oldest = files.pop(0)
             used -= oldest.stat().st_size
-            oldest.unlink()
+            self._sds.remove(str(oldest))
             log.warning("local archive over budget; oldest day file removed", extra={"file": str(oldest)})
         return used
 

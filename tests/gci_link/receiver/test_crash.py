@@ -38,14 +38,14 @@ sink = Sink()
 receiver.handle(sink, [[b"id", frames[0]]])
 receiver.handle(sink, [[b"id", raw] for raw in frames[1:4]])
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)
-append = sds._append_file
+append = sds._append_to
 if point == "after_commit":  # transactions written (synchronous=NORMAL), before the raw-store syncfs
     durable.FilesystemSync.sync = lambda self: die()
 elif point == "mid_append":  # journal durable, half of a day file's records written
-    def torn(path, data, fsync):
-        append(path, data[: len(data) // 2 + 100], fsync)
+    def torn(fd, data, fsync):
+        append(fd, data[: len(data) // 2 + 100], fsync)
         die()
-    sds._append_file = torn
+    sds._append_to = torn
 elif point == "after_archive_sync":  # records durable, journal rows not yet released
     stores.StationStore.archived = lambda self, seqs: die()
 receiver.handle(sink, [[b"id", raw] for raw in frames[4:]])

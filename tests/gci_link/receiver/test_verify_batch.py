@@ -90,19 +90,19 @@ def test_archive_catches_up_after_a_full_disk_without_duplicates(tmp_path, keys,
 
     receiver = Receiver(make_config(tmp_path, keys.ca.trust_dir), keys.ca.trust_store(), clock)
     sink = _Sink()
-    real_append = sds._append_file
+    real_append = sds._append_to
 
-    def full_disk(path, data, fsync):
-        real_append(path, data[: len(data) // 3], fsync)  # part of the write lands, then ENOSPC
-        raise OSError(28, "No space left on device", str(path))
+    def full_disk(fd, data, fsync):
+        real_append(fd, data[: len(data) // 3], fsync)  # part of the write lands, then ENOSPC
+        raise OSError(28, "No space left on device", "day file")
 
     try:
         receiver.handle(sink, [[b"id", connection_request("STA1")], [b"id", signed(1, keys)]])  # type: ignore[arg-type]
-        monkeypatch.setattr(sds, "_append_file", full_disk)
+        monkeypatch.setattr(sds, "_append_to", full_disk)
         for seq in (2, 3, 4):
             receiver.handle(sink, [[b"id", signed(seq, keys)]])  # type: ignore[arg-type]
         assert receiver.sessions["STA1"].gaps.intervals() == [(1, 5)]  # raw-durable, so acknowledged
-        monkeypatch.setattr(sds, "_append_file", real_append)
+        monkeypatch.setattr(sds, "_append_to", real_append)
         monkeypatch.setattr(server, "ARCHIVE_RETRY_S", 0.0)
         receiver.handle(sink, [[b"id", signed(5, keys)]])  # type: ignore[arg-type]
         for seq in range(1, 6):

@@ -1,0 +1,92 @@
+"""The SDS archive writer: day files cut at UTC midnight, appends read back by ObsPy's SDS client, and
+the open-file cache that spares a reopen per append (bounded, closed before a file is deleted)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from obspy import UTCDateTime, read
+from obspy.clients.filesystem.sds import Client
+
+from gci_link.sds import NS_PER_DAY, SdsArchive, Segment
+
+NS = 1_000_000_000
+DAY0 = 1_704_067_200 * NS  # 2024-01-01T00:00:00Z
+
+
+def _segment(station: str, start_ns: int, n: int, rate: float = 40.0, seed: int = 0) -> Segment:
+    samples = np.cumsum(np.random.default_rng(seed).integers(-500, 501, n)).astype(np.int32)
+    return Segment("XX", station, "00", "BHZ", start_ns, rate, samples)
+
+
+def _read(root, station: str, start_ns: int, end_ns: int) -> np.ndarray:
+    """The channel's samples as ObsPy's SDS client reads them, merged (it must be one gapless trace)."""
+    st = Client(str(root)).get_waveforms(
+        "XX", station, "00", "BHZ", UTCDateTime(ns=start_ns), UTCDateTime(ns=end_ns)
+    )
+    st.merge(method=-1)
+    assert len(st) == 1, st
+    return st[0].data
+
+
+def test_a_segment_across_midnight_is_cut_into_two_day_files(tmp_path):
+    sds = SdsArchive(tmp_path)
+    seg = _segment("STA", DAY0 + NS_PER_DAY - 5 * NS, 400)  # 5 s before midnight, 10 s long at 40 sps
+    pieces = sds.split_by_day(seg)
+    assert [len(p.samples) for _, p in pieces] == [200, 200]
+    assert pieces[1][1].start_ns == DAY0 + NS_PER_DAY
+    assert [os.path.basename(path) for path, _ in pieces] == [
+        "XX.STA.00.BHZ.D.2024.001",
+        "XX.STA.00.BHZ.D.2024.002",
+    ]
+    sds.append(pieces)
+    sds.close()
+    data = _read(tmp_path, "STA", seg.start_ns, seg.end_ns)
+    np.testing.assert_array_equal(data, seg.samples)
+    for path, piece in pieces:  # each day file holds exactly its own day's samples
+        [trace] = read(path)
+        assert trace.stats.starttime.ns == piece.start_ns
+        np.testing.assert_array_equal(trace.data, piece.samples)
+
+
+def test_a_segment_within_one_day_is_one_piece(tmp_path):
+    sds = SdsArchive(tmp_path)
+    seg = _segment("STA", DAY0 + 3600 * NS, 400)
+    [(path, piece)] = sds.split_by_day(seg)
+    assert piece is seg and path.endswith("BHZ.D/XX.STA.00.BHZ.D.2024.001")
+    sds.close()
+
+
+def test_appends_beyond_the_open_file_limit_stay_complete(tmp_path):
+    """Ten channels through a cache of three open files, appended to in turn: every day file holds its
+    channel's samples once, in order, and no more than three descriptors were ever held."""
+    sds = SdsArchive(tmp_path)
+    sds._files.limit = 3
+    stations = [f"S{i}" for i in range(10)]
+    expected = {s: [] for s in stations}
+    for k in range(4):  # four consecutive 10 s slots
+        pieces = []
+        for i, s in enumerate(stations):
+            seg = _segment(s, DAY0 + k * 10 * NS, 400, seed=100 * k + i)
+            expected[s].append(seg.samples)
+            pieces += sds.split_by_day(seg)
+        sds.append(pieces)
+        assert len(sds._files._fds) <= 3
+    sds.close()
+    for s in stations:
+        data = _read(tmp_path, s, DAY0, DAY0 + 40 * NS)
+        np.testing.assert_array_equal(data, np.concatenate(expected[s]))
+
+
+def test_remove_closes_the_file_so_later_appends_are_not_lost(tmp_path):
+    sds = SdsArchive(tmp_path)
+    first = _segment("STA", DAY0, 400, seed=1)
+    pieces = sds.split_by_day(first)
+    sds.append(pieces)
+    sds.remove(pieces[0][0])  # budget pruning deletes the day file the writer still has open
+    second = _segment("STA", DAY0 + 10 * NS, 400, seed=2)
+    sds.append(sds.split_by_day(second))
+    sds.close()
+    data = _read(tmp_path, "STA", DAY0, DAY0 + 20 * NS)
+    np.testing.assert_array_equal(data, second.samples)  # written to a new file, not a deleted inode
