@@ -129,16 +129,18 @@ _I32 = struct.Struct(">i")
 _U32 = struct.Struct(">I")
 
 
-def _sized_at(buf: memoryview, pos: int, end: int, field: str) -> tuple[bytes, int]:
-    """(value, position after its padding) of the size-prefixed field at ``pos``."""
+def _sized_at(buf: memoryview, pos: int, end: int, index: int, what: str) -> tuple[bytes, int]:
+    """(value, position after its padding) of channel ``index``'s size-prefixed field ``what`` at ``pos``."""
     if pos + 4 > end:
-        raise Cd11FormatError(f"needs 4 bytes but only {end - pos} remain", field=f"{field} size", offset=pos)
+        raise Cd11FormatError(
+            f"needs 4 bytes but only {end - pos} remain", field=f"channel {index} {what} size", offset=pos
+        )
     n = _I32.unpack_from(buf, pos)[0]
     after = pos + 4 + pad4(n)
     if n < 0 or after > end:
         raise Cd11FormatError(
             f"size {n} does not fit in the {end - pos - 4} bytes that remain",
-            field=f"{field} size",
+            field=f"channel {index} {what} size",
             offset=pos,
         )
     return bytes(buf[pos + 4 : pos + 4 + n]), after
@@ -177,9 +179,9 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
     time_ns = parse_time(time_raw, field=f"{name} time stamp", offset=s + 32)
     if nsamp < 0:
         raise Cd11FormatError(f"negative sample count {nsamp}", field=f"{name} samples", offset=s + 56)
-    status_raw, pos = _sized_at(buf, s + 60, end, f"{name} channel status")
+    status_raw, pos = _sized_at(buf, s + 60, end, index, "channel status")
     data_offset = pos + 4
-    data, pos = _sized_at(buf, pos, end, f"{name} channel data")
+    data, pos = _sized_at(buf, pos, end, index, "channel data")
     if pos + 8 > end:
         raise Cd11FormatError(
             f"needs 8 bytes but only {end - pos} remain", field=f"{name} subframe count", offset=pos
@@ -187,7 +189,7 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
     subframe_count = _I32.unpack_from(buf, pos)[0]
     key_position = pos + 4 - s
     auth_key_id = _U32.unpack_from(buf, pos + 4)[0]
-    auth_value, pos = _sized_at(buf, pos + 8, end, f"{name} authentication value")
+    auth_value, pos = _sized_at(buf, pos + 8, end, index, "authentication value")
     if pos != end:
         raise Cd11FormatError(
             f"{end - pos} bytes left over after the last field",

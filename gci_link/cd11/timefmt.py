@@ -15,21 +15,37 @@ NS_PER_MS = 1_000_000
 _MS_PER_DAY = 86_400_000
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _PATTERN = re.compile(rb"(\d{4})(\d{3}) (\d{2}):(\d{2}):(\d{2})\.(\d{3})")
+PARSED_CACHE_SIZE = 4096
+_PARSED: dict[bytes, int] = {}  # time string -> ns, see parse_time
 
 
 def parse_time(raw: bytes, *, field: str, offset: int) -> int:
-    """Nanoseconds since 1970 of a 20-byte CD-1.1 time string; strict, so re-formatting is exact."""
-    match = _PATTERN.fullmatch(bytes(raw))
+    """Nanoseconds since 1970 of a 20-byte CD-1.1 time string; strict, so re-formatting is exact.
+
+    Every channel of a frame, and every station's frame of the same 10 s, carries the same few stamps,
+    so parsed stamps are remembered (a receiver parses thousands per second).
+    """
+    key = bytes(raw)
+    known = _PARSED.get(key)
+    if known is not None:
+        return known
+    time_ns = _parse(key, field, offset)
+    if len(_PARSED) >= PARSED_CACHE_SIZE:
+        _PARSED.clear()
+    _PARSED[key] = time_ns
+    return time_ns
+
+
+def _parse(raw: bytes, field: str, offset: int) -> int:
+    match = _PATTERN.fullmatch(raw)
     if match is None:
-        raise Cd11FormatError(
-            f"not a time string yyyyddd hh:mm:ss.ttt: {bytes(raw)!r}", field=field, offset=offset
-        )
+        raise Cd11FormatError(f"not a time string yyyyddd hh:mm:ss.ttt: {raw!r}", field=field, offset=offset)
     year, doy, hour, minute, sec, msec = (int(g) for g in match.groups())
     if year < 1:
         raise Cd11FormatError(f"year {year} out of range", field=field, offset=offset)
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     if not 1 <= doy <= (366 if leap else 365) or hour > 23 or minute > 59 or sec > 59:
-        raise Cd11FormatError(f"impossible date or time {bytes(raw).decode()!r}", field=field, offset=offset)
+        raise Cd11FormatError(f"impossible date or time {raw.decode()!r}", field=field, offset=offset)
     days = dt.date(year, 1, 1).toordinal() - _EPOCH_ORDINAL + doy - 1
     ms = days * _MS_PER_DAY + ((hour * 60 + minute) * 60 + sec) * 1000 + msec
     return ms * NS_PER_MS
