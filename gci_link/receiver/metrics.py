@@ -9,7 +9,6 @@ Prometheus scrape thread never shares one with the receiver loop.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +43,17 @@ class ChannelReport:
     authenticated_pct: float | None
 
 
+_OUTCOMES = {"authenticated": 0, "failed": 1, "unsigned": 2}
+
+
 class MetricsStore:
-    """Writes link metrics as frames are archived or rejected; computes reports over a window."""
+    """Writes link metrics as frames are archived or rejected; computes reports over a window.
+
+    Updates are tallied in memory and written by ``flush`` (the receiver flushes about once a second,
+    readers flush before they read): a receiver sees thousands of channel subframes a second, and one
+    SQL statement each would cost more than archiving them. Metrics are not part of what is durable
+    before an acknack; a crash loses at most the last unflushed tallies.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -54,33 +62,22 @@ class MetricsStore:
         # (station, channel) -> (rowid, end_ns) of its newest coverage interval, so in-order data
         # (nearly all of it) extends that row with one UPDATE instead of a merge query
         self._newest: dict[tuple[str, str], tuple[int, int]] = {}
+        self._counters: dict[tuple[str, str], int] = {}  # unflushed increments
+        # (station, channel) -> [authenticated, failed, unsigned, newest end_ns, latest latency_ns]
+        self._tallies: dict[tuple[str, str], list] = {}
+        self._runs: dict[tuple[str, str], list] = {}  # unflushed contiguous coverage [start, end, rate]
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """One transaction around many updates (a receiver batch), instead of one per update."""
-        if self._db.in_transaction:
-            yield
-            return
-        self._db.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def count(self, station: str, name: str, n: int = 1) -> None:
         """Add ``n`` to a per-station counter such as ``frames`` or ``rejected:crc``."""
-        self._db.execute(
-            "INSERT INTO counters VALUES (?, ?, ?) "
-            "ON CONFLICT (station, name) DO UPDATE SET value = value + ?",
-            (station, name, n, n),
-        )
+        key = (station, name)
+        self._counters[key] = self._counters.get(key, 0) + n
 
     def counters(self) -> dict[tuple[str, str], int]:
+        self.flush()
         return {(s, n): v for s, n, v in self._db.execute("SELECT station, name, value FROM counters")}
 
     def channel_seen(
@@ -94,31 +91,63 @@ class MetricsStore:
         rate: float = 0.0,
     ) -> None:
         """One subframe: its authentication outcome and, if archived, its data-time span and latency."""
-        if outcome not in ("authenticated", "failed", "unsigned"):
+        index = _OUTCOMES.get(outcome)
+        if index is None:
             raise ValueError(f"unknown channel authentication outcome {outcome!r}")
-        archived = start_ns is not None and end_ns is not None
-        with self.batch():
-            self._db.execute(
+        key = (station, channel)
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = [0, 0, 0, None, None]
+        tally[index] += 1
+        if start_ns is None or end_ns is None:
+            return
+        tally[3] = end_ns if tally[3] is None else max(tally[3], end_ns)
+        if latency_ns is not None:
+            tally[4] = latency_ns
+        run = self._runs.get(key)
+        if run is not None:
+            if abs(start_ns - run[1]) <= _slack(rate) and end_ns >= run[1]:
+                run[1] = end_ns  # continues the run (touching within half a sample)
+                return
+            self._add_coverage(station, channel, *run)
+        self._runs[key] = [start_ns, end_ns, rate]
+
+    def flush(self) -> None:
+        """Write the tallies gathered since the last flush, in one transaction."""
+        if not (self._counters or self._tallies or self._runs):
+            return
+        counters, self._counters = self._counters, {}
+        tallies, self._tallies = self._tallies, {}
+        runs, self._runs = self._runs, {}
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT INTO counters VALUES (?, ?, ?) "
+                "ON CONFLICT (station, name) DO UPDATE SET value = value + excluded.value",
+                [(*key, n) for key, n in counters.items()],
+            )
+            self._db.executemany(
                 "INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-                f"{outcome} = {outcome} + 1, "
+                "authenticated = authenticated + excluded.authenticated, "
+                "failed = failed + excluded.failed, unsigned = unsigned + excluded.unsigned, "
                 "newest_end_ns = MAX(COALESCE(newest_end_ns, excluded.newest_end_ns), "
                 "COALESCE(excluded.newest_end_ns, newest_end_ns)), "
                 "latency_ns = COALESCE(excluded.latency_ns, latency_ns)",
-                (
-                    station,
-                    channel,
-                    end_ns if archived else None,
-                    latency_ns if archived else None,
-                    *(int(outcome == name) for name in ("authenticated", "failed", "unsigned")),
-                ),
+                [
+                    (*key, newest, latency, ok, failed, unsigned)
+                    for key, (ok, failed, unsigned, newest, latency) in tallies.items()
+                ],
             )
-            if archived:
-                assert start_ns is not None and end_ns is not None
-                self._add_coverage(station, channel, start_ns, end_ns, rate)
+            for (station, channel), run in runs.items():
+                self._add_coverage(station, channel, *run)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _add_coverage(self, station: str, channel: str, start_ns: int, end_ns: int, rate: float) -> None:
         """Merge [start, end) into the channel's intervals (touching within half a sample counts)."""
-        slack = int(NS / rate / 2) if rate > 0 else 0
+        slack = _slack(rate)
         key = (station, channel)
         newest = self._newest.get(key)
         if newest is not None and abs(start_ns - newest[1]) <= slack and end_ns >= newest[1]:
@@ -151,6 +180,7 @@ class MetricsStore:
         self._db.execute("DELETE FROM coverage WHERE end_ns < ?", (before_ns,))
 
     def channel_reports(self, now_ns: int, window_s: int) -> list[ChannelReport]:
+        self.flush()
         start = now_ns - window_s * NS
         reports = []
         channels = self._db.execute(
@@ -179,6 +209,11 @@ class MetricsStore:
                 )
             )
         return reports
+
+
+def _slack(rate: float) -> int:
+    """Half a sample: spans closer than this touch."""
+    return int(NS / rate / 2) if rate > 0 else 0
 
 
 def format_table(reports: list[ChannelReport], counters: dict[tuple[str, str], int]) -> str:
