@@ -320,8 +320,8 @@ class DataBody:
                 offset=at,
             )
         channel_ids = tuple(
-            (r_.text(5, "site"), r_.text(3, "channel"), r_.text(2, "location"))
-            for r_ in (Reader(ids, i * CHANNEL_ID_SIZE, (i + 1) * CHANNEL_ID_SIZE) for i in range(nchan))
+            (text_value(ids[i : i + 5]), text_value(ids[i + 5 : i + 8]), text_value(ids[i + 8 : i + 10]))
+            for i in range(0, len(ids), CHANNEL_ID_SIZE)
         )
         channels = tuple(read_subframe(r, i) for i in range(nchan))
         own_ids = tuple((c.site, c.channel, c.location) for c in channels)
