@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -160,16 +161,37 @@ def _verify_rates(frames: list[bytes], trust: TrustStore) -> tuple[float, float]
     return len(work) / best_one, len(work) / best_two
 
 
-def _drive(receiver: Receiver, sock: _StubSocket, messages: list[list[bytes]], progress, what: str) -> float:
+@dataclass
+class _Run:
+    """Wall time of a drive and the CPU it took: the receiver loop's thread and the whole process (the
+    loop plus the verifier threads), so a slow figure says whether CPU or waiting was short."""
+
+    wall_s: float
+    loop_cpu_s: float
+    process_cpu_s: float
+
+
+def _drive(receiver: Receiver, sock: _StubSocket, messages: list[list[bytes]], progress, what: str) -> _Run:
     """Feed ``messages`` in poll-round batches to the receiver's real processing path, as its loop does
-    while more messages are waiting (each batch settled once the next one is verifying); seconds taken."""
-    started = time.perf_counter()
+    while more messages are waiting."""
+    started, loop_cpu, process_cpu = time.perf_counter(), time.thread_time(), time.process_time()
     for i in range(0, len(messages), BATCH):
         receiver.handle(sock, messages[i : i + BATCH], settle=False)  # type: ignore[arg-type]
         if i % (BATCH * 16) == 0:
             progress(f"{what}: {i}/{len(messages)} frames")
-    receiver.settle()  # the last batch too is durable and acknowledged before the clock stops
-    return time.perf_counter() - started
+    receiver.settle()  # the last frames too are durable and acknowledged before the clock stops
+    return _Run(
+        time.perf_counter() - started, time.thread_time() - loop_cpu, time.process_time() - process_cpu
+    )
+
+
+def _cpu_figures(prefix: str, run: _Run, units: int, unit: str) -> dict:
+    """CPU per unit on the loop thread and in the whole process, and how busy both cores were."""
+    return {
+        f"{prefix}_loop_thread_cpu_us_per_{unit}": round(run.loop_cpu_s / units * 1e6, 1),
+        f"{prefix}_process_cpu_us_per_{unit}": round(run.process_cpu_s / units * 1e6, 1),
+        f"{prefix}_cores_busy": round(run.process_cpu_s / run.wall_s, 2),
+    }
 
 
 def _open_sessions(receiver: Receiver, sock: _StubSocket, signers: list[StationSigner]) -> None:
@@ -179,17 +201,17 @@ def _open_sessions(receiver: Receiver, sock: _StubSocket, signers: list[StationS
 
 def _ingest(
     tmp: Path, ca: CertificateAuthority, signer: StationSigner, frames: list[bytes], progress
-) -> float:
+) -> _Run:
     receiver = Receiver(_config(tmp / "ingest", ca.trust_dir, ["STA1"]), ca.trust_store())
     sock = _StubSocket()
     try:
         _open_sessions(receiver, sock, [signer])
-        seconds = _drive(receiver, sock, [[b"STA1", raw] for raw in frames], progress, "in-process ingest")
+        run = _drive(receiver, sock, [[b"STA1", raw] for raw in frames], progress, "in-process ingest")
         if receiver.metrics.counters().get(("STA1", "frames")) != len(frames):
             raise RuntimeError(f"receiver archived {receiver.metrics.counters()} of {len(frames)} frames")
     finally:
         receiver.close()
-    return seconds
+    return run
 
 
 def _socket_ingest(tmp: Path, ca: CertificateAuthority, signer: StationSigner, frames: list[bytes]) -> float:
@@ -262,8 +284,9 @@ def _replay(tmp: Path, ca: CertificateAuthority, progress) -> dict:
     first = len(network)  # the first 10 s slot creates every channel's folders and day files
     try:
         _open_sessions(receiver, sock, [signer for _, signer, _ in network])
-        first_seconds = _drive(receiver, sock, messages[:first], progress, "IMS replay, first slot")
-        seconds = _drive(receiver, sock, messages[first:], progress, "IMS replay")
+        first_seconds = _drive(receiver, sock, messages[:first], progress, "IMS replay, first slot").wall_s
+        steady = _drive(receiver, sock, messages[first:], progress, "IMS replay")
+        seconds = steady.wall_s
         archived = sum(v for (_, name), v in receiver.metrics.counters().items() if name == "frames")
         if archived != len(messages):
             raise RuntimeError(f"receiver archived {archived} of {len(messages)} replayed frames")
@@ -289,6 +312,9 @@ def _replay(tmp: Path, ca: CertificateAuthority, progress) -> dict:
         ),
         "replay_x_real_time": round(speed, 1),
         "replay_minutes_per_simulated_day": round(day_s / 60, 1),
+        **_cpu_figures(
+            "replay", steady, channels * (REPLAY_SLICE_S - FRAME_S) // FRAME_S, "channel_subframe"
+        ),
         "replay_target": "< 30 minutes per simulated day (>= 48x real time)",
     }
 
@@ -307,7 +333,8 @@ def run(progress: Callable[[str], None]) -> dict:
         progress("bare ECDSA P-256 verification (cryptography) over the same signatures")
         verifies, verifies_two = _verify_rates(frames, ca.trust_store())
         progress("receiver ingest, in-process")
-        t_ingest = _ingest(tmp, ca, signer, frames, progress)
+        ingest = _ingest(tmp, ca, signer, frames, progress)
+        t_ingest = ingest.wall_s
         progress("receiver ingest through DEALER -> ROUTER on ipc://")
         t_socket = _socket_ingest(tmp, ca, signer, frames)
         figures = {
@@ -323,6 +350,7 @@ def run(progress: Callable[[str], None]) -> dict:
             "ingest_over_two_thread_limit": round(
                 INGEST_FRAMES * sigs_per_frame / t_ingest / verifies_two, 3
             ),
+            **_cpu_figures("ingest", ingest, INGEST_FRAMES, "frame"),
             "socket_frames_per_s": round(INGEST_FRAMES / t_socket, 1),
             "socket_over_verify_limit": round(INGEST_FRAMES * sigs_per_frame / t_socket / verifies, 3),
             "socket_over_two_thread_limit": round(
