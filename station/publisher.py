@@ -6,7 +6,7 @@ a crash leaves either a complete signed frame or nothing, and no number is ever 
 
 from __future__ import annotations
 
-from gci_link.cd11 import build_data_frame, encode_frame, sign_all_channels, sign_frame
+from gci_link.cd11 import build_data_frame, encode_frame, encode_signed_frame, sign_all_channels
 from gci_link.keys import StationSigner
 from gci_link.outbox import Outbox
 from station.framer import FrameDraft
@@ -23,9 +23,9 @@ def publish(outbox: Outbox, draft: FrameDraft, *, creator: str, destination: str
             draft.subframes, creator=creator, destination=destination, sequence=sequence,
             nominal_time_ns=draft.nominal_time_ns, frame_time_length_ms=draft.frame_time_length_ms,
         )
-        if signer is not None:
-            frame = sign_all_channels(frame, signer.key_id, signer.sign)
-            frame = sign_frame(frame, signer.key_id, signer.sign)
-        return encode_frame(frame)
+        if signer is None:
+            return encode_frame(frame)
+        frame = sign_all_channels(frame, signer.key_id, signer.sign)
+        return encode_signed_frame(frame, signer.key_id, signer.sign)
 
     return outbox.append(DATA_KIND, draft.nominal_time_ns, build)

@@ -27,7 +27,14 @@ from .frame import (
     encode_frame,
     frame_length,
 )
-from .signing import channel_signed_bytes, frame_signed_bytes, sign_all_channels, sign_channel, sign_frame
+from .signing import (
+    channel_signed_bytes,
+    encode_signed_frame,
+    frame_signed_bytes,
+    sign_all_channels,
+    sign_channel,
+    sign_frame,
+)
 from .status import ChannelStatus
 from .timefmt import format_time, parse_time
 
@@ -53,6 +60,7 @@ __all__ = [
     "crc64",
     "decode_frame",
     "encode_frame",
+    "encode_signed_frame",
     "format_time",
     "frame_length",
     "frame_signed_bytes",

@@ -185,10 +185,18 @@ def encode_signed_part(frame: Frame) -> bytes:
 
 def encode_frame(frame: Frame) -> bytes:
     """The frame's bytes with a freshly computed CRC-64 (the trailer's ``crc`` is ignored)."""
+    return append_trailer(encode_signed_part(frame), frame.trailer.auth_key_id, frame.trailer.auth_value)
+
+
+def append_trailer(signed_part: bytes, auth_key_id: int, auth_value: bytes) -> bytes:
+    """A whole frame from its encoded header and body: the authentication fields, then the CRC-64.
+
+    Apart from ``encode_frame`` so a signer can sign the very bytes it encoded without encoding twice.
+    """
     w = Writer()
-    w.raw(encode_signed_part(frame))
-    w.u32(frame.trailer.auth_key_id, "frame authentication key id")
-    w.sized(bytes(frame.trailer.auth_value), "frame authentication value")
+    w.raw(signed_part)
+    w.u32(auth_key_id, "frame authentication key id")
+    w.sized(bytes(auth_value), "frame authentication value")
     w.u64(crc64(w.out), "comm verification")
     return bytes(w.out)
 

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 
 from .data import CANADIAN_AFTER_SIGNING, ChannelSubframe, DataBody, raw_bytes, write_signed_part
-from .frame import Frame, encode_signed_part
+from .frame import Frame, append_trailer, encode_signed_part
 from .wire import Writer
 
 
@@ -51,6 +51,13 @@ def sign_frame(frame: Frame, key_id: int, sign: Callable[[bytes], bytes]) -> Fra
     return dataclasses.replace(
         frame, trailer=dataclasses.replace(frame.trailer, auth_key_id=key_id, auth_value=value)
     )
+
+
+def encode_signed_frame(frame: Frame, key_id: int, sign: Callable[[bytes], bytes]) -> bytes:
+    """The bytes of ``frame`` with a frame-level signature: what ``encode_frame(sign_frame(...))`` gives,
+    with the header and body encoded once and the signature taken over those very bytes."""
+    signed_part = encode_signed_part(frame)
+    return append_trailer(signed_part, key_id, bytes(sign(signed_part)))
 
 
 def sign_all_channels(frame: Frame, key_id: int, sign: Callable[[bytes], bytes]) -> Frame:

@@ -29,6 +29,7 @@ from gci_link.cd11 import (
     channel_signed_bytes,
     decode_frame,
     encode_frame,
+    encode_signed_frame,
     format_time,
     frame_length,
     frame_signed_bytes,
@@ -38,6 +39,7 @@ from gci_link.cd11 import (
 )
 from gci_link.cd11.data import DataBody
 from gci_link.cd11.status import FLAGS
+from gci_link.keys import generate_key, sign_raw, verify_raw
 
 MS = 1_000_000
 T0 = 1_559_841_960 * 10**9  # 2019157 17:26:00.000
@@ -258,6 +260,32 @@ def test_signature_scopes_and_crc_after_signing():
     tampered[200] ^= 1
     with pytest.raises(Cd11FormatError, match="CRC"):
         decode_frame(bytes(tampered))
+
+
+@pytest.mark.parametrize("kind", ["data", "connection_request"])
+def test_encode_signed_frame_is_sign_frame_then_encode_frame(kind):
+    key = generate_key("ed25519")  # deterministic signatures: the two paths must give the same bytes
+
+    def sign(data: bytes) -> bytes:
+        return sign_raw(key, data)
+
+    if kind == "data":
+        frame = sign_all_channels(_station_frame()[1], 77, sign)
+    else:
+        frame = Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "ABC"), ConnectionBody(station="ABC"))
+    raw = encode_signed_frame(frame, 77, sign)
+    assert raw == encode_frame(sign_frame(frame, 77, sign))
+    back = decode_frame(raw)
+    assert back.trailer.auth_key_id == 77
+    verify_raw(key.public_key(), frame_signed_bytes(raw), back.trailer.auth_value)
+
+
+def test_encode_signed_frame_signs_what_it_sends_with_ecdsa():
+    key = generate_key("ecdsa-p256")  # random signatures: compare the verified scope instead
+    frame = _station_frame()[1]
+    raw = encode_signed_frame(frame, 5, lambda data: sign_raw(key, data))
+    assert frame_signed_bytes(raw) == frame_signed_bytes(frame)
+    verify_raw(key.public_key(), frame_signed_bytes(raw), decode_frame(raw).trailer.auth_value)
 
 
 def test_decoded_scope_is_the_received_bytes_and_dropped_when_modified():
