@@ -1,4 +1,5 @@
-"""Making writes durable: fsync by path, and one ``syncfs`` for a whole filesystem where Linux has it.
+"""Making writes durable: fsync by path, atomic file replacement, and one ``syncfs`` for a whole
+filesystem where Linux has it.
 
 Both IDC stores and the SDS archive use these, so a batch of frames costs one filesystem sync instead of
 one fsync per file.
@@ -58,3 +59,21 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new one, never a part,
+    and the new one survives a power loss once this returns (the directory entry is synced too).
+
+    ``mode`` is set exactly (the umask does not apply); None leaves it to the umask.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
+    if mode is not None:
+        os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask and ignored for an existing file
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    fsync_path(path.parent)

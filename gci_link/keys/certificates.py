@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gci_link.durable import write_atomically
 from gci_link.keys.algorithms import PrivateKey, PublicKey, algorithm_of
 from gci_link.keys.errors import KeyMaterialError, UnsupportedKeyError
 
@@ -147,29 +147,17 @@ def read_private_key(path: Path) -> PrivateKey:
     return key
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a key or certificate."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask and ignored for an existing file
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
 def write_private_key(path: Path, key: PrivateKey) -> None:
     """PKCS#8 PEM, readable by the owner only (0600)."""
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write_atomically(path, pem, 0o600)
+    write_atomically(path, pem, 0o600)
 
 
 def write_certificate(path: Path, cert: x509.Certificate) -> None:
-    _write_atomically(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def write_crl(path: Path, crl: x509.CertificateRevocationList) -> None:
-    _write_atomically(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomically(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)

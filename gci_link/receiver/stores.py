@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from gci_link.durable import fsync_path
+from gci_link.durable import write_atomically
 from gci_link.gaplist import GapList
 
 log = logging.getLogger(__name__)
@@ -168,13 +168,7 @@ class MessageStore:
     def write(self, station: str, seq: int, received_ns: int, text: bytes) -> Path:
         path = self.path_for(station, seq, received_ns)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_path(path.parent)
+        write_atomically(path, text)
         return path
 
 
