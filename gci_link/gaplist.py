@@ -4,13 +4,29 @@ CD-1.1 semantics (spec §5.3): lowest and highest are inclusive; a gap is (start
 an empty list reports lowest 0, highest -1. Sequence numbers are unsigned 64-bit; they are kept as
 Python ints in [0, 2**64). Received numbers are stored as half-open intervals [start, end) so the list
 stays small when frames arrive in order, and so it can be saved as rows and restored after a restart.
+``consecutive_runs`` cuts a list of numbers into such runs for the station side.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 
 SEQ_LIMIT = 1 << 64
+
+
+def consecutive_runs(seqs: Iterable[int]) -> list[range]:
+    """Ascending sequence numbers cut into runs of consecutive ones: 5 6 7 9 -> range(5, 8), range(9, 10).
+
+    A long run then costs one range instead of a number each (one outbox update, one replay outbox).
+    """
+    runs: list[range] = []
+    for seq in seqs:
+        if runs and seq == runs[-1].stop:
+            runs[-1] = range(runs[-1].start, seq + 1)
+        else:
+            runs.append(range(seq, seq + 1))
+    return runs
 
 
 class GapList:

@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from gci_link.cd11 import Cd11FormatError, FrameType, decode_frame
+from gci_link.gaplist import consecutive_runs
 from gci_link.keys import KeyMaterialError, StationSigner
 from gci_link.keys.certificates import read_certificate, read_private_key
 from gci_link.link_session import SessionConfig
@@ -63,16 +64,11 @@ def _load_runs(paths: list[Path]) -> list[tuple[str, list[tuple[int, bytes]]]]:
         if known is not None and known != raw:
             raise ValueError(f"{path}: another file holds a different frame {creator} #{seq}")
         by_station[creator][seq] = raw
-    runs = []
-    for station, frames in sorted(by_station.items()):
-        run: list[tuple[int, bytes]] = []
-        for seq in sorted(frames):
-            if run and seq != run[-1][0] + 1:
-                runs.append((station, run))
-                run = []
-            run.append((seq, frames[seq]))
-        runs.append((station, run))
-    return runs
+    return [
+        (station, [(seq, frames[seq]) for seq in run])
+        for station, frames in sorted(by_station.items())
+        for run in consecutive_runs(sorted(frames))
+    ]
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -21,13 +21,18 @@ import random
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gci_link.gaplist import GapList
 from gci_link.pacing import NS_PER_S, Backoff, TokenBucket
 
+if TYPE_CHECKING:
+    from gci_link.cd11 import CommandRequestBody
+
 log = logging.getLogger(__name__)
 
-CommandHandler = Callable[[object], str]
+# runs an IDC command request and returns the text of the response; the session never looks inside
+CommandHandler = Callable[["CommandRequestBody"], str]
 
 
 class State(enum.Enum):
@@ -259,7 +264,8 @@ class LinkSession:
 
     def on_connection_response(self, ip: int, port: int, peer_frame_set: str, now_ns: int) -> None:
         if self.state is not State.CONNECTING or self._conn is None:
-            log.warning("unexpected connection response ignored", extra=self._ctx(reason=self.state.value))
+            log.warning("unexpected connection response ignored",
+                        extra=self.log_context(reason=self.state.value))
             return
         self._peer_frame_set = peer_frame_set
         try:
@@ -268,7 +274,7 @@ class LinkSession:
             self._reconnect(f"bad connection response: {exc}", now_ns)
             return
         if target is not None:
-            log.info("redirected to data endpoint", extra=self._ctx(endpoint=target))
+            log.info("redirected to data endpoint", extra=self.log_context(endpoint=target))
             self._out.append(Connect(target))
             self._conn = _Connection(endpoint=target, heard_ns=now_ns)
         if self.config.option_exchange:
@@ -280,7 +286,7 @@ class LinkSession:
 
     def on_option_response(self, now_ns: int) -> None:
         if self.state is not State.NEGOTIATING:
-            log.warning("unexpected option response ignored", extra=self._ctx(reason=self.state.value))
+            log.warning("unexpected option response ignored", extra=self.log_context(reason=self.state.value))
             return
         self._enter_data(now_ns)
 
@@ -289,10 +295,11 @@ class LinkSession:
     ) -> None:
         conn = self._conn
         if self.state is not State.DATA or conn is None:
-            log.info("acknack outside the data phase ignored", extra=self._ctx(reason=self.state.value))
+            log.info("acknack outside the data phase ignored",
+                     extra=self.log_context(reason=self.state.value))
             return
         if frame_set.split(":", 1)[0].strip() != self.config.station:
-            log.warning("acknack for another frame set ignored", extra=self._ctx(reason=frame_set))
+            log.warning("acknack for another frame set ignored", extra=self.log_context(reason=frame_set))
             return
         conn.acknacks += 1
         if conn.acknacks == 1:
@@ -311,18 +318,18 @@ class LinkSession:
             heapq.heappush(self._backlog, seq)
         if stale:
             log.info("frames not covered by acknack, resending",
-                     extra=self._ctx(seq=f"{stale[0]}..{stale[-1]}", reason=f"{len(stale)} frames"))
+                     extra=self.log_context(seq=f"{stale[0]}..{stale[-1]}", reason=f"{len(stale)} frames"))
         # frames still in flight expect a later acknack within the response timeout
         conn.unanswered_since_ns = now_ns if conn.in_flight else None
 
-    def on_command_request(self, seq: int, request: object, now_ns: int) -> None:
+    def on_command_request(self, seq: int, request: CommandRequestBody, now_ns: int) -> None:
         if self.state is not State.DATA:
-            log.warning("command request outside the data phase ignored", extra=self._ctx(seq=seq))
+            log.warning("command request outside the data phase ignored", extra=self.log_context(seq=seq))
             return
         self._ack_due = True
         if not self._from_idc.add(seq):
             cached = self._responses.get(seq)
-            log.info("repeated command request, not run again", extra=self._ctx(seq=seq))
+            log.info("repeated command request, not run again", extra=self.log_context(seq=seq))
             if cached is not None:
                 self._out.append(cached)
             return
@@ -332,7 +339,7 @@ class LinkSession:
             try:
                 text = self._handler(request)
             except Exception as exc:  # a failing command must not take the link down
-                log.exception("command handler failed", extra=self._ctx(seq=seq))
+                log.exception("command handler failed", extra=self.log_context(seq=seq))
                 text = f"error: {type(exc).__name__}: {exc}"
         response = SendCommandResponse(request, text)
         self._responses[seq] = response
@@ -358,7 +365,7 @@ class LinkSession:
         if self.state in (State.CONNECTING, State.NEGOTIATING, State.DATA):
             self._out.append(SendAlert(reason))
             self._out.append(Disconnect(reason, graceful=True))
-        log.info("link stopped", extra=self._ctx(reason=reason))
+        log.info("link stopped", extra=self.log_context(reason=reason))
         self.state = State.STOPPED
         self._conn = None
         self._deadline_ns = None
@@ -406,21 +413,22 @@ class LinkSession:
     def endpoint(self) -> str | None:
         return self._conn.endpoint if self._conn else None
 
-    # ---- internals -------------------------------------------------------------------------------
-
-    def _ctx(self, **extra: object) -> dict[str, object]:
+    def log_context(self, **extra: object) -> dict[str, object]:
+        """Logging extras naming this station and, while connected, the endpoint; plus ``extra``."""
         ctx: dict[str, object] = {"station": self.config.station}
         if self._conn is not None:
             ctx["endpoint"] = self._conn.endpoint
         ctx.update(extra)
         return ctx
 
+    # ---- internals -------------------------------------------------------------------------------
+
     def _connect(self, now_ns: int) -> None:
         endpoint = self.config.endpoints[self._endpoint_index % len(self.config.endpoints)]
         self._conn = _Connection(endpoint=endpoint, heard_ns=now_ns)
         self.state = State.CONNECTING
         self._deadline_ns = now_ns + self.config.connect_timeout_ns
-        log.info("connecting", extra=self._ctx())
+        log.info("connecting", extra=self.log_context())
         self._out.append(Connect(endpoint))
         self._out.append(SendConnectionRequest())
 
@@ -429,13 +437,13 @@ class LinkSession:
         self.state = State.DATA
         self._deadline_ns = None
         self._conn.backlog_from_ns = now_ns + self.config.backlog_hold_ns
-        log.info("link up", extra=self._ctx(reason=f"{len(self._unacked)} frames waiting"))
+        log.info("link up", extra=self.log_context(reason=f"{len(self._unacked)} frames waiting"))
         self._ack_due = True  # tell the IDC at once what we hold of its frames
 
     def _reconnect(self, reason: str, now_ns: int) -> None:
         delay = self._backoff.next_delay_ns()
         log.warning("link lost, reconnecting after back-off",
-                    extra=self._ctx(reason=reason, delay_s=round(delay / NS_PER_S, 3)))
+                    extra=self.log_context(reason=reason, delay_s=round(delay / NS_PER_S, 3)))
         self._out.append(Disconnect(reason))
         self.counters.reconnects += 1
         self._conn = None

@@ -34,12 +34,14 @@ from gci_link.cd11 import (
     OptionBody,
     decode_frame,
     encode_frame,
-    sign_frame,
+    encode_signed_frame,
 )
+from gci_link.gaplist import consecutive_runs
 from gci_link.keys import StationSigner
 from gci_link.link_session import (
     Acknowledge,
     Action,
+    CommandHandler,
     Connect,
     Disconnect,
     LinkCounters,
@@ -56,8 +58,6 @@ from gci_link.link_session import (
 from gci_link.outbox import Outbox
 
 log = logging.getLogger(__name__)
-
-CommandHandler = Callable[[CommandRequestBody], str]
 
 _OUTBOX_PAGE = 500
 _OUTBOX_REFRESH_S = 0.05  # how often new frames are looked for while the loop is busy sending
@@ -117,12 +117,15 @@ class Sender:
         self._last_offered: int | None = None
         self._last_refresh = 0.0
         self.session = LinkSession(config, clock(), command_handler=command_handler)
+        self._ctx = self.session.log_context  # logging extras: station, endpoint
         # a pipe the poll also waits on: a byte in it means "look at the outbox now" (or "stop")
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
             weakref.finalize(self, os.close, fd)
         outbox.on_append(lambda _seq: self.wake())
+        self._poller = zmq.Poller()  # the wake pipe always; the socket and its monitor while connected
+        self._poller.register(self._wake_r, zmq.POLLIN)
 
     @property
     def counters(self) -> LinkCounters:
@@ -201,13 +204,7 @@ class Sender:
                 return
 
     def _wait_and_receive(self, wait_s: float) -> None:
-        poller = zmq.Poller()
-        poller.register(self._wake_r, zmq.POLLIN)
-        if self._socket is not None:
-            poller.register(self._socket, zmq.POLLIN)
-        if self._monitor is not None:
-            poller.register(self._monitor, zmq.POLLIN)
-        ready = dict(poller.poll(int(wait_s * 1000)))
+        ready = dict(self._poller.poll(int(wait_s * 1000)))
         if self._wake_r in ready:
             self._drain_wake()
             self._offer_new()
@@ -277,7 +274,7 @@ class Sender:
             elif isinstance(action, SendData):
                 sent_data |= self._send_data(action)
             elif isinstance(action, Acknowledge):
-                self._outbox.ack(_as_ranges(action.seqs))
+                self._outbox.ack(consecutive_runs(action.seqs))
                 log.debug("acknowledged", extra=self._ctx(seq=f"{action.seqs[0]}..{action.seqs[-1]}"))
             else:
                 self._send_control(action)
@@ -295,11 +292,15 @@ class Sender:
         self._handshake_failures = 0
         sock.connect(endpoint)
         self._socket = sock
+        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
 
     def _close_socket(self, linger_ms: int) -> None:
         if self._socket is None:
             return
+        self._poller.unregister(self._socket)
         if self._monitor is not None:
+            self._poller.unregister(self._monitor)
             self._socket.disable_monitor()
             self._monitor.close(linger=0)
             self._monitor = None
@@ -361,9 +362,10 @@ class Sender:
         else:
             raise TypeError(f"link session produced an unknown action {action!r}")
         frame = Frame(FrameHeader(kind, creator=station), body)
-        if self._signer is not None:
-            frame = sign_frame(frame, self._signer.key_id, self._signer.sign)
-        self._send(encode_frame(frame), now)
+        if self._signer is None:
+            self._send(encode_frame(frame), now)
+        else:
+            self._send(encode_signed_frame(frame, self._signer.key_id, self._signer.sign), now)
 
     def _send(self, data: bytes, now: int) -> bool:
         if self._socket is None:
@@ -375,23 +377,3 @@ class Sender:
             return False
         self.session.sent_bytes(len(data), now)
         return True
-
-    def _ctx(self, **extra: object) -> dict[str, object]:
-        ctx: dict[str, object] = {"station": self.config.station}
-        if self.session.endpoint:
-            ctx["endpoint"] = self.session.endpoint
-        ctx.update(extra)
-        return ctx
-
-
-def _as_ranges(seqs: tuple[int, ...]) -> list[range]:
-    """Ascending sequence numbers as runs, so the outbox marks a long run in one statement."""
-    runs: list[range] = []
-    start = prev = seqs[0]
-    for seq in seqs[1:]:
-        if seq != prev + 1:
-            runs.append(range(start, prev + 1))
-            start = seq
-        prev = seq
-    runs.append(range(start, prev + 1))
-    return runs

@@ -246,6 +246,8 @@ def test_handshake_redirect_data_and_acks(idc, outbox):
     assert sender.counters.bytes_sent > sum(a[2] for a in idc.arrivals)  # data plus control frames
     assert idc.creators == {STATION}
     assert idc.station_acknacks[0] == AcknackBody("IDC:0", 0, -1, ())
+    # the sender keeps one poller: sockets it closed (here the one the redirect replaced) leave it
+    assert [item for item, _ in sender._poller.sockets] == [sender._wake_r]
 
 
 def test_appended_frame_leaves_without_waiting_for_the_poll(idc, outbox):
@@ -393,6 +395,8 @@ def test_wrong_curve_server_key_is_reported(tmp_path, outbox, caplog):
         assert idc.connection_requests == 0
         failures = [r for r in caplog.records if "handshake never completed" in r.getMessage()]
         assert failures and "IDC server key" in failures[0].reason
+        first = next(r for r in caplog.records if "handshake with the IDC failed" in r.getMessage())
+        assert (first.station, first.endpoint) == (STATION, idc.endpoint)  # the session's log extras
     finally:
         idc.close()
 
