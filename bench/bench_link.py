@@ -33,11 +33,10 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from bench.bench_receiver import _signed_frame
+from bench.bench_receiver import _config, _signed_frame
 from gci_link.keys import CertificateAuthority, StationSigner
 from gci_link.link_session import SessionConfig, State
 from gci_link.outbox import AckSpec, Outbox
-from gci_link.receiver.config import IdcConfig, StationConfig
 from gci_link.receiver.server import Receiver
 from gci_link.sender import Sender
 
@@ -73,13 +72,7 @@ class _Idc:
 
     def __init__(self, root: Path, ca: CertificateAuthority, names: list[str]) -> None:
         self.ctx = zmq.Context()
-        config = IdcConfig(
-            root=root,
-            trust_dir=ca.trust_dir,
-            connection_endpoint="tcp://127.0.0.1:*",
-            connect_burst=len(names) + 5,
-            stations={n: StationConfig(n, "XX") for n in names},
-        )
+        config = _config(root, ca.trust_dir, names, "tcp://127.0.0.1:*")
         self.receiver = Receiver(config, ca.trust_store(), context=self.ctx)
         self.receiver.start()
         self._stop = threading.Event()

@@ -46,6 +46,7 @@ OUTPUTS = ("run", "truth", "idc", "summary.json")
 DRAIN_TIMEOUT_S = 60.0  # real seconds the stations get, after the digitizers stop, to deliver everything
 STATION_DATA = "data"  # outbox, local archive and status of a station, below its folder (a small disk
 # of its own when the scenario fills it)
+STATION_OUTBOX = f"{STATION_DATA}/outbox/outbox.sqlite"
 
 
 @dataclass
@@ -59,6 +60,11 @@ class SimStation:
     disk: SmallDisk | None = None  # only for stations whose disk a fault fills
     process: subprocess.Popen | None = None
     crashes: int = 0
+
+    @property
+    def outbox_path(self) -> Path:
+        """The station daemon's outbox (its configuration names it relative to the configuration's folder)."""
+        return self.config_path.parent / STATION_OUTBOX
 
 
 class Network:
@@ -278,7 +284,7 @@ class Network:
                 traces = read_sds_traces(idc_sds, net, ch.site, ch.location, ch.channel, truth_start, end_ns)
                 comparisons.append(compare_channel(ch.code, truth_start, rate, truth, traces))
             stations[name] = station_report(
-                self.out, station.spec, station.crashes, comparisons, self.scenario.speed
+                self.out, station, comparisons, self.scenario.speed
             ) | {"link_bytes_swallowed": station.proxy.bytes_swallowed}
         summary = {
             "scenario": self.scenario.source,
@@ -337,7 +343,7 @@ def station_toml(
         f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n'
         f'[daemon]\nstate_dir = "{STATION_DATA}/state"\nstatus_interval_s = 1.0\n'
         f'[archive]\npath = "{STATION_DATA}/archive"\n'
-        f'[outbox]\npath = "{STATION_DATA}/outbox/outbox.sqlite"\n'
+        f'[outbox]\npath = "{STATION_OUTBOX}"\n'
     )
 
 

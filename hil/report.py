@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,19 +17,21 @@ from gci_link.cd11 import Cd11FormatError, decode_frame
 from gci_link.outbox import Outbox
 from gci_link.receiver.stores import read_arrivals
 from hil.compare import ChannelComparison
-from hil.scenario import StationSpec
+
+if TYPE_CHECKING:  # hil.network builds the reports, so it cannot be imported here at run time
+    from hil.network import SimStation
 
 NS_PER_S = 1_000_000_000
 ALARM_LINE = re.compile(r'msg="alarm raised: [^"]*" .*?alarm=(\S+)')
 
 
 def station_report(
-    out: Path, spec: StationSpec, crashes: int, comparisons: list[ChannelComparison], speed: float
+    out: Path, station: SimStation, comparisons: list[ChannelComparison], speed: float
 ) -> dict:
-    outbox_path = out / "run" / "stations" / spec.name / "data" / "outbox" / "outbox.sqlite"
+    spec = station.spec
     stats = None
-    if outbox_path.exists():
-        with Outbox(outbox_path, 1 << 40) as outbox:
+    if station.outbox_path.exists():
+        with Outbox(station.outbox_path, 1 << 40) as outbox:
             stats = outbox.stats()
     latencies, flags, archived = _idc_frames(out / "idc" / "raw" / f"{spec.name}.sqlite")
     log_path = out / "run" / "logs" / f"{spec.name}.log"
@@ -50,7 +53,7 @@ def station_report(
         "exact": all(c.exact for c in comparisons),
         "latency_sim_s": _percentiles(lat),
         "latency_real_s": _percentiles(lat / speed),
-        "station_crashes": crashes,
+        "station_crashes": station.crashes,
         "alarms_raised": dict(alarms),
         "status_flags_at_idc": dict(flags),
         "channels": [c.as_dict() for c in comparisons],
