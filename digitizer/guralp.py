@@ -4,14 +4,23 @@ One thread owns the port. It opens any pyserial URL, feeds received bytes to ``b
 writes back its ACK/NAKs, decodes blocks and queues what the station consumes. It reopens the port
 when reads fail (cable pulled) or the line stays silent longer than the watchdog, with exponential
 back-off while the port is missing. After a reconnect it asks the digitizer to rewind (NAK) far enough
-to refetch what its 255-block buffer still holds, then drops duplicates and reports the rest as
-``Gap``s with exact start and end: a block is never silently skipped or delivered twice.
+to refetch what its 255-block buffer still holds and reports what the buffer no longer has as ``Gap``s
+with exact start and end: a block is never silently skipped or delivered twice.
+
+A re-sent block (the replay after a rewind, or the digitizer repeating a block whose ACK it missed) is
+recognised by identity, not by time: the same BRP sequence number and the same bytes as the last block
+this instance handled under that number. The digitizer keeps 255 blocks and numbers them mod 256, so
+a block it can still resend has never had its slot taken by a newer one. Time cannot tell a re-send
+from new data: after a backward step of the digitizer's clock (GPS re-lock, an operator setting the
+time) new blocks carry earlier times, and they are delivered in arrival order for the station to
+handle as a time tear. Gaps are judged per stream against the previous block in sequence order, a
+re-sent one included: a replay retraces the stream's past, so no gap is reported twice.
 
 A new driver instance cannot know what its predecessor (a killed process) ACKed but never made
 durable, so by default (``startup_rewind``) its first block also triggers a rewind as deep as the
-buffer allows; those blocks are delivered as normal packets and the consumer trims what it already
-has. A digitizer that ignores a NAK outside its buffer (young firmware) is asked again, less deep,
-down to the first block seen, which it surely still holds.
+buffer allows; with nothing handled yet, those blocks are delivered as normal packets and the station
+trims what its outbox already framed (``station.recovery``). A digitizer that ignores a NAK outside its
+buffer (young firmware) is asked again, less deep, down to the first block seen, which it surely holds.
 
 Terminal (console) commands are queued from any thread and run by the port thread between blocks:
 break in with ^S, send the lines, collect the text up to each `` ok`` prompt, leave with ``GO``.
@@ -64,7 +73,8 @@ class DriverCounters:
     resyncs: int = 0
     unrecoverable_brp_gaps: int = 0  # BRP gave up on sequence numbers
     gaps: int = 0  # time gaps reported downstream
-    duplicates: int = 0
+    duplicates: int = 0  # re-sent blocks dropped (by BRP within a session, by identity across sessions)
+    time_steps_back: int = 0  # new blocks starting before their stream's previous block ended
     rewinds: int = 0  # NAKs sent after a reconnect to refetch the buffer
     opens: int = 0
     open_failures: int = 0
@@ -103,6 +113,15 @@ class _Command:
     next_break: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Handled:
+    """The last block handled under one BRP sequence number; data blocks also give where they ended."""
+
+    gcf: bytes
+    stream_id: str | None = None
+    end_ns: int = 0
+
+
 @dataclass
 class _Rewind:
     """A NAK waiting to be honoured: resume ``distance`` blocks before ``anchor`` (the first block seen)."""
@@ -132,7 +151,8 @@ class GuralpDriver:
         self._commands: deque[_Command] = deque()
         self._thread: threading.Thread | None = None
         self._port: serial.SerialBase | None = None
-        self._expected_end: dict[str, int] = {}  # stream → end of the last delivered block
+        self._handled: dict[int, _Handled] = {}  # BRP sequence → last block handled with it (all sessions)
+        self._expected_end: dict[str, int] = {}  # data stream → end of its latest block in sequence order
         self._recent_starts: deque[int] = deque(maxlen=256)  # block times, for the block-rate estimate
         self._last_seq: int | None = None
         self._clock_locked: bool | None = None
@@ -296,11 +316,15 @@ class GuralpDriver:
                 del self._pending[:first.offset + len(first.gcf) + brp.FRAME_OVERHEAD]
                 self._rewind_skipped(first.seq, now)
                 continue
-            self._rewind = None
-            self._rx = self._new_receiver()
-            data, self._pending = bytes(self._pending[first.offset:]), bytearray()
-            self._handle(self._rx.feed(data, int(now * NS_PER_S)))
+            self._resume(now, first.offset)
             return
+
+    def _resume(self, now: float, start: int = 0) -> None:
+        """Rewind done (or given up): a fresh receiver takes the bytes held back, from ``start`` on."""
+        self._rewind = None
+        self._rx = self._new_receiver()
+        data, self._pending = bytes(self._pending[start:]), bytearray()
+        self._handle(self._rx.feed(data, int(now * NS_PER_S)))
 
     def _rewind_distance(self, seq: int, gcf: bytes) -> int:
         """How many blocks before ``seq`` to resume: back to the next expected block, or as deep as the
@@ -363,10 +387,7 @@ class GuralpDriver:
         rw = self._rewind
         if rw.distance == 0:  # take what comes; the time check reports anything missing as a gap
             log.warning("digitizer did not rewind; resuming without its buffer", extra={"seq": rw.target})
-            self._rewind = None
-            self._rx = self._new_receiver()
-            data, self._pending = bytes(self._pending), bytearray()
-            self._handle(self._rx.feed(data, int(now * NS_PER_S)))
+            self._resume(now)
             return
         rw.distance = rw.distance // 4 if rw.distance >= 16 else 0
         rw.tries, rw.skipped = 1, 0
@@ -404,6 +425,9 @@ class GuralpDriver:
     def _on_block(self, seq: int, gcf: bytes) -> None:
         self._last_seq = seq
         self.counters.blocks += 1
+        if self._is_resent(seq, gcf):
+            return
+        self._handled[seq] = _Handled(gcf)  # bad and status blocks too: their re-sends are no news either
         try:
             block = decode_block(gcf)
         except GcfFormatError as exc:
@@ -416,28 +440,36 @@ class GuralpDriver:
             return
         self._recent_starts.append(block.start_ns)
         if block.is_status:
-            self._on_status_block(block, seq)
+            self._on_status_block(block)
             return
         stream = block.stream_id
+        self._handled[seq] = _Handled(gcf, stream, block.end_ns)
         expected = self._expected_end.get(stream)
-        if expected is not None:
-            if block.start_ns < expected:
-                self.counters.duplicates += 1
-                log.info("block already delivered dropped",
-                         extra={"stream": stream, "start_ns": block.start_ns})
-                return
-            if block.start_ns > expected:
-                self._report_gap(Gap(block.system_id, stream, expected, block.start_ns))
+        if expected is not None and block.start_ns > expected:
+            self._report_gap(Gap(block.system_id, stream, expected, block.start_ns))
+        elif expected is not None and block.start_ns < expected:
+            self.counters.time_steps_back += 1
+            log.warning("stream time stepped back; new block delivered", extra={
+                "stream": stream, "seq": seq, "start_ns": block.start_ns, "expected_ns": expected,
+                "step_s": (block.start_ns - expected) / NS_PER_S})
         self._expected_end[stream] = block.end_ns
         self._put(block_to_packet(block, seq, self._clock_locked))
         self.counters.packets += 1
 
-    def _on_status_block(self, block: GcfBlock, seq: int) -> None:
-        key = block.stream_id
-        if self._expected_end.get(key, -1) >= block.start_ns:
-            self.counters.duplicates += 1
-            return
-        self._expected_end[key] = block.start_ns
+    def _is_resent(self, seq: int, gcf: bytes) -> bool:
+        """Whether this is the block already handled under ``seq`` (BRP drops such repeats within one
+        receiver; this catches them across reconnects). A data block's stream then stands where it
+        stood after that block, as the replay goes on from there."""
+        seen = self._handled.get(seq)
+        if seen is None or seen.gcf != gcf:
+            return False
+        self.counters.duplicates += 1
+        if seen.stream_id is not None:
+            self._expected_end[seen.stream_id] = seen.end_ns
+        log.info("re-sent block dropped", extra={"seq": seq, "stream": seen.stream_id})
+        return True
+
+    def _on_status_block(self, block: GcfBlock) -> None:
         status = status_from_block(block)
         if status is not None:
             if status.gps_locked is not None:

@@ -164,8 +164,8 @@ class SimDigitizer:
                                key=lambda s: (s.spec.kind == "seismometer", s.spec.sample_rate))
         self._cal_rng = np.random.default_rng(seeds[-2])
         self._env_rng = np.random.default_rng(seeds[-1])
-        self._cal_stream_next = first
         self._next_status_ns = first
+        self._clock_step_ns = 0  # the firmware's clock minus data time (step_clock)
         self.truth: dict[str, list[tuple[int, np.ndarray]]] = {}
         self.counters = FirmwareCounters()
         # transmitter state
@@ -194,6 +194,7 @@ class SimDigitizer:
         self._next_cal_minutes = 2
         # scripted faults (consumed by the transmitter)
         self._inject: deque[tuple[str, object]] = deque()
+        self._acks_to_lose = 0
         self._sampling = True
 
     # -- control from tests ---------------------------------------------------------------------------
@@ -211,6 +212,23 @@ class SimDigitizer:
             if locked and not self.gps_locked:
                 self._clock_offset_s = 0.0
             self.gps_locked = locked
+
+    def step_clock(self, seconds: float) -> None:
+        """Step the firmware's clock by ``seconds`` (negative: back, as when a GPS re-lock corrects a
+        clock that ran fast, or an operator sets the time). Sampling goes on without a break: only the
+        time stamps jump, so a backward step stamps new samples with times already used."""
+        step = round(seconds * NS_PER_S)
+        with self._lock:
+            self._clock_step_ns += step
+            for st in self._streams:
+                st.next_ns += step
+            self._next_status_ns += step
+
+    def lose_acks(self, count: int) -> None:
+        """The next ``count`` ACKs from the host never arrive (a damaged receive wire); in FIFO mode the
+        firmware then resends the blocks they would have released."""
+        with self._lock:
+            self._acks_to_lose += count
 
     def hang(self, data_seconds: float) -> None:
         """Freeze the transmitter (sampling goes on into flash) for ``data_seconds`` of data time."""
@@ -252,20 +270,26 @@ class SimDigitizer:
         return parts[0][0], np.concatenate([p for _, p in parts])
 
     # -- sampling -------------------------------------------------------------------------------------
-    def _produce_due(self, now_ns: int) -> None:
+    def _firmware_now_ns(self) -> int:
+        """The time the firmware stamps data with: data time, plus any step of its clock."""
+        return self.clock.now_ns() + self._clock_step_ns
+
+    def _produce_due(self) -> None:
         if not self._sampling:
             return
-        for st in self._streams:
-            span = st.spec.block_seconds * NS_PER_S
-            while st.next_ns + span <= now_ns:
-                self._make_block(st, st.next_ns)
-                st.next_ns += span
-        while self._next_status_ns <= now_ns:
-            text = self.status_text(self._next_status_ns)
-            self._queue(GcfBlock(self.system_id, self.serial + TEXT_STATUS_SUFFIX, self._next_status_ns, 0.0,
-                                 status_text=text, ttl=self.ttl))
-            self._next_status_ns += self.status_every_s * NS_PER_S
-            self._drift(self.status_every_s)
+        with self._lock:
+            now_ns = self._firmware_now_ns()
+            for st in self._streams:
+                span = st.spec.block_seconds * NS_PER_S
+                while st.next_ns + span <= now_ns:
+                    self._make_block(st, st.next_ns)
+                    st.next_ns += span
+            while self._next_status_ns <= now_ns:
+                text = self.status_text(self._next_status_ns)
+                self._queue(GcfBlock(self.system_id, self.serial + TEXT_STATUS_SUFFIX, self._next_status_ns,
+                                     0.0, status_text=text, ttl=self.ttl))
+                self._next_status_ns += self.status_every_s * NS_PER_S
+                self._drift(self.status_every_s)
 
     def _make_block(self, st: _Stream, start_ns: int) -> None:
         n = st.spec.sample_rate * st.spec.block_seconds
@@ -331,9 +355,8 @@ class SimDigitizer:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                now = self.clock.now_ns()
-                self._produce_due(now)
-                if now < self._hung_until_ns:
+                self._produce_due()
+                if self.clock.now_ns() < self._hung_until_ns:
                     self._stop.wait(0.01)
                     continue
                 self._drain_host(timeout=0.0)
@@ -354,7 +377,7 @@ class SimDigitizer:
                 else:
                     due = min([s.next_ns + s.spec.block_seconds * NS_PER_S for s in self._streams]
                               + [self._next_status_ns])
-                    idle = self.clock.real_seconds((due - now) / NS_PER_S)
+                    idle = self.clock.real_seconds((due - self._firmware_now_ns()) / NS_PER_S)
                     self._drain_host(timeout=min(0.05, max(0.0, idle)))
         except Exception:  # a firmware crash must be visible in the test log, not silent
             log.exception("simulated digitizer crashed")
@@ -421,7 +444,7 @@ class SimDigitizer:
         while not self._flash:  # the fault applies to the next real block
             if self._stop.wait(0.01):
                 return
-            self._produce_due(self.clock.now_ns())
+            self._produce_due()
         data = bytearray(encode_block(self._flash.popleft()))
         if kind == "truncate":
             frame = self._tx.frame(bytes(data))[1]
@@ -468,6 +491,8 @@ class SimDigitizer:
                     self._enter_console()
                     replied = True
                     continue
+                if self._ack_lost():
+                    continue
                 self._release(msg, awaited)
                 self._host_back()
                 if awaited is not None and self._tx.acknowledges(msg, awaited):
@@ -480,6 +505,13 @@ class SimDigitizer:
             elif self._console:
                 self._console_bytes(msg.data)
         return replied
+
+    def _ack_lost(self) -> bool:
+        with self._lock:
+            if not self._acks_to_lose:
+                return False
+            self._acks_to_lose -= 1
+            return True
 
     # -- console --------------------------------------------------------------------------------------
     def _enter_console(self) -> None:
@@ -513,7 +545,7 @@ class SimDigitizer:
                 self._leave_console()
                 return
             if words == ["STATUS"]:
-                reply = self.status_text(self.clock.now_ns())
+                reply = self.status_text(self._firmware_now_ns())
             elif words == ["STOPCAL"]:
                 self.calibration = None
             elif len(words) == 2 and words[1] == "MINUTE" and words[0].isdigit():
@@ -529,7 +561,7 @@ class SimDigitizer:
         if not words or words[0] not in components:
             raise ValueError("unknown word")
         comp, rest = components[words[0]], words[1:]
-        start = (self.clock.now_ns() // NS_PER_S + 1) * NS_PER_S
+        start = (self._firmware_now_ns() // NS_PER_S + 1) * NS_PER_S
         minutes = self._next_cal_minutes
         if len(rest) == 3 and rest[2] == "SINEWAVE" and rest[0].isdigit() and rest[1] in ("HZ", "SECOND"):
             n = int(rest[0])

@@ -6,6 +6,7 @@ data time runs faster (SimClock speed) so long outages stay cheap.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ from hil.faults import LineFaults
 from hil.serialport import CLEAN, PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from hil.simclock import SimClock
+from station.acquisition import ChannelBuffer
 
 pytestmark = pytest.mark.pty
 T0_NS = 1_700_000_000 * NS_PER_S
@@ -29,12 +31,12 @@ class Rig:
     """Simulated digitizer + line + driver, with everything the driver yielded collected per stream."""
 
     def __init__(self, *, speed: float = 10.0, faults: LineFaults = CLEAN, seed: int = 1,
-                 watchdog_s: float = 3.0, baudrate: int = 115200, **sim_kwargs):
+                 watchdog_s: float = 3.0, baudrate: int = 115200, startup_rewind: bool = True, **sim_kwargs):
         self.clock = SimClock(T0_NS, speed=speed)
         self.line = PtyLine(baudrate, to_host=faults, to_device=faults, seed=seed)
         sim_kwargs.setdefault("probe_interval_s", 0.2)
         self.sim = SimDigitizer(self.line, self.clock, seed=seed, **sim_kwargs)
-        self.driver = self.new_driver(watchdog_s=watchdog_s)
+        self.driver = self.new_driver(watchdog_s=watchdog_s, startup_rewind=startup_rewind)
         self.packets: dict[str, list[Packet]] = {}
         self.gaps: dict[str, list[Gap]] = {}
         self.statuses: list[Status] = []
@@ -293,3 +295,86 @@ def test_startup_rewind_refetches_blocks_a_killed_process_acked_but_never_passed
         last_handed = first[stream_id][-1].end_ns
         assert any(last_handed <= p.start_ns < killed_ns - NS_PER_S for p in rig.packets[stream_id])
     assert 0 < repeated <= brp.DEFAULT_DEPTH  # repeats only from inside the digitizer's window
+
+
+def delivered_all(rig: Rig, stream_ids: tuple[str, ...]) -> Callable[[], bool]:
+    """Every block made on these streams (bar the newest) was delivered; blind to time order."""
+    return lambda: all(len(rig.packets.get(s, [])) >= len(rig.sim.truth.get(s, ())) - 1 > 0
+                       for s in stream_ids)
+
+
+@pytest.mark.timeout(40)
+def test_backward_clock_step_delivers_every_new_block_in_arrival_order_for_the_acquisition_tear():
+    streams = ("SIMDZ0", "SIMDN0", "SIMDE0", "SIMDM8")
+    # direct firmware never repeats a block by itself; no startup rewind: these tests are about later
+    with Rig(speed=10.0, seed=5, status_every_s=2, mode="direct", startup_rewind=False) as rig:
+        rig.pump(1.5)
+        rig.sim.step_clock(-5.0)  # GPS re-lock: the clock had run 5 s fast
+        rig.pump(1.2)
+        rig.pump(5.0, until=delivered_all(rig, streams))
+    counters = rig.driver.counters
+    assert counters.duplicates == 0 and counters.gaps == 0
+    assert counters.time_steps_back == len(streams)  # each stream's first block after the step
+    for stream_id in streams:
+        made, got = rig.sim.truth[stream_id], rig.packets[stream_id]
+        assert len(got) >= len(made) - 1
+        for (start_ns, samples), packet in zip(made, got, strict=False):  # arrival order is making order
+            assert packet.start_ns == start_ns and np.array_equal(packet.samples, samples), stream_id
+        steps = [b.start_ns - a.end_ns for a, b in zip(got, got[1:], strict=False) if b.start_ns < a.end_ns]
+        assert steps == [-5 * NS_PER_S], stream_id
+    times = [s.time_ns for s in rig.statuses]
+    assert any(b < a for a, b in zip(times, times[1:], strict=False))  # statuses after the step came too
+    # what the acquisition makes of it: a time tear, every sample kept, nothing taken for a duplicate
+    got = rig.packets["SIMDZ0"]
+    channel = ChannelBuffer("SIMDZ0")
+    channel.ingest(got[0])
+    channel.end_start_hold()
+    for packet in got[1:]:
+        channel.ingest(packet)
+    channel.flush()
+    assert channel.stats.time_tears == 1 and channel.stats.gaps == 0
+    assert channel.stats.samples == sum(p.nsamp for p in got) and channel.stats.duplicate_samples == 0
+
+
+def settled(rig: Rig) -> Callable[[], bool]:
+    """The driver delivers live data and has caught up."""
+    return lambda: len(rig.packets.get("SIMDZ0", [])) >= 5 and rig.caught_up()
+
+
+@pytest.mark.timeout(40)
+def test_block_repeated_after_a_missed_ack_is_dropped_once():
+    with Rig(speed=10.0, seed=6, ms_gap_s=0.2, startup_rewind=False) as rig:  # a late ACK is no silence
+        rig.pump(6.0, until=settled(rig))
+        fw, counters = rig.sim.counters, rig.driver.counters
+        downs, probes, duplicates = fw.link_downs, fw.probes, counters.duplicates
+        rig.sim.lose_acks(3)  # FIFO firmware: 3 unanswered blocks mean the host is gone
+        rig.pump(8.0, until=lambda: counters.duplicates >= duplicates + 3 and rig.caught_up())
+    assert fw.link_downs == downs + 1 and fw.probes == probes + 1
+    # the probe and the two blocks resent after its ACK, each dropped once
+    assert counters.duplicates == duplicates + 3
+    assert counters.gaps == 0 and counters.opens == 1
+    for stream_id in ("SIMDZ0", "SIMDN0", "SIMDE0"):
+        assert check_stream(rig, stream_id)[1] == 0
+
+
+@pytest.mark.timeout(40)
+def test_replay_after_a_reconnect_drops_exactly_the_blocks_already_delivered(caplog):
+    with Rig(speed=10.0, seed=8, ms_gap_s=0.05, startup_rewind=False) as rig:
+        rig.pump(6.0, until=settled(rig))
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="digitizer.guralp")
+        rig.sim.lose_acks(3)  # blocks delivered but never released: the firmware will send them again
+        rig.pump(2.0, until=lambda: rig.sim.link_down)
+        rig.line.unplug()
+        rig.pump(0.3)
+        rig.line.replug()
+        rig.pump(8.0, until=rig.caught_up)
+        assert rig.caught_up()
+    counters = rig.driver.counters
+    assert counters.opens >= 2 and counters.rewinds >= 1
+    assert counters.gaps == 0 and counters.time_steps_back == 0
+    # the replay came on a new BRP receiver: the driver, not BRP, knew these blocks
+    resent = [r for r in caplog.records if r.getMessage() == "re-sent block dropped"]
+    assert len(resent) >= 3
+    for stream_id in ("SIMDZ0", "SIMDN0", "SIMDE0", "SIMDM8"):
+        assert check_stream(rig, stream_id)[1] == 0
