@@ -3,7 +3,8 @@
 After a crash the digitizer driver refetches recent blocks (its startup rewind), some of which the
 previous process had already framed into the outbox. Framing them again would give the IDC the same
 samples under a new sequence number, so the station trims every packet to start after the end of
-what its outbox already holds for that channel.
+what its outbox already holds for that channel, until the channel's first packet that starts after it:
+from then on everything is new, even a packet stamped earlier (the digitizer's clock stepped back).
 """
 
 from __future__ import annotations

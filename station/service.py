@@ -105,6 +105,7 @@ class StationService:
         )
         self.drivers = {d.name: driver_factory(d) for d in config.digitizers}
         self.framed_until = framed_until(self.outbox, DATA_KIND)
+        self._replaying = set(self.framed_until)  # channels whose refetched packets are trimmed, see _take
         self.refetched_samples_trimmed = 0
         self.frames_published = 0
         self.loop_errors = 0
@@ -201,7 +202,12 @@ class StationService:
     def _take(self, item: Packet | Status | Gap) -> None:
         if isinstance(item, Packet):
             code = self.acquisition.channel_code(item)
-            trimmed = trim_framed(item, self.framed_until.get(code)) if code else item
+            trimmed = item
+            if code in self._replaying:  # the driver's startup rewind is still refetching this channel
+                until = self.framed_until.get(code)
+                trimmed = trim_framed(item, until)
+                if until is None or item.start_ns >= until:  # caught up: later packets are all new,
+                    self._replaying.discard(code)  # even one stamped earlier (a clock stepped back)
             if trimmed is not item:
                 self.refetched_samples_trimmed += item.nsamp - (trimmed.nsamp if trimmed else 0)
             if trimmed is not None:

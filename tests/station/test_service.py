@@ -125,6 +125,27 @@ def test_restart_after_a_crash_neither_loses_nor_repeats_samples(tmp_path):
     assert np.array_equal(outbox_samples(tmp_path / "outbox" / "outbox.sqlite"), np.arange(60 * int(RATE)))
 
 
+def test_trimming_ends_once_the_replay_caught_up_so_a_clock_step_back_loses_nothing(tmp_path):
+    """After the refetched packets, a packet stamped earlier than what was framed is new data (the
+    digitizer's clock stepped back): it reaches the acquisition, which sees the time tear."""
+    clock = Clock()
+    first, driver = make_service(tmp_path, clock)
+    feed(driver, 0, 45)
+    first.pump()
+    first.frame_and_publish()
+    first.outbox.close()
+    second, driver = make_service(tmp_path, clock)
+    feed(driver, 10, 50)  # refetched, then new
+    second.pump()
+    trimmed = second.refetched_samples_trimmed
+    values = np.full(int(RATE), 7, dtype=np.int32)
+    driver.items.put(Packet("TST01", "TSTZ0", T0 + 20 * NS_PER_S, RATE, values, clock_locked=True))
+    second.pump()  # stamped 30 s back, before what the outbox holds
+    assert second.refetched_samples_trimmed == trimmed == (40 - 10) * RATE
+    assert second.acquisition.buffers["TST.BHZ."].stats.time_tears == 1
+    second.outbox.close()
+
+
 def test_outbox_write_failure_keeps_frames_and_raises_alarm(tmp_path, monkeypatch):
     clock = Clock()
     service, driver = make_service(tmp_path, clock)
