@@ -44,10 +44,9 @@ from gci_link.cd11 import (
     build_subframe,
     channel_signed_bytes,
     decode_frame,
-    encode_frame,
+    encode_signed_frame,
     frame_signed_bytes,
     sign_all_channels,
-    sign_frame,
 )
 from gci_link.keys import CertificateAuthority, StationSigner, TrustStore
 from gci_link.receiver.config import IdcConfig, StationConfig
@@ -103,14 +102,14 @@ def _signed_frame(
     ]
     frame = build_data_frame(subs, creator=name, sequence=seq, nominal_time_ns=start)
     frame = sign_all_channels(frame, signer.key_id, signer.sign)
-    return encode_frame(sign_frame(frame, signer.key_id, signer.sign))
+    return encode_signed_frame(frame, signer.key_id, signer.sign)
 
 
 def _connection_request(signer: StationSigner) -> bytes:
     """Signed, as the receiver requires of every frame of a station that must sign."""
     name = signer.station
     frame = Frame(FrameHeader(FrameType.CONNECTION_REQUEST, name), ConnectionBody(station=name))
-    return encode_frame(sign_frame(frame, signer.key_id, signer.sign))
+    return encode_signed_frame(frame, signer.key_id, signer.sign)
 
 
 def _config(root: Path, trust_dir: Path, names: list[str], endpoint: str = "inproc://unused") -> IdcConfig:
