@@ -286,6 +286,7 @@ class Network:
             stations[name] = station_report(
                 self.out, station, comparisons, self.scenario.speed
             ) | {"link_bytes_swallowed": station.proxy.bytes_swallowed}
+        sds.close()
         summary = {
             "scenario": self.scenario.source,
             "simulated_s": self.scenario.duration_s,
