@@ -60,7 +60,7 @@ class PackedRecords(NamedTuple):
 
 def header_id(network: str, station: str, location: str, channel: str) -> bytes:
     """The 12 bytes a miniSEED 2 header spells a channel with (station, location, channel, network)."""
-    if len(network) > 2 or len(station) > 5 or len(location) > 2 or len(channel) != 3:
+    if len(network) > 2 or len(station) > 5 or len(location) > 2 or len(channel) > 3:
         raise ValueError(f"{network}.{station}.{location}.{channel} does not fit a miniSEED 2 header")
     return f"{station:<5}{location:<2}{channel:<3}{network:<2}".encode("ascii")
 

@@ -290,5 +290,8 @@ def test_bad_input_is_named(change: dict, message: str) -> None:
 
 def test_header_id_spells_the_fixed_header_codes() -> None:
     assert header_id("IM", "ABCD", "", "BHZ") == b"ABCD   BHZIM"
+    assert header_id("IM", "ABCD", "", "BZ") == b"ABCD   BZ IM"  # CD-1.1 allows a shorter channel
     with pytest.raises(ValueError, match="does not fit"):
         header_id("IMS", "ABCD", "00", "BHZ")
+    with pytest.raises(ValueError, match="does not fit"):
+        header_id("IM", "ABCD", "00", "BHZE")
