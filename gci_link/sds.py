@@ -23,6 +23,11 @@ MAX_OPEN_FILES = 4096  # day files kept open between appends (a network's channe
 SYNCFS_FROM_FILES = 8  # below this many day files per batch, fsync each (cheaper than a whole-fs sync)
 
 
+def _end_ns(start_ns: int, count: int, rate: float) -> int:
+    """Time just after the last of ``count`` samples from ``start_ns`` at ``rate``."""
+    return start_ns + round(count * 1e9 / rate)
+
+
 @dataclass(frozen=True)
 class Segment:
     """Contiguous int32 samples of one channel, ready for the SDS archive."""
@@ -38,7 +43,7 @@ class Segment:
     @property
     def end_ns(self) -> int:
         """Time just after the last sample."""
-        return self.start_ns + round(len(self.samples) * 1e9 / self.rate)
+        return _end_ns(self.start_ns, len(self.samples), self.rate)
 
 
 @dataclass
@@ -54,7 +59,7 @@ class _Run:
 
     @property
     def end_ns(self) -> int:
-        return self.start_ns + round(self.count * 1e9 / self.rate)
+        return _end_ns(self.start_ns, self.count, self.rate)
 
 
 class SdsArchive:
