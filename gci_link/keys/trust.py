@@ -61,8 +61,8 @@ class TrustStore:
         self, keys: dict[int, TrustedKey], ca_cert: x509.Certificate, clock: Callable[[], int] = time.time_ns
     ) -> None:
         self._keys = keys
-        # key id -> (entry, its verifier): built once, since a receiver checks thousands of values a second
-        self._verifiers = {key_id: (entry, raw_verifier(entry.public_key)) for key_id, entry in keys.items()}
+        # key id -> its verifier: built once, since a receiver checks thousands of values a second
+        self._verifiers = {key_id: raw_verifier(entry.public_key) for key_id, entry in keys.items()}
         self.ca_certificate = ca_cert
         self._clock = clock
 
@@ -103,10 +103,17 @@ class TrustStore:
         Raises :class:`SignatureError` with the key id and a :class:`Reason`. Safe to call from several
         threads at once (the store is read-only after loading).
         """
-        found = self._verifiers.get(key_id)
-        if found is None:
-            raise _missing(key_id)
-        entry, check = found
+        entry = self.admit(key_id, at_ns)
+        try:
+            self._verifiers[key_id](data, signature)
+        except InvalidSignatureValue as exc:
+            raise bad_signature(key_id, str(exc)) from None
+        return VerifyResult(key_id, entry.station, entry.algorithm)
+
+    def admit(self, key_id: int, at_ns: int | None = None) -> TrustedKey:
+        """The key ``key_id`` if a value made with it may be believed at ``at_ns`` (default: now), all but
+        the mathematics; raises :class:`SignatureError` (unknown, revoked, not yet or no longer valid)."""
+        entry = self._lookup(key_id)
         if entry.revoked_ns is not None:
             raise SignatureError(key_id, Reason.REVOKED, f"certificate of {entry.station} revoked")
         now = self._clock() if at_ns is None else at_ns
@@ -114,17 +121,18 @@ class TrustStore:
             raise SignatureError(key_id, Reason.NOT_YET_VALID, f"certificate of {entry.station} starts later")
         if now > entry.not_after_ns:
             raise SignatureError(key_id, Reason.EXPIRED, f"certificate of {entry.station} has expired")
-        try:
-            check(data, signature)
-        except InvalidSignatureValue as exc:
-            raise SignatureError(key_id, Reason.BAD_SIGNATURE, str(exc)) from None
-        return VerifyResult(key_id, entry.station, entry.algorithm)
+        return entry
 
     def _lookup(self, key_id: int) -> TrustedKey:
         entry = self._keys.get(key_id)
         if entry is None:
             raise _missing(key_id)
         return entry
+
+
+def bad_signature(key_id: int, detail: str) -> SignatureError:
+    """The error of a value whose mathematics failed (wrong size, or no match)."""
+    return SignatureError(key_id, Reason.BAD_SIGNATURE, detail)
 
 
 def _missing(key_id: int) -> SignatureError:

@@ -46,6 +46,7 @@ class IdcConfig:
     max_reported_gaps: int = 1000
     connect_rate_per_s: float = 1.0
     connect_burst: int = 5
+    verify_workers: int = 2  # processes checking signature values; 0: in the receiver process itself
     curve: CurveConfig | None = None
     stations: dict[str, StationConfig] = field(default_factory=dict)
 
@@ -71,6 +72,7 @@ _IDC_KEYS = {
     "max_reported_gaps": int,
     "connect_rate_per_s": (int, float),
     "connect_burst": int,
+    "verify_workers": int,
     "curve": dict,
 }
 _REQUIRED = ("root", "trust_dir", "connection_endpoint")
@@ -116,6 +118,7 @@ def load_config(path: str | Path) -> IdcConfig:
         "max_frame_bytes",
         "max_reported_gaps",
         "connect_burst",
+        "verify_workers",
     ):
         if key in values and values[key] < 0:
             raise ConfigError(f"{path}: key 'idc.{key}': must not be negative, got {values[key]}")

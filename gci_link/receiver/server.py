@@ -11,8 +11,8 @@ Accepted frames are made durable together ("settled"): one SQLite transaction pe
 the raw stores, the SDS appends, one sync of the archive, then the acknacks. Nothing is acknowledged
 before it is durable; settling many frames at once only shares the syncs. Frames are settled as soon as
 no message is waiting; while messages keep arriving, once SETTLE_FRAMES have gathered or the oldest has
-waited SETTLE_AFTER_NS, and then only once the next poll round's signatures are on the verifier threads,
-so verification overlaps the commit and the archiving.
+waited SETTLE_AFTER_NS, and then only once the next poll round's signatures are with the verifier
+workers, so verification overlaps the commit and the archiving.
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ ARCHIVE_RETRY_S = 30.0  # after a failed SDS append, how often the journal repla
 MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
 LINGER_MS = 1000
 _CONNECT = FrameType.CONNECTION_REQUEST.to_bytes(4, "big")
-VERIFY_THREADS = 2  # cryptography releases the GIL while verifying: two workers use two cores
+
+
+_Arrival = tuple[zmq.Socket, list[bytes], int]  # socket, message parts, arrival time (ns)
 
 
 @dataclass(frozen=True)
@@ -100,11 +102,10 @@ class Receiver:
         trust: TrustStore,
         clock: Callable[[], int] = time.time_ns,
         context: zmq.Context | None = None,
-        verify_threads: int = VERIFY_THREADS,
     ) -> None:
         self.config = config
         self.trust = trust
-        self.checker = FrameChecker(trust, config.stations, verify_threads)
+        self.checker = FrameChecker(trust, config.stations, config.verify_workers)
         self.clock = clock
         self._own_context = context is None
         self.ctx = context or zmq.Context()
@@ -130,6 +131,8 @@ class Receiver:
         self._zap: ZapHandler | None = None
         self._poller = zmq.Poller()
         self._batches: dict[str, _StationBatch] = {}
+        # the last batch handed to the verifier workers, each message with its check
+        self._checking: list[tuple[_Arrival, PendingCheck | None]] = []
         self._unsettled = 0  # frames accepted since the last flush
         self._unsettled_since = 0  # monotonic ns of the first of them
         self._last_prune_ns = 0
@@ -203,11 +206,11 @@ class Receiver:
     def step(self, timeout_ms: int = 100) -> None:
         """Wait up to ``timeout_ms`` for messages and handle a fair batch from each socket.
 
-        Accepted frames are settled as soon as no message is waiting, so a link at nominal load sees its
-        acknack without delay; under load ``handle`` settles them in larger groups.
+        Frames still being checked or accepted are settled as soon as no message is waiting, so a link at
+        nominal load sees its acknack without delay; under load ``handle`` settles them in larger groups.
         """
-        events = dict(self._poller.poll(0 if self._batches else timeout_ms))
-        if not events and self._batches:
+        events = dict(self._poller.poll(0 if self._unfinished else timeout_ms))
+        if not events and self._unfinished:
             self.settle()
             events = dict(self._poller.poll(timeout_ms))
         if self._zap is not None and self._zap.socket in events:
@@ -225,31 +228,47 @@ class Receiver:
                 except zmq.Again:
                     break
             self.handle(sock, messages, settle=False)
-        if not self._batches:
+        if not self._unfinished:
             self._service_sessions()  # heartbeats and silence; never while frames await their settling
 
+    @property
+    def _unfinished(self) -> bool:
+        return bool(self._checking or self._batches)
+
     def handle(self, sock: zmq.Socket, messages: list[list[bytes]], settle: bool = True) -> None:
-        """Check and archive a batch of messages received on ``sock``; with ``settle`` also make it
-        durable and send due acknacks, otherwise leave that to the next ``handle`` or ``settle``.
+        """Check and archive a batch of messages received on ``sock``; with ``settle`` also finish it, make
+        it durable and send due acknacks, otherwise leave that to the next ``handle`` or ``settle``.
 
         This is the whole per-frame path without the polling, so benchmarks can drive it in-process.
-        Frames are decoded and their signatures handed to the verifier threads first; while they verify,
-        the frames accepted earlier are made durable and acknowledged if that is due; then each new frame
-        is handled in arrival order as its verification completes.
+        Frames are decoded and their signatures handed to the verifier workers first; while they verify,
+        the previous batch, whose signatures were verified meanwhile, is handled in arrival order, and the
+        frames accepted earlier are made durable and acknowledged if that is due. So the receiver's own
+        work on one batch overlaps the verification of the next.
         """
-        arrivals = [(parts, self.clock()) for parts in messages]
-        pending = [self._start_check(parts, now) for parts, now in arrivals]
+        arrivals = [(sock, parts, self.clock()) for parts in messages]
+        checking = [(arrival, self._start_check(arrival[1], arrival[2])) for arrival in arrivals]
+        previous, self._checking = self._checking, checking
+        self.checker.dispatch()  # completes the previous batch's verification, sends this batch's
         if self._settle_due():
-            self.settle()
-        for (parts, now), check in zip(arrivals, pending, strict=True):
-            self._on_message(sock, parts, now, check)
+            self._settle_accepted()
+        self._finish(previous)
         if settle:
             self.settle()
 
     def settle(self) -> None:
-        """Make every accepted frame durable, then send the acknacks that are due."""
+        """Finish every frame being checked, make every accepted frame durable, then send the acknacks
+        that are due."""
+        checking, self._checking = self._checking, []
+        self._finish(checking)
+        self._settle_accepted()
+
+    def _settle_accepted(self) -> None:
         self._flush()
         self._service_sessions()
+
+    def _finish(self, checking: list[tuple[_Arrival, PendingCheck | None]]) -> None:
+        for (sock, parts, now), check in checking:
+            self._on_message(sock, parts, now, check)
 
     def _settle_due(self) -> bool:
         return self._unsettled >= SETTLE_FRAMES or (

@@ -9,8 +9,8 @@ a missing signature where the station must sign rejects the whole frame, so noth
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gci_link.cd11 import (
@@ -22,8 +22,10 @@ from gci_link.cd11 import (
     decode_frame,
     frame_signed_bytes,
 )
-from gci_link.keys import Reason, SignatureError, TrustStore, VerifyResult
+from gci_link.keys import Reason, SignatureError, TrustedKey, TrustStore, VerifyResult
+from gci_link.keys.trust import bad_signature
 from gci_link.receiver.config import StationConfig
+from gci_link.receiver.verify_pool import Value, VerifierPool
 
 AUTHENTICATED, FAILED, UNSIGNED = "authenticated", "failed", "unsigned"
 
@@ -153,7 +155,7 @@ def _decode_for_checking(raw: bytes, stations: Mapping[str, StationConfig]) -> _
 
 
 def _verify_all(trust: TrustStore, jobs: tuple[tuple[int, bytes, bytes], ...], now_ns: int) -> list[Outcome]:
-    """Every signature's outcome, in order; the costly part, which may run on a worker thread."""
+    """Every signature's outcome, in order, checked here and now (check_frame's path)."""
     outcomes: list[Outcome] = []
     for key_id, data, value in jobs:
         try:
@@ -232,45 +234,76 @@ def check_frame(
 class PendingCheck:
     """A frame being checked by :class:`FrameChecker`; ``result`` waits and gives what check_frame would."""
 
-    def __init__(self, decoded: _Decoded | Exception, outcomes: Future[list[Outcome]] | None) -> None:
+    def __init__(self, checker: FrameChecker, decoded: _Decoded | Exception) -> None:
+        self._checker = checker
         self._decoded = decoded
-        self._outcomes = outcomes
+        jobs = decoded.jobs if isinstance(decoded, _Decoded) else ()
+        self.outcomes: list[Outcome | None] = [None] * len(jobs)  # None: the mathematics is awaited
+        self.awaiting = 0
 
     def result(self) -> CheckedFrame:
         if isinstance(self._decoded, Exception):
             raise self._decoded
-        assert self._outcomes is not None
-        return _conclude(self._decoded, self._outcomes.result())
+        if self.awaiting:
+            self._checker.complete(self)
+        return _conclude(self._decoded, self.outcomes)  # type: ignore[arg-type]
+
+
+_Job = tuple[PendingCheck, int, TrustedKey, Value]  # (check, index of its outcome, admitted key, value)
 
 
 class FrameChecker:
-    """check_frame for a batch: the caller decodes on its thread while worker threads verify.
-
-    cryptography releases the GIL while OpenSSL verifies, so two workers nearly double the signatures
-    checked per second on two cores; results are taken in arrival order, so policy and order are as if
-    each frame had been checked alone.
+    """check_frame for a batch: frames are decoded and their keys admitted on the caller's thread as they
+    are submitted; ``dispatch`` sends the values submitted since to the verifier workers as one round, so
+    the caller can do other work while they verify; results are taken in arrival order, so policy and
+    order are as if each frame had been checked alone.
     """
 
-    def __init__(self, trust: TrustStore, stations: Mapping[str, StationConfig], threads: int = 2) -> None:
+    def __init__(self, trust: TrustStore, stations: Mapping[str, StationConfig], workers: int = 2) -> None:
         self.trust = trust
         self.stations = stations
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="idc-verify") if threads > 0 else None
+        self._pool = VerifierPool({key.key_id: key.public_key for key in trust.keys}, workers)
+        self._queued: list[_Job] = []  # submitted, not yet dispatched
+        self._in_flight: deque[list[_Job]] = deque()  # dispatched rounds, oldest first
 
     def submit(self, raw: bytes, now_ns: int) -> PendingCheck:
-        """Decode ``raw`` now and start verifying its signatures; never raises (see PendingCheck)."""
+        """Decode ``raw`` and admit its keys now; never raises (see PendingCheck)."""
         try:
             decoded = _decode_for_checking(raw, self.stations)
         except Exception as exc:  # a Rejection, or a bug: either is raised by result(), in order
-            return PendingCheck(exc, None)
-        if self._pool is None or not decoded.jobs:
-            done: Future[list[Outcome]] = Future()
+            return PendingCheck(self, exc)
+        check = PendingCheck(self, decoded)
+        for index, (key_id, data, value) in enumerate(decoded.jobs):
             try:
-                done.set_result(_verify_all(self.trust, decoded.jobs, now_ns))
-            except Exception as exc:  # surfaces from result(), like a worker's exception
-                done.set_exception(exc)
-            return PendingCheck(decoded, done)
-        return PendingCheck(decoded, self._pool.submit(_verify_all, self.trust, decoded.jobs, now_ns))
+                key = self.trust.admit(key_id, now_ns)
+            except SignatureError as exc:
+                check.outcomes[index] = exc
+            else:
+                self._queued.append((check, index, key, (key_id, data, value)))
+                check.awaiting += 1
+        return check
+
+    def dispatch(self) -> None:
+        """Start verifying every value submitted since the last dispatch, as one round."""
+        if self._queued:
+            self._in_flight.append(self._queued)
+            self._pool.start([value for *_, value in self._queued])
+            self._queued = []
+
+    def complete(self, check: PendingCheck) -> None:
+        """Wait until every signature of ``check`` has been verified (rounds complete oldest first)."""
+        while check.awaiting:
+            if not self._in_flight:
+                self.dispatch()
+            jobs = self._in_flight.popleft()
+            for job, failure in zip(jobs, self._pool.finish(), strict=True):
+                job_check, index, key, (key_id, _, _) = job
+                job_check.outcomes[index] = (
+                    VerifyResult(key_id, key.station, key.algorithm)
+                    if failure is None
+                    else bad_signature(key_id, failure)
+                )
+                job_check.awaiting -= 1
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.close()

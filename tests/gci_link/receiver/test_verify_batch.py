@@ -1,4 +1,4 @@
-"""A whole batch handled at once: signatures verified on worker threads, outcomes still in arrival order."""
+"""A whole batch handled at once: signatures verified on worker processes, outcomes still in arrival order."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_pool_gives_what_check_frame_gives_in_order(tmp_path, keys, clock):
     config = make_config(tmp_path, keys.ca.trust_dir)
     trust = keys.ca.trust_store()
     frames = [signed(10, keys)] + [raw for _, raw in _bad_frames(keys)] + [signed(11, keys)]
-    checker = FrameChecker(trust, config.stations, threads=2)
+    checker = FrameChecker(trust, config.stations, workers=2)
     try:
         pending = [checker.submit(raw, clock()) for raw in frames]
         for raw, check in zip(frames, pending, strict=True):

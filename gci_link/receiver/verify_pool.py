@@ -1,0 +1,215 @@
+"""Signature mathematics on worker processes, so OpenSSL runs beside the receiver loop, not under its GIL.
+
+Verifier threads looked enough (cryptography releases the GIL inside OpenSSL) but are not: each value
+hands the GIL over twice, and while the loop thread runs Python a verifier waits up to the interpreter's
+switch interval (5 ms) to get it back. Measured on the IMS-sized replay, two verifier threads left the
+loop thread waiting for the GIL about 40 % of its time and kept 1.3 of 2 cores busy. A worker process
+gets one message per poll round holding its share of the round's values and answers with one message, so
+the loop pays a few system calls per round instead of two GIL hand-offs per value.
+
+Only the mathematics runs in a worker: whether a key id is known, revoked or valid at arrival is decided
+by the receiver's TrustStore before a value is sent (see FrameChecker). The public keys a worker needs
+travel with the first round that uses them. Workers are started with ``python -m`` on a socket pair, so
+they import nothing of the program that started them. A worker that fails (killed, crashed, garbled) is
+logged and stopped, its share is verified in the receiver's own process, and the next round starts a new
+one: a broken worker costs time, never a verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
+
+from gci_link.keys.algorithms import InvalidSignatureValue, PublicKey, raw_verifier
+
+log = logging.getLogger(__name__)
+
+Value = tuple[int, bytes, bytes]  # (key id, signed bytes, raw signature value)
+STOP_TIMEOUT_S = 5.0
+# The receiver loop is the one thread that cannot be parallelised: workers yield the CPU to it, and take
+# what it leaves (measured on the IMS-sized replay: at equal priority the loop got 2/3 of a core).
+WORKER_NICENESS = 10
+MIN_POOL_VALUES = 8  # a smaller round is checked in the receiver: a round trip costs more than it saves
+
+
+def check_values(verifiers: dict, values: Sequence[Value]) -> list[str | None]:
+    """Per value None if it verifies, else why not; ``verifiers`` maps key id -> raw_verifier check."""
+    failures: list[str | None] = []
+    for key_id, data, value in values:
+        try:
+            verifiers[key_id](data, value)
+        except InvalidSignatureValue as exc:
+            failures.append(str(exc))
+        else:
+            failures.append(None)
+    return failures
+
+
+class _Worker:
+    """One verifier process and the key ids it has been given."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self.connection = Connection(ours.detach())
+        self.known: set[int] = set()
+
+    def send(self, keys: dict[int, PublicKey], values: Sequence[Value]) -> None:
+        new = {
+            key_id: keys[key_id].public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+            for key_id in {key_id for key_id, _, _ in values} - self.known
+        }
+        self.connection.send((new, list(values)))
+        self.known |= new.keys()
+
+    def receive(self, count: int) -> list[str | None]:
+        failures = self.connection.recv()
+        if not isinstance(failures, list) or len(failures) != count:
+            raise ValueError(f"worker answered {type(failures).__name__} for {count} values")
+        return failures
+
+    def stop(self) -> None:
+        self.connection.close()  # the worker sees end of file and exits
+        try:
+            self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class VerifierPool:
+    """Checks rounds of values on ``workers`` processes: ``start`` sends one, ``finish`` collects the oldest.
+
+    Several rounds may be in flight, so a worker finishing one finds the next already waiting. ``keys``
+    maps every key id that may appear to its public key. With no workers, or a round too small to be
+    worth a round trip, the values are checked in ``finish``, in this process.
+    """
+
+    def __init__(self, keys: dict[int, PublicKey], workers: int) -> None:
+        self._keys = keys
+        self._size = workers
+        self._workers: list[_Worker | None] = [None] * workers
+        self._local: dict | None = None  # raw_verifier checks for the fallback, built when first needed
+        # per round in flight, oldest first: its shares as (worker index, or -1 if not sent, values)
+        self._rounds: deque[list[tuple[int, Sequence[Value]]]] = deque()
+
+    def start(self, values: Sequence[Value]) -> None:
+        """Send each worker its share of ``values`` (contiguous, in order)."""
+        shares: list[tuple[int, Sequence[Value]]] = []
+        self._rounds.append(shares)
+        if not self._size or len(values) < MIN_POOL_VALUES:
+            shares.append((-1, values))
+            return
+        share = -(-len(values) // self._size)
+        for index in range(self._size):
+            part = values[index * share : (index + 1) * share]
+            if not part:
+                break
+            try:
+                worker = self._workers[index] or self._spawn(index)
+                worker.send(self._keys, part)
+            except Exception as exc:  # noqa: BLE001 - any failure: this share is checked here instead
+                self._fail(index, "cannot send to verifier worker", exc)
+                index = -1
+            shares.append((index, part))
+
+    def finish(self) -> list[str | None]:
+        """Per value of the oldest round in flight, in order: None if it verifies, else why not."""
+        failures: list[str | None] = []
+        for index, part in self._rounds.popleft():
+            worker = self._workers[index] if index >= 0 else None
+            if worker is not None:
+                try:
+                    failures += worker.receive(len(part))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - see start
+                    self._fail(index, "verifier worker failed", exc)
+            failures += check_values(self._local_verifiers(), part)
+        return failures
+
+    @property
+    def worker_pids(self) -> list[int | None]:
+        """Process id of each worker (None: not running now), for monitoring and tests."""
+        return [worker.process.pid if worker else None for worker in self._workers]
+
+    def close(self) -> None:
+        for index, worker in enumerate(self._workers):
+            if worker is not None:
+                worker.stop()
+                self._workers[index] = None
+
+    def _spawn(self, index: int) -> _Worker:
+        worker = self._workers[index] = _Worker()
+        log.info("verifier worker started", extra={"worker": index, "pid": worker.process.pid})
+        return worker
+
+    def _fail(self, index: int, what: str, exc: Exception) -> None:
+        worker = self._workers[index]
+        log.error(
+            what,
+            extra={
+                "worker": index,
+                "pid": worker.process.pid if worker else None,
+                "reason": f"{type(exc).__name__}: {exc}",
+            },
+        )
+        if worker is not None:
+            worker.process.kill()
+            worker.stop()
+            self._workers[index] = None
+            for shares in self._rounds:  # its answers to later rounds are lost with it: check those here
+                shares[:] = [(-1 if i == index else i, part) for i, part in shares]
+
+    def _local_verifiers(self) -> dict:
+        if self._local is None:
+            self._local = {key_id: raw_verifier(key) for key_id, key in self._keys.items()}
+        return self._local
+
+
+def _serve(connection: Connection) -> None:
+    """Worker loop: (new public keys, values) in, failures out, until the receiver closes the socket.
+
+    A thread reads rounds as they come, so the receiver never blocks sending one while this process is
+    still verifying the one before (a round is larger than the socket's buffer).
+    """
+    rounds: queue.SimpleQueue = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            while True:
+                rounds.put(connection.recv())
+        except EOFError:
+            rounds.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    verifiers: dict = {}
+    while (round_ := rounds.get()) is not None:
+        new, values = round_
+        for key_id, der in new.items():
+            verifiers[key_id] = raw_verifier(load_der_public_key(der))
+        connection.send(check_values(verifiers, values))
+
+
+if __name__ == "__main__":
+    os.dup2(2, 1)  # nothing a worker prints may mix with anything else
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the receiver stops us
+    os.nice(WORKER_NICENESS)
+    _serve(Connection(int(sys.argv[1])))
