@@ -16,12 +16,17 @@ The DSA hash and r||s layout are inferred from the 40-byte values in real frames
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    Prehashed,
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from gci_link.keys.errors import UnsupportedKeyError
 
@@ -87,9 +92,21 @@ def sign_raw(private_key: PrivateKey, data: bytes) -> bytes:
     )
 
 
-def raw_verifier(public_key: PublicKey) -> Callable[[bytes, bytes], None]:
+def digest_function(public_key: PublicKey) -> Callable[[bytes], bytes]:
+    """What a ``prehashed`` verifier of this key takes instead of the data: the algorithm's hash of it.
+    Ed25519 hashes inside its own mathematics, so its verifier takes the data itself."""
+    algorithm = algorithm_of(public_key)
+    if algorithm == "ed25519":
+        return bytes
+    hash_name = "sha256" if algorithm == "ecdsa-p256" else "sha1"
+    return lambda data: hashlib.new(hash_name, data).digest()
+
+
+def raw_verifier(public_key: PublicKey, prehashed: bool = False) -> Callable[[bytes, bytes], None]:
     """A function ``check(data, value)`` for one key that raises :class:`InvalidSignatureValue` if the
-    value fails; the algorithm, size and hash are settled once, so a receiver pays only for the maths."""
+    value fails; the algorithm, size and hash are settled once, so a receiver pays only for the maths.
+    With ``prehashed`` it takes ``digest_function(public_key)(data)`` instead of the data, so a 32-byte
+    digest, not the data, is what travels to a verifier process."""
     algorithm = algorithm_of(public_key)
     expected = signature_size(public_key)
     half = expected // 2
@@ -113,12 +130,12 @@ def raw_verifier(public_key: PublicKey) -> Callable[[bytes, bytes], None]:
     # ECDSA and DSA verify DER; CD-1.1 carries r||s
     dss_key = public_key
     if isinstance(dss_key, ec.EllipticCurvePublicKey):
-        ecdsa_key, ecdsa = dss_key, ec.ECDSA(hashes.SHA256())
+        ecdsa_key, ecdsa = dss_key, ec.ECDSA(Prehashed(hashes.SHA256()) if prehashed else hashes.SHA256())
 
         def verify_der(der: bytes, data: bytes) -> None:
             ecdsa_key.verify(der, data, ecdsa)
     else:
-        dsa_key, sha1 = dss_key, hashes.SHA1()
+        dsa_key, sha1 = dss_key, Prehashed(hashes.SHA1()) if prehashed else hashes.SHA1()
 
         def verify_der(der: bytes, data: bytes) -> None:
             dsa_key.verify(der, data, sha1)

@@ -305,5 +305,9 @@ class FrameChecker:
                 )
                 job_check.awaiting -= 1
 
+    @property
+    def worker_pids(self) -> list[int | None]:
+        return self._pool.worker_pids
+
     def close(self) -> None:
         self._pool.close()

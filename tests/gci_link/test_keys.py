@@ -26,7 +26,7 @@ from gci_link.keys import (
     verify_raw,
 )
 from gci_link.keys import certificates as certificates_module
-from gci_link.keys.algorithms import InvalidSignatureValue
+from gci_link.keys.algorithms import InvalidSignatureValue, digest_function, raw_verifier
 
 DATA = b"\x00\x00\x00\x05header and body bytes of a CD-1.1 data frame" * 20
 
@@ -279,3 +279,24 @@ def test_cli_round_trip(tmp_path, monkeypatch, capsys):
 
 def _ns(moment: dt.datetime) -> int:
     return int(moment.timestamp()) * 1_000_000_000
+
+
+@pytest.mark.parametrize("algorithm", ["ecdsa-p256", "ed25519", "dsa"])
+def test_prehashed_verifier_agrees_with_the_plain_one(ca, algorithm):
+    """The IDC's verifier workers get digests, not data: same verdicts for every algorithm."""
+    if algorithm == "dsa":
+        key, cert = _legacy_dsa_station("LBTB")
+        r, s = decode_dss_signature(key.sign(DATA, hashes.SHA1()))
+        public, value = cert.public_key(), r.to_bytes(20, "big") + s.to_bytes(20, "big")
+    else:
+        signer = _signer(ca.issue("LBTB", algorithm))
+        public, value = signer.certificate.public_key(), signer.sign(DATA)
+    digest = digest_function(public)
+    expected = {"ecdsa-p256": hashlib.sha256(DATA).digest(), "dsa": hashlib.sha1(DATA).digest()}
+    assert digest(DATA) == expected.get(algorithm, DATA)
+    plain, prehashed = raw_verifier(public), raw_verifier(public, prehashed=True)
+    plain(DATA, value)
+    prehashed(digest(DATA), value)
+    for check, data in ((plain, DATA[:-1]), (prehashed, digest(DATA[:-1]))):
+        with pytest.raises(InvalidSignatureValue, match="does not match"):
+            check(data, value)
