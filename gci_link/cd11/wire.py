@@ -28,9 +28,19 @@ def text_field(value: str, width: int, *, field: str, offset: int = 0) -> bytes:
     return raw.ljust(width, b"\0")
 
 
-def text_value(raw: bytes) -> str:
+_TEXTS: dict[bytes, str] = {}  # station, channel and location names recur in every frame
+_TEXTS_MAX = 65_536
+
+
+def text_value(raw: bytes | memoryview) -> str:
     """Fixed-width text: trailing NULs stripped, nothing else, so encoding it back is exact."""
-    return bytes(raw).rstrip(b"\0").decode("latin-1")
+    key = raw if type(raw) is bytes else bytes(raw)  # a memoryview of a bytearray cannot be a key
+    text = _TEXTS.get(key)
+    if text is None:
+        text = key.rstrip(b"\0").decode("latin-1")
+        if len(_TEXTS) < _TEXTS_MAX:
+            _TEXTS[key] = text
+    return text
 
 
 class Reader:

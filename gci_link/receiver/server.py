@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 NS = 1_000_000_000
 BATCH = 64  # messages taken from one socket before the others get a turn
+PIPELINE_DEPTH = 2  # batches verifying while the loop handles an older one (1: the workers idle at times)
 # Under load, accepted frames are settled (synced, acknowledged) once this many wait or the oldest has
 # waited this long, rather than after every batch: each settling costs two filesystem syncs.
 SETTLE_FRAMES = 256
@@ -131,8 +132,8 @@ class Receiver:
         self._zap: ZapHandler | None = None
         self._poller = zmq.Poller()
         self._batches: dict[str, _StationBatch] = {}
-        # the last batch handed to the verifier workers, each message with its check
-        self._checking: list[tuple[_Arrival, PendingCheck | None]] = []
+        # batches with the verifier workers, not yet handled, oldest first: each message with its check
+        self._checking: deque[list[tuple[_Arrival, PendingCheck | None]]] = deque()
         self._unsettled = 0  # frames accepted since the last flush
         self._unsettled_since = 0  # monotonic ns of the first of them
         self._last_prune_ns = 0
@@ -241,25 +242,25 @@ class Receiver:
 
         This is the whole per-frame path without the polling, so benchmarks can drive it in-process.
         Frames are decoded and their signatures handed to the verifier workers first; while they verify,
-        the previous batch, whose signatures were verified meanwhile, is handled in arrival order, and the
-        frames accepted earlier are made durable and acknowledged if that is due. So the receiver's own
-        work on one batch overlaps the verification of the next.
+        the batch from PIPELINE_DEPTH calls ago, whose signatures were verified meanwhile, is handled in
+        arrival order, and the frames accepted earlier are made durable and acknowledged if that is due. So
+        the receiver's own work overlaps verification, and the workers always have a batch waiting.
         """
         arrivals = [(sock, parts, self.clock()) for parts in messages]
-        checking = [(arrival, self._start_check(arrival[1], arrival[2])) for arrival in arrivals]
-        previous, self._checking = self._checking, checking
-        self.checker.dispatch()  # completes the previous batch's verification, sends this batch's
+        self._checking.append([(arrival, self._start_check(arrival[1], arrival[2])) for arrival in arrivals])
+        self.checker.dispatch()
         if self._settle_due():
             self._settle_accepted()
-        self._finish(previous)
+        while len(self._checking) > PIPELINE_DEPTH:
+            self._finish(self._checking.popleft())
         if settle:
             self.settle()
 
     def settle(self) -> None:
         """Finish every frame being checked, make every accepted frame durable, then send the acknacks
         that are due."""
-        checking, self._checking = self._checking, []
-        self._finish(checking)
+        while self._checking:
+            self._finish(self._checking.popleft())
         self._settle_accepted()
 
     def _settle_accepted(self) -> None:

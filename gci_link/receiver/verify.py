@@ -9,6 +9,7 @@ a missing signature where the station must sign rejects the whole frame, so noth
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -202,25 +203,32 @@ def _channel_checks(
 ) -> tuple[ChannelCheck, ...]:
     checks = []
     for sub in body.channels:
+        if sub.auth_key_id:
+            outcome = next(outcomes)
+            if isinstance(outcome, VerifyResult) and outcome.station == station.name:
+                checks.append(_authenticated(sub.site, sub.channel, sub.location))
+                continue
         label = channel_label(sub.site, sub.channel, sub.location)
         if sub.auth_key_id == 0:
             if station.require_signatures:
                 checks.append(ChannelCheck(label, FAILED, "unsigned but the station must sign"))
             else:
                 checks.append(ChannelCheck(label, UNSIGNED))
-            continue
-        outcome = next(outcomes)
-        if isinstance(outcome, SignatureError):
+        elif isinstance(outcome, SignatureError):
             checks.append(ChannelCheck(label, FAILED, str(outcome)))
-        elif outcome.station != station.name:
+        else:
             checks.append(
                 ChannelCheck(
                     label, FAILED, f"key id {sub.auth_key_id} is the certificate of {outcome.station!r}"
                 )
             )
-        else:
-            checks.append(ChannelCheck(label, AUTHENTICATED))
     return tuple(checks)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _authenticated(site: str, channel: str, location: str) -> ChannelCheck:
+    """The (immutable, so shared) outcome of an authenticated channel: the common case, made once."""
+    return ChannelCheck(channel_label(site, channel, location), AUTHENTICATED)
 
 
 def check_frame(
@@ -265,6 +273,7 @@ class FrameChecker:
         self._pool = VerifierPool({key.key_id: key.public_key for key in trust.keys}, workers)
         self._queued: list[_Job] = []  # submitted, not yet dispatched
         self._in_flight: deque[list[_Job]] = deque()  # dispatched rounds, oldest first
+        self._results: dict[int, VerifyResult] = {}
 
     def submit(self, raw: bytes, now_ns: int) -> PendingCheck:
         """Decode ``raw`` and admit its keys now; never raises (see PendingCheck)."""
@@ -299,11 +308,16 @@ class FrameChecker:
             for job, failure in zip(jobs, self._pool.finish(), strict=True):
                 job_check, index, key, (key_id, _, _) = job
                 job_check.outcomes[index] = (
-                    VerifyResult(key_id, key.station, key.algorithm)
-                    if failure is None
-                    else bad_signature(key_id, failure)
+                    self._verified(key) if failure is None else bad_signature(key_id, failure)
                 )
                 job_check.awaiting -= 1
+
+    def _verified(self, key: TrustedKey) -> VerifyResult:
+        """The (immutable, so shared) result of a value that verified with ``key``, made once per key."""
+        result = self._results.get(key.key_id)
+        if result is None:
+            result = self._results[key.key_id] = VerifyResult(key.key_id, key.station, key.algorithm)
+        return result
 
     @property
     def worker_pids(self) -> list[int | None]:
