@@ -19,6 +19,7 @@ def test_example_config_loads():
     config = load_config(EXAMPLE)
     assert config.stations["STA1"].network == "XX"
     assert config.root == EXAMPLE.parent / "idc-data" and config.data_endpoint == "tcp://0.0.0.0:8100"
+    assert config.verify_workers == 2
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,10 @@ def test_example_config_loads():
         ("[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\n[stations.A]\n", "'stations.A.network'"),
         ("[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nbogus=1\n", "'idc.bogus': unknown"),
         ("[idc\n", "not valid TOML"),
+        (
+            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nverify_workers=-1\n",
+            "key 'idc.verify_workers': must not be negative, got -1",
+        ),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path, text, message):
