@@ -58,7 +58,7 @@ FRAME_S = 10
 DAY_S = 86_400
 T0 = 1_704_067_200 * NS  # 2024-01-01T00:00:00Z: data time (certificates are checked at arrival time)
 INGEST_CHANNELS = [("HHZ", 100), ("HHN", 100), ("HHE", 100), ("BHZ", 40), ("BHN", 40), ("BHE", 40)]
-INGEST_FRAMES = 600  # 100 minutes of one station
+INGEST_FRAMES = 1500  # 250 minutes of one station: long enough that the workers starting up counts little
 REPLAY_SLICE_S = 240  # long enough that one slow second on a shared machine moves the figure little
 # (stations, channels per station, sample rates cycled over the channels): a plausible IMS mix
 IMS_MIX = [

@@ -113,6 +113,11 @@ class VerifierPool:
         self._local: dict | None = None  # raw_verifier checks for the fallback, built when first needed
         # per round in flight, oldest first: its shares as (worker index, or -1 if not sent, values)
         self._rounds: deque[list[tuple[int, Sequence[Value]]]] = deque()
+        for index in range(workers):  # now, so their start-up (importing cryptography) is not a first
+            try:  # frame's delay; one that cannot start now is tried again with the next round
+                self._spawn(index)
+            except OSError as exc:
+                self._fail(index, "cannot start verifier worker", exc)
 
     def start(self, values: Sequence[Value]) -> None:
         """Send each worker its share of ``values`` (contiguous, in order), the data hashed here: a
