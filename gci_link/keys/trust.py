@@ -63,6 +63,10 @@ class TrustStore:
         self._keys = keys
         # key id -> its verifier: built once, since a receiver checks thousands of values a second
         self._verifiers = {key_id: raw_verifier(entry.public_key) for key_id, entry in keys.items()}
+        # key id -> what a value that verifies with it means: immutable, so one object shared by all
+        self._results = {
+            key_id: VerifyResult(key_id, entry.station, entry.algorithm) for key_id, entry in keys.items()
+        }
         self.ca_certificate = ca_cert
         self._clock = clock
 
@@ -103,16 +107,17 @@ class TrustStore:
         Raises :class:`SignatureError` with the key id and a :class:`Reason`. Safe to call from several
         threads at once (the store is read-only after loading).
         """
-        entry = self.admit(key_id, at_ns)
+        result = self.admit(key_id, at_ns)
         try:
             self._verifiers[key_id](data, signature)
         except InvalidSignatureValue as exc:
             raise bad_signature(key_id, str(exc)) from None
-        return VerifyResult(key_id, entry.station, entry.algorithm)
+        return result
 
-    def admit(self, key_id: int, at_ns: int | None = None) -> TrustedKey:
-        """The key ``key_id`` if a value made with it may be believed at ``at_ns`` (default: now), all but
-        the mathematics; raises :class:`SignatureError` (unknown, revoked, not yet or no longer valid)."""
+    def admit(self, key_id: int, at_ns: int | None = None) -> VerifyResult:
+        """Everything but the mathematics: what a value made with key ``key_id`` means if it verifies, when
+        the key may be believed at ``at_ns`` (default: now); raises :class:`SignatureError` otherwise
+        (unknown, revoked, not yet or no longer valid)."""
         entry = self._lookup(key_id)
         if entry.revoked_ns is not None:
             raise SignatureError(key_id, Reason.REVOKED, f"certificate of {entry.station} revoked")
@@ -121,7 +126,7 @@ class TrustStore:
             raise SignatureError(key_id, Reason.NOT_YET_VALID, f"certificate of {entry.station} starts later")
         if now > entry.not_after_ns:
             raise SignatureError(key_id, Reason.EXPIRED, f"certificate of {entry.station} has expired")
-        return entry
+        return self._results[key_id]
 
     def _lookup(self, key_id: int) -> TrustedKey:
         entry = self._keys.get(key_id)

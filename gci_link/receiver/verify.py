@@ -23,7 +23,7 @@ from gci_link.cd11 import (
     decode_frame,
     frame_signed_bytes,
 )
-from gci_link.keys import Reason, SignatureError, TrustedKey, TrustStore, VerifyResult
+from gci_link.keys import Reason, SignatureError, TrustStore, VerifyResult
 from gci_link.keys.trust import bad_signature
 from gci_link.receiver.config import StationConfig
 from gci_link.receiver.verify_pool import Value, VerifierPool
@@ -257,7 +257,7 @@ class PendingCheck:
         return _conclude(self._decoded, self.outcomes)  # type: ignore[arg-type]
 
 
-_Job = tuple[PendingCheck, int, TrustedKey, Value]  # (check, index of its outcome, admitted key, value)
+_Job = tuple[PendingCheck, int, VerifyResult, Value]  # (check, index of its outcome, result if valid, value)
 
 
 class FrameChecker:
@@ -273,7 +273,6 @@ class FrameChecker:
         self._pool = VerifierPool({key.key_id: key.public_key for key in trust.keys}, workers)
         self._queued: list[_Job] = []  # submitted, not yet dispatched
         self._in_flight: deque[list[_Job]] = deque()  # dispatched rounds, oldest first
-        self._results: dict[int, VerifyResult] = {}
 
     def submit(self, raw: bytes, now_ns: int) -> PendingCheck:
         """Decode ``raw`` and admit its keys now; never raises (see PendingCheck)."""
@@ -284,11 +283,11 @@ class FrameChecker:
         check = PendingCheck(self, decoded)
         for index, (key_id, data, value) in enumerate(decoded.jobs):
             try:
-                key = self.trust.admit(key_id, now_ns)
+                admitted = self.trust.admit(key_id, now_ns)
             except SignatureError as exc:
                 check.outcomes[index] = exc
             else:
-                self._queued.append((check, index, key, (key_id, data, value)))
+                self._queued.append((check, index, admitted, (key_id, data, value)))
                 check.awaiting += 1
         return check
 
@@ -306,18 +305,9 @@ class FrameChecker:
                 self.dispatch()
             jobs = self._in_flight.popleft()
             for job, failure in zip(jobs, self._pool.finish(), strict=True):
-                job_check, index, key, (key_id, _, _) = job
-                job_check.outcomes[index] = (
-                    self._verified(key) if failure is None else bad_signature(key_id, failure)
-                )
+                job_check, index, admitted, (key_id, _, _) = job
+                job_check.outcomes[index] = admitted if failure is None else bad_signature(key_id, failure)
                 job_check.awaiting -= 1
-
-    def _verified(self, key: TrustedKey) -> VerifyResult:
-        """The (immutable, so shared) result of a value that verified with ``key``, made once per key."""
-        result = self._results.get(key.key_id)
-        if result is None:
-            result = self._results[key.key_id] = VerifyResult(key.key_id, key.station, key.algorithm)
-        return result
 
     @property
     def worker_pids(self) -> list[int | None]:

@@ -200,7 +200,8 @@ def _serve(connection: Connection) -> None:
     """Worker loop: (new public keys, values) in, failures out, until the receiver closes the socket.
 
     A thread reads rounds as they come, so the receiver never blocks sending one while this process is
-    still verifying the one before (a round is larger than the socket's buffer).
+    still verifying the one before (rounds in flight, Ed25519 ones above all, which travel with their data,
+    can exceed the socket's buffer).
     """
     rounds: queue.SimpleQueue = queue.SimpleQueue()
 
