@@ -36,9 +36,9 @@ import zmq
 from bench.bench_receiver import _config, _signed_frame
 from gci_link.keys import CertificateAuthority, StationSigner
 from gci_link.link_session import SessionConfig, State
-from gci_link.outbox import AckSpec, Outbox
-from gci_link.receiver.server import Receiver
-from gci_link.sender import Sender
+from gci_link.station_end.outbox import AckSpec, Outbox
+from gci_link.station_end.sender import Sender
+from idc.server import Receiver
 
 NS = 1_000_000_000
 CHANNELS = [("HHZ", 100), ("HHN", 100), ("HHE", 100)]

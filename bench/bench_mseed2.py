@@ -1,4 +1,4 @@
-"""Steim-2 miniSEED 2 packing of one receiver batch: pymseed vs gci_link.mseed2 (what gci_link/sds.py uses).
+"""Steim-2 miniSEED 2 packing of one receiver batch: pymseed vs gci_link.io.mseed2 (what the SDS writer uses).
 
 2,670 channels x one 10 s subframe of 400 samples (40 sps), random walks as in bench_receiver. pymseed:
 one trace list, ``add_data`` per segment, ``generate`` (512-byte records, Steim-2, version 2) and the
@@ -17,7 +17,7 @@ import pymseed
 
 from bench.bench_receiver import _counts
 from bench.timing import best_of
-from gci_link.mseed2 import header_id, pack_records
+from gci_link.io.mseed2 import header_id, pack_records
 
 SEGMENTS = 2670
 SAMPLES = 400
@@ -72,7 +72,7 @@ def run(progress) -> dict:
     assert ours() == [b"".join(theirs[h]) for h in headers], "records differ from pymseed's"
     progress(f"timing pymseed ({SEGMENTS} segments)")
     t_pymseed = best_of(lambda: _pymseed(sids, headers, segments), REPEATS)
-    progress("timing gci_link.mseed2")
+    progress("timing gci_link.io.mseed2")
     t_pack = best_of(lambda: pack_records(samples, bounds, starts, rates, ids), REPEATS * 3)
     t_ours = best_of(ours, REPEATS * 3)
     return {

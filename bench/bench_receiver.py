@@ -50,8 +50,8 @@ from gci_link.cd11 import (
     sign_all_channels,
 )
 from gci_link.keys import CertificateAuthority, StationSigner, TrustStore
-from gci_link.receiver.config import IdcConfig, StationConfig
-from gci_link.receiver.server import BATCH, Receiver
+from idc.config import IdcConfig, StationConfig
+from idc.server import BATCH, Receiver
 
 NS = 1_000_000_000
 FRAME_S = 10

@@ -36,7 +36,6 @@ import numpy as np
 
 from gci_link.cd11 import DataBody, decode_frame
 from gci_link.keys import CertificateAuthority
-from gci_link.receiver.stores import read_arrivals
 from hil.network import (
     SUFFIX_LETTERS,
     DigitizerWiring,
@@ -51,6 +50,7 @@ from hil.network import (
 from hil.scenario import ChannelSpec, StationSpec
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
+from idc.stores import read_arrivals
 
 NS = 1_000_000_000
 STATION = "BNCH"

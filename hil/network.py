@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from gci_link.clock import SIM_CLOCK_ENV, sim_clock_spec
+from gci_link.io.sds import SdsArchive, Segment
 from gci_link.keys import CertificateAuthority
-from gci_link.sds import SdsArchive, Segment
 from hil.compare import compare_channel, read_sds_traces
 from hil.diskfill import SmallDisk
 from hil.faults import LineFaults

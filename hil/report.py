@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gci_link.cd11 import Cd11FormatError, decode_frame
-from gci_link.outbox import Outbox
-from gci_link.receiver.stores import read_arrivals
+from gci_link.station_end.outbox import Outbox
 from hil.compare import ChannelComparison
+from idc.stores import read_arrivals
 
 if TYPE_CHECKING:  # hil.network builds the reports, so it cannot be imported here at run time
     from hil.network import SimStation

@@ -15,11 +15,11 @@ import sys
 COMMAND_MODULES: dict[str, str] = {
     "station": "station.cli",
     "cd11": "gci_link.cd11.cli",
-    "idc": "gci_link.receiver.cli",
+    "idc": "idc.cli",
     "hil": "hil.cli",
     "gcf": "digitizer.cli",
     "keys": "gci_link.keys_cli",
-    "link": "gci_link.link_cli",
+    "link": "gci_link.station_end.cli",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from gci_link.sds import SdsArchive, Segment
+from gci_link.io.sds import SdsArchive, Segment
 from station.framer import FrameDraft
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gci_link.cd11 import build_data_frame, encode_frame, encode_signed_frame, sign_all_channels
 from gci_link.keys import StationSigner
-from gci_link.outbox import Outbox
+from gci_link.station_end.outbox import Outbox
 from station.framer import FrameDraft
 
 DATA_KIND = "data"

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from digitizer.packet import Packet
 from gci_link.cd11 import Cd11FormatError, ChannelSubframe, decode_frame
-from gci_link.outbox import Outbox
+from gci_link.station_end.outbox import Outbox
 from station.acquisition import exact_rate, offset_ns, samples_before
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from digitizer.packet import Packet, Status
 from gci_link.cd11 import CommandRequestBody, format_time
 from gci_link.keys import StationSigner
 from gci_link.link_session import SessionConfig, State
-from gci_link.outbox import Outbox, OutboxStats
-from gci_link.sender import Sender
+from gci_link.station_end.outbox import Outbox, OutboxStats
+from gci_link.station_end.sender import Sender
 from station.acquisition import Acquisition
 from station.alarms import AlarmBoard, Severity
 from station.config import ChannelConfig, DigitizerConfig, StationConfig

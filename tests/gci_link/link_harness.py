@@ -23,9 +23,9 @@ from gci_link.cd11 import DataBody, decode_frame
 from gci_link.clock import SIM_CLOCK_ENV, sim_clock_spec
 from gci_link.gaplist import GapList
 from gci_link.keys import CertificateAuthority
-from gci_link.outbox import Outbox, OutboxFrame
-from gci_link.receiver.stores import Quarantine, StationStore, read_arrivals
+from gci_link.station_end.outbox import Outbox, OutboxFrame
 from hil.compare import ChannelComparison, compare_channel, read_sds_traces
+from idc.stores import Quarantine, StationStore, read_arrivals
 from station.publisher import DATA_KIND
 from tests.gci_link.link_station import FRAME_S, STATION
 

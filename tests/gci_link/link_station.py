@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     from gci_link.clock import clock_from_env
     from gci_link.keys import StationSigner
     from gci_link.link_session import SessionConfig
-    from gci_link.outbox import Outbox
-    from gci_link.sender import Sender
+    from gci_link.station_end.outbox import Outbox
+    from gci_link.station_end.sender import Sender
     from station import logfmt
     from station.publisher import DATA_KIND, publish
 

@@ -10,7 +10,7 @@ import pytest
 
 from gci_link import durable
 from gci_link.durable import write_atomically
-from gci_link.receiver.stores import MessageStore
+from idc.stores import MessageStore
 
 
 @pytest.fixture

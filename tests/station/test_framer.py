@@ -8,7 +8,7 @@ import pytest
 from digitizer.packet import NS_PER_S, Packet
 from gci_link.cd11 import ChannelStatus, channel_signed_bytes, decode_frame, frame_signed_bytes
 from gci_link.keys import CertificateAuthority, StationSigner
-from gci_link.outbox import Outbox
+from gci_link.station_end.outbox import Outbox
 from station.acquisition import ChannelBuffer
 from station.config import ChannelConfig
 from station.framer import Framer

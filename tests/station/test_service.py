@@ -14,7 +14,7 @@ import pytest
 from digitizer.guralp import DriverCounters
 from digitizer.packet import NS_PER_S, Packet
 from gci_link.cd11 import decode_frame
-from gci_link.outbox import Outbox
+from gci_link.station_end.outbox import Outbox
 from station.config import parse_config
 from station.service import WRITE_ALARM, StationService
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from gci_link.cd11 import encode_frame
-from gci_link.receiver.server import Receiver
-from gci_link.receiver.verify import FrameChecker, Rejection, check_frame
-from tests.gci_link.receiver.conftest import connection_request, data_frame, make_config, samples_for, signed
-from tests.gci_link.receiver.test_server import _hostile, sds_samples
+from idc.server import Receiver
+from idc.verify import FrameChecker, Rejection, check_frame
+from tests.idc.conftest import connection_request, data_frame, make_config, samples_for, signed
+from tests.idc.test_server import _hostile, sds_samples
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -85,8 +85,8 @@ def test_one_batch_mixing_honest_and_failing_frames(tmp_path, keys, clock):
 def test_archive_catches_up_after_a_full_disk_without_duplicates(tmp_path, keys, clock, monkeypatch):
     """While the SDS disk refuses writes (a torn write first), frames are still stored raw and
     acknowledged; once it accepts them again the journal is replayed and every frame is archived once."""
-    from gci_link import sds
-    from gci_link.receiver import server
+    from gci_link.io import sds
+    from idc import server
 
     receiver = Receiver(make_config(tmp_path, keys.ca.trust_dir), keys.ca.trust_store(), clock)
     sink = _Sink()

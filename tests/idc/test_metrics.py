@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gci_link.receiver.metrics import MetricsStore
+from idc.metrics import MetricsStore
 
 NS = 1_000_000_000
 NOW = 1_704_067_200 * NS

@@ -10,10 +10,10 @@ import pytest
 import zmq.auth
 
 from gci_link.cd11 import decode_frame
-from gci_link.receiver.config import CurveConfig
-from gci_link.receiver.stores import StationStore
-from tests.gci_link.receiver.conftest import Running, make_config, samples_for, signed
-from tests.gci_link.receiver.test_server import sds_samples
+from idc.config import CurveConfig
+from idc.stores import StationStore
+from tests.idc.conftest import Running, make_config, samples_for, signed
+from tests.idc.test_server import sds_samples
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,7 +6,7 @@ import pytest
 
 from gci_link.cd11 import AcknackBody, AlertBody
 from gci_link.gaplist import GapList
-from gci_link.receiver.session import SessionTimings, StationSession
+from idc.session import SessionTimings, StationSession
 
 NS = 1_000_000_000
 

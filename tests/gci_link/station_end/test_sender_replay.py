@@ -9,7 +9,7 @@ import pytest
 from gci_link import link_cli
 from gci_link.cd11 import decode_frame
 from tests.conftest import shared_fixture_dir
-from tests.gci_link.test_sender import FakeIdc, data_frame
+from tests.gci_link.station_end.test_sender import FakeIdc, data_frame
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""gci_link.mseed2: records byte for byte as pymseed (libmseed) packs them, read back by pymseed and ObsPy."""
+"""gci_link.io.mseed2: records byte-exact as pymseed (libmseed) packs them, read back by pymseed and ObsPy."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import obspy
 import pymseed
 import pytest
 
-from gci_link.mseed2 import PackedRecords, header_id, pack_records
+from gci_link.io.mseed2 import PackedRecords, header_id, pack_records
 
 NS = 1_000_000_000
 CODES = ("IM", "ABCD", "00", "BHZ")

@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from gci_link.outbox import Outbox, OutboxError
+from gci_link.station_end.outbox import Outbox, OutboxError
 from tests.conftest import REPO_ROOT
 
 
@@ -107,7 +107,7 @@ def test_budget_exceeded_by_unacked_data_drops_oldest_loudly(tmp_path, caplog):
     alarms = []
     path = tmp_path / "outbox.db"
     box = Outbox(path, 1000, first_sequence=1, on_alarm=lambda over, stats: alarms.append((over, stats)))
-    with caplog.at_level(logging.WARNING, logger="gci_link.outbox"):
+    with caplog.at_level(logging.WARNING, logger="gci_link.station_end.outbox"):
         for _ in range(7):
             box.append("data", 0, frame_for)
     assert [f.seq for f in box.unacked()] == [3, 4, 5, 6, 7]  # the newest are kept
@@ -162,7 +162,7 @@ def test_unusable_files_raise_clear_errors(tmp_path):
 _CRASH_CHILD = textwrap.dedent(
     """
     import sys
-    from gci_link.outbox import Outbox
+    from gci_link.station_end.outbox import Outbox
     from tests.gci_link.test_outbox import frame_for
 
     box = Outbox(sys.argv[1], 10**9, first_sequence=1000)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gci_link.durable import FilesystemSync, fsync_path
-from gci_link.mseed2 import header_id, pack_records
+from gci_link.io.mseed2 import header_id, pack_records
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 PATH_CACHE_SIZE = 100_000  # day-file paths remembered; a network has a few thousand channels
@@ -69,7 +69,7 @@ class SdsArchive:
 
     A batch touches a day file per channel (thousands for a whole network), so the per-piece path is
     kept lean: paths are plain strings, day files stay open between batches (least recently used closed
-    first), the records of every piece are packed in one compiled call (gci_link.mseed2: the same bytes
+    first), the records of every piece are packed in one compiled call (gci_link.io.mseed2: the same bytes
     pymseed writes, without its per-call overhead, which cost ten times the Steim-2 work), each day file
     gets one write, and where Linux offers ``syncfs`` one call makes them all durable instead of one
     fsync each (a tenth of the time).

@@ -9,7 +9,7 @@ import pytest
 
 from gci_link.keys import CertificateAuthority, StationSigner
 from gci_link.keys.algorithms import raw_verifier
-from gci_link.receiver.verify_pool import MIN_POOL_VALUES, VerifierPool, check_values
+from idc.verify_pool import MIN_POOL_VALUES, VerifierPool, check_values
 
 pytestmark = pytest.mark.timeout(60)
 

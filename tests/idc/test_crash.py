@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from gci_link.keys import TrustStore
-from gci_link.receiver.server import Receiver
-from gci_link.receiver.stores import StationStore
-from tests.gci_link.receiver.conftest import connection_request, make_config, samples_for, signed
-from tests.gci_link.receiver.test_server import sds_samples
+from idc.server import Receiver
+from idc.stores import StationStore
+from tests.idc.conftest import connection_request, make_config, samples_for, signed
+from tests.idc.test_server import sds_samples
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -25,8 +25,8 @@ CHILD = """
 import os, pickle, signal, sys
 from gci_link import durable, sds
 from gci_link.keys import TrustStore
-from gci_link.receiver import stores
-from gci_link.receiver.server import Receiver
+from idc import stores
+from idc.server import Receiver
 config, trust_dir, frames, point = pickle.load(open(sys.argv[1], "rb"))
 receiver = Receiver(config, TrustStore.load(trust_dir))
 
@@ -59,7 +59,7 @@ def test_sigkill_while_settling_a_batch(tmp_path, keys, point):
     frames = [connection_request("STA1")] + [signed(seq, keys) for seq in (1, 2, 3, 4, 5)]
     args = tmp_path / "args.pickle"
     args.write_bytes(pickle.dumps((config, keys.ca.trust_dir, frames, point)))
-    repo = Path(__file__).resolve().parents[3]
+    repo = Path(__file__).resolve().parents[2]
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(args)], cwd=repo, capture_output=True, timeout=50
     )

@@ -24,8 +24,8 @@ from gci_link.cd11 import (
     sign_frame,
 )
 from gci_link.keys import CertificateAuthority, StationSigner, TrustStore
-from gci_link.receiver.config import IdcConfig, StationConfig
-from gci_link.receiver.server import Receiver
+from idc.config import IdcConfig, StationConfig
+from idc.server import Receiver
 
 T0 = 1_700_000_000 * 1_000_000_000  # 2023-11-14T22:13:20Z, on the 10 s grid
 NS = 1_000_000_000

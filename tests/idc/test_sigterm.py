@@ -19,7 +19,7 @@ def test_run_exits_cleanly_on_sigterm(tmp_path, keys):
         f"[idc]\nroot = 'data'\ntrust_dir = '{keys.ca.trust_dir}'\n"
         "connection_endpoint = 'tcp://127.0.0.1:*'\n[stations.STA1]\nnetwork = 'XX'\n"
     )
-    repo = Path(__file__).resolve().parents[3]
+    repo = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
         [sys.executable, "-m", "station.ims", "idc", "run", "--config", str(config)],
         cwd=repo,

@@ -16,7 +16,7 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gci_link.receiver.stores import open_wal
+from idc.stores import open_wal
 
 NS = 1_000_000_000
 

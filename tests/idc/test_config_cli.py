@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from gci_link.receiver.config import ConfigError, load_config
-from gci_link.receiver.metrics import MetricsCollector, MetricsStore
+from idc.config import ConfigError, load_config
+from idc.metrics import MetricsCollector, MetricsStore
 from station.ims import main
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "gci_link" / "receiver" / "example_idc.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "idc" / "example_idc.toml"
 NS = 1_000_000_000
 
 

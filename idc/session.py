@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from gci_link.cd11.bodies import AcknackBody, AlertBody
 from gci_link.gaplist import GapList
-from gci_link.receiver.stores import seq_to_sql
+from idc.stores import seq_to_sql
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import numpy as np
 from obspy import UTCDateTime, read
 from obspy.clients.filesystem.sds import Client
 
-from gci_link.sds import NS_PER_DAY, SdsArchive, Segment
+from gci_link.io.sds import NS_PER_DAY, SdsArchive, Segment
 
 NS = 1_000_000_000
 DAY0 = 1_704_067_200 * NS  # 2024-01-01T00:00:00Z

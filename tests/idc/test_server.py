@@ -20,8 +20,8 @@ from gci_link.cd11 import (
     encode_frame,
     sign_frame,
 )
-from gci_link.receiver.stores import StationStore
-from tests.gci_link.receiver.conftest import (
+from idc.stores import StationStore
+from tests.idc.conftest import (
     NS,
     Running,
     connection_request,

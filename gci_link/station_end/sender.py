@@ -55,7 +55,7 @@ from gci_link.link_session import (
     SessionConfig,
     State,
 )
-from gci_link.outbox import Outbox
+from gci_link.station_end.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

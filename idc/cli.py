@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from gci_link.receiver.config import ConfigError, IdcConfig, load_config
+from idc.config import ConfigError, IdcConfig, load_config
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError, TrustStore
-    from gci_link.receiver.metrics import MetricsCollector
-    from gci_link.receiver.server import Receiver
+    from idc.metrics import MetricsCollector
+    from idc.server import Receiver
 
     config = _load(args.config)
     if config is None:
@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from gci_link.receiver.metrics import MetricsStore, format_table
+    from idc.metrics import MetricsStore, format_table
 
     config = _load(args.config)
     if config is None:

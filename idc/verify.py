@@ -25,8 +25,8 @@ from gci_link.cd11 import (
 )
 from gci_link.keys import Reason, SignatureError, TrustStore, VerifyResult
 from gci_link.keys.trust import bad_signature
-from gci_link.receiver.config import StationConfig
-from gci_link.receiver.verify_pool import Value, VerifierPool
+from idc.config import StationConfig
+from idc.verify_pool import Value, VerifierPool
 
 AUTHENTICATED, FAILED, UNSIGNED = "authenticated", "failed", "unsigned"
 

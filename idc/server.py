@@ -42,21 +42,21 @@ from gci_link.cd11 import (
 )
 from gci_link.durable import FilesystemSync
 from gci_link.gaplist import GapList
+from gci_link.io.sds import SdsArchive, Segment
 from gci_link.keys import TrustStore
 from gci_link.pacing import TokenBucket
-from gci_link.receiver.config import IdcConfig, StationConfig
-from gci_link.receiver.curve import ZapHandler, configure_curve_server
-from gci_link.receiver.metrics import MetricsStore
-from gci_link.receiver.session import SessionTimings, StationSession
-from gci_link.receiver.stores import MessageStore, Quarantine, StationStore
-from gci_link.receiver.verify import (
+from idc.config import IdcConfig, StationConfig
+from idc.curve import ZapHandler, configure_curve_server
+from idc.metrics import MetricsStore
+from idc.session import SessionTimings, StationSession
+from idc.stores import MessageStore, Quarantine, StationStore
+from idc.verify import (
     CheckedFrame,
     FrameChecker,
     PendingCheck,
     Rejection,
     signed_content,
 )
-from gci_link.sds import SdsArchive, Segment
 
 log = logging.getLogger(__name__)
 

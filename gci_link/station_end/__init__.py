@@ -1,0 +1,1 @@
+"""The station end of the GCI link: the durable outbox, the ZeroMQ sender and ``ims link`` tools."""
