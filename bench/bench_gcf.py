@@ -10,7 +10,7 @@ import obspy
 
 from bench.timing import best_of
 from digitizer.gcf import GcfBlock, encode_block, iter_file_blocks
-from digitizer.packet import NS_PER_S
+from timeunits import NS_PER_S
 
 BLOCKS = 4000
 RATE = 100

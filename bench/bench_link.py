@@ -39,8 +39,8 @@ from gci_link.link_session import SessionConfig, State
 from gci_link.station_end.outbox import AckSpec, Outbox
 from gci_link.station_end.sender import Sender
 from idc.server import Receiver
+from timeunits import NS_PER_S
 
-NS = 1_000_000_000
 CHANNELS = [("HHZ", 100), ("HHN", 100), ("HHE", 100)]
 NOMINAL_FRAMES = 200
 BURST_STATIONS = 20
@@ -251,7 +251,7 @@ def _backlog(tmp: Path, ca: CertificateAuthority, progress) -> dict:
                 progress(f"backlog: {sum(s in acked for s in backlog)}/{BACKLOG_FRAMES} frames acknowledged")
             time.sleep(0.05)
         drained_ns = max(acked[s] for s in backlog)
-        drain_s = (drained_ns - started_ns) / NS
+        drain_s = (drained_ns - started_ns) / NS_PER_S
         stop.set()
         feeder.join(5)
         station.wait_acked(live, 30)

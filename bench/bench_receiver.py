@@ -50,13 +50,12 @@ from gci_link.cd11 import (
     sign_all_channels,
 )
 from gci_link.keys import CertificateAuthority, StationSigner, TrustStore
-from idc.config import IdcConfig, StationConfig
+from idc.config import IdcConfig, StationPolicy
 from idc.server import BATCH, Receiver
+from timeunits import NS_PER_S, S_PER_DAY
 
-NS = 1_000_000_000
 FRAME_S = 10
-DAY_S = 86_400
-T0 = 1_704_067_200 * NS  # 2024-01-01T00:00:00Z: data time (certificates are checked at arrival time)
+T0 = 1_704_067_200 * NS_PER_S  # 2024-01-01T00:00:00Z: data time (certificates are checked at arrival time)
 INGEST_CHANNELS = [("HHZ", 100), ("HHN", 100), ("HHE", 100), ("BHZ", 40), ("BHN", 40), ("BHE", 40)]
 INGEST_FRAMES = 1500  # 250 minutes of one station: long enough that the workers starting up counts little
 REPLAY_SLICE_S = 240  # long enough that one slow second on a shared machine moves the figure little
@@ -89,7 +88,7 @@ def _counts(rng: np.random.Generator, n: int) -> np.ndarray:
 def _signed_frame(
     signer: StationSigner, name: str, seq: int, channels: list[tuple[str, int]], rng: np.random.Generator
 ) -> bytes:
-    start = T0 + seq * FRAME_S * NS
+    start = T0 + seq * FRAME_S * NS_PER_S
     subs = [
         build_subframe(
             _counts(rng, rate * FRAME_S),
@@ -119,7 +118,7 @@ def _config(root: Path, trust_dir: Path, names: list[str], endpoint: str = "inpr
         trust_dir=trust_dir,
         connection_endpoint=endpoint,
         connect_burst=len(names) + 5,
-        stations={n: StationConfig(n, "XX") for n in names},
+        stations={n: StationPolicy(n, "XX") for n in names},
     )
 
 
@@ -310,7 +309,7 @@ def _replay(tmp: Path, ca: CertificateAuthority, progress) -> dict:
     steady_s = REPLAY_SLICE_S - FRAME_S  # simulated time of the timed steady part
     speed = steady_s / seconds
     # per simulated day: the slot that creates the files once, then steady-state slots
-    day_s = first_seconds + seconds / steady_s * (DAY_S - FRAME_S)
+    day_s = first_seconds + seconds / steady_s * (S_PER_DAY - FRAME_S)
     return {
         "replay_stations": len(network),
         "replay_channels": channels,

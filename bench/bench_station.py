@@ -51,8 +51,8 @@ from hil.scenario import ChannelSpec, StationSpec
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from idc.stores import read_arrivals
+from timeunits import NS_PER_S
 
-NS = 1_000_000_000
 STATION = "BNCH"
 DIGITIZERS = 3
 STREAMS_PER_DIGITIZER = 10
@@ -178,9 +178,9 @@ def _latencies(archived: list[tuple[int, bytes]], from_ns: int) -> tuple[list[fl
             continue
         channels |= {(sub.site, sub.channel) for sub in body.channels}
         first = min(sub.time_ns for sub in body.channels)
-        last = max(sub.time_ns + round((sub.nsamp - 1) * NS / sub.sample_rate) for sub in body.channels)
-        oldest.append((received_ns - first) / NS)
-        newest.append((received_ns - last) / NS)
+        last = max(sub.time_ns + round((sub.nsamp - 1) * NS_PER_S / sub.sample_rate) for sub in body.channels)
+        oldest.append((received_ns - first) / NS_PER_S)
+        newest.append((received_ns - last) / NS_PER_S)
     return oldest, newest, len(channels)
 
 
@@ -217,7 +217,7 @@ def run(progress: Callable[[str], None]) -> dict:
 
         progress("station and receiver at 1x, waiting for start-up")
         real = _Run(tmp / "real", ca, 1.0)
-        settled_ns = real.clock.start_ns + STARTUP_WINDOWS * FRAME_S * NS
+        settled_ns = real.clock.start_ns + STARTUP_WINDOWS * FRAME_S * NS_PER_S
         try:
             real.wait_frames(2, 120)
             per_real_s, frames = _measure_cpu(real, LATENCY_WINDOW_S, progress, "1x run")

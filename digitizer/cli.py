@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from digitizer.gcf import FILE_BLOCK_SIZE, GcfBlock, GcfFormatError, decode_block
-from digitizer.packet import NS_PER_S
+from timeunits import NS_PER_S
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

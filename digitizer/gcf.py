@@ -19,13 +19,13 @@ from functools import lru_cache
 import numpy as np
 
 from digitizer.base36 import from_base36, to_base36
-from digitizer.packet import NS_PER_S, Packet
+from digitizer.packet import Packet
+from timeunits import NS_PER_S, S_PER_DAY
 
 FILE_BLOCK_SIZE = 1024
 HEADER_SIZE = 16
 MAX_RECORDS = 250  # (1024 - 16 header - 4 FIC - 4 RIC) / 4
 GCF_EPOCH_UNIX_S = 627_264_000  # 1989-11-17T00:00:00Z, day 0 of the date code
-SECONDS_PER_DAY = 86_400
 MAX_DAY = (1 << 15) - 1
 
 # Sample-rate codes that do not mean "this many samples per second": code -> (rate, time denominator).
@@ -175,19 +175,19 @@ def join_system_word(label: str, layout: int, gain_code: int, digitizer_type: in
 def time_of_date_code(code: int) -> tuple[int, bool]:
     """(whole-second POSIX time, leap second?) of the date code at offset 8 (§2.3)."""
     day, seconds = code >> 17, code & 0x1FFFF
-    if seconds > SECONDS_PER_DAY:
+    if seconds > S_PER_DAY:
         raise GcfFormatError(f"seconds of day {seconds} exceeds 86400", field="date_code", offset=8)
-    leap = seconds == SECONDS_PER_DAY
-    return GCF_EPOCH_UNIX_S + day * SECONDS_PER_DAY + seconds - leap, leap
+    leap = seconds == S_PER_DAY
+    return GCF_EPOCH_UNIX_S + day * S_PER_DAY + seconds - leap, leap
 
 
 def date_code_of(unix_s: int, leap_second: bool = False) -> int:
     """Date code of a whole-second POSIX time; with ``leap_second`` the time must be 23:59:59."""
-    day, seconds = divmod(unix_s - GCF_EPOCH_UNIX_S, SECONDS_PER_DAY)
+    day, seconds = divmod(unix_s - GCF_EPOCH_UNIX_S, S_PER_DAY)
     if leap_second:
-        if seconds != SECONDS_PER_DAY - 1:
+        if seconds != S_PER_DAY - 1:
             raise GcfFormatError("a leap-second block must be stamped 23:59:59", field="date_code", offset=8)
-        seconds = SECONDS_PER_DAY
+        seconds = S_PER_DAY
     if not 0 <= day <= MAX_DAY:
         raise GcfFormatError(f"time {unix_s} is outside 1989-11-17..2079-08-04", field="date_code", offset=8)
     return day << 17 | seconds
@@ -340,12 +340,8 @@ def iter_file_blocks(data: bytes) -> list[GcfBlock]:
 # encoding
 
 
-def narrowest_compression(samples: np.ndarray) -> int:
-    """Largest samples-per-record code (4, 2, 1) whose width holds every difference and divides n."""
-    return _narrowest(_differences(samples))
-
-
 def _narrowest(diffs: np.ndarray) -> int:
+    """Largest samples-per-record code (4, 2, 1) whose width holds every difference and divides n."""
     low, high = (int(diffs.min()), int(diffs.max())) if diffs.size else (0, 0)
     for code in (4, 2):
         lo, hi = _DIFF_LIMITS[code]

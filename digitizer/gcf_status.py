@@ -22,7 +22,8 @@ import re
 from datetime import UTC, datetime
 
 from digitizer.gcf import GcfBlock
-from digitizer.packet import NS_PER_S, Status
+from digitizer.packet import Status
+from timeunits import NS_PER_S
 
 CD_STATUS_SUFFIX = "CD"
 CD_STATUS_SIZE = 16

@@ -1,10 +1,10 @@
-"""Güralp digitizer driver: serial port → BRP → GCF → ``Packet``/``Status``/``Gap``, surviving bad lines.
+"""Güralp digitizer driver: serial port → BRP → GCF → ``Packet``/``Status``/``StreamGap``, over bad lines.
 
 One thread owns the port. It opens any pyserial URL, feeds received bytes to ``brp.BrpReceiver``,
 writes back its ACK/NAKs, decodes blocks and queues what the station consumes. It reopens the port
 when reads fail (cable pulled) or the line stays silent longer than the watchdog, with exponential
 back-off while the port is missing. After a reconnect it asks the digitizer to rewind (NAK) far enough
-to refetch what its 255-block buffer still holds and reports what the buffer no longer has as ``Gap``s
+to refetch what its 255-block buffer still holds and reports what the buffer no longer has as ``StreamGap``s
 with exact start and end: a block is never silently skipped or delivered twice.
 
 A re-sent block (the replay after a rewind, or the digitizer repeating a block whose ACK it missed) is
@@ -42,7 +42,8 @@ import serial
 from digitizer import brp
 from digitizer.gcf import GcfBlock, GcfFormatError, block_to_packet, decode_block
 from digitizer.gcf_status import status_from_block
-from digitizer.packet import NS_PER_S, Packet, Status
+from digitizer.packet import Packet, Status
+from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ CAL_COMPONENTS = {"Z": "Z", "N": "N/S", "E": "E/W", "ALL": "ALL"}
 
 
 @dataclass(frozen=True, slots=True)
-class Gap:
+class StreamGap:
     """Samples of ``stream_id`` from ``start_ns`` (inclusive) to ``end_ns`` (exclusive) will never come."""
 
     system_id: str
@@ -147,7 +148,7 @@ class GuralpDriver:
         self.stop_event = stop_event or threading.Event()
         self.counters = DriverCounters()
         self._monotonic = monotonic
-        self._items: queue.Queue[Packet | Status | Gap] = queue.Queue(config.queue_size)
+        self._items: queue.Queue[Packet | Status | StreamGap] = queue.Queue(config.queue_size)
         self._commands: deque[_Command] = deque()
         self._thread: threading.Thread | None = None
         self._port: serial.SerialBase | None = None
@@ -168,13 +169,13 @@ class GuralpDriver:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def get(self, timeout: float | None = None) -> Packet | Status | Gap | None:
+    def get(self, timeout: float | None = None) -> Packet | Status | StreamGap | None:
         try:
             return self._items.get(timeout=timeout)
         except queue.Empty:
             return None
 
-    def __iter__(self) -> Iterator[Packet | Status | Gap]:
+    def __iter__(self) -> Iterator[Packet | Status | StreamGap]:
         while not (self.stop_event.is_set() and self._items.empty()):
             item = self.get(timeout=0.1)
             if item is not None:
@@ -446,7 +447,7 @@ class GuralpDriver:
         self._handled[seq] = _Handled(gcf, stream, block.end_ns)
         expected = self._expected_end.get(stream)
         if expected is not None and block.start_ns > expected:
-            self._report_gap(Gap(block.system_id, stream, expected, block.start_ns))
+            self._report_gap(StreamGap(block.system_id, stream, expected, block.start_ns))
         elif expected is not None and block.start_ns < expected:
             self.counters.time_steps_back += 1
             log.warning("stream time stepped back; new block delivered", extra={
@@ -477,14 +478,14 @@ class GuralpDriver:
             self._put(status)
             self.counters.statuses += 1
 
-    def _report_gap(self, gap: Gap) -> None:
+    def _report_gap(self, gap: StreamGap) -> None:
         self.counters.gaps += 1
         log.error("gap in stream", extra={
             "stream": gap.stream_id, "start_ns": gap.start_ns, "end_ns": gap.end_ns,
             "seconds": (gap.end_ns - gap.start_ns) / NS_PER_S})
         self._put(gap)
 
-    def _put(self, item: Packet | Status | Gap) -> None:
+    def _put(self, item: Packet | Status | StreamGap) -> None:
         while not self.stop_event.is_set():  # a full queue holds the ACKs back: the digitizer buffers
             try:
                 self._items.put(item, timeout=0.1)

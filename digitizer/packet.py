@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-NS_PER_S = 1_000_000_000
+from timeunits import NS_PER_S
 
 
 @dataclass(frozen=True, slots=True)

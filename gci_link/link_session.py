@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gci_link.gaplist import GapList
-from gci_link.pacing import NS_PER_S, Backoff, TokenBucket
+from gci_link.pacing import Backoff, TokenBucket
+from timeunits import NS_PER_S
 
 if TYPE_CHECKING:
     from gci_link.cd11 import CommandRequestBody

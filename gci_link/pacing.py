@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-NS_PER_S = 1_000_000_000
+from timeunits import NS_PER_S
 
 
 class TokenBucket:

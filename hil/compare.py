@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-NS_PER_S = 1_000_000_000
+from timeunits import NS_PER_S
 
 
 @dataclass

@@ -35,10 +35,10 @@ from hil.scenario import ChannelSpec, Fault, Scenario, StationSpec
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from hil.simclock import SimClock
+from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
 
-NS_PER_S = 1_000_000_000
 SUFFIX_LETTERS = (
     "ABDFGHIJKLOPQRST"  # stream letters for non-seismic streams (C0 = cal, M8 = mass, 00 = status)
 )

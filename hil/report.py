@@ -17,11 +17,11 @@ from gci_link.cd11 import Cd11FormatError, decode_frame
 from gci_link.station_end.outbox import Outbox
 from hil.compare import ChannelComparison
 from idc.stores import read_arrivals
+from timeunits import NS_PER_S
 
 if TYPE_CHECKING:  # hil.network builds the reports, so it cannot be imported here at run time
     from hil.network import SimStation
 
-NS_PER_S = 1_000_000_000
 ALARM_LINE = re.compile(r'msg="alarm raised: [^"]*" .*?alarm=(\S+)')
 
 

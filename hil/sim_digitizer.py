@@ -34,7 +34,8 @@ from digitizer.base36 import from_base36
 from digitizer.gcf import TEXT_STATUS_SUFFIX, GcfBlock, encode_block
 from hil import sensors
 from hil.serialport import PtyLine
-from hil.simclock import NS_PER_S, SimClock
+from hil.simclock import SimClock
+from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
 

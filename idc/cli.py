@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from idc.config import ConfigError, IdcConfig, load_config
+from idc.config import IdcConfig, IdcConfigError, load_config
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _load(path: str) -> IdcConfig | None:
     try:
         return load_config(path)
-    except ConfigError as exc:
+    except IdcConfigError as exc:
         print(f"ims idc: {exc}", file=sys.stderr)
         return None
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 
-class ConfigError(ValueError):
+class IdcConfigError(ValueError):
     """A configuration file that cannot be used; the message says file, key and problem."""
 
 
 @dataclass(frozen=True)
-class StationConfig:
+class StationPolicy:
     name: str
     network: str
     require_signatures: bool = True
@@ -48,7 +48,7 @@ class IdcConfig:
     connect_burst: int = 5
     verify_workers: int = 2  # processes checking signature values; 0: in the receiver process itself
     curve: CurveConfig | None = None
-    stations: dict[str, StationConfig] = field(default_factory=dict)
+    stations: dict[str, StationPolicy] = field(default_factory=dict)
 
     @property
     def sds_root(self) -> Path:
@@ -81,7 +81,7 @@ _REQUIRED = ("root", "trust_dir", "connection_endpoint")
 def _check_type(path: Path, key: str, value: Any, expected: type | tuple[type, ...]) -> None:
     if isinstance(value, bool) or not isinstance(value, expected):
         names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
-        raise ConfigError(f"{path}: key {key!r}: expected {names}, got {type(value).__name__} {value!r}")
+        raise IdcConfigError(f"{path}: key {key!r}: expected {names}, got {type(value).__name__} {value!r}")
 
 
 def load_config(path: str | Path) -> IdcConfig:
@@ -90,22 +90,22 @@ def load_config(path: str | Path) -> IdcConfig:
     try:
         doc = tomllib.loads(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise IdcConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise IdcConfigError(f"{path}: not valid TOML: {exc}") from exc
     for key in doc:
         if key not in ("idc", "stations"):
-            raise ConfigError(f"{path}: unknown table [{key}] (expected [idc] and [stations.NAME])")
+            raise IdcConfigError(f"{path}: unknown table [{key}] (expected [idc] and [stations.NAME])")
     idc = doc.get("idc")
     if not isinstance(idc, dict):
-        raise ConfigError(f"{path}: missing table [idc]")
+        raise IdcConfigError(f"{path}: missing table [idc]")
     for key, value in idc.items():
         if key not in _IDC_KEYS:
-            raise ConfigError(f"{path}: key 'idc.{key}': unknown setting")
+            raise IdcConfigError(f"{path}: key 'idc.{key}': unknown setting")
         _check_type(path, f"idc.{key}", value, _IDC_KEYS[key])
     for key in _REQUIRED:
         if key not in idc:
-            raise ConfigError(f"{path}: key 'idc.{key}': required but missing")
+            raise IdcConfigError(f"{path}: key 'idc.{key}': required but missing")
     base = path.resolve().parent
     values = {k: v for k, v in idc.items() if k != "curve"}
     values["root"] = base / idc["root"]
@@ -121,17 +121,17 @@ def load_config(path: str | Path) -> IdcConfig:
         "verify_workers",
     ):
         if key in values and values[key] < 0:
-            raise ConfigError(f"{path}: key 'idc.{key}': must not be negative, got {values[key]}")
+            raise IdcConfigError(f"{path}: key 'idc.{key}': must not be negative, got {values[key]}")
     for key in ("silence_timeout_s", "acknack_interval_s", "connect_rate_per_s"):
         if key in values and values[key] <= 0:
-            raise ConfigError(f"{path}: key 'idc.{key}': must be positive, got {values[key]}")
+            raise IdcConfigError(f"{path}: key 'idc.{key}': must be positive, got {values[key]}")
     if values.get("record_length", 512) not in (256, 512, 1024, 2048, 4096):
-        raise ConfigError(
+        raise IdcConfigError(
             f"{path}: key 'idc.record_length': miniSEED 2 records of 256, 512, 1024, 2048 or 4096 bytes, "
             f"got {values['record_length']}"
         )
     if values.get("acknack_interval_s", 55.0) > 60:
-        raise ConfigError(f"{path}: key 'idc.acknack_interval_s': CD-1.1 wants an acknack every 60 s or less")
+        raise IdcConfigError(f"{path}: key 'idc.acknack_interval_s': CD-1.1 wants one at least every 60 s")
     if "curve" in idc:
         values["curve"] = _curve(path, base, idc["curve"])
     values["stations"] = _stations(path, doc.get("stations", {}))
@@ -141,35 +141,35 @@ def load_config(path: str | Path) -> IdcConfig:
 def _curve(path: Path, base: Path, table: dict[str, Any]) -> CurveConfig:
     for key in table:
         if key not in ("secret_key", "authorized_keys_dir"):
-            raise ConfigError(f"{path}: key 'idc.curve.{key}': unknown setting")
+            raise IdcConfigError(f"{path}: key 'idc.curve.{key}': unknown setting")
     for key in ("secret_key", "authorized_keys_dir"):
         if key not in table:
-            raise ConfigError(f"{path}: key 'idc.curve.{key}': required when [idc.curve] is present")
+            raise IdcConfigError(f"{path}: key 'idc.curve.{key}': required when [idc.curve] is present")
         _check_type(path, f"idc.curve.{key}", table[key], str)
     return CurveConfig(base / table["secret_key"], base / table["authorized_keys_dir"])
 
 
-def _stations(path: Path, table: Any) -> dict[str, StationConfig]:
+def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: key 'stations': expected tables [stations.NAME]")
+        raise IdcConfigError(f"{path}: key 'stations': expected tables [stations.NAME]")
     stations = {}
     for name, entry in table.items():
         where = f"stations.{name}"
         if not isinstance(entry, dict):
-            raise ConfigError(f"{path}: key {where!r}: expected a table")
+            raise IdcConfigError(f"{path}: key {where!r}: expected a table")
         if not 1 <= len(name) <= 8 or not name.isascii():
-            raise ConfigError(f"{path}: key {where!r}: a CD-1.1 station name has 1 to 8 ASCII characters")
+            raise IdcConfigError(f"{path}: key {where!r}: a CD-1.1 station name has 1 to 8 ASCII characters")
         for key in entry:
             if key not in ("network", "require_signatures"):
-                raise ConfigError(f"{path}: key '{where}.{key}': unknown setting")
+                raise IdcConfigError(f"{path}: key '{where}.{key}': unknown setting")
         network = entry.get("network")
         if network is None:
-            raise ConfigError(f"{path}: key '{where}.network': required (SDS network code)")
+            raise IdcConfigError(f"{path}: key '{where}.network': required (SDS network code)")
         _check_type(path, f"{where}.network", network, str)
         if not 1 <= len(network) <= 2 or not network.isalnum():
-            raise ConfigError(f"{path}: key '{where}.network': must be 1-2 letters/digits, got {network!r}")
+            raise IdcConfigError(f"{path}: key '{where}.network': 1-2 letters or digits, got {network!r}")
         require = entry.get("require_signatures", True)
         if not isinstance(require, bool):
-            raise ConfigError(f"{path}: key '{where}.require_signatures': expected true or false")
-        stations[name] = StationConfig(name, network, require)
+            raise IdcConfigError(f"{path}: key '{where}.require_signatures': expected true or false")
+        stations[name] = StationPolicy(name, network, require)
     return stations

@@ -17,8 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from idc.stores import open_wal
-
-NS = 1_000_000_000
+from timeunits import NS_PER_S
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS coverage (station TEXT, channel TEXT, start_ns INTEGER, end_ns INTEGER,
@@ -181,7 +180,7 @@ class MetricsStore:
 
     def channel_reports(self, now_ns: int, window_s: int) -> list[ChannelReport]:
         self.flush()
-        start = now_ns - window_s * NS
+        start = now_ns - window_s * NS_PER_S
         reports = []
         channels = self._db.execute(
             "SELECT station, channel, newest_end_ns, latency_ns, authenticated, failed, unsigned "
@@ -200,11 +199,11 @@ class MetricsStore:
                 ChannelReport(
                     station,
                     channel,
-                    availability_pct=100.0 * covered / (window_s * NS) if window_s else 0.0,
+                    availability_pct=100.0 * covered / (window_s * NS_PER_S) if window_s else 0.0,
                     gap_count=len(holes),
-                    longest_gap_s=max(holes, default=0) / NS,
-                    timeliness_s=None if newest is None else (now_ns - newest) / NS,
-                    latency_s=None if latency is None else latency / NS,
+                    longest_gap_s=max(holes, default=0) / NS_PER_S,
+                    timeliness_s=None if newest is None else (now_ns - newest) / NS_PER_S,
+                    latency_s=None if latency is None else latency / NS_PER_S,
                     authenticated_pct=100.0 * ok / total if total else None,
                 )
             )
@@ -213,7 +212,7 @@ class MetricsStore:
 
 def _slack(rate: float) -> int:
     """Half a sample: spans closer than this touch."""
-    return int(NS / rate / 2) if rate > 0 else 0
+    return int(NS_PER_S / rate / 2) if rate > 0 else 0
 
 
 def format_table(reports: list[ChannelReport], counters: dict[tuple[str, str], int]) -> str:

@@ -45,7 +45,7 @@ from gci_link.gaplist import GapList
 from gci_link.io.sds import SdsArchive, Segment
 from gci_link.keys import TrustStore
 from gci_link.pacing import TokenBucket
-from idc.config import IdcConfig, StationConfig
+from idc.config import IdcConfig, StationPolicy
 from idc.curve import ZapHandler, configure_curve_server
 from idc.metrics import MetricsStore
 from idc.session import SessionTimings, StationSession
@@ -57,17 +57,17 @@ from idc.verify import (
     Rejection,
     signed_content,
 )
+from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
 
-NS = 1_000_000_000
 BATCH = 64  # messages taken from one socket before the others get a turn
 PIPELINE_DEPTH = 2  # batches verifying while the loop handles an older one (1: the workers idle at times)
 # Under load, accepted frames are settled (synced, acknowledged) once this many wait or the oldest has
 # waited this long, rather than after every batch: each settling costs two filesystem syncs.
 SETTLE_FRAMES = 256
 SETTLE_AFTER_NS = 50_000_000
-METRICS_FLUSH_NS = NS  # metrics tallies reach the database (status, Prometheus) about once a second
+METRICS_FLUSH_NS = NS_PER_S  # metrics tallies reach the database (status, Prometheus) about once a second
 ARCHIVE_RETRY_S = 30.0  # after a failed SDS append, how often the journal replay is tried
 MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
 LINGER_MS = 1000
@@ -120,8 +120,8 @@ class Receiver:
         self._archive_behind_since: float | None = None  # monotonic time of a failed SDS append
         self.messages = MessageStore(root / "ims2")
         self.timings = SessionTimings(
-            acknack_interval_ns=int(config.acknack_interval_s * NS),
-            silence_ns=int(config.silence_timeout_s * NS),
+            acknack_interval_ns=int(config.acknack_interval_s * NS_PER_S),
+            silence_ns=int(config.silence_timeout_s * NS_PER_S),
             max_reported_gaps=config.max_reported_gaps,
         )
         self.sessions: dict[str, StationSession] = {}
@@ -290,9 +290,9 @@ class Receiver:
         if now - self._last_metrics_ns >= METRICS_FLUSH_NS:
             self._last_metrics_ns = now
             self.metrics.flush()
-        if now - self._last_prune_ns > 60 * NS:
+        if now - self._last_prune_ns > 60 * NS_PER_S:
             self._last_prune_ns = now
-            self.metrics.prune(now - self.config.metrics_window_s * NS)
+            self.metrics.prune(now - self.config.metrics_window_s * NS_PER_S)
 
     def _start_check(self, parts: list[bytes], now: int) -> PendingCheck | None:
         """Start checking a data-path frame; None leaves the message to ``_on_message`` alone (malformed
@@ -575,7 +575,7 @@ class Receiver:
         if session is not None and session.gaps is batch.gaps:
             session.gaps = stored
 
-    def _segments(self, station: StationConfig, body: DataBody) -> list[Segment]:
+    def _segments(self, station: StationPolicy, body: DataBody) -> list[Segment]:
         return [
             Segment(
                 station.network,

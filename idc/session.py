@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from gci_link.cd11.bodies import AcknackBody, AlertBody
 from gci_link.gaplist import GapList
 from idc.stores import seq_to_sql
+from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
 
-NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
 class SessionTimings:
-    acknack_interval_ns: int = 55 * NS
-    silence_ns: int = 120 * NS
+    acknack_interval_ns: int = 55 * NS_PER_S
+    silence_ns: int = 120 * NS_PER_S
     max_reported_gaps: int = 1000
 
 
@@ -91,7 +91,7 @@ class StationSession:
             return []
         if now_ns - self._last_rx_ns >= self.timings.silence_ns:
             self.closed = True
-            seconds = (now_ns - self._last_rx_ns) / NS
+            seconds = (now_ns - self._last_rx_ns) / NS_PER_S
             log.warning("closing silent session", extra={"station": self.station, "silent_s": seconds})
             return [AlertBody(f"no frame from {self.station} for {seconds:.0f} s; closing".encode())]
         last_ack = self._last_ack_ns

@@ -25,7 +25,7 @@ from gci_link.cd11 import (
 )
 from gci_link.keys import Reason, SignatureError, TrustStore, VerifyResult
 from gci_link.keys.trust import bad_signature
-from idc.config import StationConfig
+from idc.config import StationPolicy
 from idc.verify_pool import Value, VerifierPool
 
 AUTHENTICATED, FAILED, UNSIGNED = "authenticated", "failed", "unsigned"
@@ -106,7 +106,7 @@ class _Decoded:
     """A decoded frame from a configured station and the signatures it carries, not yet checked."""
 
     frame: Frame
-    station: StationConfig
+    station: StationPolicy
     jobs: tuple[tuple[int, bytes, bytes], ...]  # (key id, signed bytes, value): frame first, then channels
 
 
@@ -114,7 +114,7 @@ Outcome = VerifyResult | SignatureError
 MIN_RATE, MAX_RATE = 1e-4, 1e5  # samples per second a channel may claim (and miniSEED can carry)
 
 
-def _decode_for_checking(raw: bytes, stations: Mapping[str, StationConfig]) -> _Decoded:
+def _decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> _Decoded:
     """Decode, name the station, and list the signatures to verify; rejects what fails before any."""
     frame = decode(raw)
     if isinstance(frame.body, DataBody):
@@ -199,7 +199,7 @@ def _conclude(decoded: _Decoded, outcomes: list[Outcome]) -> CheckedFrame:
 
 
 def _channel_checks(
-    body: DataBody, station: StationConfig, outcomes: Iterator[Outcome]
+    body: DataBody, station: StationPolicy, outcomes: Iterator[Outcome]
 ) -> tuple[ChannelCheck, ...]:
     checks = []
     for sub in body.channels:
@@ -232,7 +232,7 @@ def _authenticated(site: str, channel: str, location: str) -> ChannelCheck:
 
 
 def check_frame(
-    raw: bytes, trust: TrustStore, stations: Mapping[str, StationConfig], now_ns: int
+    raw: bytes, trust: TrustStore, stations: Mapping[str, StationPolicy], now_ns: int
 ) -> CheckedFrame:
     """Decode and authenticate one received frame from a configured station."""
     decoded = _decode_for_checking(raw, stations)
@@ -267,7 +267,7 @@ class FrameChecker:
     order are as if each frame had been checked alone.
     """
 
-    def __init__(self, trust: TrustStore, stations: Mapping[str, StationConfig], workers: int = 2) -> None:
+    def __init__(self, trust: TrustStore, stations: Mapping[str, StationPolicy], workers: int = 2) -> None:
         self.trust = trust
         self.stations = stations
         self._pool = VerifierPool({key.key_id: key.public_key for key in trust.keys}, workers)

@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from digitizer.packet import NS_PER_S, Packet
+from digitizer.packet import Packet
 from station.alarms import AlarmBoard, Severity
+from timeunits import NS_PER_S
 
 if TYPE_CHECKING:
     from station.config import AcquisitionSettings, ChannelConfig, StationConfig
@@ -69,7 +70,7 @@ def _tolerance_ns(samples: float, rate: Fraction) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Segment:
+class SampleRun:
     """Contiguous samples of one channel with one time base: what the framer puts in a subframe."""
 
     start_ns: int
@@ -91,7 +92,7 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
-class Gap:
+class ChannelGap:
     """Final absence of data: ``start_ns`` is when the next sample was due, ``end_ns`` when data resumed."""
 
     start_ns: int
@@ -150,8 +151,8 @@ class _Run:
         run.chunks, run.n = [self.array()[i:j]], j - i
         return run
 
-    def segment(self) -> Segment:
-        return Segment(self.time_of(0), self.sample_rate, self.array().copy(), self.clock_locked)
+    def segment(self) -> SampleRun:
+        return SampleRun(self.time_of(0), self.sample_rate, self.array().copy(), self.clock_locked)
 
 
 class _Chain:
@@ -193,7 +194,7 @@ class ChannelBuffer:
         self.buffer_s = buffer_s
         self.alarms = alarms
         self.stats = ChannelStats()
-        self.recent_gaps: deque[Gap] = deque(maxlen=RECENT_GAPS)
+        self.recent_gaps: deque[ChannelGap] = deque(maxlen=RECENT_GAPS)
         self._chain: _Chain | None = None
         self._runs: list[_Run] = []
         self._pending: list[tuple[int, int, Packet]] = []  # (start_ns, arrival, packet), sorted
@@ -231,13 +232,13 @@ class ChannelBuffer:
     def held_samples(self) -> int:
         return sum(run.n for run in self._runs)
 
-    def extract(self, start_ns: int, end_ns: int) -> list[Segment]:
+    def extract(self, start_ns: int, end_ns: int) -> list[SampleRun]:
         """Remove and return held samples timed in [start_ns, end_ns), as segments ordered by start.
 
         Gaps are where consecutive segments do not meet. After a backward time tear two segments may
         overlap in time; each keeps its own clock_locked so the framer can tell them apart.
         """
-        out: list[Segment] = []
+        out: list[SampleRun] = []
         kept: list[_Run] = []
         for run in self._runs:
             i, j = run.index_at(start_ns), run.index_at(end_ns)
@@ -345,7 +346,7 @@ class ChannelBuffer:
     def _note_break(self, chain: _Chain, packet: Packet, rate: Fraction, start_ns: int, tol_ns: int) -> None:
         """Count why the chain does not continue: a gap, a rate change, a change of clock lock."""
         if start_ns > chain.expected_ns + tol_ns:
-            gap = Gap(chain.expected_ns, start_ns)
+            gap = ChannelGap(chain.expected_ns, start_ns)
             self.recent_gaps.append(gap)
             self.stats.gaps += 1
             self.stats.gap_ns += gap.end_ns - gap.start_ns

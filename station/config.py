@@ -469,14 +469,6 @@ class _Table:
         text = self.get(name, str, check=_text(1, 4096))
         return None if text is None else (self.base_dir / text).resolve()
 
-    def paths(self, name: str) -> tuple[Path, ...]:
-        self.used.add(name)
-        value = self.data.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.problem(name, f"must be a list of file paths, got {value!r}")
-            return ()
-        return tuple((self.base_dir / v).resolve() for v in value)
-
     def table(self, name: str, *, required: bool = True) -> _Table:
         self.used.add(name)
         value = self.data.get(name)

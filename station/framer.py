@@ -16,10 +16,10 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from digitizer.packet import NS_PER_S
 from gci_link.cd11 import ChannelStatus, ChannelSubframe, build_subframe
-from station.acquisition import ChannelBuffer, Segment
+from station.acquisition import ChannelBuffer, SampleRun
 from station.config import ChannelConfig
+from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Framer:
         return FrameDraft(window_ns, self.length_ns // 1_000_000, tuple(subframes))
 
     @staticmethod
-    def _subframe(channel: ChannelConfig, segment: Segment, status: ChannelStatus) -> ChannelSubframe:
+    def _subframe(channel: ChannelConfig, segment: SampleRun, status: ChannelStatus) -> ChannelSubframe:
         if segment.clock_locked is False and not status.flag(UNLOCKED_FLAG):
             flags = {name: True for name, on in status.flags().items() if on} | {UNLOCKED_FLAG: True}
             status = ChannelStatus.format1(

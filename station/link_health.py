@@ -6,9 +6,9 @@ age of the oldest frame still waiting for an acknowledgement.
 
 from __future__ import annotations
 
-from digitizer.packet import NS_PER_S
 from station.alarms import AlarmBoard, Severity
 from station.config import SohSettings
+from timeunits import NS_PER_S
 
 LINK_DOWN = "gci_link_down"
 BACKLOG = "delivery_backlog"

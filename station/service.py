@@ -21,7 +21,7 @@ from typing import Any
 
 from prometheus_client import start_http_server
 
-from digitizer.guralp import DriverConfig, Gap, GuralpDriver
+from digitizer.guralp import DriverConfig, GuralpDriver, StreamGap
 from digitizer.packet import Packet, Status
 from gci_link.cd11 import CommandRequestBody, format_time
 from gci_link.keys import StationSigner
@@ -199,7 +199,7 @@ class StationService:
                 self._take(item)
         return moved
 
-    def _take(self, item: Packet | Status | Gap) -> None:
+    def _take(self, item: Packet | Status | StreamGap) -> None:
         if isinstance(item, Packet):
             code = self.acquisition.channel_code(item)
             trimmed = item
@@ -214,7 +214,7 @@ class StationService:
                 self.acquisition.ingest(trimmed)
         elif isinstance(item, Status):
             self.soh.observe_status(item)
-        else:  # a Gap the driver could not recover: acquisition sees it too, this records the extent
+        else:  # a StreamGap the driver could not recover: acquisition sees it too, this records the extent
             log.warning(
                 "digitizer data lost",
                 extra={

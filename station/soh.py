@@ -17,11 +17,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from digitizer.packet import NS_PER_S, Status
+from digitizer.packet import Status
 from gci_link.cd11.status import ChannelStatus
 from gci_link.texttable import columns
 from station.alarms import STATION_SOURCE, AlarmBoard, Severity
 from station.config import Limit, SohSettings
+from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from timeunits import NS_PER_MS
+
 from .errors import Cd11FormatError
 
 TIME_SIZE = 20
-NS_PER_MS = 1_000_000
 _MS_PER_DAY = 86_400_000
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _PATTERN = re.compile(rb"(\d{4})(\d{3}) (\d{2}):(\d{2}):(\d{2})\.(\d{3})")

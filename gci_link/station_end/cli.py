@@ -22,9 +22,9 @@ from gci_link.gaplist import consecutive_runs
 from gci_link.keys import KeyMaterialError, StationSigner
 from gci_link.keys.certificates import read_certificate, read_private_key
 from gci_link.link_session import SessionConfig
-from gci_link.pacing import NS_PER_S
 from gci_link.station_end.outbox import Outbox
 from gci_link.station_end.sender import CurveKeys, Sender
+from timeunits import NS_PER_S
 
 # frame types that carry a station sequence number the IDC acknowledges
 _SEQUENCED = {FrameType.DATA, FrameType.CD1_ENCAPSULATION, FrameType.IMS2_MESSAGE}

@@ -34,7 +34,7 @@ from digitizer.brp import (
     parse_pc_bytes,
 )
 from digitizer.gcf import GcfBlock, encode_block
-from digitizer.packet import NS_PER_S
+from timeunits import NS_PER_S
 
 OBSPY_GCF = Path(obspy.__file__).parent / "io" / "gcf" / "tests" / "data"
 STREAM = "TESTZ0"

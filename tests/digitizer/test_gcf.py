@@ -22,7 +22,7 @@ from digitizer.gcf import (
     encode_block,
     iter_file_blocks,
 )
-from digitizer.packet import NS_PER_S
+from timeunits import NS_PER_S
 
 OBSPY_GCF = Path(obspy.__file__).parent / "io" / "gcf" / "tests" / "data"
 T0 = 1_600_000_000 * NS_PER_S
@@ -132,7 +132,7 @@ def test_blocks_we_write_are_read_identically_by_obspy(tmp_path: Path, rate: flo
     np.testing.assert_array_equal(again.samples, samples)
 
 
-def test_narrowest_compression_is_chosen_and_32bit_wraps() -> None:
+def test_encoder_picks_the_narrowest_compression_and_32bit_wraps() -> None:
     quiet = np.arange(8, dtype=np.int32)
     assert decode_block(encode_block(GcfBlock("A", "AZ0", T0, 0.5, 0, quiet))).compression == 4
     wide = np.array([2**31 - 1, -(2**31), 0, 5], dtype=np.int32)  # differences wrap around int32

@@ -9,8 +9,8 @@ import obspy
 
 from digitizer.gcf import GcfBlock, decode_block, encode_block
 from digitizer.gcf_status import parse_cd_status, parse_status_text, status_from_block
-from digitizer.packet import NS_PER_S
 from station import ims
+from timeunits import NS_PER_S
 
 T0 = 1_137_596_175 * NS_PER_S
 HEARTBEAT = (

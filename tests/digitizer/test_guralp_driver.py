@@ -15,13 +15,14 @@ import pytest
 
 from digitizer import brp
 from digitizer.gcf import GcfBlock, encode_block
-from digitizer.guralp import DriverConfig, Gap, GuralpDriver
-from digitizer.packet import NS_PER_S, Packet, Status
+from digitizer.guralp import DriverConfig, GuralpDriver, StreamGap
+from digitizer.packet import Packet, Status
 from hil.faults import LineFaults
 from hil.serialport import CLEAN, PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from hil.simclock import SimClock
 from station.acquisition import ChannelBuffer
+from timeunits import NS_PER_S
 
 pytestmark = pytest.mark.pty
 T0_NS = 1_700_000_000 * NS_PER_S
@@ -38,7 +39,7 @@ class Rig:
         self.sim = SimDigitizer(self.line, self.clock, seed=seed, **sim_kwargs)
         self.driver = self.new_driver(watchdog_s=watchdog_s, startup_rewind=startup_rewind)
         self.packets: dict[str, list[Packet]] = {}
-        self.gaps: dict[str, list[Gap]] = {}
+        self.gaps: dict[str, list[StreamGap]] = {}
         self.statuses: list[Status] = []
 
     def new_driver(self, **config) -> GuralpDriver:
@@ -63,7 +64,7 @@ class Rig:
             item = self.driver.get(timeout=0.05)
             if isinstance(item, Packet):
                 self.packets.setdefault(item.stream_id, []).append(item)
-            elif isinstance(item, Gap):
+            elif isinstance(item, StreamGap):
                 self.gaps.setdefault(item.stream_id, []).append(item)
             elif isinstance(item, Status):
                 self.statuses.append(item)
@@ -108,7 +109,7 @@ def check_stream(rig: Rig, stream_id: str, *, allow_undetectable: int = 0) -> tu
     cursor, delivered, missing, oddities = items[0].start_ns, 0, 0, 0
     for item in items:
         assert item.start_ns == cursor, f"{stream_id}: hole or overlap at {cursor} (next item {item})"
-        if isinstance(item, Gap):
+        if isinstance(item, StreamGap):
             assert item.end_ns > item.start_ns
             missing += round((item.end_ns - item.start_ns) * rate / NS_PER_S)
             cursor = item.end_ns

@@ -28,9 +28,9 @@ from hil.compare import ChannelComparison, compare_channel, read_sds_traces
 from idc.stores import Quarantine, StationStore, read_arrivals
 from station.publisher import DATA_KIND
 from tests.gci_link.link_station import FRAME_S, STATION
+from timeunits import NS_PER_S
 
 REPO = Path(__file__).resolve().parents[2]
-NS_PER_S = 1_000_000_000
 NETWORK = "XX"
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-NS_PER_S = 1_000_000_000
+from timeunits import NS_PER_S
+
 STATION = "STA1"
 CHANNELS = ("BHZ", "BHN", "BHE")
 SAMPLE_RATE = 40.0

@@ -21,7 +21,8 @@ from gci_link.link_session import (
     State,
     data_endpoint,
 )
-from gci_link.pacing import NS_PER_S, Backoff, TokenBucket
+from gci_link.pacing import Backoff, TokenBucket
+from timeunits import NS_PER_S
 
 S = NS_PER_S
 WELL_KNOWN = "tcp://10.0.0.1:8041"

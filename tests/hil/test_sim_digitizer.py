@@ -12,11 +12,11 @@ from scipy import signal
 from digitizer import brp
 from digitizer.gcf import decode_block
 from digitizer.gcf_status import status_from_block
-from digitizer.packet import NS_PER_S
 from hil import sensors
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer
 from hil.simclock import SimClock
+from timeunits import NS_PER_S
 
 
 def test_sensor_output_is_reproducible_and_continuous_across_chunks():

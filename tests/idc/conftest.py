@@ -24,11 +24,11 @@ from gci_link.cd11 import (
     sign_frame,
 )
 from gci_link.keys import CertificateAuthority, StationSigner, TrustStore
-from idc.config import IdcConfig, StationConfig
+from idc.config import IdcConfig, StationPolicy
 from idc.server import Receiver
+from timeunits import NS_PER_S
 
 T0 = 1_700_000_000 * 1_000_000_000  # 2023-11-14T22:13:20Z, on the 10 s grid
-NS = 1_000_000_000
 
 
 class FakeClock:
@@ -41,7 +41,7 @@ class FakeClock:
         return self.now
 
     def advance(self, seconds: float) -> None:
-        self.now += int(seconds * NS)
+        self.now += int(seconds * NS_PER_S)
 
 
 @dataclass
@@ -95,7 +95,7 @@ def data_frame(
     time_ns: int | None = None,
 ) -> Frame:
     """A 10 s, 40 sps, one-channel data frame; seq picks its slot on the 10 s grid and its samples."""
-    start = T0 + (seq % 100_000) * 10 * NS if time_ns is None else time_ns
+    start = T0 + (seq % 100_000) * 10 * NS_PER_S if time_ns is None else time_ns
     x = samples_for(seq) if samples is None else samples
     sub = build_subframe(
         x, site=f"{creator}A"[:5], channel="BHZ", location="00", time_ns=start, sample_rate=40.0
@@ -165,7 +165,7 @@ def make_config(root: Path, trust_dir: Path, **overrides) -> IdcConfig:
         data_endpoint="tcp://127.0.0.1:*",
         advertise_address="127.0.0.1",
         max_frame_bytes=64 * 1024,
-        stations={"STA1": StationConfig("STA1", "XX"), "STA2": StationConfig("STA2", "XX")},
+        stations={"STA1": StationPolicy("STA1", "XX"), "STA2": StationPolicy("STA2", "XX")},
     )
     values.update(overrides)
     return IdcConfig(**values)

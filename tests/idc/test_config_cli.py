@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from idc.config import ConfigError, load_config
+from idc.config import IdcConfigError, load_config
 from idc.metrics import MetricsCollector, MetricsStore
 from station.ims import main
+from timeunits import NS_PER_S
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "idc" / "example_idc.toml"
-NS = 1_000_000_000
 
 
 def test_example_config_loads():
@@ -40,7 +40,7 @@ def test_example_config_loads():
 def test_config_errors_name_file_and_key(tmp_path, text, message):
     path = tmp_path / "idc.toml"
     path.write_text(text)
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(IdcConfigError) as err:
         load_config(path)
     assert str(path) in str(err.value) and message in str(err.value)
 
@@ -48,14 +48,14 @@ def test_config_errors_name_file_and_key(tmp_path, text, message):
 def _metrics(root: Path, now: int) -> None:
     store = MetricsStore(root / "metrics.sqlite")
     for k in (0, 1, 3):  # 10 s blocks 0, 1 and 3 of the last 40 s: one 10 s gap
-        start = now - 40 * NS + k * 10 * NS
+        start = now - 40 * NS_PER_S + k * 10 * NS_PER_S
         store.channel_seen(
             "STA1",
             "STA1A.BHZ.00",
             "authenticated",
-            latency_ns=2 * NS,
+            latency_ns=2 * NS_PER_S,
             start_ns=start,
-            end_ns=start + 10 * NS,
+            end_ns=start + 10 * NS_PER_S,
             rate=40.0,
         )
     store.channel_seen("STA1", "STA1A.BHZ.00", "unsigned")

@@ -7,8 +7,7 @@ import pytest
 from gci_link.cd11 import AcknackBody, AlertBody
 from gci_link.gaplist import GapList
 from idc.session import SessionTimings, StationSession
-
-NS = 1_000_000_000
+from timeunits import NS_PER_S
 
 
 def test_spec_example_2000_4000_then_1900():
@@ -34,22 +33,22 @@ def test_filling_a_gap_merges_and_restore_is_exact():
 
 def test_session_acks_after_commit_heartbeats_and_closes_after_silence():
     gaps = GapList()
-    session = StationSession("STA1", gaps, 0, SessionTimings(55 * NS, 120 * NS, 1000))
+    session = StationSession("STA1", gaps, 0, SessionTimings(55 * NS_PER_S, 120 * NS_PER_S, 1000))
     first = session.poll(0)
     assert first == [AcknackBody("STA1:0", 0, -1, ())]  # a new session hears our state at once
-    assert session.poll(1 * NS) == []
+    assert session.poll(1 * NS_PER_S) == []
     gaps.add(7)
     session.committed(7)
-    assert session.poll(2 * NS) == [AcknackBody("STA1:0", 7, 7, ())]
-    assert session.poll(56 * NS) == []
-    assert session.poll(57 * NS) == [AcknackBody("STA1:0", 7, 7, ())]  # heartbeat within a minute
-    session.frame_received(60 * NS)
-    assert session.poll(112 * NS) == [AcknackBody("STA1:0", 7, 7, ())]
-    assert session.poll(167 * NS) == [AcknackBody("STA1:0", 7, 7, ())]
-    assert session.poll(179 * NS) == []
-    out = session.poll(180 * NS)
+    assert session.poll(2 * NS_PER_S) == [AcknackBody("STA1:0", 7, 7, ())]
+    assert session.poll(56 * NS_PER_S) == []
+    assert session.poll(57 * NS_PER_S) == [AcknackBody("STA1:0", 7, 7, ())]  # heartbeat within a minute
+    session.frame_received(60 * NS_PER_S)
+    assert session.poll(112 * NS_PER_S) == [AcknackBody("STA1:0", 7, 7, ())]
+    assert session.poll(167 * NS_PER_S) == [AcknackBody("STA1:0", 7, 7, ())]
+    assert session.poll(179 * NS_PER_S) == []
+    out = session.poll(180 * NS_PER_S)
     assert len(out) == 1 and isinstance(out[0], AlertBody) and b"120 s" in out[0].message
-    assert session.closed and session.poll(181 * NS) == []
+    assert session.closed and session.poll(181 * NS_PER_S) == []
 
 
 def test_acknack_reports_unsigned_numbers_as_signed_longs_and_caps_gaps():

@@ -6,17 +6,18 @@ from __future__ import annotations
 import pytest
 
 from idc.metrics import MetricsStore
+from timeunits import NS_PER_S
 
-NS = 1_000_000_000
-NOW = 1_704_067_200 * NS
+NOW = 1_704_067_200 * NS_PER_S
 CHANNEL = "STA1A.BHZ.00"
 
 
 def _seen(store: MetricsStore, block: int, outcome: str = "authenticated") -> None:
     """The 10 s block ``block`` of the last 60 s (0 = oldest), archived."""
-    start = NOW - 60 * NS + block * 10 * NS
+    start = NOW - 60 * NS_PER_S + block * 10 * NS_PER_S
     store.channel_seen(
-        "STA1", CHANNEL, outcome, latency_ns=block * NS, start_ns=start, end_ns=start + 10 * NS, rate=40.0
+        "STA1", CHANNEL, outcome,
+        latency_ns=block * NS_PER_S, start_ns=start, end_ns=start + 10 * NS_PER_S, rate=40.0,
     )
 
 

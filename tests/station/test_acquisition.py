@@ -9,10 +9,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from digitizer.packet import NS_PER_S, Packet
-from station.acquisition import Acquisition, ChannelBuffer, Segment, exact_rate, offset_ns
+from digitizer.packet import Packet
+from station.acquisition import Acquisition, ChannelBuffer, SampleRun, exact_rate, offset_ns
 from station.alarms import AlarmBoard
 from station.config import load_example_config
+from timeunits import NS_PER_S
 
 T0 = calendar.timegm((2024, 3, 1, 12, 0, 0)) * NS_PER_S
 
@@ -35,7 +36,7 @@ def feed(buf: ChannelBuffer, *packets: Packet) -> None:
         buf.ingest(p)
 
 
-def values(segments: list[Segment]) -> np.ndarray:
+def values(segments: list[SampleRun]) -> np.ndarray:
     return np.concatenate([s.samples for s in segments])
 
 

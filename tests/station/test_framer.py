@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitizer.packet import NS_PER_S, Packet
+from digitizer.packet import Packet
 from gci_link.cd11 import ChannelStatus, channel_signed_bytes, decode_frame, frame_signed_bytes
 from gci_link.keys import CertificateAuthority, StationSigner
 from gci_link.station_end.outbox import Outbox
@@ -13,6 +13,7 @@ from station.acquisition import ChannelBuffer
 from station.config import ChannelConfig
 from station.framer import Framer
 from station.publisher import publish
+from timeunits import NS_PER_S
 
 T0 = 1_700_000_000 * NS_PER_S  # on the 10-s grid
 L = 10 * NS_PER_S

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from digitizer.guralp import DriverCounters
-from digitizer.packet import NS_PER_S, Packet
+from digitizer.packet import Packet
 from gci_link.cd11 import decode_frame
 from gci_link.station_end.outbox import Outbox
 from station.config import parse_config
 from station.service import WRITE_ALARM, StationService
+from timeunits import NS_PER_S
 
 T0 = 1_800_000_000 * NS_PER_S
 RATE = 20.0

@@ -8,11 +8,12 @@ import dataclasses
 import pytest
 from prometheus_client import generate_latest
 
-from digitizer.packet import NS_PER_S, Status
+from digitizer.packet import Status
 from gci_link.cd11.status import FLAGS, ChannelStatus
 from station.alarms import AlarmBoard
 from station.config import load_example_config
 from station.soh import ALARM_FLAGS, SohMonitor
+from timeunits import NS_PER_S
 
 T0 = calendar.timegm((2024, 3, 1, 12, 0, 0)) * NS_PER_S
 DIG = "XMPL01"

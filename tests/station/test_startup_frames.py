@@ -11,7 +11,6 @@ from collections import Counter
 import pytest
 
 from digitizer.guralp import DriverConfig, GuralpDriver
-from digitizer.packet import NS_PER_S
 from gci_link.cd11 import decode_frame
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
@@ -19,6 +18,7 @@ from hil.simclock import SimClock
 from station import service as service_module
 from station.config import parse_config
 from station.service import StationService
+from timeunits import NS_PER_S
 
 T0_NS = 1_700_000_000 * NS_PER_S  # on the 10-s grid
 SPEED = 20.0

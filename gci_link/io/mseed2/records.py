@@ -30,13 +30,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from timeunits import NS_PER_S
+
 STEIM2 = 11
 MAX_RATE_TERM = 32767  # factor and multiplier are int16
 MAX_RECORD_SAMPLES = 65535  # the fixed header's sample count is 16-bit
 _FRAME = 64
 _HEADER_ID_LENGTH = 12  # station 5, location 2, channel 3, network 2
 _OK, _TOO_WIDE, _NO_ROOM = 0, 1, 2
-_NS_PER_S = 1_000_000_000
 # by number of differences in a word (1..7): field width, the word's 2-bit code in word 0, and the
 # 2-bit "dnib" at the top of the word (4x8 has none: its four bytes fill the word)
 _WIDTH = np.array([0, 30, 15, 10, 8, 6, 5, 4], dtype=np.int64)
@@ -431,7 +432,7 @@ def _pack(
                 return out, first, _TOO_WIDE, s, lo - 1 - nxt
             t = starts[s]
             if k > 0:
-                t += np.int64(k / rates[s] * _NS_PER_S + 0.5)
+                t += np.int64(k / rates[s] * NS_PER_S + 0.5)
             _write_header(
                 out,
                 at,

@@ -16,8 +16,8 @@ import numpy as np
 
 from gci_link.durable import FilesystemSync, fsync_path
 from gci_link.io.mseed2 import header_id, pack_records
+from timeunits import NS_PER_DAY
 
-NS_PER_DAY = 86_400 * 1_000_000_000
 PATH_CACHE_SIZE = 100_000  # day-file paths remembered; a network has a few thousand channels
 MAX_OPEN_FILES = 4096  # day files kept open between appends (a network's channels, or fewer)
 SYNCFS_FROM_FILES = 8  # below this many day files per batch, fsync each (cheaper than a whole-fs sync)

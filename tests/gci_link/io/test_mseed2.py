@@ -14,8 +14,8 @@ import pymseed
 import pytest
 
 from gci_link.io.mseed2 import PackedRecords, header_id, pack_records
+from timeunits import NS_PER_S
 
-NS = 1_000_000_000
 CODES = ("IM", "ABCD", "00", "BHZ")
 EXACT_RATES = (1.0, 20.0, 40.0, 100.0, 250.0, 0.1, 2.5)  # factor/multiplier hold them exactly
 RATES = (*EXACT_RATES, 33.333)  # 33.333 needs blockette 100 (a float32) as well
@@ -24,7 +24,7 @@ RATES = (*EXACT_RATES, 33.333)  # 33.333 needs blockette 100 (a float32) as well
 def _ns(text: str, extra_ns: int = 0) -> int:
     """ns since 1970 of an ISO UTC time with up to microseconds, plus ``extra_ns``."""
     t = dt.datetime.fromisoformat(text)
-    return calendar.timegm(t.timetuple()) * NS + t.microsecond * 1000 + extra_ns
+    return calendar.timegm(t.timetuple()) * NS_PER_S + t.microsecond * 1000 + extra_ns
 
 
 STARTS = (
@@ -108,7 +108,7 @@ def _assert_reads_back(records: list[bytes], x: np.ndarray, rate: float, start_n
         assert n > 0, f"record {i} is empty"
         assert np.array_equal(ms.np_datasamples, x[done : done + n]), f"record {i} (pymseed)"
         assert np.array_equal(trace.data, x[done : done + n]), f"record {i} (ObsPy)"
-        exact = start_ns + Fraction(done * NS) / Fraction(rate)
+        exact = start_ns + Fraction(done * NS_PER_S) / Fraction(rate)
         for when in (ms.starttime, trace.stats.starttime.ns):
             assert when % 1000 == 0 and abs(when - exact) <= 500.5, f"record {i}: {when} vs {float(exact)}"
         for got in (ms.samprate, trace.stats.sampling_rate):
@@ -163,7 +163,7 @@ def test_later_record_starts_round_to_the_nanosecond_then_the_microsecond_as_lib
     base = _ns("2024-03-01T00:00:00")
     k = struct.unpack(">H", _ours(x, 33.333, base)[0][30:32])[0]
     assert k == 616  # 7x4 in each word of 6 frames (the three blockettes take 128 bytes)
-    span = k / 33.333 * NS
+    span = k / 33.333 * NS_PER_S
     assert span % 1 >= 0.5  # rounding and truncating the span differ by 1 ns here
     start = base + (500 - int(span + 0.5)) % 1000
     ours = _ours(x, 33.333, start)
@@ -210,7 +210,10 @@ def test_a_batch_of_many_segments_in_one_call() -> None:
     codes = [("IM", f"ST{i:02d}", ["", "00", "10"][i % 3], "BHZ") for i in range(len(lengths))]
     rates = rng.choice(RATES, len(lengths))
     starts = np.array(
-        [STARTS[i % len(STARTS)] + i * 10 * NS + int(rng.integers(0, 10**6)) for i in range(len(lengths))]
+        [
+            STARTS[i % len(STARTS)] + i * 10 * NS_PER_S + int(rng.integers(0, 10**6))
+            for i in range(len(lengths))
+        ]
     )
     bounds = np.concatenate([[0], np.cumsum(lengths)])
     packed = pack_records(np.concatenate(segments), bounds, starts, rates, _ids(codes))
@@ -227,7 +230,7 @@ def test_a_batch_of_many_segments_in_one_call() -> None:
 
 def test_header_times_against_python_datetime() -> None:
     rng = np.random.default_rng(5)
-    starts = rng.integers(0, 4_102_444_800 * NS, 2000)  # 1970 .. 2100
+    starts = rng.integers(0, 4_102_444_800 * NS_PER_S, 2000)  # 1970 .. 2100
     n = len(starts)
     packed = pack_records(
         np.zeros(n, dtype=np.int32), np.arange(n + 1), starts, np.full(n, 40.0), _ids([CODES] * n)

@@ -9,10 +9,10 @@ import numpy as np
 from obspy import UTCDateTime, read
 from obspy.clients.filesystem.sds import Client
 
-from gci_link.io.sds import NS_PER_DAY, SdsArchive, Segment
+from gci_link.io.sds import SdsArchive, Segment
+from timeunits import NS_PER_DAY, NS_PER_S
 
-NS = 1_000_000_000
-DAY0 = 1_704_067_200 * NS  # 2024-01-01T00:00:00Z
+DAY0 = 1_704_067_200 * NS_PER_S  # 2024-01-01T00:00:00Z
 
 
 def _segment(station: str, start_ns: int, n: int, rate: float = 40.0, seed: int = 0) -> Segment:
@@ -32,7 +32,7 @@ def _read(root, station: str, start_ns: int, end_ns: int) -> np.ndarray:
 
 def test_a_segment_across_midnight_is_cut_into_two_day_files(tmp_path):
     sds = SdsArchive(tmp_path)
-    seg = _segment("STA", DAY0 + NS_PER_DAY - 5 * NS, 400)  # 5 s before midnight, 10 s long at 40 sps
+    seg = _segment("STA", DAY0 + NS_PER_DAY - 5 * NS_PER_S, 400)  # 5 s before midnight, 10 s long at 40 sps
     pieces = sds.split_by_day(seg)
     assert [len(p.samples) for _, p in pieces] == [200, 200]
     assert pieces[1][1].start_ns == DAY0 + NS_PER_DAY
@@ -52,7 +52,7 @@ def test_a_segment_across_midnight_is_cut_into_two_day_files(tmp_path):
 
 def test_a_segment_within_one_day_is_one_piece(tmp_path):
     sds = SdsArchive(tmp_path)
-    seg = _segment("STA", DAY0 + 3600 * NS, 400)
+    seg = _segment("STA", DAY0 + 3600 * NS_PER_S, 400)
     [(path, piece)] = sds.split_by_day(seg)
     assert piece is seg and path.endswith("BHZ.D/XX.STA.00.BHZ.D.2024.001")
     sds.close()
@@ -68,14 +68,14 @@ def test_appends_beyond_the_open_file_limit_stay_complete(tmp_path):
     for k in range(4):  # four consecutive 10 s slots
         pieces = []
         for i, s in enumerate(stations):
-            seg = _segment(s, DAY0 + k * 10 * NS, 400, seed=100 * k + i)
+            seg = _segment(s, DAY0 + k * 10 * NS_PER_S, 400, seed=100 * k + i)
             expected[s].append(seg.samples)
             pieces += sds.split_by_day(seg)
         sds.append(pieces)
         assert len(sds._files._fds) <= 3
     sds.close()
     for s in stations:
-        data = _read(tmp_path, s, DAY0, DAY0 + 40 * NS)
+        data = _read(tmp_path, s, DAY0, DAY0 + 40 * NS_PER_S)
         np.testing.assert_array_equal(data, np.concatenate(expected[s]))
 
 
@@ -85,8 +85,8 @@ def test_remove_closes_the_file_so_later_appends_are_not_lost(tmp_path):
     pieces = sds.split_by_day(first)
     sds.append(pieces)
     sds.remove(pieces[0][0])  # budget pruning deletes the day file the writer still has open
-    second = _segment("STA", DAY0 + 10 * NS, 400, seed=2)
+    second = _segment("STA", DAY0 + 10 * NS_PER_S, 400, seed=2)
     sds.append(sds.split_by_day(second))
     sds.close()
-    data = _read(tmp_path, "STA", DAY0, DAY0 + 20 * NS)
+    data = _read(tmp_path, "STA", DAY0, DAY0 + 20 * NS_PER_S)
     np.testing.assert_array_equal(data, second.samples)  # written to a new file, not a deleted inode

@@ -30,10 +30,10 @@ from gci_link.cd11 import (
 )
 from gci_link.gaplist import GapList
 from gci_link.link_session import SessionConfig
-from gci_link.pacing import NS_PER_S
 from gci_link.station_end.outbox import Outbox
 from gci_link.station_end.sender import CurveKeys, Sender
 from hil.simclock import SimClock
+from timeunits import NS_PER_S
 
 pytestmark = pytest.mark.timeout(60)
 
