@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from gci_link import link_cli
 from gci_link.cd11 import decode_frame
+from gci_link.station_end import cli as link_cli
 from tests.conftest import shared_fixture_dir
 from tests.gci_link.station_end.test_sender import FakeIdc, data_frame
 
