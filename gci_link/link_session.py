@@ -5,6 +5,11 @@ actions ``poll`` returns; this module decides everything else (which endpoint, w
 frame counts as delivered, when the link is dead). Time is always passed in as integer nanoseconds so
 tests can drive hours of link time without waiting.
 
+The core does not log: what an operator should hear about comes out as ``Event``s (``take_events``),
+which the adapter logs once. Command requests are not run here: the session asks for one with a
+``RunCommand`` action and answers the IDC when ``on_command_finished`` reports the result, so a command
+that takes seconds never stops data or acknacks (the command flow is described in docs/link.md).
+
 Delivery rule: a data frame stays in the session (and unacknowledged in the outbox) until an IDC acknack
 covers it — inside lowest..highest and in no gap. Frames sent but still uncovered when an acknack
 arrives are resent once they have been in flight ``resend_after_ns``; everything not acknowledged is
@@ -16,24 +21,19 @@ from __future__ import annotations
 import bisect
 import enum
 import heapq
-import logging
 import random
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gci_link.commands import CommandOutcome
 from gci_link.gaplist import GapList
 from gci_link.pacing import Backoff, TokenBucket
 from timeunits import NS_PER_S
 
 if TYPE_CHECKING:
     from gci_link.cd11 import CommandRequestBody
-
-log = logging.getLogger(__name__)
-
-# runs an IDC command request and returns the text of the response; the session never looks inside
-CommandHandler = Callable[["CommandRequestBody"], str]
 
 
 class State(enum.Enum):
@@ -62,6 +62,7 @@ class SessionConfig:
     backoff_cap_ns: int = 300 * NS_PER_S
     bandwidth_bytes_per_s: float | None = None  # None = uncapped
     burst_bytes: int = 16_384
+    command_queue: int = 1  # commands accepted and not yet answered; one more is answered "busy"
 
     def __post_init__(self) -> None:
         if not self.station or len(self.station) > 8:
@@ -72,6 +73,8 @@ class SessionConfig:
             raise ValueError(f"window must be at least 1 frame, got {self.window}")
         if len(self.option_value) > 8:
             raise ValueError(f"option value must be at most 8 characters, got {self.option_value!r}")
+        if self.command_queue < 1:
+            raise ValueError(f"command queue must hold at least 1 command, got {self.command_queue}")
 
 
 @dataclass
@@ -82,6 +85,51 @@ class LinkCounters:
     reconnects: int = 0
     bytes_sent: int = 0  # every byte handed to the socket, control frames included
     bytes_received: int = 0
+
+
+# ---- events the adapter logs --------------------------------------------------------------------
+
+
+class Level(enum.IntEnum):
+    """How loudly an event is reported; the numbers are Python's log levels, so an adapter passes them on."""
+
+    INFO = 20
+    WARNING = 30
+
+
+class EventKind(enum.Enum):
+    """What happened, with its level and the message operators read (docs/link.md lists them)."""
+
+    level: Level
+    message: str
+
+    def __init__(self, level: Level, message: str) -> None:
+        self.level = level
+        self.message = message
+
+    CONNECTING = (Level.INFO, "connecting")
+    REDIRECTED = (Level.INFO, "redirected to data endpoint")
+    LINK_UP = (Level.INFO, "link up")
+    LINK_LOST = (Level.WARNING, "link lost, reconnecting after back-off")
+    LINK_STOPPED = (Level.INFO, "link stopped")
+    RESENDING = (Level.INFO, "frames not covered by acknack, resending")
+    FOREIGN_ACKNACK = (Level.WARNING, "acknack for another frame set ignored")
+    UNEXPECTED_CONNECTION_RESPONSE = (Level.WARNING, "unexpected connection response ignored")
+    UNEXPECTED_OPTION_RESPONSE = (Level.WARNING, "unexpected option response ignored")
+    ACKNACK_OUTSIDE_DATA = (Level.INFO, "acknack outside the data phase ignored")
+    COMMAND_OUTSIDE_DATA = (Level.WARNING, "command request outside the data phase ignored")
+    COMMAND_ACCEPTED = (Level.INFO, "command request accepted, running")
+    COMMAND_REPEATED = (Level.INFO, "repeated command request, not run again")
+    COMMAND_BUSY = (Level.WARNING, "command request answered busy: earlier commands not answered yet")
+    COMMAND_REFUSED = (Level.WARNING, "command request refused: this station accepts no commands")
+    COMMAND_ANSWERED = (Level.INFO, "command answered")
+    COMMAND_UNANSWERED = (Level.WARNING, "command finished after the link stopped, not answered")
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    fields: Mapping[str, object]  # extras for the log line: station, endpoint while connected, seq, reason
 
 
 # ---- actions the adapter carries out -------------------------------------------------------------
@@ -124,9 +172,18 @@ class SendAlert:
 
 
 @dataclass(frozen=True)
+class RunCommand:
+    """Run this IDC command request away from the link's thread, then report it with
+    ``on_command_finished(seq, ...)``; data and acknacks go on meanwhile."""
+
+    seq: int  # the request frame's sequence number: the command's identity until it is answered
+    request: CommandRequestBody
+
+
+@dataclass(frozen=True)
 class SendCommandResponse:
-    request: object  # the decoded command request, echoed back by the codec
-    text: str
+    request: CommandRequestBody  # echoed back in the response
+    text: str  # with the outcome's prefix (``CommandOutcome``)
 
 
 @dataclass(frozen=True)
@@ -144,7 +201,7 @@ class Acknowledge:
 
 Action = (
     Connect | Disconnect | SendConnectionRequest | SendOptionRequest | SendAcknack | SendAlert
-    | SendCommandResponse | SendData | Acknowledge
+    | RunCommand | SendCommandResponse | SendData | Acknowledge
 )
 
 
@@ -199,23 +256,26 @@ class LinkSession:
         config: SessionConfig,
         now_ns: int,
         *,
-        command_handler: CommandHandler | None = None,
+        accepts_commands: bool = False,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self.counters = LinkCounters()
         self.state = State.IDLE
-        self._handler = command_handler
+        self._accepts_commands = accepts_commands
         self._backoff = Backoff(config.backoff_base_ns, config.backoff_cap_ns, rng)
         self._bucket = TokenBucket(config.bandwidth_bytes_per_s, config.burst_bytes, now_ns)
         self._deadline_ns: int | None = None  # connect/option timeout or end of back-off
         self._endpoint_index = 0
         self._conn: _Connection | None = None
         self._out: list[Action] = []
+        self._events: list[Event] = []
         self._peer_frame_set = "IDC:0"
         self._from_idc = GapList()  # sequence numbers of IDC frames received (command requests)
         self._ack_due = False
         self._responses: OrderedDict[int, SendCommandResponse] = OrderedDict()
+        self._running: dict[int, CommandRequestBody] = {}  # commands accepted, not yet finished
+        self._answers_due: deque[SendCommandResponse] = deque()  # sent once the data phase is on
         # every frame not yet acknowledged, and where it waits: live queue, backlog heap or in flight
         self._unacked: set[int] = set()
         self._queued: set[int] = set()
@@ -232,7 +292,7 @@ class LinkSession:
 
     def offer(self, seqs: Iterable[int]) -> None:
         """Frames that are in the outbox and not acknowledged. While the link is up they are live and
-        go out ahead of the backlog; otherwise (including at start-up) they join the backlog."""
+        go out ahead of the backlog; otherwise (including at start-up) they go to the backlog heap."""
         live = self.state is State.DATA
         for seq in seqs:
             if seq in self._unacked:
@@ -265,8 +325,7 @@ class LinkSession:
 
     def on_connection_response(self, ip: int, port: int, peer_frame_set: str, now_ns: int) -> None:
         if self.state is not State.CONNECTING or self._conn is None:
-            log.warning("unexpected connection response ignored",
-                        extra=self.log_context(reason=self.state.value))
+            self._note(EventKind.UNEXPECTED_CONNECTION_RESPONSE, reason=self.state.value)
             return
         self._peer_frame_set = peer_frame_set
         try:
@@ -275,7 +334,7 @@ class LinkSession:
             self._reconnect(f"bad connection response: {exc}", now_ns)
             return
         if target is not None:
-            log.info("redirected to data endpoint", extra=self.log_context(endpoint=target))
+            self._note(EventKind.REDIRECTED, endpoint=target)
             self._out.append(Connect(target))
             self._conn = _Connection(endpoint=target, heard_ns=now_ns)
         if self.config.option_exchange:
@@ -287,7 +346,7 @@ class LinkSession:
 
     def on_option_response(self, now_ns: int) -> None:
         if self.state is not State.NEGOTIATING:
-            log.warning("unexpected option response ignored", extra=self.log_context(reason=self.state.value))
+            self._note(EventKind.UNEXPECTED_OPTION_RESPONSE, reason=self.state.value)
             return
         self._enter_data(now_ns)
 
@@ -296,11 +355,10 @@ class LinkSession:
     ) -> None:
         conn = self._conn
         if self.state is not State.DATA or conn is None:
-            log.info("acknack outside the data phase ignored",
-                     extra=self.log_context(reason=self.state.value))
+            self._note(EventKind.ACKNACK_OUTSIDE_DATA, reason=self.state.value)
             return
         if frame_set.split(":", 1)[0].strip() != self.config.station:
-            log.warning("acknack for another frame set ignored", extra=self.log_context(reason=frame_set))
+            self._note(EventKind.FOREIGN_ACKNACK, reason=frame_set)
             return
         conn.acknacks += 1
         if conn.acknacks == 1:
@@ -318,35 +376,52 @@ class LinkSession:
             self._queued.add(seq)
             heapq.heappush(self._backlog, seq)
         if stale:
-            log.info("frames not covered by acknack, resending",
-                     extra=self.log_context(seq=f"{stale[0]}..{stale[-1]}", reason=f"{len(stale)} frames"))
+            self._note(EventKind.RESENDING, seq=f"{stale[0]}..{stale[-1]}", reason=f"{len(stale)} frames")
         # frames still in flight expect a later acknack within the response timeout
         conn.unanswered_since_ns = now_ns if conn.in_flight else None
 
     def on_command_request(self, seq: int, request: CommandRequestBody, now_ns: int) -> None:
+        """A command from the IDC: acknowledged at once, run through ``RunCommand`` if there is room,
+        otherwise answered ``busy`` at once. Each request is run at most once, whatever the IDC repeats."""
         if self.state is not State.DATA:
-            log.warning("command request outside the data phase ignored", extra=self.log_context(seq=seq))
+            self._note(EventKind.COMMAND_OUTSIDE_DATA, seq=seq)
             return
         self._ack_due = True
         if not self._from_idc.add(seq):
+            running = seq in self._running
+            self._note(EventKind.COMMAND_REPEATED, seq=seq, reason="still running" if running else "answered")
             cached = self._responses.get(seq)
-            log.info("repeated command request, not run again", extra=self.log_context(seq=seq))
             if cached is not None:
-                self._out.append(cached)
+                self._answers_due.append(cached)
             return
-        if self._handler is None:
-            text = "error: this station accepts no commands"
-        else:
-            try:
-                text = self._handler(request)
-            except Exception as exc:  # a failing command must not take the link down
-                log.exception("command handler failed", extra=self.log_context(seq=seq))
-                text = f"error: {type(exc).__name__}: {exc}"
-        response = SendCommandResponse(request, text)
-        self._responses[seq] = response
-        while len(self._responses) > self._RESPONSE_CACHE:
-            self._responses.popitem(last=False)
-        self._out.append(response)
+        if not self._accepts_commands:
+            self._note(EventKind.COMMAND_REFUSED, seq=seq)
+            self._answer(request, seq, CommandOutcome.FAILED, "this station accepts no commands")
+            return
+        if len(self._running) >= self.config.command_queue:
+            earlier = ", ".join(str(s) for s in self._running)
+            self._note(EventKind.COMMAND_BUSY, seq=seq, reason=f"requests {earlier} not answered yet")
+            self._answer(request, seq, CommandOutcome.BUSY,
+                         f"requests {earlier} not answered yet; this one was not run, "
+                         "send it again after their responses")
+            return
+        self._running[seq] = request
+        self._note(EventKind.COMMAND_ACCEPTED, seq=seq)
+        self._out.append(RunCommand(seq, request))
+
+    def on_command_finished(self, seq: int, outcome: CommandOutcome, text: str, now_ns: int) -> None:
+        """The command ``RunCommand(seq)`` asked for ended (``DONE`` with its answer or ``FAILED`` with
+        why): its response goes to the IDC in the data phase, now or after a reconnect."""
+        if outcome is CommandOutcome.BUSY:
+            raise ValueError("a command that ran cannot have been busy; only the session answers busy")
+        request = self._running.pop(seq, None)
+        if request is None:
+            raise ValueError(f"no command from request {seq} is running")
+        if self.state is State.STOPPED:
+            self._note(EventKind.COMMAND_UNANSWERED, seq=seq, outcome=outcome.name.lower())
+            return
+        self._note(EventKind.COMMAND_ANSWERED, seq=seq, outcome=outcome.name.lower())
+        self._answer(request, seq, outcome, text)
 
     def on_alert(self, text: str, now_ns: int) -> None:
         """The IDC is closing the connection deliberately: reconnect (with back-off)."""
@@ -366,7 +441,7 @@ class LinkSession:
         if self.state in (State.CONNECTING, State.NEGOTIATING, State.DATA):
             self._out.append(SendAlert(reason))
             self._out.append(Disconnect(reason, graceful=True))
-        log.info("link stopped", extra=self.log_context(reason=reason))
+        self._note(EventKind.LINK_STOPPED, reason=reason)
         self.state = State.STOPPED
         self._conn = None
         self._deadline_ns = None
@@ -384,6 +459,8 @@ class LinkSession:
         if self.state is State.DATA and conn is not None:
             if self._ack_due or now_ns >= conn.heartbeat_due_ns:
                 self._send_acknack(now_ns)
+            self._out.extend(self._answers_due)
+            self._answers_due.clear()
             if len(conn.in_flight) < self.config.window and self._bucket.ready_at(now_ns) <= now_ns:
                 seq = self._next_frame(backlog=self._backlog_open(now_ns))
                 if seq is not None:
@@ -405,6 +482,11 @@ class LinkSession:
                 times.append(ready if self._live or self._backlog_open(ready) else conn.backlog_from_ns)
         return min(times) if times else None
 
+    def take_events(self) -> list[Event]:
+        """What happened since the last call, oldest first; the adapter writes each to its log once."""
+        events, self._events = self._events, []
+        return events
+
     @property
     def pending(self) -> int:
         """Frames not yet acknowledged by the IDC (queued or in flight)."""
@@ -424,12 +506,23 @@ class LinkSession:
 
     # ---- internals -------------------------------------------------------------------------------
 
+    def _note(self, kind: EventKind, **extra: object) -> None:
+        self._events.append(Event(kind, self.log_context(**extra)))
+
+    def _answer(self, request: CommandRequestBody, seq: int, outcome: CommandOutcome, text: str) -> None:
+        """Queue the response for the data phase and keep it to answer a repeat of the request."""
+        response = SendCommandResponse(request, outcome.response_text(text))
+        self._responses[seq] = response
+        while len(self._responses) > self._RESPONSE_CACHE:
+            self._responses.popitem(last=False)
+        self._answers_due.append(response)
+
     def _connect(self, now_ns: int) -> None:
         endpoint = self.config.endpoints[self._endpoint_index % len(self.config.endpoints)]
         self._conn = _Connection(endpoint=endpoint, heard_ns=now_ns)
         self.state = State.CONNECTING
         self._deadline_ns = now_ns + self.config.connect_timeout_ns
-        log.info("connecting", extra=self.log_context())
+        self._note(EventKind.CONNECTING)
         self._out.append(Connect(endpoint))
         self._out.append(SendConnectionRequest())
 
@@ -438,13 +531,12 @@ class LinkSession:
         self.state = State.DATA
         self._deadline_ns = None
         self._conn.backlog_from_ns = now_ns + self.config.backlog_hold_ns
-        log.info("link up", extra=self.log_context(reason=f"{len(self._unacked)} frames waiting"))
+        self._note(EventKind.LINK_UP, reason=f"{len(self._unacked)} frames waiting")
         self._ack_due = True  # tell the IDC at once what we hold of its frames
 
     def _reconnect(self, reason: str, now_ns: int) -> None:
         delay = self._backoff.next_delay_ns()
-        log.warning("link lost, reconnecting after back-off",
-                    extra=self.log_context(reason=reason, delay_s=round(delay / NS_PER_S, 3)))
+        self._note(EventKind.LINK_LOST, reason=reason, delay_s=round(delay / NS_PER_S, 3))
         self._out.append(Disconnect(reason))
         self.counters.reconnects += 1
         self._conn = None

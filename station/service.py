@@ -1,9 +1,10 @@
 """The station daemon: digitizer packets in, signed CD-1.1 frames out to the IDC, never losing data.
 
-Threads: one per digitizer driver (serial I/O), one for the GCI sender (ZeroMQ), and the main loop here,
-which alone touches acquisition, framer, SOH and archive, so none of those needs a lock. A frame is
-durable in the outbox before anything may acknowledge it, and at start-up the station trims what the
-outbox already holds from the blocks its drivers refetch, so a crash neither loses nor repeats samples.
+Threads: one per digitizer driver (serial I/O), one for the GCI sender (ZeroMQ) and one that runs its IDC
+commands, and the main loop here, which alone touches acquisition, framer, SOH and archive, so none of
+those needs a lock. A frame is durable in the outbox before anything may acknowledge it, and at start-up
+the station trims what the outbox already holds from the blocks its drivers refetch, so a crash neither
+loses nor repeats samples.
 SIGTERM: stop the drivers, frame what is held, let the sender send an alert, close cleanly.
 """
 
@@ -24,6 +25,7 @@ from prometheus_client import start_http_server
 from digitizer.guralp import DriverConfig, GuralpDriver, StreamGap
 from digitizer.packet import Packet, Status
 from gci_link.cd11 import CommandRequestBody, format_time
+from gci_link.commands import CommandName
 from gci_link.keys import StationSigner
 from gci_link.link_session import SessionConfig, State
 from gci_link.station_end.outbox import Outbox, OutboxStats
@@ -291,21 +293,25 @@ class StationService:
             self.alarms.clear_alarm(OUTBOX_ALARM, "station", now)
 
     def _command(self, request: CommandRequestBody) -> str:
-        """IDC remote control: ``status``, ``calibrate DIGITIZER sine|square|random COMP MINUTES [HZ]``,
-        ``stopcal DIGITIZER``."""
+        """IDC remote control (``CommandName``): ``status``,
+        ``calibrate DIGITIZER sine|square|random COMP MINUTES [HZ]``, ``stopcal DIGITIZER``.
+
+        The sender runs this on its command worker, so a console command that takes seconds holds
+        neither the link nor the main loop."""
         words = request.command.decode("ascii", "replace").strip("\0 ").split()
         log.info("command from IDC", extra={"station": self.name, "command": " ".join(words)})
-        if words[:1] == ["status"]:
-            return self.latest_snapshot["soh_table"]  # built by the main loop: this runs on the sender thread
-        numbers = [w.isdigit() for w in words[4:]]
-        if words[:1] == ["calibrate"] and len(words) in (5, 6) and words[1] in self.drivers and all(numbers):
+        name = next((c for c in CommandName if words[:1] == [c.value]), None)
+        if name is CommandName.STATUS:
+            return self.latest_snapshot["soh_table"]  # built by the main loop, swapped whole: safe to read
+        numbers = all(w.isdigit() for w in words[4:])
+        if name is CommandName.CALIBRATE and len(words) in (5, 6) and words[1] in self.drivers and numbers:
             kind, component, minutes = words[2], words[3], int(words[4])
             hz = int(words[5]) if len(words) == 6 else None
             try:
                 return self.drivers[words[1]].start_calibration(kind, component, minutes, frequency_hz=hz)
             except (ValueError, RuntimeError, TimeoutError) as exc:
                 return f"calibration not started: {exc}"
-        if words[:1] == ["stopcal"] and len(words) == 2 and words[1] in self.drivers:
+        if name is CommandName.STOPCAL and len(words) == 2 and words[1] in self.drivers:
             try:
                 return self.drivers[words[1]].stop_calibration()
             except (RuntimeError, TimeoutError) as exc:

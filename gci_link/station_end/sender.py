@@ -1,9 +1,10 @@
 """Station end of the GCI link over ZeroMQ: a thin adapter around ``link_session.LinkSession``.
 
 It owns the DEALER socket (one CD-1.1 frame per message), the outbox reads and acknowledgements, the
-codec calls and optional CurveZMQ; every protocol decision is the session's. A fresh socket is made for
-every connection and the old one closed with linger 0, so frames queued for a dead peer die with it
-instead of piling up behind the reconnect (the session resends whatever was not acknowledged).
+codec calls, optional CurveZMQ, the command worker and the log (the session reports events, logged here
+once); every protocol decision is the session's. A fresh socket is made for every connection and the old
+one closed with linger 0, so frames queued for a dead peer die with it instead of piling up behind the
+reconnect (the session resends whatever was not acknowledged).
 """
 
 from __future__ import annotations
@@ -36,16 +37,18 @@ from gci_link.cd11 import (
     encode_frame,
     encode_signed_frame,
 )
+from gci_link.cd11.frame import Body
+from gci_link.commands import CommandHandler
 from gci_link.gaplist import consecutive_runs
 from gci_link.keys import StationSigner
 from gci_link.link_session import (
     Acknowledge,
     Action,
-    CommandHandler,
     Connect,
     Disconnect,
     LinkCounters,
     LinkSession,
+    RunCommand,
     SendAcknack,
     SendAlert,
     SendCommandResponse,
@@ -55,6 +58,7 @@ from gci_link.link_session import (
     SessionConfig,
     State,
 )
+from gci_link.station_end.command_worker import CommandWorker
 from gci_link.station_end.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -116,7 +120,11 @@ class Sender:
         self._handshake_failures = 0
         self._last_offered: int | None = None
         self._last_refresh = 0.0
-        self.session = LinkSession(config, clock(), command_handler=command_handler)
+        self.session = LinkSession(config, clock(), accepts_commands=command_handler is not None)
+        self._commands = (
+            None if command_handler is None
+            else CommandWorker(command_handler, config.command_queue, self.wake, config.station)
+        )
         self._ctx = self.session.log_context  # logging extras: station, endpoint
         # a pipe the poll also waits on: a byte in it means "look at the outbox now" (or "stop")
         self._wake_r, self._wake_w = os.pipe()
@@ -151,7 +159,7 @@ class Sender:
             while self.session.state is not State.STOPPED:
                 self._step()
         finally:
-            self._close_socket(linger_ms=0)
+            self._finish()
 
     def run_until_drained(self, timeout_ns: int) -> bool:
         """Send until the IDC has acknowledged every frame in the outbox (True) or ``timeout_ns`` of clock
@@ -164,7 +172,7 @@ class Sender:
                     self._stop.set()
                 self._step()
         finally:
-            self._close_socket(linger_ms=0)
+            self._finish()
         return self._drained()
 
     # ---- loop ------------------------------------------------------------------------------------
@@ -172,7 +180,15 @@ class Sender:
     def _start(self) -> None:
         self._offer_new()
         log.info("sender starting", extra={"station": self.config.station, "seq": self.session.pending})
+        if self._commands is not None:
+            self._commands.start()
         self.session.start(self._clock())
+
+    def _finish(self) -> None:
+        if self._commands is not None:
+            self._commands.stop()
+        self._close_socket(linger_ms=0)
+        self._log_events()
 
     def _drained(self) -> bool:
         return self.session.pending == 0 and not self._outbox.unacked_seqs(1)
@@ -183,6 +199,9 @@ class Sender:
             self.session.shutdown(now)
         if time.monotonic() - self._last_refresh >= _OUTBOX_REFRESH_S:
             self._offer_new()
+        if self._commands is not None:
+            for done in self._commands.finished():
+                self.session.on_command_finished(done.seq, done.outcome, done.text, now)
         busy = self._execute(self.session.poll(now))
         if self.session.state is State.STOPPED:
             return
@@ -217,6 +236,7 @@ class Sender:
                 except zmq.Again:
                     break
                 self._receive(parts[-1])  # the frame is the last part (tolerates an empty delimiter)
+        self._log_events()
 
     def _drain_wake(self) -> None:
         try:
@@ -276,9 +296,17 @@ class Sender:
             elif isinstance(action, Acknowledge):
                 self._outbox.ack(consecutive_runs(action.seqs))
                 log.debug("acknowledged", extra=self._ctx(seq=f"{action.seqs[0]}..{action.seqs[-1]}"))
+            elif isinstance(action, RunCommand):
+                assert self._commands is not None  # the session runs commands only if told there is a worker
+                self._commands.submit(action.seq, action.request)
             else:
                 self._send_control(action)
+        self._log_events()
         return sent_data
+
+    def _log_events(self) -> None:
+        for event in self.session.take_events():
+            log.log(event.kind.level, event.kind.message, extra=dict(event.fields))
 
     def _open_socket(self, endpoint: str) -> None:
         self._close_socket(linger_ms=0)
@@ -344,6 +372,8 @@ class Sender:
     def _send_control(self, action: Action) -> None:
         now = self._clock()
         station = self.config.station
+        kind: FrameType
+        body: Body
         if isinstance(action, SendConnectionRequest):
             kind, body = FrameType.CONNECTION_REQUEST, ConnectionBody(station=station)
         elif isinstance(action, SendOptionRequest):
@@ -355,7 +385,6 @@ class Sender:
             kind, body = FrameType.ALERT, AlertBody(action.text.encode("latin-1", "replace"))
         elif isinstance(action, SendCommandResponse):
             req = action.request
-            assert isinstance(req, CommandRequestBody)
             kind = FrameType.COMMAND_RESPONSE
             body = CommandResponseBody(station, req.site, req.channel, req.location, now, req.command,
                                        action.text.encode("utf-8"))

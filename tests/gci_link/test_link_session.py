@@ -13,7 +13,6 @@ from gci_link.link_session import (
     LinkSession,
     SendAcknack,
     SendAlert,
-    SendCommandResponse,
     SendConnectionRequest,
     SendData,
     SendOptionRequest,
@@ -242,41 +241,6 @@ def test_bandwidth_cap_holds_over_simulated_time():
         t = max(t + 1, min(session.next_wakeup_ns(t), end))
     assert sent_bytes <= 1_000 + rate * 600 + frame
     assert sent_bytes >= rate * 600 * 0.95  # the cap is used, not just respected
-
-
-def test_command_request_is_answered_and_repeats_are_not_rerun():
-    calls = []
-
-    def handler(request):
-        calls.append(request)
-        return f"ok {request}"
-
-    session = LinkSession(config(), 0, command_handler=handler)
-    session.start(0)
-    session.on_connection_response(0, 0, "IDC:0", 0)
-    session.on_option_response(0)
-    session.poll(0)
-    session.on_command_request(7, "calibrate", 1)
-    out = session.poll(1)
-    assert of(out, SendCommandResponse) == [SendCommandResponse("calibrate", "ok calibrate")]
-    assert of(out, SendAcknack) == [SendAcknack("IDC:0", 7, 7, ())]
-    session.on_command_request(7, "calibrate", 2)
-    assert of(session.poll(2), SendCommandResponse) == [SendCommandResponse("calibrate", "ok calibrate")]
-    assert calls == ["calibrate"]
-
-
-def test_failing_command_handler_answers_with_the_error():
-    def handler(request):
-        raise RuntimeError("calibrator busy")
-
-    session = LinkSession(config(), 0, command_handler=handler)
-    session.start(0)
-    session.on_connection_response(0, 0, "IDC:0", 0)
-    session.on_option_response(0)
-    session.on_command_request(1, "x", 0)
-    (resp,) = of(session.poll(0), SendCommandResponse)
-    assert resp.text == "error: RuntimeError: calibrator busy"
-    assert session.state is State.DATA
 
 
 def test_shutdown_sends_alert_then_closes():
