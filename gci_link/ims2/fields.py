@@ -52,13 +52,13 @@ def to_time(date: str, time: str, where: Where, what: str) -> int:
     d = _DATE.fullmatch(date)
     t = _TIME.fullmatch(time)
     if d is None or t is None:
-        raise where.error(f"bad date/time {date} {time!r} for {what} (want YYYY/MM/DD hh:mm:ss.s)")
+        raise where.error(f"bad date/time '{date} {time}' for {what} (want YYYY/MM/DD hh:mm:ss.s)")
     year, month, day = (int(g) for g in d.groups())
     hour, minute, second = (int(g) for g in t.groups()[:3])
     try:
         stamp = dt.datetime(year, month, day, hour, minute, second)
     except ValueError as exc:
-        raise where.error(f"impossible date/time {date} {time!r} for {what}: {exc}") from None
+        raise where.error(f"impossible date/time '{date} {time}' for {what}: {exc}") from None
     fraction = t.group(4) or ""
     seconds = (stamp - _EPOCH) // dt.timedelta(seconds=1)
     return seconds * NS_PER_S + int(fraction.ljust(9, "0") or 0)

@@ -41,7 +41,7 @@ def scan_ints(body: str, block: str, first_line: int) -> tuple[np.ndarray, np.nd
     lines = np.cumsum(raw == _NEWLINE)[starts]
 
     def fail(token: int, problem: str) -> None:
-        text = body.encode("ascii", "replace")[starts[token] : ends[token]].decode("ascii")
+        text = body[starts[token] : ends[token]]  # one byte per character (non-ASCII became '?')
         raise Ims2FormatError(block, first_line + int(lines[token]), f"{problem} {text!r}")
 
     misplaced = (kind == _INVALID) | (kind == _SIGN)
