@@ -18,52 +18,78 @@ _CLASS[ord("0") : ord("9") + 1] = _DIGIT
 _CLASS[[ord("-"), ord("+")]] = _SIGN
 _MAX_DIGITS = 18  # every 18-digit number fits in int64
 _POW10 = 10 ** np.arange(_MAX_DIGITS + 1, dtype=np.int64)
-_NEWLINE, _MINUS, _SPACE, _ZERO = ord("\n"), ord("-"), ord(" "), ord("0")
+_NEWLINE, _MINUS, _PLUS, _SPACE, _ZERO = ord("\n"), ord("-"), ord("+"), ord(" "), ord("0")
 
 
 def scan_ints(body: str, block: str, first_line: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every blank-separated integer of ``body``, and the 0-based line of ``body`` it stands on.
+    """Every blank-separated integer of ``body``, and for each line of ``body`` the index of its first value.
 
+    Line ``k`` holds ``values[line_first[k]:line_first[k + 1]]`` (the last line runs to the end).
     ``first_line`` is the message line number of the body's first line, for errors.
     """
-    raw = np.frombuffer(body.encode("ascii", "replace"), dtype=np.uint8)
-    empty = np.zeros(0, dtype=np.int64)
-    if raw.size == 0:
-        return empty, empty
-    kind = _CLASS[raw]
-    in_token = kind != _BLANK
-    edges = np.diff(in_token.view(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
-    if starts.size == 0:
-        return empty, empty
-    lengths = ends - starts
-    lines = np.cumsum(raw == _NEWLINE)[starts]
+    raw = np.frombuffer(
+        f"\n{body}\n".encode("ascii", "replace"), dtype=np.uint8
+    )  # a blank around every token
+    kind = np.take(_CLASS, raw)
+    blank = kind == _BLANK
+    ends = np.flatnonzero(blank[1:] > blank[:-1])
+    ends += 1  # one past each token's last character
+    line_first = np.searchsorted(ends, np.flatnonzero(raw[:-1] == _NEWLINE) + 1, side="right")
+    tokens = _Tokens(body, blank, ends, block, first_line, line_first)
+    signed = int(kind.max()) == _SIGN
+    if signed or int(kind.min()) == _INVALID:
+        tokens.check_characters(kind)
+    last = ends - 1
+    values = raw[last].astype(np.int64)
+    values -= _ZERO
+    last -= 1
+    longer = np.flatnonzero(~blank[last])  # tokens with a digit before their last one
+    for k in range(1, _MAX_DIGITS):  # one pass per digit position, over the tokens that long
+        if longer.size == 0:
+            break
+        at = last[longer] - (k - 1)
+        digits = raw[at].astype(np.int64) - _ZERO
+        if signed:
+            digits[kind[at] == _SIGN] = 0
+        values[longer] += digits * _POW10[k]
+        longer = longer[~blank[at - 1]]
+    if longer.size:
+        tokens.fail(int(longer[0]), "number too large for a count")
+    if signed:
+        values[raw[tokens.starts()] == _MINUS] *= -1
+    return values, line_first
 
-    def fail(token: int, problem: str) -> None:
-        text = body[starts[token] : ends[token]]  # one byte per character (non-ASCII became '?')
-        raise Ims2FormatError(block, first_line + int(lines[token]), f"{problem} {text!r}")
 
-    misplaced = (kind == _INVALID) | (kind == _SIGN)
-    if misplaced.any():
-        misplaced[starts] = kind[starts] == _INVALID  # a sign may lead a token
-        bad = np.logical_or.reduceat(misplaced, starts)
-        bad |= (lengths == 1) & (kind[starts] == _SIGN)
+class _Tokens:
+    """Token positions of a scanned body, for the rare checks and for errors that quote a token."""
+
+    def __init__(self, body, blank, ends, block, first_line, line_first) -> None:
+        self.body, self.blank, self.ends = body, blank, ends
+        self.block, self.first_line, self.line_first = block, first_line, line_first
+
+    def starts(self) -> np.ndarray:
+        return np.flatnonzero(self.blank[:-1] > self.blank[1:]) + 1
+
+    def fail(self, token: int, problem: str) -> None:
+        start = int(self.starts()[token])
+        text = self.body[start - 1 : int(self.ends[token]) - 1]  # one character per byte ('?' for non-ASCII)
+        line = self.first_line + line_of(self.line_first, token)
+        raise Ims2FormatError(self.block, line, f"{problem} {text!r}")
+
+    def check_characters(self, kind: np.ndarray) -> None:
+        """Only digits, and a sign as a token's first character followed by a digit."""
+        starts = self.starts()
+        misplaced = (kind == _INVALID) | (kind == _SIGN)
+        misplaced[starts] = kind[starts] == _INVALID
+        bad = np.logical_or.reduceat(misplaced, starts) if starts.size else np.zeros(0, dtype=bool)
+        bad |= (self.ends - starts == 1) & (kind[starts] == _SIGN)
         if bad.any():
-            fail(int(np.argmax(bad)), "bad number")
-    too_long = lengths > _MAX_DIGITS
-    if too_long.any():
-        fail(int(np.argmax(too_long)), "number too large for a count")
-    chars = raw[in_token]
-    token_first = np.cumsum(lengths) - lengths
-    exponent = np.repeat(token_first + lengths - 1, lengths) - np.arange(chars.size)
-    digits = chars.astype(np.int64) - _ZERO
-    digits[kind[in_token] == _SIGN] = 0
-    values = np.add.reduceat(digits * _POW10[exponent], token_first)
-    negative = chars[token_first] == _MINUS
-    if negative.any():
-        values[negative] = -values[negative]
-    return values, lines
+            self.fail(int(np.argmax(bad)), "bad number")
+
+
+def line_of(line_first: np.ndarray, token: int) -> int:
+    """0-based line of the body that holds value number ``token`` (see scan_ints)."""
+    return int(np.searchsorted(line_first, token, side="right")) - 1
 
 
 def format_int_rows(rows: np.ndarray) -> str:
@@ -71,14 +97,19 @@ def format_int_rows(rows: np.ndarray) -> str:
     rows = np.asarray(rows, dtype=np.int64)
     if rows.size == 0:
         return "\n" * rows.shape[0]
-    values = rows.ravel()
-    digits = np.searchsorted(_POW10[1:], values, side="right") + 1
-    ends = np.cumsum(digits + 1)
-    buf = np.full(int(ends[-1]), _SPACE, dtype=np.uint8)
-    buf[ends[rows.shape[1] - 1 :: rows.shape[1]] - 1] = _NEWLINE
-    last_digit = ends - 2
-    buf[last_digit] = _ZERO + values % 10
-    for k in range(1, int(digits.max())):
-        wide = np.flatnonzero(digits > k)
-        buf[last_digit[wide] - k] = _ZERO + (values[wide] // _POW10[k]) % 10
+    top = int(rows.max())
+    widest = len(str(top))
+    # the narrowest dtype that holds every value keeps the temporaries small (a histogram is mostly 0..99)
+    values = rows.ravel().astype(np.min_scalar_type(top), copy=False)
+    width = np.full(values.size, 2, dtype=np.uint8)  # digits plus the separator
+    for k in range(1, widest):
+        width += values >= 10**k
+    last_digit = np.cumsum(width, dtype=np.intp)
+    buf = np.full(int(last_digit[-1]), _SPACE, dtype=np.uint8)
+    buf[last_digit[rows.shape[1] - 1 :: rows.shape[1]] - 1] = _NEWLINE
+    last_digit -= 2
+    buf[last_digit] = values % 10 + _ZERO
+    for k in range(1, widest):  # one pass per digit position, over the values that wide
+        wide = np.flatnonzero(width > k + 1)
+        buf[last_digit[wide] - k] = values[wide] // 10**k % 10 + _ZERO
     return buf.tobytes().decode("ascii")

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from .errors import Ims2FormatError
 
-_MARK = re.compile(r"^[ \t]*(?:#([^\s]*)([^\n]*)|(STOP)[ \t\r]*$)", re.MULTILINE | re.IGNORECASE)
+# searched in "\n" + text: the leading newline lets the regex engine jump from line end to line end
+_MARK = re.compile(r"\n[ \t]*(?:#([^\s]*)([^\n]*)|(STOP)[ \t\r]*(?=\n|$))", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -63,19 +64,19 @@ def lex(text: str) -> Lexed:
     counted_to = 0
     stop = None
     pending: tuple[str, str, int, int, str] | None = None  # name, args, line, body start, header
-    for mark in _MARK.finditer(text):
-        line += text.count("\n", counted_to, mark.start())
-        counted_to = mark.start()
+    for mark in _MARK.finditer("\n" + text):
+        line_start, header_end = mark.start(), mark.end() - 1  # in text (the search added one character)
+        line += text.count("\n", counted_to, line_start)
+        counted_to = line_start
         if envelope_end is None:
-            envelope_end = mark.start()
+            envelope_end = line_start
         if pending is not None:
-            blocks.append(_block(pending, text[pending[3] : mark.start()]))
+            blocks.append(_block(pending, text[pending[3] : line_start]))
         if mark.group(3) is not None:
-            stop = mark.start()
+            stop = line_start
             pending = None
             break
-        header_end = mark.end()
-        pending = (mark.group(1), mark.group(2), line, header_end + 1, text[mark.start() : header_end])
+        pending = (mark.group(1), mark.group(2), line, header_end + 1, text[line_start:header_end])
     if stop is None:
         raise Ims2FormatError("STOP", line + text.count("\n", counted_to), "message ends without a STOP line")
     envelope_text = text[:envelope_end]

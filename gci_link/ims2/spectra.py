@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fields import Where, format_span, to_float, to_int
-from .intcodec import format_int_rows, scan_ints
+from .intcodec import format_int_rows, line_of, scan_ints
 from .lexer import Block, Line
 
 VALUES_PER_ROW = 5
+MAX_COUNT = 10**18  # what the reader takes (int64, 18 digits)
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,15 @@ def first_line(block: Block) -> tuple[Line, str, int]:
 
 def parse_channel_rows(label: str, body: str, first_line: int, n_channels: int) -> tuple:
     """Values of ``first_channel v v v v v`` rows: (int64 array, first channel label)."""
-    values, lines = scan_ints(body, label, first_line)
-    if values.size == 0:
+    values, line_first = scan_ints(body, label, first_line)
+    per_line = np.diff(np.append(line_first, values.size))
+    filled = np.flatnonzero(per_line)
+    if filled.size == 0:
         raise Where(label, first_line).error(f"truncated spectrum: no rows, the size line says {n_channels}")
-    row_start = np.empty(values.size, dtype=bool)
-    row_start[0] = True
-    np.not_equal(lines[1:], lines[:-1], out=row_start[1:])
-    starts = np.flatnonzero(row_start)
-    per_row = np.diff(np.append(starts, values.size)) - 1
+    starts = line_first[filled]
+    per_row = per_line[filled] - 1
     labels = values[starts]
-    row_lines = first_line + lines[starts]
+    row_lines = first_line + filled
     if (per_row == 0).any():
         at = int(np.argmax(per_row == 0))
         raise Where(label, int(row_lines[at])).error(f"row {labels[at]} has a channel label and no values")
@@ -73,7 +73,9 @@ def parse_channel_rows(label: str, body: str, first_line: int, n_channels: int) 
         raise Where(label, int(row_lines[at])).error(
             f"row labelled {labels[at]} should start at channel {expected[at]} (rows must be contiguous)"
         )
-    counts = np.delete(values, starts)
+    is_count = np.ones(values.size, dtype=bool)
+    is_count[starts] = False
+    counts = values[is_count]
     if counts.size < n_channels:
         raise Where(label, int(row_lines[-1])).error(
             f"truncated spectrum: {counts.size} channels, the size line says {n_channels}"
@@ -83,7 +85,7 @@ def parse_channel_rows(label: str, body: str, first_line: int, n_channels: int) 
         raise Where(label, int(row_lines[over])).error(
             f"too many channels: {counts.size}, the size line says {n_channels}"
         )
-    _check_not_negative(counts, label, lines[~row_start], first_line)
+    _check_not_negative(values, label, line_first, first_line)  # labels are >= 0 already
     return counts, first
 
 
@@ -115,28 +117,28 @@ def parse_histogram(block: Block, label: str) -> Histogram:
         raise where.error(f"histogram size {n_gamma} x {n_beta}")
     gamma_span = to_float(tokens[2], where, "gamma_span_keV")
     beta_span = to_float(tokens[3], where, "beta_span_keV")
-    values, lines = scan_ints(body, label, body_line)
-    line_ids, per_line = np.unique(lines, return_counts=True)
-    wrong = per_line != n_beta
+    values, line_first = scan_ints(body, label, body_line)
+    per_line = np.diff(np.append(line_first, values.size))
+    filled = np.flatnonzero(per_line)
+    wrong = per_line[filled] != n_beta
     if wrong.any():
-        at = int(np.argmax(wrong))
-        raise Where(label, body_line + int(line_ids[at])).error(
+        at = int(filled[np.argmax(wrong)])
+        raise Where(label, body_line + at).error(
             f"wrong count of values: {per_line[at]} in this row, the size line says {n_beta} beta channels"
         )
-    if line_ids.size != n_gamma:
-        last = body_line + int(line_ids[-1]) if line_ids.size else head.number
+    if filled.size != n_gamma:
+        last = body_line + int(filled[-1]) if filled.size else head.number
         raise Where(label, last).error(
-            f"histogram row count mismatch: {line_ids.size} rows, the size line says {n_gamma} gamma rows"
+            f"histogram row count mismatch: {filled.size} rows, the size line says {n_gamma} gamma rows"
         )
-    _check_not_negative(values, label, lines, body_line)
+    _check_not_negative(values, label, line_first, body_line)
     return Histogram(values.reshape(n_gamma, n_beta), gamma_span, beta_span)
 
 
-def _check_not_negative(counts: np.ndarray, label: str, lines: np.ndarray, first_line: int) -> None:
-    negative = counts < 0
-    if negative.any():
-        at = int(np.argmax(negative))
-        raise Where(label, first_line + int(lines[at])).error(f"negative count {counts[at]}")
+def _check_not_negative(values: np.ndarray, label: str, line_first: np.ndarray, first_line: int) -> None:
+    if values.size and values.min() < 0:
+        at = int(np.argmax(values < 0))
+        raise Where(label, first_line + line_of(line_first, at)).error(f"negative count {values[at]}")
 
 
 def format_channel_rows(counts: np.ndarray, first_channel: int) -> str:
@@ -185,3 +187,5 @@ def _check_counts(counts: np.ndarray) -> None:
         raise ValueError(f"counts must be integers, not {counts.dtype}")
     if counts.size and counts.min() < 0:
         raise ValueError(f"negative count {counts.min()}")
+    if counts.size and counts.max() >= MAX_COUNT:
+        raise ValueError(f"count {counts.max()} has more than 18 digits")
