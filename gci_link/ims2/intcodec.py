@@ -1,7 +1,8 @@
 """Integer text <-> numpy, vectorised over whole blocks: a 256 x 256 histogram is 65,536 numbers.
 
-Parsing works on the block's bytes at once (character classes, token edges, digit weights summed per
-token) instead of a Python call per number, and still names the line of the first bad token.
+Parsing works on the block's bytes at once (character classes, token ends, then one pass per digit
+position over the tokens that long) instead of a Python call per number, and still names the line of
+the first bad token. Few large temporaries: fresh memory costs page faults, which dominate otherwise.
 Formatting writes the digits of every number into one byte buffer, one numpy pass per digit position.
 """
 

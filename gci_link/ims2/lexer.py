@@ -58,32 +58,25 @@ class Lexed:
 
 def lex(text: str) -> Lexed:
     """Envelope lines (before the first block) and blocks, up to ``STOP``."""
-    blocks: list[Block] = []
-    envelope_end = None
-    line = 1
-    counted_to = 0
-    stop = None
-    pending: tuple[str, str, int, int, str] | None = None  # name, args, line, body start, header
+    heads = []  # (match, position of its line in text, its line number) of each '#' line, then STOP
+    line, counted_to = 1, 0
     for mark in _MARK.finditer("\n" + text):
-        line_start, header_end = mark.start(), mark.end() - 1  # in text (the search added one character)
-        line += text.count("\n", counted_to, line_start)
-        counted_to = line_start
-        if envelope_end is None:
-            envelope_end = line_start
-        if pending is not None:
-            blocks.append(_block(pending, text[pending[3] : line_start]))
+        start = mark.start()  # the search text has one more character, so this is the line's start in text
+        line += text.count("\n", counted_to, start)
+        counted_to = start
+        heads.append((mark, start, line))
         if mark.group(3) is not None:
-            stop = line_start
-            pending = None
             break
-        pending = (mark.group(1), mark.group(2), line, header_end + 1, text[line_start:header_end])
-    if stop is None:
+    else:
         raise Ims2FormatError("STOP", line + text.count("\n", counted_to), "message ends without a STOP line")
-    envelope_text = text[:envelope_end]
-    envelope = [Line(i + 1, t.rstrip("\r")) for i, t in enumerate(envelope_text.split("\n"))]
+    blocks = []
+    for (mark, start, number), (_, next_start, _) in zip(heads, heads[1:], strict=False):
+        header_end = mark.end() - 1
+        header = text[start:header_end].rstrip("\r")
+        blocks.append(
+            Block(
+                mark.group(1), tuple(mark.group(2).split()), number, text[header_end + 1 : next_start], header
+            )
+        )
+    envelope = [Line(i + 1, t.rstrip("\r")) for i, t in enumerate(text[: heads[0][1]].split("\n"))]
     return Lexed([ln for ln in envelope if ln.text.strip()], blocks)
-
-
-def _block(pending: tuple[str, str, int, int, str], body: str) -> Block:
-    name, args, line, _, header = pending
-    return Block(name, tuple(args.split()), line, body, header.rstrip("\r"))

@@ -34,7 +34,7 @@ from .fields import (
 )
 from .lexer import Block
 from .messages import Chromatogram, MetMessage, MetRow, SohMessage, SohRow
-from .spectra import first_line, format_channel_rows, parse_channel_rows
+from .spectra import format_channel_rows, parse_channel_rows, split_size_line
 
 # value columns before the ``start_date start_time interval_s`` triple: (name, kind) with kind
 # f float, i integer, w word; any value may be ``-`` (the station does not have it)
@@ -155,7 +155,7 @@ def _soh_value(token: str, kind: str, where: Where, name: str) -> float | int | 
 
 
 def _parse_chromatogram(block: Block) -> Chromatogram:
-    head, body, body_line = first_line(block)
+    head, body, body_line = split_size_line(block)
     srid, n_points, step = tokens_of(head, 3, block.label, "srid n_points step_s")
     where = Where(block.label, head.number)
     n = to_int(n_points, where, "n_points")

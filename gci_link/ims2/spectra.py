@@ -34,7 +34,7 @@ class Histogram:
     beta_span_kev: float
 
 
-def first_line(block: Block) -> tuple[Line, str, int]:
+def split_size_line(block: Block) -> tuple[Line, str, int]:
     """The block's first non-blank line, and the rest of the body with the line number it starts on."""
     lines = block.body.split("\n", 1) if block.body else [""]
     number = block.line + 1
@@ -90,7 +90,7 @@ def parse_channel_rows(label: str, body: str, first_line: int, n_channels: int) 
 
 
 def parse_spectrum(block: Block, label: str) -> Spectrum:
-    head, body, body_line = first_line(block)
+    head, body, body_line = split_size_line(block)
     where = Where(label, head.number)
     tokens = head.tokens
     if len(tokens) != 2:
@@ -104,7 +104,7 @@ def parse_spectrum(block: Block, label: str) -> Spectrum:
 
 
 def parse_histogram(block: Block, label: str) -> Histogram:
-    head, body, body_line = first_line(block)
+    head, body, body_line = split_size_line(block)
     where = Where(label, head.number)
     tokens = head.tokens
     if len(tokens) != 4:
