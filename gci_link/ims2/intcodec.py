@@ -28,36 +28,36 @@ def scan_ints(body: str, block: str, first_line: int) -> tuple[np.ndarray, np.nd
     Line ``k`` holds ``values[line_first[k]:line_first[k + 1]]`` (the last line runs to the end).
     ``first_line`` is the message line number of the body's first line, for errors.
     """
-    raw = np.frombuffer(
-        f"\n{body}\n".encode("ascii", "replace"), dtype=np.uint8
-    )  # a blank around every token
-    kind = np.take(_CLASS, raw)
+    raw = np.frombuffer(body.encode("ascii", "replace"), dtype=np.uint8)
+    kind = np.empty(raw.size + 2, dtype=np.uint8)  # padded with a blank at both ends: index = raw index + 1
+    kind[0] = kind[-1] = _BLANK
+    np.take(_CLASS, raw, out=kind[1:-1])
     blank = kind == _BLANK
     ends = np.flatnonzero(blank[1:] > blank[:-1])
-    ends += 1  # one past each token's last character
-    line_first = np.searchsorted(ends, np.flatnonzero(raw[:-1] == _NEWLINE) + 1, side="right")
+    ends += 1  # padded index one past each token's last character
+    line_begins = np.concatenate(([1], np.flatnonzero(raw == _NEWLINE) + 2))
+    line_first = np.searchsorted(ends, line_begins, side="right")
     tokens = _Tokens(body, blank, ends, block, first_line, line_first)
     signed = int(kind.max()) == _SIGN
     if signed or int(kind.min()) == _INVALID:
         tokens.check_characters(kind)
-    last = ends - 1
+    last = ends - 2  # raw index of each token's last character
     values = raw[last].astype(np.int64)
     values -= _ZERO
-    last -= 1
-    longer = np.flatnonzero(~blank[last])  # tokens with a digit before their last one
+    longer = np.flatnonzero(~blank[last])  # (padded index ``last`` is the character before it)
     for k in range(1, _MAX_DIGITS):  # one pass per digit position, over the tokens that long
         if longer.size == 0:
             break
-        at = last[longer] - (k - 1)
+        at = last[longer] - k
         digits = raw[at].astype(np.int64) - _ZERO
         if signed:
-            digits[kind[at] == _SIGN] = 0
+            digits[kind[at + 1] == _SIGN] = 0
         values[longer] += digits * _POW10[k]
-        longer = longer[~blank[at - 1]]
+        longer = longer[~blank[at]]
     if longer.size:
         tokens.fail(int(longer[0]), "number too large for a count")
     if signed:
-        values[raw[tokens.starts()] == _MINUS] *= -1
+        values[raw[tokens.starts() - 1] == _MINUS] *= -1
     return values, line_first
 
 

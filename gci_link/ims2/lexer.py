@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from .errors import Ims2FormatError
 
-# searched in "\n" + text: the leading newline lets the regex engine jump from line end to line end
+# a mark starts at the newline before its line, so the regex engine can jump from newline to newline; a
+# '#' on the very first line is not a block start (the first line must be BEGIN)
 _MARK = re.compile(r"\n[ \t]*(?:#([^\s]*)([^\n]*)|(STOP)[ \t\r]*(?=\n|$))", re.IGNORECASE)
 
 
@@ -60,8 +61,8 @@ def lex(text: str) -> Lexed:
     """Envelope lines (before the first block) and blocks, up to ``STOP``."""
     heads = []  # (match, position of its line in text, its line number) of each '#' line, then STOP
     line, counted_to = 1, 0
-    for mark in _MARK.finditer("\n" + text):
-        start = mark.start()  # the search text has one more character, so this is the line's start in text
+    for mark in _MARK.finditer(text):
+        start = mark.start() + 1
         line += text.count("\n", counted_to, start)
         counted_to = start
         heads.append((mark, start, line))
@@ -71,7 +72,7 @@ def lex(text: str) -> Lexed:
         raise Ims2FormatError("STOP", line + text.count("\n", counted_to), "message ends without a STOP line")
     blocks = []
     for (mark, start, number), (_, next_start, _) in zip(heads, heads[1:], strict=False):
-        header_end = mark.end() - 1
+        header_end = mark.end()
         header = text[start:header_end].rstrip("\r")
         blocks.append(
             Block(
