@@ -107,12 +107,12 @@ class ChannelSubframe:
     nsamp: int
     status: ChannelStatus
     data: bytes
+    samples: np.ndarray = field(compare=False, repr=False)  # decoded from ``data`` (or what it encodes)
     subframe_count: int = 0
     authentication: int = 0  # description byte 1: 1 when the subframe is signed
     auth_key_id: int = 0
     auth_value: bytes = b""
     auth_offset_convention: AuthOffsetConvention = AuthOffsetConvention.A
-    samples: np.ndarray = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     v0: int | None = field(default=None, compare=False)  # Canadian v0 recovered from ``data``
     # The received bytes the channel signature covers, set only by the decoder: init=False makes
     # dataclasses.replace drop it, so a modified copy never verifies against stale bytes.

@@ -163,7 +163,7 @@ _CRASH_CHILD = textwrap.dedent(
     """
     import sys
     from gci_link.station_end.outbox import Outbox
-    from tests.gci_link.test_outbox import frame_for
+    from tests.gci_link.station_end.test_outbox import frame_for
 
     box = Outbox(sys.argv[1], 10**9, first_sequence=1000)
     while True:
