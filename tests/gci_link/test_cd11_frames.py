@@ -216,6 +216,19 @@ def test_status_flags_and_raw_preservation():
         ChannelStatus.format1(on_fire=True)
 
 
+def test_status_with_flags_sets_bits_and_keeps_every_other_byte():
+    s = ChannelStatus.format1(clipped=True, last_gps_sync_ns=T0, clock_differential_us=7, undefined=b"xyz")
+    t = s.with_flags(["gps_receiver_unlocked", "clipped"])
+    assert {k for k, v in t.flags().items() if v} == {"clipped", "gps_receiver_unlocked"}
+    changed = [i for i in range(len(s.raw)) if s.raw[i] != t.raw[i]]
+    assert changed == [FLAGS["gps_receiver_unlocked"][0]]
+    assert s.with_flags([]) == s
+    with pytest.raises(ValueError, match="unknown channel status flag 'on_fire'"):
+        s.with_flags(["on_fire"])
+    with pytest.raises(ValueError, match="format 1"):
+        ChannelStatus(b"\x02abc").with_flags(["clipped"])
+
+
 def _station_frame():
     rng = np.random.default_rng(1)
     x = np.cumsum(rng.integers(-300, 300, 400)).astype(np.int32)
