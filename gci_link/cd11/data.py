@@ -55,6 +55,12 @@ class AuthOffsetConvention(StrEnum):
         return 4 if self is AuthOffsetConvention.B else 0
 
 
+# the decoder's lookups, by byte value and by (key id position - authentication offset): dicts, since
+# calling the enum costs more than the rest of a subframe's header
+_TRANSFORMATION_OF = {t.value: t for t in Transformation}
+_CONVENTION_OF_SHIFT = {c.shift: c for c in AuthOffsetConvention}
+
+
 def raw_samples(data: bytes, nsamp: int, data_format: str, *, offset: int = 0) -> np.ndarray:
     """Uncompressed samples (transformation 0); up to 3 bytes after them are padding."""
     if data_format not in BYTES_PER_SAMPLE:
@@ -130,12 +136,10 @@ class ChannelSubframe:
 
 def transformation_of(code: int, *, offset: int) -> Transformation:
     """The transformation byte ``code`` read at ``offset``; Cd11FormatError if it names none."""
-    try:
-        return Transformation(code)
-    except ValueError:
-        raise Cd11FormatError(
-            f"unknown transformation {code}", field="transformation", offset=offset
-        ) from None
+    transformation = _TRANSFORMATION_OF.get(code)
+    if transformation is None:
+        raise Cd11FormatError(f"unknown transformation {code}", field="transformation", offset=offset)
+    return transformation
 
 
 def decode_samples(
@@ -234,11 +238,8 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
             field=f"{name} (walked fields vs channel length)",
             offset=pos,
         )
-    if auth_offset == key_position - AuthOffsetConvention.A.shift:
-        convention = AuthOffsetConvention.A
-    elif auth_offset == key_position - AuthOffsetConvention.B.shift:
-        convention = AuthOffsetConvention.B
-    else:
+    convention = _CONVENTION_OF_SHIFT.get(key_position - auth_offset)
+    if convention is None:
         raise Cd11FormatError(
             f"authentication offset {auth_offset} fits neither convention A ({key_position}) "
             f"nor B ({key_position - AuthOffsetConvention.B.shift})",

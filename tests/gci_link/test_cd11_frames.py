@@ -328,6 +328,17 @@ def test_auth_offset_convention_b_is_kept():
     assert [c.auth_offset_convention for c in decode_frame(raw).body.channels] == [AuthOffsetConvention.B] * 3
 
 
+def test_auth_offset_of_neither_convention_is_refused():
+    _, frame = _station_frame()
+    raw = bytearray(encode_frame(frame))
+    s = 108 - 8  # 3 channels: first subframe at 100
+    key_position = int.from_bytes(raw[s + 4 : s + 8], "big")  # convention A: the offset is the position
+    raw[s + 4 : s + 8] = (key_position - 8).to_bytes(4, "big")
+    with pytest.raises(Cd11FormatError, match=f"nor B \\({key_position - 4}\\)") as info:
+        decode_frame(bytes(raw), check_crc=False)
+    assert info.value.field == "channel 0 authentication offset" and info.value.offset == s + 4
+
+
 def test_unknown_auth_offset_convention_is_not_encoded():
     _, frame = _station_frame()
     subs = (dataclasses.replace(frame.body.channels[0], auth_offset_convention="C"),)
