@@ -134,7 +134,7 @@ class ChannelSubframe:
         return self.time_ns + self.time_length_ms * 1_000_000
 
 
-def transformation_of(code: int, *, offset: int) -> Transformation:
+def _transformation_of(code: int, *, offset: int) -> Transformation:
     """The transformation byte ``code`` read at ``offset``; Cd11FormatError if it names none."""
     transformation = _TRANSFORMATION_OF.get(code)
     if transformation is None:
@@ -247,7 +247,7 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
             offset=s + 4,
         )
     try:
-        kind = transformation_of(transformation, offset=s + 9)
+        kind = _transformation_of(transformation, offset=s + 9)
         samples, v0 = decode_samples(data, nsamp, kind, data_format, data_offset, transformation_offset=s + 9)
     except Cd11FormatError as exc:  # say which channel
         raise Cd11FormatError(exc.reason, field=f"{name} {exc.field}", offset=exc.offset) from None
