@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ def _file_image() -> tuple[bytes, int]:
     return b"".join(parts), total
 
 
-def run(progress) -> dict:
+def run(progress: Callable[[str], None]) -> dict:
     progress(f"encoding {BLOCKS} blocks")
     image, total = _file_image()
     with tempfile.TemporaryDirectory() as tmp:

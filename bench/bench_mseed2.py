@@ -11,6 +11,7 @@ compile is excluded.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pymseed
@@ -47,7 +48,7 @@ def _pymseed(sids: list[str], headers: list[bytes], segments: list[np.ndarray]) 
     return out
 
 
-def run(progress) -> dict:
+def run(progress: Callable[[str], None]) -> dict:
     rng = np.random.default_rng(1)
     channels = _channels()
     segments = [_counts(rng, SAMPLES) for _ in range(SEGMENTS)]

@@ -156,7 +156,7 @@ class _Run:
         return sum(d.flash_waiting for d in self.digitizers)
 
 
-def _measure_cpu(run: _Run, window_s: float, progress, what: str) -> tuple[float, int]:
+def _measure_cpu(run: _Run, window_s: float, progress: Callable[[str], None], what: str) -> tuple[float, int]:
     """(CPU seconds per real second of the station process, frames archived) over ``window_s``."""
     frames0 = len(run.archived())
     cpu0, t0 = _cpu_seconds(run.station.pid), time.monotonic()

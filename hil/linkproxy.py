@@ -55,16 +55,17 @@ class LinkProxy:
             for key, _ in self._selector.select(timeout=0.1):
                 if key.fileobj is self._listener:
                     self._accept()
-                else:
+                elif isinstance(key.fileobj, socket.socket):  # a peer _accept registered
                     self._relay(key.fileobj)
 
     def _accept(self) -> None:
+        client: socket.socket | None = None
         try:
             client, _ = self._listener.accept()
             server = socket.create_connection(self.upstream, timeout=2)
         except OSError as exc:  # upstream down (receiver crashed): the station will retry
             log.info("relay connection refused upstream", extra={"station": self.name, "error": str(exc)})
-            if "client" in locals():
+            if client is not None:
                 client.close()
             return
         for sock in (client, server):

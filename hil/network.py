@@ -126,9 +126,9 @@ class Network:
             name=f"tty{spec.name}",
         )
         kind = spec.sensor
-        streams = tuple(StreamSpec(sfx, spec.sample_rate, spec.block_s, kind) for sfx in suffixes)
+        specs = tuple(StreamSpec(sfx, spec.sample_rate, spec.block_s, kind) for sfx in suffixes)
         digitizer = SimDigitizer(
-            line, self.clock, system_id=spec.name, serial=serial, streams=streams, seed=sc.seed * 1000 + index
+            line, self.clock, system_id=spec.name, serial=serial, streams=specs, seed=sc.seed * 1000 + index
         )
         proxy = LinkProxy(("127.0.0.1", self.receiver_port), spec.name)
         folder = self.out / "run" / "stations" / spec.name
@@ -165,33 +165,38 @@ class Network:
         return sorted(events, key=lambda e: e[0])
 
     def _apply(self, phase: str, fault: Fault) -> None:
-        station = self.stations.get(fault.station) if fault.station else None
         begin = phase == "begin"
-        if fault.kind == "link_outage":
-            station.proxy.blackhole(begin)
-        elif fault.kind == "station_crash":
+        if fault.kind == "receiver_crash":
             if begin:
-                station.process.kill()
-                station.process.wait()
-                station.crashes += 1
-            else:
-                self._start_station(station)
-        elif fault.kind == "receiver_crash":
-            if begin:
-                self.receiver.kill()
-                self.receiver.wait()
+                _crash(self.receiver)
             else:
                 self._start_receiver()
-        elif fault.kind == "gps_unlock":
-            station.digitizer.set_gps_lock(not begin)
-        elif fault.kind == "unplug":
-            (station.line.unplug if begin else station.line.replug)()
-        elif fault.kind == "disk_full":
-            station.disk.fill() if begin else station.disk.free()
+        elif fault.station is None:
+            raise ValueError(f"a {fault.kind} fault must name a station")  # scenario.parse refuses it
+        else:
+            self._apply_to_station(self.stations[fault.station], fault.kind, begin)
         sim_s = (self.clock.now_ns() - self.start_ns) / NS_PER_S
         entry = {"fault": fault.kind, "phase": phase, "station": fault.station, "at_s": round(sim_s, 1)}
         self.fault_log.append(entry)
         log.info("fault %s %s", fault.kind, phase, extra={"station": fault.station, "sim_s": round(sim_s, 1)})
+
+    def _apply_to_station(self, station: SimStation, kind: str, begin: bool) -> None:
+        if kind == "link_outage":
+            station.proxy.blackhole(begin)
+        elif kind == "station_crash":
+            if begin:
+                _crash(station.process)
+                station.crashes += 1
+            else:
+                self._start_station(station)
+        elif kind == "gps_unlock":
+            station.digitizer.set_gps_lock(not begin)
+        elif kind == "unplug":
+            (station.line.unplug if begin else station.line.replug)()
+        elif kind == "disk_full":
+            if station.disk is None:  # _make_station gives one to every station this fault names
+                raise ValueError(f"station {station.spec.name} has no small disk to fill")
+            station.disk.fill() if begin else station.disk.free()
 
     # ----------------------------------------------------------------------------------------- the run
 
@@ -401,6 +406,13 @@ def terminate(process: subprocess.Popen | None, timeout: float = 60.0) -> int | 
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+def _crash(process: subprocess.Popen | None) -> None:
+    """SIGKILL, as a crash would, and reap it."""
+    if process is not None:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:

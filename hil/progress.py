@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total_s: float, *, enabled: bool = True, stream=sys.stderr) -> None:
+    def __init__(self, total_s: float, *, enabled: bool = True, stream: TextIO = sys.stderr) -> None:
         self.total_s = total_s
         self.enabled = enabled
         self.stream = stream

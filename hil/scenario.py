@@ -10,11 +10,12 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 SENSORS = {"seismometer": "seismic", "microbarometer": "infrasonic", "hydrophone": "hydroacoustic"}
 FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug", "disk_full")
 STATIONLESS_FAULTS = ("receiver_crash",)
+_Number = TypeVar("_Number", int, float)
 
 
 class ScenarioError(ValueError):
@@ -108,25 +109,28 @@ def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -
     seed = check.integer(run, "run", "seed", default=0)
     frame_length = check.integer(run, "run", "frame_length_s", default=10)
     check.unknown(run, "run", {"duration_s", "speed", "seed", "frame_length_s"})
-    stations = tuple(
-        _station(check, t, f"stations[{i}]") for i, t in enumerate(check.array(data, "stations"))
-    )
-    names = [s.name for s in stations if s]
+    tables = check.array(data, "stations")
+    parsed = [_station(check, t, f"stations[{i}]") for i, t in enumerate(tables)]
+    stations = tuple(s for s in parsed if s is not None)
+    names = [s.name for s in stations]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(f"stations: station {name!r} appears more than once")
     faults = tuple(
-        _fault(check, t, f"faults[{i}]", set(names), duration or 0.0)
+        f
         for i, t in enumerate(check.array(data, "faults", required=False))
+        if (f := _fault(check, t, f"faults[{i}]", set(names), duration or 0.0)) is not None
     )
     check.unknown(data, "", {"run", "stations", "faults"})
-    if not stations:
+    if not tables:
         problems.append("stations: at least one station is needed")
-    if problems:
+    # a value is None only where a problem was recorded
+    if problems or duration is None or speed is None or seed is None or frame_length is None:
         raise ScenarioError(source, problems)
     return Scenario(source, duration, speed, seed, frame_length, stations, faults)
 
 
 def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None:
+    """The station at ``key``, or None when a problem was recorded for one of its values."""
     name = check.text(t, key, "name", 1, 5)
     sensor = check.choice(t, key, "sensor", tuple(SENSORS))
     rate = check.integer(t, key, "sample_rate", low=1, high=250)
@@ -144,22 +148,21 @@ def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None
         channels.append(ChannelSpec(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
     if len(channels) > 16:
         check.problems.append(f"{key}.channels: at most 16 channels per simulated digitizer")
-    spec = StationSpec(
-        name=name,
-        network=check.text(t, key, "network", 1, 2),
-        sensor=sensor,
-        sample_rate=rate,
-        block_s=block_s,
-        channels=tuple(channels),
-        baud=check.integer(t, key, "baud", default=115200, low=1200),
-        bit_error_rate=check.number(t, key, "bit_error_rate", default=0.0, low=0.0, high=1e-2),
-        drop_rate=check.number(t, key, "drop_rate", default=0.0, low=0.0, high=1e-2),
-    )
+    network = check.text(t, key, "network", 1, 2)
+    baud = check.integer(t, key, "baud", default=115200, low=1200)
+    bit_error_rate = check.number(t, key, "bit_error_rate", default=0.0, low=0.0, high=1e-2)
+    drop_rate = check.number(t, key, "drop_rate", default=0.0, low=0.0, high=1e-2)
     check.unknown(t, key, {f.name for f in dataclasses.fields(StationSpec)})
-    return spec
+    if (name is None or network is None or sensor is None or rate is None or block_s is None or baud is None
+            or bit_error_rate is None or drop_rate is None):
+        return None
+    return StationSpec(name, network, sensor, rate, block_s, tuple(channels), baud, bit_error_rate, drop_rate)
 
 
-def _fault(check: _Checker, t: dict[str, Any], key: str, stations: set[str], duration: float) -> Fault:
+def _fault(
+    check: _Checker, t: dict[str, Any], key: str, stations: set[str], duration: float
+) -> Fault | None:
+    """The fault at ``key``, or None when a problem was recorded for one of its values."""
     kind = check.choice(t, key, "kind", FAULT_KINDS)
     at_s = check.number(t, key, "at_s", low=0.0)
     length = check.number(t, key, "duration_s", low=0.0)
@@ -172,6 +175,8 @@ def _fault(check: _Checker, t: dict[str, Any], key: str, stations: set[str], dur
     if at_s is not None and length is not None and at_s + length >= duration:
         check.problems.append(f"{key}: must end before the run does ({at_s} + {length} >= {duration})")
     check.unknown(t, key, {f.name for f in dataclasses.fields(Fault)})
+    if kind is None or at_s is None or length is None:
+        return None
     return Fault(kind, at_s, length, station)
 
 
@@ -209,20 +214,40 @@ class _Checker:
             return []
         return value
 
-    def number(self, t, key, name, *, default=None, low=None, high=None) -> float | None:
+    def number(
+        self,
+        t: dict[str, Any],
+        key: str,
+        name: str,
+        *,
+        default: float | None = None,
+        low: float | None = None,
+        high: float | None = None,
+    ) -> float | None:
         value = self._get(t, key, name, (int, float), "a number", default)
         return None if value is None else self._bounded(key, name, float(value), low, high)
 
-    def integer(self, t, key, name, *, default=None, low=None, high=None) -> int | None:
+    def integer(
+        self,
+        t: dict[str, Any],
+        key: str,
+        name: str,
+        *,
+        default: int | None = None,
+        low: int | None = None,
+        high: int | None = None,
+    ) -> int | None:
         value = self._get(t, key, name, (int,), "an integer", default)
         return None if value is None else self._bounded(key, name, value, low, high)
 
-    def _bounded(self, key, name, value, low, high):
+    def _bounded(
+        self, key: str, name: str, value: _Number, low: _Number | None, high: _Number | None
+    ) -> _Number:
         if (low is not None and value < low) or (high is not None and value > high):
             self.problems.append(f"{key}.{name}: must be within [{low}, {high}], got {value}")
         return value
 
-    def text(self, t, key, name, shortest, longest) -> str | None:
+    def text(self, t: dict[str, Any], key: str, name: str, shortest: int, longest: int) -> str | None:
         value = self._get(t, key, name, (str,), "a string", None)
         if value is not None and not (shortest <= len(value) <= longest and value.isalnum()):
             self.problems.append(
@@ -230,13 +255,13 @@ class _Checker:
             )
         return value
 
-    def choice(self, t, key, name, allowed: tuple[str, ...]) -> str | None:
+    def choice(self, t: dict[str, Any], key: str, name: str, allowed: tuple[str, ...]) -> str | None:
         value = self._get(t, key, name, (str,), "a string", None)
         if value is not None and value not in allowed:
             self.problems.append(f"{key}.{name}: must be one of {', '.join(allowed)}, got {value!r}")
         return value
 
-    def strings(self, t, key, name) -> list[str]:
+    def strings(self, t: dict[str, Any], key: str, name: str) -> list[str]:
         value = self._get(t, key, name, (list,), "a list of strings", None)
         if value is None or not all(isinstance(v, str) for v in value):
             if value is not None:

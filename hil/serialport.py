@@ -50,8 +50,12 @@ class PtyLine:
         up, down = np.random.SeedSequence(seed).spawn(2)
         self.faults_to_host = FaultInjector(to_host, up)
         self.faults_to_device = FaultInjector(to_device, down)
-        self._own_dir = None if link_dir is not None else tempfile.TemporaryDirectory(prefix="ptyline-")
-        base = Path(link_dir) if link_dir is not None else Path(self._own_dir.name)
+        self._own_dir: tempfile.TemporaryDirectory[str] | None = None
+        if link_dir is None:
+            self._own_dir = tempfile.TemporaryDirectory(prefix="ptyline-")
+            base = Path(self._own_dir.name)
+        else:
+            base = Path(link_dir)
         self.path = str(base / name)
         self._lock = threading.Lock()
         self._tx_lock = threading.Lock()

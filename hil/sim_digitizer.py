@@ -92,6 +92,7 @@ class _Stream:
         self.stream_id = serial + spec.suffix
         self.next_ns = first_ns
         fs = spec.sample_rate
+        self.sensor: sensors.Sensor | None
         if spec.kind == "seismometer":
             self.sensor = sensors.broadband_seismometer(self.stream_id, fs, rng)
         elif spec.kind == "microbarometer":
@@ -194,7 +195,7 @@ class SimDigitizer:
         self.calibration: Calibration | None = None
         self._next_cal_minutes = 2
         # scripted faults (consumed by the transmitter)
-        self._inject: deque[tuple[str, object]] = deque()
+        self._inject: deque[tuple[str, bytes | None]] = deque()  # (kind, the bytes of a "raw" one)
         self._acks_to_lose = 0
         self._sampling = True
 
@@ -305,7 +306,9 @@ class SimDigitizer:
         if cal is not None and st is self._cal_source:
             self._make_cal_block(cal, start_ns, n, st.spec.sample_rate, drive)
 
-    def _make_cal_block(self, cal: Calibration, start_ns: int, n: int, rate: int, drive) -> None:
+    def _make_cal_block(
+        self, cal: Calibration, start_ns: int, n: int, rate: int, drive: np.ndarray | None
+    ) -> None:
         """The returned calibration signal, digitised on the auxiliary channel (stream ``…C0``)."""
         if drive is None:
             t = start_ns + np.arange(n, dtype=np.int64) * (NS_PER_S // rate)
@@ -439,7 +442,7 @@ class SimDigitizer:
 
     def _send_injected(self) -> None:
         kind, payload = self._inject.popleft()
-        if kind == "raw":
+        if payload is not None:  # "raw"
             self.line.write(payload)
             return
         while not self._flash:  # the fault applies to the next real block

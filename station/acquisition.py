@@ -283,7 +283,7 @@ class ChannelBuffer:
             if self._arrived_after_gap_closed(packet):
                 return
             if chain.expected_ns - packet.start_ns > self.overlap_tolerance_ns:
-                self._time_tear(packet)
+                self._time_tear(chain, packet)
                 return
         self._newest_end_ns = max(packet.end_ns, self._newest_end_ns or packet.end_ns)
         bisect.insort(self._pending, (packet.start_ns, next(self._arrivals), packet), key=lambda e: e[:2])
@@ -301,7 +301,9 @@ class ChannelBuffer:
             chain = self._chain
             due_ns = start_ns if chain is None else chain.expected_ns
             continues = chain is not None and start_ns <= due_ns + self._tol(exact_rate(packet.sample_rate))
-            if not (continues or force or self._newest_end_ns - due_ns > self.lateness_budget_ns):
+            newest_ns = self._newest_end_ns  # set by ingest before any packet is pending
+            late = newest_ns is not None and newest_ns - due_ns > self.lateness_budget_ns
+            if not (continues or force or late):
                 return
             self._pending.pop(0)
             self._commit(packet)
@@ -316,7 +318,7 @@ class ChannelBuffer:
         if chain is not None:
             skip = samples_before(packet.start_ns, 0, packet.nsamp, rate, chain.expected_ns - tol_ns)
             if skip:
-                self._overlap(packet, skip)
+                self._overlap(chain, packet, skip)
                 samples = samples[skip:]
                 if not samples.size:
                     return
@@ -362,9 +364,8 @@ class ChannelBuffer:
             log.info("clock lock changed", extra={"channel": self.name, "clock_locked": packet.clock_locked,
                                                   "at_ns": start_ns})
 
-    def _overlap(self, packet: Packet, count: int) -> None:
+    def _overlap(self, chain: _Chain, packet: Packet, count: int) -> None:
         """Compare the first ``count`` samples with the chain's; identical ones are duplicates."""
-        chain = self._chain
         index = chain.nearest_index(packet.start_ns)
         aligned = (exact_rate(packet.sample_rate) == chain.rate and abs(
             chain.origin_ns + offset_ns(index, chain.rate) - packet.start_ns)
@@ -393,9 +394,9 @@ class ChannelBuffer:
                 return True
         return False
 
-    def _time_tear(self, packet: Packet) -> None:
+    def _time_tear(self, chain: _Chain, packet: Packet) -> None:
         """Time stepped back beyond the overlap tolerance: close the old timeline, start a new one."""
-        old_expected = self._chain.expected_ns
+        old_expected = chain.expected_ns
         self._drain(force=True)
         self.stats.time_tears += 1
         log.warning("time tear: data time stepped backwards; starting a new segment",
@@ -451,14 +452,16 @@ def _same_lock(a: bool | None, b: bool | None) -> bool:
 
 
 def _packet_problem(packet: Packet) -> str | None:
-    samples = packet.samples
+    # a driver bug must not get past here, so the fields are not trusted to have their declared types
+    samples: object = packet.samples
+    rate: object = packet.sample_rate
+    start_ns: object = packet.start_ns
     if not isinstance(samples, np.ndarray) or samples.ndim != 1 or samples.dtype != np.int32:
         return f"samples must be a 1-D int32 array, got {getattr(samples, 'dtype', type(samples).__name__)}"
-    if not (isinstance(packet.sample_rate, int | float) and math.isfinite(packet.sample_rate)
-            and packet.sample_rate > 0):
-        return f"sample rate must be a positive number, got {packet.sample_rate!r}"
-    if not isinstance(packet.start_ns, int):
-        return f"start_ns must be an integer, got {type(packet.start_ns).__name__}"
+    if not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
+        return f"sample rate must be a positive number, got {rate!r}"
+    if not isinstance(start_ns, int):
+        return f"start_ns must be an integer, got {type(start_ns).__name__}"
     return None
 
 

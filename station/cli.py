@@ -6,6 +6,10 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from station.config import StationConfig
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.set_defaults(func=_check)
 
 
-def _load(path: Path):
+def _load(path: Path) -> StationConfig | None:
     from station.config import ConfigError, load_config
 
     try:

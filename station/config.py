@@ -333,8 +333,12 @@ def _cross_check(root: _Table, digitizers: Iterable[DigitizerConfig], channels: 
     names = {d.name for d in digitizers}
     seen_codes: dict[str, int] = {}
     seen_streams: dict[tuple[str, str], int] = {}
+    # fields that failed to parse are None here, whatever their declared type
+    frame_s: int | None = frame.length_s
     for i, ch in enumerate(channels):
-        if ch.digitizer is not None and ch.digitizer not in names:
+        digitizer: str | None = ch.digitizer
+        sample_rate: float | None = ch.sample_rate
+        if digitizer is not None and digitizer not in names:
             root.problem(f"channels[{i}].digitizer", f"no [[digitizers]] entry is named {ch.digitizer!r}")
         if None not in (ch.site, ch.channel, ch.location):
             first = seen_codes.setdefault(ch.code, i)
@@ -345,12 +349,12 @@ def _cross_check(root: _Table, digitizers: Iterable[DigitizerConfig], channels: 
             if first != i:
                 root.problem(f"channels[{i}].stream_id",
                              f"stream {ch.stream_id} of {ch.digitizer} already mapped by channels[{first}]")
-        if ch.sample_rate is not None and frame.length_s is not None and ch.sample_rate > 0:
-            per_frame = exact_rate(ch.sample_rate) * frame.length_s
+        if sample_rate is not None and frame_s is not None and sample_rate > 0:
+            per_frame = exact_rate(sample_rate) * frame_s
             if per_frame.denominator != 1:
                 root.problem(f"channels[{i}].sample_rate",
                              f"{ch.sample_rate} sps gives {float(per_frame):g} samples per "
-                             f"{frame.length_s} s frame; must be a whole number")
+                             f"{frame_s} s frame; must be a whole number")
 
 
 def _duplicates(root: _Table, section: str, attr: str, values: list[Any]) -> None:
@@ -465,7 +469,8 @@ class _Table:
             return None
         return value
 
-    def path(self, name: str) -> Path | None:
+    def path(self, name: str) -> Any:
+        """A path resolved against the file's folder; like ``get``, None once a problem is recorded."""
         text = self.get(name, str, check=_text(1, 4096))
         return None if text is None else (self.base_dir / text).resolve()
 

@@ -73,7 +73,7 @@ class Framer:
 
     def _first_held_window(self) -> int | None:
         oldest = [b.oldest_ns for b in self.buffers.values() if b.oldest_ns is not None]
-        oldest += [b.first_pending_ns for b in self._holding()]
+        oldest += [start for b in self._holding() if (start := b.first_pending_ns) is not None]
         return None if not oldest else min(oldest) // self.length_ns * self.length_ns
 
     def _holding(self, before_ns: int | None = None) -> list[ChannelBuffer]:
@@ -112,12 +112,7 @@ class Framer:
     @staticmethod
     def _subframe(channel: ChannelConfig, segment: SampleRun, status: ChannelStatus) -> ChannelSubframe:
         if segment.clock_locked is False and not status.flag(UNLOCKED_FLAG):
-            flags = {name: True for name, on in status.flags().items() if on} | {UNLOCKED_FLAG: True}
-            status = ChannelStatus.format1(
-                last_gps_sync_ns=status.last_gps_sync_ns,
-                clock_differential_us=status.clock_differential_us,
-                **flags,
-            )
+            status = status.with_flags([UNLOCKED_FLAG])
         return build_subframe(
             segment.samples,
             site=channel.site,

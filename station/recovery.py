@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 
 from digitizer.packet import Packet
-from gci_link.cd11 import Cd11FormatError, ChannelSubframe, decode_frame
+from gci_link.cd11 import Cd11FormatError, ChannelSubframe, DataBody, decode_frame
 from gci_link.station_end.outbox import Outbox
 from station.acquisition import exact_rate, offset_ns, samples_before
 
@@ -31,6 +31,10 @@ def framed_until(outbox: Outbox, kind: str, scan: int = SCAN_FRAMES) -> dict[str
             frame = decode_frame(stored.frame, check_crc=False)
         except Cd11FormatError as exc:  # our own frame; unreadable means a bug, but never stop the start
             log.error("outbox frame unreadable at start-up", extra={"seq": stored.seq, "error": str(exc)})
+            continue
+        if not isinstance(frame.body, DataBody):  # a bug too, and no reason to stop either
+            log.error("outbox frame of kind %s is not a data frame", kind,
+                      extra={"seq": stored.seq, "frame_type": frame.header.frame_type})
             continue
         note_framed(until, frame.body.channels)
     return until

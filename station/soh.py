@@ -128,13 +128,13 @@ class SohMonitor:
 
     def channel_status(self, system_id: str) -> ChannelStatus:
         """Format 1 status for the channels of one digitizer: its alarms plus the site-wide ones."""
-        flags = {ALARM_FLAGS[a.name]: True for a in self.alarms.active()
-                 if a.name in ALARM_FLAGS and a.source in (system_id, STATION_SOURCE)}
+        flags = [ALARM_FLAGS[a.name] for a in self.alarms.active()
+                 if a.name in ALARM_FLAGS and a.source in (system_id, STATION_SOURCE)]
         sync = self.readings.get(("last_gps_sync_ns", system_id))
         offset = self.readings.get(("clock_offset_ns", system_id))
         differential_us = 0 if offset is None else max(-_INT32, min(_INT32, round(offset.value / 1000)))
         return ChannelStatus.format1(last_gps_sync_ns=None if sync is None else int(sync.value),
-                                     clock_differential_us=differential_us, **flags)
+                                     clock_differential_us=differential_us).with_flags(flags)
 
     def render_table(self) -> str:
         """Current readings and active alarms as a plain-text table (for ``ims station status``)."""

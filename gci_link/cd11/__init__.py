@@ -16,7 +16,7 @@ from .bodies import (
     OptionBody,
 )
 from .crc import crc64
-from .data import ChannelSubframe, DataBody, build_subframe
+from .data import AuthOffsetConvention, ChannelSubframe, DataBody, Transformation, build_subframe
 from .errors import Cd11FormatError
 from .frame import (
     Frame,
@@ -41,6 +41,7 @@ from .timefmt import format_time, parse_time
 __all__ = [
     "AcknackBody",
     "AlertBody",
+    "AuthOffsetConvention",
     "Cd11FormatError",
     "ChannelStatus",
     "ChannelSubframe",
@@ -54,6 +55,7 @@ __all__ = [
     "FrameType",
     "Ims2MessageBody",
     "OptionBody",
+    "Transformation",
     "build_data_frame",
     "build_subframe",
     "channel_signed_bytes",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypedDict
 
 from .errors import Cd11FormatError
 from .wire import Reader, Writer
@@ -155,16 +156,24 @@ class AlertBody:
         w.sized(bytes(self.message), "alert message")
 
 
-def _read_addressee(r: Reader) -> dict:
-    fields = {
-        "station": r.text(8, "station"),
-        "site": r.text(5, "site"),
-        "channel": r.text(3, "channel"),
-        "location": r.text(2, "location"),
-    }
+class _Addressee(TypedDict):
+    """The fields that open both command bodies."""
+
+    station: str
+    site: str
+    channel: str
+    location: str
+    time_ns: int
+
+
+def _read_addressee(r: Reader) -> _Addressee:
+    station = r.text(8, "station")
+    site = r.text(5, "site")
+    channel = r.text(3, "channel")
+    location = r.text(2, "location")
     r.take(2, "reserved")
-    fields["time_ns"] = r.time("command time stamp")
-    return fields
+    time_ns = r.time("command time stamp")
+    return _Addressee(station=station, site=site, channel=channel, location=location, time_ns=time_ns)
 
 
 def _write_addressee(body: CommandRequestBody | CommandResponseBody, w: Writer) -> None:

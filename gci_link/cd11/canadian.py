@@ -35,12 +35,12 @@ _WIDTHS = np.array([4, 6, 8, 10, 12, 14, 16, 18, 4, 8, 12, 16, 20, 24, 28, 32], 
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _width_of(key: int, g: int) -> int:
+def _width_of(key: int | np.int64, g: int) -> int:
     return _WIDTHS[np.uint64((key >> 15) * 8 + ((key >> (12 - 3 * g)) & 7))]
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _load_be64(src: np.ndarray, i: int) -> np.uint64:
+def _load_be64(src: np.ndarray | bytes, i: int) -> np.uint64:
     u = np.uint64(i)
     return (
         (np.uint64(src[u]) << np.uint64(56))
@@ -63,8 +63,8 @@ def _store_be64(dst: np.ndarray, i: int, word: np.uint64) -> None:
 
 @njit(cache=True, nogil=True, inline="always")
 def _unpack_block(
-    src: np.ndarray, p: int, key: int, nv: int, x: int, d: int, out: np.ndarray, k: int
-) -> tuple[int, int]:
+    src: np.ndarray | bytes, p: int, key: np.int64, nv: int, x: np.int64, d: np.int64, out: np.ndarray, k: int
+) -> tuple[np.int64, np.int64]:
     """Add ``nv`` values of one block at ``src[p:]`` to the running sums; ``src`` needs _SLACK spare bytes."""
     for g in range(BLOCK // GROUP):
         w = _width_of(key, g)
@@ -120,7 +120,7 @@ def _decode_into(data: np.ndarray | bytes, nsamp: int, out: np.ndarray) -> tuple
         # keep both sums to their low 32 bits (sign-extended): int32 wrap-around without int64 overflow
         d = (d << 32) >> 32
         x = (x << 32) >> 32
-    return _OK, pos, x
+    return _OK, pos, int(x)
 
 
 @njit(cache=True, nogil=True, inline="always")

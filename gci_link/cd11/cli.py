@@ -7,13 +7,15 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .bodies import FrameType
-from .data import DataBody
+from .data import ChannelSubframe, DataBody
 from .errors import Cd11FormatError
 from .frame import Frame, decode_frame
+from .status import ChannelStatus
 from .timefmt import iso
 
 FIRST_SAMPLES = 10
@@ -36,7 +38,7 @@ def _type_name(code: int) -> str:
         return str(code)
 
 
-def _channel_summary(c, with_samples: bool) -> dict:
+def _channel_summary(c: ChannelSubframe, with_samples: bool) -> dict:
     x = c.samples
     out = {
         "site": c.site,
@@ -70,8 +72,8 @@ def _channel_summary(c, with_samples: bool) -> dict:
     return out
 
 
-def _status_summary(status) -> dict:
-    out = {"format": status.format, "size": len(status.raw), "hex": status.raw.hex()}
+def _status_summary(status: ChannelStatus) -> dict[str, Any]:
+    out: dict[str, Any] = {"format": status.format, "size": len(status.raw), "hex": status.raw.hex()}
     if status.is_format1:
         sync = status.last_gps_sync_ns
         out.update(

@@ -1,8 +1,8 @@
 """Data frame body (spec §6): channel subframe header, channel subframes, sample formats.
 
 Fields are located by walking sizes and pad4, never through the subframe's authentication offset;
-which of the two offset conventions (A or B, spec §8) a subframe used is remembered so that it is
-written back the way it came. Samples are decoded eagerly, so a frame that decodes is fully valid.
+which of the two offset conventions (``AuthOffsetConvention``, spec §8) a subframe used is remembered so
+that it is written back the way it came. Samples are decoded eagerly, so a frame that decodes is fully valid.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
 
 import numpy as np
 
@@ -22,11 +23,42 @@ from .wire import Reader, Writer, pad4, text_value
 # uncompressed sample formats: code -> numpy dtype (s3 is handled separately)
 RAW_FORMATS: dict[str, str | None] = {"s4": ">i4", "s3": None, "s2": ">i2", "i4": "<i4", "i2": "<i2"}
 BYTES_PER_SAMPLE = {"s4": 4, "s3": 3, "s2": 2, "i4": 4, "i2": 2}
-NONE, CANADIAN_BEFORE_SIGNING, CANADIAN_AFTER_SIGNING, STEIM_BEFORE_SIGNING, STEIM_AFTER_SIGNING = range(5)
-CANADIAN = (CANADIAN_BEFORE_SIGNING, CANADIAN_AFTER_SIGNING)
-CONVENTION_SHIFT = {"A": 0, "B": 4}  # auth offset = (distance from subframe start to key id) - shift
 CHANNEL_ID_SIZE = 10
 MIN_SUBFRAME = 80
+
+
+class Transformation(IntEnum):
+    """The subframe's transformation byte: how its data is compressed, and whether before or after signing.
+
+    After signing, the channel signature covers the uncompressed samples (see signing.py).
+    """
+
+    NONE = 0
+    CANADIAN_BEFORE_SIGNING = 1
+    CANADIAN_AFTER_SIGNING = 2
+    STEIM_BEFORE_SIGNING = 3
+    STEIM_AFTER_SIGNING = 4
+
+
+CANADIAN = (Transformation.CANADIAN_BEFORE_SIGNING, Transformation.CANADIAN_AFTER_SIGNING)
+
+
+class AuthOffsetConvention(StrEnum):
+    """What a subframe's authentication offset counts; real data uses both (docs/cd11.md)."""
+
+    A = "A"  # the distance from the subframe's first byte to its key id (LBTB, KEST, GERES)
+    B = "B"  # that distance minus 4 (H04N)
+
+    @property
+    def shift(self) -> int:
+        """Authentication offset = (distance from the subframe's first byte to its key id) - shift."""
+        return 4 if self is AuthOffsetConvention.B else 0
+
+
+# the decoder's lookups, by byte value and by (key id position - authentication offset): dicts, since
+# calling the enum costs more than the rest of a subframe's header
+_TRANSFORMATION_OF = {t.value: t for t in Transformation}
+_CONVENTION_OF_SHIFT = {c.shift: c for c in AuthOffsetConvention}
 
 
 def raw_samples(data: bytes, nsamp: int, data_format: str, *, offset: int = 0) -> np.ndarray:
@@ -71,7 +103,7 @@ class ChannelSubframe:
     channel: str
     location: str
     data_format: str
-    transformation: int
+    transformation: Transformation
     sensor_type: int
     option_flag: int
     calib: float
@@ -81,12 +113,12 @@ class ChannelSubframe:
     nsamp: int
     status: ChannelStatus
     data: bytes
+    samples: np.ndarray = field(compare=False, repr=False)  # decoded from ``data`` (or what it encodes)
     subframe_count: int = 0
     authentication: int = 0  # description byte 1: 1 when the subframe is signed
     auth_key_id: int = 0
     auth_value: bytes = b""
-    auth_offset_convention: str = "A"
-    samples: np.ndarray = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    auth_offset_convention: AuthOffsetConvention = AuthOffsetConvention.A
     v0: int | None = field(default=None, compare=False)  # Canadian v0 recovered from ``data``
     # The received bytes the channel signature covers, set only by the decoder: init=False makes
     # dataclasses.replace drop it, so a modified copy never verifies against stale bytes.
@@ -102,23 +134,33 @@ class ChannelSubframe:
         return self.time_ns + self.time_length_ms * 1_000_000
 
 
+def _transformation_of(code: int, *, offset: int) -> Transformation:
+    """The transformation byte ``code`` read at ``offset``; Cd11FormatError if it names none."""
+    transformation = _TRANSFORMATION_OF.get(code)
+    if transformation is None:
+        raise Cd11FormatError(f"unknown transformation {code}", field="transformation", offset=offset)
+    return transformation
+
+
 def decode_samples(
-    data: bytes, nsamp: int, transformation: int, data_format: str, offset: int, *, transformation_offset: int
+    data: bytes,
+    nsamp: int,
+    transformation: Transformation,
+    data_format: str,
+    offset: int,
+    *,
+    transformation_offset: int,
 ) -> tuple[np.ndarray, int | None]:
-    """(samples, v0) of channel data at ``offset``; refuses Steim and unknown transformations."""
+    """(samples, v0) of channel data at ``offset``; refuses Steim."""
     if transformation in CANADIAN:
         decoded = canadian.decode_stream(data, nsamp, offset=offset)
         return decoded.samples, decoded.v0
-    if transformation == NONE:
+    if transformation == Transformation.NONE:
         return raw_samples(data, nsamp, data_format, offset=offset), None
-    if transformation in (STEIM_BEFORE_SIGNING, STEIM_AFTER_SIGNING):
-        raise Cd11FormatError(
-            f"Steim compression (transformation {transformation}) is not supported",
-            field="transformation",
-            offset=transformation_offset,
-        )
     raise Cd11FormatError(
-        f"unknown transformation {transformation}", field="transformation", offset=transformation_offset
+        f"Steim compression (transformation {transformation}) is not supported",
+        field="transformation",
+        offset=transformation_offset,
     )
 
 
@@ -196,21 +238,17 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
             field=f"{name} (walked fields vs channel length)",
             offset=pos,
         )
-    if auth_offset == key_position:
-        convention = "A"
-    elif auth_offset == key_position - CONVENTION_SHIFT["B"]:
-        convention = "B"
-    else:
+    convention = _CONVENTION_OF_SHIFT.get(key_position - auth_offset)
+    if convention is None:
         raise Cd11FormatError(
             f"authentication offset {auth_offset} fits neither convention A ({key_position}) "
-            f"nor B ({key_position - 4})",
+            f"nor B ({key_position - AuthOffsetConvention.B.shift})",
             field=f"{name} authentication offset",
             offset=s + 4,
         )
     try:
-        samples, v0 = decode_samples(
-            data, nsamp, transformation, data_format, data_offset, transformation_offset=s + 9
-        )
+        kind = _transformation_of(transformation, offset=s + 9)
+        samples, v0 = decode_samples(data, nsamp, kind, data_format, data_offset, transformation_offset=s + 9)
     except Cd11FormatError as exc:  # say which channel
         raise Cd11FormatError(exc.reason, field=f"{name} {exc.field}", offset=exc.offset) from None
     r.pos = end
@@ -219,7 +257,7 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
         channel=text_value(channel),
         location=text_value(location),
         data_format=data_format,
-        transformation=transformation,
+        transformation=kind,
         sensor_type=sensor_type,
         option_flag=option_flag,
         calib=calib,
@@ -237,7 +275,7 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
         samples=samples,
         v0=v0,
     )
-    if transformation != CANADIAN_AFTER_SIGNING:  # its scope holds the uncompressed samples instead
+    if kind != Transformation.CANADIAN_AFTER_SIGNING:  # its scope holds the uncompressed samples instead
         object.__setattr__(sub, "signed_span", bytes(buf[s + 8 : s + key_position]))
     return sub
 
@@ -268,19 +306,21 @@ def write_signed_part(w: Writer, sub: ChannelSubframe, data: bytes | None = None
 
 
 def write_subframe(w: Writer, sub: ChannelSubframe) -> None:
-    if sub.auth_offset_convention not in CONVENTION_SHIFT:
+    try:
+        convention = AuthOffsetConvention(sub.auth_offset_convention)
+    except ValueError:
         raise Cd11FormatError(
             f"unknown convention {sub.auth_offset_convention!r}",
             field="authentication offset",
             offset=w.pos + 4,
-        )
+        ) from None
     body = Writer(w.pos + 8)
     write_signed_part(body, sub)
     key_position = 8 + len(body.out)
     body.u32(sub.auth_key_id, "authentication key id")
     body.sized(bytes(sub.auth_value), "authentication value")
     w.i32(4 + len(body.out), "channel length")
-    w.i32(key_position - CONVENTION_SHIFT[sub.auth_offset_convention], "authentication offset")
+    w.i32(key_position - convention.shift, "authentication offset")
     w.raw(body.out)
 
 
@@ -362,7 +402,7 @@ def build_subframe(
     calper: float = 1.0,
     sensor_type: int = 0,
     data_format: str = "s4",
-    transformation: int = CANADIAN_BEFORE_SIGNING,
+    transformation: Transformation = Transformation.CANADIAN_BEFORE_SIGNING,
     status: ChannelStatus | None = None,
     option_flag: int = 1,
     subframe_count: int = 0,
@@ -376,7 +416,7 @@ def build_subframe(
         data = canadian.encode(x, v0)
         # the encoder's own default, or what it stored of the given v0 (decoding tells exactly)
         v0 = canadian.extrapolated_v0(x) if v0 is None else canadian.decode_stream(data, len(x)).v0
-    elif transformation == NONE:
+    elif transformation == Transformation.NONE:
         data, v0 = raw_bytes(x, data_format), None
     else:
         raise ValueError(f"cannot build subframes with transformation {transformation} (only 0, 1, 2)")
@@ -385,7 +425,7 @@ def build_subframe(
         channel=channel,
         location=location,
         data_format=data_format,
-        transformation=transformation,
+        transformation=Transformation(transformation),
         sensor_type=sensor_type,
         option_flag=option_flag,
         calib=float(np.float32(calib)),

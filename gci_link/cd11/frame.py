@@ -38,7 +38,7 @@ Body = (
     | Ims2MessageBody
 )
 
-BODY_CLASSES: dict[int, type] = {
+BODY_CLASSES: dict[int, type[Body]] = {
     code: cls
     for cls in (
         ConnectionBody,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from .data import CANADIAN_AFTER_SIGNING, ChannelSubframe, DataBody, raw_bytes, write_signed_part
+from .data import ChannelSubframe, DataBody, Transformation, raw_bytes, write_signed_part
 from .frame import Frame, append_trailer, encode_signed_part
 from .wire import Writer
 
@@ -24,7 +24,8 @@ def channel_signed_bytes(sub: ChannelSubframe) -> bytes:
     if sub.signed_span is not None:
         return sub.signed_span
     w = Writer(8)
-    data = raw_bytes(sub.samples, sub.data_format) if sub.transformation == CANADIAN_AFTER_SIGNING else None
+    after_signing = sub.transformation == Transformation.CANADIAN_AFTER_SIGNING
+    data = raw_bytes(sub.samples, sub.data_format) if after_signing else None
     write_signed_part(w, sub, data)
     return bytes(w.out)
 

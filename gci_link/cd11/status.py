@@ -7,6 +7,7 @@ decode/encode round trip unchanged; the named views are computed from them.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import Cd11FormatError
@@ -110,18 +111,26 @@ class ChannelStatus:
         **flags: bool,
     ) -> ChannelStatus:
         """Build a format-1 status from named flags (FLAGS keys), GPS sync time and clock differential."""
-        raw = bytearray(FORMAT1_SIZE)
-        raw[0] = 1
-        for name, value in flags.items():
+        for name in flags:
             if name not in FLAGS:
                 raise ValueError(f"unknown channel status flag {name!r}")
-            if value:
-                index, mask = FLAGS[name]
-                raw[index] |= mask
+        raw = bytearray(FORMAT1_SIZE)
+        raw[0] = 1
         if len(undefined) != 3:
             raise ValueError("status bytes 6-8 must be exactly 3 bytes")
         raw[5:8] = undefined
         if last_gps_sync_ns is not None:
             raw[8 : 8 + TIME_SIZE] = format_time(last_gps_sync_ns, field="last GPS sync")
         raw[28:32] = struct.pack(">i", clock_differential_us)
-        return cls(bytes(raw))
+        return cls(bytes(raw)).with_flags(name for name, on in flags.items() if on)
+
+    def with_flags(self, names: Iterable[str]) -> ChannelStatus:
+        """This format-1 status with the named flags (FLAGS keys) set as well, every other byte kept."""
+        self._require_format1("flags")
+        raw = bytearray(self.raw)
+        for name in names:
+            if name not in FLAGS:
+                raise ValueError(f"unknown channel status flag {name!r}")
+            index, mask = FLAGS[name]
+            raw[index] |= mask
+        return ChannelStatus(bytes(raw))

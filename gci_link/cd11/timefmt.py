@@ -20,7 +20,7 @@ PARSED_CACHE_SIZE = 4096
 _PARSED: dict[bytes, int] = {}  # time string -> ns, see parse_time
 
 
-def parse_time(raw: bytes, *, field: str, offset: int) -> int:
+def parse_time(raw: bytes | memoryview, *, field: str, offset: int) -> int:
     """Nanoseconds since 1970 of a 20-byte CD-1.1 time string; strict, so re-formatting is exact.
 
     Every channel of a frame, and every station's frame of the same 10 s, carries the same few stamps,

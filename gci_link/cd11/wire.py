@@ -46,7 +46,7 @@ def text_value(raw: bytes | memoryview) -> str:
 class Reader:
     """Cursor over ``buf[pos:end]`` whose reads raise Cd11FormatError past ``end``."""
 
-    def __init__(self, buf: bytes | memoryview, pos: int, end: int) -> None:
+    def __init__(self, buf: bytes | bytearray | memoryview, pos: int, end: int) -> None:
         self.buf = memoryview(buf)
         self.pos = pos
         self.end = end
@@ -161,7 +161,7 @@ class Writer:
     def time(self, time_ns: int, field: str) -> None:
         self.out += format_time(time_ns, field=field, offset=self.pos)
 
-    def raw(self, data: bytes) -> None:
+    def raw(self, data: bytes | bytearray) -> None:
         self.out += data
 
     def sized(self, data: bytes, field: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -70,6 +71,15 @@ def algorithm_of(public_key: object) -> str:
             )
         return LEGACY_DSA
     raise UnsupportedKeyError(f"{type(public_key).__name__} keys are not supported")
+
+
+def supported_public_key(public_key: object) -> PublicKey:
+    """``public_key`` typed as a key CD-1.1 links use; UnsupportedKeyError (see algorithm_of) if it is not.
+
+    For keys taken from certificates, which cryptography types as any kind of key.
+    """
+    algorithm_of(public_key)  # returns only for the key types PublicKey names
+    return cast(PublicKey, public_key)
 
 
 def signature_size(public_key: PublicKey) -> int:

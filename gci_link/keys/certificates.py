@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gci_link.durable import write_atomically
-from gci_link.keys.algorithms import PrivateKey, PublicKey, algorithm_of
+from gci_link.keys.algorithms import LEGACY_DSA, SIGNING_ALGORITHMS, PrivateKey, PublicKey, algorithm_of
 from gci_link.keys.errors import KeyMaterialError, UnsupportedKeyError
 
 # The station name must fit the 8-byte CD-1.1 frame creator field and be safe in a file name.
@@ -58,12 +58,14 @@ def from_ns(ns: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ns // 1_000_000_000, dt.UTC)
 
 
-def signing_hash(key: PrivateKey) -> hashes.HashAlgorithm | None:
+def signing_hash(key: PrivateKey) -> hashes.SHA256 | None:
     """Hash argument cryptography expects when the CA signs with ``key`` (Ed25519 takes none)."""
     return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: PublicKey, now_ns: int, days: int):
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: PublicKey, now_ns: int, days: int
+) -> x509.CertificateBuilder:
     if days < 1:
         raise ValueError(f"validity must be at least 1 day, got {days}")
     start = from_ns(now_ns)
@@ -106,7 +108,7 @@ def issue_station_certificate(
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
     )
     return builder.sign(ca_key, signing_hash(ca_key))
@@ -144,6 +146,9 @@ def read_private_key(path: Path) -> PrivateKey:
         algorithm_of(key.public_key())
     except UnsupportedKeyError as exc:
         raise KeyMaterialError(path, str(exc)) from None
+    if not isinstance(key, PrivateKey):  # a legacy DSA key passes algorithm_of but cannot sign here
+        signing = " or ".join(SIGNING_ALGORITHMS)
+        raise KeyMaterialError(path, f"{LEGACY_DSA} keys only verify legacy stations; sign with {signing}")
     return key
 
 

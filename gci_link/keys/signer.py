@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from gci_link.keys.algorithms import PrivateKey, algorithm_of, sign_raw, signature_size
+from gci_link.keys.algorithms import PrivateKey, algorithm_of, sign_raw, signature_size, supported_public_key
 from gci_link.keys.certificates import key_id_of, read_certificate, read_private_key, station_of
 from gci_link.keys.errors import KeyMaterialError
 
@@ -17,10 +17,11 @@ class StationSigner:
     def __init__(self, key: PrivateKey, cert: x509.Certificate) -> None:
         if key.public_key() != cert.public_key():
             raise ValueError("private key does not match the certificate's public key")
-        self.algorithm = algorithm_of(cert.public_key())
+        public_key = supported_public_key(cert.public_key())
+        self.algorithm = algorithm_of(public_key)
         self.key_id = key_id_of(cert)
         self.station = station_of(cert)
-        self.signature_size = signature_size(cert.public_key())
+        self.signature_size = signature_size(public_key)
         self.certificate = cert
         self._key = key
 

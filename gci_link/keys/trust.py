@@ -20,10 +20,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
-from gci_link.keys.algorithms import InvalidSignatureValue, PublicKey, algorithm_of, raw_verifier
+from gci_link.keys.algorithms import (
+    InvalidSignatureValue,
+    PublicKey,
+    algorithm_of,
+    raw_verifier,
+    supported_public_key,
+)
 from gci_link.keys.certificates import check_issued_by, key_id_of, read_certificate, station_of, to_ns
 from gci_link.keys.errors import KeyMaterialError, Reason, SignatureError, UnsupportedKeyError
 
@@ -171,7 +179,8 @@ def _load_revocations(path: Path, ca_cert: x509.Certificate) -> dict[int, int]:
         crl = x509.load_pem_x509_crl(data)
     except ValueError as exc:
         raise KeyMaterialError(path, f"not a PEM X.509 revocation list ({exc})") from None
-    if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
+    ca_key = cast(CertificateIssuerPublicKeyTypes, ca_cert.public_key())  # it signed itself (_load_ca)
+    if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_key):
         raise KeyMaterialError(path, "revocation list is not signed by this network's CA")
     return {entry.serial_number: to_ns(entry.revocation_date_utc) for entry in crl}
 
@@ -181,7 +190,8 @@ def _trusted(
 ) -> TrustedKey:
     try:
         station = station_of(cert)
-        algorithm = algorithm_of(cert.public_key())
+        public_key = supported_public_key(cert.public_key())
+        algorithm = algorithm_of(public_key)
     except (ValueError, UnsupportedKeyError) as exc:
         raise KeyMaterialError(path, str(exc)) from None
     return TrustedKey(
@@ -192,7 +202,7 @@ def _trusted(
         not_after_ns=to_ns(cert.not_valid_after_utc),
         revoked_ns=revoked_ns,
         path=path,
-        public_key=cert.public_key(),
+        public_key=public_key,
         serial=cert.serial_number,
         legacy=legacy,
     )

@@ -344,7 +344,7 @@ class Outbox:
 
     def check(self) -> list[str]:
         """Problems found by a full consistency check (empty when all is well); slow on a large file."""
-        problems = []
+        problems: list[str] = []
         with self._lock:
             integrity = [row[0] for row in self._db.execute("PRAGMA integrity_check")]
             if integrity != ["ok"]:
@@ -366,11 +366,15 @@ class Outbox:
     # -- internals -------------------------------------------------------------------------------
 
     def _stats(self) -> OutboxStats:
-        totals = self._db.execute(
+        row = self._db.execute(
             "SELECT frames, bytes, unacked_frames, unacked_bytes, dropped_unacked_frames, "
             "dropped_unacked_bytes, over_budget, next_seq FROM totals, sequence"
         ).fetchone()
-        return OutboxStats(*totals[:6], bool(totals[6]), self.budget_bytes, totals[7])
+        frames, size, unacked_frames, unacked_bytes, dropped_frames, dropped_bytes, over, next_seq = row
+        return OutboxStats(
+            frames, size, unacked_frames, unacked_bytes, dropped_frames, dropped_bytes,
+            over_budget=bool(over), budget_bytes=self.budget_bytes, next_sequence=next_seq,
+        )
 
     def _announce(self, over: bool, stats: OutboxStats) -> None:
         if over:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from gci_link.cd11 import (
     AcknackBody,
     AlertBody,
+    AuthOffsetConvention,
     Cd11FormatError,
     ChannelStatus,
     CommandRequestBody,
@@ -24,6 +25,7 @@ from gci_link.cd11 import (
     FrameType,
     Ims2MessageBody,
     OptionBody,
+    Transformation,
     build_data_frame,
     build_subframe,
     channel_signed_bytes,
@@ -214,6 +216,19 @@ def test_status_flags_and_raw_preservation():
         ChannelStatus.format1(on_fire=True)
 
 
+def test_status_with_flags_sets_bits_and_keeps_every_other_byte():
+    s = ChannelStatus.format1(clipped=True, last_gps_sync_ns=T0, clock_differential_us=7, undefined=b"xyz")
+    t = s.with_flags(["gps_receiver_unlocked", "clipped"])
+    assert {k for k, v in t.flags().items() if v} == {"clipped", "gps_receiver_unlocked"}
+    changed = [i for i in range(len(s.raw)) if s.raw[i] != t.raw[i]]
+    assert changed == [FLAGS["gps_receiver_unlocked"][0]]
+    assert s.with_flags([]) == s
+    with pytest.raises(ValueError, match="unknown channel status flag 'on_fire'"):
+        s.with_flags(["on_fire"])
+    with pytest.raises(ValueError, match="format 1"):
+        ChannelStatus(b"\x02abc").with_flags(["clipped"])
+
+
 def _station_frame():
     rng = np.random.default_rng(1)
     x = np.cumsum(rng.integers(-300, 300, 400)).astype(np.int32)
@@ -231,7 +246,7 @@ def test_builder_makes_unsigned_grid_frame():
     assert back.trailer.auth_key_id == 0 and back.trailer.auth_value == b""
     assert [c.auth_value for c in back.body.channels] == [b""] * 3
     assert all(np.array_equal(c.samples, x) and c.time_length_ms == 10_000 for c in back.body.channels)
-    assert back.body.channels[0].auth_offset_convention == "A"
+    assert back.body.channels[0].auth_offset_convention is AuthOffsetConvention.A
 
 
 def _fake_sign(data: bytes) -> bytes:
@@ -303,19 +318,61 @@ def test_decoded_scope_is_the_received_bytes_and_dropped_when_modified():
 
 def test_auth_offset_convention_b_is_kept():
     _, frame = _station_frame()
-    subs = tuple(dataclasses.replace(c, auth_offset_convention="B") for c in frame.body.channels)
+    subs = tuple(
+        dataclasses.replace(c, auth_offset_convention=AuthOffsetConvention.B) for c in frame.body.channels
+    )
     raw = encode_frame(dataclasses.replace(frame, body=dataclasses.replace(frame.body, channels=subs)))
     s = 108 - 8  # 3 channels: first subframe at 100
     key_position = int.from_bytes(raw[s + 4 : s + 8], "big") + 4
     assert int.from_bytes(raw[s + key_position : s + key_position + 4], "big") == 0
-    assert [c.auth_offset_convention for c in decode_frame(raw).body.channels] == ["B"] * 3
+    assert [c.auth_offset_convention for c in decode_frame(raw).body.channels] == [AuthOffsetConvention.B] * 3
+
+
+def test_auth_offset_of_neither_convention_is_refused():
+    _, frame = _station_frame()
+    raw = bytearray(encode_frame(frame))
+    s = 108 - 8  # 3 channels: first subframe at 100
+    key_position = int.from_bytes(raw[s + 4 : s + 8], "big")  # convention A: the offset is the position
+    raw[s + 4 : s + 8] = (key_position - 8).to_bytes(4, "big")
+    with pytest.raises(Cd11FormatError, match=f"nor B \\({key_position - 4}\\)") as info:
+        decode_frame(bytes(raw), check_crc=False)
+    assert info.value.field == "channel 0 authentication offset" and info.value.offset == s + 4
+
+
+def test_unknown_auth_offset_convention_is_not_encoded():
+    _, frame = _station_frame()
+    subs = (dataclasses.replace(frame.body.channels[0], auth_offset_convention="C"),)
+    with pytest.raises(Cd11FormatError, match="unknown convention 'C'") as info:
+        encode_frame(dataclasses.replace(frame, body=DataBody(T0, subs)))
+    assert info.value.field == "authentication offset"
+
+
+def test_transformations_are_the_spec_bytes():
+    """The enum names the byte values of spec §6; a decoded subframe carries the member, not a bare int."""
+    assert [int(t) for t in Transformation] == [0, 1, 2, 3, 4]
+    x = np.arange(40, dtype=np.int32)
+    for t in list(Transformation)[:3]:  # the ones build_subframe makes (Steim is neither built nor decoded)
+        sub = build_subframe(x, site="ABC1", channel="BHZ", time_ns=T0, sample_rate=40, transformation=t)
+        raw = encode_frame(build_data_frame([sub], creator="ABC", sequence=1, nominal_time_ns=T0))
+        assert raw[80 + 9] == t  # first subframe at 80, transformation byte at +9
+        assert decode_frame(raw).body.channels[0].transformation is t
 
 
 def test_steim_is_refused():
     _, frame = _station_frame()
-    subs = (dataclasses.replace(frame.body.channels[0], transformation=3),)
+    subs = (dataclasses.replace(frame.body.channels[0], transformation=Transformation.STEIM_BEFORE_SIGNING),)
     raw = encode_frame(dataclasses.replace(frame, body=DataBody(T0, subs)))
     with pytest.raises(Cd11FormatError, match="Steim") as info:
+        decode_frame(raw)
+    assert info.value.field == "channel 0 transformation" and info.value.offset == 80 + 9
+
+
+@pytest.mark.parametrize("byte", [5, 255])
+def test_unknown_transformation_is_refused(byte):
+    _, frame = _station_frame()
+    subs = (dataclasses.replace(frame.body.channels[0], transformation=byte),)
+    raw = encode_frame(dataclasses.replace(frame, body=DataBody(T0, subs)))
+    with pytest.raises(Cd11FormatError, match=f"unknown transformation {byte}") as info:
         decode_frame(raw)
     assert info.value.field == "channel 0 transformation" and info.value.offset == 80 + 9
 

@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import stat
+import time
 
 import pytest
 from cryptography import x509
@@ -27,6 +28,7 @@ from gci_link.keys import (
 )
 from gci_link.keys import certificates as certificates_module
 from gci_link.keys.algorithms import InvalidSignatureValue, digest_function, raw_verifier
+from gci_link.keys.certificates import issue_station_certificate, write_certificate, write_private_key
 
 DATA = b"\x00\x00\x00\x05header and body bytes of a CD-1.1 data frame" * 20
 
@@ -213,6 +215,19 @@ def test_legacy_dsa_signatures_verify_given_the_certificate(ca):
     (legacy / "LBTB.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     with pytest.raises(KeyMaterialError, match=r"LBTB\.pem: legacy certificate files must be named"):
         ca.trust_store()
+
+
+def test_legacy_dsa_private_key_is_refused_when_loaded_not_when_signing(ca):
+    """DSA verifies legacy stations only; a station bundle holding a DSA key must fail at load, naming the
+    file, not at the daemon's first signature."""
+    key, _ = _legacy_dsa_station("LBTB")
+    cert = issue_station_certificate(ca.key, ca.certificate, "LBTB", key.public_key(), time.time_ns(), 30)
+    bundle = ca.root / "dsa-bundle"
+    bundle.mkdir()
+    write_certificate(bundle / "cert.pem", cert)
+    write_private_key(bundle / "key.pem", key)
+    with pytest.raises(KeyMaterialError, match=r"key\.pem: dsa keys only verify legacy stations"):
+        StationSigner.load(bundle)
 
 
 def test_key_id_is_stable_positive_and_never_zero(ca, monkeypatch):

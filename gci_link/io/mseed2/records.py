@@ -205,7 +205,7 @@ def _put16(out: np.ndarray, i: int, v: int) -> None:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _put32(out: np.ndarray, i: int, v: int) -> None:
+def _put32(out: np.ndarray, i: int, v: int | np.int64) -> None:
     out[i] = (v >> 24) & 0xFF
     out[i + 1] = (v >> 16) & 0xFF
     out[i + 2] = (v >> 8) & 0xFF

@@ -1,0 +1,54 @@
+"""Scenario files: the embedded default loads; every problem of a bad file is reported, and only real ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from hil import scenario
+
+STATION = """
+[[stations]]
+network = "IM"
+sensor = "seismometer"
+sample_rate = 40
+block_s = 1
+channels = ["{site}.BHZ"]
+"""
+
+
+def test_default_scenario_loads_and_compresses_its_faults():
+    full = scenario.load()
+    short = scenario.load(None, {"duration_s": full.duration_s / 4})
+    assert short.stations == full.stations and len(short.faults) == len(full.faults) > 0
+    for a, b in zip(full.faults, short.faults, strict=True):
+        assert (b.kind, b.at_s, b.duration_s) == (a.kind, a.at_s / 4, a.duration_s / 4)
+
+
+def test_stations_without_names_are_reported_once_each_and_faults_still_checked():
+    text = "[run]\nduration_s = 600\nspeed = 10\n" + STATION.format(site="ABC1") + STATION.format(site="ABC2")
+    text += '[[faults]]\nkind = "link_outage"\nat_s = 10\nduration_s = 5\n'
+    with pytest.raises(scenario.ScenarioError) as caught:
+        scenario.parse(text, "two.toml")
+    assert caught.value.problems == [
+        "stations[0].name: missing (required)",
+        "stations[1].name: missing (required)",
+        "faults[0].station: must name a station of this scenario, got None",
+    ]
+
+
+def test_every_problem_names_its_key():
+    text = "[run]\nduration_s = 5\nspeed = 10\nseed = 1.5\n" + STATION.format(site="ABC1").replace(
+        "block_s = 1", 'block_s = 10\nname = "A-1"'
+    )
+    text += '[[faults]]\nkind = "meteor"\nat_s = 1\nduration_s = 1\n'
+    with pytest.raises(scenario.ScenarioError) as caught:
+        scenario.parse(text, "bad.toml")
+    assert caught.value.problems == [
+        "run.duration_s: must be within [10.0, None], got 5.0",
+        "run.seed: must be an integer, got 1.5",
+        "stations[0].name: must be 1-5 letters or digits, got 'A-1'",
+        "stations[0].block_s: 10 s at 40 sps exceeds the 250 samples a GCF block can always hold",
+        "faults[0].kind: must be one of link_outage, station_crash, receiver_crash, gps_unlock, unplug, "
+        "disk_full, got 'meteor'",
+        "faults[0].station: must name a station of this scenario, got None",
+    ]
