@@ -86,9 +86,9 @@ def measure_sine(run: SineRun, sample_rate: float, settle_s: float, delay: float
     skip = int(math.ceil(settle_s * sample_rate))
     t = np.arange(skip, len(x)) / sample_rate
     omega = 2 * math.pi * run.frequency
-    ratio = (_phasor(y[skip:], omega, t, "sensor output", MIN_OUTPUT_SINE_FRACTION)
-             / _phasor(x[skip:], omega, t, "calibration input", MIN_INPUT_SINE_FRACTION))
-    return ratio * complex(np.exp(1j * omega * delay))
+    input_phasor = _phasor(x[skip:], omega, t, "calibration input", MIN_INPUT_SINE_FRACTION)
+    output_phasor = _phasor(y[skip:], omega, t, "sensor output", MIN_OUTPUT_SINE_FRACTION)
+    return output_phasor / input_phasor * complex(np.exp(1j * omega * delay))
 
 
 def sine_calibration(runs: Sequence[SineRun], sample_rate: float, nominal: PolesZeros, *,
