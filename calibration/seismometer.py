@@ -25,7 +25,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from calibration.recording import RecordingRejected, check_output_follows_input, check_pair
-from calibration.response import Seismometer, pendulum_poles
+from calibration.response import PolesZeros, Seismometer, pendulum_poles
 from calibration.simulation import CoilSimulator, settle_time
 from calibration.tolerance import Deviation, worst_deviation
 from calibration.transfer import TransferEstimate, estimate_transfer, segment_length
@@ -85,6 +85,19 @@ class FitResult:
     def sensor(self) -> Seismometer:
         return Seismometer(self.period, self.damping, self.gain)
 
+    def ground_response(self, coil_constant: float, output_units: str = "counts") -> PolesZeros:
+        """The fitted sensor's ground-velocity response (see ``ground_response``)."""
+        return ground_response(self.sensor(), coil_constant, output_units)
+
+    def modelled_output(self, cal_input) -> np.ndarray:
+        """The fitted model's output for the whole record (it matches only after ``settle_s``)."""
+        x = np.asarray(cal_input, dtype=np.float64)
+        memory = self.settle_s + MAX_DELAY_SAMPLES / self.sample_rate
+        simulator = CoilSimulator(x, self.sample_rate, memory)
+        skip = len(x) - self.samples
+        trend = self.offset + self.drift * _fit_time(skip, len(x), self.sample_rate)
+        return simulator.output(self.period, self.damping, self.gain, self.delay) + trend
+
     def to_dict(self) -> dict:
         """Plain JSON-ready mapping (nested dicts of numbers and strings)."""
         out = asdict(self)
@@ -92,10 +105,35 @@ class FitResult:
         return out
 
 
+def ground_response(sensor: Seismometer, coil_constant: float, output_units: str = "counts") -> PolesZeros:
+    """Ground velocity (m/s) to output of a sensor whose gain is per integrated calibration input.
+
+    Only the coil constant K (m/s² of equivalent ground acceleration per input unit) turns that gain
+    into an absolute sensitivity: G = gain / K.
+    """
+    if not coil_constant:
+        raise ValueError("the coil constant (m/s² per input unit) must be non-zero")
+    absolute = Seismometer(sensor.period, sensor.damping, sensor.gain / coil_constant)
+    return absolute.velocity_response(output_units)
+
+
+def _fit_time(skip: int, n: int, sample_rate: float) -> np.ndarray:
+    """Time (s) of each of the n samples, zero at the middle of the fitted part, so offset and drift
+    are uncorrelated."""
+    return (np.arange(n) - (skip + n - 1) / 2) / sample_rate
+
+
 def comparison_frequencies(sample_rate: float, *sensors: Seismometer) -> np.ndarray:
     """Log-spaced frequencies from two decades below the lowest corner up to Nyquist."""
     lowest = min(1.0 / s.period for s in sensors) / 10**COMPARISON_DECADES_BELOW_CORNER
     return np.geomspace(lowest, sample_rate / 2, COMPARISON_POINTS)
+
+
+def measured_transfer(x: np.ndarray, y: np.ndarray, sample_rate: float,
+                      nominal: Seismometer | None) -> TransferEstimate:
+    """The model-free estimate the fit starts from (Welch segments of four nominal periods)."""
+    longest = nominal.period if nominal else len(x) / sample_rate / 8
+    return estimate_transfer(x, y, sample_rate, segment_length(len(x), sample_rate, longest))
 
 
 def _grid_start(estimate: TransferEstimate, sample_rate: float, duration: float,
@@ -134,15 +172,14 @@ def fit_response(cal_input, output, sample_rate: float, *, nominal: Seismometer 
     min_duration = MIN_PERIODS * nominal.period if nominal else 64 / sample_rate
     x, y = check_pair(cal_input, output, sample_rate, min_duration, full_scale)
     n, duration = len(x), len(x) / sample_rate
-    longest = nominal.period if nominal else duration / 8
-    estimate = estimate_transfer(x, y, sample_rate, segment_length(n, sample_rate, longest))
+    estimate = measured_transfer(x, y, sample_rate, nominal)
     check_output_follows_input(estimate)
     start = _grid_start(estimate, sample_rate, duration, nominal)
     settle = _refuse_if_too_short(start, duration)
     skip = int(math.ceil(settle * sample_rate))
     simulator = CoilSimulator(x, sample_rate, settle + MAX_DELAY_SAMPLES / sample_rate)
     observed = y[skip:]
-    time = (np.arange(skip, n) - (skip + n - 1) / 2) / sample_rate
+    time = _fit_time(skip, n, sample_rate)[skip:]
 
     def residual(p: np.ndarray) -> np.ndarray:
         return simulator.output(*p[:4])[skip:] + p[4] + p[5] * time - observed
