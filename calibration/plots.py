@@ -71,13 +71,14 @@ def response_png(fit: FitResult, estimate: TransferEstimate | None = None) -> by
         span = max(3 * limit, 1.15 * float(np.max(np.abs(curve))))  # the whole fitted curve, scatter may clip
         axis.set_ylim(-span, span)
     corner = 1.0 / fit.period
-    for axis in (amp, phase, amp_dev, phase_dev):
+    for axis, place in ((amp, "upper right"), (phase, "upper right"), (amp_dev, "lower left"),
+                        (phase_dev, "lower left")):  # where the curves leave room
         axis.axvline(corner, color=FITTED, lw=0.8, ls=":")
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=8, loc="upper right")
+        axis.legend(fontsize=8, loc=place)
     amp.set_title(f"Amplitude (fitted corner {corner:.4g} Hz, dotted)")
     amp.set_ylabel("|output / input|  (counts per input unit)")
-    phase.set_title("Phase")
+    phase.set_title("Phase" + (" (reversed polarity: includes 180°)" if fit.gain < 0 else ""))
     phase.set_ylabel("degrees")
     amp_dev.set_title(f"Amplitude deviation from {reference_name}")
     amp_dev.set_ylabel("%")
@@ -115,8 +116,14 @@ def traces_png(fit: FitResult, cal_input, output) -> bytes:
     middle.set_ylabel("counts")
     window = _detail_window(fit, len(x))
     middle.axvspan(t[window.start], t[window.stop - 1], color=TOLERANCE, alpha=0.15, label="detail below")
+    drive = detail.twinx()
+    drive.plot(t[window], x[window], color=TOLERANCE, lw=0.8, alpha=0.6)
+    drive.set_ylabel("input units", color=TOLERANCE)
+    detail.plot([], [], color=TOLERANCE, lw=0.8, alpha=0.6, label="calibration input (right axis)")
     detail.plot(t[window], y[window], color=MEASURED, lw=2.5, label="recorded output")
     detail.plot(t[window], model[window], color=FITTED, lw=1.0, label="fitted model")
+    detail.set_zorder(drive.get_zorder() + 1)  # output over input, the twin's background hidden
+    detail.patch.set_visible(False)
     detail.set_title("Sensor output, detail")
     detail.set_ylabel("counts")
     detail.set_xlim(t[window.start], t[window.stop - 1])
@@ -138,8 +145,9 @@ def traces_png(fit: FitResult, cal_input, output) -> bytes:
     for axis in (top, middle, detail, bottom):
         axis.grid(True, alpha=0.3)
         axis.set_xlabel(time_label, fontsize=8)
-    for axis in (middle, detail, bottom):  # headroom above the data for a one-line legend
+    for axis in (middle, detail, drive, bottom):  # headroom above the data for a one-line legend
         low, high = axis.get_ylim()
         axis.set_ylim(low, high + 0.35 * (high - low))
+    for axis in (middle, detail, bottom):
         axis.legend(fontsize=8, loc="upper left", ncol=4, framealpha=0.9)
     return _png(figure)

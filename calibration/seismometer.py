@@ -202,15 +202,20 @@ def fit_response(cal_input, output, sample_rate: float, *, nominal: Seismometer 
         raise RecordingRejected("poor-fit", f"residual is {relative:.0%} of the output (rms), more than "
                                             f"{MAX_RELATIVE_RESIDUAL:.0%}: the model does not describe it")
     sigma = _standard_errors(fit.jac, fit.fun)
-    deviation, verdict, reasons = None, "fitted", ()
-    if nominal is not None:
-        freqs = comparison_frequencies(sample_rate, fitted, nominal)
-        deviation = worst_deviation(freqs, fitted.coil_response()(freqs), nominal.coil_response()(freqs))
-        reasons = tuple(deviation.failures())
-        verdict = "pass" if deviation.passed else "fail"
+    deviation, verdict, reasons = _judge(fitted, nominal, sample_rate)
     return FitResult(*(float(v) for v in fit.x), Uncertainty(*(float(v) for v in sigma)), rms, relative,
                      sample_rate, len(observed), skip / sample_rate, int(fit.nfev), nominal, deviation,
                      verdict, reasons)
+
+
+def _judge(fitted: Seismometer, nominal: Seismometer | None,
+           sample_rate: float) -> tuple[Deviation | None, str, tuple[str, ...]]:
+    """Deviation from nominal, verdict and reasons; "fitted" and no deviation without a nominal."""
+    if nominal is None:
+        return None, "fitted", ()
+    freqs = comparison_frequencies(sample_rate, fitted, nominal)
+    deviation = worst_deviation(freqs, fitted.coil_response()(freqs), nominal.coil_response()(freqs))
+    return deviation, "pass" if deviation.passed else "fail", tuple(deviation.failures())
 
 
 def _refuse_if_too_short(sensor: Seismometer, duration: float) -> float:
