@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.optimize import least_squares
+from threadpoolctl import threadpool_limits
 
 from calibration.recording import RecordingRejected, check_output_follows_input, check_pair
 from calibration.response import PolesZeros, Seismometer, pendulum_poles
@@ -169,6 +170,15 @@ def fit_response(cal_input, output, sample_rate: float, *, nominal: Seismometer 
     record cannot support (NaNs, too short, no input, dead or clipped output, output unrelated to
     the input, fit at a search bound or not describing the output).
     """
+    # One BLAS thread: on these tall, six-column matrices OpenBLAS threads spin more than they work
+    # (3 to 10 times the CPU on two cores, and slower), and a calibration must leave the station's
+    # other core to acquisition.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(cal_input, output, sample_rate, nominal, full_scale)
+
+
+def _fit(cal_input, output, sample_rate: float, nominal: Seismometer | None,
+         full_scale: float | None) -> FitResult:
     min_duration = MIN_PERIODS * nominal.period if nominal else 64 / sample_rate
     x, y = check_pair(cal_input, output, sample_rate, min_duration, full_scale)
     n, duration = len(x), len(x) / sample_rate
