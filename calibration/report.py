@@ -29,8 +29,7 @@ from calibration.seismometer import (
 )
 from calibration.stationxml import ChannelSite, write_stationxml
 from calibration.tolerance import AMPLITUDE_TOLERANCE, PHASE_TOLERANCE_DEG
-
-NS_PER_S = 1_000_000_000
+from digitizer.packet import NS_PER_S
 
 
 @dataclass(frozen=True)

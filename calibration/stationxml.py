@@ -23,7 +23,6 @@ from obspy.core.inventory.response import (
 from calibration.response import PolesZeros
 
 SEED_UNITS = {"m": "M", "m/s": "M/S", "m/s**2": "M/S**2", "Pa": "PA", "V": "V", "counts": "COUNTS"}
-NS_PER_S = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ def obspy_response(response: PolesZeros, frequency: float = 1.0,
 def inventory(site: ChannelSite, response: PolesZeros, frequency: float = 1.0,
               digitizer_gain: float | None = None, source: str = "ims-station calibration") -> Inventory:
     """A one-network, one-station, one-channel inventory carrying the response."""
-    start = UTCDateTime(site.start_ns / NS_PER_S)
+    start = UTCDateTime(ns=site.start_ns)
     channel = Channel(site.channel, site.location, site.latitude, site.longitude, site.elevation, site.depth,
                       sample_rate=site.sample_rate, start_date=start,
                       response=obspy_response(response, frequency, digitizer_gain))
