@@ -14,10 +14,29 @@ from typing import TextIO
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    """A character as it may appear in a log line: control and other unprintable characters (CR, ESC,
+    C1, line separators) become visible escapes, so text a peer sent can neither forge a log line nor
+    drive an operator's terminal."""
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def _needs_quotes(char: str) -> bool:
+    return char in ' "=\\' or not char.isprintable()
+
+
 def _quote(value: object) -> str:
     text = str(value)
-    if text == "" or any(c in text for c in ' "=\t\n'):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if text == "" or any(_needs_quotes(c) for c in text):
+        return '"' + "".join(_escape(c) for c in text) + '"'
     return text
 
 
