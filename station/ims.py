@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib import metadata
 
 # subcommand -> module exposing register(subparsers) which adds a parser that sets ``func``
 COMMAND_MODULES: dict[str, str] = {
@@ -23,19 +24,48 @@ COMMAND_MODULES: dict[str, str] = {
 }
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def version() -> str:
+    try:
+        return metadata.version("ims-station")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ims", description="IMS station stack")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument(
+        "--log-level", default="info", choices=LOG_LEVELS, help="also accepted after the subcommand"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES.values():
         importlib.import_module(module_name).register(sub)
     return parser
 
 
+def hoist_log_level(argv: list[str]) -> list[str]:
+    """``--log-level`` moved in front of the subcommand, wherever the operator wrote it (before ``--``)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    head, rest, hoisted = argv[:end], argv[end:], []
+    i = 0
+    while i < len(head):
+        if head[i] == "--log-level" and i + 1 < len(head):
+            hoisted += head[i : i + 2]
+            del head[i : i + 2]
+        elif head[i].startswith("--log-level="):
+            hoisted.append(head.pop(i))
+        else:
+            i += 1
+    return hoisted + head + rest
+
+
 def main(argv: list[str] | None = None) -> int:
     from station import logfmt
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(hoist_log_level(list(sys.argv[1:] if argv is None else argv)))
     logfmt.configure(args.log_level)
     try:
         return int(args.func(args) or 0)
