@@ -24,10 +24,12 @@ takes about 0.6 ms (measured with the same files).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,7 @@ from gci_link import ims2
 REPEATS = 25
 T0 = 1_709_254_820 * 1_000_000_000
 HOUR = 3600 * 1_000_000_000
+PeerReader = Callable[[Path], np.ndarray]  # a PHD file's gamma counts, as a third-party reader sees them
 
 
 def _peaks(n: int, centres: list[float], heights: list[float], width: float) -> np.ndarray:
@@ -133,7 +136,7 @@ def _beta_gamma(rng: np.random.Generator) -> ims2.PhdMessage:
     )
 
 
-def _specutils():
+def _specutils() -> PeerReader | None:
     try:
         import SpecUtils
     except ImportError:
@@ -147,7 +150,7 @@ def _specutils():
     return read
 
 
-def _openspex():
+def _openspex() -> PeerReader | None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         from open_spex import BGMeasurement
@@ -162,7 +165,7 @@ def _openspex():
     return read
 
 
-def _interleaved_best(readers: dict, repeats: int) -> dict[str, float]:
+def _interleaved_best(readers: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Best wall time of each reader, timed in rounds of one call each after one warm-up call each.
 
     Interleaving gives every reader the same memory-allocator state: one reader's leftovers can make
@@ -179,14 +182,22 @@ def _interleaved_best(readers: dict, repeats: int) -> dict[str, float]:
     return best
 
 
-def _measure(name: str, message: ims2.PhdMessage, folder: Path, progress) -> dict:
+def _gamma_counts(message: ims2.Message) -> np.ndarray:
+    if not isinstance(message, ims2.PhdMessage) or message.g_spectrum is None:
+        raise ValueError(f"a {message.data_type} without a gamma spectrum: nothing to compare the readers on")
+    return message.g_spectrum
+
+
+def _measure(
+    name: str, message: ims2.PhdMessage, folder: Path, progress: Callable[[str], None]
+) -> dict[str, float | str]:
     text = ims2.write(message)
     path = folder / f"{name}.PHD"
     path.write_text(text, encoding="ascii")
-    g = message.g_spectrum
-    assert np.array_equal(ims2.parse(path.read_text()).g_spectrum, g)
-    readers = {"ours": lambda: ims2.parse(path.read_text())}
-    figures: dict = {f"{name}_bytes": len(text)}
+    g = _gamma_counts(message)
+    assert np.array_equal(_gamma_counts(ims2.parse(path.read_text())), g)
+    readers: dict[str, Callable[[], object]] = {"ours": lambda: ims2.parse(path.read_text())}
+    figures: dict[str, float | str] = {f"{name}_bytes": len(text)}
     for peer, reader in (("specutils", _specutils()), ("openspex", _openspex())):
         if reader is None:
             figures[f"{name}_{peer}"] = "not installed"
@@ -196,23 +207,23 @@ def _measure(name: str, message: ims2.PhdMessage, folder: Path, progress) -> dic
             assert np.array_equal(counts[4:-1], g[5:]), "SpecUtils read other gamma counts"
         else:
             assert np.array_equal(counts, g), f"{peer} read other gamma counts"
-        readers[peer] = lambda r=reader: r(path)
+        readers[peer] = functools.partial(reader, path)
     progress(f"{name} ({len(text):,} bytes): parsing with {', '.join(readers)}")
     best = _interleaved_best(readers, REPEATS)
-    figures[f"{name}_parse_ms"] = best["ours"] * 1e3
+    parse_ms = figures[f"{name}_parse_ms"] = best["ours"] * 1e3
     progress(f"{name}: gci_link.ims2 from text, and writing")
     figures[f"{name}_parse_text_ms"] = best_of(lambda: ims2.parse(text), REPEATS) * 1e3
-    figures[f"{name}_write_ms"] = best_of(lambda: ims2.write(message), REPEATS) * 1e3
-    figures[f"{name}_write_over_parse"] = figures[f"{name}_write_ms"] / figures[f"{name}_parse_ms"]
+    write_ms = figures[f"{name}_write_ms"] = best_of(lambda: ims2.write(message), REPEATS) * 1e3
+    figures[f"{name}_write_over_parse"] = write_ms / parse_ms
     for peer in readers.keys() - {"ours"}:
         figures[f"{name}_{peer}_parse_ms"] = best[peer] * 1e3
         figures[f"{name}_{peer}_time_over_ours"] = best[peer] / best["ours"]
     return figures
 
 
-def run(progress) -> dict:
+def run(progress: Callable[[str], None]) -> dict[str, float | str]:
     rng = np.random.default_rng(12)
-    figures: dict = {}
+    figures: dict[str, float | str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ims2-") as tmp:
         figures.update(_measure("hpge8192", _hpge(rng), Path(tmp), progress))
         figures.update(_measure("betagamma256", _beta_gamma(rng), Path(tmp), progress))

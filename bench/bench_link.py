@@ -54,8 +54,8 @@ RECEIVER_POLL_MS = 20
 class _AckTimedOutbox(Outbox):
     """The outbox as the sender uses it, also noting when each frame's acknowledgement landed."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, path: Path, budget_bytes: int, *, first_sequence: int) -> None:
+        super().__init__(path, budget_bytes, first_sequence=first_sequence)
         self.acked_at: dict[int, int] = {}
 
     def ack(self, acked: AckSpec) -> int:
@@ -130,8 +130,14 @@ class _Station:
                 raise RuntimeError(f"{self.signer.station}: {missing} frames unacked after {timeout_s} s")
             time.sleep(0.01)
 
+    def enqueued_ns(self, seq: int) -> int:
+        frame = self.outbox.get(seq)
+        if frame is None:  # evicted: the outbox budget is far larger than any run, so a bug
+            raise RuntimeError(f"{self.signer.station}: frame {seq} is no longer in the outbox")
+        return frame.enqueued_ns
+
     def latencies_ms(self, seqs: list[int]) -> list[float]:
-        return [(self.outbox.acked_at[s] - self.outbox.get(s).enqueued_ns) / 1e6 for s in seqs]
+        return [(self.outbox.acked_at[s] - self.enqueued_ns(s)) / 1e6 for s in seqs]
 
     def close(self) -> None:
         self.sender.stop()
@@ -141,7 +147,7 @@ class _Station:
         self.ctx.destroy(linger=0)
 
 
-def _percentiles(prefix: str, values_ms: list[float]) -> dict:
+def _percentiles(prefix: str, values_ms: list[float]) -> dict[str, float]:
     a = np.asarray(values_ms)
     return {
         f"{prefix}_frames": len(a),
@@ -151,7 +157,7 @@ def _percentiles(prefix: str, values_ms: list[float]) -> dict:
     }
 
 
-def _nominal(tmp: Path, ca: CertificateAuthority, progress) -> dict:
+def _nominal(tmp: Path, ca: CertificateAuthority, progress: Callable[[str], None]) -> dict[str, float]:
     signer = StationSigner.load(ca.issue("STA1").bundle)
     idc = _Idc(tmp / "idc-nominal", ca, ["STA1"])
     station = _Station(tmp / "sta-nominal", signer, idc.receiver.connection_endpoint)
@@ -172,8 +178,7 @@ def _nominal(tmp: Path, ca: CertificateAuthority, progress) -> dict:
         idc.close()
 
 
-
-def _burst(tmp: Path, ca: CertificateAuthority, progress) -> dict:
+def _burst(tmp: Path, ca: CertificateAuthority, progress: Callable[[str], None]) -> dict[str, float]:
     """Every station hands its frame of a slot to its outbox at the same instant (the UTC 10 s grid)."""
     names = [f"B{i:02d}" for i in range(BURST_STATIONS)]
     signers = [StationSigner.load(ca.issue(n).bundle) for n in names]
@@ -212,7 +217,7 @@ def _burst(tmp: Path, ca: CertificateAuthority, progress) -> dict:
         idc.close()
 
 
-def _backlog(tmp: Path, ca: CertificateAuthority, progress) -> dict:
+def _backlog(tmp: Path, ca: CertificateAuthority, progress: Callable[[str], None]) -> dict[str, float]:
     """12 h of frames waiting when the link returns; live frames keep coming while they drain."""
     signer = StationSigner.load(ca.issue("STA2").bundle)
     idc = _Idc(tmp / "idc-backlog", ca, ["STA2"])
@@ -255,7 +260,7 @@ def _backlog(tmp: Path, ca: CertificateAuthority, progress) -> dict:
         stop.set()
         feeder.join(5)
         station.wait_acked(live, 30)
-        during = [s for s in live if station.outbox.get(s).enqueued_ns <= drained_ns]
+        during = [s for s in live if station.enqueued_ns(s) <= drained_ns]
         return {
             "backlog_frames": BACKLOG_FRAMES,
             "backlog_mb": round(backlog_bytes / 1e6, 2),
@@ -270,11 +275,13 @@ def _backlog(tmp: Path, ca: CertificateAuthority, progress) -> dict:
         idc.close()
 
 
-def run(progress: Callable[[str], None]) -> dict:
+def run(progress: Callable[[str], None]) -> dict[str, float | str]:
     with tempfile.TemporaryDirectory(prefix="bench-link-") as name:
         tmp = Path(name)
         ca = CertificateAuthority.create(tmp / "ca")
-        figures = {"frame_channels": "3 x 100 sps, 10 s, ECDSA P-256 on every channel and the frame"}
+        figures: dict[str, float | str] = {
+            "frame_channels": "3 x 100 sps, 10 s, ECDSA P-256 on every channel and the frame"
+        }
         progress(f"nominal load: {NOMINAL_FRAMES} frames of one station, one at a time")
         figures |= _nominal(tmp, ca, progress)
         progress(f"burst: {BURST_STATIONS} stations handing over a frame at the same instant")

@@ -24,7 +24,7 @@ from prometheus_client import start_http_server
 
 from digitizer.guralp import DriverConfig, GuralpDriver, StreamGap
 from digitizer.packet import Packet, Status
-from gci_link.cd11 import CommandRequestBody, format_time
+from gci_link.cd11 import ChannelStatus, CommandRequestBody, format_time
 from gci_link.commands import CommandName
 from gci_link.keys import StationSigner
 from gci_link.link_session import SessionConfig, State
@@ -204,14 +204,14 @@ class StationService:
     def _take(self, item: Packet | Status | StreamGap) -> None:
         if isinstance(item, Packet):
             code = self.acquisition.channel_code(item)
-            trimmed = item
+            trimmed: Packet | None = item
             if code in self._replaying:  # the driver's startup rewind is still refetching this channel
                 until = self.framed_until.get(code)
                 trimmed = trim_framed(item, until)
                 if until is None or item.start_ns >= until:  # caught up: later packets are all new,
                     self._replaying.discard(code)  # even one stamped earlier (a clock stepped back)
             if trimmed is not item:
-                self.refetched_samples_trimmed += item.nsamp - (trimmed.nsamp if trimmed else 0)
+                self.refetched_samples_trimmed += item.nsamp - (trimmed.nsamp if trimmed is not None else 0)
             if trimmed is not None:
                 self.acquisition.ingest(trimmed)
         elif isinstance(item, Status):
@@ -275,7 +275,7 @@ class StationService:
 
     # ------------------------------------------------------------------------------------------- helpers
 
-    def _channel_status(self, channel: ChannelConfig):
+    def _channel_status(self, channel: ChannelConfig) -> ChannelStatus:
         return self.soh.channel_status(self._system_ids[channel.digitizer])
 
     def _outbox_alarm(self, over_budget: bool, stats: OutboxStats) -> None:

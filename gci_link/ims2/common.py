@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from .errors import Ims2FormatError
 from .fields import Where
-from .lexer import Block
+from .lexer import Block, Line
 from .messages import RawBlock
 
 
@@ -87,7 +87,7 @@ def format_comment(comment: str | None) -> list[str]:
     return [] if comment is None else ["#Comment", *text_lines(comment, "#Comment")]
 
 
-def header_lines(block: Block, want: int) -> list:
+def header_lines(block: Block, want: int) -> list[Line]:
     """The first ``want`` non-blank lines of a positional block (real files leave blank lines around)."""
     lines = block.filled_lines()
     if len(lines) < want:
@@ -97,7 +97,7 @@ def header_lines(block: Block, want: int) -> list:
     return lines
 
 
-def tokens_of(line, count: int | tuple[int, ...], label: str, what: str) -> list[str]:
+def tokens_of(line: Line, count: int | tuple[int, ...], label: str, what: str) -> list[str]:
     tokens = line.tokens
     counts = (count,) if isinstance(count, int) else count
     if len(tokens) not in counts:

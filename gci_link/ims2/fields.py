@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def format_float(value: float, decimals: int = 6) -> str:
     """Fixed-point text of ``value`` with at least ``decimals`` decimals that reads back exactly."""
     if not np.isfinite(value):
         raise ValueError(f"cannot write the non-finite number {value!r}")
-    trim = "k" if decimals else "-"
+    trim: Literal["k", "-"] = "k" if decimals else "-"
     return np.format_float_positional(float(value), unique=True, min_digits=decimals, trim=trim)
 
 

@@ -8,6 +8,8 @@ Formatting writes the digits of every number into one byte buffer, one numpy pas
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import numpy as np
 
 from .errors import Ims2FormatError
@@ -64,14 +66,22 @@ def scan_ints(body: str, block: str, first_line: int) -> tuple[np.ndarray, np.nd
 class _Tokens:
     """Token positions of a scanned body, for the rare checks and for errors that quote a token."""
 
-    def __init__(self, body, blank, ends, block, first_line, line_first) -> None:
+    def __init__(
+        self,
+        body: str,
+        blank: np.ndarray,
+        ends: np.ndarray,
+        block: str,
+        first_line: int,
+        line_first: np.ndarray,
+    ) -> None:
         self.body, self.blank, self.ends = body, blank, ends
         self.block, self.first_line, self.line_first = block, first_line, line_first
 
     def starts(self) -> np.ndarray:
         return np.flatnonzero(self.blank[:-1] > self.blank[1:]) + 1
 
-    def fail(self, token: int, problem: str) -> None:
+    def fail(self, token: int, problem: str) -> NoReturn:
         start = int(self.starts()[token])
         text = self.body[start - 1 : int(self.ends[token]) - 1]  # one character per byte ('?' for non-ASCII)
         line = self.first_line + line_of(self.line_first, token)

@@ -6,6 +6,8 @@ non-standard blocks placed beside their relatives; see docs/ims2.md.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from .common import (
     Sorted,
     check_header_args,
@@ -18,7 +20,7 @@ from .common import (
 )
 from .errors import Ims2FormatError
 from .fields import Where, format_float, format_time, to_float, to_time
-from .lexer import Block
+from .lexer import Block, Line
 from .messages import Certificate, CertificateLine, PhdMessage, RawBlock
 from .spectra import Histogram, Spectrum, format_histogram, format_spectrum, parse_histogram, parse_spectrum
 from .tables import TABLES, format_table, parse_table
@@ -64,6 +66,7 @@ RATIO_ROWS = (16, 18, 20)
 BG_EFFICIENCY_ROWS = 9
 NO_ID = "0"
 GEOMETRY_WIDTH = 17
+T = TypeVar("T")
 
 
 def required_blocks(data_type: str, system_type: str) -> list[str]:
@@ -94,7 +97,7 @@ def parse_phd(envelope: dict, blocks: Sorted, data_type_line: int) -> PhdMessage
     fields = _parse_header(header)
     for label in required_blocks(data_type, fields["system_type"]):
         blocks.require(label, data_type, data_type_line)
-    fields.update(_parse_acquisition(blocks.get("#Acquisition")))
+    fields.update(_parse_acquisition(blocks.require("#Acquisition", data_type, data_type_line)))
     if (block := blocks.get("#Comment")) is not None:
         fields["comment"] = parse_text(block)
     if (block := blocks.get("#Collection")) is not None:
@@ -198,17 +201,13 @@ def _parse_processing(block: Block) -> dict:
 
 
 def _check_row_counts(fields: dict, blocks: Sorted, warnings: list[str]) -> None:
-    ratios = fields.get("ratios")
-    if ratios is not None and len(ratios) not in RATIO_ROWS:
-        warnings.append(
-            f"#Ratios at line {blocks.get('#Ratios').line} has {len(ratios)} rows, not 16, 18 or 20"
-        )
-    efficiencies = fields.get("bg_efficiency")
-    if efficiencies is not None and len(efficiencies) != BG_EFFICIENCY_ROWS:
-        line = blocks.get("#b-gEfficiency").line
-        warnings.append(
-            f"#b-gEfficiency at line {line} has {len(efficiencies)} rows, not {BG_EFFICIENCY_ROWS}"
-        )
+    """Warn about an unusual row count; ``fields`` holds a table exactly when its block is there."""
+    ratios = blocks.get("#Ratios")
+    if ratios is not None and (n := len(fields["ratios"])) not in RATIO_ROWS:
+        warnings.append(f"#Ratios at line {ratios.line} has {n} rows, not 16, 18 or 20")
+    efficiencies = blocks.get("#b-gEfficiency")
+    if efficiencies is not None and (n := len(fields["bg_efficiency"])) != BG_EFFICIENCY_ROWS:
+        warnings.append(f"#b-gEfficiency at line {efficiencies.line} has {n} rows, not {BG_EFFICIENCY_ROWS}")
 
 
 def _parse_certificate(block: Block, warnings: list[str]) -> Certificate | RawBlock:
@@ -219,15 +218,7 @@ def _parse_certificate(block: Block, warnings: list[str]) -> Certificate | RawBl
             raise Where(block.label, block.line).error("empty block")
         first = tokens_of(lines[0], (3, 4), block.label, "total_activity date time [unit]")
         where = Where(block.label, lines[0].number)
-        rows = []
-        for line in lines[1:]:
-            tokens = tokens_of(line, 10, block.label, " ".join(CertificateLine._fields))
-            row_where = Where(block.label, line.number)
-            values = [
-                t if kind == "w" else to_float(t, row_where, name)
-                for t, kind, name in zip(tokens, "wfwffffwff", CertificateLine._fields, strict=True)
-            ]
-            rows.append(CertificateLine(*values))
+        rows = [_parse_certificate_line(line, block.label) for line in lines[1:]]
         return Certificate(
             total_activity=to_float(first[0], where, "total activity"),
             reference_ns=to_time(first[1], first[2], where, "reference time"),
@@ -237,6 +228,27 @@ def _parse_certificate(block: Block, warnings: list[str]) -> Certificate | RawBl
     except Ims2FormatError as exc:
         warnings.append(f"#Certificate kept verbatim, it does not follow the layout: {exc}")
         return RawBlock(block.raw_header.strip(), tuple(line.text for line in block.lines()))
+
+
+def _parse_certificate_line(line: Line, label: str) -> CertificateLine:
+    tokens = tokens_of(line, 10, label, " ".join(CertificateLine._fields))
+    where = Where(label, line.number)
+
+    def number(index: int) -> float:
+        return to_float(tokens[index], where, CertificateLine._fields[index])
+
+    return CertificateLine(
+        tokens[0],
+        number(1),
+        tokens[2],
+        number(3),
+        number(4),
+        number(5),
+        number(6),
+        tokens[7],
+        number(8),
+        number(9),
+    )
 
 
 # ---------------------------------------------------------------- writing
@@ -269,13 +281,13 @@ def format_phd(m: PhdMessage) -> list[str]:
         ]
     out["#Comment"] = ["#Comment", *text_lines(m.comment or "", "#Comment")]
     with writing("#Collection"):
-        collection = (m.collection_start_ns, m.collection_stop_ns, m.air_volume_m3)
-        if any(v is not None for v in collection):
-            _all_set(collection, "collection start, stop and air volume")
+        start, stop, volume = m.collection_start_ns, m.collection_stop_ns, m.air_volume_m3
+        if start is not None or stop is not None or volume is not None:
+            if start is None or stop is None or volume is None:
+                raise ValueError("collection start, stop and air volume must all be given")
             out["#Collection"] = [
                 "#Collection",
-                f"{format_time(m.collection_start_ns)} {format_time(m.collection_stop_ns)} "
-                f"{format_float(m.air_volume_m3)}",
+                f"{format_time(start)} {format_time(stop)} {format_float(volume)}",
             ]
     with writing("#Acquisition"):
         out["#Acquisition"] = [
@@ -288,11 +300,13 @@ def format_phd(m: PhdMessage) -> list[str]:
     with writing("#Processing"):
         processing = (m.xe_volume_ml, m.xe_volume_unc_ml, m.xe_yield, m.xe_yield_unc)
         if any(v is not None for v in (*processing, m.archive_id)):
-            _all_set(processing, "xe volume, its uncertainty, xe yield and its uncertainty")
+            volume_ml, volume_unc_ml, yield_, yield_unc = _all_given(
+                processing, "xe volume, its uncertainty, xe yield and its uncertainty"
+            )
             out["#Processing"] = [
                 "#Processing",
-                f"{format_float(m.xe_volume_ml, 5)} {format_float(m.xe_volume_unc_ml, 5)}",
-                f"{format_float(m.xe_yield, 5)} {format_float(m.xe_yield_unc, 5)}",
+                f"{format_float(volume_ml, 5)} {format_float(volume_unc_ml, 5)}",
+                f"{format_float(yield_, 5)} {format_float(yield_unc, 5)}",
             ]
             if m.archive_id is not None:
                 out["#Processing"].append(word(m.archive_id, "archive id"))
@@ -309,16 +323,17 @@ def format_phd(m: PhdMessage) -> list[str]:
         label = f"#{prefix}_Spectrum"
         if counts is not None:
             with writing(label):
-                span = getattr(m, f"{prefix}_energy_span_kev")
-                _all_set((span,), "energy span")
+                (span,) = _all_given((getattr(m, f"{prefix}_energy_span_kev"),), "energy span")
                 first = getattr(m, f"{prefix}_first_channel")
                 first = default_first_channel(system_type) if first is None else first
                 out[label] = [label, format_spectrum(Spectrum(counts, span, first)).rstrip("\n")]
     if m.histogram is not None:
         with writing("#Histogram"):
-            spans = (m.histogram_gamma_span_kev, m.histogram_beta_span_kev)
-            _all_set(spans, "gamma and beta energy spans")
-            out["#Histogram"] = ["#Histogram", format_histogram(Histogram(m.histogram, *spans)).rstrip("\n")]
+            gamma_span, beta_span = _all_given(
+                (m.histogram_gamma_span_kev, m.histogram_beta_span_kev), "gamma and beta energy spans"
+            )
+            histogram = Histogram(m.histogram, gamma_span, beta_span)
+            out["#Histogram"] = ["#Histogram", format_histogram(histogram).rstrip("\n")]
     if m.certificate is not None:
         with writing("#Certificate"):
             out["#Certificate"] = _format_certificate(m.certificate)
@@ -328,9 +343,12 @@ def format_phd(m: PhdMessage) -> list[str]:
     return [line for label in BLOCK_ORDER if label in out for line in out[label]]
 
 
-def _all_set(values: tuple, what: str) -> None:
-    if any(v is None for v in values):
+def _all_given(values: tuple[T | None, ...], what: str) -> tuple[T, ...]:
+    """``values`` when none is None (a block is written whole or not at all)."""
+    given = tuple(v for v in values if v is not None)
+    if len(given) != len(values):
         raise ValueError(f"{what} must all be given")
+    return given
 
 
 def _format_certificate(certificate: Certificate | RawBlock) -> list[str]:
@@ -339,11 +357,24 @@ def _format_certificate(certificate: Certificate | RawBlock) -> list[str]:
     first = f"{format_float(certificate.total_activity, 1)} {format_time(certificate.reference_ns)}"
     if certificate.unit is not None:
         first += f" {word(certificate.unit, 'unit')}"
-    rows = [
-        " ".join(
-            word(v, name) if kind == "w" else format_float(v, 2)
-            for v, kind, name in zip(line, "wfwffffwff", CertificateLine._fields, strict=True)
+    return ["#Certificate", first, *(_format_certificate_line(line) for line in certificate.lines)]
+
+
+def _format_certificate_line(line: CertificateLine) -> str:
+    def number(value: float) -> str:
+        return format_float(value, 2)
+
+    return " ".join(
+        (
+            word(line.nuclide, "nuclide"),
+            number(line.half_life),
+            word(line.half_life_unit, "half_life_unit"),
+            number(line.activity),
+            number(line.activity_unc),
+            number(line.energy_kev),
+            number(line.intensity_pct),
+            word(line.electron_mode, "electron_mode"),
+            number(line.electron_max_kev),
+            number(line.electron_intensity_pct),
         )
-        for line in certificate.lines
-    ]
-    return ["#Certificate", first, *rows]
+    )

@@ -109,11 +109,10 @@ def _comment(blocks: Sorted) -> dict:
 
 
 def parse_soh(envelope: dict, blocks: Sorted, data_type_line: int) -> SohMessage:
-    header = _parse_period_header(
-        blocks.require("#Header", envelope["data_type"], data_type_line), blocks.warnings
-    )
+    header_block = blocks.require("#Header", envelope["data_type"], data_type_line)
+    header = _parse_period_header(header_block, blocks.warnings)
     if header["system_type"] is None:
-        raise Where("#Header", blocks.get("#Header").line).error("an RMSSOH needs a system type")
+        raise Where("#Header", header_block.line).error("an RMSSOH needs a system type")
     rows = {
         label: _parse_soh_rows(label, block) for label, block in blocks.known.items() if label in SOH_COLUMNS
     }
@@ -198,13 +197,15 @@ def format_soh(m: SohMessage) -> list[str]:
 def _soh_cell(value: float | int | str | None, kind: str, name: str) -> str:
     if value is None:
         return MISSING
+    if kind == "w":
+        return word(str(value), name)
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be a number, not the text {value!r}")
     if kind == "f":
         return format_float(value, 1)
-    if kind == "i":
-        if int(value) != value:
-            raise ValueError(f"{name} must be an integer, not {value!r}")
-        return str(int(value))
-    return word(value, name)
+    if int(value) != value:
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    return str(int(value))
 
 
 # ---------------------------------------------------------------- MET

@@ -6,6 +6,7 @@ read and written (``f`` float, ``i`` integer, ``w`` word).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -75,11 +76,17 @@ class Ratio(NamedTuple):
     ratio_unc: float
 
 
+TableRow = (
+    EnergyPoint | BetaEnergyPoint | ResolutionPoint | EfficiencyPoint | RoiLimits | BgEfficiency | Ratio
+)
+Cell = float | int | str
+
+
 @dataclass(frozen=True)
 class TableKind:
     block: str  # canonical block name, with '#'
-    row: type
-    columns: str  # one kind letter per column
+    row: type[TableRow]
+    columns: str  # one kind letter per column, in the order of the row's fields
 
 
 TABLES: dict[str, TableKind] = {
@@ -99,7 +106,7 @@ TABLES: dict[str, TableKind] = {
 }
 
 
-def parse_table(kind: TableKind, block: Block) -> tuple:
+def parse_table(kind: TableKind, block: Block) -> tuple[TableRow, ...]:
     rows = []
     names = kind.row._fields
     for line in block.filled_lines():
@@ -109,7 +116,7 @@ def parse_table(kind: TableKind, block: Block) -> tuple:
             raise where.error(
                 f"wrong count of values: {len(tokens)}, want {len(kind.columns)} ({' '.join(names)})"
             )
-        values = []
+        values: list[Cell] = []
         for token, column, name in zip(tokens, kind.columns, names, strict=True):
             if column == "f":
                 values.append(to_float(token, where, name))
@@ -117,11 +124,11 @@ def parse_table(kind: TableKind, block: Block) -> tuple:
                 values.append(to_int(token, where, name))
             else:
                 values.append(token)
-        rows.append(kind.row(*values))
+        rows.append(kind.row._make(values))  # the column kinds give each field its type
     return tuple(rows)
 
 
-def format_table(kind: TableKind, rows: tuple) -> list[str]:
+def format_table(kind: TableKind, rows: Sequence[tuple[Cell, ...]]) -> list[str]:
     """Rows as lines, columns left-aligned like the real files, no trailing blanks."""
     cells = [[_cell(v, c) for v, c in zip(row, kind.columns, strict=True)] for row in rows]
     if not cells:
@@ -130,8 +137,10 @@ def format_table(kind: TableKind, rows: tuple) -> list[str]:
     return [" ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in cells]
 
 
-def _cell(value: object, column: str) -> str:
+def _cell(value: Cell, column: str) -> str:
     if column == "f":
+        if isinstance(value, str):
+            raise TypeError(f"table number {value!r} is text")
         return format_float(value)
     if column == "i":
         return str(int(value))

@@ -73,7 +73,9 @@ class CommandWorker:
 
     def _call(self, seq: int, request: CommandRequestBody) -> FinishedCommand:
         try:
-            text = self._handler(request)
+            # typed to return str, but checked rather than trusted: a handler bug must cost one error
+            # answer, not the sender loop that encodes the answer's text
+            text: object = self._handler(request)
         except Exception as exc:  # a failing command is answered as an error and the worker goes on
             log.error("command failed", exc_info=True, extra={"station": self._station, "seq": seq})
             return FinishedCommand(seq, CommandOutcome.FAILED, f"{type(exc).__name__}: {exc}")
