@@ -157,6 +157,9 @@ def _grid_start(estimate: TransferEstimate, sample_rate: float, duration: float,
         cost = float(np.sum(weight * np.abs(h_measured - gain * unit) ** 2))
         if cost < best_cost:
             best, best_cost = Seismometer(float(t0), float(h), gain), cost
+    if best is None:
+        raise RecordingRejected("fit-failed", "no (free period, damping) on the starting grid has a finite "
+                                              "misfit to the measured transfer function")
     return best
 
 

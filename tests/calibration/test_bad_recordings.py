@@ -113,3 +113,11 @@ def test_loop_back_without_a_sensor_does_not_give_a_fit():
 def test_channels_of_different_length():
     rec = good()
     assert rejected(rec.cal_input, rec.output[:-1]).problem == "length-mismatch"
+
+
+def test_samples_whose_power_overflows_are_refused_not_crashed_on():
+    """Finite samples near 1e160 overflow the spectra to inf/NaN, so no starting point has a finite misfit."""
+    rec = good()
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = rejected(rec.cal_input * 1e160, rec.output * 1e160)
+    assert err.problem == "fit-failed" and "starting grid" in str(err)
