@@ -10,6 +10,7 @@ thread a BLAS library might add, so it is no smaller than the single-core wall t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 
 from calibration.response import Seismometer
@@ -26,14 +27,14 @@ LIMIT_S = 10.0
 REPEATS = 3
 
 
-def run(progress) -> dict:
+def run(progress: Callable[[str], None]) -> dict:
     progress(f"simulating a {MINUTES} min, {RATE:g} sps telegraph calibration of a 120 s sensor")
     signal = partial(random_telegraph, amplitude=1000.0, interval=INTERVAL, seed=21)
     rec = record(signal, RATE, SENSOR.coil_response(), duration=MINUTES * 60.0, preroll=300.0,
                  delay_fine_samples=3, noise=0.01, offset=40.0, drift=0.01, seed=22)
     progress(f"fitting {len(rec.output)} samples, best of {REPEATS} after a warm-up")
-    fit_response(rec.cal_input, rec.output, RATE, nominal=NOMINAL)
-    best_cpu, best_wall, result = float("inf"), float("inf"), None
+    result = fit_response(rec.cal_input, rec.output, RATE, nominal=NOMINAL)
+    best_cpu, best_wall = float("inf"), float("inf")
     for _ in range(REPEATS):
         cpu0, wall0 = time.process_time(), time.perf_counter()
         result = fit_response(rec.cal_input, rec.output, RATE, nominal=NOMINAL)

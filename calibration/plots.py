@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -97,7 +98,7 @@ def _detail_window(fit: FitResult, n: int) -> slice:
     return slice(first, first + width)
 
 
-def traces_png(fit: FitResult, cal_input, output) -> bytes:
+def traces_png(fit: FitResult, cal_input: npt.ArrayLike, output: npt.ArrayLike) -> bytes:
     """Calibration input, recorded and modelled output (whole record and a detail), and the residual."""
     x, y = np.asarray(cal_input, dtype=float), np.asarray(output, dtype=float)
     model = fit.modelled_output(x)

@@ -7,6 +7,7 @@ response can carry, and whose message says what was seen.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from calibration.transfer import TransferEstimate
 
@@ -26,7 +27,7 @@ class RecordingRejected(ValueError):
         self.problem = problem
 
 
-def as_channel(samples, name: str) -> np.ndarray:
+def as_channel(samples: npt.ArrayLike, name: str) -> np.ndarray:
     """One channel as a float64 array, refusing NaN/inf samples (they would poison every FFT)."""
     data = np.asarray(samples, dtype=np.float64)
     if data.ndim != 1:
@@ -38,7 +39,7 @@ def as_channel(samples, name: str) -> np.ndarray:
     return data
 
 
-def check_pair(cal_input, output, sample_rate: float, min_duration: float,
+def check_pair(cal_input: npt.ArrayLike, output: npt.ArrayLike, sample_rate: float, min_duration: float,
                full_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Input and output as float arrays, after checking they can be calibrated against each other.
 

@@ -12,11 +12,13 @@ import base64
 import html
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from calibration.plots import response_png, traces_png
 from calibration.response import calib_from_response
@@ -29,7 +31,7 @@ from calibration.seismometer import (
 )
 from calibration.stationxml import ChannelSite, write_stationxml
 from calibration.tolerance import AMPLITUDE_TOLERANCE, PHASE_TOLERANCE_DEG
-from digitizer.packet import NS_PER_S
+from timeunits import NS_PER_S
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,13 @@ def _compare(value: float, nominal: float | None, unit: str = "", digits: int = 
 
 def _parameter_rows(session: Session, fit: FitResult) -> list[tuple[str, ...]]:
     nominal, u = fit.nominal, fit.uncertainty
-    rows = [
+    rows: list[tuple[str, ...]] = [
         ("Free period T0", _with_sigma(fit.period, u.period, " s"),
-         *_compare(fit.period, nominal and nominal.period, " s")),
+         *_compare(fit.period, None if nominal is None else nominal.period, " s")),
         ("Damping h", _with_sigma(fit.damping, u.damping),
-         *_compare(fit.damping, nominal and nominal.damping)),
+         *_compare(fit.damping, None if nominal is None else nominal.damping)),
         ("Gain (counts per input unit·s)", _with_sigma(fit.gain, u.gain),
-         *_compare(fit.gain, nominal and nominal.gain)),
+         *_compare(fit.gain, None if nominal is None else nominal.gain)),
         ("Channel delay τ (output after input)", _with_sigma(fit.delay * 1e3, u.delay * 1e3, " ms"),
          *_compare(fit.delay, None)),
     ]
@@ -114,7 +116,7 @@ def _parameter_rows(session: Session, fit: FitResult) -> list[tuple[str, ...]]:
     return rows
 
 
-def _table(rows, header=None) -> str:
+def _table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"
@@ -154,6 +156,8 @@ def html_report(session: Session, fit: FitResult, response_image: bytes, traces_
     ]
     deviation = ""
     if fit.deviation:
+        if fit.nominal is None:
+            raise ValueError("the fit has a deviation from nominal but no nominal response to compare with")
         d = fit.deviation
         band = comparison_frequencies(fit.sample_rate, fit.sensor(), fit.nominal)
         deviation = _table([
@@ -192,8 +196,9 @@ calibration input: counts per m/s when the input is expressed as ground accelera
 """
 
 
-def write_report(folder: Path, session: Session, fit: FitResult, cal_input, output, *,
-                 site: ChannelSite | None = None, digitizer_gain: float | None = None) -> dict[str, Path]:
+def write_report(folder: Path, session: Session, fit: FitResult, cal_input: npt.ArrayLike,
+                 output: npt.ArrayLike, *, site: ChannelSite | None = None,
+                 digitizer_gain: float | None = None) -> dict[str, Path]:
     """Write result.json, response.png, traces.png, report.html and, when the coil constant and the
     site are known, response.xml (StationXML). Returns the written paths by kind."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,11 @@ motion up, north or east).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 GROUND_MOTION_UNITS = {"m": 0, "m/s": 1, "m/s**2": 2}  # power of jω that turns the input into displacement
 PRESSURE_UNITS = "Pa"
@@ -36,14 +38,14 @@ class PolesZeros:
             raise ValueError(f"poles must lie in the left half-plane (a stable sensor): {self.poles}")
 
     @classmethod
-    def normalised(cls, zeros, poles, sensitivity: float, frequency: float, input_units: str,
-                   output_units: str) -> PolesZeros:
+    def normalised(cls, zeros: Iterable[complex], poles: Iterable[complex], sensitivity: float,
+                   frequency: float, input_units: str, output_units: str) -> PolesZeros:
         """The response whose value at ``frequency`` (Hz) has magnitude |sensitivity| and its sign."""
         shape = cls(tuple(complex(z) for z in zeros), tuple(complex(p) for p in poles), 1.0,
                     input_units, output_units)
         return shape.scaled(sensitivity / abs(complex(shape(frequency))))
 
-    def __call__(self, frequency) -> np.ndarray:
+    def __call__(self, frequency: npt.ArrayLike) -> np.ndarray:
         """Complex response at ``frequency`` (Hz, scalar or array)."""
         s = 2j * np.pi * np.asarray(frequency, dtype=float)
         value = np.full(s.shape, complex(self.scale))

@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import least_squares
 from threadpoolctl import threadpool_limits
 
@@ -90,7 +91,7 @@ class FitResult:
         """The fitted sensor's ground-velocity response (see ``ground_response``)."""
         return ground_response(self.sensor(), coil_constant, output_units)
 
-    def modelled_output(self, cal_input) -> np.ndarray:
+    def modelled_output(self, cal_input: npt.ArrayLike) -> np.ndarray:
         """The fitted model's output for the whole record (it matches only after ``settle_s``)."""
         x = np.asarray(cal_input, dtype=np.float64)
         memory = self.settle_s + MAX_DELAY_SAMPLES / self.sample_rate
@@ -163,8 +164,8 @@ def _grid_start(estimate: TransferEstimate, sample_rate: float, duration: float,
     return best
 
 
-def fit_response(cal_input, output, sample_rate: float, *, nominal: Seismometer | None = None,
-                 full_scale: float | None = None) -> FitResult:
+def fit_response(cal_input: npt.ArrayLike, output: npt.ArrayLike, sample_rate: float, *,
+                 nominal: Seismometer | None = None, full_scale: float | None = None) -> FitResult:
     """Fit T0, h, G (plus delay τ, offset, drift) to a recorded calibration input and sensor output.
 
     ``nominal`` (in the same units as the fit: output per integrated input) seeds the search and is
@@ -180,7 +181,7 @@ def fit_response(cal_input, output, sample_rate: float, *, nominal: Seismometer 
         return _fit(cal_input, output, sample_rate, nominal, full_scale)
 
 
-def _fit(cal_input, output, sample_rate: float, nominal: Seismometer | None,
+def _fit(cal_input: npt.ArrayLike, output: npt.ArrayLike, sample_rate: float, nominal: Seismometer | None,
          full_scale: float | None) -> FitResult:
     min_duration = MIN_PERIODS * nominal.period if nominal else 64 / sample_rate
     x, y = check_pair(cal_input, output, sample_rate, min_duration, full_scale)
@@ -207,7 +208,8 @@ def _fit(cal_input, output, sample_rate: float, nominal: Seismometer | None,
     p0 = [start.period, start.damping, start.gain, 0.0, float(observed.mean()), 0.0]
     fit = least_squares(residual, p0, jac=jacobian, bounds=(lower, upper), x_scale="jac", method="trf")
     _refuse_bound_hits(fit.x, fit.active_mask)
-    fitted = Seismometer(float(fit.x[0]), float(fit.x[1]), float(fit.x[2]))
+    period, damping, gain, delay, offset, drift = (float(v) for v in fit.x)
+    fitted = Seismometer(period, damping, gain)
     _refuse_if_too_short(fitted, duration)
     rms = float(np.sqrt(np.mean(fit.fun**2)))
     relative = rms / float(np.std(observed))
@@ -216,9 +218,11 @@ def _fit(cal_input, output, sample_rate: float, nominal: Seismometer | None,
                                             f"{MAX_RELATIVE_RESIDUAL:.0%}: the model does not describe it")
     sigma = _standard_errors(fit.jac, fit.fun)
     deviation, verdict, reasons = _judge(fitted, nominal, sample_rate)
-    return FitResult(*(float(v) for v in fit.x), Uncertainty(*(float(v) for v in sigma)), rms, relative,
-                     sample_rate, len(observed), skip / sample_rate, int(fit.nfev), nominal, deviation,
-                     verdict, reasons)
+    return FitResult(period=period, damping=damping, gain=gain, delay=delay, offset=offset, drift=drift,
+                     uncertainty=Uncertainty(*(float(v) for v in sigma)), residual_rms=rms,
+                     relative_residual=relative, sample_rate=sample_rate, samples=len(observed),
+                     settle_s=skip / sample_rate, evaluations=int(fit.nfev), nominal=nominal,
+                     deviation=deviation, verdict=verdict, reasons=reasons)
 
 
 def _judge(fitted: Seismometer, nominal: Seismometer | None,

@@ -14,6 +14,7 @@ record still rings, is for the caller to leave out (``settle_time``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from scipy import fft
@@ -22,7 +23,7 @@ from scipy import fft
 DECAY_E_FOLDS = 12.0
 
 
-def settle_time(poles) -> float:
+def settle_time(poles: Iterable[complex]) -> float:
     """Seconds after which a sensor with these poles has forgotten its state (slowest decayed by e^-12)."""
     slowest = min(-complex(p).real for p in poles)
     return DECAY_E_FOLDS / slowest

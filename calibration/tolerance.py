@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 AMPLITUDE_TOLERANCE = 0.05
 PHASE_TOLERANCE_DEG = 5.0
@@ -39,13 +40,13 @@ class Deviation:
         return out
 
 
-def deviations(measured, nominal) -> tuple[np.ndarray, np.ndarray]:
+def deviations(measured: npt.ArrayLike, nominal: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Amplitude ratio − 1 and phase difference (degrees) of two complex responses, element-wise."""
     ratio = np.asarray(measured, dtype=complex) / np.asarray(nominal, dtype=complex)
     return np.abs(ratio) - 1.0, np.degrees(np.angle(ratio))
 
 
-def worst_deviation(frequencies, measured, nominal) -> Deviation:
+def worst_deviation(frequencies: npt.ArrayLike, measured: npt.ArrayLike, nominal: npt.ArrayLike) -> Deviation:
     """The largest amplitude and phase deviations of ``measured`` from ``nominal`` at ``frequencies``."""
     frequencies = np.asarray(frequencies, dtype=float)
     amplitude, phase = deviations(measured, nominal)
