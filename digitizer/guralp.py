@@ -1,11 +1,11 @@
 """Güralp digitizer driver: a serial port and a thread around ``GuralpSession``.
 
 The thread opens any pyserial URL, hands what it reads to the session (``digitizer.guralp_session``,
-which holds every protocol rule: BRP, the rewind after a reconnect, re-sent blocks, gaps, the console),
-writes the bytes the session returns, queues its ``Packet``/``Status``/``StreamGap`` items for the
-station and logs its events, each once. It reopens the port when reads fail (cable pulled) or the
-session finds the line silent, with exponential back-off while the port is missing. Console commands
-are queued from any thread and answered through futures.
+which holds every protocol rule: BRP, the rewind after a reconnect, re-sent blocks, gaps, and through
+``digitizer.guralp_console`` the console), writes the bytes the session returns, queues its
+``Packet``/``Status``/``StreamGap`` items for the station and logs its events, each once. It reopens the
+port when reads fail (cable pulled) or the session finds the line silent, with exponential back-off
+while the port is missing. Console commands are queued from any thread and answered through futures.
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ from typing import assert_never
 import serial
 
 from digitizer import brp
-from digitizer.guralp_session import (
-    BadBlock,
+from digitizer.guralp_console import (
     ConsoleFailed,
+    ConsoleOpened,
     ConsoleReply,
     ConsoleRequest,
+    StrayText,
+    calibration_lines,
+)
+from digitizer.guralp_session import (
+    BadBlock,
     Event,
     GuralpSession,
     LineSilent,
@@ -37,10 +42,8 @@ from digitizer.guralp_session import (
     RewindRequested,
     SessionConfig,
     SessionCounters,
-    StrayText,
     StreamGap,
     TimeSteppedBack,
-    calibration_lines,
 )
 from digitizer.packet import Packet, Status
 from timeunits import NS_PER_S
@@ -279,6 +282,8 @@ def _log_event(ev: Event) -> None:
                                                                              "blocks_back": ev.blocks_back})
     elif isinstance(ev, RewindAbandoned):
         log.warning("digitizer did not rewind; resuming without its buffer", extra={"seq": ev.seq})
+    elif isinstance(ev, ConsoleOpened):
+        log.info("digitizer console open", extra={"lines": " | ".join(ev.request.lines)})
     elif isinstance(ev, StrayText):
         log.info("terminal text outside a session", extra={"text": ev.text[:80].decode("ascii", "replace")})
     else:

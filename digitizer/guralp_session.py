@@ -30,24 +30,28 @@ default (``startup_rewind``) its first block also triggers a rewind as deep as t
 nothing handled yet, those blocks are delivered as normal packets and the station trims what its outbox
 already framed (``station.recovery``).
 
-Console commands run one at a time between blocks: break in with ^S, send the lines, collect the text
-up to each `` ok`` prompt, leave with ``GO`` and wait for the digitizer's ESC DC1.
+Console requests are handed to ``digitizer.guralp_console.Console``, which runs them between blocks.
 """
 
 from __future__ import annotations
 
-import enum
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from digitizer import brp
 from digitizer.gcf import GcfBlock, GcfFormatError, block_to_packet, decode_block
 from digitizer.gcf_status import status_from_block
+from digitizer.guralp_console import (
+    Console,
+    ConsoleFailed,
+    ConsoleOpened,
+    ConsoleOutput,
+    ConsoleReply,
+    ConsoleRequest,
+    StrayText,
+)
 from digitizer.packet import Packet, Status
-from timeunits import NS_PER_S
 
-CAL_COMPONENTS = {"Z": "Z", "N": "N/S", "E": "E/W", "ALL": "ALL"}
-BREAK_IN_REPEAT_NS = NS_PER_S  # a break-in the console did not answer is sent again after this
 _RECENT_BLOCKS = 256  # block start times kept for the block-rate estimate
 
 
@@ -109,45 +113,6 @@ class StreamGap:
     end_ns: int
 
 
-class ConsoleState(enum.Enum):
-    """Where a console request stands; the values are the words used in messages."""
-
-    BREAK_IN = "break"  # ^S sent, waiting for the first prompt
-    LINE = "line"  # a command line sent, waiting for its prompt
-    GO = "go"  # GO sent, waiting for ESC DC1 (block mode)
-
-
-@dataclass(frozen=True, eq=False)
-class ConsoleRequest:
-    """Console lines to run, to be answered by ``deadline_ns``; each request is its own identity."""
-
-    lines: tuple[str, ...]
-    deadline_ns: int
-
-    def __post_init__(self) -> None:
-        if not self.lines:
-            raise ValueError("a console request needs at least one line")
-        for line in self.lines:  # a CR or a control byte would end the line early or leave the console
-            if not line or not line.isascii() or not line.isprintable():
-                raise ValueError(f"console line {line!r} is not a non-empty line of printable ASCII")
-
-
-@dataclass(frozen=True, slots=True)
-class ConsoleReply:
-    """The console's output for ``request``, each line's text up to its prompt, joined."""
-
-    request: ConsoleRequest
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ConsoleFailed:
-    """``request`` ran out of time in ``state``; ``GO`` was sent to leave the console."""
-
-    request: ConsoleRequest
-    state: ConsoleState
-
-
 @dataclass(frozen=True, slots=True)
 class LineSilent:
     """Nothing arrived for ``silent_ns``: the adapter should reopen the port."""
@@ -206,42 +171,10 @@ class ResentBlockDropped:
     stream_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class StrayText:
-    """Console text arrived while no console request was running."""
-
-    text: bytes
-
-
 Event = (RewindRequested | RewindNarrowed | RewindAbandoned | BadBlock | TimeSteppedBack | ResentBlockDropped
-         | StrayText | brp.ChecksumFailed | brp.Resync | brp.GapGivenUp | brp.HeldBlockReplaced)
+         | ConsoleOpened | StrayText
+         | brp.ChecksumFailed | brp.Resync | brp.GapGivenUp | brp.HeldBlockReplaced)
 Output = brp.SendBytes | Packet | Status | StreamGap | ConsoleReply | ConsoleFailed | LineSilent | Event
-
-
-def calibration_lines(kind: str, component: str = "Z", minutes: int = 2, *, frequency_hz: int | None = None,
-                      period_s: int | None = None) -> tuple[str, ...]:
-    """Console lines for a ``sine`` (give ``frequency_hz`` or ``period_s``, 1-10), ``square`` or
-    ``random`` calibration of ``component`` (Z, N, E or ALL) lasting ``minutes``."""
-    comp = CAL_COMPONENTS.get(component.upper())
-    if comp is None:
-        raise ValueError(f"component {component!r} is not one of {sorted(CAL_COMPONENTS)}")
-    if kind == "sine":
-        if frequency_hz is not None and period_s is None:
-            n, unit = frequency_hz, "HZ"
-        elif period_s is not None and frequency_hz is None:
-            n, unit = period_s, "SECOND"
-        else:
-            raise ValueError("a sine calibration needs exactly one of frequency_hz or period_s")
-        if not 1 <= n <= 10:
-            raise ValueError(f"sine {unit.lower()} value {n} is outside 1-10")
-        word = f"{comp} {n} {unit} SINEWAVE"
-    elif kind == "square":
-        word = f"{comp} SQUAREWAVE"
-    elif kind == "random":
-        word = f"{comp} RANDOMCAL"
-    else:
-        raise ValueError(f"calibration kind {kind!r} is not sine, square or random")
-    return f"{minutes} MINUTE", word
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,16 +206,6 @@ class _Rewind:
         return (self.anchor - self.distance) % brp.SEQ_MODULO
 
 
-@dataclass
-class _ConsoleExchange:
-    request: ConsoleRequest
-    state: ConsoleState = ConsoleState.BREAK_IN
-    index: int = 0  # next line to send
-    text: bytearray = field(default_factory=bytearray)  # console output since the last prompt
-    reply: list[str] = field(default_factory=list)
-    next_break_ns: int | None = None
-
-
 class GuralpSession:
     """One digitizer's protocol state across connections; see the module docstring for the rules."""
 
@@ -294,7 +217,7 @@ class GuralpSession:
         self._recent_starts: deque[int] = deque(maxlen=_RECENT_BLOCKS)  # for the block-rate estimate
         self._last_seq: int | None = None
         self._clock_locked: bool | None = None
-        self._console: deque[_ConsoleExchange] = deque()
+        self._console = Console()
         self._scanner = brp.FrameScanner()
         self._rx: brp.BrpReceiver | None = None  # None until the connection's first block is taken
         self._rewind: _Rewind | None = None
@@ -332,7 +255,7 @@ class GuralpSession:
         if self._rx is not None:
             self._handle(self._rx.poll(now_ns), out)
         self._check_rewind(now_ns, out)
-        self._drive_console(now_ns, out)
+        self._take_console(self._console.poll(now_ns), out)
         if self._last_bytes_ns is not None and now_ns - self._last_bytes_ns > self.config.watchdog_ns:
             self.counters.watchdog_reopens += 1
             out.append(LineSilent(now_ns - self._last_bytes_ns))
@@ -341,7 +264,7 @@ class GuralpSession:
 
     def submit(self, request: ConsoleRequest) -> None:
         """Queue console lines; ``poll`` starts them once the requests before them are done."""
-        self._console.append(_ConsoleExchange(request))
+        self._console.submit(request)
 
     # -- BRP events ----------------------------------------------------------------------------------
     def _handle(self, events: list[brp.Event], out: list[Output]) -> None:
@@ -352,9 +275,9 @@ class GuralpSession:
             elif isinstance(ev, brp.SendBytes):
                 out.append(ev)
             elif isinstance(ev, brp.TerminalText):
-                self._on_text(ev.data, out)
+                self._take_console(self._console.text(ev.data), out)
             elif isinstance(ev, brp.BlockModeResumed):
-                self._on_block_mode(out)
+                self._take_console(self._console.block_mode(), out)
             elif isinstance(ev, brp.DuplicateIgnored):
                 counters.duplicates += 1
             else:
@@ -508,43 +431,10 @@ class GuralpSession:
             out.append(status)
 
     # -- console -------------------------------------------------------------------------------------
-    def _drive_console(self, now_ns: int, out: list[Output]) -> None:
-        if not self._console:
-            return
-        ex = self._console[0]
-        if now_ns > ex.request.deadline_ns:
-            self._console.popleft()
-            self.counters.terminal_failures += 1
-            out.append(brp.SendBytes(b"GO\r"))
-            out.append(ConsoleFailed(ex.request, ex.state))
-            return
-        if ex.state is ConsoleState.BREAK_IN and (ex.next_break_ns is None or now_ns >= ex.next_break_ns):
-            out.append(brp.SendBytes(bytes((brp.BREAK_IN,)) + b"\r"))
-            ex.next_break_ns = now_ns + BREAK_IN_REPEAT_NS
-
-    def _on_text(self, data: bytes, out: list[Output]) -> None:
-        if not self._console:
-            out.append(StrayText(data))
-            return
-        ex = self._console[0]
-        ex.text += data
-        if ex.state is ConsoleState.GO or not ex.text.endswith(brp.PROMPT):
-            return
-        if ex.state is ConsoleState.LINE:
-            ex.reply.append(ex.text[: -len(brp.PROMPT)].decode("ascii", "replace"))
-            ex.index += 1
-        else:
-            self.counters.terminal_sessions += 1
-        ex.text.clear()
-        lines = ex.request.lines
-        if ex.index < len(lines):
-            ex.state = ConsoleState.LINE
-            out.append(brp.SendBytes(lines[ex.index].encode("ascii") + b"\r"))
-        else:
-            ex.state = ConsoleState.GO
-            out.append(brp.SendBytes(b"GO\r"))
-
-    def _on_block_mode(self, out: list[Output]) -> None:
-        if self._console and self._console[0].state is ConsoleState.GO:
-            ex = self._console.popleft()
-            out.append(ConsoleReply(ex.request, "".join(ex.reply)))
+    def _take_console(self, outputs: list[ConsoleOutput], out: list[Output]) -> None:
+        for o in outputs:
+            if isinstance(o, ConsoleOpened):
+                self.counters.terminal_sessions += 1
+            elif isinstance(o, ConsoleFailed):
+                self.counters.terminal_failures += 1
+        out += outputs

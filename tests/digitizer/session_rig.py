@@ -16,14 +16,8 @@ import numpy as np
 from digitizer import brp
 from digitizer.base36 import from_base36
 from digitizer.gcf import TEXT_STATUS_SUFFIX, GcfBlock, encode_block
-from digitizer.guralp_session import (
-    ConsoleFailed,
-    ConsoleReply,
-    GuralpSession,
-    Output,
-    SessionConfig,
-    StreamGap,
-)
+from digitizer.guralp_console import ConsoleFailed, ConsoleReply
+from digitizer.guralp_session import GuralpSession, Output, SessionConfig, StreamGap
 from digitizer.packet import Packet, Status
 from hil.faults import FaultInjector, LineFaults
 from timeunits import NS_PER_S

@@ -14,12 +14,17 @@ import pytest
 
 from digitizer import brp
 from digitizer.base36 import from_base36
-from digitizer.guralp_session import (
-    BadBlock,
+from digitizer.guralp_console import (
     ConsoleFailed,
+    ConsoleOpened,
     ConsoleReply,
     ConsoleRequest,
     ConsoleState,
+    StrayText,
+    calibration_lines,
+)
+from digitizer.guralp_session import (
+    BadBlock,
     GuralpSession,
     LineSilent,
     ResentBlockDropped,
@@ -27,10 +32,8 @@ from digitizer.guralp_session import (
     RewindNarrowed,
     RewindRequested,
     SessionConfig,
-    StrayText,
     StreamGap,
     TimeSteppedBack,
-    calibration_lines,
 )
 from digitizer.packet import Packet, Status
 from hil.faults import LineFaults
@@ -400,7 +403,8 @@ def test_a_console_exchange_between_blocks_returns_the_text_up_to_each_prompt():
     rig.step(30)
     assert rig.console == [ConsoleReply(request, "3 MINUTE accepted\r\nZ 1 HZ SINEWAVE accepted\r\n")]
     assert console_writes(rig) == [b"\x13\r", b"3 MINUTE\r", b"Z 1 HZ SINEWAVE\r", b"GO\r"]
-    assert rig.session.counters.terminal_sessions == 1 and not rig.of(StrayText)
+    assert rig.of(ConsoleOpened) == [ConsoleOpened(request)] and not rig.of(StrayText)
+    assert rig.session.counters.terminal_sessions == 1
     for stream_id in rig.fw.stream_ids():  # data stopped while the console talked, and then went on
         assert rig.tiling(stream_id)[1] == 0 and len(rig.packets[stream_id]) >= 7
 
@@ -428,7 +432,7 @@ def test_a_console_that_stops_answering_after_a_line_fails_in_that_state():
     request = ConsoleRequest(("STATUS", "STOPCAL"), 5 * NS_PER_S)
     session.submit(request)
     session.poll(0)
-    assert session.receive(brp.PROMPT, 1) == [brp.SendBytes(b"STATUS\r")]
+    assert session.receive(brp.PROMPT, 1) == [ConsoleOpened(request), brp.SendBytes(b"STATUS\r")]
     assert session.receive(b"all well\r\n" + brp.PROMPT, 2) == [brp.SendBytes(b"STOPCAL\r")]
     go = brp.SendBytes(b"GO\r")
     assert session.poll(5 * NS_PER_S + 1) == [go, ConsoleFailed(request, ConsoleState.LINE)]
