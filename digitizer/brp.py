@@ -4,21 +4,21 @@ The digitizer frames each GCF block as ``'G' seq size block checksum`` and keeps
 the PC can answer a damaged or missing block with a NAK that makes it rewind and resend from there.
 Bytes between frames are terminal (console) text.
 
-``BrpReceiver`` (PC side) turns received bytes into events: blocks delivered in sequence order exactly
-once, the ACK/NAK bytes to write back, terminal text, resyncs, checksum failures and gaps given up on.
-It never reads a clock: callers pass ``now_ns`` and call ``poll`` so NAK retries and give-up run on
-whatever time the caller uses (real or simulated). ``BrpTransmitter`` and ``PcByteParser`` are the
-digitizer side, for simulated firmware.
+``FrameScanner`` finds frames, damaged frames and terminal text in received bytes. ``BrpReceiver`` (PC
+side) puts the frames in sequence: blocks delivered in sequence order exactly once, the ACK/NAK bytes to
+write back, terminal text, resyncs, checksum failures and gaps given up on. A caller that must look at
+frames before any is acknowledged (the driver's rewind after a reconnect) runs its own scanner and hands
+frames to ``BrpReceiver.accept`` once it wants them sequenced. Nothing here reads a clock or logs:
+callers pass ``now_ns`` and call ``poll`` so NAK retries and give-up run on whatever time the caller
+uses (real or simulated), and they log the events they are given. ``BrpTransmitter`` and
+``PcByteParser`` are the digitizer side, for simulated firmware.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-
-log = logging.getLogger(__name__)
 
 FRAME_START = 0x47  # 'G'
 FRAME_OVERHEAD = 6  # 'G', sequence, 2 size bytes, 2 checksum bytes
@@ -80,7 +80,26 @@ def stream_word_of(gcf: bytes) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# receiver events
+# scanner and receiver events
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A frame whose checksum matched, not yet put in sequence; ``offset`` is where it began."""
+
+    seq: int
+    gcf: bytes = field(repr=False)
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedFrame:
+    """A frame whose checksum did not match (its sequence byte, even its size, may be damaged too)."""
+
+    seq: int
+    offset: int
+    computed: int
+    received: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,82 +167,38 @@ class DuplicateIgnored:
     seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class HeldBlockReplaced:
+    """A block held for later delivery was replaced by a different block under the same sequence."""
+
+    seq: int
+
+
+ScanEvent = Frame | DamagedFrame | TerminalText | BlockModeResumed | Resync
 Event = BlockReceived | SendBytes | TerminalText | BlockModeResumed | Resync | ChecksumFailed | GapGivenUp \
-    | DuplicateIgnored
+    | DuplicateIgnored | HeldBlockReplaced
 
 
 # --------------------------------------------------------------------------------------------------
-# receiver
+# framing
 
 
-class BrpReceiver:
-    """PC end of a BRP link: feed it bytes, write back the ``SendBytes`` it returns, act on the rest.
+class FrameScanner:
+    """Splits received bytes into frames, damaged frames, terminal text and unframed bytes (``Resync``).
 
-    Sequence numbers are unwrapped internally so a gap is known exactly. A block ahead of the expected
-    one is held and the expected one NAKed (one NAK per gap; it is repeated every ``nak_timeout_ns``
-    until ``max_naks``). A gap is given up when the retries run out or when ``depth`` newer blocks have
-    arrived, i.e. the missing block has left the digitizer's resend buffer.
+    It keeps a partial frame until the rest arrives and numbers positions from the first byte it was fed.
     """
 
-    def __init__(self, *, nak_timeout_ns: int = 2_000_000_000, max_naks: int = 13, depth: int = DEFAULT_DEPTH,
-                 ack_with_sequence: bool = True) -> None:
-        if not 1 <= depth <= DEFAULT_DEPTH:
-            raise ValueError(f"depth {depth} must be 1-255")
-        self.nak_timeout_ns = nak_timeout_ns
-        self.max_naks = max_naks
-        self.depth = depth
-        self.ack_with_sequence = ack_with_sequence
+    def __init__(self) -> None:
         self._buf = bytearray()
         self._buf_offset = 0  # stream offset of _buf[0]
         self._garbage_until = 0  # stream offset before which out-of-frame bytes are not text
         self._skipped = 0
         self._esc_at = -2  # stream offset of the last ESC seen in text
-        self._now_ns = 0
-        self._next: int | None = None  # unwrapped sequence of the next block to deliver
-        self._held: dict[int, tuple[bytes, int]] = {}  # unwrapped seq -> (block, frame offset)
-        self._delivered: dict[int, bytes] = {}  # wire seq -> last block delivered with it (256 slots)
-        self._stream_word = 0
-        self._naks = 0  # NAKs sent for the current gap
-        self._nak_at = 0
 
-    # public --------------------------------------------------------------------------------------
-
-    @property
-    def expected_seq(self) -> int | None:
-        """Wire sequence number of the next block to deliver (None before the first block)."""
-        return None if self._next is None else self._next % SEQ_MODULO
-
-    @property
-    def held_count(self) -> int:
-        return len(self._held)
-
-    def feed(self, data: bytes, now_ns: int | None = None) -> list[Event]:
-        """Consume received bytes; ``now_ns`` (default: the last time given) stamps any NAK sent."""
-        if now_ns is not None:
-            self._now_ns = now_ns
+    def feed(self, data: bytes) -> list[ScanEvent]:
         self._buf += data
-        events: list[Event] = []
-        self._scan(events)
-        return events
-
-    def poll(self, now_ns: int) -> list[Event]:
-        """Run the NAK timer: repeat a NAK whose answer is overdue, or give the gap up."""
-        self._now_ns = now_ns
-        events: list[Event] = []
-        if self._naks and now_ns - self._nak_at >= self.nak_timeout_ns:
-            if self._naks >= self.max_naks:
-                self._give_up_first_gap(events, f"no answer to {self._naks} NAKs")
-            else:
-                self._send_nak(events)
-        return events
-
-    def next_deadline_ns(self) -> int | None:
-        """When ``poll`` has work to do next (None while no NAK is outstanding)."""
-        return self._nak_at + self.nak_timeout_ns if self._naks else None
-
-    # framing -------------------------------------------------------------------------------------
-
-    def _scan(self, events: list[Event]) -> None:
+        events: list[ScanEvent] = []
         buf, i, n = self._buf, 0, len(self._buf)
         run = 0  # start of the out-of-frame bytes not yet reported
         while i < n:
@@ -247,20 +222,22 @@ class BrpReceiver:
             if computed != received:
                 self._out_of_frame(run, j, events)
                 run = j
-                self._bad_frame(j, end, computed, received, events)
+                self._garbage_until = max(self._garbage_until, self._buf_offset + end)
+                events.append(DamagedFrame(buf[j + 1], self._buf_offset + j, computed, received))
                 i = j + 1  # rescan: the claimed size may be corrupt and hide a good frame
                 continue
             self._out_of_frame(run, j, events)
             if self._skipped:
                 events.append(Resync(self._skipped, self._buf_offset + j))
                 self._skipped = 0
-            self._good_frame(buf[j + 1], bytes(buf[j + 4:end - 2]), self._buf_offset + j, events)
+            events.append(Frame(buf[j + 1], bytes(buf[j + 4:end - 2]), self._buf_offset + j))
             i = run = end
         self._out_of_frame(run, i, events)
         del buf[:i]
         self._buf_offset += i
+        return events
 
-    def _out_of_frame(self, start: int, stop: int, events: list[Event]) -> None:
+    def _out_of_frame(self, start: int, stop: int, events: list[ScanEvent]) -> None:
         """Bytes ``start:stop`` of the buffer belong to no frame: report text, count the rest."""
         if start >= stop:
             return
@@ -277,7 +254,7 @@ class BrpReceiver:
             events.append(TerminalText(text, at))
             self._note_escapes(text, at, events)
 
-    def _note_escapes(self, text: bytes, at: int, events: list[Event]) -> None:
+    def _note_escapes(self, text: bytes, at: int, events: list[ScanEvent]) -> None:
         if text[0] == 0x11 and self._esc_at == at - 1:
             events.append(BlockModeResumed(at + 1))
         pos = text.find(ESC_DC1)
@@ -287,25 +264,104 @@ class BrpReceiver:
         if text[-1] == 0x1B:
             self._esc_at = at + len(text) - 1
 
-    def _bad_frame(self, j: int, end: int, computed: int, received: int, events: list[Event]) -> None:
-        seq = self._buf[j + 1]
-        offset = self._buf_offset + j
-        self._garbage_until = max(self._garbage_until, self._buf_offset + end)
-        log.warning("BRP checksum mismatch", extra={"seq": seq, "offset": offset})
-        # Only a damaged copy of the block we wait for is NAKed at once: a damaged later block shows up
-        # as a gap when the next good one arrives, and a false 'G' in noise must not trigger rewinds.
-        nak = self._next is not None and seq == self._next % SEQ_MODULO
-        if nak:
-            self._send_nak(events)
-        events.append(ChecksumFailed(seq, offset, computed, received, nak))
+
+# --------------------------------------------------------------------------------------------------
+# receiver
+
+
+class BrpReceiver:
+    """PC end of a BRP link: feed it bytes, write back the ``SendBytes`` it returns, act on the rest.
+
+    Sequence numbers are unwrapped internally so a gap is known exactly. A block ahead of the expected
+    one is held and the expected one NAKed (one NAK per gap; it is repeated every ``nak_timeout_ns``
+    until ``max_naks``). A gap is given up when the retries run out or when ``depth`` newer blocks have
+    arrived, i.e. the missing block has left the digitizer's resend buffer.
+    """
+
+    def __init__(self, *, nak_timeout_ns: int = 2_000_000_000, max_naks: int = 13, depth: int = DEFAULT_DEPTH,
+                 ack_with_sequence: bool = True) -> None:
+        if not 1 <= depth <= DEFAULT_DEPTH:
+            raise ValueError(f"depth {depth} must be 1-255")
+        self.nak_timeout_ns = nak_timeout_ns
+        self.max_naks = max_naks
+        self.depth = depth
+        self.ack_with_sequence = ack_with_sequence
+        self._scanner = FrameScanner()
+        self._now_ns = 0
+        self._started = False  # a first block fixed where the sequence starts
+        self._next = 0  # unwrapped sequence of the next block to deliver (once started)
+        self._held: dict[int, tuple[bytes, int]] = {}  # unwrapped seq -> (block, frame offset)
+        self._delivered: dict[int, bytes] = {}  # wire seq -> last block delivered with it (256 slots)
+        self._stream_word = 0
+        self._naks = 0  # NAKs sent for the current gap
+        self._nak_at = 0
+
+    # public --------------------------------------------------------------------------------------
+
+    @property
+    def expected_seq(self) -> int | None:
+        """Wire sequence number of the next block to deliver (None before the first block)."""
+        return self._next % SEQ_MODULO if self._started else None
+
+    @property
+    def held_count(self) -> int:
+        return len(self._held)
+
+    def feed(self, data: bytes, now_ns: int | None = None) -> list[Event]:
+        """Consume received bytes; ``now_ns`` (default: the last time given) stamps any NAK sent."""
+        if now_ns is not None:
+            self._now_ns = now_ns
+        events: list[Event] = []
+        for found in self._scanner.feed(data):
+            if isinstance(found, Frame):
+                self._good_frame(found, events)
+            elif isinstance(found, DamagedFrame):
+                self._bad_frame(found, events)
+            else:
+                events.append(found)
+        return events
+
+    def accept(self, found: Frame | DamagedFrame, now_ns: int) -> list[Event]:
+        """Put one frame that the caller's own ``FrameScanner`` found in sequence (instead of ``feed``)."""
+        self._now_ns = now_ns
+        events: list[Event] = []
+        if isinstance(found, Frame):
+            self._good_frame(found, events)
+        else:
+            self._bad_frame(found, events)
+        return events
+
+    def poll(self, now_ns: int) -> list[Event]:
+        """Run the NAK timer: repeat a NAK whose answer is overdue, or give the gap up."""
+        self._now_ns = now_ns
+        events: list[Event] = []
+        if self._naks and now_ns - self._nak_at >= self.nak_timeout_ns:
+            if self._naks >= self.max_naks:
+                self._give_up_first_gap(events, f"no answer to {self._naks} NAKs")
+            else:
+                self._send_nak(events)
+        return events
+
+    def next_deadline_ns(self) -> int | None:
+        """When ``poll`` has work to do next (None while no NAK is outstanding)."""
+        return self._nak_at + self.nak_timeout_ns if self._naks else None
 
     # sequencing ----------------------------------------------------------------------------------
 
-    def _good_frame(self, seq: int, gcf: bytes, offset: int, events: list[Event]) -> None:
+    def _bad_frame(self, bad: DamagedFrame, events: list[Event]) -> None:
+        # Only a damaged copy of the block we wait for is NAKed at once: a damaged later block shows up
+        # as a gap when the next good one arrives, and a false 'G' in noise must not trigger rewinds.
+        nak = self._started and bad.seq == self._next % SEQ_MODULO
+        if nak:
+            self._send_nak(events)
+        events.append(ChecksumFailed(bad.seq, bad.offset, bad.computed, bad.received, nak))
+
+    def _good_frame(self, frame: Frame, events: list[Event]) -> None:
+        seq, gcf = frame.seq, frame.gcf
         self._stream_word = stream_word_of(gcf)
         events.append(SendBytes(ack_bytes(self._stream_word, seq if self.ack_with_sequence else None)))
-        if self._next is None:
-            self._next = seq
+        if not self._started:
+            self._started, self._next = True, seq
         if self._delivered.get(seq) == gcf:
             events.append(DuplicateIgnored(seq))
             return
@@ -315,8 +371,8 @@ class BrpReceiver:
             if held[0] == gcf:
                 events.append(DuplicateIgnored(seq))
                 return
-            log.warning("BRP block replaced a different held block of the same sequence", extra={"seq": seq})
-        self._held[unwrapped] = (gcf, offset)
+            events.append(HeldBlockReplaced(seq))
+        self._held[unwrapped] = (gcf, frame.offset)
         if unwrapped == self._next:
             self._naks = 0
             self._deliver_ready(events)
@@ -347,7 +403,6 @@ class BrpReceiver:
         self._next = oldest_recoverable
         self._naks = 0
         if lost:
-            log.error("BRP blocks left the digitizer buffer before recovery", extra={"count": len(lost)})
             events.append(GapGivenUp(lost, f"more than {self.depth - 1} newer blocks arrived"))
         self._deliver_ready(events)
 
@@ -358,7 +413,6 @@ class BrpReceiver:
         first_held = min(self._held)
         lost = tuple(s % SEQ_MODULO for s in range(self._next, first_held))
         self._next = first_held
-        log.error("BRP gap given up", extra={"count": len(lost), "reason": reason})
         events.append(GapGivenUp(lost, reason))
         self._deliver_ready(events)
 

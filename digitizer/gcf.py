@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ _CODE_OF_SPECIAL_RATE = {rate: code for code, (rate, _den) in SPECIAL_RATE_CODES
 MAX_PLAIN_RATE = 250
 
 COMPRESSIONS = (1, 2, 4)  # samples per 4-byte record: 32-, 16-, 8-bit differences
-_DIFF_DTYPES = {1: np.dtype(">i4"), 2: np.dtype(">i2"), 4: np.dtype("i1")}
+_DIFF_DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype(">i4"), 2: np.dtype(">i2"), 4: np.dtype("i1")}
 _DIFF_LIMITS = {4: (-(1 << 7), (1 << 7) - 1), 2: (-(1 << 15), (1 << 15) - 1), 1: (-(1 << 31), (1 << 31) - 1)}
 _INT24_MIN, _INT24_MAX = -(1 << 23), (1 << 23) - 1
 

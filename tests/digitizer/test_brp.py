@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +21,12 @@ from digitizer.brp import (
     BrpTransmitter,
     ChecksumFailed,
     ConsoleInput,
+    DamagedFrame,
     DuplicateIgnored,
+    Frame,
+    FrameScanner,
     GapGivenUp,
+    HeldBlockReplaced,
     NakMessage,
     PcByteParser,
     Resync,
@@ -253,3 +258,37 @@ def test_ack_forms(ack_with_sequence: bool) -> None:
     rx = BrpReceiver(ack_with_sequence=ack_with_sequence)
     (ack, _block) = rx.feed(frame_block(130, _blocks(1)[0]), 0)
     assert ack.data == (ack_bytes(WORD, 130) if ack_with_sequence else ack_bytes(WORD))
+
+
+def test_a_different_block_replacing_a_held_one_is_reported() -> None:
+    blocks = _blocks(4)
+    rx = BrpReceiver()
+    rx.feed(frame_block(0, blocks[0]) + frame_block(2, blocks[2]), 0)  # 2 is held, 1 NAKed
+    events = rx.feed(frame_block(2, blocks[3]), 0)
+    assert events == [SendBytes(ack_bytes(WORD, 2)), HeldBlockReplaced(2)]
+    events = rx.feed(frame_block(1, blocks[1]), 0)
+    assert [e.gcf for e in events if isinstance(e, BlockReceived)] == [blocks[1], blocks[3]]
+
+
+def test_own_scanner_and_accept_sequence_exactly_as_feed_and_nothing_is_logged(caplog) -> None:
+    """The driver's session scans bytes itself and hands frames to ``accept``; BRP returns, never logs."""
+    caplog.set_level(logging.DEBUG)
+    frames = [frame_block(i % 256, b) for i, b in enumerate(_blocks(40))]
+    damaged = bytearray(frames[6])
+    damaged[20] ^= 0x10
+    wire = b"".join(frames[:6]) + bytes(damaged) + b"\x00\xff boot\r\n" + b"".join(frames[8:30]) + frames[6] \
+        + frames[7] + frames[7] + b"".join(frames[31:])  # 30 lost; 6 and 7 resent after a NAK, 7 twice
+    chunks = [wire[i:i + 97] for i in range(0, len(wire), 97)]
+    fed = BrpReceiver(nak_timeout_ns=10, max_naks=2)
+    by_feed = [e for n, c in enumerate(chunks) for e in fed.feed(c, 10 * n) + fed.poll(10 * n)]
+    scanner, accepting = FrameScanner(), BrpReceiver(nak_timeout_ns=10, max_naks=2)
+    by_accept = []
+    for n, chunk in enumerate(chunks):
+        now = 10 * n
+        for found in scanner.feed(chunk):
+            by_accept += accepting.accept(found, now) if isinstance(found, Frame | DamagedFrame) else [found]
+        by_accept += accepting.poll(now)
+    assert by_accept == by_feed
+    kinds = {type(e) for e in by_feed}
+    assert {ChecksumFailed, Resync, TerminalText, DuplicateIgnored, GapGivenUp} <= kinds
+    assert caplog.records == []

@@ -1,4 +1,6 @@
-"""The Güralp driver against the simulated digitizer over a paced pty, with line and firmware faults.
+"""The Güralp driver (port, thread, queue, futures, logging) against the simulated digitizer over a paced
+pty: the adapter's integration. The protocol rules themselves are tested without a port in
+``test_guralp_session.py``.
 
 Ground truth is the exact int32 samples the simulated firmware produced. Each test bounds its real time;
 data time runs faster (SimClock speed) so long outages stay cheap.
@@ -21,7 +23,6 @@ from hil.faults import LineFaults
 from hil.serialport import CLEAN, PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from hil.simclock import SimClock
-from station.acquisition import ChannelBuffer
 from timeunits import NS_PER_S
 
 pytestmark = pytest.mark.pty
@@ -126,12 +127,17 @@ def check_stream(rig: Rig, stream_id: str, *, allow_undetectable: int = 0) -> tu
 
 
 @pytest.mark.timeout(40)
-def test_noisy_line_delivers_every_sample_once_in_order():
+def test_noisy_line_delivers_every_sample_once_in_order_and_logs_each_brp_warning_once(caplog):
+    caplog.set_level(logging.INFO)
     noise = LineFaults(bit_error_rate=1e-4, drop_rate=1e-4)
     with Rig(speed=10.0, faults=noise, seed=7) as rig:
         rig.pump(7.0)
         rig.pump(5.0, until=rig.caught_up)
     counters = rig.driver.counters
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("digitizer")]
+    assert logged.count("BRP checksum failure") == counters.checksum_failures
+    assert logged.count("BRP resync after unframed bytes") == counters.resyncs
+    assert not [r for r in caplog.records if r.name in ("digitizer.brp", "digitizer.guralp_session")]
     assert rig.line.faults_to_host.bit_errors > 10 and rig.line.faults_to_host.bytes_dropped > 0
     assert counters.checksum_failures > 0
     assert counters.gaps == 0 and counters.unrecoverable_brp_gaps == 0
@@ -217,165 +223,3 @@ def test_garbage_truncated_blocks_and_bad_integration_constants_are_counted_and_
     cal = np.concatenate([p.samples for p in rig.packets["SIMDC0"]])
     spectrum = np.abs(np.fft.rfft(cal[:1000] - cal[:1000].mean()))
     assert np.argmax(spectrum) == 10  # 1 Hz in 10 s of 100 sps
-
-
-FAST_STREAMS = tuple(StreamSpec(c + "0", 20, 1) for c in "ZNE")  # light enough to catch up at speed 40
-
-
-def restart_driver(rig: Rig) -> dict[str, list[Packet]]:
-    """Start a new driver instance on the rig; returns the packets of the old one (the rig's are reset)."""
-    first, rig.packets = rig.packets, {}
-    rig.driver = rig.new_driver()
-    rig.driver.start()
-    return first
-
-
-def check_two_instances(rig: Rig, first: dict[str, list[Packet]], stream_id: str) -> int:
-    """Each instance delivers in order without repeats; together they tile the stream with the truth.
-
-    Returns how many blocks both instances delivered (allowed only across a process restart).
-    """
-    start_ns, truth = rig.sim.samples_of(stream_id)
-    union: dict[int, Packet] = {}
-    for packets in (first.get(stream_id, []), rig.packets[stream_id]):
-        starts = [p.start_ns for p in packets]
-        assert starts == sorted(set(starts)), f"{stream_id}: repeated or out of order within one instance"
-        for p in packets:
-            rate = p.sample_rate
-            first_index = round((p.start_ns - start_ns) * rate / NS_PER_S)
-            assert np.array_equal(truth[first_index:first_index + p.nsamp], p.samples), stream_id
-            union[p.start_ns] = p
-    cursor = start_ns
-    for t in sorted(union):
-        assert t == cursor, f"{stream_id}: hole at {cursor}"
-        cursor = union[t].end_ns
-    assert cursor >= rig.sim.truth[stream_id][-2][0], f"{stream_id}: not caught up"
-    old = {p.start_ns for p in first.get(stream_id, [])}
-    return len(old & {p.start_ns for p in rig.packets[stream_id]})
-
-
-@pytest.mark.timeout(40)
-def test_fifo_firmware_keeps_a_120s_outage_of_the_station_for_the_next_driver_instance():
-    speed = 40.0
-    with Rig(speed=speed, streams=FAST_STREAMS, baudrate=460800, seed=11) as rig:
-        rig.pump(1.5)
-        rig.driver.stop()  # the station process goes away; its port closes and nobody answers
-        rig.pump(0.5)  # what the stopped instance had already queued
-        made_before = rig.sim.counters.blocks_made
-        time.sleep(120.0 / speed)
-        held = rig.sim.counters.blocks_made - made_before
-        first = restart_driver(rig)
-        rig.pump(15.0, until=rig.caught_up)
-        assert rig.caught_up()
-    fw = rig.sim.counters
-    assert held > brp.DEFAULT_DEPTH  # more than the NAK window could have recovered
-    assert fw.link_downs >= 1 and fw.probes >= 1 and fw.flash_peak >= held and fw.flash_dropped == 0
-    assert not rig.gaps and rig.driver.counters.gaps == 0 and rig.driver.counters.unrecoverable_brp_gaps == 0
-    for spec in FAST_STREAMS:
-        check_two_instances(rig, first, "SIMD" + spec.suffix)
-
-
-@pytest.mark.timeout(40)
-def test_startup_rewind_refetches_blocks_a_killed_process_acked_but_never_passed_on():
-    speed = 40.0
-    with Rig(speed=speed, streams=FAST_STREAMS, baudrate=460800, seed=12, mode="direct") as rig:
-        rig.pump(2.5)  # the digitizer's 255-block window fills
-        time.sleep(0.5)  # the station stops consuming: the driver ACKs blocks into its queue
-        killed_ns = rig.clock.now_ns()
-        rig.driver.stop()  # killed: whatever sat in its queue is lost
-        time.sleep(0.2)  # direct firmware streams into the void meanwhile
-        first = restart_driver(rig)
-        rig.pump(10.0, until=rig.caught_up)
-        assert rig.caught_up()
-    assert rig.driver.counters.rewinds >= 1 and rig.driver.counters.gaps == 0 and not rig.gaps
-    repeated = 0
-    for spec in FAST_STREAMS:
-        stream_id = "SIMD" + spec.suffix
-        repeated += check_two_instances(rig, first, stream_id)
-        # the second instance has blocks the first ACKed (it ran until killed_ns) but never handed over
-        last_handed = first[stream_id][-1].end_ns
-        assert any(last_handed <= p.start_ns < killed_ns - NS_PER_S for p in rig.packets[stream_id])
-    assert 0 < repeated <= brp.DEFAULT_DEPTH  # repeats only from inside the digitizer's window
-
-
-def delivered_all(rig: Rig, stream_ids: tuple[str, ...]) -> Callable[[], bool]:
-    """Every block made on these streams (bar the newest) was delivered; blind to time order."""
-    return lambda: all(len(rig.packets.get(s, [])) >= len(rig.sim.truth.get(s, ())) - 1 > 0
-                       for s in stream_ids)
-
-
-@pytest.mark.timeout(40)
-def test_backward_clock_step_delivers_every_new_block_in_arrival_order_for_the_acquisition_tear():
-    streams = ("SIMDZ0", "SIMDN0", "SIMDE0", "SIMDM8")
-    # direct firmware never repeats a block by itself; no startup rewind: these tests are about later
-    with Rig(speed=10.0, seed=5, status_every_s=2, mode="direct", startup_rewind=False) as rig:
-        rig.pump(1.5)
-        rig.sim.step_clock(-5.0)  # GPS re-lock: the clock had run 5 s fast
-        rig.pump(1.2)
-        rig.pump(5.0, until=delivered_all(rig, streams))
-    counters = rig.driver.counters
-    assert counters.duplicates == 0 and counters.gaps == 0
-    assert counters.time_steps_back == len(streams)  # each stream's first block after the step
-    for stream_id in streams:
-        made, got = rig.sim.truth[stream_id], rig.packets[stream_id]
-        assert len(got) >= len(made) - 1
-        for (start_ns, samples), packet in zip(made, got, strict=False):  # arrival order is making order
-            assert packet.start_ns == start_ns and np.array_equal(packet.samples, samples), stream_id
-        steps = [b.start_ns - a.end_ns for a, b in zip(got, got[1:], strict=False) if b.start_ns < a.end_ns]
-        assert steps == [-5 * NS_PER_S], stream_id
-    times = [s.time_ns for s in rig.statuses]
-    assert any(b < a for a, b in zip(times, times[1:], strict=False))  # statuses after the step came too
-    # what the acquisition makes of it: a time tear, every sample kept, nothing taken for a duplicate
-    got = rig.packets["SIMDZ0"]
-    channel = ChannelBuffer("SIMDZ0")
-    channel.ingest(got[0])
-    channel.end_start_hold()
-    for packet in got[1:]:
-        channel.ingest(packet)
-    channel.flush()
-    assert channel.stats.time_tears == 1 and channel.stats.gaps == 0
-    assert channel.stats.samples == sum(p.nsamp for p in got) and channel.stats.duplicate_samples == 0
-
-
-def settled(rig: Rig) -> Callable[[], bool]:
-    """The driver delivers live data and has caught up."""
-    return lambda: len(rig.packets.get("SIMDZ0", [])) >= 5 and rig.caught_up()
-
-
-@pytest.mark.timeout(40)
-def test_block_repeated_after_a_missed_ack_is_dropped_once():
-    with Rig(speed=10.0, seed=6, ms_gap_s=0.2, startup_rewind=False) as rig:  # a late ACK is no silence
-        rig.pump(6.0, until=settled(rig))
-        fw, counters = rig.sim.counters, rig.driver.counters
-        downs, probes, duplicates = fw.link_downs, fw.probes, counters.duplicates
-        rig.sim.lose_acks(3)  # FIFO firmware: 3 unanswered blocks mean the host is gone
-        rig.pump(8.0, until=lambda: counters.duplicates >= duplicates + 3 and rig.caught_up())
-    assert fw.link_downs == downs + 1 and fw.probes == probes + 1
-    # the probe and the two blocks resent after its ACK, each dropped once
-    assert counters.duplicates == duplicates + 3
-    assert counters.gaps == 0 and counters.opens == 1
-    for stream_id in ("SIMDZ0", "SIMDN0", "SIMDE0"):
-        assert check_stream(rig, stream_id)[1] == 0
-
-
-@pytest.mark.timeout(40)
-def test_replay_after_a_reconnect_drops_exactly_the_blocks_already_delivered(caplog):
-    with Rig(speed=10.0, seed=8, ms_gap_s=0.05, startup_rewind=False) as rig:
-        rig.pump(6.0, until=settled(rig))
-        caplog.clear()
-        caplog.set_level(logging.INFO, logger="digitizer.guralp")
-        rig.sim.lose_acks(3)  # blocks delivered but never released: the firmware will send them again
-        rig.pump(2.0, until=lambda: rig.sim.link_down)
-        rig.line.unplug()
-        rig.pump(0.3)
-        rig.line.replug()
-        rig.pump(8.0, until=rig.caught_up)
-        assert rig.caught_up()
-    counters = rig.driver.counters
-    assert counters.opens >= 2 and counters.rewinds >= 1
-    assert counters.gaps == 0 and counters.time_steps_back == 0
-    # the replay came on a new BRP receiver: the driver, not BRP, knew these blocks
-    resent = [r for r in caplog.records if r.getMessage() == "re-sent block dropped"]
-    assert len(resent) >= 3
-    for stream_id in ("SIMDZ0", "SIMDN0", "SIMDE0", "SIMDM8"):
-        assert check_stream(rig, stream_id)[1] == 0
