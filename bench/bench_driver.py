@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
@@ -24,7 +26,7 @@ STATION_CHANNELS = 30
 TARGET_FRACTION = 0.05
 
 
-def _driver_process(path: str, warmup_s: float, seconds: float, out) -> None:
+def _driver_process(path: str, warmup_s: float, seconds: float, out: Connection) -> None:
     from digitizer.guralp import DriverConfig, GuralpDriver
     from digitizer.packet import Packet
 
@@ -44,7 +46,7 @@ def _driver_process(path: str, warmup_s: float, seconds: float, out) -> None:
               "gaps": driver.counters.gaps})
 
 
-def run(progress) -> dict:
+def run(progress: Callable[[str], None]) -> dict[str, object]:
     ctx = mp.get_context("spawn")
     clock = SimClock(1_700_000_000 * 10**9, speed=SPEED)
     with PtyLine(115200) as line:

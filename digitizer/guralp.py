@@ -146,18 +146,24 @@ class GuralpDriver:
         return self.command("STOPCAL", timeout=timeout)
 
     # -- port loop -----------------------------------------------------------------------------------
+    def _open(self, retry_s: float) -> serial.SerialBase | None:
+        """The port, or None after logging why it cannot be opened now (the caller retries)."""
+        try:
+            return serial.serial_for_url(self.config.port, baudrate=self.config.baudrate,
+                                         timeout=self.config.read_timeout_s)
+        except (serial.SerialException, OSError) as exc:
+            self.counters.open_failures += 1
+            log.warning("cannot open digitizer port; retrying", extra={
+                "port": self.config.port, "error": str(exc), "retry_s": round(retry_s, 3)})
+            return None
+
     def run(self) -> None:
         """Open, read, reopen until stopped."""
         backoff = self.config.backoff_initial_s
         try:
             while not self.stop_event.is_set():
-                try:
-                    port = serial.serial_for_url(self.config.port, baudrate=self.config.baudrate,
-                                                 timeout=self.config.read_timeout_s)
-                except (serial.SerialException, OSError) as exc:
-                    self.counters.open_failures += 1
-                    log.warning("cannot open digitizer port; retrying", extra={
-                        "port": self.config.port, "error": str(exc), "retry_s": round(backoff, 3)})
+                port = self._open(backoff)
+                if port is None:
                     self.stop_event.wait(backoff)
                     backoff = min(2 * backoff, self.config.backoff_max_s)
                     continue

@@ -22,7 +22,8 @@ from typing import Any
 
 from prometheus_client import start_http_server
 
-from digitizer.guralp import DriverConfig, GuralpDriver, StreamGap
+from digitizer.guralp import DriverConfig, GuralpDriver
+from digitizer.guralp_session import StreamGap
 from digitizer.packet import Packet, Status
 from gci_link.cd11 import ChannelStatus, CommandRequestBody, format_time
 from gci_link.commands import CommandName
