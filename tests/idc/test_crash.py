@@ -23,7 +23,8 @@ pytestmark = pytest.mark.timeout(60)
 # settling the batch holding frames 4 and 5 (none of which was acknowledged).
 CHILD = """
 import os, pickle, signal, sys
-from gci_link import durable, sds
+from gci_link import durable
+from gci_link.io.sds import archive as sds
 from gci_link.keys import TrustStore
 from idc import stores
 from idc.server import Receiver

@@ -22,7 +22,6 @@ from gci_link.cd11 import (
 )
 from idc.stores import StationStore
 from tests.idc.conftest import (
-    NS,
     Running,
     connection_request,
     data_frame,
@@ -30,13 +29,14 @@ from tests.idc.conftest import (
     samples_for,
     signed,
 )
+from timeunits import NS_PER_S
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def sds_samples(root, seq: int, station: str = "STA1A") -> np.ndarray:
     """Samples the SDS archive holds for the 10 s slot of ``seq`` (read with ObsPy, an independent reader)."""
-    start = UTCDateTime(data_frame(seq, None).body.nominal_time_ns / NS)
+    start = UTCDateTime(data_frame(seq, None).body.nominal_time_ns / NS_PER_S)
     st = Client(str(root)).get_waveforms("XX", station, "00", "BHZ", start, start + 9.975)
     st.merge(method=-1)
     assert len(st) <= 1, st
@@ -74,7 +74,7 @@ def test_honest_frames_archived_exactly_and_acknowledged(tmp_path, keys, clock):
 
 
 def T_END(seq: int) -> int:
-    return data_frame(seq, None).body.nominal_time_ns + 10 * NS
+    return data_frame(seq, None).body.nominal_time_ns + 10 * NS_PER_S
 
 
 def _hostile(keys) -> list[tuple[str, bytes]]:

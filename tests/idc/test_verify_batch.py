@@ -85,7 +85,7 @@ def test_one_batch_mixing_honest_and_failing_frames(tmp_path, keys, clock):
 def test_archive_catches_up_after_a_full_disk_without_duplicates(tmp_path, keys, clock, monkeypatch):
     """While the SDS disk refuses writes (a torn write first), frames are still stored raw and
     acknowledged; once it accepts them again the journal is replayed and every frame is archived once."""
-    from gci_link.io import sds
+    from gci_link.io.sds import archive as sds
     from idc import server
 
     receiver = Receiver(make_config(tmp_path, keys.ca.trust_dir), keys.ca.trust_store(), clock)
