@@ -1,7 +1,7 @@
 """Everything the IDC checks before it believes a frame: CRC, structure, signatures, creator.
 
 ``check_frame`` either returns a decoded frame with the authentication outcome of every channel, or
-raises ``Rejection`` whose ``kind`` is a short label for counters and whose message says what failed
+raises ``Rejection`` whose ``kind`` (a RejectionKind) labels counters and whose message says what failed
 and where. Policy (see docs/idc-receiver.md): a failed frame signature, a failed channel signature or
 a missing signature where the station must sign rejects the whole frame, so nothing of it is archived.
 """
@@ -27,14 +27,13 @@ from gci_link.keys import Reason, SignatureError, TrustStore, VerifyResult
 from gci_link.keys.trust import bad_signature
 from idc.config import StationPolicy
 from idc.verify_pool import Value, VerifierPool
-
-AUTHENTICATED, FAILED, UNSIGNED = "authenticated", "failed", "unsigned"
+from idc.vocabulary import ANONYMOUS, ChannelOutcome, RejectionKind
 
 
 @dataclass(frozen=True)
 class ChannelCheck:
     channel: str  # SITE.CHAN.LOC
-    outcome: str  # AUTHENTICATED, FAILED or UNSIGNED
+    outcome: ChannelOutcome
     detail: str = ""
 
 
@@ -43,9 +42,9 @@ class Rejection(Exception):
 
     def __init__(
         self,
-        kind: str,
+        kind: RejectionKind,
         detail: str,
-        station: str = "?",
+        station: str = ANONYMOUS,
         seq: int | None = None,
         channels: tuple[ChannelCheck, ...] = (),
     ) -> None:
@@ -84,21 +83,19 @@ def decode(raw: bytes) -> Frame:
     try:
         return decode_frame(raw)
     except Cd11FormatError as exc:
-        kind = "crc" if exc.field == "comm verification" else "format"
-        creator = raw[8:16].rstrip(b"\0").decode("latin-1", "replace") if len(raw) >= 16 else "?"
-        raise Rejection(kind, str(exc), station=creator or "?") from None
+        kind = RejectionKind.CRC if exc.field == "comm verification" else RejectionKind.FORMAT
+        creator = raw[8:16].rstrip(b"\0").decode("latin-1", "replace") if len(raw) >= 16 else ANONYMOUS
+        raise Rejection(kind, str(exc), station=creator or ANONYMOUS) from None
 
 
-def _signature_kind(scope: str, exc: SignatureError) -> str:
-    label = {
-        Reason.BAD_SIGNATURE: "signature",
-        Reason.UNKNOWN_KEY: "unknown_key",
-        Reason.REVOKED: "revoked",
-        Reason.EXPIRED: "expired",
-        Reason.NOT_YET_VALID: "not_yet_valid",
-        Reason.UNSIGNED: "unsigned",
-    }
-    return f"{scope}_{label[exc.reason]}"
+_FRAME_SIGNATURE_KINDS = {
+    Reason.BAD_SIGNATURE: RejectionKind.FRAME_SIGNATURE,
+    Reason.UNKNOWN_KEY: RejectionKind.FRAME_UNKNOWN_KEY,
+    Reason.REVOKED: RejectionKind.FRAME_REVOKED,
+    Reason.EXPIRED: RejectionKind.FRAME_EXPIRED,
+    Reason.NOT_YET_VALID: RejectionKind.FRAME_NOT_YET_VALID,
+    Reason.UNSIGNED: RejectionKind.FRAME_UNSIGNED,
+}
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,7 @@ def _decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> _
         for sub in frame.body.channels:
             if not MIN_RATE <= sub.sample_rate <= MAX_RATE:
                 raise Rejection(
-                    "format",
+                    RejectionKind.FORMAT,
                     f"channel {sub.site}/{sub.channel}: {sub.nsamp} samples in {sub.time_length_ms} ms is "
                     f"{sub.sample_rate:g} sps, outside {MIN_RATE:g}-{MAX_RATE:g}",
                     frame.header.creator,
@@ -131,7 +128,7 @@ def _decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> _
     station = stations.get(creator)
     if station is None:
         raise Rejection(
-            "unknown_station",
+            RejectionKind.UNKNOWN_STATION,
             f"creator {creator!r} is not a configured station",
             creator,
             frame.header.sequence,
@@ -140,7 +137,7 @@ def _decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> _
     if key_id == 0 and station.require_signatures:  # control frames too: a forged alert or connection
         # request would otherwise close or take over the real station's session
         raise Rejection(
-            "frame_unsigned",
+            RejectionKind.FRAME_UNSIGNED,
             "frame carries no signature but the station must sign",
             creator,
             frame.header.sequence,
@@ -174,21 +171,21 @@ def _conclude(decoded: _Decoded, outcomes: list[Outcome]) -> CheckedFrame:
     if frame.trailer.auth_key_id:
         outcome = next(results)
         if isinstance(outcome, SignatureError):
-            raise Rejection(_signature_kind("frame", outcome), str(outcome), creator, seq)
+            raise Rejection(_FRAME_SIGNATURE_KINDS[outcome.reason], str(outcome), creator, seq)
         if outcome.station != creator:
             raise Rejection(
-                "creator_mismatch",
+                RejectionKind.CREATOR_MISMATCH,
                 f"frame creator {creator!r} but key id {outcome.key_id} is the certificate of "
                 f"{outcome.station!r}",
                 creator,
                 seq,
             )
     channels = _channel_checks(frame.body, station, results) if isinstance(frame.body, DataBody) else ()
-    failed = [c for c in channels if c.outcome == FAILED]
+    failed = [c for c in channels if c.outcome is ChannelOutcome.FAILED]
     if failed:
         first = failed[0]
         raise Rejection(
-            "channel_signature",
+            RejectionKind.CHANNEL_SIGNATURE,
             f"channel {first.channel}: {first.detail}"
             + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""),
             creator,
@@ -211,15 +208,19 @@ def _channel_checks(
         label = channel_label(sub.site, sub.channel, sub.location)
         if sub.auth_key_id == 0:
             if station.require_signatures:
-                checks.append(ChannelCheck(label, FAILED, "unsigned but the station must sign"))
+                checks.append(
+                    ChannelCheck(label, ChannelOutcome.FAILED, "unsigned but the station must sign")
+                )
             else:
-                checks.append(ChannelCheck(label, UNSIGNED))
+                checks.append(ChannelCheck(label, ChannelOutcome.UNSIGNED))
         elif isinstance(outcome, SignatureError):
-            checks.append(ChannelCheck(label, FAILED, str(outcome)))
+            checks.append(ChannelCheck(label, ChannelOutcome.FAILED, str(outcome)))
         else:
             checks.append(
                 ChannelCheck(
-                    label, FAILED, f"key id {sub.auth_key_id} is the certificate of {outcome.station!r}"
+                    label,
+                    ChannelOutcome.FAILED,
+                    f"key id {sub.auth_key_id} is the certificate of {outcome.station!r}",
                 )
             )
     return tuple(checks)
@@ -228,7 +229,7 @@ def _channel_checks(
 @functools.lru_cache(maxsize=65_536)
 def _authenticated(site: str, channel: str, location: str) -> ChannelCheck:
     """The (immutable, so shared) outcome of an authenticated channel: the common case, made once."""
-    return ChannelCheck(channel_label(site, channel, location), AUTHENTICATED)
+    return ChannelCheck(channel_label(site, channel, location), ChannelOutcome.AUTHENTICATED)
 
 
 def check_frame(

@@ -29,6 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from typing import cast
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
@@ -217,7 +218,7 @@ def _serve(connection: Connection) -> None:
     while (round_ := rounds.get()) is not None:
         new, values = round_
         for key_id, der in new.items():
-            verifiers[key_id] = raw_verifier(load_der_public_key(der), prehashed=True)
+            verifiers[key_id] = raw_verifier(cast(PublicKey, load_der_public_key(der)), prehashed=True)
         connection.send(check_values(verifiers, values))
 
 
