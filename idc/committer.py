@@ -67,8 +67,8 @@ from gci_link.cd11 import DataBody, Ims2MessageBody, decode_frame
 from gci_link.cd11.frame import Body
 from gci_link.clock import Clock
 from gci_link.io.sds import SdsArchive, Segment
+from idc.actions import CommitFailure, StationBatch
 from idc.config import StationPolicy
-from idc.protocol import CommitFailure, StationBatch
 from idc.stores import MessageStore, Quarantine, RawStores
 from timeunits import NS_PER_S
 

@@ -4,10 +4,11 @@ Everything the receiver decides about a message lives here: the envelope (one fr
 limit), rate limits on connection requests, sessions (Connection Request and Response, one
 :class:`~idc.session.StationSession` per station), routing (acknacks follow the connection that last
 delivered a verified frame of the station), duplicate and replay detection, and every rejection, each
-turned into one :class:`Reject` for the adapter to log, count and quarantine.
+turned into one ``Reject`` for the adapter to log, count and quarantine.
 
 The core holds no socket, opens no file, reads no clock and does not log; ``now`` is passed in and what
-happened comes out as :class:`Send`, :class:`Reject` and event actions, in the order they happened.
+happened comes out as actions (idc/actions.py: frames to send, rejections, events), in the order they
+happened.
 Three things come from outside, so tests and fuzzers drive it with plain values:
 
 - ``check``: decodes a frame and verifies its signatures (``idc.verify``; the adapter's ``FrameChecker``
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from gci_link.cd11 import (
@@ -38,6 +38,21 @@ from gci_link.cd11 import (
 from gci_link.cd11.frame import Body, Frame, FrameHeader
 from gci_link.gaplist import GapList
 from gci_link.pacing import TokenBucket
+from idc.actions import (
+    Accepted,
+    Action,
+    CommandResponseReceived,
+    CommitFailure,
+    ConnectRateLimited,
+    DuplicateReceived,
+    Peer,
+    Reject,
+    Send,
+    SessionClosedByStation,
+    SessionOpened,
+    SessionSilent,
+    StationBatch,
+)
 from idc.config import IdcConfig
 from idc.session import SessionTimings, StationSession
 from idc.verify import CheckedFrame, Rejection, signed_content
@@ -46,19 +61,6 @@ from timeunits import NS_PER_S
 
 MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
 _CONNECT = FrameType.CONNECTION_REQUEST.to_bytes(4, "big")
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """One connection as the core sees it: the ZeroMQ routing identity, and the adapter's handle for
-    the socket it came in on, which the core only hands back in :class:`Send`."""
-
-    via: object
-    identity: bytes
-
-    @property
-    def label(self) -> str:
-        return self.identity.hex()
 
 
 class Verdict(Protocol):
@@ -77,117 +79,6 @@ class StoredFrames(Protocol):
     def gap_list(self, station: str) -> GapList: ...
 
     def raw_frame(self, station: str, seq: int) -> bytes | None: ...
-
-
-# ---- what the core asks the adapter to do, and what it reports --------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send an encoded frame to ``peer``. ``session``: it goes over the station's session route, which
-    the adapter reports with ``unreachable`` if the peer is gone; otherwise it is a one-off reply whose
-    loss does not matter (the peer reconnects on its own)."""
-
-    peer: Peer
-    station: str
-    kind: FrameType
-    frame: bytes
-    session: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """A refused message: log it, count ``rejected:KIND``, record the channel outcomes that decided it,
-    and quarantine ``raw`` with the reason. ``error`` is the unexpected exception behind an internal
-    rejection, for its traceback."""
-
-    peer: str
-    received_ns: int
-    raw: bytes
-    rejection: Rejection
-    error: BaseException | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionOpened:
-    station: str
-    peer: str
-    lowest: int
-    highest: int
-
-
-@dataclass(frozen=True, slots=True)
-class SessionClosedByStation:
-    station: str
-    alert: str
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSilent:
-    """No frame for the silence timeout: the core alerts the station and closes its session."""
-
-    station: str
-    silent_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class DuplicateReceived:
-    station: str
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectRateLimited:
-    peer: str
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResponseReceived:
-    station: str
-    response: bytes
-
-
-Action = (
-    Send
-    | Reject
-    | SessionOpened
-    | SessionClosedByStation
-    | SessionSilent
-    | DuplicateReceived
-    | ConnectRateLimited
-    | CommandResponseReceived
-)
-
-
-# ---- accepted frames on their way to the committer ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """A verified data or IMS 2.0 frame that is new: to be made durable, then acknowledged."""
-
-    checked: CheckedFrame
-    raw: bytes
-    received_ns: int
-    peer: str
-
-
-@dataclass
-class StationBatch:
-    """One station's accepted frames since the last commit. ``gaps`` is the station's gap list, already
-    holding every frame of the batch; while the batch is pending the station's session shares it."""
-
-    station: str
-    gaps: GapList
-    frames: dict[int, Accepted] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CommitFailure:
-    """A batch the committer could not store; nothing of it is durable."""
-
-    batch: StationBatch
-    stored: GapList  # the station's gap list as its store still holds it
-    reason: str
 
 
 class ReceiverProtocol:
@@ -228,7 +119,7 @@ class ReceiverProtocol:
 
         ``verdict``: the check of its frame, started when ``frame_to_check`` named it; otherwise the
         core checks the frame itself when it gets that far. Never raises: whatever goes wrong becomes a
-        :class:`Reject`.
+        ``Reject``.
         """
         raw = message[0] if len(message) == 1 else b"".join(message)
         out: list[Action] = []
@@ -254,15 +145,8 @@ class ReceiverProtocol:
                 # An authentic frame on a connection this receiver does not know (it restarted, or closed
                 # the session): say so at once, so the station reconnects now rather than after a timeout.
                 alert = AlertBody(b"no open session: send a Connection Request")
-                out.append(
-                    Send(
-                        peer,
-                        exc.station,
-                        FrameType.ALERT,
-                        self._encode(exc.station, FrameType.ALERT, alert),
-                        False,
-                    )
-                )
+                frame = self._encode(exc.station, FrameType.ALERT, alert)
+                out.append(Send(peer, exc.station, FrameType.ALERT, frame, session=False))
         except Exception as exc:  # a bug must not stop the receiver: reject, keep the bytes, go on
             rejection = Rejection(RejectionKind.INTERNAL, f"{type(exc).__name__}: {exc}")
             out.append(Reject(peer.label, now_ns, raw, rejection, exc))

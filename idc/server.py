@@ -23,17 +23,12 @@ from gci_link.cd11 import DataBody
 from gci_link.clock import Clock
 from gci_link.io.sds import SdsArchive
 from gci_link.keys import TrustStore
-from idc.committer import BatchCommitter
-from idc.config import IdcConfig
-from idc.curve import ZapHandler, configure_curve_server
-from idc.metrics import MetricsStore
-from idc.protocol import (
+from idc.actions import (
     Action,
     CommandResponseReceived,
     ConnectRateLimited,
     DuplicateReceived,
     Peer,
-    ReceiverProtocol,
     Reject,
     Send,
     SessionClosedByStation,
@@ -41,6 +36,11 @@ from idc.protocol import (
     SessionSilent,
     StationBatch,
 )
+from idc.committer import BatchCommitter
+from idc.config import IdcConfig
+from idc.curve import ZapHandler, configure_curve_server
+from idc.metrics import MetricsStore
+from idc.protocol import ReceiverProtocol
 from idc.session import StationSession
 from idc.stores import MessageStore, Quarantine, RawStores
 from idc.verify import FrameChecker, PendingCheck

@@ -16,8 +16,9 @@ from gci_link.durable import FilesystemSync
 from gci_link.gaplist import GapList
 from gci_link.io.sds import archive
 from idc import stores
+from idc.actions import Peer, Reject, Send
 from idc.committer import ARCHIVE_RETRY_NS, BatchCommitter
-from idc.protocol import Peer, ReceiverProtocol, Reject, Send
+from idc.protocol import ReceiverProtocol
 from idc.server import Receiver
 from idc.verify import FrameChecker
 from idc.vocabulary import RejectionKind

@@ -28,12 +28,11 @@ from gci_link.cd11 import (
     sign_frame,
 )
 from gci_link.gaplist import GapList
-from idc.protocol import (
+from idc.actions import (
     CommitFailure,
     ConnectRateLimited,
     DuplicateReceived,
     Peer,
-    ReceiverProtocol,
     Reject,
     Send,
     SessionClosedByStation,
@@ -41,6 +40,7 @@ from idc.protocol import (
     SessionSilent,
     StationBatch,
 )
+from idc.protocol import ReceiverProtocol
 from idc.verify import FrameChecker
 from idc.vocabulary import RejectionKind
 from tests.idc.conftest import connection_request, data_frame, make_config, samples_for, signed
