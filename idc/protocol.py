@@ -11,8 +11,9 @@ happened comes out as actions (idc/actions.py: frames to send, rejections, event
 happened.
 Three things come from outside, so tests and fuzzers drive it with plain values:
 
-- ``check``: decodes a frame and verifies its signatures (``idc.verify``; the adapter's ``FrameChecker``
-  runs the mathematics on worker processes and passes the verdict it started early to ``receive``);
+- ``check``: decodes a frame and verifies its signatures by the policy of idc/verify.py (the adapter's
+  ``FrameChecker``, idc/checker.py, runs the mathematics on worker processes and passes the verdict it
+  started early to ``receive``);
 - ``stored``: what a station's durable store holds, read when a session opens (its gap list) and when a
   duplicate must be told from a replay (the frame's stored bytes);
 - the committer: it takes the accepted frames (``take_batches``), makes them durable and reports back

@@ -36,6 +36,7 @@ from idc.actions import (
     SessionSilent,
     StationBatch,
 )
+from idc.checker import FrameChecker, PendingCheck
 from idc.committer import BatchCommitter
 from idc.config import IdcConfig
 from idc.curve import ZapHandler, configure_curve_server
@@ -43,7 +44,6 @@ from idc.metrics import MetricsStore
 from idc.protocol import ReceiverProtocol
 from idc.session import StationSession
 from idc.stores import MessageStore, Quarantine, RawStores
-from idc.verify import FrameChecker, PendingCheck
 from idc.vocabulary import ANONYMOUS, StationCounter, rejected
 from timeunits import NS_PER_S
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -24,9 +23,7 @@ from gci_link.cd11 import (
     frame_signed_bytes,
 )
 from gci_link.keys import Reason, SignatureError, TrustStore, VerifyResult
-from gci_link.keys.trust import bad_signature
 from idc.config import StationPolicy
-from idc.verify_pool import Value, VerifierPool
 from idc.vocabulary import ANONYMOUS, ChannelOutcome, RejectionKind
 
 
@@ -99,7 +96,7 @@ _FRAME_SIGNATURE_KINDS = {
 
 
 @dataclass(frozen=True)
-class _Decoded:
+class Decoded:
     """A decoded frame from a configured station and the signatures it carries, not yet checked."""
 
     frame: Frame
@@ -111,7 +108,7 @@ Outcome = VerifyResult | SignatureError
 MIN_RATE, MAX_RATE = 1e-4, 1e5  # samples per second a channel may claim (and miniSEED can carry)
 
 
-def _decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> _Decoded:
+def decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> Decoded:
     """Decode, name the station, and list the signatures to verify; rejects what fails before any."""
     frame = decode(raw)
     if isinstance(frame.body, DataBody):
@@ -149,7 +146,7 @@ def _decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> _
             for sub in frame.body.channels
             if sub.auth_key_id
         ]
-    return _Decoded(frame, station, tuple(jobs))
+    return Decoded(frame, station, tuple(jobs))
 
 
 def _verify_all(trust: TrustStore, jobs: tuple[tuple[int, bytes, bytes], ...], now_ns: int) -> list[Outcome]:
@@ -163,7 +160,7 @@ def _verify_all(trust: TrustStore, jobs: tuple[tuple[int, bytes, bytes], ...], n
     return outcomes
 
 
-def _conclude(decoded: _Decoded, outcomes: list[Outcome]) -> CheckedFrame:
+def conclude(decoded: Decoded, outcomes: list[Outcome]) -> CheckedFrame:
     """Apply the rejection policy to the signature outcomes, frame signature first."""
     frame, station = decoded.frame, decoded.station
     creator, seq = frame.header.creator, frame.header.sequence
@@ -236,83 +233,5 @@ def check_frame(
     raw: bytes, trust: TrustStore, stations: Mapping[str, StationPolicy], now_ns: int
 ) -> CheckedFrame:
     """Decode and authenticate one received frame from a configured station."""
-    decoded = _decode_for_checking(raw, stations)
-    return _conclude(decoded, _verify_all(trust, decoded.jobs, now_ns))
-
-
-class PendingCheck:
-    """A frame being checked by :class:`FrameChecker`; ``result`` waits and gives what check_frame would."""
-
-    def __init__(self, checker: FrameChecker, decoded: _Decoded | Exception) -> None:
-        self._checker = checker
-        self._decoded = decoded
-        jobs = decoded.jobs if isinstance(decoded, _Decoded) else ()
-        self.outcomes: list[Outcome | None] = [None] * len(jobs)  # None: the mathematics is awaited
-        self.awaiting = 0
-
-    def result(self) -> CheckedFrame:
-        if isinstance(self._decoded, Exception):
-            raise self._decoded
-        if self.awaiting:
-            self._checker.complete(self)
-        return _conclude(self._decoded, self.outcomes)  # type: ignore[arg-type]
-
-
-_Job = tuple[PendingCheck, int, VerifyResult, Value]  # (check, index of its outcome, result if valid, value)
-
-
-class FrameChecker:
-    """check_frame for a batch: frames are decoded and their keys admitted on the caller's thread as they
-    are submitted; ``dispatch`` sends the values submitted since to the verifier workers as one round, so
-    the caller can do other work while they verify; results are taken in arrival order, so policy and
-    order are as if each frame had been checked alone.
-    """
-
-    def __init__(self, trust: TrustStore, stations: Mapping[str, StationPolicy], workers: int = 2) -> None:
-        self.trust = trust
-        self.stations = stations
-        self._pool = VerifierPool({key.key_id: key.public_key for key in trust.keys}, workers)
-        self._queued: list[_Job] = []  # submitted, not yet dispatched
-        self._in_flight: deque[list[_Job]] = deque()  # dispatched rounds, oldest first
-
-    def submit(self, raw: bytes, now_ns: int) -> PendingCheck:
-        """Decode ``raw`` and admit its keys now; never raises (see PendingCheck)."""
-        try:
-            decoded = _decode_for_checking(raw, self.stations)
-        except Exception as exc:  # a Rejection, or a bug: either is raised by result(), in order
-            return PendingCheck(self, exc)
-        check = PendingCheck(self, decoded)
-        for index, (key_id, data, value) in enumerate(decoded.jobs):
-            try:
-                admitted = self.trust.admit(key_id, now_ns)
-            except SignatureError as exc:
-                check.outcomes[index] = exc
-            else:
-                self._queued.append((check, index, admitted, (key_id, data, value)))
-                check.awaiting += 1
-        return check
-
-    def dispatch(self) -> None:
-        """Start verifying every value submitted since the last dispatch, as one round."""
-        if self._queued:
-            self._in_flight.append(self._queued)
-            self._pool.start([value for *_, value in self._queued])
-            self._queued = []
-
-    def complete(self, check: PendingCheck) -> None:
-        """Wait until every signature of ``check`` has been verified (rounds complete oldest first)."""
-        while check.awaiting:
-            if not self._in_flight:
-                self.dispatch()
-            jobs = self._in_flight.popleft()
-            for job, failure in zip(jobs, self._pool.finish(), strict=True):
-                job_check, index, admitted, (key_id, _, _) = job
-                job_check.outcomes[index] = admitted if failure is None else bad_signature(key_id, failure)
-                job_check.awaiting -= 1
-
-    @property
-    def worker_pids(self) -> list[int | None]:
-        return self._pool.worker_pids
-
-    def close(self) -> None:
-        self._pool.close()
+    decoded = decode_for_checking(raw, stations)
+    return conclude(decoded, _verify_all(trust, decoded.jobs, now_ns))

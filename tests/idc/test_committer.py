@@ -17,10 +17,10 @@ from gci_link.gaplist import GapList
 from gci_link.io.sds import archive
 from idc import stores
 from idc.actions import Peer, Reject, Send
+from idc.checker import FrameChecker
 from idc.committer import ARCHIVE_RETRY_NS, BatchCommitter
 from idc.protocol import ReceiverProtocol
 from idc.server import Receiver
-from idc.verify import FrameChecker
 from idc.vocabulary import RejectionKind
 from tests.idc.conftest import connection_request, data_frame, make_config, signed
 from timeunits import NS_PER_S

@@ -40,8 +40,8 @@ from idc.actions import (
     SessionSilent,
     StationBatch,
 )
+from idc.checker import FrameChecker
 from idc.protocol import ReceiverProtocol
-from idc.verify import FrameChecker
 from idc.vocabulary import RejectionKind
 from tests.idc.conftest import connection_request, data_frame, make_config, samples_for, signed
 from tests.idc.test_server import _hostile

@@ -7,8 +7,9 @@ import pytest
 from obspy import read
 
 from gci_link.cd11 import encode_frame
+from idc.checker import FrameChecker
 from idc.server import Receiver
-from idc.verify import FrameChecker, Rejection, check_frame
+from idc.verify import Rejection, check_frame
 from tests.idc.conftest import connection_request, data_frame, make_config, samples_for, signed
 from tests.idc.test_server import _hostile, sds_samples
 
