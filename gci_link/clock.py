@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
+Clock = Callable[[], int]  # "now" as integer nanoseconds UTC since 1970
 SIM_CLOCK_ENV = "IMS_SIM_CLOCK"  # "START_NS,WALL0_NS,SPEED": now = START + (wall - WALL0) * SPEED
 
 
@@ -18,7 +19,7 @@ def sim_clock_spec(start_ns: int, wall0_ns: int, speed: float) -> str:
     return f"{start_ns},{wall0_ns},{speed!r}"
 
 
-def clock_from_env(environ: Mapping[str, str] = os.environ) -> Callable[[], int]:
+def clock_from_env(environ: Mapping[str, str] = os.environ) -> Clock:
     spec = environ.get(SIM_CLOCK_ENV)
     if not spec:
         return time.time_ns

@@ -4,7 +4,8 @@ CD-1.1 semantics (spec §5.3): lowest and highest are inclusive; a gap is (start
 an empty list reports lowest 0, highest -1. Sequence numbers are unsigned 64-bit; they are kept as
 Python ints in [0, 2**64). Received numbers are stored as half-open intervals [start, end) so the list
 stays small when frames arrive in order, and so it can be saved as rows and restored after a restart.
-``consecutive_runs`` cuts a list of numbers into such runs for the station side.
+``consecutive_runs`` cuts a list of numbers into such runs for the station side; ``seq_to_signed``
+and ``seq_from_signed`` map them to and from the signed 64-bit form of the wire and of SQLite.
 """
 
 from __future__ import annotations
@@ -13,6 +14,17 @@ import bisect
 from collections.abc import Iterable
 
 SEQ_LIMIT = 1 << 64
+_SIGN = 1 << 63
+
+
+def seq_to_signed(seq: int) -> int:
+    """An unsigned 64-bit sequence number as the signed 64-bit integer that CD-1.1 acknacks and SQLite
+    carry (two's complement)."""
+    return seq - SEQ_LIMIT if seq >= _SIGN else seq
+
+
+def seq_from_signed(value: int) -> int:
+    return value + SEQ_LIMIT if value < 0 else value
 
 
 def consecutive_runs(seqs: Iterable[int]) -> list[range]:

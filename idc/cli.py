@@ -7,7 +7,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 
 from idc.config import IdcConfig, IdcConfigError, load_config
 
@@ -83,10 +82,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from gci_link.clock import clock_from_env
     from idc.metrics import MetricsStore, format_table
 
     config = _load(args.config)
     if config is None:
+        return 2
+    try:
+        clock = clock_from_env()  # in a simulated network, "now" is the simulation's
+    except ValueError as exc:
+        print(f"ims idc: {exc}", file=sys.stderr)
         return 2
     path = config.root / "metrics.sqlite"
     if not path.exists():
@@ -95,7 +100,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = MetricsStore(path)
     try:
         window = args.window or config.metrics_window_s
-        print(format_table(store.channel_reports(time.time_ns(), window), store.counters()))
+        print(format_table(store.channel_reports(clock(), window), store.counters()))
     finally:
         store.close()
     return 0

@@ -55,7 +55,7 @@ class IdcConfig:
         return self.root / "sds"
 
 
-_IDC_KEYS = {
+_IDC_KEYS: dict[str, type | tuple[type, ...]] = {
     "root": str,
     "trust_dir": str,
     "connection_endpoint": str,

@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from idc.stores import open_wal
+from idc.vocabulary import ChannelOutcome
 from timeunits import NS_PER_S
 
 _SCHEMA = """
@@ -42,7 +43,7 @@ class ChannelReport:
     authenticated_pct: float | None
 
 
-_OUTCOMES = {"authenticated": 0, "failed": 1, "unsigned": 2}
+_OUTCOMES = {ChannelOutcome.AUTHENTICATED: 0, ChannelOutcome.FAILED: 1, ChannelOutcome.UNSIGNED: 2}
 
 
 class MetricsStore:
@@ -83,7 +84,7 @@ class MetricsStore:
         self,
         station: str,
         channel: str,
-        outcome: str,
+        outcome: ChannelOutcome,
         latency_ns: int | None = None,
         start_ns: int | None = None,
         end_ns: int | None = None,
@@ -264,18 +265,18 @@ class MetricsCollector(Collector):
             "latency_seconds": ("Arrival minus the end of the last frame's data", lambda r: r.latency_s),
             "authenticated_percent": ("Subframes whose signature verified", lambda r: r.authenticated_pct),
         }
-        for name, (doc, value) in gauges.items():
-            family = GaugeMetricFamily(f"ims_idc_channel_{name}", doc, labels=labels)
+        for name, (doc, value_of) in gauges.items():
+            gauge = GaugeMetricFamily(f"ims_idc_channel_{name}", doc, labels=labels)
             for r in reports:
-                v = value(r)
+                v = value_of(r)
                 if v is not None:
-                    family.add_metric([r.station, r.channel], float(v))
-            yield family
-        family = CounterMetricFamily(
+                    gauge.add_metric([r.station, r.channel], float(v))
+            yield gauge
+        events = CounterMetricFamily(
             "ims_idc_station_events",
             "Frames, duplicates and rejections by reason",
             labels=["station", "event"],
         )
-        for (station, name), value in counters.items():
-            family.add_metric([station, name], value)
-        yield family
+        for (station, event), count in counters.items():
+            events.add_metric([station, event], count)
+        yield events

@@ -1,18 +1,12 @@
-"""ZeroMQ adapter of the IDC receiver: ROUTER sockets in, verified frames archived, acknacks out.
+"""ZeroMQ adapter of the IDC receiver: sockets, the poll loop and the verifier pool around the protocol core.
 
-One CD-1.1 frame per ZeroMQ message; stations use DEALER sockets so the ROUTER sees [identity, frame].
-The connection-manager endpoint answers Connection Requests from configured stations; the data endpoint
-(the same socket unless configured apart) takes options, data, acknacks and alerts. Sessions are keyed
-by station; acknacks go to the connection that most recently delivered a verified frame of that station.
-Every message is handled inside one try block: whatever goes wrong is logged with station and reason,
-counted, quarantined, and the loop carries on with the next message.
-
-Accepted frames are made durable together ("settled"): one SQLite transaction per station, one sync of
-the raw stores, the SDS appends, one sync of the archive, then the acknacks. Nothing is acknowledged
-before it is durable; settling many frames at once only shares the syncs. Frames are settled as soon as
-no message is waiting; while messages keep arriving, once SETTLE_FRAMES have gathered or the oldest has
-waited SETTLE_AFTER_NS, and then only once the next poll round's signatures are with the verifier
-workers, so verification overlaps the commit and the archiving.
+One CD-1.1 frame per ZeroMQ message; stations use DEALER sockets, so a ROUTER sees [identity, frame]. The
+connection-manager endpoint and the data endpoint (the same socket unless configured apart) feed one
+:class:`~idc.protocol.ReceiverProtocol`, which decides everything about a message; this module carries
+out what it returns (frames sent, rejections logged, counted and quarantined, events logged and counted),
+each once. :class:`~idc.committer.BatchCommitter` makes accepted frames durable before any acknack covers
+them. When frames are settled, and how the loop overlaps verification with handling and committing:
+docs/idc-receiver.md, "Overlap".
 """
 
 from __future__ import annotations
@@ -20,43 +14,37 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import deque
+from typing import Protocol, cast
 
 import zmq
 
-from gci_link.cd11 import (
-    AcknackBody,
-    AlertBody,
-    CommandResponseBody,
-    ConnectionBody,
-    DataBody,
-    Frame,
-    FrameHeader,
-    FrameType,
-    Ims2MessageBody,
-    OptionBody,
-    decode_frame,
-    encode_frame,
-)
-from gci_link.durable import FilesystemSync
-from gci_link.gaplist import GapList
-from gci_link.io.sds import SdsArchive, Segment
+from gci_link.cd11 import DataBody
+from gci_link.clock import Clock
+from gci_link.io.sds import SdsArchive
 from gci_link.keys import TrustStore
-from gci_link.pacing import TokenBucket
-from idc.config import IdcConfig, StationPolicy
+from idc.actions import (
+    Action,
+    CommandResponseReceived,
+    ConnectRateLimited,
+    DuplicateReceived,
+    Peer,
+    Reject,
+    Send,
+    SessionClosedByStation,
+    SessionOpened,
+    SessionSilent,
+    StationBatch,
+)
+from idc.checker import FrameChecker, PendingCheck
+from idc.committer import BatchCommitter
+from idc.config import IdcConfig
 from idc.curve import ZapHandler, configure_curve_server
 from idc.metrics import MetricsStore
-from idc.session import SessionTimings, StationSession
-from idc.stores import MessageStore, Quarantine, StationStore
-from idc.verify import (
-    CheckedFrame,
-    FrameChecker,
-    PendingCheck,
-    Rejection,
-    signed_content,
-)
+from idc.protocol import ReceiverProtocol
+from idc.session import StationSession
+from idc.stores import MessageStore, Quarantine, RawStores
+from idc.vocabulary import ANONYMOUS, StationCounter, rejected
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -68,30 +56,17 @@ PIPELINE_DEPTH = 2  # batches verifying while the loop handles an older one (1: 
 SETTLE_FRAMES = 256
 SETTLE_AFTER_NS = 50_000_000
 METRICS_FLUSH_NS = NS_PER_S  # metrics tallies reach the database (status, Prometheus) about once a second
-ARCHIVE_RETRY_S = 30.0  # after a failed SDS append, how often the journal replay is tried
-MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
+METRICS_PRUNE_NS = 60 * NS_PER_S
 LINGER_MS = 1000
-_CONNECT = FrameType.CONNECTION_REQUEST.to_bytes(4, "big")
 
 
-_Arrival = tuple[zmq.Socket, list[bytes], int]  # socket, message parts, arrival time (ns)
+class Sender(Protocol):
+    """What the receiver needs of a socket to answer on it (a ROUTER, or a benchmark's stub)."""
+
+    def send_multipart(self, msg_parts: list[bytes], flags: int = ...) -> object: ...
 
 
-@dataclass(frozen=True)
-class _Accepted:
-    """A verified data frame waiting for its batch to become durable."""
-
-    checked: CheckedFrame
-    raw: bytes
-    received_ns: int
-    peer: str
-    pieces: list[tuple[str, Segment]]
-
-
-@dataclass
-class _StationBatch:
-    gaps: GapList  # the session's gap list, already holding every frame of the batch
-    frames: dict[int, _Accepted] = field(default_factory=dict)
+_Arrival = tuple[Peer, list[bytes], int, PendingCheck | None]  # peer, message parts, arrival ns, its check
 
 
 class Receiver:
@@ -101,13 +76,13 @@ class Receiver:
         self,
         config: IdcConfig,
         trust: TrustStore,
-        clock: Callable[[], int] = time.time_ns,
+        clock: Clock = time.time_ns,
         context: zmq.Context | None = None,
     ) -> None:
         self.config = config
         self.trust = trust
-        self.checker = FrameChecker(trust, config.stations, config.verify_workers)
         self.clock = clock
+        self.checker = FrameChecker(trust, config.stations, config.verify_workers)
         self._own_context = context is None
         self.ctx = context or zmq.Context()
         root = config.root
@@ -115,41 +90,31 @@ class Receiver:
         self.quarantine = Quarantine(root / "quarantine.sqlite", config.quarantine_max_bytes)
         self.metrics = MetricsStore(root / "metrics.sqlite")
         self.sds = SdsArchive(config.sds_root, config.record_length)
-        self._raw_sync = FilesystemSync(root / "raw")  # barrier 1 for every station's transaction
-        self._unsynced = False  # a barrier-1 sync failed: no acknack until one succeeds
-        self._archive_behind_since: float | None = None  # monotonic time of a failed SDS append
-        self.messages = MessageStore(root / "ims2")
-        self.timings = SessionTimings(
-            acknack_interval_ns=int(config.acknack_interval_s * NS_PER_S),
-            silence_ns=int(config.silence_timeout_s * NS_PER_S),
-            max_reported_gaps=config.max_reported_gaps,
+        self.raw = RawStores(root / "raw")
+        self.committer = BatchCommitter(
+            config.stations, self.raw, self.sds, MessageStore(root / "ims2"), self.quarantine, clock
         )
-        self.sessions: dict[str, StationSession] = {}
-        self._stores: dict[str, StationStore] = {}
-        self._routes: dict[str, tuple[zmq.Socket, bytes]] = {}
-        self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
+        self.core = ReceiverProtocol(config, self.checker.submit, self.raw)
         self._sockets: list[zmq.Socket] = []
         self._zap: ZapHandler | None = None
         self._poller = zmq.Poller()
-        self._batches: dict[str, _StationBatch] = {}
-        # batches with the verifier workers, not yet handled, oldest first: each message with its check
-        self._checking: deque[list[tuple[_Arrival, PendingCheck | None]]] = deque()
-        self._unsettled = 0  # frames accepted since the last flush
-        self._unsettled_since = 0  # monotonic ns of the first of them
+        # batches with the verifier workers, not yet handled, oldest first
+        self._checking: deque[list[_Arrival]] = deque()
+        self._unsettled_since: int | None = None  # clock ns when the first unsettled frame was accepted
         self._last_prune_ns = 0
         self._last_metrics_ns = 0
         self.connection_endpoint = ""
         self.data_endpoint = ""
 
+    @property
+    def sessions(self) -> dict[str, StationSession]:
+        return self.core.sessions
+
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Finish half-done archiving from a previous run, then bind the endpoints."""
-        try:
-            self._recover()
-        except OSError as exc:  # e.g. the disk is still full: serve anyway, catch up later
-            log.error("archive recovery failed at start; retried while running", extra={"reason": str(exc)})
-            self._archive_behind_since = time.monotonic()
+        self.committer.start()
         if self.config.curve is not None:
             self._zap = ZapHandler(self.ctx, self.config.curve.authorized_keys_dir)
             self._poller.register(self._zap.socket, zmq.POLLIN)
@@ -160,6 +125,7 @@ class Receiver:
         else:
             data = self._bind(self.config.data_endpoint)
             self.data_endpoint = data.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.core.data_address = self._advertised_data_address()
         log.info(
             "IDC receiver listening",
             extra={"connection_endpoint": self.connection_endpoint, "data_endpoint": self.data_endpoint},
@@ -177,6 +143,13 @@ class Receiver:
         self._poller.register(sock, zmq.POLLIN)
         return sock
 
+    def _advertised_data_address(self) -> tuple[int, int]:
+        """(IPv4 address as a number, port) of the data ROUTER, as Connection Responses name it."""
+        _, _, port_text = self.data_endpoint.removeprefix("tcp://").rpartition(":")
+        advertised = self.config.advertise_address
+        ip = int.from_bytes(bytes(int(x) for x in advertised.split(".")), "big") if advertised else 0
+        return ip, int(port_text)
+
     def run(self, stop: threading.Event, poll_ms: int = 100) -> None:
         """Serve until ``stop`` is set (the CLI sets it on SIGTERM)."""
         while not stop.is_set():
@@ -184,17 +157,13 @@ class Receiver:
 
     def close(self) -> None:
         """Tell every open session we are going, close sockets and stores."""
-        for station, session in list(self.sessions.items()):
-            if not session.closed:
-                self._send(station, FrameType.ALERT, AlertBody(b"IDC receiver shutting down"))
+        self._carry_out(self.core.close())
         for sock in self._sockets:
             sock.close(linger=LINGER_MS)
         if self._zap is not None:
             self._zap.close()
-        for store in self._stores.values():
-            store.close()
+        self.raw.close()
         self.checker.close()
-        self._raw_sync.close()
         self.quarantine.close()
         self.metrics.close()
         self.sds.close()
@@ -234,11 +203,12 @@ class Receiver:
 
     @property
     def _unfinished(self) -> bool:
-        return bool(self._checking or self._batches)
+        return bool(self._checking) or self.core.pending
 
-    def handle(self, sock: zmq.Socket, messages: list[list[bytes]], settle: bool = True) -> None:
-        """Check and archive a batch of messages received on ``sock``; with ``settle`` also finish it, make
-        it durable and send due acknacks, otherwise leave that to the next ``handle`` or ``settle``.
+    def handle(self, sock: Sender, messages: list[list[bytes]], settle: bool = True) -> None:
+        """Check and archive a batch of messages ([identity, frame...]) received on ``sock``; with
+        ``settle`` also finish it, make it durable and send due acknacks, otherwise leave that to the next
+        ``handle`` or ``settle``.
 
         This is the whole per-frame path without the polling, so benchmarks can drive it in-process.
         Frames are decoded and their signatures handed to the verifier workers first; while they verify,
@@ -246,8 +216,14 @@ class Receiver:
         arrival order, and the frames accepted earlier are made durable and acknowledged if that is due. So
         the receiver's own work overlaps verification, and the workers always have a batch waiting.
         """
-        arrivals = [(sock, parts, self.clock()) for parts in messages]
-        self._checking.append([(arrival, self._start_check(arrival[1], arrival[2])) for arrival in arrivals])
+        arrivals: list[_Arrival] = []
+        for parts in messages:
+            now = self.clock()
+            message = parts[1:]
+            frame = self.core.frame_to_check(message)
+            check = None if frame is None else self.checker.submit(frame, now)
+            arrivals.append((Peer(sock, parts[0]), message, now, check))
+        self._checking.append(arrivals)
         self.checker.dispatch()
         if self._settle_due():
             self._settle_accepted()
@@ -264,402 +240,122 @@ class Receiver:
         self._settle_accepted()
 
     def _settle_accepted(self) -> None:
-        self._flush()
+        self._commit()
         self._service_sessions()
 
-    def _finish(self, checking: list[tuple[_Arrival, PendingCheck | None]]) -> None:
-        for (sock, parts, now), check in checking:
-            self._on_message(sock, parts, now, check)
+    def _finish(self, arrivals: list[_Arrival]) -> None:
+        for peer, message, now, check in arrivals:
+            self._carry_out(self.core.receive(peer, message, now, check))
+            if self._unsettled_since is None and self.core.unsettled:
+                self._unsettled_since = self.clock()
 
     def _settle_due(self) -> bool:
-        return self._unsettled >= SETTLE_FRAMES or (
-            self._unsettled > 0 and time.monotonic_ns() - self._unsettled_since >= SETTLE_AFTER_NS
+        unsettled = self.core.unsettled
+        return unsettled >= SETTLE_FRAMES or (
+            self._unsettled_since is not None and self.clock() - self._unsettled_since >= SETTLE_AFTER_NS
         )
+
+    def _commit(self) -> None:
+        """Make every frame accepted since the last commit durable (idc/committer.py), then tell the core."""
+        self._unsettled_since = None
+        outcome = self.committer.commit(self.core.take_batches())
+        for batch in outcome.durable:
+            if outcome.synced:
+                self._count_durable(batch)
+            else:
+                self.metrics.count(batch.station, StationCounter.SYNC_FAILED, len(batch.frames))
+        self._carry_out(self.core.settled(outcome.durable if outcome.synced else (), outcome.failed))
+
+    def _count_durable(self, batch: StationBatch) -> None:
+        self.metrics.count(batch.station, StationCounter.FRAMES, len(batch.frames))
+        for accepted in batch.frames.values():
+            body = accepted.checked.frame.body
+            if not isinstance(body, DataBody):
+                continue
+            for sub, check in zip(body.channels, accepted.checked.channels, strict=True):
+                self.metrics.channel_seen(
+                    batch.station,
+                    check.channel,  # the label verification already gave this channel
+                    check.outcome,
+                    latency_ns=accepted.received_ns - sub.end_ns,
+                    start_ns=sub.time_ns,
+                    end_ns=sub.end_ns,
+                    rate=sub.sample_rate,
+                )
 
     def _service_sessions(self) -> None:
         now = self.clock()
-        if self._unsynced and not self._retry_sync():
+        if not self.committer.acknacks_allowed():
             return  # no acknack may cover frames whose durability is unknown
-        for station, session in list(self.sessions.items()):
-            for body in session.poll(now):
-                kind = FrameType.ACKNACK if isinstance(body, AcknackBody) else FrameType.ALERT
-                self._send(station, kind, body)
-            if session.closed:
-                del self.sessions[station]
-                self._routes.pop(station, None)
+        self._carry_out(self.core.poll(now))
         if now - self._last_metrics_ns >= METRICS_FLUSH_NS:
             self._last_metrics_ns = now
             self.metrics.flush()
-        if now - self._last_prune_ns > 60 * NS_PER_S:
+        if now - self._last_prune_ns > METRICS_PRUNE_NS:
             self._last_prune_ns = now
             self.metrics.prune(now - self.config.metrics_window_s * NS_PER_S)
 
-    def _start_check(self, parts: list[bytes], now: int) -> PendingCheck | None:
-        """Start checking a data-path frame; None leaves the message to ``_on_message`` alone (malformed
-        envelopes, and connection requests, which are rate-limited before any work is spent on them)."""
-        if len(parts) != 2 or len(parts[1]) > self.config.max_frame_bytes or parts[1][:4] == _CONNECT:
-            return None
-        return self.checker.submit(parts[1], now)
+    # ---- carrying out what the core decided ------------------------------------------------------
 
-    def _on_message(self, sock: zmq.Socket, parts: list[bytes], now: int, check: PendingCheck | None) -> None:
-        identity = parts[0]
-        peer = identity.hex()
-        raw = parts[1] if len(parts) == 2 else b"".join(parts[1:])
+    def _carry_out(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Send():
+                    self._send(action)
+                case Reject():
+                    self._reject(action)
+                case SessionOpened(station, peer, lowest, highest):
+                    self.metrics.count(station, StationCounter.CONNECTIONS)
+                    log.info(
+                        "session opened",
+                        extra={"station": station, "peer": peer, "lowest": lowest, "highest": highest},
+                    )
+                case SessionClosedByStation(station, alert):
+                    log.info("station closed the session", extra={"station": station, "alert": alert})
+                case SessionSilent(station, silent_s):
+                    log.warning("closing silent session", extra={"station": station, "silent_s": silent_s})
+                case DuplicateReceived(station):
+                    self.metrics.count(station, StationCounter.DUPLICATES)
+                case ConnectRateLimited():
+                    self.metrics.count(ANONYMOUS, StationCounter.CONNECT_RATE_LIMITED)
+                case CommandResponseReceived(station, response):
+                    log.info("command response", extra={"station": station, "response": response[:200]})
+                    self.metrics.count(station, StationCounter.COMMAND_RESPONSES)
+
+    def _send(self, send: Send) -> None:
+        sock = cast(Sender, send.peer.via)
         try:
-            if len(parts) != 2:
-                raise Rejection("multipart", f"{len(parts) - 1} message parts; one CD-1.1 frame per message")
-            if len(raw) > self.config.max_frame_bytes:
-                raise Rejection(
-                    "oversized", f"{len(raw)} bytes exceeds the {self.config.max_frame_bytes}-byte limit"
-                )
-            if raw[:4] == _CONNECT and not self._admit(identity, now):
-                self.metrics.count("?", "connect_rate_limited")
+            sock.send_multipart([send.peer.identity, send.frame], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # peer gone (ROUTER_MANDATORY) or its queue full: it will reconnect
+            if not send.session:
                 return
-            if check is None:
-                check = self.checker.submit(raw, now)
-            self._on_frame(sock, identity, raw, now, check)
-        except Rejection as exc:
-            self._reject(peer, raw, now, exc)
-            if exc.kind == "no_session":
-                # An authentic frame on a connection this receiver does not know (it restarted, or closed
-                # the session): say so at once, so the station reconnects now rather than after a timeout.
-                self._alert_peer(sock, identity, exc.station, b"no open session: send a Connection Request")
-        except Exception as exc:  # never die on bad input: log, count, keep the bytes, go on
-            log.exception("frame handling failed", extra={"peer": peer, "reason": str(exc)})
-            self._reject(peer, raw, now, Rejection("internal", f"{type(exc).__name__}: {exc}"))
+            log.warning(
+                "cannot reach station",
+                extra={"station": send.station, "frame_type": send.kind.name, "reason": exc.strerror},
+            )
+            self.metrics.count(send.station, StationCounter.SEND_FAILED)
+            self.core.unreachable(send.station)
 
-    def _reject(self, peer: str, raw: bytes, now: int, exc: Rejection) -> None:
+    def _reject(self, reject: Reject) -> None:
+        """The one place a rejection is logged, counted and quarantined."""
+        exc = reject.rejection
+        if reject.error is not None:
+            log.error(
+                "frame handling failed",
+                exc_info=reject.error,
+                extra={"peer": reject.peer, "reason": str(reject.error)},
+            )
         log.warning(
             "frame rejected",
             extra={
                 "station": exc.station,
-                "peer": peer,
+                "peer": reject.peer,
                 "seq": exc.seq,
                 "kind": exc.kind,
                 "reason": exc.detail,
             },
         )
-        self.metrics.count(exc.station, f"rejected:{exc.kind}")
+        self.metrics.count(exc.station, rejected(exc.kind))
         for check in exc.channels:
             self.metrics.channel_seen(exc.station, check.channel, check.outcome)
-        self.quarantine.put(now, peer, exc.station, exc.seq, str(exc), raw)
-
-    def _admit(self, identity: bytes, now: int) -> bool:
-        """Token bucket per identity, so a flood of connection requests cannot crowd out stations."""
-        bucket = self._buckets.pop(identity, None)
-        if bucket is None:
-            bucket = TokenBucket(self.config.connect_rate_per_s, self.config.connect_burst, now)
-        self._buckets[identity] = bucket
-        if len(self._buckets) > MAX_RATE_BUCKETS:
-            self._buckets.popitem(last=False)
-        if bucket.ready_at(now) > now:
-            return False
-        bucket.charge(1, now)
-        return True
-
-    # ---- frames ----------------------------------------------------------------------------------
-
-    def _on_frame(self, sock: zmq.Socket, identity: bytes, raw: bytes, now: int, check: PendingCheck) -> None:
-        checked = check.result()
-        frame, station = checked.frame, checked.station
-        kind = frame.header.frame_type
-        if kind == FrameType.CONNECTION_REQUEST:
-            self._on_connection_request(sock, identity, frame, now)
-            return
-        session = self.sessions.get(station)
-        if session is None:
-            raise Rejection(
-                "no_session",
-                "no open session: send a Connection Request first",
-                station,
-                frame.header.sequence,
-            )
-        session.frame_received(now)
-        self._routes[station] = (sock, identity)  # the frame verified: acknacks follow this connection
-        if kind in (FrameType.DATA, FrameType.IMS2_MESSAGE):
-            self._on_data(session, checked, raw, now, identity.hex())
-        elif kind == FrameType.OPTION_REQUEST:
-            assert isinstance(frame.body, OptionBody)
-            self._send(station, FrameType.OPTION_RESPONSE, frame.body)
-        elif kind == FrameType.ACKNACK:
-            pass  # the station's heartbeat; it has nothing we sent to report on
-        elif kind == FrameType.ALERT:
-            assert isinstance(frame.body, AlertBody)
-            session.peer_alert(frame.body)
-            del self.sessions[station]
-            self._routes.pop(station, None)
-        elif kind == FrameType.COMMAND_RESPONSE:
-            assert isinstance(frame.body, CommandResponseBody)
-            log.info("command response", extra={"station": station, "response": frame.body.response[:200]})
-            self.metrics.count(station, "command_responses")
-        else:
-            raise Rejection(
-                "unexpected_type", f"frame type {kind} is not sent to an IDC", station, frame.header.sequence
-            )
-
-    def _on_connection_request(self, sock: zmq.Socket, identity: bytes, frame: Frame, now: int) -> None:
-        assert isinstance(frame.body, ConnectionBody)
-        station = frame.header.creator
-        if frame.body.station and frame.body.station != station:
-            raise Rejection(
-                "creator_mismatch", f"connection request names {frame.body.station!r} in its body", station
-            )
-        old = self.sessions.get(station)
-        if old is None:
-            self._flush()  # the stored gap list must include what this batch already accepted
-        gaps = old.gaps if old is not None else self._store(station).gap_list()
-        self.sessions[station] = StationSession(
-            station, gaps, now, self.timings, frame.header.destination or "0"
-        )
-        self._routes[station] = (sock, identity)
-        self.metrics.count(station, "connections")
-        log.info(
-            "session opened",
-            extra={
-                "station": station,
-                "peer": identity.hex(),
-                "lowest": gaps.lowest,
-                "highest": gaps.highest,
-            },
-        )
-        self._send(station, FrameType.CONNECTION_RESPONSE, self._connection_response())
-
-    def _connection_response(self) -> ConnectionBody:
-        """Stay on this socket (address and port 0) or name the data ROUTER's host and port."""
-        ip = port = 0
-        if self.data_endpoint != self.connection_endpoint:
-            host, _, port_text = self.data_endpoint.removeprefix("tcp://").rpartition(":")
-            port = int(port_text)
-            advertised = self.config.advertise_address
-            ip = int.from_bytes(bytes(int(x) for x in advertised.split(".")), "big") if advertised else 0
-        return ConnectionBody(
-            station=self.config.responder_name, station_type="IDC", ip_address=ip, port=port
-        )
-
-    def _on_data(
-        self, session: StationSession, checked: CheckedFrame, raw: bytes, now: int, peer: str
-    ) -> None:
-        station, frame = checked.station, checked.frame
-        seq = frame.header.sequence
-        batch = self._batches.get(station)
-        if batch is not None and batch.gaps is not session.gaps:
-            self._flush()  # the session was replaced mid-batch: settle what the old one accepted first
-            batch = None
-        if batch is None:
-            batch = self._batches[station] = _StationBatch(session.gaps)
-        if session.is_duplicate(seq):
-            earlier = batch.frames.get(seq)
-            stored = earlier.raw if earlier is not None else self._store(station).raw_frame(seq)
-            if (
-                stored is not None
-                and stored != raw
-                and signed_content(decode_frame(stored)) != signed_content(frame)
-            ):
-                raise Rejection(
-                    "replay", f"sequence {seq} was already received with different content", station, seq
-                )
-            self.metrics.count(station, "duplicates")
-            session.duplicate_seen()
-            return
-        pieces = []
-        if isinstance(frame.body, DataBody):
-            for seg in self._segments(self.config.stations[station], frame.body):
-                pieces += self.sds.split_by_day(seg)
-        elif isinstance(frame.body, Ims2MessageBody):
-            self.messages.write(station, seq, now, frame.body.message)
-        session.gaps.add(seq)
-        batch.frames[seq] = _Accepted(checked, raw, now, peer, pieces)
-        if not self._unsettled:
-            self._unsettled_since = time.monotonic_ns()
-        self._unsettled += 1
-
-    def _flush(self) -> None:
-        """Make every frame accepted since the last flush durable; only then may acknacks cover them.
-
-        Per station one transaction stores the frames, the gap list and the SDS journal; one syncfs makes
-        them all durable (unless each was committed with synchronous=FULL) BEFORE any day file grows, so
-        a crash can never leave records whose journal row is lost; then all day files grow and are
-        synced together; then the journal rows are released and sessions told.
-        """
-        batches, self._batches = self._batches, {}
-        self._unsettled = 0
-        durable: list[tuple[str, _StationBatch]] = []
-        for station, batch in batches.items():
-            if not batch.frames:
-                continue
-            store = self._store(station)
-            try:
-                store.commit(
-                    [
-                        (seq, a.received_ns, a.raw, self.sds.sizes_before(a.pieces))
-                        for seq, a in batch.frames.items()
-                    ],
-                    batch.gaps,
-                )
-            except Exception as exc:  # nothing of the batch is stored: forget it, the station will resend
-                log.exception("commit failed", extra={"station": station, "frames": len(batch.frames)})
-                self._forget(station, batch, store.gap_list())
-                for seq, a in batch.frames.items():
-                    self._reject(
-                        a.peer,
-                        a.raw,
-                        a.received_ns,
-                        Rejection("internal", f"commit failed: {exc}", station, seq),
-                    )
-                continue
-            durable.append((station, batch))
-        if durable and self._raw_sync.available:
-            try:
-                self._raw_sync.sync()
-            except OSError as exc:  # durability unknown: archive nothing of the batch now (its journal rows
-                # stay, so the next start redoes the appends, see _recover) and acknowledge nothing at all
-                # until a sync succeeds
-                log.error("sync of the raw stores failed", extra={"reason": str(exc)})
-                for station, batch in durable:
-                    self.metrics.count(station, "sync_failed", len(batch.frames))
-                self._unsynced = True
-                return
-        pieces = [p for _, batch in durable for a in batch.frames.values() for p in a.pieces]
-        if self._archive_behind_since is not None:
-            self._catch_up_archive()
-        if self._archive_behind_since is None:
-            try:
-                self.sds.append(pieces)
-            except Exception as exc:  # disk full, or data pymseed cannot pack: the raw frames are durable
-                # and journalled; append nothing more (a later append would sit past the point recovery
-                # truncates to) until the journal has been replayed, see _catch_up_archive
-                log.error(
-                    "SDS append failed; archive catches up from the journal", extra={"reason": str(exc)}
-                )
-                self._archive_behind_since = time.monotonic()
-            else:
-                for station, batch in durable:
-                    self._store(station).archived([seq for seq, a in batch.frames.items() if a.pieces])
-        for station, batch in durable:
-            self.metrics.count(station, "frames", len(batch.frames))
-            for a in batch.frames.values():
-                if isinstance(a.checked.frame.body, DataBody):
-                    self._channel_metrics(station, a.checked, a.received_ns)
-        for station, batch in durable:
-            session = self.sessions.get(station)
-            if session is not None and session.gaps is batch.gaps:
-                for seq in batch.frames:
-                    session.committed(seq)
-
-    def _catch_up_archive(self) -> None:
-        """After a failed SDS append, replay the journal (truncate, re-append in order) every so often."""
-        if time.monotonic() - self._archive_behind_since < ARCHIVE_RETRY_S:
-            return
-        try:
-            self._recover()
-        except Exception as exc:  # still failing (disk still full): keep journalling, try again later
-            log.error("SDS archive still behind", extra={"reason": str(exc)})
-            self._archive_behind_since = time.monotonic()
-            return
-        self._archive_behind_since = None
-        log.info("SDS archive caught up from the journal")
-
-    def _retry_sync(self) -> bool:
-        try:
-            self._raw_sync.sync()
-        except OSError as exc:
-            log.error("sync of the raw stores still failing; acknacks held", extra={"reason": str(exc)})
-            return False
-        self._unsynced = False
-        log.info("raw stores synced again; acknacks resume")
-        return True
-
-    def _forget(self, station: str, batch: _StationBatch, stored: GapList) -> None:
-        """Undo the in-memory gap list additions of a batch that could not be committed."""
-        session = self.sessions.get(station)
-        if session is not None and session.gaps is batch.gaps:
-            session.gaps = stored
-
-    def _segments(self, station: StationPolicy, body: DataBody) -> list[Segment]:
-        return [
-            Segment(
-                station.network,
-                sub.site,
-                sub.location,
-                sub.channel,
-                sub.time_ns,
-                sub.sample_rate,
-                sub.samples,
-            )
-            for sub in body.channels
-            if sub.nsamp and sub.sample_rate > 0
-        ]
-
-    def _channel_metrics(self, station: str, checked: CheckedFrame, now: int) -> None:
-        for sub, check in zip(checked.frame.body.channels, checked.channels, strict=True):
-            self.metrics.channel_seen(
-                station,
-                check.channel,  # the label verification already gave this channel
-                check.outcome,
-                latency_ns=now - sub.end_ns,
-                start_ns=sub.time_ns,
-                end_ns=sub.end_ns,
-                rate=sub.sample_rate,
-            )
-
-    # ---- output and state ----------------------------------------------------------------------
-
-    def _alert_peer(self, sock: zmq.Socket, identity: bytes, station: str, message: bytes) -> None:
-        frame = Frame(FrameHeader(FrameType.ALERT, self.config.responder_name, station), AlertBody(message))
-        try:
-            sock.send_multipart([identity, encode_frame(frame)], zmq.NOBLOCK)
-        except zmq.ZMQError:  # the peer is already gone; it will reconnect on its own
-            pass
-
-    def _send(self, station: str, kind: FrameType, body: object) -> None:
-        route = self._routes.get(station)
-        if route is None:
-            return
-        sock, identity = route
-        frame = Frame(FrameHeader(kind, self.config.responder_name, station), body)  # type: ignore[arg-type]
-        try:
-            sock.send_multipart([identity, encode_frame(frame)], zmq.NOBLOCK)
-        except zmq.ZMQError as exc:  # peer gone (ROUTER_MANDATORY) or its queue full: it will reconnect
-            log.warning(
-                "cannot reach station",
-                extra={"station": station, "frame_type": kind.name, "reason": exc.strerror},
-            )
-            self.metrics.count(station, "send_failed")
-            self._routes.pop(station, None)
-
-    def _store(self, station: str) -> StationStore:
-        store = self._stores.get(station)
-        if store is None:
-            store = self._stores[station] = StationStore(
-                self.config.root / "raw" / f"{station}.sqlite", deferred_sync=self._raw_sync.available
-            )
-        return store
-
-    def _recover(self) -> None:
-        """Redo SDS appends that a crash interrupted (their day files were truncated back first)."""
-        for path in sorted((self.config.root / "raw").glob("*.sqlite")):
-            station = path.stem
-            store = self._store(station)
-            for seq in store.recover():
-                config = self.config.stations.get(station)
-                raw = store.raw_frame(seq)
-                if config is None or raw is None:
-                    log.error("cannot redo archiving", extra={"station": station, "seq": seq})
-                    continue
-                try:
-                    body = decode_frame(raw).body
-                    if isinstance(body, DataBody):
-                        self.sds.append(
-                            [p for seg in self._segments(config, body) for p in self.sds.split_by_day(seg)]
-                        )
-                except OSError:  # disk trouble: the journal row stays; the caller retries later
-                    raise
-                except Exception as exc:  # one frame that cannot be archived must not stop every start
-                    log.error(
-                        "cannot redo archiving", extra={"station": station, "seq": seq, "reason": str(exc)}
-                    )
-                    self.quarantine.put(
-                        self.clock(), "recovery", station, seq, f"archiving failed: {exc}", raw
-                    )
-                store.archived([seq])
-                log.info("archiving redone after restart", extra={"station": station, "seq": seq})
+        self.quarantine.put(reject.received_ns, reject.peer, exc.station, exc.seq, str(exc), reject.raw)

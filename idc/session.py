@@ -1,23 +1,19 @@
-"""Sans-I/O CD-1.1 session of one station at the IDC: frames in, acknack/alert bodies out, and events.
+"""Sans-I/O CD-1.1 session of one station at the IDC: frames in, acknack/alert bodies out.
 
 The session owns the station's gap list and decides when to acknowledge: promptly after a batch of data
-is committed (the server calls ``poll`` once per batch, which coalesces), and at least every
+is committed (the receiver core polls it once per settled batch, which coalesces), and at least every
 ``acknack_interval_ns`` as a heartbeat. After ``silence_ns`` without any frame it emits an alert and
-closes. It never touches sockets or disks, so tests drive it with a fake clock.
+closes. It never touches sockets or disks and does not log (the receiver core reports what happened),
+so tests drive it with a fake clock.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from gci_link.cd11.bodies import AcknackBody, AlertBody
-from gci_link.gaplist import GapList
-from idc.stores import seq_to_sql
+from gci_link.gaplist import GapList, seq_to_signed
 from timeunits import NS_PER_S
-
-log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -38,13 +34,13 @@ class StationSession:
         self.timings = timings
         self.destination = destination
         self.closed = False
-        self._last_rx_ns = now_ns
+        self.last_heard_ns = now_ns
         self._last_ack_ns: int | None = None
         self._ack_due = True  # answer a new session with the current gap list straight away
 
     def frame_received(self, now_ns: int) -> None:
         """Any frame from the station (data, acknack, alert...) proves it is alive."""
-        self._last_rx_ns = now_ns
+        self.last_heard_ns = now_ns
 
     def is_duplicate(self, seq: int) -> bool:
         return seq in self.gaps
@@ -59,8 +55,8 @@ class StationSession:
         """A resend of something we hold: the station evidently missed an acknack, so repeat it."""
         self._ack_due = True
 
-    def peer_alert(self, body: AlertBody) -> None:
-        log.info("station closed the session", extra={"station": self.station, "alert": body.text})
+    def peer_alert(self) -> None:
+        """The station said goodbye with an alert."""
         self.closed = True
 
     def acknack(self) -> AcknackBody:
@@ -76,23 +72,22 @@ class StationSession:
             lowest, highest = 0, -1
         else:
             first = omitted[-1][1] if omitted else self.gaps.lowest
-            lowest, highest = seq_to_sql(first), seq_to_sql(self.gaps.highest)
+            lowest, highest = seq_to_signed(first), seq_to_signed(self.gaps.highest)
         gaps = listed
         return AcknackBody(
             frame_set=f"{self.station}:{self.destination}"[:20],
             lowest=lowest,
             highest=highest,
-            gaps=tuple((seq_to_sql(a), seq_to_sql(b)) for a, b in gaps),
+            gaps=tuple((seq_to_signed(a), seq_to_signed(b)) for a, b in gaps),
         )
 
     def poll(self, now_ns: int) -> list[AcknackBody | AlertBody]:
         """Bodies to send now: an acknack when one is due, or an alert (and close) after silence."""
         if self.closed:
             return []
-        if now_ns - self._last_rx_ns >= self.timings.silence_ns:
+        if now_ns - self.last_heard_ns >= self.timings.silence_ns:
             self.closed = True
-            seconds = (now_ns - self._last_rx_ns) / NS_PER_S
-            log.warning("closing silent session", extra={"station": self.station, "silent_s": seconds})
+            seconds = (now_ns - self.last_heard_ns) / NS_PER_S
             return [AlertBody(f"no frame from {self.station} for {seconds:.0f} s; closing".encode())]
         last_ack = self._last_ack_ns
         if self._ack_due or last_ack is None or now_ns - last_ack >= self.timings.acknack_interval_ns:

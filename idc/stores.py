@@ -1,20 +1,7 @@
-"""Durable IDC stores: raw frames, gap list and SDS journal per station; SDS miniSEED; IMS 2.0; quarantine.
+"""Durable IDC stores: raw frames, gap list and SDS journal per station; IMS 2.0 messages; quarantine.
 
-Ordering that makes "durable before acknowledged" and "resends never duplicate samples" hold together:
-1. one SQLite transaction stores the raw frame, the new gap list and a journal row that lists every SDS
-   day file about to grow with its size before the append, and is made durable (barrier 1);
-2. the miniSEED records are appended and made durable (barrier 2);
-3. the journal row is released. Only then is the frame acknowledged.
-After a crash between 1 and 3, ``recover`` truncates those day files back to their recorded sizes and the
-caller re-archives the frame from its stored raw bytes, so a day file never holds the same samples twice.
-Barrier 1 must come before any byte of step 2 is written: otherwise a power loss could keep the records
-but lose the journal row and the gap list, and the station's resend would be archived a second time.
-The receiver runs these steps once per batch of frames. Where Linux offers ``syncfs`` the stations'
-transactions run with synchronous=NORMAL (written to the WAL, not yet synced) and ONE ``syncfs`` of the
-raw stores' filesystem is barrier 1 for all of them; barrier 2 is one ``syncfs`` of the archive's
-filesystem. Elsewhere each transaction is synchronous=FULL and each day file is fsynced. Released journal
-rows are deleted in the next commit (or at close) rather than by a commit of their own: a crash before
-that only redoes appends that had completed, which the truncation makes harmless.
+In what order the receiver writes and syncs them, and why that order makes "durable before acknowledged"
+and "resends never duplicate samples" hold together: idc/committer.py.
 """
 
 from __future__ import annotations
@@ -28,22 +15,10 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from gci_link.durable import write_atomically
-from gci_link.gaplist import GapList
+from gci_link.durable import FilesystemSync, write_atomically
+from gci_link.gaplist import GapList, seq_from_signed, seq_to_signed
 
 log = logging.getLogger(__name__)
-
-_SIGN = 1 << 63
-
-
-def seq_to_sql(seq: int) -> int:
-    """Unsigned 64-bit sequence number as the signed integer SQLite can hold (two's complement)."""
-    return seq - (1 << 64) if seq >= _SIGN else seq
-
-
-def seq_from_sql(value: int) -> int:
-    return value + (1 << 64) if value < 0 else value
-
 
 def open_wal(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     """A receiver database in WAL mode, in autocommit (transactions are explicit), one user at a time."""
@@ -66,7 +41,7 @@ def read_arrivals(path: Path) -> list[tuple[int, int, bytes]]:
         return []
     finally:
         db.close()
-    return [(seq_from_sql(seq), received_ns, bytes(raw)) for seq, received_ns, raw in rows]
+    return [(seq_from_signed(seq), received_ns, bytes(raw)) for seq, received_ns, raw in rows]
 
 
 class StationStore:
@@ -91,10 +66,10 @@ class StationStore:
 
     def gap_list(self) -> GapList:
         rows = self._db.execute("SELECT first, last FROM received").fetchall()
-        return GapList([(seq_from_sql(a), seq_from_sql(b) + 1) for a, b in rows])
+        return GapList([(seq_from_signed(a), seq_from_signed(b) + 1) for a, b in rows])
 
     def raw_frame(self, seq: int) -> bytes | None:
-        row = self._db.execute("SELECT frame FROM frames WHERE seq = ?", (seq_to_sql(seq),)).fetchone()
+        row = self._db.execute("SELECT frame FROM frames WHERE seq = ?", (seq_to_signed(seq),)).fetchone()
         return None if row is None else bytes(row[0])
 
     def commit(self, frames: list[tuple[int, int, bytes, list[tuple[str, int]]]], gaps: GapList) -> None:
@@ -105,16 +80,16 @@ class StationStore:
             with self._transaction():
                 self._db.executemany(
                     "INSERT INTO frames VALUES (?, ?, ?)",
-                    [(seq_to_sql(seq), received_ns, raw) for seq, received_ns, raw, _ in frames],
+                    [(seq_to_signed(seq), received_ns, raw) for seq, received_ns, raw, _ in frames],
                 )
                 self._db.execute("DELETE FROM received")
                 self._db.executemany(
                     "INSERT INTO received VALUES (?, ?)",
-                    [(seq_to_sql(a), seq_to_sql(b - 1)) for a, b in gaps.intervals()],
+                    [(seq_to_signed(a), seq_to_signed(b - 1)) for a, b in gaps.intervals()],
                 )
                 self._db.executemany(
                     "INSERT INTO journal VALUES (?, ?)",
-                    [(seq_to_sql(seq), json.dumps(files)) for seq, _, _, files in frames if files],
+                    [(seq_to_signed(seq), json.dumps(files)) for seq, _, _, files in frames if files],
                 )
                 self._db.executemany("DELETE FROM journal WHERE seq = ?", [(seq,) for seq in released])
         except BaseException:
@@ -123,7 +98,7 @@ class StationStore:
 
     def archived(self, seqs: Iterable[int]) -> None:
         """The SDS appends journalled for ``seqs`` are on disk; their rows go with the next commit."""
-        self._released += [seq_to_sql(seq) for seq in seqs]
+        self._released += [seq_to_signed(seq) for seq in seqs]
 
     def recover(self) -> list[int]:
         """Undo half-finished SDS appends; returns the sequence numbers whose archiving must be redone."""
@@ -136,7 +111,7 @@ class StationStore:
                         fh.truncate(size)
                         os.fsync(fh.fileno())
                     log.warning("truncated half-written day file", extra={"path": name, "size": size})
-            redo.append(seq_from_sql(seq))
+            redo.append(seq_from_signed(seq))
         return redo
 
     @contextlib.contextmanager
@@ -153,6 +128,46 @@ class StationStore:
         if self._released:
             self._db.executemany("DELETE FROM journal WHERE seq = ?", [(seq,) for seq in self._released])
         self._db.close()
+
+
+class RawStores:
+    """Every station's StationStore under one directory, opened when first needed, and the one ``syncfs``
+    that makes all their deferred commits durable (barrier 1 of the commit, see idc/committer.py).
+    Where ``syncfs`` is missing each store commits with synchronous=FULL and ``sync`` has nothing to do.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._sync = FilesystemSync(root)
+        self._stores: dict[str, StationStore] = {}
+
+    def store(self, station: str) -> StationStore:
+        store = self._stores.get(station)
+        if store is None:
+            store = self._stores[station] = StationStore(
+                self.root / f"{station}.sqlite", deferred_sync=self._sync.available
+            )
+        return store
+
+    def stations(self) -> list[str]:
+        """Every station that has a store on disk, in name order."""
+        return sorted(path.stem for path in self.root.glob("*.sqlite"))
+
+    def gap_list(self, station: str) -> GapList:
+        return self.store(station).gap_list()
+
+    def raw_frame(self, station: str, seq: int) -> bytes | None:
+        return self.store(station).raw_frame(seq)
+
+    def sync(self) -> None:
+        """Make every commit so far durable."""
+        if self._sync.available:
+            self._sync.sync()
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+        self._sync.close()
 
 
 class MessageStore:
@@ -202,7 +217,7 @@ class Quarantine:
                 received_ns,
                 peer,
                 station,
-                None if seq is None else seq_to_sql(seq),
+                None if seq is None else seq_to_signed(seq),
                 reason,
                 len(frame),
                 frame if keep else None,
@@ -215,7 +230,7 @@ class Quarantine:
         """(peer, station, seq, reason, frame) of every quarantined item, oldest first."""
         rows = self._db.execute("SELECT peer, station, seq, reason, frame FROM quarantine ORDER BY id")
         return [
-            (p, s, None if q is None else seq_from_sql(q), r, None if f is None else bytes(f))
+            (p, s, None if q is None else seq_from_signed(q), r, None if f is None else bytes(f))
             for p, s, q, r, f in rows
         ]
 

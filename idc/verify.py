@@ -1,7 +1,7 @@
 """Everything the IDC checks before it believes a frame: CRC, structure, signatures, creator.
 
 ``check_frame`` either returns a decoded frame with the authentication outcome of every channel, or
-raises ``Rejection`` whose ``kind`` is a short label for counters and whose message says what failed
+raises ``Rejection`` whose ``kind`` (a RejectionKind) labels counters and whose message says what failed
 and where. Policy (see docs/idc-receiver.md): a failed frame signature, a failed channel signature or
 a missing signature where the station must sign rejects the whole frame, so nothing of it is archived.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -24,17 +23,14 @@ from gci_link.cd11 import (
     frame_signed_bytes,
 )
 from gci_link.keys import Reason, SignatureError, TrustStore, VerifyResult
-from gci_link.keys.trust import bad_signature
 from idc.config import StationPolicy
-from idc.verify_pool import Value, VerifierPool
-
-AUTHENTICATED, FAILED, UNSIGNED = "authenticated", "failed", "unsigned"
+from idc.vocabulary import ANONYMOUS, ChannelOutcome, RejectionKind
 
 
 @dataclass(frozen=True)
 class ChannelCheck:
     channel: str  # SITE.CHAN.LOC
-    outcome: str  # AUTHENTICATED, FAILED or UNSIGNED
+    outcome: ChannelOutcome
     detail: str = ""
 
 
@@ -43,9 +39,9 @@ class Rejection(Exception):
 
     def __init__(
         self,
-        kind: str,
+        kind: RejectionKind,
         detail: str,
-        station: str = "?",
+        station: str = ANONYMOUS,
         seq: int | None = None,
         channels: tuple[ChannelCheck, ...] = (),
     ) -> None:
@@ -84,25 +80,23 @@ def decode(raw: bytes) -> Frame:
     try:
         return decode_frame(raw)
     except Cd11FormatError as exc:
-        kind = "crc" if exc.field == "comm verification" else "format"
-        creator = raw[8:16].rstrip(b"\0").decode("latin-1", "replace") if len(raw) >= 16 else "?"
-        raise Rejection(kind, str(exc), station=creator or "?") from None
+        kind = RejectionKind.CRC if exc.field == "comm verification" else RejectionKind.FORMAT
+        creator = raw[8:16].rstrip(b"\0").decode("latin-1", "replace") if len(raw) >= 16 else ANONYMOUS
+        raise Rejection(kind, str(exc), station=creator or ANONYMOUS) from None
 
 
-def _signature_kind(scope: str, exc: SignatureError) -> str:
-    label = {
-        Reason.BAD_SIGNATURE: "signature",
-        Reason.UNKNOWN_KEY: "unknown_key",
-        Reason.REVOKED: "revoked",
-        Reason.EXPIRED: "expired",
-        Reason.NOT_YET_VALID: "not_yet_valid",
-        Reason.UNSIGNED: "unsigned",
-    }
-    return f"{scope}_{label[exc.reason]}"
+_FRAME_SIGNATURE_KINDS = {
+    Reason.BAD_SIGNATURE: RejectionKind.FRAME_SIGNATURE,
+    Reason.UNKNOWN_KEY: RejectionKind.FRAME_UNKNOWN_KEY,
+    Reason.REVOKED: RejectionKind.FRAME_REVOKED,
+    Reason.EXPIRED: RejectionKind.FRAME_EXPIRED,
+    Reason.NOT_YET_VALID: RejectionKind.FRAME_NOT_YET_VALID,
+    Reason.UNSIGNED: RejectionKind.FRAME_UNSIGNED,
+}
 
 
 @dataclass(frozen=True)
-class _Decoded:
+class Decoded:
     """A decoded frame from a configured station and the signatures it carries, not yet checked."""
 
     frame: Frame
@@ -114,14 +108,14 @@ Outcome = VerifyResult | SignatureError
 MIN_RATE, MAX_RATE = 1e-4, 1e5  # samples per second a channel may claim (and miniSEED can carry)
 
 
-def _decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> _Decoded:
+def decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> Decoded:
     """Decode, name the station, and list the signatures to verify; rejects what fails before any."""
     frame = decode(raw)
     if isinstance(frame.body, DataBody):
         for sub in frame.body.channels:
             if not MIN_RATE <= sub.sample_rate <= MAX_RATE:
                 raise Rejection(
-                    "format",
+                    RejectionKind.FORMAT,
                     f"channel {sub.site}/{sub.channel}: {sub.nsamp} samples in {sub.time_length_ms} ms is "
                     f"{sub.sample_rate:g} sps, outside {MIN_RATE:g}-{MAX_RATE:g}",
                     frame.header.creator,
@@ -131,7 +125,7 @@ def _decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> _
     station = stations.get(creator)
     if station is None:
         raise Rejection(
-            "unknown_station",
+            RejectionKind.UNKNOWN_STATION,
             f"creator {creator!r} is not a configured station",
             creator,
             frame.header.sequence,
@@ -140,7 +134,7 @@ def _decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> _
     if key_id == 0 and station.require_signatures:  # control frames too: a forged alert or connection
         # request would otherwise close or take over the real station's session
         raise Rejection(
-            "frame_unsigned",
+            RejectionKind.FRAME_UNSIGNED,
             "frame carries no signature but the station must sign",
             creator,
             frame.header.sequence,
@@ -152,7 +146,7 @@ def _decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> _
             for sub in frame.body.channels
             if sub.auth_key_id
         ]
-    return _Decoded(frame, station, tuple(jobs))
+    return Decoded(frame, station, tuple(jobs))
 
 
 def _verify_all(trust: TrustStore, jobs: tuple[tuple[int, bytes, bytes], ...], now_ns: int) -> list[Outcome]:
@@ -166,7 +160,7 @@ def _verify_all(trust: TrustStore, jobs: tuple[tuple[int, bytes, bytes], ...], n
     return outcomes
 
 
-def _conclude(decoded: _Decoded, outcomes: list[Outcome]) -> CheckedFrame:
+def conclude(decoded: Decoded, outcomes: list[Outcome]) -> CheckedFrame:
     """Apply the rejection policy to the signature outcomes, frame signature first."""
     frame, station = decoded.frame, decoded.station
     creator, seq = frame.header.creator, frame.header.sequence
@@ -174,21 +168,21 @@ def _conclude(decoded: _Decoded, outcomes: list[Outcome]) -> CheckedFrame:
     if frame.trailer.auth_key_id:
         outcome = next(results)
         if isinstance(outcome, SignatureError):
-            raise Rejection(_signature_kind("frame", outcome), str(outcome), creator, seq)
+            raise Rejection(_FRAME_SIGNATURE_KINDS[outcome.reason], str(outcome), creator, seq)
         if outcome.station != creator:
             raise Rejection(
-                "creator_mismatch",
+                RejectionKind.CREATOR_MISMATCH,
                 f"frame creator {creator!r} but key id {outcome.key_id} is the certificate of "
                 f"{outcome.station!r}",
                 creator,
                 seq,
             )
     channels = _channel_checks(frame.body, station, results) if isinstance(frame.body, DataBody) else ()
-    failed = [c for c in channels if c.outcome == FAILED]
+    failed = [c for c in channels if c.outcome is ChannelOutcome.FAILED]
     if failed:
         first = failed[0]
         raise Rejection(
-            "channel_signature",
+            RejectionKind.CHANNEL_SIGNATURE,
             f"channel {first.channel}: {first.detail}"
             + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""),
             creator,
@@ -211,15 +205,19 @@ def _channel_checks(
         label = channel_label(sub.site, sub.channel, sub.location)
         if sub.auth_key_id == 0:
             if station.require_signatures:
-                checks.append(ChannelCheck(label, FAILED, "unsigned but the station must sign"))
+                checks.append(
+                    ChannelCheck(label, ChannelOutcome.FAILED, "unsigned but the station must sign")
+                )
             else:
-                checks.append(ChannelCheck(label, UNSIGNED))
+                checks.append(ChannelCheck(label, ChannelOutcome.UNSIGNED))
         elif isinstance(outcome, SignatureError):
-            checks.append(ChannelCheck(label, FAILED, str(outcome)))
+            checks.append(ChannelCheck(label, ChannelOutcome.FAILED, str(outcome)))
         else:
             checks.append(
                 ChannelCheck(
-                    label, FAILED, f"key id {sub.auth_key_id} is the certificate of {outcome.station!r}"
+                    label,
+                    ChannelOutcome.FAILED,
+                    f"key id {sub.auth_key_id} is the certificate of {outcome.station!r}",
                 )
             )
     return tuple(checks)
@@ -228,90 +226,12 @@ def _channel_checks(
 @functools.lru_cache(maxsize=65_536)
 def _authenticated(site: str, channel: str, location: str) -> ChannelCheck:
     """The (immutable, so shared) outcome of an authenticated channel: the common case, made once."""
-    return ChannelCheck(channel_label(site, channel, location), AUTHENTICATED)
+    return ChannelCheck(channel_label(site, channel, location), ChannelOutcome.AUTHENTICATED)
 
 
 def check_frame(
     raw: bytes, trust: TrustStore, stations: Mapping[str, StationPolicy], now_ns: int
 ) -> CheckedFrame:
     """Decode and authenticate one received frame from a configured station."""
-    decoded = _decode_for_checking(raw, stations)
-    return _conclude(decoded, _verify_all(trust, decoded.jobs, now_ns))
-
-
-class PendingCheck:
-    """A frame being checked by :class:`FrameChecker`; ``result`` waits and gives what check_frame would."""
-
-    def __init__(self, checker: FrameChecker, decoded: _Decoded | Exception) -> None:
-        self._checker = checker
-        self._decoded = decoded
-        jobs = decoded.jobs if isinstance(decoded, _Decoded) else ()
-        self.outcomes: list[Outcome | None] = [None] * len(jobs)  # None: the mathematics is awaited
-        self.awaiting = 0
-
-    def result(self) -> CheckedFrame:
-        if isinstance(self._decoded, Exception):
-            raise self._decoded
-        if self.awaiting:
-            self._checker.complete(self)
-        return _conclude(self._decoded, self.outcomes)  # type: ignore[arg-type]
-
-
-_Job = tuple[PendingCheck, int, VerifyResult, Value]  # (check, index of its outcome, result if valid, value)
-
-
-class FrameChecker:
-    """check_frame for a batch: frames are decoded and their keys admitted on the caller's thread as they
-    are submitted; ``dispatch`` sends the values submitted since to the verifier workers as one round, so
-    the caller can do other work while they verify; results are taken in arrival order, so policy and
-    order are as if each frame had been checked alone.
-    """
-
-    def __init__(self, trust: TrustStore, stations: Mapping[str, StationPolicy], workers: int = 2) -> None:
-        self.trust = trust
-        self.stations = stations
-        self._pool = VerifierPool({key.key_id: key.public_key for key in trust.keys}, workers)
-        self._queued: list[_Job] = []  # submitted, not yet dispatched
-        self._in_flight: deque[list[_Job]] = deque()  # dispatched rounds, oldest first
-
-    def submit(self, raw: bytes, now_ns: int) -> PendingCheck:
-        """Decode ``raw`` and admit its keys now; never raises (see PendingCheck)."""
-        try:
-            decoded = _decode_for_checking(raw, self.stations)
-        except Exception as exc:  # a Rejection, or a bug: either is raised by result(), in order
-            return PendingCheck(self, exc)
-        check = PendingCheck(self, decoded)
-        for index, (key_id, data, value) in enumerate(decoded.jobs):
-            try:
-                admitted = self.trust.admit(key_id, now_ns)
-            except SignatureError as exc:
-                check.outcomes[index] = exc
-            else:
-                self._queued.append((check, index, admitted, (key_id, data, value)))
-                check.awaiting += 1
-        return check
-
-    def dispatch(self) -> None:
-        """Start verifying every value submitted since the last dispatch, as one round."""
-        if self._queued:
-            self._in_flight.append(self._queued)
-            self._pool.start([value for *_, value in self._queued])
-            self._queued = []
-
-    def complete(self, check: PendingCheck) -> None:
-        """Wait until every signature of ``check`` has been verified (rounds complete oldest first)."""
-        while check.awaiting:
-            if not self._in_flight:
-                self.dispatch()
-            jobs = self._in_flight.popleft()
-            for job, failure in zip(jobs, self._pool.finish(), strict=True):
-                job_check, index, admitted, (key_id, _, _) = job
-                job_check.outcomes[index] = admitted if failure is None else bad_signature(key_id, failure)
-                job_check.awaiting -= 1
-
-    @property
-    def worker_pids(self) -> list[int | None]:
-        return self._pool.worker_pids
-
-    def close(self) -> None:
-        self._pool.close()
+    decoded = decode_for_checking(raw, stations)
+    return conclude(decoded, _verify_all(trust, decoded.jobs, now_ns))

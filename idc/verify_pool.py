@@ -8,7 +8,7 @@ gets one message per poll round holding its share of the round's values and answ
 the loop pays a few system calls per round instead of two GIL hand-offs per value.
 
 Only the mathematics runs in a worker: whether a key id is known, revoked or valid at arrival is decided
-by the receiver's TrustStore before a value is sent (see FrameChecker), and the data is hashed before it
+by the receiver's TrustStore before a value is sent (see idc/checker.py), and the data is hashed before it
 is sent (SHA-256 with the CPU's instructions costs ~1.5 us per channel; moving the data cost more). The
 public keys a worker needs travel with the first round that uses them. Workers are started with
 ``python -m`` on a socket pair, so they import nothing of the program that started them. A worker that
@@ -29,6 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from typing import cast
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
@@ -217,7 +218,7 @@ def _serve(connection: Connection) -> None:
     while (round_ := rounds.get()) is not None:
         new, values = round_
         for key_id, der in new.items():
-            verifiers[key_id] = raw_verifier(load_der_public_key(der), prehashed=True)
+            verifiers[key_id] = raw_verifier(cast(PublicKey, load_der_public_key(der)), prehashed=True)
         connection.send(check_values(verifiers, values))
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from obspy import read
 
 from gci_link.cd11 import encode_frame
+from idc.checker import FrameChecker
 from idc.server import Receiver
-from idc.verify import FrameChecker, Rejection, check_frame
+from idc.verify import Rejection, check_frame
 from tests.idc.conftest import connection_request, data_frame, make_config, samples_for, signed
 from tests.idc.test_server import _hostile, sds_samples
 
@@ -84,9 +86,9 @@ def test_one_batch_mixing_honest_and_failing_frames(tmp_path, keys, clock):
 
 def test_archive_catches_up_after_a_full_disk_without_duplicates(tmp_path, keys, clock, monkeypatch):
     """While the SDS disk refuses writes (a torn write first), frames are still stored raw and
-    acknowledged; once it accepts them again the journal is replayed and every frame is archived once."""
+    acknowledged; once it accepts them again the journal is replayed, on the receiver's clock, and every
+    frame is archived once."""
     from gci_link.io.sds import archive as sds
-    from idc import server
 
     receiver = Receiver(make_config(tmp_path, keys.ca.trust_dir), keys.ca.trust_store(), clock)
     sink = _Sink()
@@ -102,10 +104,16 @@ def test_archive_catches_up_after_a_full_disk_without_duplicates(tmp_path, keys,
         for seq in (2, 3, 4):
             receiver.handle(sink, [[b"id", signed(seq, keys)]])  # type: ignore[arg-type]
         assert receiver.sessions["STA1"].gaps.intervals() == [(1, 5)]  # raw-durable, so acknowledged
+        (day_file,) = (tmp_path / "sds").rglob("XX.STA1A.00.BHZ.D.*")
+        torn_size = day_file.stat().st_size
         monkeypatch.setattr(sds, "_append_to", real_append)
-        monkeypatch.setattr(server, "ARCHIVE_RETRY_S", 0.0)
         receiver.handle(sink, [[b"id", signed(5, keys)]])  # type: ignore[arg-type]
-        for seq in range(1, 6):
-            np.testing.assert_array_equal(sds_samples(tmp_path / "sds", seq), samples_for(seq))
+        assert day_file.stat().st_size == torn_size  # the journal is replayed only every 30 s
+        clock.advance(30)
+        receiver.handle(sink, [[b"id", signed(6, keys)]])  # type: ignore[arg-type]
     finally:
         receiver.close()
+    for seq in range(1, 7):
+        np.testing.assert_array_equal(sds_samples(tmp_path / "sds", seq), samples_for(seq))
+    # every sample once: the frame whose commit triggered the replay is not appended a second time
+    assert sum(trace.stats.npts for trace in read(str(day_file))) == 6 * len(samples_for(1))

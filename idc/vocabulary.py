@@ -1,0 +1,60 @@
+"""Labels the receiver's modules, its log lines, its metrics and docs/idc-receiver.md must spell alike.
+
+They are ``StrEnum``s, so a member is its string everywhere a string goes (log fields, SQLite rows,
+Prometheus labels) and a typo is an AttributeError instead of a counter nobody reads.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RejectionKind(StrEnum):
+    """Why a message was refused; one ``rejected:KIND`` counter and quarantine row per rejection."""
+
+    FORMAT = "format"  # structure the codec cannot read, or values outside what the receiver takes
+    CRC = "crc"
+    OVERSIZED = "oversized"
+    MULTIPART = "multipart"
+    UNKNOWN_STATION = "unknown_station"
+    FRAME_UNSIGNED = "frame_unsigned"
+    FRAME_SIGNATURE = "frame_signature"
+    FRAME_UNKNOWN_KEY = "frame_unknown_key"
+    FRAME_REVOKED = "frame_revoked"
+    FRAME_EXPIRED = "frame_expired"
+    FRAME_NOT_YET_VALID = "frame_not_yet_valid"
+    CREATOR_MISMATCH = "creator_mismatch"
+    CHANNEL_SIGNATURE = "channel_signature"
+    REPLAY = "replay"
+    NO_SESSION = "no_session"
+    UNEXPECTED_TYPE = "unexpected_type"
+    INTERNAL = "internal"  # an unexpected exception while handling the message, or its commit failed
+
+
+class ChannelOutcome(StrEnum):
+    """What verification concluded about one channel subframe's signature."""
+
+    AUTHENTICATED = "authenticated"
+    FAILED = "failed"
+    UNSIGNED = "unsigned"
+
+
+class StationCounter(StrEnum):
+    """Per-station event counters (``ims idc status``, ``ims_idc_station_events_total``); rejections
+    are counted under :func:`rejected`."""
+
+    FRAMES = "frames"  # data and IMS 2.0 frames made durable
+    DUPLICATES = "duplicates"
+    CONNECTIONS = "connections"
+    CONNECT_RATE_LIMITED = "connect_rate_limited"
+    COMMAND_RESPONSES = "command_responses"
+    SEND_FAILED = "send_failed"
+    SYNC_FAILED = "sync_failed"
+
+
+def rejected(kind: RejectionKind) -> str:
+    """The counter of rejections of one kind."""
+    return f"rejected:{kind}"
+
+
+ANONYMOUS = "?"  # the station label of input that names no station the receiver could read

@@ -1,0 +1,369 @@
+"""The receiver's protocol core driven with byte sequences alone: no sockets, no files, no clock.
+
+Frames are real CD-1.1 frames signed with the test network's keys and checked by the receiver's own
+FrameChecker (with no worker processes); what the stores hold is a dictionary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gci_link.cd11 import (
+    AcknackBody,
+    AlertBody,
+    ConnectionBody,
+    Frame,
+    FrameHeader,
+    FrameType,
+    Ims2MessageBody,
+    OptionBody,
+    decode_frame,
+    encode_frame,
+    sign_frame,
+)
+from gci_link.gaplist import GapList
+from idc.actions import (
+    CommitFailure,
+    ConnectRateLimited,
+    DuplicateReceived,
+    Peer,
+    Reject,
+    Send,
+    SessionClosedByStation,
+    SessionOpened,
+    SessionSilent,
+    StationBatch,
+)
+from idc.checker import FrameChecker
+from idc.protocol import ReceiverProtocol
+from idc.vocabulary import RejectionKind
+from tests.idc.conftest import connection_request, data_frame, make_config, samples_for, signed
+from tests.idc.test_server import _hostile
+from timeunits import NS_PER_S
+
+STATION_PEER = Peer("socket A", b"sta1")
+OTHER_PEER = Peer("socket B", b"sta1-again")
+
+
+class Held:
+    """What the stations' stores hold durably, in memory."""
+
+    def __init__(self) -> None:
+        self.gaps: dict[str, GapList] = {}
+        self.frames: dict[tuple[str, int], bytes] = {}
+
+    def gap_list(self, station: str) -> GapList:
+        return GapList(self.gaps.get(station, GapList()).intervals())
+
+    def raw_frame(self, station: str, seq: int) -> bytes | None:
+        return self.frames.get((station, seq))
+
+    def store(self, batch: StationBatch) -> None:
+        self.gaps[batch.station] = GapList(batch.gaps.intervals())
+        for seq, accepted in batch.frames.items():
+            self.frames[batch.station, seq] = accepted.raw
+
+
+class Driver:
+    """The core as the adapter drives it, with every commit succeeding at once."""
+
+    def __init__(self, keys, now_ns: int, **config) -> None:
+        self.config = make_config(Path("unused"), keys.ca.trust_dir, **config)
+        self.held = Held()
+        self.checker = FrameChecker(keys.ca.trust_store(), self.config.stations, workers=0)
+        self.core = ReceiverProtocol(self.config, self.checker.submit, self.held)
+        self.now = now_ns
+
+    def receive(self, raw: bytes | list[bytes], peer: Peer = STATION_PEER) -> list:
+        return self.core.receive(peer, raw if isinstance(raw, list) else [raw], self.now)
+
+    def settle(self) -> list:
+        batches = self.core.take_batches()
+        for batch in batches:
+            self.held.store(batch)
+        return self.core.settled(batches, []) + self.core.poll(self.now)
+
+    def connect(self, peer: Peer = STATION_PEER, station: str = "STA1") -> None:
+        opened, response = self.receive(connection_request(station), peer)
+        assert isinstance(opened, SessionOpened) and isinstance(response, Send)
+        assert decode_frame(response.frame).header.frame_type == FrameType.CONNECTION_RESPONSE
+
+
+def acknacks(actions: list) -> list[tuple[Peer, AcknackBody]]:
+    return [
+        (a.peer, decode_frame(a.frame).body)
+        for a in actions
+        if isinstance(a, Send) and a.kind == FrameType.ACKNACK
+    ]
+
+
+def rejected(actions: list) -> list[RejectionKind]:
+    return [a.rejection.kind for a in actions if isinstance(a, Reject)]
+
+
+def signed_control(keys, kind: FrameType, body) -> bytes:
+    return encode_frame(sign_frame(Frame(FrameHeader(kind, "STA1"), body), keys.sta1.key_id, keys.sta1.sign))
+
+
+@pytest.fixture
+def driver(keys, clock) -> Driver:
+    return Driver(keys, clock())
+
+
+def test_honest_session_is_answered_accepted_and_acknowledged_only_after_its_commit(driver, keys):
+    opened, response = driver.receive(connection_request("STA1"))
+    assert opened == SessionOpened("STA1", STATION_PEER.label, 0, -1)
+    body = decode_frame(response.frame).body
+    assert (response.peer, body.station, body.station_type, body.port) == (STATION_PEER, "IDC", "IDC", 0)
+    assert acknacks(driver.core.poll(driver.now)) == [(STATION_PEER, AcknackBody("STA1:0", 0, -1, ()))]
+    for seq in (1, 2, 4):
+        assert driver.receive(signed(seq, keys)) == []
+    assert driver.core.unsettled == 3 and driver.core.pending
+    batch = driver.core.take_batches()[0]
+    assert (batch.station, sorted(batch.frames)) == ("STA1", [1, 2, 4])
+    assert [a.checked.channels[0].outcome for a in batch.frames.values()] == ["authenticated"] * 3
+    driver.held.store(batch)
+    assert driver.core.settled([batch], []) == []
+    assert acknacks(driver.core.poll(driver.now)) == [(STATION_PEER, AcknackBody("STA1:0", 1, 4, ((3, 4),)))]
+    assert driver.core.poll(driver.now) == []  # nothing new: the next acknack is the heartbeat
+
+
+def test_connection_response_names_the_data_socket(driver):
+    driver.core.data_address = (0x7F000001, 9000)
+    _, response = driver.receive(connection_request("STA1"))
+    body = decode_frame(response.frame).body
+    assert (body.ip_address, body.port) == (0x7F000001, 9000)
+
+
+def test_resend_is_a_duplicate_and_different_content_is_a_replay(driver, keys):
+    driver.connect()
+    driver.receive(signed(7, keys))
+    assert driver.receive(signed(7, keys)) == [DuplicateReceived("STA1")]  # re-signed, still a duplicate
+    assert rejected(driver.receive(signed(7, keys, samples=samples_for(99)))) == [RejectionKind.REPLAY]
+    driver.settle()
+    assert driver.receive(signed(7, keys)) == [DuplicateReceived("STA1")]  # now held by the store
+    assert acknacks(driver.core.poll(driver.now))  # a duplicate means the station missed an acknack
+    out = driver.receive(signed(7, keys, samples=samples_for(98)))
+    (reject,) = out
+    assert reject.rejection.kind == RejectionKind.REPLAY and reject.rejection.seq == 7
+    assert [batch.frames for batch in driver.core.take_batches()] == [{}]  # nothing accepted
+
+
+def test_every_hostile_frame_is_one_rejection_carrying_its_bytes(driver, keys):
+    driver.connect()
+    driver.receive(signed(2000, keys))  # held, so that a different frame 2000 is a replay
+    driver.settle()
+    for expected, raw in _hostile(keys):
+        out = driver.receive(raw)
+        assert [(a.rejection.kind, a.raw) for a in out] == [(expected, raw)]
+    assert driver.core.unsettled == 0
+    assert driver.core.sessions["STA1"].gaps.intervals() == [(2000, 2001)]
+
+
+def test_unknown_station_gets_no_answer_and_no_session(driver):
+    out = driver.receive(connection_request("NOPE"))
+    assert rejected(out) == [RejectionKind.UNKNOWN_STATION] and not any(isinstance(a, Send) for a in out)
+    assert "NOPE" not in driver.core.sessions
+
+
+def test_frame_without_session_is_rejected_and_the_peer_told_to_reconnect(driver, keys):
+    reject, alert = driver.receive(signed(1, keys))
+    assert reject.rejection.kind == RejectionKind.NO_SESSION
+    assert (alert.peer, alert.session) == (STATION_PEER, False)
+    assert b"no open session" in decode_frame(alert.frame).body.message
+
+
+def test_multipart_and_oversized_messages_are_refused_unread(driver, keys):
+    raw = signed(1, keys)
+    assert driver.core.frame_to_check([raw, raw]) is None
+    (reject,) = driver.receive([raw[:10], raw[10:]])
+    assert (reject.rejection.kind, reject.raw) == (RejectionKind.MULTIPART, raw)
+    assert rejected(driver.receive(bytes(driver.config.max_frame_bytes + 1))) == [RejectionKind.OVERSIZED]
+    assert rejected(driver.receive([])) == [RejectionKind.MULTIPART]
+
+
+def test_connection_requests_are_rate_limited_per_identity(driver):
+    outcomes = [driver.receive(connection_request("STA1")) for _ in range(20)]
+    admitted = [out for out in outcomes if isinstance(out[0], SessionOpened)]
+    # the bucket runs in debt mode (gci_link.pacing): the burst, and one more that takes it below zero
+    assert len(admitted) == driver.config.connect_burst + 1
+    assert outcomes[len(admitted) :] == [[ConnectRateLimited(STATION_PEER.label)]] * (20 - len(admitted))
+    assert isinstance(driver.receive(connection_request("STA1"), OTHER_PEER)[0], SessionOpened)
+    driver.now += 2 * NS_PER_S  # the debt of one token paid back, and one token more
+    assert isinstance(driver.receive(connection_request("STA1"))[0], SessionOpened)
+
+
+def test_option_request_is_echoed_and_alert_closes_the_session(driver, keys):
+    driver.connect()
+    option = OptionBody(((1, b"STA1"),))
+    (echo,) = driver.receive(signed_control(keys, FrameType.OPTION_REQUEST, option))
+    assert echo.kind == FrameType.OPTION_RESPONSE and decode_frame(echo.frame).body == option
+    assert driver.receive(signed_control(keys, FrameType.ALERT, AlertBody(b"bye"))) == [
+        SessionClosedByStation("STA1", "bye")
+    ]
+    assert driver.core.sessions == {}
+    assert rejected(driver.receive(signed(1, keys))) == [RejectionKind.NO_SESSION]
+
+
+def test_unsigned_control_frames_of_a_signing_station_cannot_touch_its_session(driver):
+    driver.connect()
+    forged_alert = encode_frame(Frame(FrameHeader(FrameType.ALERT, "STA1"), AlertBody(b"bye")))
+    assert rejected(driver.receive(forged_alert, OTHER_PEER)) == [RejectionKind.FRAME_UNSIGNED]
+    forged_connect = encode_frame(
+        Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "STA1"), ConnectionBody(station="STA1"))
+    )
+    assert rejected(driver.receive(forged_connect, OTHER_PEER)) == [RejectionKind.FRAME_UNSIGNED]
+    assert [peer for peer, _ in acknacks(driver.core.poll(driver.now))] == [STATION_PEER]
+
+
+def test_acknacks_follow_the_connection_that_last_delivered_a_verified_frame(driver, keys):
+    driver.connect()
+    driver.settle()
+    driver.receive(signed(1, keys), OTHER_PEER)
+    assert [peer for peer, _ in acknacks(driver.settle())] == [OTHER_PEER]
+    driver.core.unreachable("STA1")  # the adapter could not deliver to OTHER_PEER
+    driver.now += 55 * NS_PER_S  # a heartbeat is due, but there is no route until the station is heard
+    assert acknacks(driver.core.poll(driver.now)) == []
+    driver.receive(signed(1, keys))
+    assert [peer for peer, _ in acknacks(driver.settle())] == [STATION_PEER]
+
+
+def test_silence_closes_the_session_with_an_alert(driver, keys):
+    driver.connect()
+    driver.settle()
+    driver.now += 119 * NS_PER_S
+    assert [kind for kind in (a.kind for a in driver.core.poll(driver.now))] == [
+        FrameType.ACKNACK
+    ]  # heartbeat
+    driver.now += NS_PER_S
+    silent, alert = driver.core.poll(driver.now)
+    assert silent == SessionSilent("STA1", 120.0)
+    assert alert.kind == FrameType.ALERT and b"120 s" in decode_frame(alert.frame).body.message
+    assert driver.core.sessions == {}
+
+
+def test_failed_commit_rejects_the_batch_and_takes_the_resend(driver, keys):
+    driver.connect()
+    driver.receive(signed(1, keys))
+    driver.settle()
+    raws = {seq: signed(seq, keys) for seq in (2, 3)}
+    for raw in raws.values():
+        driver.receive(raw)
+    (batch,) = driver.core.take_batches()
+    out = driver.core.settled([], [CommitFailure(batch, driver.held.gap_list("STA1"), "commit failed: disk")])
+    assert [(a.rejection.kind, a.rejection.seq, a.raw) for a in out] == [
+        (RejectionKind.INTERNAL, seq, raw) for seq, raw in raws.items()
+    ]
+    assert driver.core.sessions["STA1"].gaps.intervals() == [(1, 2)]
+    assert driver.receive(raws[2]) == []  # the resend is new again
+    assert driver.core.unsettled == 1
+
+
+def test_a_closed_sessions_unsettled_frames_count_as_held_when_it_reconnects(driver, keys):
+    driver.connect()
+    driver.receive(signed(5, keys))
+    driver.receive(signed_control(keys, FrameType.ALERT, AlertBody(b"bye")))
+    opened, _ = driver.receive(connection_request("STA1"))
+    assert (opened.lowest, opened.highest) == (5, 5)
+    assert driver.receive(signed(5, keys)) == [DuplicateReceived("STA1")]
+    assert acknacks(driver.settle())[0][1] == AcknackBody("STA1:0", 5, 5, ())
+
+
+def test_ims2_message_frames_are_accepted_like_data(driver, keys):
+    driver.connect()
+    frame = Frame(FrameHeader(FrameType.IMS2_MESSAGE, "STA1", sequence=9), Ims2MessageBody(b"BEGIN IMS2.0\n"))
+    assert driver.receive(encode_frame(sign_frame(frame, keys.sta1.key_id, keys.sta1.sign))) == []
+    (batch,) = driver.core.take_batches()
+    assert list(batch.frames) == [9]
+
+
+def test_a_bug_becomes_an_internal_rejection_not_an_exception(keys, clock):
+    def broken(raw: bytes, now_ns: int):
+        raise KeyError("boom")
+
+    core = ReceiverProtocol(make_config(Path("unused"), keys.ca.trust_dir), broken, Held())
+    (reject,) = core.receive(STATION_PEER, [connection_request("STA1")], clock())
+    assert reject.rejection.kind == RejectionKind.INTERNAL and isinstance(reject.error, KeyError)
+
+
+def test_close_alerts_every_open_session(driver):
+    driver.connect()
+    driver.connect(OTHER_PEER, "STA2")
+    alerts = driver.core.close()
+    assert [(a.station, a.peer, a.kind) for a in alerts] == [
+        ("STA1", STATION_PEER, FrameType.ALERT),
+        ("STA2", OTHER_PEER, FrameType.ALERT),
+    ]
+
+
+# ---- arbitrary message sequences -----------------------------------------------------------------
+
+HONEST = range(1, 7)
+
+
+@pytest.fixture(scope="module")
+def messages(keys) -> dict[str, bytes]:
+    """The pool sequences are drawn from: honest frames, resends, replays, damage and garbage."""
+    pool = {"connect": connection_request("STA1"), "connect_other": connection_request("STA2")}
+    for seq in HONEST:
+        pool[f"frame {seq}"] = signed(seq, keys)
+        pool[f"resend {seq}"] = signed(seq, keys)  # ECDSA: other signature values, same content
+        pool[f"replay {seq}"] = signed(seq, keys, samples=samples_for(seq + 1000))
+    good = pool["frame 1"]
+    pool["flipped"] = good[:100] + bytes([good[100] ^ 1]) + good[101:]
+    pool["truncated"] = good[: len(good) // 2]
+    pool["garbage"] = np.random.default_rng(3).bytes(200)
+    pool["alert"] = signed_control(keys, FrameType.ALERT, AlertBody(b"bye"))
+    forged = data_frame(3, keys.sta1)
+    pool["forged"] = encode_frame(
+        dataclasses.replace(forged, trailer=dataclasses.replace(forged.trailer, auth_value=bytes(64)))
+    )
+    return pool
+
+
+def covered(body: AcknackBody) -> set[int]:
+    """Sequence numbers an acknack reports as held."""
+    if body.highest < body.lowest:
+        return set()
+    missing = {seq for start, end in body.gaps for seq in range(start, end)}
+    return set(range(body.lowest, body.highest + 1)) - missing
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_arbitrary_sequences_never_raise_and_acknowledge_only_what_is_held(keys, clock, messages, data):
+    """Whatever arrives in whatever order: every rejection carries its message's bytes, an acknack covers
+    only frames the store holds, the store holds only authentic frames of STA1 and never changes one,
+    and the stored gap list names exactly the stored frames."""
+    driver = Driver(keys, clock())
+    names = sorted(messages)
+    authentic = {seq: {messages[f"{what} {seq}"] for what in ("frame", "resend", "replay")} for seq in HONEST}
+    # sessions open and batches settle often enough for sequences to reach past the first checks
+    choices = [*names, "connect", "connect", "settle", "settle", "settle", "later"]
+    steps = ["connect", *data.draw(st.lists(st.sampled_from(choices), min_size=1, max_size=40))]
+    held: dict[int, bytes] = {}
+    for step in [*steps, "settle"]:
+        if step == "later":
+            driver.now += 30 * NS_PER_S
+            continue
+        if step == "settle":
+            out = driver.settle()
+            stored = {seq: raw for (station, seq), raw in driver.held.frames.items() if station == "STA1"}
+            assert held.items() <= stored.items()  # what was stored stays as it was
+            held = stored
+        else:
+            out = driver.receive(messages[step], data.draw(st.sampled_from([STATION_PEER, OTHER_PEER])))
+            assert all(action.raw == messages[step] for action in out if isinstance(action, Reject))
+        for _, body in acknacks(out):
+            assert covered(body) <= held.keys()
+    assert set(driver.held.frames) <= {("STA1", seq) for seq in HONEST}
+    for seq, raw in held.items():
+        assert raw in authentic[seq]
+    gaps = driver.held.gaps.get("STA1", GapList())
+    assert {seq for start, end in gaps.intervals() for seq in range(start, end)} == held.keys()
