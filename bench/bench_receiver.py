@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from gci_link.cd11 import (
+    AcknackBody,
     ConnectionBody,
     DataBody,
     Frame,
@@ -54,6 +55,7 @@ from idc.config import IdcConfig, StationPolicy
 from idc.server import BATCH, Receiver
 from timeunits import NS_PER_S, S_PER_DAY
 
+Progress = Callable[[str], None]
 FRAME_S = 10
 T0 = 1_704_067_200 * NS_PER_S  # 2024-01-01T00:00:00Z: data time (certificates are checked at arrival time)
 INGEST_CHANNELS = [("HHZ", 100), ("HHN", 100), ("HHE", 100), ("BHZ", 40), ("BHN", 40), ("BHE", 40)]
@@ -180,13 +182,15 @@ def _worker_cpu_s(receiver: Receiver) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _drive(receiver: Receiver, sock: _StubSocket, messages: list[list[bytes]], progress, what: str) -> _Run:
+def _drive(
+    receiver: Receiver, sock: _StubSocket, messages: list[list[bytes]], progress: Progress, what: str
+) -> _Run:
     """Feed ``messages`` in poll-round batches to the receiver's real processing path, as its loop does
     while more messages are waiting."""
     started, loop_cpu = time.perf_counter(), time.thread_time()
     receiver_cpu = time.process_time() + _worker_cpu_s(receiver)
     for i in range(0, len(messages), BATCH):
-        receiver.handle(sock, messages[i : i + BATCH], settle=False)  # type: ignore[arg-type]
+        receiver.handle(sock, messages[i : i + BATCH], settle=False)
         if i % (BATCH * 16) == 0:
             progress(f"{what}: {i}/{len(messages)} frames")
     receiver.settle()  # the last frames too are durable and acknowledged before the clock stops
@@ -208,11 +212,11 @@ def _cpu_figures(prefix: str, run: _Run, units: int, unit: str) -> dict:
 
 def _open_sessions(receiver: Receiver, sock: _StubSocket, signers: list[StationSigner]) -> None:
     messages = [[s.station.encode(), _connection_request(s)] for s in signers]
-    receiver.handle(sock, messages)  # type: ignore[arg-type]
+    receiver.handle(sock, messages)
 
 
 def _ingest(
-    tmp: Path, ca: CertificateAuthority, signer: StationSigner, frames: list[bytes], progress
+    tmp: Path, ca: CertificateAuthority, signer: StationSigner, frames: list[bytes], progress: Progress
 ) -> _Run:
     receiver = Receiver(_config(tmp / "ingest", ca.trust_dir, ["STA1"]), ca.trust_store())
     sock = _StubSocket()
@@ -248,7 +252,7 @@ def _socket_ingest(tmp: Path, ca: CertificateAuthority, signer: StationSigner, f
         started = time.perf_counter()
         for raw in frames:
             dealer.send(raw)
-        _await(dealer, lambda f: f.header.frame_type == FrameType.ACKNACK and f.body.highest == last)
+        _await(dealer, lambda f: isinstance(f.body, AcknackBody) and f.body.highest == last)
         return time.perf_counter() - started
     finally:
         stop.set()
@@ -266,10 +270,11 @@ def _await(sock: zmq.Socket, wanted: Callable[[Frame], bool], timeout_s: float =
     raise RuntimeError("the receiver did not answer in time")
 
 
-def _ims_network(
-    ca: CertificateAuthority, progress
-) -> list[tuple[str, StationSigner, list[tuple[str, int]]]]:
-    stations = []
+Network = list[tuple[str, StationSigner, list[tuple[str, int]]]]
+
+
+def _ims_network(ca: CertificateAuthority, progress: Progress) -> Network:
+    stations: Network = []
     for count, nchan, rates in IMS_MIX:
         for _ in range(count):
             name = f"S{len(stations):03d}"
@@ -279,7 +284,7 @@ def _ims_network(
     return stations
 
 
-def _replay(tmp: Path, ca: CertificateAuthority, progress) -> dict:
+def _replay(tmp: Path, ca: CertificateAuthority, progress: Progress) -> dict:
     network = _ims_network(ca, progress)
     rng = np.random.default_rng(7)
     order = np.random.default_rng(8)
@@ -331,7 +336,7 @@ def _replay(tmp: Path, ca: CertificateAuthority, progress) -> dict:
     }
 
 
-def run(progress: Callable[[str], None]) -> dict:
+def run(progress: Progress) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-receiver-") as name:
         tmp = Path(name)
         ca = CertificateAuthority.create(tmp / "ca")

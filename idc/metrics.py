@@ -16,6 +16,7 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gci_link.clock import Clock
 from idc.stores import open_wal
 from idc.vocabulary import ChannelOutcome
 from timeunits import NS_PER_S
@@ -244,7 +245,7 @@ def format_table(reports: list[ChannelReport], counters: dict[tuple[str, str], i
 class MetricsCollector(Collector):
     """Prometheus view of a metrics database, computed at scrape time from its own connection."""
 
-    def __init__(self, path: Path, window_s: int, clock) -> None:
+    def __init__(self, path: Path, window_s: int, clock: Clock) -> None:
         self._path = path
         self._window_s = window_s
         self._clock = clock

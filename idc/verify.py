@@ -197,8 +197,8 @@ def _channel_checks(
 ) -> tuple[ChannelCheck, ...]:
     checks = []
     for sub in body.channels:
+        outcome = next(outcomes) if sub.auth_key_id else None
         if sub.auth_key_id:
-            outcome = next(outcomes)
             if isinstance(outcome, VerifyResult) and outcome.station == station.name:
                 checks.append(_authenticated(sub.site, sub.channel, sub.location))
                 continue
