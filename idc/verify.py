@@ -197,20 +197,21 @@ def _channel_checks(
 ) -> tuple[ChannelCheck, ...]:
     checks = []
     for sub in body.channels:
-        outcome = next(outcomes) if sub.auth_key_id else None
-        if sub.auth_key_id:
-            if isinstance(outcome, VerifyResult) and outcome.station == station.name:
-                checks.append(_authenticated(sub.site, sub.channel, sub.location))
-                continue
-        label = channel_label(sub.site, sub.channel, sub.location)
         if sub.auth_key_id == 0:
+            label = channel_label(sub.site, sub.channel, sub.location)
             if station.require_signatures:
                 checks.append(
                     ChannelCheck(label, ChannelOutcome.FAILED, "unsigned but the station must sign")
                 )
             else:
                 checks.append(ChannelCheck(label, ChannelOutcome.UNSIGNED))
-        elif isinstance(outcome, SignatureError):
+            continue
+        outcome = next(outcomes)
+        if isinstance(outcome, VerifyResult) and outcome.station == station.name:
+            checks.append(_authenticated(sub.site, sub.channel, sub.location))
+            continue
+        label = channel_label(sub.site, sub.channel, sub.location)
+        if isinstance(outcome, SignatureError):
             checks.append(ChannelCheck(label, ChannelOutcome.FAILED, str(outcome)))
         else:
             checks.append(
