@@ -338,7 +338,7 @@ def decode_status(raw: bytes) -> Status:
         fast_count=_u32(raw, 0),
         slow_count=_u32(raw, 4),
         gp_count=_u32(raw, 8),
-        accumulation_time_s=raw[12] * 0.001 + int.from_bytes(raw[13:16], "little") * 0.1,
+        accumulation_time_s=(raw[12] + 100 * int.from_bytes(raw[13:16], "little")) / 1000,
         real_time_s=_u32(raw, 20) / 1000.0,
         reported_live_time_s=live,
         firmware=_version(firmware),
@@ -346,7 +346,7 @@ def decode_status(raw: bytes) -> Status:
         fpga=_version(raw[25]),
         serial_number=_u32(raw, 26) if raw[29] < 0x80 else None,
         high_voltage_v=int.from_bytes(raw[30:32], "big", signed=True) * 0.5,
-        detector_temperature_k=((raw[32] & 0x0F) << 8 | raw[33]) * 0.1,
+        detector_temperature_k=((raw[32] & 0x0F) << 8 | raw[33]) / 10,
         board_temperature_c=int.from_bytes(raw[34:35], "big", signed=True),
         preset_real_time_reached=bool(raw[35] & 0x80),
         mca_enabled=bool(raw[35] & 0x20),
@@ -514,7 +514,7 @@ class PacketParser:
         if head is None:
             return False
         end = j + OVERHEAD + head[2]
-        return end <= len(buf) and sum(memoryview(buf)[j:end]) & 0xFFFF == 0
+        return end <= len(buf) and checksum(memoryview(buf)[j:end - 2]) == buf[end - 2] << 8 | buf[end - 1]
 
     def _next_good_inside(self, j: int, stop: int) -> int:
         """Position of a complete good packet starting in ``(j, stop)``, or -1."""
