@@ -129,5 +129,5 @@ BETA_GAMMA_BRANCHES: tuple[Branch, ...] = (
     Branch("Xe-131m", 0.54, "ce", 129.4, 29.8),  # K conversion electron + Xe K X-ray
     Branch("Xe-133m", 0.5577, "ce", 199.2, 29.8),
     Branch("Xe-135", 0.90, "beta", 910.0, 249.794),
-    Branch("Pb-214", 0.376, "beta", 672.0, 351.932),  # radon in the cell
+    Branch("Rn-222", 0.376, "beta", 672.0, 351.932),  # radon in the cell, through its Pb-214 progeny
 )
