@@ -120,7 +120,8 @@ class SimBetaGamma:
         self._snap_ids = 0
         # sampler and xenon unit
         self.sample_id = "-"
-        self.xe = (None, None, None, None)  # ml, unc, yield, unc of the last sample loaded
+        # ml, unc, yield, unc of the last sample loaded
+        self.xe: tuple[float | None, float | None, float | None, float | None] = (None, None, None, None)
         self._volume_m3 = 0.0
         self._collection_index = 0
         self._flow_failed = False
