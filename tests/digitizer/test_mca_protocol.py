@@ -13,6 +13,14 @@ def test_crc16_is_ccitt_false() -> None:
     assert mca.crc16(b"123456789") == 0x29B1
 
 
+def test_the_examples_in_the_protocol_document() -> None:
+    assert mca.frame_line(17, "ACQ:START") == b"17 ACQ:START*5CB7\n"
+    assert mca.encode_ok(17) == b"17 OK*A8EC\n"
+    first, cells = mca.chunk_of(np.arange(65536, dtype=np.uint32).reshape(256, 256), 5)
+    assert mca.format_chunk(12, "HIST", 5, first, cells).startswith(
+        "SNAP=12 ARRAY=HIST INDEX=5 FIRST=5120 CELLS=1024 CRC32=601E886A DATA=ABQAAAEUAAACFAAAAxQAA")
+
+
 def test_line_round_trip_and_damage() -> None:
     line = mca.frame_line(17, "ACQ:START")
     assert line.endswith(b"\n") and line.startswith(b"17 ACQ:START*")
