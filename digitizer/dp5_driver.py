@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 from digitizer import dp5
-from digitizer.serial_link import InstrumentUnavailable, LinkConfig, Pending, Retry, SerialLink
+from digitizer.serial_link import InstrumentUnavailable, LinkConfig, LinkCounters, Pending, Retry, SerialLink
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ __all__ = ["Dp5CommandError", "Dp5Driver", "InstrumentUnavailable", "LinkConfig"
 
 RETRYABLE_ACKS = dp5.ACK_TRANSPORT_ERRORS | {dp5.AckCode.BUSY_OTHER_INTERFACE}
 _STATUS_PACKET = dp5.OVERHEAD + dp5.STATUS_SIZE
+M = TypeVar("M", dp5.Status, dp5.Spectrum, dp5.Ack, dp5.ConfigReadback)
 
 
 class Dp5CommandError(RuntimeError):
@@ -48,7 +50,7 @@ class Dp5Driver:
         self._parser = dp5.PacketParser.for_host()
 
     @property
-    def counters(self):
+    def counters(self) -> LinkCounters:
         return self.link.counters
 
     def close(self) -> None:
@@ -95,8 +97,8 @@ class Dp5Driver:
                                                       "ack": ack.name, "detail": ack.detail})
             raise Dp5CommandError(what, ack)
 
-    def _request(self, request: bytes, kind: type, expect_bytes: int, what: str):
-        def on_data(data: bytes) -> Pending:
+    def _request(self, request: bytes, kind: type[M], expect_bytes: int, what: str) -> M:
+        def on_data(data: bytes) -> Pending[M]:
             for event in self._parser.feed(data):
                 value = self._on_event(event, kind, what)
                 if value is not None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from digitizer import mca
-from digitizer.serial_link import InstrumentUnavailable, LinkConfig, Pending, Retry, SerialLink
+from digitizer.serial_link import InstrumentUnavailable, LinkConfig, LinkCounters, Pending, Retry, SerialLink
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class McaDriver:
         self._tag = 0
 
     @property
-    def counters(self):
+    def counters(self) -> LinkCounters:
         return self.link.counters
 
     def close(self) -> None:

@@ -207,7 +207,7 @@ class SimDp5:
         dt = (t1 - t0) / NS_PER_S
         truth = self.truth_counts[-1]
         live_fraction = 1.0
-        if self.high_voltage(t0) > 100:
+        if abs(self.high_voltage(t0)) > 100:
             warm = max(0.0, self.crystal_k(t0) - WARM_RESOLUTION_K)
             fwhm_factor = 1.0 + warm / 15.0
             expected = self._continuum * dt
