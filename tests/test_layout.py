@@ -36,14 +36,19 @@ def _reachable(package: str) -> set[str]:
     return seen | {package, "timeunits"}
 
 
-def _imported_packages(path: Path) -> set[tuple[str, int]]:
+def _top_level_imports(path: Path) -> set[tuple[str, int]]:
+    """(top-level module, line) of every absolute import in the file."""
     found: set[tuple[str, int]] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             found.update((alias.name.split(".")[0], node.lineno) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add((node.module.split(".")[0], node.lineno))
-    return {(name, line) for name, line in found if name in ARROWS}
+    return found
+
+
+def _imported_packages(path: Path) -> set[tuple[str, int]]:
+    return {(name, line) for name, line in _top_level_imports(path) if name in ARROWS}
 
 
 @pytest.mark.parametrize("package", sorted(ARROWS))
@@ -63,3 +68,24 @@ def test_imports_follow_the_arrows(package: str) -> None:
 def test_every_top_level_package_is_mapped() -> None:
     packages = {p.parent.name for p in REPO_ROOT.glob("*/__init__.py")} - {"tests", "bench"}
     assert packages == set(ARROWS), "add the new package to ARROWS (and to the README's layout table)"
+
+
+# the sans-I/O protocol cores: bytes or frames and "now" in, actions and events out
+PROTOCOL_CORES = [
+    "digitizer/brp.py",
+    "digitizer/guralp_session.py",
+    "digitizer/guralp_console.py",
+    "digitizer/dp5.py",
+    "digitizer/mca.py",
+    "gci_link/link_session.py",
+    "idc/protocol.py",
+]
+IO_MODULES = {
+    "zmq", "serial", "socket", "select", "selectors", "asyncio", "threading", "logging", "time", "sqlite3"
+}
+
+
+@pytest.mark.parametrize("core", PROTOCOL_CORES)
+def test_protocol_cores_do_no_io_and_read_no_clock(core: str) -> None:
+    imported = {name for name, _ in _top_level_imports(REPO_ROOT / core)}
+    assert not imported & IO_MODULES, f"{core} imports {sorted(imported & IO_MODULES)}"
