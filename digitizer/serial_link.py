@@ -87,10 +87,6 @@ class SerialLink:
         self._lost = False  # an outage is under way (logged once when it starts and once when it ends)
 
     # -- port ------------------------------------------------------------------------------------
-    @property
-    def is_open(self) -> bool:
-        return self._port is not None
-
     def _open(self) -> serial.SerialBase:
         if self._port is not None:
             return self._port
