@@ -113,7 +113,9 @@ class Dp5Driver:
         return self.link.transact(request, on_data, expect_bytes=expect_bytes, on_timeout=on_timeout,
                                   what=what)
 
-    def _on_event(self, event: dp5.Event, kind: type, what: str, *, raise_retry: bool = True):
+    def _on_event(
+        self, event: dp5.Event, kind: type, what: str, *, raise_retry: bool = True
+    ) -> dp5.Message | None:
         """The awaited message, or None; raises ``Retry`` for an answer that came garbled."""
         problem = None
         if isinstance(event, dp5.Resync):
