@@ -114,8 +114,8 @@ class Dp5Driver:
                                   what=what)
 
     def _on_event(
-        self, event: dp5.Event, kind: type, what: str, *, raise_retry: bool = True
-    ) -> dp5.Message | None:
+        self, event: dp5.Event, kind: type[M], what: str, *, raise_retry: bool = True
+    ) -> M | None:
         """The awaited message, or None; raises ``Retry`` for an answer that came garbled."""
         problem = None
         if isinstance(event, dp5.Resync):
