@@ -22,6 +22,7 @@ import zmq
 from gci_link.cd11 import DataBody
 from gci_link.clock import Clock
 from gci_link.io.sds import SdsArchive
+from gci_link.kernels import warm_up
 from gci_link.keys import TrustStore
 from idc.actions import (
     Action,
@@ -113,7 +114,8 @@ class Receiver:
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Finish half-done archiving from a previous run, then bind the endpoints."""
+        """Compile the kernels, finish half-done archiving from a previous run, then bind the endpoints."""
+        log.info("compiled kernels ready", extra={"seconds": round(warm_up(), 3)})
         self.committer.start()
         if self.config.curve is not None:
             self._zap = ZapHandler(self.ctx, self.config.curve.authorized_keys_dir)

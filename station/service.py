@@ -27,6 +27,7 @@ from digitizer.guralp_session import StreamGap
 from digitizer.packet import Packet, Status
 from gci_link.cd11 import ChannelStatus, CommandRequestBody, format_time
 from gci_link.commands import CommandName
+from gci_link.kernels import warm_up
 from gci_link.keys import StationSigner
 from gci_link.link_session import SessionConfig, State
 from gci_link.station_end.outbox import Outbox, OutboxStats
@@ -143,6 +144,7 @@ class StationService:
                 "next_seq": self.outbox.next_sequence,
             },
         )
+        log.info("compiled kernels ready", extra={"station": self.name, "seconds": round(warm_up(), 3)})
         self._running = True
         for driver in self.drivers.values():
             driver.start()
