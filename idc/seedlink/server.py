@@ -109,7 +109,7 @@ class SeedLinkServer:
         if self._server is not None:
             self._server.close()
         for client in list(self.clients):
-            client.close("server stopping")
+            client.close("server stopping", abort=True)
         if self._server is not None:
             await self._server.wait_closed()
         log.info("seedlink server stopped")
@@ -314,14 +314,16 @@ class _Client(asyncio.Protocol):
                     "cursor": self.session.cursor,
                 },
             )
-            self.close("stalled")
+            self.close("stalled", abort=True)
         else:
             self.pump()
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, abort: bool = False) -> None:
+        """Close after what is buffered has gone out, or at once with ``abort`` (a stalled client's
+        buffer would never drain)."""
         self.reason = reason
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        if self.transport is not None and (abort or not self.transport.is_closing()):
+            (self.transport.abort if abort else self.transport.close)()
 
 
 class RunningServer:
