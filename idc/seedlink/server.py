@@ -91,7 +91,11 @@ class SeedLinkServer:
         self._loop = asyncio.get_running_loop()
         try:
             self._server = await self._loop.create_server(
-                lambda: _Client(self), self.config.host, self.config.port, reuse_address=True
+                lambda: _Client(self),
+                self.config.host,
+                self.config.port,
+                reuse_address=True,
+                backlog=max(100, self.config.max_clients),  # many clients reconnect at once after a restart
             )
         except OSError as exc:
             raise SeedLinkServerError(
