@@ -4,8 +4,9 @@ One :class:`Session` per connection. The adapter feeds it what the client sent (
 returns the replies), and while the session streams it hands it the ring's records from
 ``session.cursor`` on (:meth:`Session.stream` returns the packets to send) and tells it when it has
 caught up with the ring (:meth:`Session.caught_up` returns ``END`` when a dial-up or time-window
-request is complete). The session never touches a socket; it reads ring positions and INFO summaries
-through :class:`RingView`.
+request is complete). The session never touches a socket, reads no clock and logs nothing: "now" comes
+with the calls that need it, what happened comes back as :class:`Event` s for the adapter to log
+(:meth:`Session.take_events`), and ring positions and INFO summaries are read through :class:`RingView`.
 
 Protocol 3 (SeisComP/ObsPy/slinktool): HELLO, CAT, BYE, BATCH, CAPABILITIES EXTREPLY, STATION sta [net],
 SELECT [LL]CCC[.T], DATA/FETCH [seq [begin [end]]], TIME begin [end], END, INFO; uni-station mode (SELECT
@@ -27,13 +28,12 @@ selectors per station, errors before disconnection, INFO document size.
 
 from __future__ import annotations
 
-import logging
 import re
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from idc.seedlink.info import (
     LEVELS_V3,
@@ -58,8 +58,6 @@ from idc.seedlink.selection import (
 )
 from idc.seedlink.times import parse_time
 from timeunits import NS_PER_S
-
-log = logging.getLogger(__name__)
 
 V3_MASK = 0xFFFFFF
 _V4_HEAD = struct.Struct("<IQB")  # payload length, sequence number, station ID length
@@ -98,6 +96,14 @@ class Phase(Enum):
     STREAMING = "streaming"
     ENDED = "ended"  # END sent after a dial-up or time-window request; only BYE is taken now
     CLOSED = "closed"  # BYE, or too many errors: the adapter closes the connection
+
+
+class Event(NamedTuple):
+    """Something the adapter should log: level ("debug", "info", "warning"), message, fields."""
+
+    level: str
+    message: str
+    fields: dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -158,13 +164,11 @@ class Session:
         self,
         ring: RingView,
         identity: Identity,
-        clock: Callable[[], int],
         limits: Limits | None = None,
         peer: str = "",
     ) -> None:
         self.ring = ring
         self.identity = identity
-        self.clock = clock
         self.limits = limits or Limits()
         self.peer = peer
         self.phase = Phase.HANDSHAKE
@@ -184,6 +188,16 @@ class Session:
         self._routes: dict[tuple[str, str, str, str], _Request | None] = {}
         self._seen: set[tuple[str, str, str, str]] = set()  # channels with data in a time window
         self._passed: set[tuple[str, str, str, str]] = set()  # ... and past its end
+        self._now = 0  # "now" given with the latest call, ns
+        self._events: list[Event] = []
+
+    def take_events(self) -> list[Event]:
+        """What happened since the last call, for the adapter to log (the core does no I/O)."""
+        events, self._events = self._events, []
+        return events
+
+    def _event(self, level: str, message: str, **fields: object) -> None:
+        self._events.append(Event(level, message, {"peer": self.peer, **fields}))
 
     # ---- commands
 
@@ -192,8 +206,9 @@ class Session:
         """First line of the HELLO reply: protocol versions and capabilities, as SeedLink 4 asks."""
         return f"SeedLink v4.0 ({self.identity.software}) :: {CAPABILITIES}"
 
-    def feed(self, data: bytes) -> bytes:
-        """Take bytes from the client; returns what to send back (replies, INFO packets, ``END``)."""
+    def feed(self, data: bytes, now_ns: int) -> bytes:
+        """Take bytes from the client; returns what to send back (replies, INFO packets)."""
+        self._now = now_ns
         out = bytearray()
         self._buffer += data
         too_long = CommandError("LIMIT", f"command line longer than {self.limits.max_line_bytes} bytes")
@@ -236,7 +251,7 @@ class Session:
             if verb == "INFO":
                 return self._info(args)
             if self.phase is not Phase.HANDSHAKE:
-                log.debug("command ignored while streaming", extra={"peer": self.peer, "command": verb})
+                self._event("debug", "command ignored while streaming", command=verb)
                 return b""
             return self._handshake(verb, args)
         except CommandError as exc:
@@ -363,9 +378,11 @@ class Session:
         held = self.ring.start_of(start - 1)
         if held is not None and held // NS_PER_S == last_start_ns // NS_PER_S:
             return start
-        log.warning(
+        self._event(
+            "warning",
             "resume point does not match the time of the client's last record; resuming by time",
-            extra={"peer": self.peer, "seq": start, "last_start_ns": last_start_ns},
+            seq=start,
+            last_start_ns=last_start_ns,
         )
         return self.ring.first_seq_ending_after(last_start_ns)
 
@@ -391,9 +408,12 @@ class Session:
                     wanted_seq -= V3_MASK + 1
         if oldest <= wanted_seq <= head:
             return wanted_seq
-        log.warning(
+        self._event(
+            "warning",
             "requested sequence number is not in the ring; starting at the oldest held",
-            extra={"peer": self.peer, "requested": text, "oldest": oldest, "next": head},
+            requested=text,
+            oldest=oldest,
+            next=head,
         )
         return oldest
 
@@ -408,16 +428,14 @@ class Session:
         self.cursor = min(r.start if r.start is not None else head for r in self._requests)
         self._stop_seq = head if self.dialup else None
         self.phase = Phase.STREAMING
-        log.info(
+        self._event(
+            "info",
             "client streaming",
-            extra={
-                "peer": self.peer,
-                "protocol": self.protocol,
-                "stations": len(self._requests),
-                "mode": "dial-up" if self.dialup else "real-time",
-                "from_seq": self.cursor,
-                "user_agent": self.user_agent,
-            },
+            protocol=self.protocol,
+            stations=len(self._requests),
+            mode="dial-up" if self.dialup else "real-time",
+            from_seq=self.cursor,
+            user_agent=self.user_agent,
         )
         return b""
 
@@ -446,7 +464,7 @@ class Session:
             stations = by_station(streams)
         if error is not None:
             self.errors += 1
-            log.warning("INFO refused", extra={"peer": self.peer, "code": error[0], "reason": error[1]})
+            self._event("warning", "INFO refused", code=error[0], reason=error[1])
         if self.protocol == 4:
             doc = json_document(self.identity, self.hello, level, stations, error)
             if len(doc) > self.limits.max_info_bytes:
@@ -457,7 +475,7 @@ class Session:
         text = xml_document(self.identity, self.hello, level if error is None else "ID", stations)
         if len(text) > self.limits.max_info_bytes:
             text, error = xml_document(self.identity, self.hello, "ID", []), ("LIMIT", "")
-        records = info_records(text, self.clock(), error is not None)
+        records = info_records(text, self._now, error is not None)
         return b"".join(
             (b"SLINFO *" if i < len(records) - 1 else b"SLINFO  ") + r for i, r in enumerate(records)
         )
@@ -468,13 +486,10 @@ class Session:
     def _refuse(self, exc: CommandError, verb: str) -> bytes:
         self.errors += 1
         message = _shown(str(exc))[:200]
-        log.warning(
-            "command refused",
-            extra={"peer": self.peer, "command": _shown(verb), "code": exc.code, "reason": message},
-        )
+        self._event("warning", "command refused", command=_shown(verb), code=exc.code, reason=message)
         if self.errors >= self.limits.max_errors:
             self.phase = Phase.CLOSED
-            log.warning("client closed after too many refused commands", extra={"peer": self.peer})
+            self._event("warning", "client closed after too many refused commands")
             message = f"{message}; too many errors, closing"
         if self._batch and self.phase is not Phase.CLOSED:
             return b""
@@ -531,13 +546,15 @@ class Session:
     def skip_to(self, oldest: int) -> None:
         """The ring overwrote records this client had not been sent yet: go on from the oldest held."""
         if self.cursor < oldest:
-            log.warning(
+            self._event(
+                "warning",
                 "client fell behind the ring; records lost to it",
-                extra={"peer": self.peer, "from_seq": self.cursor, "lost": oldest - self.cursor},
+                from_seq=self.cursor,
+                lost=oldest - self.cursor,
             )
             self.cursor = oldest
 
-    def caught_up(self) -> bytes:
+    def caught_up(self, now_ns: int) -> bytes:
         """Called when the cursor has reached the ring's head: ``END`` once a dial-up request has had
         everything queued when it started, or every time window is over (see module docstring)."""
         if self.phase is not Phase.STREAMING:
@@ -546,11 +563,11 @@ class Session:
         ends = [r.end_ns for r in self._requests]
         if not done and all(e is not None for e in ends):
             late = max(e for e in ends if e is not None) + int(self.limits.window_grace_s * NS_PER_S)
-            done = (bool(self._seen) and self._seen <= self._passed) or self.clock() > late
+            done = (bool(self._seen) and self._seen <= self._passed) or now_ns > late
         if not done:
             return b""
         self.phase = Phase.ENDED
-        log.info("client request complete; END sent", extra={"peer": self.peer, "packets": self.packets_sent})
+        self._event("info", "client request complete; END sent", packets=self.packets_sent)
         return b"END"
 
 

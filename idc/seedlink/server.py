@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 18000
 PUMP_RECORDS = 512  # ring slots one client looks at per read
 PUMP_BUDGET = 4096  # ... and per turn of the event loop, so a client catching up lets others run
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
 class SeedLinkServerError(Exception):
@@ -212,9 +213,7 @@ class _Client(asyncio.Protocol):
             return
         self.server.clients.add(self)
         transport.set_write_buffer_limits(high=self.config.write_buffer_bytes)
-        self.session = Session(
-            self.server.ring, self.server.identity, self.server.clock, self.config.limits, self.peer
-        )
+        self.session = Session(self.server.ring, self.server.identity, self.config.limits, self.peer)
         self.deadline = self.connected_at + self.config.handshake_timeout_s
         log.info("seedlink client connected", extra={"peer": self.peer, "clients": len(self.server.clients)})
 
@@ -222,7 +221,8 @@ class _Client(asyncio.Protocol):
         if self.session is None or self.transport is None:
             return
         was = self.session.phase
-        out = self.session.feed(data)
+        out = self.session.feed(data, self.server.clock())
+        self._log_events()
         if out:
             self.transport.write(out)
         phase = self.session.phase
@@ -274,7 +274,8 @@ class _Client(asyncio.Protocol):
         budget = PUMP_BUDGET
         while self.paused_since is None and session.phase is Phase.STREAMING:
             if session.cursor >= self.server.ring.next_seq:
-                out = session.caught_up()
+                out = session.caught_up(self.server.clock())
+                self._log_events()
                 if out:
                     transport.write(out)
                     self._ended()
@@ -287,10 +288,16 @@ class _Client(asyncio.Protocol):
             records, first, next_seq = self.server.records_from(session.cursor, min(budget, PUMP_RECORDS))
             if first > session.cursor:
                 session.skip_to(first)
+                self._log_events()
             budget -= max(1, next_seq - session.cursor)
             out = session.stream(records, next_seq)
             if out:
                 transport.write(out)
+
+    def _log_events(self) -> None:
+        if self.session is not None:
+            for event in self.session.take_events():
+                log.log(_LEVELS[event.level], event.message, extra=event.fields)
 
     def _scheduled_pump(self) -> None:
         self._pump_scheduled = False

@@ -189,13 +189,13 @@ def test_a_stalled_client_neither_slows_the_others_nor_grows_memory(tmp_path, se
     ring.close()
 
 
-def test_a_client_the_ring_overtakes_goes_on_from_the_oldest_record_held(tmp_path, caplog):
+def test_a_client_the_ring_overtakes_goes_on_from_the_oldest_record_held(tmp_path):
     """What the adapter does when a client's cursor was overwritten: the read reports where the ring
     really starts, and the session moves on from there, logging how many records the client lost."""
     with Ring.open(tmp_path / "small", records=16, sync=False) as ring:
         server = SeedLinkServer(ring, ServerConfig())
-        session = Session(ring, server.identity, server.clock, peer="slow")
-        session.feed(b"STATION STA1 XX\r\nDATA\r\nEND\r\n")
+        session = Session(ring, server.identity, peer="slow")
+        session.feed(b"STATION STA1 XX\r\nDATA\r\nEND\r\n", T0)
         assert session.cursor == 1
         for k in range(40):  # the client takes nothing meanwhile
             _append(ring, k)
@@ -203,10 +203,9 @@ def test_a_client_the_ring_overtakes_goes_on_from_the_oldest_record_held(tmp_pat
         assert (first, next_seq) == (ring.oldest_seq, ring.next_seq) == (25, 41)
         session.skip_to(first)
         packets = session.stream(framed, next_seq)
-        assert [int(packets[i + 2 : i + 8], 16) for i in range(0, len(packets), PACKET)] == list(
-            range(25, 41)
-        )
-        [lost] = [
-            r for r in caplog.records if r.getMessage() == "client fell behind the ring; records lost to it"
+        sent = [int(packets[i + 2 : i + 8], 16) for i in range(0, len(packets), PACKET)]
+        assert sent == list(range(25, 41))
+        lost = [
+            e for e in session.take_events() if e.message == "client fell behind the ring; records lost to it"
         ]
-        assert (lost.peer, lost.lost) == ("slow", 24)
+        assert [e.fields for e in lost] == [{"peer": "slow", "from_seq": 1, "lost": 24}]
