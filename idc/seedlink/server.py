@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from idc.seedlink.info import Identity
 from idc.seedlink.protocol import FramedRecord, Limits, Phase, Session
-from idc.seedlink.ring import Ring
+from idc.seedlink.ring import Ring, StreamSummary
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class ServerConfig:
     write_buffer_bytes: int = 256 << 10  # per client; above it the client is not read for
     cache_records: int = 8192  # newest records kept framed for every client to share
     housekeeping_s: float = 1.0  # timeouts and time-window ends are checked this often
+    info_max_age_s: float = 10.0  # INFO STATIONS/STREAMS may be this old (the summary scans the ring)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -65,6 +66,38 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _RingView:
+    """The ring as sessions see it, with its channel summary (for INFO) recomputed at most every
+    ``max_age_s``: it scans the whole ring (about 0.5 s for 1 GiB), which clients repeating INFO
+    must not make the event loop do over and over."""
+
+    def __init__(self, ring: Ring, max_age_s: float) -> None:
+        self.ring = ring
+        self.max_age_s = max_age_s
+        self._streams: list[StreamSummary] = []
+        self._at = float("-inf")
+
+    @property
+    def next_seq(self) -> int:
+        return self.ring.next_seq
+
+    @property
+    def oldest_seq(self) -> int:
+        return self.ring.oldest_seq
+
+    def first_seq_ending_after(self, time_ns: int) -> int:
+        return self.ring.first_seq_ending_after(time_ns)
+
+    def start_of(self, seq: int) -> int | None:
+        return self.ring.start_of(seq)
+
+    def streams(self) -> list[StreamSummary]:
+        now = time.monotonic()
+        if now - self._at > self.max_age_s:
+            self._streams, self._at = self.ring.streams(), now
+        return self._streams
+
+
 class SeedLinkServer:
     """Serves ``ring`` on ``config.host``:``config.port`` once :meth:`start` is awaited."""
 
@@ -73,6 +106,7 @@ class SeedLinkServer:
         self.config = config
         self.clock = clock
         self.identity = Identity(config.software, config.organization, clock())
+        self.view = _RingView(ring, config.info_max_age_s)
         self.clients: set[_Client] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -213,7 +247,7 @@ class _Client(asyncio.Protocol):
             return
         self.server.clients.add(self)
         transport.set_write_buffer_limits(high=self.config.write_buffer_bytes)
-        self.session = Session(self.server.ring, self.server.identity, self.config.limits, self.peer)
+        self.session = Session(self.server.view, self.server.identity, self.config.limits, self.peer)
         self.deadline = self.connected_at + self.config.handshake_timeout_s
         log.info("seedlink client connected", extra={"peer": self.peer, "clients": len(self.server.clients)})
 

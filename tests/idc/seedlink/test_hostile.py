@@ -209,3 +209,15 @@ def test_a_client_the_ring_overtakes_goes_on_from_the_oldest_record_held(tmp_pat
             e for e in session.take_events() if e.message == "client fell behind the ring; records lost to it"
         ]
         assert [e.fields for e in lost] == [{"peer": "slow", "from_seq": 1, "lost": 24}]
+
+
+def test_repeated_info_requests_do_not_rescan_the_ring_each_time(tmp_path):
+    """The channel summary scans the whole ring; INFO floods get one at most info_max_age_s old."""
+    with Ring.open(tmp_path / "r", records=64, sync=False) as ring:
+        _append(ring, 0)
+        fresh = SeedLinkServer(ring, ServerConfig(info_max_age_s=0.0)).view
+        cached = SeedLinkServer(ring, ServerConfig(info_max_age_s=3600.0)).view
+        assert len(fresh.streams()) == len(cached.streams()) == 1
+        ring.append("XX", "STA2", "00", "BHZ", records("XX", "STA2", "00", "BHZ", T0, walk(1, 40)))
+        assert len(fresh.streams()) == 2
+        assert len(cached.streams()) == 1  # the same summary until it is an hour old
