@@ -531,6 +531,14 @@ class Session:
         self.packets_sent += len(out)
         return b"".join(out)
 
+    def wants(self, network: str, station: str, location: str, channel: str) -> bool:
+        """Whether the client asked for the channel at all (a ring read can skip the others' records)."""
+        key = (network, station, location, channel)
+        try:
+            return self._routes[key] is not None
+        except KeyError:
+            return self._route(key) is not None
+
     def _route(self, key: tuple[str, str, str, str]) -> _Request | None:
         """The request a channel belongs to (the first STATION that matches it), if its selectors want it."""
         if len(self._routes) >= 100_000:

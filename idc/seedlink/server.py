@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from idc.seedlink.info import Identity
 from idc.seedlink.protocol import FramedRecord, Limits, Phase, Session
-from idc.seedlink.ring import Ring, StreamSummary
+from idc.seedlink.ring import Accept, Ring, StreamSummary
 
 log = logging.getLogger(__name__)
 
@@ -192,15 +192,18 @@ class SeedLinkServer:
             del self._cache[:excess]
             self._cache_first += excess
 
-    def records_from(self, seq: int, max_records: int) -> tuple[list[FramedRecord], int, int]:
+    def records_from(
+        self, seq: int, max_records: int, accept: Accept | None = None
+    ) -> tuple[list[FramedRecord], int, int]:
         """(records, first sequence number covered, next sequence number) from ``seq`` on: from the
-        shared cache where it holds them, else read from the ring."""
+        shared cache where it holds them, else read from the ring, skipping channels ``accept`` does
+        not want without copying them (a client catching up on a few stations of a full ring)."""
         first = self._cache_first
         end = first + len(self._cache)
         if first <= seq < end:
             stop = min(end, seq + max_records)
             return [f for f in self._cache[seq - first : stop - first] if f is not None], seq, stop
-        batch = self.ring.read(seq, max_records)
+        batch = self.ring.read(seq, max_records, accept)
         return [FramedRecord(r) for r in batch.records], batch.first_seq, batch.next_seq
 
     # ---- housekeeping
@@ -319,7 +322,9 @@ class _Client(asyncio.Protocol):
                     self._pump_scheduled = True
                     asyncio.get_running_loop().call_soon(self._scheduled_pump)
                 return
-            records, first, next_seq = self.server.records_from(session.cursor, min(budget, PUMP_RECORDS))
+            records, first, next_seq = self.server.records_from(
+                session.cursor, min(budget, PUMP_RECORDS), session.wants
+            )
             if first > session.cursor:
                 session.skip_to(first)
                 self._log_events()
