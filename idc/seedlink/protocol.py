@@ -491,6 +491,8 @@ class Session:
             self.phase = Phase.CLOSED
             self._event("warning", "client closed after too many refused commands")
             message = f"{message}; too many errors, closing"
+        if self.phase is Phase.STREAMING or self.phase is Phase.ENDED:
+            return b""  # no reply line inside the packet stream: logged and counted only
         if self._batch and self.phase is not Phase.CLOSED:
             return b""
         if self.protocol == 4:

@@ -332,5 +332,7 @@ def test_info_and_bye_are_the_only_commands_taken_while_streaming(filled):
     s.feed(b"STATION STA1 XX\r\nDATA\r\nEND\r\n", NOW)
     assert s.feed(b"STATION STA2 XX\r\nHELLO\r\n", NOW) == b""
     assert s.feed(b"INFO ID\r\n", NOW).startswith(b"SLINFO  ")
+    assert s.feed(b"\xff\xfe\r\n" + b"X" * 600 + b"\r\n", NOW) == b""  # never an ERROR line among packets
+    assert s.errors == 2
     s.feed(b"BYE\r\n", NOW)
     assert s.phase is Phase.CLOSED
