@@ -51,6 +51,7 @@ class _Run:
     """Consecutive samples of one channel for one day file, packed as one segment."""
 
     path: str
+    channel: tuple[str, str, str, str]  # network, station, location, channel
     header: bytes
     start_ns: int
     rate: float
@@ -133,14 +134,16 @@ class SdsArchive:
                 seen[path] = size
         return list(seen.items())
 
-    def append(self, pieces: list[tuple[str, Segment]]) -> None:
+    def append(self, pieces: list[tuple[str, Segment]]) -> list[tuple[str, str, str, str, bytes]]:
         """Append the pieces as miniSEED records: one write per day file, then one sync for them all.
 
         Pieces of one channel that follow each other are packed together, so records come out full.
+        Returns what was written, in order, as (network, station, location, channel, records), for a
+        real-time feed (the SeedLink ring) to carry exactly the records the archive holds.
         """
         runs = self._runs(pieces)
         if not runs:
-            return
+            return []
         packed = pack_records(
             np.concatenate([x for run in runs for x in run.samples]),
             np.cumsum([0] + [run.count for run in runs]),
@@ -150,8 +153,11 @@ class SdsArchive:
             self.record_length,
         )
         out: dict[str, list[bytes]] = {}
+        written = []
         for run, first, stop in zip(runs, packed.first[:-1], packed.first[1:], strict=True):
-            out.setdefault(run.path, []).append(packed.records[first:stop].tobytes())
+            run_records = packed.records[first:stop].tobytes()
+            out.setdefault(run.path, []).append(run_records)
+            written.append((*run.channel, run_records))
         each = not self._fs.available or len(out) < SYNCFS_FROM_FILES
         if len(self._sizes) >= PATH_CACHE_SIZE:
             self._sizes.clear()
@@ -165,6 +171,7 @@ class SdsArchive:
             self._sizes.clear()  # a file may hold part of its write: ask the filesystem again
             self._files.close_all()
             raise
+        return written
 
     def _runs(self, pieces: list[tuple[str, Segment]]) -> list[_Run]:
         """The pieces as runs to pack: a piece that starts where the previous piece for its day file
@@ -180,8 +187,9 @@ class SdsArchive:
                 run.samples.append(samples)
                 run.count += len(samples)
                 continue
+            channel = (seg.network, seg.station, seg.location, seg.channel)
             run = last[path] = _Run(
-                path, self._header_id(seg), seg.start_ns, seg.rate, [samples], len(samples)
+                path, channel, self._header_id(seg), seg.start_ns, seg.rate, [samples], len(samples)
             )
             runs.append(run)
         return runs

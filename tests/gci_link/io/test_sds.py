@@ -90,3 +90,17 @@ def test_remove_closes_the_file_so_later_appends_are_not_lost(tmp_path):
     sds.close()
     data = _read(tmp_path, "STA", DAY0, DAY0 + 20 * NS_PER_S)
     np.testing.assert_array_equal(data, second.samples)  # written to a new file, not a deleted inode
+
+
+def test_append_returns_exactly_the_records_it_wrote(tmp_path):
+    """What a real-time feed (the SeedLink ring) gets is byte for byte what the day files hold."""
+    sds = SdsArchive(tmp_path)
+    across = _segment("STA", DAY0 + NS_PER_DAY - 5 * NS_PER_S, 400, seed=1)
+    other = Segment("XX", "OTH", "", "HHZ", DAY0, 100.0, _segment("OTH", DAY0, 1000, seed=2).samples)
+    pieces = sds.split_by_day(across) + sds.split_by_day(other)
+    written = sds.append(pieces)
+    sds.close()
+    assert [w[:4] for w in written] == [("XX", "STA", "00", "BHZ")] * 2 + [("XX", "OTH", "", "HHZ")]
+    for (path, _), (*_, records) in zip(pieces, written, strict=True):
+        with open(path, "rb") as fh:
+            assert fh.read() == records
