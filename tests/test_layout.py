@@ -79,6 +79,7 @@ PROTOCOL_CORES = [
     "digitizer/mca.py",
     "gci_link/link_session.py",
     "idc/protocol.py",
+    "idc/seedlink/protocol.py",
 ]
 IO_MODULES = {
     "zmq", "serial", "socket", "select", "selectors", "asyncio", "threading", "logging", "time", "sqlite3"
