@@ -42,6 +42,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from idc.metrics import MetricsCollector
     from idc.server import Receiver
 
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    # before anything slow (kernels, verifier workers), so a SIGTERM during start-up is a clean stop too
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     config = _load(args.config)
     if config is None:
         return 2
@@ -64,14 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, clock))
         httpd, _ = start_http_server(config.prometheus_port, registry=registry)
         log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    log.info("IDC receiver ready")  # serving, with its signal handlers in place
     try:
         receiver.run(stop)
     finally:

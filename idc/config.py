@@ -41,6 +41,7 @@ class IdcConfig:
     silence_timeout_s: float = 120.0
     acknack_interval_s: float = 55.0
     quarantine_max_bytes: int = 1 << 30
+    quarantine_max_rows: int = 100_000  # oldest rejections forgotten beyond this
     record_length: int = 512
     max_frame_bytes: int = 1 << 20
     max_reported_gaps: int = 1000
@@ -67,6 +68,7 @@ _IDC_KEYS: dict[str, type | tuple[type, ...]] = {
     "silence_timeout_s": (int, float),
     "acknack_interval_s": (int, float),
     "quarantine_max_bytes": int,
+    "quarantine_max_rows": int,
     "record_length": int,
     "max_frame_bytes": int,
     "max_reported_gaps": int,
@@ -114,6 +116,7 @@ def load_config(path: str | Path) -> IdcConfig:
         "prometheus_port",
         "metrics_window_s",
         "quarantine_max_bytes",
+        "quarantine_max_rows",
         "record_length",
         "max_frame_bytes",
         "max_reported_gaps",

@@ -61,6 +61,8 @@ from idc.vocabulary import RejectionKind
 from timeunits import NS_PER_S
 
 MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
+MULTIPART_PARTS_KEPT = 16  # a refused multi-part message is quarantined as its first parts' prefixes
+MULTIPART_PREFIX_BYTES = 64
 _CONNECT = FrameType.CONNECTION_REQUEST.to_bytes(4, "big")
 
 
@@ -122,7 +124,7 @@ class ReceiverProtocol:
         core checks the frame itself when it gets that far. Never raises: whatever goes wrong becomes a
         ``Reject``.
         """
-        raw = message[0] if len(message) == 1 else b"".join(message)
+        raw = message[0] if len(message) == 1 else b"".join(message[:MULTIPART_PARTS_KEPT])
         out: list[Action] = []
         try:
             if len(message) != 1:

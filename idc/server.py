@@ -42,7 +42,7 @@ from idc.committer import BatchCommitter
 from idc.config import IdcConfig
 from idc.curve import ZapHandler, configure_curve_server
 from idc.metrics import MetricsStore
-from idc.protocol import ReceiverProtocol
+from idc.protocol import MULTIPART_PARTS_KEPT, MULTIPART_PREFIX_BYTES, ReceiverProtocol
 from idc.session import StationSession
 from idc.stores import MessageStore, Quarantine, RawStores
 from idc.vocabulary import ANONYMOUS, StationCounter, rejected
@@ -59,6 +59,24 @@ SETTLE_AFTER_NS = 50_000_000
 METRICS_FLUSH_NS = NS_PER_S  # metrics tallies reach the database (status, Prometheus) about once a second
 METRICS_PRUNE_NS = 60 * NS_PER_S
 LINGER_MS = 1000
+
+
+def receive_message(sock: zmq.Socket) -> list[bytes]:
+    """One message from a ROUTER socket: the routing identity, then its parts.
+
+    One part is the rule (one CD-1.1 frame per message). Anything more is refused by the core, so its
+    parts are read without copying and only the first bytes of the first few are kept, for the
+    quarantine: a stranger's message of many large parts is never copied into or joined in Python."""
+    identity = sock.recv(zmq.NOBLOCK)
+    first = sock.recv(copy=False)
+    if not sock.getsockopt(zmq.RCVMORE):
+        return [identity, first.bytes]
+    parts = [first.buffer[:MULTIPART_PREFIX_BYTES].tobytes()]
+    while sock.getsockopt(zmq.RCVMORE):
+        part = sock.recv(copy=False)
+        kept = len(parts) < MULTIPART_PARTS_KEPT
+        parts.append(part.buffer[:MULTIPART_PREFIX_BYTES].tobytes() if kept else b"")
+    return [identity, *parts]
 
 
 class Sender(Protocol):
@@ -88,7 +106,12 @@ class Receiver:
         self.ctx = context or zmq.Context()
         root = config.root
         root.mkdir(parents=True, exist_ok=True)
-        self.quarantine = Quarantine(root / "quarantine.sqlite", config.quarantine_max_bytes)
+        self.quarantine = Quarantine(
+            root / "quarantine.sqlite",
+            max_bytes=config.quarantine_max_bytes,
+            max_item_bytes=config.max_frame_bytes,
+            max_rows=config.quarantine_max_rows,
+        )
         self.metrics = MetricsStore(root / "metrics.sqlite")
         self.sds = SdsArchive(config.sds_root, config.record_length)
         self.raw = RawStores(root / "raw")
@@ -137,10 +160,15 @@ class Receiver:
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.LINGER, LINGER_MS)
-        sock.setsockopt(zmq.MAXMSGSIZE, 16 * self.config.max_frame_bytes)  # hard memory bound
-        if self.config.curve is not None:
-            configure_curve_server(sock, self.config.curve.secret_key)
-        sock.bind(endpoint)
+        # the hard bound, per part: a frame a little over max_frame_bytes still arrives to be refused
+        sock.setsockopt(zmq.MAXMSGSIZE, 4 * self.config.max_frame_bytes)
+        try:
+            if self.config.curve is not None:
+                configure_curve_server(sock, self.config.curve.secret_key)
+            sock.bind(endpoint)
+        except BaseException:
+            sock.close(linger=0)  # a socket left open would hold the context's term() forever
+            raise
         self._sockets.append(sock)
         self._poller.register(sock, zmq.POLLIN)
         return sock
@@ -196,7 +224,7 @@ class Receiver:
             messages = []
             for _ in range(BATCH):
                 try:
-                    messages.append(sock.recv_multipart(zmq.NOBLOCK))
+                    messages.append(receive_message(sock))
                 except zmq.Again:
                     break
             self.handle(sock, messages, settle=False)
@@ -339,7 +367,13 @@ class Receiver:
             self.core.unreachable(send.station)
 
     def _reject(self, reject: Reject) -> None:
-        """The one place a rejection is logged, counted and quarantined."""
+        """The one place a rejection is logged, counted and quarantined; nothing in it may stop the loop."""
+        try:
+            self._record_rejection(reject)
+        except Exception:  # e.g. a database refusing the row: the rejection stands, the receiver goes on
+            log.exception("recording a rejection failed", extra={"peer": reject.peer})
+
+    def _record_rejection(self, reject: Reject) -> None:
         exc = reject.rejection
         if reject.error is not None:
             log.error(

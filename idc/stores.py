@@ -188,10 +188,14 @@ class MessageStore:
 
 
 class Quarantine:
-    """Rejected input with the reason, for operators; raw bytes kept until a byte budget is reached."""
+    """Rejected input with the reason, for operators. Bounded three ways, since anyone can send it: at
+    most ``max_item_bytes`` of one item is kept (``size`` records how long it was), raw bytes only
+    until ``max_bytes`` are held, and only the newest ``max_rows`` rejections are remembered."""
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
+    def __init__(self, path: Path, max_bytes: int, max_item_bytes: int, max_rows: int) -> None:
         self.max_bytes = max_bytes
+        self.max_item_bytes = max_item_bytes
+        self.max_rows = max_rows
         self._db = open_wal(path, "NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY, received_ns INTEGER NOT NULL, "
@@ -199,12 +203,14 @@ class Quarantine:
             "size INTEGER NOT NULL, frame BLOB)"
         )
         self._used = self._db.execute("SELECT COALESCE(SUM(LENGTH(frame)), 0) FROM quarantine").fetchone()[0]
+        self._rows = self._db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
         self._warned_full = False
 
     def put(
         self, received_ns: int, peer: str, station: str, seq: int | None, reason: str, frame: bytes
     ) -> None:
-        keep = self._used + len(frame) <= self.max_bytes
+        kept = frame[: self.max_item_bytes]
+        keep = self._used + len(kept) <= self.max_bytes
         if not keep and not self._warned_full:
             log.error(
                 "quarantine byte budget reached; keeping reasons only", extra={"budget": self.max_bytes}
@@ -220,11 +226,24 @@ class Quarantine:
                 None if seq is None else seq_to_signed(seq),
                 reason,
                 len(frame),
-                frame if keep else None,
+                kept if keep else None,
             ),
         )
         if keep:
-            self._used += len(frame)
+            self._used += len(kept)
+        self._rows += 1
+        if self._rows > self.max_rows:
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        """Drop the oldest tenth of the rows (not one per insert, so a flood costs one delete in many)."""
+        keep = self.max_rows - self.max_rows // 10
+        self._db.execute(
+            "DELETE FROM quarantine WHERE id <= (SELECT MAX(id) FROM quarantine) - ?", (keep,)
+        )
+        self._used = self._db.execute("SELECT COALESCE(SUM(LENGTH(frame)), 0) FROM quarantine").fetchone()[0]
+        self._rows = self._db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+        self._warned_full = False
 
     def entries(self) -> list[tuple[str, str, int | None, str, bytes | None]]:
         """(peer, station, seq, reason, frame) of every quarantined item, oldest first."""

@@ -217,7 +217,7 @@ def idc_arrivals(idc_root: Path) -> dict[int, int]:
 
 def quarantine_reasons(idc_root: Path) -> set[str]:
     """Rejection kinds in the IDC quarantine (the text before the colon of each reason)."""
-    quarantine = Quarantine(idc_root / "quarantine.sqlite", 0)
+    quarantine = Quarantine(idc_root / "quarantine.sqlite", max_bytes=0, max_item_bytes=0, max_rows=1 << 62)
     try:
         return {reason.split(":", 1)[0] for _, _, _, reason, _ in quarantine.entries()}
     finally:
