@@ -40,6 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError, TrustStore
     from idc.metrics import MetricsCollector
+    from idc.seedlink import RingError, SeedLinkServerError
     from idc.server import Receiver
 
     stop = threading.Event()
@@ -63,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     receiver = Receiver(config, trust, clock)
     try:
         receiver.start()
-    except (zmq.ZMQError, ValueError) as exc:
+    except (zmq.ZMQError, ValueError, RingError, SeedLinkServerError) as exc:
         print(f"ims idc: cannot start: {exc}", file=sys.stderr)
         receiver.close()
         return 2

@@ -60,7 +60,7 @@ SIGKILLs a receiver after the commits, in the middle of an append and after the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gci_link.cd11 import DataBody, Ims2MessageBody, decode_frame
@@ -86,6 +86,11 @@ class CommitOutcome:
     synced: bool  # False: barrier 1 failed, so nothing may be acknowledged (see acknacks_allowed)
 
 
+# what the SDS archive wrote, per channel: (network, station, location, channel, miniSEED records)
+Archived = list[tuple[str, str, str, str, bytes]]
+Publish = Callable[[Archived], object]
+
+
 class BatchCommitter:
     """Carries out the commit protocol above over the raw stores, the SDS archive and the IMS 2.0 store."""
 
@@ -97,6 +102,7 @@ class BatchCommitter:
         messages: MessageStore,
         quarantine: Quarantine,
         clock: Clock,
+        publish: Publish | None = None,
     ) -> None:
         self._stations = stations
         self._raw = raw
@@ -104,6 +110,7 @@ class BatchCommitter:
         self._messages = messages
         self._quarantine = quarantine
         self._clock = clock
+        self._publish = publish
         self._unsynced = False  # barrier 1 failed: no acknack until a sync succeeds
         self._archive_behind_since: int | None = None  # clock ns of the failed SDS append
 
@@ -142,7 +149,9 @@ class BatchCommitter:
                 return CommitOutcome(durable, failed, synced=False)
         if self._archive_behind_since is None:
             try:
-                self._sds.append([p for _, pieces in stored for frame in pieces.values() for p in frame])
+                self._archived(
+                    self._sds.append([p for _, pieces in stored for frame in pieces.values() for p in frame])
+                )
             except Exception as exc:
                 log.error(
                     "SDS append failed; archive catches up from the journal", extra={"reason": str(exc)}
@@ -197,6 +206,16 @@ class BatchCommitter:
         self._archive_behind_since = None
         log.info("SDS archive caught up from the journal")
 
+    def _archived(self, written: Archived) -> None:
+        """Hand what the archive now holds to the real-time feed (SeedLink). Best effort: the archive is
+        the record, so a feed that refuses is logged and never fails the commit."""
+        if self._publish is None or not written:
+            return
+        try:
+            self._publish(written)
+        except Exception:
+            log.exception("real-time feed refused archived records", extra={"channels": len(written)})
+
     def _recover(self) -> None:
         """Redo SDS appends that a crash interrupted (their day files were truncated back first)."""
         for station in self._raw.stations():
@@ -207,7 +226,7 @@ class BatchCommitter:
                     log.error("cannot redo archiving", extra={"station": station, "seq": seq})
                     continue
                 try:
-                    self._sds.append(self._pieces(station, decode_frame(raw).body))
+                    self._archived(self._sds.append(self._pieces(station, decode_frame(raw).body)))
                 except OSError:  # disk trouble: the journal row stays; the caller retries later
                     raise
                 except Exception as exc:  # one frame that cannot be archived must not stop every start

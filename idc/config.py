@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from idc.seedlink.server import parse_listen
+
 
 class IdcConfigError(ValueError):
     """A configuration file that cannot be used; the message says file, key and problem."""
@@ -26,6 +28,36 @@ class StationPolicy:
 class CurveConfig:
     secret_key: Path  # zmq.auth secret-key file of this receiver
     authorized_keys_dir: Path  # public-key files of the stations allowed to connect
+
+
+@dataclass(frozen=True)
+class SeedLinkConfig:
+    """``[idc.seedlink]``: real-time SeedLink output of what was archived (docs/seedlink.md)."""
+
+    listen: str = "127.0.0.1:18000"
+    ring: Path = Path("seedlink.ring")  # resolved against root
+    ring_bytes: int = 1 << 30
+    sync: bool = True
+    organization: str = "IMS IDC"
+    max_clients: int = 100
+    handshake_timeout_s: float = 120.0
+    stall_timeout_s: float = 300.0
+    max_stations: int = 1000
+    max_selectors: int = 64
+
+
+_SEEDLINK_KEYS: dict[str, type | tuple[type, ...]] = {
+    "listen": str,
+    "ring": str,
+    "ring_bytes": int,
+    "sync": bool,
+    "organization": str,
+    "max_clients": int,
+    "handshake_timeout_s": (int, float),
+    "stall_timeout_s": (int, float),
+    "max_stations": int,
+    "max_selectors": int,
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +81,7 @@ class IdcConfig:
     connect_burst: int = 5
     verify_workers: int = 2  # processes checking signature values; 0: in the receiver process itself
     curve: CurveConfig | None = None
+    seedlink: SeedLinkConfig | None = None
     stations: dict[str, StationPolicy] = field(default_factory=dict)
 
     @property
@@ -76,6 +109,7 @@ _IDC_KEYS: dict[str, type | tuple[type, ...]] = {
     "connect_burst": int,
     "verify_workers": int,
     "curve": dict,
+    "seedlink": dict,
 }
 _REQUIRED = ("root", "trust_dir", "connection_endpoint")
 
@@ -109,7 +143,7 @@ def load_config(path: str | Path) -> IdcConfig:
         if key not in idc:
             raise IdcConfigError(f"{path}: key 'idc.{key}': required but missing")
     base = path.resolve().parent
-    values = {k: v for k, v in idc.items() if k != "curve"}
+    values = {k: v for k, v in idc.items() if k not in ("curve", "seedlink")}
     values["root"] = base / idc["root"]
     values["trust_dir"] = base / idc["trust_dir"]
     for key in (
@@ -137,6 +171,13 @@ def load_config(path: str | Path) -> IdcConfig:
         raise IdcConfigError(f"{path}: key 'idc.acknack_interval_s': CD-1.1 wants one at least every 60 s")
     if "curve" in idc:
         values["curve"] = _curve(path, base, idc["curve"])
+    if "seedlink" in idc:
+        values["seedlink"] = _seedlink(path, values["root"], idc["seedlink"])
+        if values.get("record_length", 512) != 512:
+            raise IdcConfigError(
+                f"{path}: key 'idc.record_length': SeedLink carries 512-byte records; "
+                f"[idc.seedlink] needs record_length = 512, got {values['record_length']}"
+            )
     values["stations"] = _stations(path, doc.get("stations", {}))
     return IdcConfig(**values)
 
@@ -150,6 +191,28 @@ def _curve(path: Path, base: Path, table: dict[str, Any]) -> CurveConfig:
             raise IdcConfigError(f"{path}: key 'idc.curve.{key}': required when [idc.curve] is present")
         _check_type(path, f"idc.curve.{key}", table[key], str)
     return CurveConfig(base / table["secret_key"], base / table["authorized_keys_dir"])
+
+
+def _seedlink(path: Path, root: Path, table: dict[str, Any]) -> SeedLinkConfig:
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _SEEDLINK_KEYS:
+            raise IdcConfigError(f"{path}: key 'idc.seedlink.{key}': unknown setting")
+        if _SEEDLINK_KEYS[key] is bool:
+            if not isinstance(value, bool):
+                raise IdcConfigError(f"{path}: key 'idc.seedlink.{key}': true or false, not {value!r}")
+        else:
+            _check_type(path, f"idc.seedlink.{key}", value, _SEEDLINK_KEYS[key])
+        values[key] = value
+    try:
+        parse_listen(values.get("listen", SeedLinkConfig.listen))
+    except ValueError as exc:
+        raise IdcConfigError(f"{path}: key 'idc.seedlink.listen': {exc}") from None
+    for key in ("ring_bytes", "max_clients", "max_stations", "max_selectors"):
+        if key in values and values[key] <= 0:
+            raise IdcConfigError(f"{path}: key 'idc.seedlink.{key}': must be positive, got {values[key]}")
+    values["ring"] = root / values.get("ring", SeedLinkConfig.ring)
+    return SeedLinkConfig(**values)
 
 
 def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:

@@ -38,11 +38,12 @@ from idc.actions import (
     StationBatch,
 )
 from idc.checker import FrameChecker, PendingCheck
-from idc.committer import BatchCommitter
-from idc.config import IdcConfig
+from idc.committer import Archived, BatchCommitter
+from idc.config import IdcConfig, SeedLinkConfig
 from idc.curve import ZapHandler, configure_curve_server
 from idc.metrics import MetricsStore
 from idc.protocol import MULTIPART_PARTS_KEPT, MULTIPART_PREFIX_BYTES, ReceiverProtocol
+from idc.seedlink import Limits, Ring, RunningServer, ServerConfig, start_server
 from idc.session import StationSession
 from idc.stores import MessageStore, Quarantine, RawStores
 from idc.vocabulary import ANONYMOUS, StationCounter, rejected
@@ -77,6 +78,16 @@ def receive_message(sock: zmq.Socket) -> list[bytes]:
         kept = len(parts) < MULTIPART_PARTS_KEPT
         parts.append(part.buffer[:MULTIPART_PREFIX_BYTES].tobytes() if kept else b"")
     return [identity, *parts]
+
+
+def _server_config(seedlink: SeedLinkConfig) -> ServerConfig:
+    return ServerConfig(
+        organization=seedlink.organization,
+        max_clients=seedlink.max_clients,
+        handshake_timeout_s=seedlink.handshake_timeout_s,
+        stall_timeout_s=seedlink.stall_timeout_s,
+        limits=Limits(max_stations=seedlink.max_stations, max_selectors=seedlink.max_selectors),
+    )
 
 
 class Sender(Protocol):
@@ -115,8 +126,16 @@ class Receiver:
         self.metrics = MetricsStore(root / "metrics.sqlite")
         self.sds = SdsArchive(config.sds_root, config.record_length)
         self.raw = RawStores(root / "raw")
+        self.seedlink_ring: Ring | None = None  # opened by start() when [idc.seedlink] is configured
+        self._seedlink: RunningServer | None = None
         self.committer = BatchCommitter(
-            config.stations, self.raw, self.sds, MessageStore(root / "ims2"), self.quarantine, clock
+            config.stations,
+            self.raw,
+            self.sds,
+            MessageStore(root / "ims2"),
+            self.quarantine,
+            clock,
+            publish=self._publish_archived,
         )
         self.core = ReceiverProtocol(config, self.checker.submit, self.raw)
         self._sockets: list[zmq.Socket] = []
@@ -139,6 +158,9 @@ class Receiver:
     def start(self) -> None:
         """Compile the kernels, finish half-done archiving from a previous run, then bind the endpoints."""
         log.info("compiled kernels ready", extra={"seconds": round(warm_up(), 3)})
+        seedlink = self.config.seedlink
+        if seedlink is not None:  # before recovery, so what it archives reaches the ring too
+            self.seedlink_ring = Ring.open(seedlink.ring, ring_bytes=seedlink.ring_bytes, sync=seedlink.sync)
         self.committer.start()
         if self.config.curve is not None:
             self._zap = ZapHandler(self.ctx, self.config.curve.authorized_keys_dir)
@@ -151,6 +173,10 @@ class Receiver:
             data = self._bind(self.config.data_endpoint)
             self.data_endpoint = data.getsockopt_string(zmq.LAST_ENDPOINT)
             self.core.data_address = self._advertised_data_address()
+        if seedlink is not None and self.seedlink_ring is not None:
+            self._seedlink = start_server(
+                self.seedlink_ring, seedlink.listen, _server_config(seedlink), self.clock
+            )
         log.info(
             "IDC receiver listening",
             extra={"connection_endpoint": self.connection_endpoint, "data_endpoint": self.data_endpoint},
@@ -188,6 +214,10 @@ class Receiver:
     def close(self) -> None:
         """Tell every open session we are going, close sockets and stores."""
         self._carry_out(self.core.close())
+        if self._seedlink is not None:
+            self._seedlink.stop()
+        if self.seedlink_ring is not None:
+            self.seedlink_ring.close()
         for sock in self._sockets:
             sock.close(linger=LINGER_MS)
         if self._zap is not None:
@@ -200,6 +230,10 @@ class Receiver:
         if self._own_context:
             self.ctx.term()
         log.info("IDC receiver stopped")
+
+    def _publish_archived(self, written: Archived) -> None:
+        if self.seedlink_ring is not None:
+            self.seedlink_ring.append_batch(written)
 
     # ---- the loop ------------------------------------------------------------------------------
 
