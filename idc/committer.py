@@ -66,6 +66,7 @@ from dataclasses import dataclass
 from gci_link.cd11 import DataBody, Ims2MessageBody, decode_frame
 from gci_link.cd11.frame import Body
 from gci_link.clock import Clock
+from gci_link.io.mseed2.flags import seed_flags
 from gci_link.io.sds import SdsArchive, Segment
 from idc.actions import CommitFailure, StationBatch
 from idc.config import StationPolicy
@@ -250,7 +251,14 @@ class BatchCommitter:
             if sub.nsamp and sub.sample_rate > 0
             for piece in self._sds.split_by_day(
                 Segment(
-                    network, sub.site, sub.location, sub.channel, sub.time_ns, sub.sample_rate, sub.samples
+                    network,
+                    sub.site,
+                    sub.location,
+                    sub.channel,
+                    sub.time_ns,
+                    sub.sample_rate,
+                    sub.samples,
+                    seed_flags(sub.status),
                 )
             )
         ]

@@ -19,6 +19,10 @@ mix freely with records already in archives:
   differences are taken modulo 2**32 as libmseed does (readers add them back with the same wrap,
   so a jump from -2**31 to 2**31-1 is the difference -1); a difference that still needs more than
   30 bits cannot be encoded and is refused, naming the segment and sample.
+
+Beyond libmseed's defaults a caller may give each segment the header's three flag bytes and a timing
+quality; a known timing quality always brings blockette 1001 (what the receiver does with CD-1.1
+channel status: gci_link/io/mseed2/flags.py).
 """
 
 from __future__ import annotations
@@ -134,12 +138,17 @@ def pack_records(
     rates: np.ndarray,
     ids: np.ndarray,
     record_length: int = 512,
+    flags: np.ndarray | None = None,
+    timing_quality: np.ndarray | None = None,
 ) -> PackedRecords:
     """Pack segment i = ``samples[bounds[i]:bounds[i + 1]]`` (int32) into Steim-2 miniSEED 2 records.
 
     ``start_ns``: first sample times (ns since 1970 UTC, not before 1970); ``rates``: sps;
-    ``ids``: uint8 (segments, 12), see ``header_id``. An empty segment gets no record; the last record
-    of a segment may be partly filled. Raises ValueError naming the segment for bad input.
+    ``ids``: uint8 (segments, 12), see ``header_id``; ``flags``: uint8 (segments, 3), the fixed
+    header's activity, I/O and clock, and data quality flags of every record of the segment (default
+    0); ``timing_quality``: (segments,) 0-100 for blockette 1001, or -1 for none known (default).
+    An empty segment gets no record; the last record of a segment may be partly filled. Raises
+    ValueError naming the segment for bad input.
     """
     x = np.ascontiguousarray(samples)
     if x.dtype != np.int32 or x.ndim != 1:
@@ -161,6 +170,16 @@ def pack_records(
     if record_length < 128 or record_length > 65536 or record_length & (record_length - 1):
         raise ValueError(f"record length {record_length} is not a power of 2 from 128 to 65536")
     _check_segments(bounds, starts, len(x))
+    flags = np.zeros((nseg, 3), dtype=np.uint8) if flags is None else np.ascontiguousarray(flags)
+    if flags.shape != (nseg, 3) or flags.dtype != np.uint8:
+        raise ValueError(f"{nseg} segments need uint8 flags ({nseg}, 3), not {flags.dtype} {flags.shape}")
+    quality = (
+        np.full(nseg, -1, dtype=np.int16)
+        if timing_quality is None
+        else np.ascontiguousarray(timing_quality, dtype=np.int16)
+    )
+    if quality.shape != (nseg,) or ((quality < -1) | (quality > 100)).any():
+        raise ValueError(f"timing_quality must be ({nseg},) values from 0 to 100 or -1")
     unique, which = np.unique(rates, return_inverse=True)
     fields = np.array([_rate_fields(float(r)) for r in unique], dtype=np.int64).reshape(-1, 4)
     out, first, status, bad_segment, bad_sample = _pack(
@@ -174,6 +193,8 @@ def pack_records(
         fields[which, 2],
         fields[which, 3].astype(np.bool_),
         record_length,
+        flags,
+        quality,
     )
     if status == _TOO_WIDE:
         i = bad_sample - bounds[bad_segment]
@@ -266,6 +287,8 @@ def _write_header(
     rate100: int,
     data_offset: int,
     length_exponent: int,
+    flags: np.ndarray,
+    timing_quality: int,
 ) -> None:
     """Fixed section of data header and blockettes 1000 (1001, 100) at ``out[at:]``, zeros to the data."""
     year, day, hour, minute, second, tenths, offset = _btime(t)
@@ -285,7 +308,9 @@ def _write_header(
     _put16(out, at + 30, nsamp)
     _put16(out, at + 32, factor & 0xFFFF)
     _put16(out, at + 34, multiplier & 0xFFFF)
-    for i in range(36, 44):  # activity, I/O, quality flags; blockette count set below; time correction
+    for i in range(3):  # activity, I/O and clock, data quality flags
+        out[at + 36 + i] = flags[i]
+    for i in range(39, 44):  # blockette count set below; time correction
         out[at + i] = 0
     out[at + 39] = 1 + (1 if with_1001 else 0) + (1 if rate100 else 0)
     _put16(out, at + 44, data_offset)
@@ -301,7 +326,7 @@ def _write_header(
     if with_1001:
         _put16(out, b, 1001)
         _put16(out, b + 2, 64 if rate100 else 0)
-        out[b + 4] = 0  # timing quality
+        out[b + 4] = max(timing_quality, 0)  # percent; 0 where none is known (as libmseed writes)
         out[b + 5] = offset & 0xFF
         out[b + 6] = 0
         out[b + 7] = 0  # frame count, left 0 as libmseed does
@@ -379,6 +404,8 @@ def _pack(
     rate100: np.ndarray,
     offgrid: np.ndarray,
     record_length: int,
+    flags: np.ndarray,
+    quality: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, int, int, int]:
     """All records in one buffer; (buffer, first record of each segment, status, segment, sample)."""
     nseg = len(bounds) - 1
@@ -393,7 +420,7 @@ def _pack(
         n = bounds[s + 1] - bounds[s]
         longest = max(longest, n)
         offset_us = _btime(starts[s])[6]
-        length = _header_length(offgrid[s] or offset_us != 0, rate100[s])
+        length = _header_length(offgrid[s] or offset_us != 0 or quality[s] >= 0, rate100[s])
         data_offsets[s] = (length + _FRAME - 1) // _FRAME * _FRAME
         nframes = (record_length - data_offsets[s]) // _FRAME
         if n == 0:
@@ -422,7 +449,7 @@ def _pack(
             mag[j] = diff ^ (diff >> 63)
         nframes = (record_length - data_offsets[s]) // _FRAME
         offset_us = _btime(starts[s])[6]
-        with_1001 = offgrid[s] or offset_us != 0
+        with_1001 = offgrid[s] or offset_us != 0 or quality[s] >= 0
         k = 0
         while k < hi - lo:
             at = nrec * record_length
@@ -445,6 +472,8 @@ def _pack(
                 rate100[s],
                 data_offsets[s],
                 length_exponent,
+                flags[s],
+                quality[s],
             )
             k = nxt
             nrec += 1

@@ -16,6 +16,7 @@ import numpy as np
 
 from gci_link.durable import FilesystemSync, fsync_path
 from gci_link.io.mseed2 import header_id, pack_records
+from gci_link.io.mseed2.flags import NO_FLAGS, SeedFlags
 from timeunits import NS_PER_DAY
 
 PATH_CACHE_SIZE = 100_000  # day-file paths remembered; a network has a few thousand channels
@@ -39,6 +40,7 @@ class Segment:
     start_ns: int
     rate: float
     samples: np.ndarray
+    flags: SeedFlags = NO_FLAGS  # header flags and timing quality of its records
 
     @property
     def end_ns(self) -> int:
@@ -57,6 +59,7 @@ class _Run:
     rate: float
     samples: list[np.ndarray]
     count: int
+    flags: SeedFlags
 
     @property
     def end_ns(self) -> int:
@@ -151,6 +154,8 @@ class SdsArchive:
             np.array([run.rate for run in runs], dtype=np.float64),
             np.frombuffer(b"".join(run.header for run in runs), dtype=np.uint8).reshape(-1, 12),
             self.record_length,
+            np.frombuffer(b"".join(run.flags.header_bytes for run in runs), dtype=np.uint8).reshape(-1, 3),
+            np.array([run.flags.timing_quality for run in runs], dtype=np.int16),
         )
         out: dict[str, list[bytes]] = {}
         written = []
@@ -175,7 +180,7 @@ class SdsArchive:
 
     def _runs(self, pieces: list[tuple[str, Segment]]) -> list[_Run]:
         """The pieces as runs to pack: a piece that starts where the previous piece for its day file
-        ended (within half a sample, at the same rate) extends that run."""
+        ended (within half a sample, at the same rate, with the same flags) extends that run."""
         runs: list[_Run] = []
         last: dict[str, _Run] = {}
         for path, seg in pieces:
@@ -183,14 +188,19 @@ class SdsArchive:
                 continue
             samples = np.asarray(seg.samples, dtype=np.int32)
             run = last.get(path)
-            if run is not None and run.rate == seg.rate and abs(seg.start_ns - run.end_ns) * seg.rate < 5e8:
+            if (
+                run is not None
+                and run.rate == seg.rate
+                and run.flags == seg.flags
+                and abs(seg.start_ns - run.end_ns) * seg.rate < 5e8
+            ):
                 run.samples.append(samples)
                 run.count += len(samples)
                 continue
             channel = (seg.network, seg.station, seg.location, seg.channel)
-            run = last[path] = _Run(
-                path, channel, self._header_id(seg), seg.start_ns, seg.rate, [samples], len(samples)
-            )
+            header = self._header_id(seg)
+            run = _Run(path, channel, header, seg.start_ns, seg.rate, [samples], len(samples), seg.flags)
+            last[path] = run
             runs.append(run)
         return runs
 
