@@ -92,7 +92,13 @@ class _Run:
         folder.mkdir(parents=True)
         port = free_port()
         (folder / "idc.toml").write_text(
-            receiver_toml(folder / "idc", ca.trust_dir, port, {STATION: spec.network})
+            receiver_toml(
+                folder / "idc",
+                ca.trust_dir,
+                port,
+                {STATION: spec.network},
+                {STATION: sorted({ch.site for ch in spec.channels})},
+            )
         )
         _, self.clock, self.env = simulated_time(FRAME_S, speed)
         self.lines: list[PtyLine] = []

@@ -113,6 +113,7 @@ class Network:
                 run / "ca" / "trust",
                 self.receiver_port,
                 {s.name: s.network for s in self.scenario.stations},
+                {s.name: sorted({ch.site for ch in s.channels}) for s in self.scenario.stations},
             )
         )
 
@@ -357,9 +358,15 @@ def station_toml(
     )
 
 
-def receiver_toml(root: Path, trust_dir: Path, port: int, stations: dict[str, str]) -> str:
-    """The IDC receiver's configuration: archive under ``root``, ``stations`` as name -> network."""
-    tables = "".join(f'\n[stations.{name}]\nnetwork = "{net}"\n' for name, net in stations.items())
+def receiver_toml(
+    root: Path, trust_dir: Path, port: int, stations: dict[str, str], sites: dict[str, list[str]]
+) -> str:
+    """The IDC receiver's configuration: archive under ``root``, ``stations`` as name -> network and
+    ``sites`` as name -> the sites its channels carry."""
+    tables = "".join(
+        f'\n[stations.{name}]\nnetwork = "{net}"\nsites = {json.dumps(sites[name])}\n'
+        for name, net in stations.items()
+    )
     return (
         f'[idc]\nroot = "{root.resolve()}"\ntrust_dir = "{trust_dir.resolve()}"\n'
         f'connection_endpoint = "tcp://127.0.0.1:{port}"\n{tables}'

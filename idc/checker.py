@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from gci_link.keys import SignatureError, TrustStore, VerifyResult
 from gci_link.keys.trust import bad_signature
-from idc.config import StationPolicy
+from idc.config import DataLimits, StationPolicy
 from idc.verify import CheckedFrame, Decoded, Outcome, conclude, decode_for_checking
 from idc.verify_pool import Value, VerifierPool
 
@@ -42,9 +42,16 @@ _Job = tuple[PendingCheck, int, VerifyResult, Value]  # (check, index of its out
 class FrameChecker:
     """Checks the frames of poll rounds; ``submit`` each frame, ``dispatch`` once per round."""
 
-    def __init__(self, trust: TrustStore, stations: Mapping[str, StationPolicy], workers: int = 2) -> None:
+    def __init__(
+        self,
+        trust: TrustStore,
+        stations: Mapping[str, StationPolicy],
+        workers: int = 2,
+        limits: DataLimits | None = None,
+    ) -> None:
         self.trust = trust
         self.stations = stations
+        self.limits = limits or DataLimits()
         self._pool = VerifierPool({key.key_id: key.public_key for key in trust.keys}, workers)
         self._queued: list[_Job] = []  # submitted, not yet dispatched
         self._in_flight: deque[list[_Job]] = deque()  # dispatched rounds, oldest first
@@ -52,7 +59,7 @@ class FrameChecker:
     def submit(self, raw: bytes, now_ns: int) -> PendingCheck:
         """Decode ``raw`` and admit its keys now; never raises (see PendingCheck)."""
         try:
-            decoded = decode_for_checking(raw, self.stations)
+            decoded = decode_for_checking(raw, self.stations, now_ns, self.limits)
         except Exception as exc:  # a Rejection, or a bug: either is raised by result(), in order
             return PendingCheck(self, exc)
         check = PendingCheck(self, decoded)

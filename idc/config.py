@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from idc.codes import valid_site
 from idc.seedlink.server import parse_listen
 
 
@@ -22,6 +23,21 @@ class StationPolicy:
     name: str
     network: str
     require_signatures: bool = True
+    sites: tuple[str, ...] = ()  # sites its data frames may carry; empty: only its own name
+
+    @property
+    def allowed_sites(self) -> tuple[str, ...]:
+        return self.sites or (self.name,)
+
+
+@dataclass(frozen=True)
+class DataLimits:
+    """What a data frame's contents must keep to before they may touch the archive or the metrics."""
+
+    past_s: float = 10 * 365.25 * 86_400  # oldest data accepted, before the receiver's clock
+    future_s: float = 86_400.0  # newest, after it
+    max_span_s: float = 86_400.0  # one subframe's samples
+    max_day_files: int = 4096  # day files one frame may append to
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,7 @@ class IdcConfig:
     verify_workers: int = 2  # processes checking signature values; 0: in the receiver process itself
     curve: CurveConfig | None = None
     seedlink: SeedLinkConfig | None = None
+    limits: DataLimits = field(default_factory=DataLimits)
     stations: dict[str, StationPolicy] = field(default_factory=dict)
 
     @property
@@ -110,6 +127,10 @@ _IDC_KEYS: dict[str, type | tuple[type, ...]] = {
     "verify_workers": int,
     "curve": dict,
     "seedlink": dict,
+    "data_past_days": (int, float),
+    "data_future_s": (int, float),
+    "max_subframe_span_s": (int, float),
+    "max_day_files_per_frame": int,
 }
 _REQUIRED = ("root", "trust_dir", "connection_endpoint")
 
@@ -143,7 +164,8 @@ def load_config(path: str | Path) -> IdcConfig:
         if key not in idc:
             raise IdcConfigError(f"{path}: key 'idc.{key}': required but missing")
     base = path.resolve().parent
-    values = {k: v for k, v in idc.items() if k not in ("curve", "seedlink")}
+    values = {k: v for k, v in idc.items() if k not in ("curve", "seedlink", *_LIMIT_KEYS)}
+    values["limits"] = _limits(path, idc)
     values["root"] = base / idc["root"]
     values["trust_dir"] = base / idc["trust_dir"]
     for key in (
@@ -215,6 +237,22 @@ def _seedlink(path: Path, root: Path, table: dict[str, Any]) -> SeedLinkConfig:
     return SeedLinkConfig(**values)
 
 
+_LIMIT_KEYS = ("data_past_days", "data_future_s", "max_subframe_span_s", "max_day_files_per_frame")
+
+
+def _limits(path: Path, idc: dict[str, Any]) -> DataLimits:
+    for key in _LIMIT_KEYS:
+        if key in idc and idc[key] <= 0:
+            raise IdcConfigError(f"{path}: key 'idc.{key}': must be positive, got {idc[key]}")
+    defaults = DataLimits()
+    return DataLimits(
+        past_s=idc["data_past_days"] * 86_400 if "data_past_days" in idc else defaults.past_s,
+        future_s=idc.get("data_future_s", defaults.future_s),
+        max_span_s=idc.get("max_subframe_span_s", defaults.max_span_s),
+        max_day_files=idc.get("max_day_files_per_frame", defaults.max_day_files),
+    )
+
+
 def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
     if not isinstance(table, dict):
         raise IdcConfigError(f"{path}: key 'stations': expected tables [stations.NAME]")
@@ -226,7 +264,7 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         if not 1 <= len(name) <= 8 or not name.isascii():
             raise IdcConfigError(f"{path}: key {where!r}: a CD-1.1 station name has 1 to 8 ASCII characters")
         for key in entry:
-            if key not in ("network", "require_signatures"):
+            if key not in ("network", "require_signatures", "sites"):
                 raise IdcConfigError(f"{path}: key '{where}.{key}': unknown setting")
         network = entry.get("network")
         if network is None:
@@ -237,5 +275,10 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         require = entry.get("require_signatures", True)
         if not isinstance(require, bool):
             raise IdcConfigError(f"{path}: key '{where}.require_signatures': expected true or false")
-        stations[name] = StationPolicy(name, network, require)
+        sites = entry.get("sites", [])
+        if not isinstance(sites, list) or not all(isinstance(s, str) and valid_site(s) for s in sites):
+            raise IdcConfigError(
+                f"{path}: key '{where}.sites': a list of site codes of 1-5 letters or digits, got {sites!r}"
+            )
+        stations[name] = StationPolicy(name, network, require, tuple(sites))
     return stations

@@ -112,7 +112,7 @@ class Receiver:
         self.config = config
         self.trust = trust
         self.clock = clock
-        self.checker = FrameChecker(trust, config.stations, config.verify_workers)
+        self.checker = FrameChecker(trust, config.stations, config.verify_workers, config.limits)
         self._own_context = context is None
         self.ctx = context or zmq.Context()
         root = config.root

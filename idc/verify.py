@@ -23,7 +23,8 @@ from gci_link.cd11 import (
     frame_signed_bytes,
 )
 from gci_link.keys import Reason, SignatureError, TrustStore, VerifyResult
-from idc.config import StationPolicy
+from idc.admission import data_problem
+from idc.config import DataLimits, StationPolicy
 from idc.vocabulary import ANONYMOUS, ChannelOutcome, RejectionKind
 
 
@@ -81,8 +82,8 @@ def decode(raw: bytes) -> Frame:
         return decode_frame(raw)
     except Cd11FormatError as exc:
         kind = RejectionKind.CRC if exc.field == "comm verification" else RejectionKind.FORMAT
-        creator = raw[8:16].rstrip(b"\0").decode("latin-1", "replace") if len(raw) >= 16 else ANONYMOUS
-        raise Rejection(kind, str(exc), station=creator or ANONYMOUS) from None
+        # unreadable input names no station: one label for it all, never a name taken from its bytes
+        raise Rejection(kind, str(exc), station=ANONYMOUS) from None
 
 
 _FRAME_SIGNATURE_KINDS = {
@@ -105,31 +106,27 @@ class Decoded:
 
 
 Outcome = VerifyResult | SignatureError
-MIN_RATE, MAX_RATE = 1e-4, 1e5  # samples per second a channel may claim (and miniSEED can carry)
 
 
-def decode_for_checking(raw: bytes, stations: Mapping[str, StationPolicy]) -> Decoded:
-    """Decode, name the station, and list the signatures to verify; rejects what fails before any."""
+def decode_for_checking(
+    raw: bytes, stations: Mapping[str, StationPolicy], now_ns: int, limits: DataLimits
+) -> Decoded:
+    """Decode, name the station, check the data's admission rules (idc/admission.py) and list the
+    signatures to verify; rejects what fails before any is verified."""
     frame = decode(raw)
-    if isinstance(frame.body, DataBody):
-        for sub in frame.body.channels:
-            if not MIN_RATE <= sub.sample_rate <= MAX_RATE:
-                raise Rejection(
-                    RejectionKind.FORMAT,
-                    f"channel {sub.site}/{sub.channel}: {sub.nsamp} samples in {sub.time_length_ms} ms is "
-                    f"{sub.sample_rate:g} sps, outside {MIN_RATE:g}-{MAX_RATE:g}",
-                    frame.header.creator,
-                    frame.header.sequence,
-                )
     creator = frame.header.creator
     station = stations.get(creator)
-    if station is None:
+    if station is None:  # a stranger's claimed name is no label: counted under ANONYMOUS, named in the reason
         raise Rejection(
             RejectionKind.UNKNOWN_STATION,
             f"creator {creator!r} is not a configured station",
-            creator,
+            ANONYMOUS,
             frame.header.sequence,
         )
+    if isinstance(frame.body, DataBody):
+        problem = data_problem(frame.body, station, now_ns, limits)
+        if problem is not None:
+            raise Rejection(*problem, creator, frame.header.sequence)
     key_id = frame.trailer.auth_key_id
     if key_id == 0 and station.require_signatures:  # control frames too: a forged alert or connection
         # request would otherwise close or take over the real station's session
@@ -231,8 +228,12 @@ def _authenticated(site: str, channel: str, location: str) -> ChannelCheck:
 
 
 def check_frame(
-    raw: bytes, trust: TrustStore, stations: Mapping[str, StationPolicy], now_ns: int
+    raw: bytes,
+    trust: TrustStore,
+    stations: Mapping[str, StationPolicy],
+    now_ns: int,
+    limits: DataLimits | None = None,
 ) -> CheckedFrame:
     """Decode and authenticate one received frame from a configured station."""
-    decoded = decode_for_checking(raw, stations)
+    decoded = decode_for_checking(raw, stations, now_ns, limits or DataLimits())
     return conclude(decoded, _verify_all(trust, decoded.jobs, now_ns))

@@ -17,6 +17,10 @@ class RejectionKind(StrEnum):
     OVERSIZED = "oversized"
     MULTIPART = "multipart"
     UNKNOWN_STATION = "unknown_station"
+    BAD_CODE = "bad_code"  # a site, channel or location code outside the SEED alphabet or lengths
+    FOREIGN_SITE = "foreign_site"  # a site the authenticated station is not configured to send
+    TIME_WINDOW = "time_window"  # data dated too far in the past or the future of the receiver's clock
+    DATA_LIMITS = "data_limits"  # a rate, span or day-file count the archive will not take
     FRAME_UNSIGNED = "frame_unsigned"
     FRAME_SIGNATURE = "frame_signature"
     FRAME_UNKNOWN_KEY = "frame_unknown_key"

@@ -165,7 +165,10 @@ def make_config(root: Path, trust_dir: Path, **overrides) -> IdcConfig:
         data_endpoint="tcp://127.0.0.1:*",
         advertise_address="127.0.0.1",
         max_frame_bytes=64 * 1024,
-        stations={"STA1": StationPolicy("STA1", "XX"), "STA2": StationPolicy("STA2", "XX")},
+        stations={
+            "STA1": StationPolicy("STA1", "XX", sites=("STA1A",)),
+            "STA2": StationPolicy("STA2", "XX", sites=("STA2A",)),
+        },
     )
     values.update(overrides)
     return IdcConfig(**values)

@@ -76,7 +76,9 @@ class Driver:
     def __init__(self, keys, now_ns: int, **config) -> None:
         self.config = make_config(Path("unused"), keys.ca.trust_dir, **config)
         self.held = Held()
-        self.checker = FrameChecker(keys.ca.trust_store(), self.config.stations, workers=0)
+        self.checker = FrameChecker(
+            keys.ca.trust_store(), self.config.stations, workers=0, limits=self.config.limits
+        )
         self.core = ReceiverProtocol(self.config, self.checker.submit, self.held)
         self.now = now_ns
 

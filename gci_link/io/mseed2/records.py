@@ -38,6 +38,8 @@ from timeunits import NS_PER_S
 
 STEIM2 = 11
 MAX_RATE_TERM = 32767  # factor and multiplier are int16
+MAX_RATE = float(MAX_RATE_TERM)  # samples per second a miniSEED 2 header can carry, fastest
+MIN_RATE = 1.0 / MAX_RATE_TERM  # and slowest (a period of 32767 s)
 MAX_RECORD_SAMPLES = 65535  # the fixed header's sample count is 16-bit
 _FRAME = 64
 _HEADER_ID_LENGTH = 12  # station 5, location 2, channel 3, network 2
