@@ -162,7 +162,7 @@ def _read_addressee(r: Reader) -> dict:
         "channel": r.text(3, "channel"),
         "location": r.text(2, "location"),
     }
-    r.take(2, "reserved")
+    r.nul(2, "reserved")
     fields["time_ns"] = r.time("command time stamp")
     return fields
 
