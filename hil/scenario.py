@@ -263,7 +263,8 @@ class _Checker:
     def choice(self, t, key, name, allowed: tuple, *, default=None, kinds: tuple[type, ...] = (str,)):
         value = self._get(t, key, name, kinds, "a string" if kinds == (str,) else "an integer", default)
         if value is not None and value not in allowed:
-            self.problems.append(f"{key}.{name}: must be one of {', '.join(allowed)}, got {value!r}")
+            options = ", ".join(map(str, allowed))
+            self.problems.append(f"{key}.{name}: must be one of {options}, got {value!r}")
         return value
 
     def strings(self, t, key, name) -> list[str]:
