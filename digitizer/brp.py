@@ -383,10 +383,7 @@ class BrpReceiver:
 
     def _deliver_ready(self, events: list[Event]) -> None:
         while self._next in self._held:
-            gcf, offset = self._held.pop(self._next)
-            seq = self._next % SEQ_MODULO
-            self._delivered[seq] = gcf
-            events.append(BlockReceived(seq, gcf, offset))
+            self._deliver(self._held.pop(self._next), events)
             self._next += 1
         if self._held:
             # A further gap: the rewind under way resends it too, so just restart the NAK timer.
@@ -395,16 +392,37 @@ class BrpReceiver:
         else:
             self._naks = 0
 
+    def _deliver(self, held: tuple[bytes, int], events: list[Event]) -> None:
+        """Deliver the held block of sequence ``_next`` (the caller advances ``_next``)."""
+        gcf, offset = held
+        seq = self._next % SEQ_MODULO
+        self._delivered[seq] = gcf
+        events.append(BlockReceived(seq, gcf, offset))
+
     def _give_up_beyond_depth(self, newest: int, events: list[Event]) -> None:
         oldest_recoverable = newest - self.depth + 1
         if self._next >= oldest_recoverable:
             return
-        lost = tuple(s % SEQ_MODULO for s in range(self._next, oldest_recoverable) if s not in self._held)
-        self._next = oldest_recoverable
-        self._naks = 0
-        if lost:
-            events.append(GapGivenUp(lost, f"more than {self.depth - 1} newer blocks arrived"))
+        # Blocks held below that line arrived intact: deliver them in order, and give up only the runs of
+        # sequence numbers between them that never came (ignoring them would leave them held forever).
+        lost: list[int] = []
+        while self._next < oldest_recoverable:
+            held = self._held.pop(self._next, None)
+            if held is None:
+                lost.append(self._next % SEQ_MODULO)
+            else:
+                self._give_up(lost, events)
+                self._deliver(held, events)
+            self._next += 1
+            self._naks = 0
+        self._give_up(lost, events)
         self._deliver_ready(events)
+
+    def _give_up(self, lost: list[int], events: list[Event]) -> None:
+        """Report (and forget) a run of blocks that left the digitizer's buffer before recovery."""
+        if lost:
+            events.append(GapGivenUp(tuple(lost), f"more than {self.depth - 1} newer blocks arrived"))
+            lost.clear()
 
     def _give_up_first_gap(self, events: list[Event], reason: str) -> None:
         self._naks = 0

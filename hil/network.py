@@ -108,13 +108,7 @@ class Network:
     def _write_receiver_config(self, run: Path) -> None:
         self.receiver_config = run / "idc.toml"
         self.receiver_config.write_text(
-            receiver_toml(
-                self.out / "idc",
-                run / "ca" / "trust",
-                self.receiver_port,
-                {s.name: s.network for s in self.scenario.stations},
-                {s.name: sorted({ch.site for ch in s.channels}) for s in self.scenario.stations},
-            )
+            scenario_receiver_toml(self.scenario, self.out / "idc", run / "ca" / "trust", self.receiver_port)
         )
 
     def _make_station(self, index: int, spec: StationSpec, bundle: Path) -> SimStation:
@@ -370,6 +364,17 @@ def receiver_toml(
     return (
         f'[idc]\nroot = "{root.resolve()}"\ntrust_dir = "{trust_dir.resolve()}"\n'
         f'connection_endpoint = "tcp://127.0.0.1:{port}"\n{tables}'
+    )
+
+
+def scenario_receiver_toml(scenario: Scenario, root: Path, trust_dir: Path, port: int) -> str:
+    """The receiver configuration for a scenario's stations, each with the sites of its channels."""
+    return receiver_toml(
+        root,
+        trust_dir,
+        port,
+        {s.name: s.network for s in scenario.stations},
+        {s.name: sorted({ch.site for ch in s.channels}) for s in scenario.stations},
     )
 
 

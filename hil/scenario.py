@@ -6,11 +6,14 @@ Errors name the file, the key (``faults[1].at_s``) and the problem, like the sta
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+
+from station.config import BAUD_RATES
 
 SENSORS = {"seismometer": "seismic", "microbarometer": "infrasonic", "hydrophone": "hydroacoustic"}
 FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug", "disk_full")
@@ -82,7 +85,7 @@ def load(path: Path | None = None, run_overrides: dict[str, Any] | None = None) 
         source = str(path)
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise ScenarioError(source, [f"cannot read: {exc}"]) from exc
     return parse(text, source, run_overrides)
 
@@ -96,18 +99,20 @@ def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -
         old = data["run"].get("duration_s")
         data["run"].update(run_overrides)
         new = data["run"].get("duration_s")
-        if isinstance(old, int | float) and isinstance(new, int | float) and old > 0 and new != old:
+        if _finite(old) and _finite(new) and old > 0 and new != old:
             for fault in data.get("faults", []):
                 for key in ("at_s", "duration_s"):
-                    if isinstance(fault, dict) and isinstance(fault.get(key), int | float):
-                        fault[key] = fault[key] * new / old
+                    if isinstance(fault, dict) and _finite(fault.get(key)):
+                        fault[key] = float(fault[key]) * float(new) / float(old)
     problems: list[str] = []
     check = _Checker(problems)
     run = check.table(data, "run")
     duration = check.number(run, "run", "duration_s", low=10.0)
     speed = check.number(run, "run", "speed", low=0.1, high=1000.0)
-    seed = check.integer(run, "run", "seed", default=0)
-    frame_length = check.integer(run, "run", "frame_length_s", default=10)
+    seed = check.integer(run, "run", "seed", default=0, low=0, high=2**63 - 1)  # numpy seeds are >= 0
+    frame_length = check.integer(run, "run", "frame_length_s", default=10, low=1, high=60)
+    if frame_length is not None and 1 <= frame_length <= 60 and 60 % frame_length:
+        problems.append(f"run.frame_length_s: must divide 60 s evenly, got {frame_length}")
     check.unknown(run, "run", {"duration_s", "speed", "seed", "frame_length_s"})
     tables = check.array(data, "stations")
     parsed = [_station(check, t, f"stations[{i}]") for i, t in enumerate(tables)]
@@ -142,14 +147,19 @@ def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None
     channels = []
     for i, code in enumerate(check.strings(t, key, "channels")):
         parts = code.split(".")
-        if len(parts) not in (2, 3) or not (1 <= len(parts[0]) <= 5 and 1 <= len(parts[1]) <= 3):
-            check.problems.append(f"{key}.channels[{i}]: expected SITE.CHA or SITE.CHA.LO, got {code!r}")
+        if len(parts) not in (2, 3) or not all(
+            _code(part, low, high) for part, low, high in zip(parts, (1, 1, 0), (5, 3, 2), strict=False)
+        ):
+            check.problems.append(
+                f"{key}.channels[{i}]: expected SITE.CHA or SITE.CHA.LO (1-5, 1-3 and 0-2 ASCII letters or "
+                f"digits), got {code!r}"
+            )
             continue
         channels.append(ChannelSpec(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
-    if len(channels) > 16:
-        check.problems.append(f"{key}.channels: at most 16 channels per simulated digitizer")
+    if not 1 <= len(channels) <= 16:
+        check.problems.append(f"{key}.channels: 1 to 16 channels per simulated digitizer")
     network = check.text(t, key, "network", 1, 2)
-    baud = check.integer(t, key, "baud", default=115200, low=1200)
+    baud = check.choice(t, key, "baud", tuple(sorted(BAUD_RATES)), default=115200, kinds=(int,))
     bit_error_rate = check.number(t, key, "bit_error_rate", default=0.0, low=0.0, high=1e-2)
     drop_rate = check.number(t, key, "drop_rate", default=0.0, low=0.0, high=1e-2)
     check.unknown(t, key, {f.name for f in dataclasses.fields(StationSpec)})
@@ -167,6 +177,9 @@ def _fault(
     at_s = check.number(t, key, "at_s", low=0.0)
     length = check.number(t, key, "duration_s", low=0.0)
     station = t.get("station")
+    if station is not None and not isinstance(station, str):
+        check.problems.append(f"{key}.station: must be a station name, got {station!r}")
+        station = None
     if kind in STATIONLESS_FAULTS:
         if station is not None:
             check.problems.append(f"{key}.station: a {kind} concerns the receiver, not a station")
@@ -178,6 +191,17 @@ def _fault(
     if kind is None or at_s is None or length is None:
         return None
     return Fault(kind, at_s, length, station)
+
+
+def _finite(value: Any) -> bool:
+    """A number that converts to a finite float (TOML allows nan, inf and integers beyond any float)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 2**1023 \
+        and math.isfinite(value)
+
+
+def _code(value: str, shortest: int, longest: int) -> bool:
+    """A station, network, site, channel or location code: ASCII letters or digits (SEED, CD-1.1)."""
+    return shortest <= len(value) <= longest and value.isascii() and (not value or value.isalnum())
 
 
 class _Checker:
@@ -225,6 +249,9 @@ class _Checker:
         high: float | None = None,
     ) -> float | None:
         value = self._get(t, key, name, (int, float), "a number", default)
+        if value is not None and not _finite(value):  # TOML has nan and inf, and no range check stops nan
+            self.problems.append(f"{key}.{name}: must be a finite number, got {value!r}")
+            return None
         return None if value is None else self._bounded(key, name, float(value), low, high)
 
     def integer(
@@ -249,16 +276,26 @@ class _Checker:
 
     def text(self, t: dict[str, Any], key: str, name: str, shortest: int, longest: int) -> str | None:
         value = self._get(t, key, name, (str,), "a string", None)
-        if value is not None and not (shortest <= len(value) <= longest and value.isalnum()):
+        if value is not None and not _code(value, shortest, longest):
             self.problems.append(
-                f"{key}.{name}: must be {shortest}-{longest} letters or digits, got {value!r}"
+                f"{key}.{name}: must be {shortest}-{longest} ASCII letters or digits, got {value!r}"
             )
         return value
 
-    def choice(self, t: dict[str, Any], key: str, name: str, allowed: tuple[str, ...]) -> str | None:
-        value = self._get(t, key, name, (str,), "a string", None)
+    def choice(
+        self,
+        t: dict[str, Any],
+        key: str,
+        name: str,
+        allowed: tuple[Any, ...],
+        *,
+        default: Any = None,
+        kinds: tuple[type, ...] = (str,),
+    ) -> Any:
+        value = self._get(t, key, name, kinds, "a string" if kinds == (str,) else "an integer", default)
         if value is not None and value not in allowed:
-            self.problems.append(f"{key}.{name}: must be one of {', '.join(allowed)}, got {value!r}")
+            options = ", ".join(map(str, allowed))
+            self.problems.append(f"{key}.{name}: must be one of {options}, got {value!r}")
         return value
 
     def strings(self, t: dict[str, Any], key: str, name: str) -> list[str]:

@@ -5,6 +5,8 @@ Relative paths are taken relative to the configuration file, so a config directo
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,15 +141,22 @@ def _check_type(path: Path, key: str, value: Any, expected: type | tuple[type, .
     if isinstance(value, bool) or not isinstance(value, expected):
         names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
         raise IdcConfigError(f"{path}: key {key!r}: expected {names}, got {type(value).__name__} {value!r}")
+    checked: Any = value  # of the expected type now
+    if expected == (int, float) and not (abs(checked) < 2**1023 and math.isfinite(checked)):
+        raise IdcConfigError(f"{path}: key {key!r}: must be a finite number, got {value!r}")
+    if expected is str and "\0" in checked:
+        raise IdcConfigError(f"{path}: key {key!r}: must not contain a NUL character")
 
 
 def load_config(path: str | Path) -> IdcConfig:
     """Read and validate an IDC receiver configuration file."""
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise IdcConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise IdcConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise IdcConfigError(f"{path}: not valid TOML: {exc}") from exc
     for key in doc:
@@ -189,6 +198,19 @@ def load_config(path: str | Path) -> IdcConfig:
             f"{path}: key 'idc.record_length': miniSEED 2 records of 256, 512, 1024, 2048 or 4096 bytes, "
             f"got {values['record_length']}"
         )
+    if values.get("prometheus_port", 0) > 65535:
+        raise IdcConfigError(f"{path}: key 'idc.prometheus_port': a TCP port is at most 65535")
+    advertise = values.get("advertise_address", "")
+    if advertise and not _is_ipv4(advertise):
+        raise IdcConfigError(
+            f"{path}: key 'idc.advertise_address': an IPv4 address like 192.0.2.7, got {advertise!r}"
+        )
+    responder = values.get("responder_name", "IDC")
+    if not 1 <= len(responder) <= 8 or not responder.isascii():
+        raise IdcConfigError(
+            f"{path}: key 'idc.responder_name': a CD-1.1 frame creator has 1 to 8 ASCII characters, "
+            f"got {responder!r}"
+        )
     if values.get("acknack_interval_s", 55.0) > 60:
         raise IdcConfigError(f"{path}: key 'idc.acknack_interval_s': CD-1.1 wants one at least every 60 s")
     if "curve" in idc:
@@ -202,6 +224,14 @@ def load_config(path: str | Path) -> IdcConfig:
             )
     values["stations"] = _stations(path, doc.get("stations", {}))
     return IdcConfig(**values)
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _curve(path: Path, base: Path, table: dict[str, Any]) -> CurveConfig:
@@ -270,7 +300,7 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         if network is None:
             raise IdcConfigError(f"{path}: key '{where}.network': required (SDS network code)")
         _check_type(path, f"{where}.network", network, str)
-        if not 1 <= len(network) <= 2 or not network.isalnum():
+        if not 1 <= len(network) <= 2 or not (network.isascii() and network.isalnum()):
             raise IdcConfigError(f"{path}: key '{where}.network': 1-2 letters or digits, got {network!r}")
         require = entry.get("require_signatures", True)
         if not isinstance(require, bool):

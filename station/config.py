@@ -7,6 +7,7 @@ resolved against the config file's folder so the daemon does not depend on its w
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -262,7 +263,7 @@ def _channel(t: _Table) -> ChannelConfig:
 
 def _link(t: _Table, station: StationInfo) -> LinkSettings:
     endpoints = t.get("endpoints", list, check=_endpoints)
-    bundle = t.get("key_bundle", str, default=None)
+    bundle = t.get("key_bundle", str, default=None, check=_path_text)
     link = LinkSettings(
         endpoints=tuple(endpoints or ()),
         frame_creator=t.get("frame_creator", str, default=station.name, check=_text(1, 8)),
@@ -414,6 +415,14 @@ def _serial_port(v: str) -> str | None:
     return None
 
 
+def _path_text(v: str) -> str | None:
+    if not 1 <= len(v) <= 4096:
+        return f"must be 1 to 4096 characters, got {len(v)}"
+    if "\0" in v:
+        return "must not contain a NUL character"
+    return None
+
+
 def _endpoints(v: list) -> str | None:
     if not v:
         return "must list at least one endpoint"
@@ -459,9 +468,12 @@ class _Table:
         value = self.data[name]
         ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
+            value, ok = float(value) if abs(value) < 2**1023 else math.inf, True
         if not ok:
             self.problem(name, f"must be {_TYPE_NAMES[kind]}, got {type(value).__name__} {value!r}")
+            return None
+        if kind is float and not math.isfinite(value):  # TOML has nan and inf; no range check stops nan
+            self.problem(name, f"must be a finite number, got {value!r}")
             return None
         error = check(value) if check else None
         if error:
@@ -471,7 +483,7 @@ class _Table:
 
     def path(self, name: str) -> Any:
         """A path resolved against the file's folder; like ``get``, None once a problem is recorded."""
-        text = self.get(name, str, check=_text(1, 4096))
+        text = self.get(name, str, check=_path_text)
         return None if text is None else (self.base_dir / text).resolve()
 
     def table(self, name: str, *, required: bool = True) -> _Table:

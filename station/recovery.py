@@ -29,8 +29,10 @@ def framed_until(outbox: Outbox, kind: str, scan: int = SCAN_FRAMES) -> dict[str
     for stored in outbox.newest(scan, kind):
         try:
             frame = decode_frame(stored.frame, check_crc=False)
-        except Cd11FormatError as exc:  # our own frame; unreadable means a bug, but never stop the start
-            log.error("outbox frame unreadable at start-up", extra={"seq": stored.seq, "error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - our own frame: unreadable (or a codec bug) never stops the start
+            log.error("outbox frame unreadable at start-up",
+                      extra={"seq": stored.seq, "error": f"{type(exc).__name__}: {exc}"},
+                      exc_info=not isinstance(exc, Cd11FormatError))
             continue
         if not isinstance(frame.body, DataBody):  # a bug too, and no reason to stop either
             log.error("outbox frame of kind %s is not a data frame", kind,

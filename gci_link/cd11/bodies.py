@@ -171,7 +171,7 @@ def _read_addressee(r: Reader) -> _Addressee:
     site = r.text(5, "site")
     channel = r.text(3, "channel")
     location = r.text(2, "location")
-    r.take(2, "reserved")
+    r.nul(2, "reserved")
     time_ns = r.time("command time stamp")
     return _Addressee(station=station, site=site, channel=channel, location=location, time_ns=time_ns)
 

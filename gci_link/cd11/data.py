@@ -7,6 +7,7 @@ that it is written back the way it came. Samples are decoded eagerly, so a frame
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from . import canadian
 from .errors import Cd11FormatError
 from .status import ChannelStatus
 from .timefmt import parse_time
-from .wire import Reader, Writer, pad4, text_value
+from .wire import Reader, Writer, pad4, require_nul_padding, text_value
 
 # uncompressed sample formats: code -> numpy dtype (s3 is handled separately)
 RAW_FORMATS: dict[str, str | None] = {"s4": ">i4", "s3": None, "s2": ">i2", "i4": "<i4", "i2": "<i2"}
@@ -81,13 +82,18 @@ def raw_samples(data: bytes, nsamp: int, data_format: str, *, offset: int = 0) -
     return np.frombuffer(data, dtype=RAW_FORMATS[data_format], count=nsamp).astype(np.int32)
 
 
+def fits_format(samples: np.ndarray, data_format: str) -> bool:
+    """Whether every sample fits the integer width of a known uncompressed ``data_format``."""
+    bits = 8 * BYTES_PER_SAMPLE[data_format]
+    return not samples.size or (-(1 << (bits - 1)) <= samples.min() and samples.max() < 1 << (bits - 1))
+
+
 def raw_bytes(samples: np.ndarray, data_format: str) -> bytes:
     """Samples in an uncompressed format; ValueError if one does not fit."""
     if data_format not in BYTES_PER_SAMPLE:
         raise ValueError(f"unsupported uncompressed data format {data_format!r}")
     x = np.asarray(samples, dtype=np.int64)
-    bits = 8 * BYTES_PER_SAMPLE[data_format]
-    if x.size and (x.min() < -(1 << (bits - 1)) or x.max() >= 1 << (bits - 1)):
+    if not fits_format(x, data_format):
         raise ValueError(f"samples exceed the range of data format {data_format!r}")
     if data_format == "s3":
         u = (x & 0xFFFFFF).astype(np.uint32)
@@ -142,6 +148,23 @@ def _transformation_of(code: int, *, offset: int) -> Transformation:
     return transformation
 
 
+def _require_signable(samples: np.ndarray, data_format: str, *, field: str, offset: int) -> None:
+    """Transformation 2 signs the samples in their uncompressed format (spec §9), so they must fit it:
+    otherwise no signature could be checked, and a verifier would fail on the frame instead of refusing it."""
+    if data_format not in BYTES_PER_SAMPLE:
+        raise Cd11FormatError(
+            f"unknown data format {data_format!r}: Canadian-after-signing data cannot be signed in it",
+            field=field,
+            offset=offset,
+        )
+    if not fits_format(samples, data_format):
+        raise Cd11FormatError(
+            f"samples exceed the range of data format {data_format!r} they are signed in",
+            field=field,
+            offset=offset,
+        )
+
+
 def decode_samples(
     data: bytes,
     nsamp: int,
@@ -185,6 +208,7 @@ def _sized_at(buf: memoryview, pos: int, end: int, index: int, what: str) -> tup
             field=f"channel {index} {what} size",
             offset=pos,
         )
+    require_nul_padding(buf[pos + 4 + n : after], field=f"channel {index} {what} padding", offset=pos + 4 + n)
     return bytes(buf[pos + 4 : pos + 4 + n]), after
 
 
@@ -217,6 +241,9 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
         nsamp,
     ) = _FIXED.unpack_from(buf, s + 4)
     name = f"channel {index}"
+    for value, what, at in ((calib, "calib", 24), (calper, "calper", 28)):
+        if math.isnan(value):  # NaN != NaN: the frame would differ from itself (duplicates look like replays)
+            raise Cd11FormatError("not a number (NaN)", field=f"{name} {what}", offset=s + at)
     data_format = text_value(data_format)
     time_ns = parse_time(time_raw, field=f"{name} time stamp", offset=s + 32)
     if nsamp < 0:
@@ -251,6 +278,8 @@ def read_subframe(r: Reader, index: int) -> ChannelSubframe:
         samples, v0 = decode_samples(data, nsamp, kind, data_format, data_offset, transformation_offset=s + 9)
     except Cd11FormatError as exc:  # say which channel
         raise Cd11FormatError(exc.reason, field=f"{name} {exc.field}", offset=exc.offset) from None
+    if kind is Transformation.CANADIAN_AFTER_SIGNING:
+        _require_signable(samples, data_format, field=f"{name} data format", offset=s + 22)
     r.pos = end
     sub = ChannelSubframe(
         site=text_value(site),
@@ -295,8 +324,10 @@ def write_signed_part(w: Writer, sub: ChannelSubframe, data: bytes | None = None
     w.text(sub.channel, 3, "channel")
     w.text(sub.location, 2, "location")
     w.text(sub.data_format, 2, "data format")
-    w.f32(sub.calib, "calib")
-    w.f32(sub.calper, "calper")
+    for factor, name in ((sub.calib, "calib"), (sub.calper, "calper")):
+        if math.isnan(factor):
+            raise Cd11FormatError("not a number (NaN)", field=name, offset=w.pos)
+        w.f32(factor, name)
     w.time(sub.time_ns, "time stamp")
     w.i32(sub.time_length_ms, "subframe time length")
     w.i32(sub.nsamp, "samples")
@@ -352,13 +383,15 @@ class DataBody:
         frame_time_length_ms = r.i32("frame time length")
         nominal_time_ns = r.time("nominal time")
         at = r.pos
-        ids = r.sized("channel string")
-        if len(ids) != CHANNEL_ID_SIZE * nchan:
+        size = r.size("channel string size")
+        if size != CHANNEL_ID_SIZE * nchan:  # checked first: a wrong size also misplaces the padding
             raise Cd11FormatError(
-                f"{len(ids)} bytes disagree with {nchan} channels (10 bytes each)",
+                f"{size} bytes disagree with {nchan} channels (10 bytes each)",
                 field="channel string size",
                 offset=at,
             )
+        ids = bytes(r.take(size, "channel string"))
+        r.nul(pad4(size) - size, "channel string padding")
         channel_ids = tuple(
             (text_value(ids[i : i + 5]), text_value(ids[i + 5 : i + 8]), text_value(ids[i + 8 : i + 10]))
             for i in range(0, len(ids), CHANNEL_ID_SIZE)
@@ -413,6 +446,8 @@ def build_subframe(
     if transformation in CANADIAN:
         if data_format not in BYTES_PER_SAMPLE:
             raise ValueError(f"unsupported data format {data_format!r}")
+        if transformation == Transformation.CANADIAN_AFTER_SIGNING and not fits_format(x, data_format):
+            raise ValueError(f"samples exceed data format {data_format!r}, which transformation 2 signs")
         data = canadian.encode(x, v0)
         # the encoder's own default, or what it stored of the given v0 (decoding tells exactly)
         v0 = canadian.extrapolated_v0(x) if v0 is None else canadian.decode_stream(data, len(x)).v0

@@ -43,6 +43,13 @@ def text_value(raw: bytes | memoryview) -> str:
     return text
 
 
+def require_nul_padding(raw: bytes | memoryview, *, field: str, offset: int) -> None:
+    """Padding and reserved bytes are NUL (spec §1). Anything else is refused rather than dropped, so that
+    a decoded frame re-encodes to exactly the bytes received."""
+    if any(raw):
+        raise Cd11FormatError(f"must be NUL bytes, found {bytes(raw).hex()}", field=field, offset=offset)
+
+
 class Reader:
     """Cursor over ``buf[pos:end]`` whose reads raise Cd11FormatError past ``end``."""
 
@@ -107,8 +114,14 @@ class Reader:
         """A size-prefixed, NUL-padded field; returns the ``size`` declared bytes."""
         n = self.size(f"{field} size")
         value = bytes(self.take(n, field))
-        self.take(pad4(n) - n, f"{field} padding")
+        at = self.pos
+        require_nul_padding(self.take(pad4(n) - n, f"{field} padding"), field=f"{field} padding", offset=at)
         return value
+
+    def nul(self, n: int, field: str) -> None:
+        """``n`` reserved bytes, which must be NUL."""
+        at = self.pos
+        require_nul_padding(self.take(n, field), field=field, offset=at)
 
     def expect_end(self, field: str) -> None:
         if self.pos != self.end:

@@ -266,6 +266,10 @@ class Sender:
             log.warning("undecodable frame from the IDC ignored",
                         extra=self._ctx(reason=str(exc), field=exc.field, offset=exc.offset))
             return
+        except Exception as exc:  # noqa: BLE001 - a codec bug: the IDC's bytes must never stop the link
+            log.exception("CD-1.1 decoder bug on a frame from the IDC; frame ignored",
+                          extra=self._ctx(reason=f"{type(exc).__name__}: {exc}"))
+            return
         body, kind = frame.body, frame.header.frame_type
         if kind == FrameType.CONNECTION_RESPONSE and isinstance(body, ConnectionBody):
             peer_set = f"{frame.header.creator}:{frame.header.destination}"

@@ -46,7 +46,7 @@ def test_every_problem_names_its_key():
     assert caught.value.problems == [
         "run.duration_s: must be within [10.0, None], got 5.0",
         "run.seed: must be an integer, got 1.5",
-        "stations[0].name: must be 1-5 letters or digits, got 'A-1'",
+        "stations[0].name: must be 1-5 ASCII letters or digits, got 'A-1'",
         "stations[0].block_s: 10 s at 40 sps exceeds the 250 samples a GCF block can always hold",
         "faults[0].kind: must be one of link_outage, station_crash, receiver_crash, gps_unlock, unplug, "
         "disk_full, got 'meteor'",

@@ -418,3 +418,18 @@ def test_right_curve_keys_carry_data(tmp_path, outbox):
     finally:
         idc.close()
 
+
+
+def test_a_decoder_bug_on_an_idc_frame_is_logged_and_ignored(idc, outbox, monkeypatch, caplog):
+    """decode_frame has no catch-all any more (a parser bug surfaces in fuzzing); the sender's edge keeps the
+    link alive whatever the IDC sends."""
+    from gci_link.station_end import sender as sender_module
+
+    def parser_bug(raw: bytes):
+        raise IndexError("planted parser bug")
+
+    sender = Sender(link_config(idc), outbox, poll_interval_s=0.02)
+    monkeypatch.setattr(sender_module, "decode_frame", parser_bug)
+    with caplog.at_level(logging.ERROR, logger=sender_module.__name__):
+        sender._receive(b"\x00" * 64)
+    assert "decoder bug" in caplog.text and "planted parser bug" in caplog.text

@@ -1,0 +1,22 @@
+"""The fuzz targets: module name -> (share of ``make fuzz``'s inputs, modules atheris instruments).
+
+Numba-compiled modules are not instrumented: atheris rewrites Python bytecode, which numba then cannot
+compile (their correctness is checked differentially instead, against a plain-Python reference).
+
+Shares follow cost and attack surface: CD-1.1 frames come from the network, so they get the most; the
+configurations are operator-written files, so they get the least. Kept free of project imports, so the
+launcher can import it before instrumenting anything.
+"""
+
+from __future__ import annotations
+
+TARGETS: dict[str, tuple[float, tuple[str, ...]]] = {
+    "cd11_frame": (0.30, ("gci_link.cd11",)),  # but see NOT_INSTRUMENTED
+    "brp_stream": (0.20, ("digitizer.brp",)),
+    "gcf_block": (0.20, ("digitizer.gcf", "digitizer.base36")),
+    "station_config": (0.10, ("station.config", "tomllib")),
+    "idc_config": (0.10, ("idc.config", "tomllib")),
+    "hil_scenario": (0.10, ("hil.scenario", "tomllib")),
+}
+
+NOT_INSTRUMENTED = ("gci_link.cd11.canadian", "gci_link.cd11.crc")

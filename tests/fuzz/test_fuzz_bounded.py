@@ -1,0 +1,139 @@
+"""A bounded run of every fuzz harness in ``make test``: a fixed mutated corpus through the very checks that
+``make fuzz`` runs under atheris (atheris's libFuzzer ends the process when it is done, so it cannot run
+inside pytest; one short real atheris run is below, when atheris is installed)."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import logging
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fuzz import cd11_frame
+from fuzz.mutate import mutants
+from fuzz.targets import TARGETS
+
+REPO = Path(__file__).resolve().parents[2]
+INPUTS = {"cd11_frame": 1500, "brp_stream": 1000, "gcf_block": 4000, "station_config": 1500,
+          "idc_config": 3000, "hil_scenario": 800}
+TOML_TARGETS = {"station_config", "idc_config", "hil_scenario"}
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    logging.disable(logging.CRITICAL)  # the parsers log every bad input
+    yield
+    logging.disable(logging.NOTSET)
+
+
+def _check_all(module, inputs) -> int:
+    count = 0
+    for data in inputs:
+        try:
+            module.check(data)
+        except Exception as exc:
+            raise AssertionError(f"{module.__name__} invariant broken by input {data!r}") from exc
+        count += 1
+    return count
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_bounded_fuzz(target: str) -> None:
+    assert set(INPUTS) == set(TARGETS)
+    module = importlib.import_module(f"fuzz.{target}")
+    seeds = module.seeds()
+    assert seeds
+    checked = _check_all(module, seeds)
+    checked += _check_all(module, mutants(seeds, INPUTS[target], seed=zlib.crc32(target.encode()),
+                                          dictionary=module.DICTIONARY, toml=target in TOML_TARGETS))
+    assert checked == len(seeds) + INPUTS[target]
+
+
+def test_a_parser_bug_is_not_disguised(monkeypatch) -> None:
+    """The checks can fail: an exception other than Cd11FormatError from the decoder reaches the fuzzer."""
+    frame = cd11_frame.seeds()[0]
+    cd11_frame.check(frame)
+
+    def broken(*args, **kwargs):
+        raise IndexError("planted parser bug")
+
+    monkeypatch.setattr(cd11_frame, "decode_frame", broken)
+    with pytest.raises(IndexError, match="planted"):
+        cd11_frame.check(frame)
+
+
+def test_wrong_samples_are_caught_by_the_reference_decoder(monkeypatch) -> None:
+    from gci_link.cd11 import canadian
+
+    frames = [f for f in cd11_frame.seeds() if b"\x00\x00\x00\x05" == f[:4]]  # data frames
+    decode_stream = canadian.decode_stream
+
+    def off_by_one(data, nsamp, *, offset=0):
+        decoded = decode_stream(data, nsamp, offset=offset)
+        samples = decoded.samples.copy()
+        samples[-1:] += np.int32(1)
+        return canadian.Decoded(samples, decoded.v0, decoded.bytes_used)
+
+    monkeypatch.setattr(canadian, "decode_stream", off_by_one)
+    with pytest.raises(AssertionError, match="reference"):
+        for frame in frames:
+            cd11_frame.check(frame)
+
+
+def test_gcf_file_blocks_agree_with_obspy() -> None:
+    """A real peer as the differential check: mutated blocks in file form, read by ObsPy's GCF reader.
+
+    Known, deliberate differences: ObsPy refuses data blocks of 0 samples (we take them), reads the
+    15-bit day count as signed (blocks after 2034-05-01 land in 1900-1989), and keeps start times as
+    floats (sub-microsecond rounding), and raises IndexError on stream IDs shorter than 2 characters; we
+    refuse blocks whose samples do not fill whole seconds, which it takes. Everything both accept must
+    agree sample for sample."""
+    import warnings
+
+    import obspy
+
+    from digitizer.gcf import GcfFormatError, decode_block
+    from fuzz import gcf_block
+
+    compared = 0
+    seeds = gcf_block.seeds()
+    for data in mutants(seeds, 2000, seed=5, dictionary=gcf_block.DICTIONARY):
+        block = data[:1024].ljust(1024, b"\0")
+        try:
+            ours = decode_block(block)
+        except GcfFormatError:
+            continue
+        if ours.is_status or int.from_bytes(block[8:12], "big") >> 31:  # day count >= 2**14
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                trace = obspy.read(io.BytesIO(block), format="GCF")[0]
+            except OSError:
+                assert ours.nsamp == 0, f"ObsPy refuses a block we decode: {block[:16].hex()}"
+                continue
+            except IndexError:  # ObsPy's own bug: a stream ID shorter than 2 characters
+                assert len(ours.stream_id) < 2
+                continue
+        assert np.array_equal(trace.data, ours.samples), block[:16].hex()
+        assert trace.stats.sampling_rate == ours.sample_rate
+        assert abs(trace.stats.starttime.ns - ours.start_ns) <= 1000
+        compared += 1
+    assert compared >= 50, f"only {compared} blocks compared"
+
+
+def test_atheris_runs_a_harness(tmp_path: Path) -> None:
+    """``make fuzz`` itself (the atheris runner), on a few hundred inputs of two cheap targets."""
+    pytest.importorskip("atheris")
+    done = subprocess.run([sys.executable, "-m", "fuzz", "--total", "400", "--out", str(tmp_path),
+                           "gcf_block", "idc_config"], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.split("== fuzzing summary")[1]
+    assert "gcf_block" in summary and "idc_config" in summary and "total" in summary
+    assert "0 crashes" in summary.splitlines()[-1]
