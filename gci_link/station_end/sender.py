@@ -22,22 +22,7 @@ import zmq
 import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
-from gci_link.cd11 import (
-    AcknackBody,
-    AlertBody,
-    Cd11FormatError,
-    CommandRequestBody,
-    CommandResponseBody,
-    ConnectionBody,
-    Frame,
-    FrameHeader,
-    FrameType,
-    OptionBody,
-    decode_frame,
-    encode_frame,
-    encode_signed_frame,
-)
-from gci_link.cd11.frame import Body
+from gci_link.cd11 import Cd11FormatError, decode_frame
 from gci_link.commands import CommandHandler
 from gci_link.gaplist import consecutive_runs
 from gci_link.keys import StationSigner
@@ -49,16 +34,12 @@ from gci_link.link_session import (
     LinkCounters,
     LinkSession,
     RunCommand,
-    SendAcknack,
-    SendAlert,
-    SendCommandResponse,
-    SendConnectionRequest,
     SendData,
-    SendOptionRequest,
     SessionConfig,
     State,
 )
 from gci_link.station_end.command_worker import CommandWorker
+from gci_link.station_end.link_frames import control_frame, deliver
 from gci_link.station_end.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -266,20 +247,9 @@ class Sender:
             log.warning("undecodable frame from the IDC ignored",
                         extra=self._ctx(reason=str(exc), field=exc.field, offset=exc.offset))
             return
-        body, kind = frame.body, frame.header.frame_type
-        if kind == FrameType.CONNECTION_RESPONSE and isinstance(body, ConnectionBody):
-            peer_set = f"{frame.header.creator}:{frame.header.destination}"
-            self.session.on_connection_response(body.ip_address, body.port, peer_set, now)
-        elif kind == FrameType.OPTION_RESPONSE:
-            self.session.on_option_response(now)
-        elif isinstance(body, AcknackBody):
-            self.session.on_acknack(body.frame_set, body.lowest, body.highest, body.gaps, now)
-        elif isinstance(body, AlertBody):
-            self.session.on_alert(body.text, now)
-        elif isinstance(body, CommandRequestBody):
-            self.session.on_command_request(frame.header.sequence, body, now)
-        else:
-            log.warning("unexpected frame type from the IDC ignored", extra=self._ctx(reason=f"type {kind}"))
+        if not deliver(self.session, frame, now):
+            log.warning("unexpected frame type from the IDC ignored",
+                        extra=self._ctx(reason=f"type {frame.header.frame_type}"))
 
     # ---- actions ---------------------------------------------------------------------------------
 
@@ -371,30 +341,7 @@ class Sender:
 
     def _send_control(self, action: Action) -> None:
         now = self._clock()
-        station = self.config.station
-        kind: FrameType
-        body: Body
-        if isinstance(action, SendConnectionRequest):
-            kind, body = FrameType.CONNECTION_REQUEST, ConnectionBody(station=station)
-        elif isinstance(action, SendOptionRequest):
-            kind, body = FrameType.OPTION_REQUEST, OptionBody(((1, action.value.encode("latin-1")),))
-        elif isinstance(action, SendAcknack):
-            kind = FrameType.ACKNACK
-            body = AcknackBody(action.frame_set, action.lowest, action.highest, action.gaps)
-        elif isinstance(action, SendAlert):
-            kind, body = FrameType.ALERT, AlertBody(action.text.encode("latin-1", "replace"))
-        elif isinstance(action, SendCommandResponse):
-            req = action.request
-            kind = FrameType.COMMAND_RESPONSE
-            body = CommandResponseBody(station, req.site, req.channel, req.location, now, req.command,
-                                       action.text.encode("utf-8"))
-        else:
-            raise TypeError(f"link session produced an unknown action {action!r}")
-        frame = Frame(FrameHeader(kind, creator=station), body)
-        if self._signer is None:
-            self._send(encode_frame(frame), now)
-        else:
-            self._send(encode_signed_frame(frame, self._signer.key_id, self._signer.sign), now)
+        self._send(control_frame(action, self.config.station, now, self._signer), now)
 
     def _send(self, data: bytes, now: int) -> bool:
         if self._socket is None:
