@@ -22,10 +22,9 @@ import zmq
 import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
-from gci_link.cd11 import Cd11FormatError, decode_frame
 from gci_link.commands import CommandHandler
 from gci_link.gaplist import consecutive_runs
-from gci_link.keys import StationSigner
+from gci_link.keys import StationSigner, TrustStore
 from gci_link.link_session import (
     Acknowledge,
     Action,
@@ -39,7 +38,7 @@ from gci_link.link_session import (
     State,
 )
 from gci_link.station_end.command_worker import CommandWorker
-from gci_link.station_end.link_frames import control_frame, deliver
+from gci_link.station_end.link_frames import control_frame, receive
 from gci_link.station_end.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -82,6 +81,7 @@ class Sender:
         clock: Callable[[], int] = time.time_ns,
         command_handler: CommandHandler | None = None,
         signer: StationSigner | None = None,
+        idc_keys: TrustStore | None = None,
         curve: CurveKeys | None = None,
         context: zmq.Context | None = None,
         poll_interval_s: float = 0.2,
@@ -92,6 +92,7 @@ class Sender:
         self._outbox = outbox
         self._clock = clock
         self._signer = signer
+        self._idc_keys = idc_keys  # the IDC certificates its frames must be signed with; None: believe any
         self._curve = curve.load() if curve else None
         self._context = context or zmq.Context.instance()
         self._poll_interval_s = poll_interval_s
@@ -161,6 +162,10 @@ class Sender:
     def _start(self) -> None:
         self._offer_new()
         log.info("sender starting", extra={"station": self.config.station, "seq": self.session.pending})
+        if self._idc_keys is None:
+            log.warning("frames from the IDC are not authenticated: a forged or replayed acknack could mark "
+                        "frames delivered that the IDC never received; set [link] idc_trust",
+                        extra={"station": self.config.station})
         if self._commands is not None:
             self._commands.start()
         self.session.start(self._clock())
@@ -239,17 +244,7 @@ class Sender:
                     log.warning("ZeroMQ handshake with the IDC failed", extra=self._ctx(reason=self._why()))
 
     def _receive(self, raw: bytes) -> None:
-        now = self._clock()
-        self.session.received_bytes(len(raw), now)
-        try:
-            frame = decode_frame(raw)
-        except Cd11FormatError as exc:
-            log.warning("undecodable frame from the IDC ignored",
-                        extra=self._ctx(reason=str(exc), field=exc.field, offset=exc.offset))
-            return
-        if not deliver(self.session, frame, now):
-            log.warning("unexpected frame type from the IDC ignored",
-                        extra=self._ctx(reason=f"type {frame.header.frame_type}"))
+        receive(self.session, raw, self._clock(), self._idc_keys)
 
     # ---- actions ---------------------------------------------------------------------------------
 
@@ -341,7 +336,8 @@ class Sender:
 
     def _send_control(self, action: Action) -> None:
         now = self._clock()
-        self._send(control_frame(action, self.config.station, now, self._signer), now)
+        header = self.session.control_header(now)
+        self._send(control_frame(action, self.config.station, header, self._signer), now)
 
     def _send(self, data: bytes, now: int) -> bool:
         if self._socket is None:

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gci_link.cd11 import FrameType, decode_frame
+from gci_link.cd11 import FrameType
+from gci_link.keys import StationSigner, TrustStore
 from gci_link.link_session import (
     Acknowledge,
     Action,
@@ -28,7 +29,7 @@ from gci_link.link_session import (
     SendData,
     SessionConfig,
 )
-from gci_link.station_end.link_frames import control_frame, deliver
+from gci_link.station_end.link_frames import control_frame, receive
 from idc.actions import Peer, Send
 from idc.checker import FrameChecker
 from idc.protocol import ReceiverProtocol
@@ -38,6 +39,7 @@ from timeunits import NS_PER_S
 
 TICK_NS = 10_000_000  # 10 ms of link time per step
 LATENCY_NS = 20_000_000  # one way, every frame
+STATION_IDENTITY = b"station-"  # routing identities of the station's connections begin so
 
 
 @dataclass
@@ -60,9 +62,12 @@ class Tap:
 class Station:
     """A station's outbox (frames prebuilt and signed) and its link session."""
 
-    def __init__(self, keys, config: SessionConfig, now_ns: int, first_seq: int) -> None:
+    def __init__(
+        self, keys, config: SessionConfig, now_ns: int, first_seq: int, idc_keys: TrustStore | None
+    ) -> None:
         self.keys = keys
-        self.session = LinkSession(config, now_ns, rng=random.Random(1))
+        self.idc_keys = idc_keys  # the IDC certificates the station checks the IDC's frames with; None: none
+        self.session = LinkSession(config, now_ns, rng=random.Random(first_seq))
         self.outbox: dict[int, bytes] = {}
         self.acked: set[int] = set()
         self.next_seq = first_seq
@@ -78,28 +83,30 @@ class Station:
 
     def connect(self) -> Peer:
         self._connections += 1
-        self.peer = Peer("router", f"station-{self._connections}".encode())
+        self.peer = Peer("router", STATION_IDENTITY + str(self._connections).encode())
         return self.peer
 
 
 class Link:
     """The station, the IDC and the wire between them; ``run`` advances the shared clock."""
 
-    def __init__(self, keys, now_ns: int, **idc_config) -> None:
+    def __init__(self, keys, now_ns: int, idc_signer: StationSigner | None = None, **idc_config) -> None:
         self.keys = keys
         self.now = now_ns
         self.held = Held()
         self.config = make_config(Path("unused"), keys.ca.trust_dir, **idc_config)
         self.checker = FrameChecker(keys.ca.trust_store(), self.config.stations, workers=0)
-        self.idc = ReceiverProtocol(self.config, self.checker.submit, self.held)
+        self.idc = ReceiverProtocol(self.config, self.checker.submit, self.held, idc_signer)
         self.tap = Tap()
         self.station: Station | None = None
         self._to_idc: list[InFlight] = []
         self._to_station: list[InFlight] = []
-        self.to_attacker: list[bytes] = []  # frames the IDC sent to connections that are not the station's
+        self.to_attacker: list[bytes] = []  # frames the IDC sent to connections that were never the station's
 
-    def start_station(self, config: SessionConfig, first_seq: int) -> Station:
-        self.station = Station(self.keys, config, self.now, first_seq)
+    def start_station(
+        self, config: SessionConfig, first_seq: int, idc_keys: TrustStore | None = None
+    ) -> Station:
+        self.station = Station(self.keys, config, self.now, first_seq, idc_keys)
         self.station.session.start(self.now)
         return self.station
 
@@ -144,7 +151,8 @@ class Link:
         elif isinstance(action, RunCommand):
             raise AssertionError("no commands in these runs")
         else:
-            raw = control_frame(action, session.config.station, self.now, self.keys.sta1)
+            header = session.control_header(self.now)
+            raw = control_frame(action, session.config.station, header, self.keys.sta1)
             self._from_station(station, raw)
 
     def _from_station(self, station: Station, raw: bytes) -> None:
@@ -165,11 +173,10 @@ class Link:
         self._from_idc(self.idc.poll(self.now))
 
     def _from_idc(self, actions: list) -> None:
-        station = self.station
         for action in actions:
             if not isinstance(action, Send):
                 continue
-            if station is not None and station.peer is not None and action.peer == station.peer:
+            if action.peer.identity.startswith(STATION_IDENTITY):
                 self._to_station.append(InFlight(self.now + LATENCY_NS, action.peer, action.frame))
             else:
                 self.to_attacker.append(action.frame)
@@ -181,8 +188,7 @@ class Link:
         for message in due:
             if station is None or message.peer != station.peer:
                 continue  # that connection is closed: the frame dies with it
-            station.session.received_bytes(len(message.raw), self.now)
-            deliver(station.session, decode_frame(message.raw), self.now)
+            receive(station.session, message.raw, self.now, station.idc_keys)
 
 
 def seconds(s: float) -> int:
