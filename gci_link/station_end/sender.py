@@ -121,6 +121,11 @@ class Sender:
     def counters(self) -> LinkCounters:
         return self.session.counters
 
+    @property
+    def authenticates_idc(self) -> bool:
+        """Whether frames from the IDC must be signed with an IDC key to be believed."""
+        return self._idc_keys is not None
+
     def stop(self) -> None:
         """Ask ``run`` to send an alert, close the connection and return (safe from a signal handler)."""
         self._stop.set()

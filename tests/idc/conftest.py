@@ -53,6 +53,7 @@ class Keys:
     revoked: StationSigner  # a STA1 key that the CA revoked
     stranger: StationSigner  # a STA1 key from another CA
     idc: StationSigner  # the IDC receiver's own key
+    idc_bundle: Path  # where it lies (idc.key_bundle)
 
 
 SIGNERS: dict[str, StationSigner] = {}  # each configured station's key, filled by the ``keys`` fixture
@@ -93,7 +94,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     other = CertificateAuthority.create(root / "other")
     stranger = StationSigner.load(other.issue("STA1").bundle)
     SIGNERS.update(STA1=sta1, STA2=sta2)
-    return Keys(ca, sta1, sta2, revoked, stranger, StationSigner.load(ca.issue_idc().bundle))
+    idc_bundle = ca.issue_idc().bundle
+    return Keys(ca, sta1, sta2, revoked, stranger, StationSigner.load(idc_bundle), idc_bundle)
 
 
 def samples_for(seq: int, n: int = 400) -> np.ndarray:

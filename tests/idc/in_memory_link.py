@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gci_link.cd11 import FrameType
-from gci_link.keys import StationSigner, TrustStore
+from gci_link.keys import Role, StationSigner, TrustStore
 from gci_link.link_session import (
     Acknowledge,
     Action,
@@ -97,6 +97,7 @@ class Link:
         self.config = make_config(Path("unused"), keys.ca.trust_dir, **idc_config)
         self.checker = FrameChecker(keys.ca.trust_store(), self.config.stations, workers=0)
         self.idc = ReceiverProtocol(self.config, self.checker.submit, self.held, idc_signer)
+        self.idc_keys = TrustStore.load(keys.ca.trust_dir, role=Role.IDC)  # what a station checks against
         self.tap = Tap()
         self.station: Station | None = None
         self._to_idc: list[InFlight] = []

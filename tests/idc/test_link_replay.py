@@ -16,6 +16,7 @@ import time
 import pytest
 
 from gci_link.cd11 import FrameType, decode_frame
+from gci_link.keys import Role, TrustStore
 from gci_link.link_session import SessionConfig
 from gci_link.station_end.outbox import Outbox
 from gci_link.station_end.sender import Sender
@@ -36,7 +37,7 @@ def station_config() -> SessionConfig:
 
 def captured(link: Link) -> None:
     """An earlier session of the station, recorded on the wire: connect, deliver, say goodbye."""
-    station = link.start_station(station_config(), first_seq=1000)
+    station = link.start_station(station_config(), first_seq=1000, idc_keys=link.idc_keys)
     for _ in range(3):
         station.append()
     link.run(seconds(5))
@@ -48,7 +49,7 @@ def captured(link: Link) -> None:
 def delivered_under(link: Link, replayed: bytes | None) -> int:
     """Frames of a 60-frame run acknowledged within 45 s while ``replayed`` arrives every 0.5 s, each
     time from another connection of the attacker (so no per-connection limit slows it down)."""
-    station = link.start_station(station_config(), first_seq=2000)
+    station = link.start_station(station_config(), first_seq=2000, idc_keys=link.idc_keys)
     start = link.now
     replays = 0
 
@@ -63,6 +64,7 @@ def delivered_under(link: Link, replayed: bytes | None) -> int:
 
     link.run(RUN_NS, tick)
     assert station.next_seq == 2000 + FRAMES
+    assert station.session.counters.idc_frames_refused == 0  # every frame of the IDC believed
     return len(station.acked & set(range(2000, 2000 + FRAMES)))
 
 
@@ -75,7 +77,7 @@ def stolen(link: Link) -> list[tuple[str, int]]:
 
 @pytest.fixture(params=[False, True], ids=["one-endpoint", "redirected"])
 def link(request, keys, clock) -> Link:
-    link = Link(keys, clock())
+    link = Link(keys, clock(), idc_signer=keys.idc)  # the IDC signs; the station checks (link.idc_keys)
     if request.param:
         link.idc.data_address = (0x7F000001, 8100)  # the station moves to a data connection
     captured(link)
@@ -115,12 +117,14 @@ class TappedSender(Sender):
 def socket_station(run: Running, outbox: Outbox, keys) -> TappedSender:
     config = SessionConfig(station="STA1", endpoints=(run.receiver.connection_endpoint,),
                            backoff_base_ns=NS_PER_S // 10, backoff_cap_ns=NS_PER_S // 2)
-    return TappedSender(config, outbox, signer=keys.sta1, poll_interval_s=0.02)
+    idc_keys = TrustStore.load(keys.ca.trust_dir, role=Role.IDC)
+    return TappedSender(config, outbox, signer=keys.sta1, idc_keys=idc_keys, poll_interval_s=0.02)
 
 
 @pytest.mark.timeout(60)
 def test_replayed_alert_over_real_sockets_does_not_cut_the_station_off(tmp_path, keys):
-    run = Running(make_config(tmp_path / "idc", keys.ca.trust_dir), keys.ca.trust_store(), time.time_ns)
+    config = make_config(tmp_path / "idc", keys.ca.trust_dir, key_bundle=keys.idc_bundle)
+    run = Running(config, keys.ca.trust_store(), time.time_ns)
     try:
         with Outbox(tmp_path / "earlier.db", 10**8, first_sequence=1000) as outbox:
             outbox.append("data", 0, lambda seq: signed(seq, keys))
@@ -134,11 +138,13 @@ def test_replayed_alert_over_real_sockets_does_not_cut_the_station_off(tmp_path,
             attacker = threading.Thread(target=_replay_until, args=(run, alert, stop), daemon=True)
             attacker.start()
             try:
-                socket_station(run, outbox, keys).run_until_drained(10 * NS_PER_S)
+                station = socket_station(run, outbox, keys)
+                station.run_until_drained(10 * NS_PER_S)
             finally:
                 stop.set()
                 attacker.join(5)
             assert outbox.stats().unacked_frames == 0
+            assert station.counters.reconnects == 0
     finally:
         run.stop()
 
