@@ -279,3 +279,14 @@ def test_token_bucket_debt_mode():
     assert bucket.ready_at(ready) == ready
     with pytest.raises(ValueError, match="bandwidth cap"):
         TokenBucket(0, 1, 0)
+
+
+def test_control_frames_are_stamped_increasing_and_tagged_per_connection():
+    session = connected(now=5 * S)
+    first, second, third = (session.control_header(t) for t in (10 * S, 10 * S, 9 * S))
+    assert (first.stamp, second.stamp, third.stamp) == (10 * S, 10 * S + 1, 10 * S + 2)  # never twice
+    assert 0 < first.tag < 1 << 31 and first.tag == second.tag == third.tag
+    session.on_alert("bye", 11 * S)
+    session.poll(100 * S)  # back-off over: a new connection request, with a new tag
+    assert session.state is State.CONNECTING
+    assert session.control_header(100 * S).tag not in (0, first.tag)
