@@ -203,11 +203,11 @@ class ReceiverProtocol:
                 station,
                 frame.header.sequence,
             )
-        fresh = self.config.stations[station].fresh_control
-        if not fresh or kind not in _DATA:
-            if fresh:
-                self._check_fresh(session, frame)
-            self._routes[station] = peer  # acknacks follow this connection from now on
+        if not self.config.stations[station].fresh_control:
+            self._routes[station] = peer  # the older rules: acknacks follow any verified frame
+        elif kind not in _DATA:
+            self._check_fresh(session, frame)
+            self._routes[station] = peer  # a fresh control frame: the session moves to its connection
         elif self._routes.get(station) != peer:
             raise Rejection(
                 RejectionKind.NO_SESSION,
