@@ -1,4 +1,4 @@
-"""``ims keys``: run the network CA (create, issue, revoke) and list a trust store."""
+"""``ims keys``: run the network CA (create, issue station and IDC keys, revoke) and list a trust store."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from gci_link.keys import SIGNING_ALGORITHMS, CertificateAuthority, KeyMaterialError, TrustStore
+from gci_link.keys import SIGNING_ALGORITHMS, CertificateAuthority, KeyMaterialError, Role, TrustStore
 from gci_link.keys.authority import TRUST_DIR
+from gci_link.keys.trust import IDC_DIR
 from gci_link.texttable import columns
 
 
@@ -29,6 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     issue.add_argument("--algorithm", choices=SIGNING_ALGORITHMS, default="ecdsa-p256")
     issue.add_argument("--days", type=int, default=365, help="certificate validity (default 365)")
     issue.set_defaults(func=_issue)
+
+    issue_idc = sub.add_parser("issue-idc", help="new key and certificate for an IDC receiver's own frames")
+    issue_idc.add_argument("dir", type=Path)
+    issue_idc.add_argument("name", nargs="?", default="IDC", help="its responder_name (default IDC)")
+    issue_idc.add_argument("--algorithm", choices=SIGNING_ALGORITHMS, default="ecdsa-p256")
+    issue_idc.add_argument("--days", type=int, default=365, help="certificate validity (default 365)")
+    issue_idc.set_defaults(func=_issue_idc)
 
     revoke = sub.add_parser("revoke", help="revoke the certificate of a key id")
     revoke.add_argument("dir", type=Path)
@@ -63,6 +71,16 @@ def _issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _issue_idc(args: argparse.Namespace) -> int:
+    try:
+        issued = CertificateAuthority.open(args.dir).issue_idc(args.name, args.algorithm, args.days)
+    except (KeyMaterialError, ValueError) as exc:
+        return _fail(str(exc))
+    print(f"issued key id {issued.key_id} for IDC {issued.station}; install {issued.bundle} on the receiver "
+          f"(idc.key_bundle), then copy the trust store to the stations")
+    return 0
+
+
 def _revoke(args: argparse.Namespace) -> int:
     try:
         station = CertificateAuthority.open(args.dir).revoke(args.key_id)
@@ -81,13 +99,15 @@ def _date(ns: int) -> str:
 def _list(args: argparse.Namespace) -> int:
     trust_dir = args.dir / TRUST_DIR if (args.dir / TRUST_DIR).is_dir() else args.dir
     try:
-        store = TrustStore.load(trust_dir)
+        keys = TrustStore.load(trust_dir).keys
+        has_idc = any((trust_dir / IDC_DIR).glob("*.pem"))
+        idc_keys = TrustStore.load(trust_dir, role=Role.IDC).keys if has_idc else []
     except KeyMaterialError as exc:
         return _fail(str(exc))
     rows = [("KEY ID", "STATION", "ALGORITHM", "NOT BEFORE", "NOT AFTER", "REVOKED")]
-    for key in store.keys:
+    for key in keys + idc_keys:
         revoked = "-" if key.revoked_ns is None else _date(key.revoked_ns)
-        algorithm = f"{key.algorithm} (legacy)" if key.legacy else key.algorithm
+        algorithm = key.algorithm + (" (legacy)" if key.legacy else " (IDC)" if key in idc_keys else "")
         rows.append(
             (
                 str(key.key_id),

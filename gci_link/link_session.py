@@ -14,6 +14,11 @@ Delivery rule: a data frame stays in the session (and unacknowledged in the outb
 covers it — inside lowest..highest and in no gap. Frames sent but still uncovered when an acknack
 arrives are resent once they have been in flight ``resend_after_ns``; everything not acknowledged is
 sent again after a reconnect, and duplicates are harmless at the receiver.
+
+Replay protection (docs/link.md): every link-control frame the station sends carries a stamp and the
+connection's session tag (``control_header``), so the IDC can tell it fresh and bound to its session;
+an IDC frame the station authenticated is believed only if ``admit`` finds it fresh and bound the same
+way. Only frames the session accepted count as signs of a live link.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gci_link.cd11.bodies import FrameType
 from gci_link.commands import CommandOutcome
 from gci_link.gaplist import GapList
 from gci_link.pacing import Backoff, TokenBucket
@@ -63,6 +69,7 @@ class SessionConfig:
     bandwidth_bytes_per_s: float | None = None  # None = uncapped
     burst_bytes: int = 16_384
     command_queue: int = 1  # commands accepted and not yet answered; one more is answered "busy"
+    control_window_ns: int = 300 * NS_PER_S  # an IDC alert bound to no session must be stamped this close
 
     def __post_init__(self) -> None:
         if not self.station or len(self.station) > 8:
@@ -75,6 +82,8 @@ class SessionConfig:
             raise ValueError(f"option value must be at most 8 characters, got {self.option_value!r}")
         if self.command_queue < 1:
             raise ValueError(f"command queue must hold at least 1 command, got {self.command_queue}")
+        if self.control_window_ns <= 0:
+            raise ValueError(f"control window must be positive, got {self.control_window_ns} ns")
 
 
 @dataclass
@@ -85,6 +94,7 @@ class LinkCounters:
     reconnects: int = 0
     bytes_sent: int = 0  # every byte handed to the socket, control frames included
     bytes_received: int = 0
+    idc_frames_refused: int = 0  # undecodable, unauthenticated, replayed or of another session
 
 
 # ---- events the adapter logs --------------------------------------------------------------------
@@ -124,12 +134,22 @@ class EventKind(enum.Enum):
     COMMAND_REFUSED = (Level.WARNING, "command request refused: this station accepts no commands")
     COMMAND_ANSWERED = (Level.INFO, "command answered")
     COMMAND_UNANSWERED = (Level.WARNING, "command finished after the link stopped, not answered")
+    IDC_FRAME_REFUSED = (Level.WARNING, "frame from the IDC refused")
 
 
 @dataclass(frozen=True)
 class Event:
     kind: EventKind
     fields: Mapping[str, object]  # extras for the log line: station, endpoint while connected, seq, reason
+
+
+@dataclass(frozen=True)
+class ControlHeader:
+    """What makes a link-control frame fresh and binds it to one session; on the wire the frame header's
+    sequence number carries ``stamp`` and its series ``tag`` (docs/cd11.md, "Fresh control frames")."""
+
+    stamp: int  # the sender's clock (ns UTC) when it made the frame, strictly increasing per sender
+    tag: int  # the session: chosen at random by the station for each connection request; 0 = none
 
 
 # ---- actions the adapter carries out -------------------------------------------------------------
@@ -263,7 +283,8 @@ class LinkSession:
         self.counters = LinkCounters()
         self.state = State.IDLE
         self._accepts_commands = accepts_commands
-        self._backoff = Backoff(config.backoff_base_ns, config.backoff_cap_ns, rng)
+        self._rng = rng or random.SystemRandom()
+        self._backoff = Backoff(config.backoff_base_ns, config.backoff_cap_ns, self._rng)
         self._bucket = TokenBucket(config.bandwidth_bytes_per_s, config.burst_bytes, now_ns)
         self._deadline_ns: int | None = None  # connect/option timeout or end of back-off
         self._endpoint_index = 0
@@ -282,6 +303,10 @@ class LinkSession:
         self._live: deque[int] = deque()
         self._backlog: list[int] = []
         self._ever_sent: set[int] = set()
+        self._tag = 0  # this connection's session tag, new for every connection request
+        self._stamp = 0  # of the last control frame this station made
+        self._idc_stamp = 0  # of the last IDC frame admitted in this session
+        self._idc_stamp_seen = 0  # of the last IDC frame admitted in any session
 
     # ---- inputs ----------------------------------------------------------------------------------
 
@@ -318,12 +343,46 @@ class LinkSession:
         self._bucket.charge(nbytes, now_ns)
 
     def received_bytes(self, nbytes: int, now_ns: int) -> None:
-        """Anything arrived from the IDC, whatever it was: the link is alive."""
+        """Bytes arrived from the IDC, whatever they were (only frames handed to ``on_*`` keep the link
+        alive: garbage or a refused frame proves nothing)."""
         self.counters.bytes_received += nbytes
-        if self._conn is not None:
-            self._conn.heard_ns = now_ns
+
+    def control_header(self, now_ns: int) -> ControlHeader:
+        """Stamp and tag of the next link-control frame; call it as each one is encoded, in sending order.
+
+        The tag is this connection's: it changes only where a connection request is asked for, which is
+        the last action of its ``poll``, so every frame ``poll`` asks for gets the tag meant for it.
+        """
+        self._stamp = max(now_ns, self._stamp + 1)
+        return ControlHeader(self._stamp, self._tag)
+
+    def admit(self, frame_type: int, header: ControlHeader, now_ns: int) -> bool:
+        """Whether an authenticated IDC frame is fresh and belongs to this connection's session; if not,
+        it is refused (counted and reported) and must change nothing.
+
+        A frame tagged with this session's tag must be stamped above every earlier frame of the session
+        (a command request's sequence number is its identity instead: ``on_command_request`` never runs
+        one twice). The one frame an IDC sends untagged, the alert telling a connection it has no
+        session (after an IDC restart), must be stamped within ``control_window_ns`` of our clock and
+        above every IDC frame admitted so far.
+        """
+        problem = self._stale(frame_type, header, now_ns)
+        if problem is not None:
+            self.refuse_idc_frame(problem)
+            return False
+        if frame_type != FrameType.COMMAND_REQUEST:
+            if header.tag:
+                self._idc_stamp = header.stamp
+            self._idc_stamp_seen = max(self._idc_stamp_seen, header.stamp)
+        return True
+
+    def refuse_idc_frame(self, reason: str) -> None:
+        """A frame from the IDC that must change nothing (undecodable, unauthenticated, not fresh...)."""
+        self.counters.idc_frames_refused += 1
+        self._note(EventKind.IDC_FRAME_REFUSED, reason=reason)
 
     def on_connection_response(self, ip: int, port: int, peer_frame_set: str, now_ns: int) -> None:
+        self._hear(now_ns)
         if self.state is not State.CONNECTING or self._conn is None:
             self._note(EventKind.UNEXPECTED_CONNECTION_RESPONSE, reason=self.state.value)
             return
@@ -345,6 +404,7 @@ class LinkSession:
             self._enter_data(now_ns)
 
     def on_option_response(self, now_ns: int) -> None:
+        self._hear(now_ns)
         if self.state is not State.NEGOTIATING:
             self._note(EventKind.UNEXPECTED_OPTION_RESPONSE, reason=self.state.value)
             return
@@ -353,6 +413,7 @@ class LinkSession:
     def on_acknack(
         self, frame_set: str, lowest: int, highest: int, gaps: Sequence[tuple[int, int]], now_ns: int
     ) -> None:
+        self._hear(now_ns)
         conn = self._conn
         if self.state is not State.DATA or conn is None:
             self._note(EventKind.ACKNACK_OUTSIDE_DATA, reason=self.state.value)
@@ -383,6 +444,7 @@ class LinkSession:
     def on_command_request(self, seq: int, request: CommandRequestBody, now_ns: int) -> None:
         """A command from the IDC: acknowledged at once, run through ``RunCommand`` if there is room,
         otherwise answered ``busy`` at once. Each request is run at most once, whatever the IDC repeats."""
+        self._hear(now_ns)
         if self.state is not State.DATA:
             self._note(EventKind.COMMAND_OUTSIDE_DATA, seq=seq)
             return
@@ -506,8 +568,28 @@ class LinkSession:
 
     # ---- internals -------------------------------------------------------------------------------
 
+    def _hear(self, now_ns: int) -> None:
+        if self._conn is not None:
+            self._conn.heard_ns = now_ns
+
     def _note(self, kind: EventKind, **extra: object) -> None:
         self._events.append(Event(kind, self.log_context(**extra)))
+
+    def _stale(self, frame_type: int, header: ControlHeader, now_ns: int) -> str | None:
+        """Why ``admit`` must refuse a frame, or None."""
+        if header.tag == 0 and frame_type == FrameType.ALERT:
+            window = self.config.control_window_ns
+            if abs(header.stamp - now_ns) > window:
+                return (f"alert stamped {(header.stamp - now_ns) / NS_PER_S:+.0f} s from this station's "
+                        f"clock, outside the {window / NS_PER_S:g} s window")
+            if header.stamp <= self._idc_stamp_seen:
+                return f"replayed: alert stamp {header.stamp} is not above {self._idc_stamp_seen}"
+            return None
+        if header.tag == 0 or header.tag != self._tag:
+            return f"belongs to another session (tag {header.tag}; this connection's is {self._tag})"
+        if frame_type != FrameType.COMMAND_REQUEST and header.stamp <= self._idc_stamp:
+            return f"replayed: stamp {header.stamp} is not above {self._idc_stamp}, the last of this session"
+        return None
 
     def _answer(self, request: CommandRequestBody, seq: int, outcome: CommandOutcome, text: str) -> None:
         """Queue the response for the data phase and keep it to answer a repeat of the request."""
@@ -520,6 +602,8 @@ class LinkSession:
     def _connect(self, now_ns: int) -> None:
         endpoint = self.config.endpoints[self._endpoint_index % len(self.config.endpoints)]
         self._conn = _Connection(endpoint=endpoint, heard_ns=now_ns)
+        self._tag = self._rng.randrange(1, 1 << 31)  # series is a signed 32-bit field: keep it positive
+        self._idc_stamp = 0
         self.state = State.CONNECTING
         self._deadline_ns = now_ns + self.config.connect_timeout_ns
         self._note(EventKind.CONNECTING)

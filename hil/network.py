@@ -48,6 +48,7 @@ DRAIN_TIMEOUT_S = 60.0  # real seconds the stations get, after the digitizers st
 STATION_DATA = "data"  # outbox, local archive and status of a station, below its folder (a small disk
 # of its own when the scenario fills it)
 STATION_OUTBOX = f"{STATION_DATA}/outbox/outbox.sqlite"
+REAL_DELAY_ALLOWED_S = 5.0  # real seconds a connection request may take to reach the receiver
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Network:
         log.info("compiled kernels ready", extra={"seconds": round(warm_up(), 3)})
         run = self.out / "run"
         ca = CertificateAuthority.create(run / "ca", "SIMNET")
+        self.idc_bundle = ca.issue_idc().bundle  # the receiver signs its frames; the stations check them
         self.receiver_port = free_port()
         self._write_receiver_config(run)
         self.start_ns, self.clock, self.env = simulated_time(sc.frame_length_s, sc.speed)
@@ -108,7 +110,15 @@ class Network:
     def _write_receiver_config(self, run: Path) -> None:
         self.receiver_config = run / "idc.toml"
         self.receiver_config.write_text(
-            scenario_receiver_toml(self.scenario, self.out / "idc", run / "ca" / "trust", self.receiver_port)
+            scenario_receiver_toml(
+                self.scenario,
+                self.out / "idc",
+                run / "ca" / "trust",
+                self.receiver_port,
+                key_bundle=self.idc_bundle,
+                # stamps are simulated time: allow for a few real seconds of delay on a loaded machine
+                control_window_s=max(300.0, REAL_DELAY_ALLOWED_S * self.scenario.speed),
+            )
         )
 
     def _make_station(self, index: int, spec: StationSpec, bundle: Path) -> SimStation:
@@ -139,7 +149,10 @@ class Network:
         streams = {serial + sfx: ch for sfx, ch in zip(suffixes, spec.channels, strict=True)}
         config_path = folder / "station.toml"
         wiring = DigitizerWiring("digitizer", spec.name, line.path, streams)
-        config_path.write_text(station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s))
+        trust = self.out / "run" / "ca" / "trust"
+        config_path.write_text(
+            station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s, idc_trust=trust)
+        )
         return SimStation(spec, streams, line, digitizer, proxy, config_path, disk)
 
     # ----------------------------------------------------------------------------------------- processes
@@ -323,9 +336,16 @@ class DigitizerWiring:
 
 
 def station_toml(
-    spec: StationSpec, digitizers: list[DigitizerWiring], endpoint: str, bundle: Path, frame_length_s: int
+    spec: StationSpec,
+    digitizers: list[DigitizerWiring],
+    endpoint: str,
+    bundle: Path,
+    frame_length_s: int,
+    idc_trust: Path | None = None,
 ) -> str:
-    """The station daemon's configuration for ``spec``'s channels, spread over ``digitizers``."""
+    """The station daemon's configuration for ``spec``'s channels, spread over ``digitizers``; with
+    ``idc_trust`` (the network's trust store) it believes only frames signed by the IDC's key."""
+    trust = "" if idc_trust is None else f'idc_trust = "{idc_trust}"\n'
     sections = []
     for d in digitizers:
         sections.append(
@@ -345,7 +365,7 @@ def station_toml(
         f"[frame]\nlength_s = {frame_length_s}\n"
         f"[acquisition]\nlateness_budget_s = {max(3 * spec.block_s, 10)}.0\n"
         f"{''.join(sections)}"
-        f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n'
+        f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n{trust}'
         f'[daemon]\nstate_dir = "{STATION_DATA}/state"\nstatus_interval_s = 1.0\n'
         f'[archive]\npath = "{STATION_DATA}/archive"\n'
         f'[outbox]\npath = "{STATION_OUTBOX}"\n'
@@ -353,21 +373,37 @@ def station_toml(
 
 
 def receiver_toml(
-    root: Path, trust_dir: Path, port: int, stations: dict[str, str], sites: dict[str, list[str]]
+    root: Path,
+    trust_dir: Path,
+    port: int,
+    stations: dict[str, str],
+    sites: dict[str, list[str]],
+    key_bundle: Path | None = None,
+    control_window_s: float | None = None,
 ) -> str:
     """The IDC receiver's configuration: archive under ``root``, ``stations`` as name -> network and
-    ``sites`` as name -> the sites its channels carry."""
+    ``sites`` as name -> the sites its channels carry; with ``key_bundle`` (from ``ims keys issue-idc``)
+    it signs the frames it sends."""
     tables = "".join(
         f'\n[stations.{name}]\nnetwork = "{net}"\nsites = {json.dumps(sites[name])}\n'
         for name, net in stations.items()
     )
+    extra = "" if key_bundle is None else f'key_bundle = "{key_bundle.resolve()}"\n'
+    extra += "" if control_window_s is None else f"control_window_s = {control_window_s}\n"
     return (
-        f'[idc]\nroot = "{root.resolve()}"\ntrust_dir = "{trust_dir.resolve()}"\n'
+        f'[idc]\nroot = "{root.resolve()}"\ntrust_dir = "{trust_dir.resolve()}"\n{extra}'
         f'connection_endpoint = "tcp://127.0.0.1:{port}"\n{tables}'
     )
 
 
-def scenario_receiver_toml(scenario: Scenario, root: Path, trust_dir: Path, port: int) -> str:
+def scenario_receiver_toml(
+    scenario: Scenario,
+    root: Path,
+    trust_dir: Path,
+    port: int,
+    key_bundle: Path | None = None,
+    control_window_s: float | None = None,
+) -> str:
     """The receiver configuration for a scenario's stations, each with the sites of its channels."""
     return receiver_toml(
         root,
@@ -375,6 +411,8 @@ def scenario_receiver_toml(scenario: Scenario, root: Path, trust_dir: Path, port
         port,
         {s.name: s.network for s in scenario.stations},
         {s.name: sorted({ch.site for ch in s.channels}) for s in scenario.stations},
+        key_bundle,
+        control_window_s,
     )
 
 

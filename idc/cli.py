@@ -61,7 +61,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (KeyMaterialError, ValueError) as exc:
         print(f"ims idc: trust store: {exc}", file=sys.stderr)
         return 2
-    receiver = Receiver(config, trust, clock)
+    try:
+        receiver = Receiver(config, trust, clock)
+    except KeyMaterialError as exc:
+        print(f"ims idc: key bundle: {exc}", file=sys.stderr)
+        return 2
     try:
         receiver.start()
     except (zmq.ZMQError, ValueError, RingError, SeedLinkServerError) as exc:

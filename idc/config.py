@@ -25,6 +25,7 @@ class StationPolicy:
     name: str
     network: str
     require_signatures: bool = True
+    fresh_control: bool = True  # its control frames must be stamped and session-bound (docs/link.md)
     sites: tuple[str, ...] = ()  # sites its data frames may carry; empty: only its own name
 
     @property
@@ -86,6 +87,8 @@ class IdcConfig:
     data_endpoint: str | None = None  # None: data arrives on the connection-manager socket itself
     advertise_address: str = "127.0.0.1"  # IPv4 named in Connection Responses for a separate data socket
     responder_name: str = "IDC"
+    key_bundle: Path | None = None  # the IDC key (ims keys issue-idc) signing the frames sent to stations
+    control_window_s: float = 300.0  # how far a connection request's stamp may be from the receiver clock
     prometheus_port: int = 0
     metrics_window_s: int = 3600
     silence_timeout_s: float = 120.0
@@ -115,6 +118,8 @@ _IDC_KEYS: dict[str, type | tuple[type, ...]] = {
     "data_endpoint": str,
     "advertise_address": str,
     "responder_name": str,
+    "key_bundle": str,
+    "control_window_s": (int, float),
     "prometheus_port": int,
     "metrics_window_s": int,
     "silence_timeout_s": (int, float),
@@ -177,6 +182,8 @@ def load_config(path: str | Path) -> IdcConfig:
     values["limits"] = _limits(path, idc)
     values["root"] = base / idc["root"]
     values["trust_dir"] = base / idc["trust_dir"]
+    if "key_bundle" in idc:
+        values["key_bundle"] = _key_bundle(path, base / idc["key_bundle"])
     for key in (
         "prometheus_port",
         "metrics_window_s",
@@ -190,7 +197,7 @@ def load_config(path: str | Path) -> IdcConfig:
     ):
         if key in values and values[key] < 0:
             raise IdcConfigError(f"{path}: key 'idc.{key}': must not be negative, got {values[key]}")
-    for key in ("silence_timeout_s", "acknack_interval_s", "connect_rate_per_s"):
+    for key in ("silence_timeout_s", "acknack_interval_s", "connect_rate_per_s", "control_window_s"):
         if key in values and values[key] <= 0:
             raise IdcConfigError(f"{path}: key 'idc.{key}': must be positive, got {values[key]}")
     if values.get("record_length", 512) not in (256, 512, 1024, 2048, 4096):
@@ -232,6 +239,14 @@ def _is_ipv4(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _key_bundle(path: Path, bundle: Path) -> Path:
+    """The folder ``ims keys issue-idc`` wrote; its key and certificate are read and checked at start."""
+    for name in ("key.pem", "cert.pem"):
+        if not (bundle / name).is_file():
+            raise IdcConfigError(f"{path}: key 'idc.key_bundle': {bundle / name} does not exist")
+    return bundle
 
 
 def _curve(path: Path, base: Path, table: dict[str, Any]) -> CurveConfig:
@@ -294,7 +309,7 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         if not 1 <= len(name) <= 8 or not name.isascii():
             raise IdcConfigError(f"{path}: key {where!r}: a CD-1.1 station name has 1 to 8 ASCII characters")
         for key in entry:
-            if key not in ("network", "require_signatures", "sites"):
+            if key not in ("network", "require_signatures", "sites", "fresh_control"):
                 raise IdcConfigError(f"{path}: key '{where}.{key}': unknown setting")
         network = entry.get("network")
         if network is None:
@@ -305,10 +320,13 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         require = entry.get("require_signatures", True)
         if not isinstance(require, bool):
             raise IdcConfigError(f"{path}: key '{where}.require_signatures': expected true or false")
+        fresh = entry.get("fresh_control", True)
+        if not isinstance(fresh, bool):
+            raise IdcConfigError(f"{path}: key '{where}.fresh_control': expected true or false")
         sites = entry.get("sites", [])
         if not isinstance(sites, list) or not all(isinstance(s, str) and valid_site(s) for s in sites):
             raise IdcConfigError(
                 f"{path}: key '{where}.sites': a list of site codes of 1-5 letters or digits, got {sites!r}"
             )
-        stations[name] = StationPolicy(name, network, require, tuple(sites))
+        stations[name] = StationPolicy(name, network, require, fresh, tuple(sites))
     return stations

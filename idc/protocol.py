@@ -2,9 +2,19 @@
 
 Everything the receiver decides about a message lives here: the envelope (one frame per message, the size
 limit), rate limits on connection requests, sessions (Connection Request and Response, one
-:class:`~idc.session.StationSession` per station), routing (acknacks follow the connection that last
-delivered a verified frame of the station), duplicate and replay detection, and every rejection, each
-turned into one ``Reject`` for the adapter to log, count and quarantine.
+:class:`~idc.session.StationSession` per station), routing, duplicate and replay detection, and every
+rejection, each turned into one ``Reject`` for the adapter to log, count and quarantine.
+
+Sessions are bound to a connection (docs/link.md, "Replay protection"). A station's link-control frames
+carry a stamp and its session's tag; a connection request must be stamped within ``control_window_s``
+of the receiver clock and above the station's last stamp, every later control frame must carry the
+session's tag and a higher stamp, and only such a fresh frame moves the session (and the acknacks) to
+the connection it came on. Data must come on the session's connection. So a frame recorded on the wire
+and sent again, from anywhere, opens, moves or closes nothing. Stations configured with
+``fresh_control = false`` (peers that cannot stamp) keep the older, weaker rules: acknacks follow the
+connection that last delivered a verified frame, and any verified alert closes the session.
+The frames the receiver sends carry its own stamp and the session's tag, and are signed with the IDC
+key when it has one, so a station can tell them fresh and authentic in turn.
 
 The core holds no socket, opens no file, reads no clock and does not log; ``now`` is passed in and what
 happened comes out as actions (idc/actions.py: frames to send, rejections, events), in the order they
@@ -35,9 +45,11 @@ from gci_link.cd11 import (
     OptionBody,
     decode_frame,
     encode_frame,
+    encode_signed_frame,
 )
 from gci_link.cd11.frame import Body, Frame, FrameHeader
 from gci_link.gaplist import GapList
+from gci_link.keys import StationSigner
 from gci_link.pacing import TokenBucket
 from idc.actions import (
     Accepted,
@@ -64,6 +76,7 @@ MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate l
 MULTIPART_PARTS_KEPT = 16  # a refused multi-part message is quarantined as its first parts' prefixes
 MULTIPART_PREFIX_BYTES = 64
 _CONNECT = FrameType.CONNECTION_REQUEST.to_bytes(4, "big")
+_DATA = (FrameType.DATA, FrameType.IMS2_MESSAGE)
 
 
 class Verdict(Protocol):
@@ -88,17 +101,24 @@ class ReceiverProtocol:
     """Sessions, routes and accepted frames of every station, advanced by ``receive``, ``poll`` and
     ``settled``."""
 
-    def __init__(self, config: IdcConfig, check: Check, stored: StoredFrames) -> None:
+    def __init__(
+        self, config: IdcConfig, check: Check, stored: StoredFrames, signer: StationSigner | None = None
+    ) -> None:
         self.config = config
         self._check = check
         self._stored = stored
+        self._signer = signer  # the IDC's own key, for the frames it sends; None: they go unsigned
+        self._window_ns = int(config.control_window_s * NS_PER_S)
         self.timings = SessionTimings(
             acknack_interval_ns=int(config.acknack_interval_s * NS_PER_S),
             silence_ns=int(config.silence_timeout_s * NS_PER_S),
             max_reported_gaps=config.max_reported_gaps,
         )
         self.sessions: dict[str, StationSession] = {}
-        self._routes: dict[str, Peer] = {}
+        self._routes: dict[str, Peer] = {}  # the connection each station's session is bound to
+        self._unreachable: set[str] = set()  # stations whose connection failed a send, until heard again
+        self._control_stamps: dict[str, int] = {}  # the last stamp accepted from each station
+        self._stamp = 0  # of the last frame this receiver sent
         self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
         self._batches: dict[str, StationBatch] = {}
         self.unsettled = 0  # frames accepted since the last take_batches
@@ -147,8 +167,9 @@ class ReceiverProtocol:
             if exc.kind is RejectionKind.NO_SESSION:
                 # An authentic frame on a connection this receiver does not know (it restarted, or closed
                 # the session): say so at once, so the station reconnects now rather than after a timeout.
+                # Untagged: which session of the station that connection had, if any, is not known here.
                 alert = AlertBody(b"no open session: send a Connection Request")
-                frame = self._encode(exc.station, FrameType.ALERT, alert)
+                frame = self._encode(exc.station, FrameType.ALERT, alert, 0, now_ns)
                 out.append(Send(peer, exc.station, FrameType.ALERT, frame, session=False))
         except Exception as exc:  # a bug must not stop the receiver: reject, keep the bytes, go on
             rejection = Rejection(RejectionKind.INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -184,13 +205,26 @@ class ReceiverProtocol:
                 station,
                 frame.header.sequence,
             )
+        if not self.config.stations[station].fresh_control:
+            self._routes[station] = peer  # the older rules: acknacks follow any verified frame
+        elif kind not in _DATA:
+            self._check_fresh(session, frame)
+            self._routes[station] = peer  # a fresh control frame: the session moves to its connection
+        elif self._routes.get(station) != peer:
+            raise Rejection(
+                RejectionKind.NO_SESSION,
+                "no open session on this connection (the station's session is on another one): "
+                "send a Connection Request first",
+                station,
+                frame.header.sequence,
+            )
+        self._unreachable.discard(station)
         session.frame_received(now_ns)
-        self._routes[station] = peer  # the frame verified: acknacks follow this connection
-        if kind in (FrameType.DATA, FrameType.IMS2_MESSAGE):
+        if kind in _DATA:
             self._on_data(session, checked, raw, now_ns, peer, out)
         elif kind == FrameType.OPTION_REQUEST:
             assert isinstance(frame.body, OptionBody)
-            self._send(out, station, FrameType.OPTION_RESPONSE, frame.body)
+            self._send(out, station, FrameType.OPTION_RESPONSE, frame.body, now_ns)
         elif kind == FrameType.ACKNACK:
             pass  # the station's heartbeat; it has nothing we sent to report on
         elif kind == FrameType.ALERT:
@@ -210,6 +244,28 @@ class ReceiverProtocol:
                 frame.header.sequence,
             )
 
+    def _check_fresh(self, session: StationSession, frame: Frame) -> None:
+        """Reject a control frame that is not of the open session or not stamped above the last one."""
+        station, tag, stamp = session.station, frame.header.series, frame.header.sequence
+        if tag != session.tag:
+            raise Rejection(
+                RejectionKind.CONTROL_FRESHNESS,
+                f"control frame of another session (tag {tag}; the open session's is {session.tag})",
+                station,
+            )
+        self._advance_stamp(station, stamp)
+
+    def _advance_stamp(self, station: str, stamp: int) -> None:
+        last = self._control_stamps.get(station, 0)
+        if stamp <= last:
+            raise Rejection(
+                RejectionKind.CONTROL_FRESHNESS,
+                f"stamp {stamp} is not above {last}, the last from this station: a replay, or a frame "
+                "overtaken by a newer one",
+                station,
+            )
+        self._control_stamps[station] = stamp
+
     def _open_session(self, peer: Peer, frame: Frame, now_ns: int, out: list[Action]) -> None:
         assert isinstance(frame.body, ConnectionBody)
         station = frame.header.creator
@@ -219,6 +275,10 @@ class ReceiverProtocol:
                 f"connection request names {frame.body.station!r} in its body",
                 station,
             )
+        tag = frame.header.series
+        if self.config.stations[station].fresh_control:
+            self._check_request_time(peer, frame, now_ns, out)
+            self._advance_stamp(station, frame.header.sequence)
         old = self.sessions.get(station)
         pending = self._batches.get(station)
         if old is not None:
@@ -228,15 +288,34 @@ class ReceiverProtocol:
         else:
             gaps = self._stored.gap_list(station)
         self.sessions[station] = StationSession(
-            station, gaps, now_ns, self.timings, frame.header.destination or "0"
+            station, gaps, now_ns, self.timings, frame.header.destination or "0", tag
         )
         self._routes[station] = peer
+        self._unreachable.discard(station)
         out.append(SessionOpened(station, peer.label, gaps.lowest, gaps.highest))
         ip, port = self.data_address
         response = ConnectionBody(
             station=self.config.responder_name, station_type="IDC", ip_address=ip, port=port
         )
-        self._send(out, station, FrameType.CONNECTION_RESPONSE, response)
+        self._send(out, station, FrameType.CONNECTION_RESPONSE, response, now_ns)
+
+    def _check_request_time(self, peer: Peer, frame: Frame, now_ns: int, out: list[Action]) -> None:
+        """Reject a connection request with no session tag, or stamped outside the window around the
+        receiver clock. The station hears why, in an alert tagged for the session it asked for: a station
+        whose clock is wrong could not learn it otherwise."""
+        station, tag, stamp = frame.header.creator, frame.header.series, frame.header.sequence
+        if tag == 0:
+            reason = ("carries no session tag and stamp (station software without replay protection: "
+                      "update it, or configure the station with fresh_control = false)")
+        elif abs(stamp - now_ns) > self._window_ns:
+            reason = (f"stamped {(stamp - now_ns) / NS_PER_S:+.0f} s from the IDC clock, outside "
+                      f"±{self.config.control_window_s:g} s: a replay, or the station clock is wrong")
+        else:
+            return
+        alert = AlertBody(f"connection request refused: {reason}".encode())
+        answer = self._encode(station, FrameType.ALERT, alert, tag, now_ns)
+        out.append(Send(peer, station, FrameType.ALERT, answer, session=False))
+        raise Rejection(RejectionKind.CONTROL_FRESHNESS, f"connection request {reason}", station)
 
     def _on_data(
         self,
@@ -313,10 +392,10 @@ class ReceiverProtocol:
         for station, session in list(self.sessions.items()):
             for body in session.poll(now_ns):
                 if isinstance(body, AcknackBody):
-                    self._send(out, station, FrameType.ACKNACK, body)
+                    self._send(out, station, FrameType.ACKNACK, body, now_ns)
                 else:
                     out.append(SessionSilent(station, (now_ns - session.last_heard_ns) / NS_PER_S))
-                    self._send(out, station, FrameType.ALERT, body)
+                    self._send(out, station, FrameType.ALERT, body, now_ns)
             if session.closed:
                 del self.sessions[station]
                 self._routes.pop(station, None)
@@ -325,22 +404,28 @@ class ReceiverProtocol:
     def unreachable(self, station: str) -> None:
         """A frame for ``station`` could not be delivered: nothing more goes to that connection until
         the station is heard from again."""
-        self._routes.pop(station, None)
+        self._unreachable.add(station)
 
-    def close(self) -> list[Action]:
+    def close(self, now_ns: int) -> list[Action]:
         """Alerts telling every open session that the receiver is going."""
         out: list[Action] = []
         for station, session in self.sessions.items():
             if not session.closed:
-                self._send(out, station, FrameType.ALERT, AlertBody(b"IDC receiver shutting down"))
+                self._send(out, station, FrameType.ALERT, AlertBody(b"IDC receiver shutting down"), now_ns)
         return out
 
     # ---- output ----------------------------------------------------------------------------------
 
-    def _send(self, out: list[Action], station: str, kind: FrameType, body: Body) -> None:
-        route = self._routes.get(station)
-        if route is not None:
-            out.append(Send(route, station, kind, self._encode(station, kind, body)))
+    def _send(self, out: list[Action], station: str, kind: FrameType, body: Body, now_ns: int) -> None:
+        """A frame for the open session of ``station``, over the connection it is bound to."""
+        route, session = self._routes.get(station), self.sessions.get(station)
+        if route is not None and session is not None and station not in self._unreachable:
+            out.append(Send(route, station, kind, self._encode(station, kind, body, session.tag, now_ns)))
 
-    def _encode(self, station: str, kind: FrameType, body: Body) -> bytes:
-        return encode_frame(Frame(FrameHeader(kind, self.config.responder_name, station), body))
+    def _encode(self, station: str, kind: FrameType, body: Body, tag: int, now_ns: int) -> bytes:
+        """A frame to ``station``: stamped, tagged for its session and signed (docs/cd11.md)."""
+        self._stamp = max(now_ns, self._stamp + 1)
+        frame = Frame(FrameHeader(kind, self.config.responder_name, station, self._stamp, tag), body)
+        if self._signer is None:
+            return encode_frame(frame)
+        return encode_signed_frame(frame, self._signer.key_id, self._signer.sign)

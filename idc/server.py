@@ -23,7 +23,7 @@ from gci_link.cd11 import DataBody
 from gci_link.clock import Clock
 from gci_link.io.sds import SdsArchive
 from gci_link.kernels import warm_up
-from gci_link.keys import TrustStore
+from gci_link.keys import KeyMaterialError, Role, StationSigner, TrustStore
 from idc.actions import (
     Action,
     CommandResponseReceived,
@@ -99,6 +99,22 @@ class Sender(Protocol):
 _Arrival = tuple[Peer, list[bytes], int, PendingCheck | None]  # peer, message parts, arrival ns, its check
 
 
+def idc_signer(config: IdcConfig) -> StationSigner | None:
+    """The key the receiver signs its frames with (``idc.key_bundle``), checked to be an IDC's key issued
+    for ``responder_name``, the creator its frames carry; KeyMaterialError names what is wrong."""
+    if config.key_bundle is None:
+        return None
+    signer = StationSigner.load(config.key_bundle)
+    if signer.role is not Role.IDC:
+        raise KeyMaterialError(config.key_bundle, "a station's key, not an IDC's ('ims keys issue-idc')")
+    if signer.station != config.responder_name:
+        raise KeyMaterialError(
+            config.key_bundle,
+            f"certificate is for IDC {signer.station!r} but responder_name is {config.responder_name!r}",
+        )
+    return signer
+
+
 class Receiver:
     """The IDC end of the GCI link; ``start`` binds, ``step`` runs one poll round, ``close`` flushes."""
 
@@ -109,6 +125,7 @@ class Receiver:
         clock: Clock = time.time_ns,
         context: zmq.Context | None = None,
     ) -> None:
+        self.signer = idc_signer(config)  # first: a bad key bundle must stop the start before anything opens
         self.config = config
         self.trust = trust
         self.clock = clock
@@ -137,7 +154,7 @@ class Receiver:
             clock,
             publish=self._publish_archived,
         )
-        self.core = ReceiverProtocol(config, self.checker.submit, self.raw)
+        self.core = ReceiverProtocol(config, self.checker.submit, self.raw, self.signer)
         self._sockets: list[zmq.Socket] = []
         self._zap: ZapHandler | None = None
         self._poller = zmq.Poller()
@@ -158,6 +175,9 @@ class Receiver:
     def start(self) -> None:
         """Compile the kernels, finish half-done archiving from a previous run, then bind the endpoints."""
         log.info("compiled kernels ready", extra={"seconds": round(warm_up(), 3)})
+        if self.signer is None:
+            log.warning("no IDC key (idc.key_bundle): frames to the stations go unsigned, and a station that "
+                        "checks the IDC's frames refuses them")
         seedlink = self.config.seedlink
         if seedlink is not None:  # before recovery, so what it archives reaches the ring too
             self.seedlink_ring = Ring.open(seedlink.ring, ring_bytes=seedlink.ring_bytes, sync=seedlink.sync)
@@ -213,7 +233,7 @@ class Receiver:
 
     def close(self) -> None:
         """Tell every open session we are going, close sockets and stores."""
-        self._carry_out(self.core.close())
+        self._carry_out(self.core.close(self.clock()))
         if self._seedlink is not None:
             self._seedlink.stop()
         if self.seedlink_ring is not None:

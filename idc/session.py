@@ -27,12 +27,19 @@ class StationSession:
     """Link state of one station; the caller archives frames and reports them with ``committed``."""
 
     def __init__(
-        self, station: str, gaps: GapList, now_ns: int, timings: SessionTimings, destination: str = "0"
+        self,
+        station: str,
+        gaps: GapList,
+        now_ns: int,
+        timings: SessionTimings,
+        destination: str = "0",
+        tag: int = 0,
     ) -> None:
         self.station = station
         self.gaps = gaps
         self.timings = timings
         self.destination = destination
+        self.tag = tag  # chosen by the station in its connection request; its control frames carry it
         self.closed = False
         self.last_heard_ns = now_ns
         self._last_ack_ns: int | None = None

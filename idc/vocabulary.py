@@ -30,6 +30,7 @@ class RejectionKind(StrEnum):
     CREATOR_MISMATCH = "creator_mismatch"
     CHANNEL_SIGNATURE = "channel_signature"
     REPLAY = "replay"
+    CONTROL_FRESHNESS = "control_freshness"  # a control frame not of the open session, or not stamped fresh
     NO_SESSION = "no_session"
     UNEXPECTED_TYPE = "unexpected_type"
     INTERNAL = "internal"  # an unexpected exception while handling the message, or its commit failed

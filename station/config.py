@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gci_link.keys import KeyMaterialError, Role, TrustStore
 from station.acquisition import exact_rate
 
 EXAMPLE_CONFIG_NAME = "example_station.toml"
@@ -102,6 +103,7 @@ class LinkSettings:
     frame_creator: str
     frame_destination: str
     key_bundle: Path | None  # station key + certificate from `ims keys issue`; None = unsigned (tests only)
+    idc_trust: Path | None  # trust store whose IDC certificates must sign the IDC's frames; None = unchecked
     window: int  # frames sent but not yet acknowledged
     bandwidth_kbps: float  # cap on what the link may carry; 0 = uncapped
 
@@ -264,11 +266,13 @@ def _channel(t: _Table) -> ChannelConfig:
 def _link(t: _Table, station: StationInfo) -> LinkSettings:
     endpoints = t.get("endpoints", list, check=_endpoints)
     bundle = t.get("key_bundle", str, default=None, check=_path_text)
+    idc_trust = t.get("idc_trust", str, default=None, check=_idc_trust(t.base_dir))
     link = LinkSettings(
         endpoints=tuple(endpoints or ()),
         frame_creator=t.get("frame_creator", str, default=station.name, check=_text(1, 8)),
         frame_destination=t.get("frame_destination", str, default="0", check=_text(1, 8)),
         key_bundle=None if bundle is None else (t.base_dir / bundle).resolve(),
+        idc_trust=None if idc_trust is None else (t.base_dir / idc_trust).resolve(),
         window=t.get("window", int, default=64, check=_range(1, 10_000)),
         bandwidth_kbps=t.get("bandwidth_kbps", float, default=0.0, check=_range(0.0, None)),
     )
@@ -421,6 +425,19 @@ def _path_text(v: str) -> str | None:
     if "\0" in v:
         return "must not contain a NUL character"
     return None
+
+
+def _idc_trust(base_dir: Path) -> Check:
+    """A trust store folder (a copy of the CA's ``trust/``) holding at least one IDC certificate."""
+
+    def check(v: str) -> str | None:
+        try:
+            TrustStore.load(base_dir / v, role=Role.IDC)
+        except KeyMaterialError as exc:
+            return str(exc)
+        return None
+
+    return check
 
 
 def _endpoints(v: list) -> str | None:

@@ -23,7 +23,8 @@ class StationCollector(Collector):
         outbox.add_metric(["over_budget"], float(snap["outbox"]["over_budget"]))
         yield outbox
         link = CounterMetricFamily("ims_link", "GCI link counters", labels=["counter"])
-        for key in ("frames_sent", "frames_resent", "frames_acked", "reconnects", "bytes_sent"):
+        for key in ("frames_sent", "frames_resent", "frames_acked", "reconnects", "bytes_sent",
+                    "idc_frames_refused"):
             link.add_metric([key], snap["link"][key])
         yield link
         channel = CounterMetricFamily(

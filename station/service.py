@@ -28,7 +28,7 @@ from digitizer.packet import Packet, Status
 from gci_link.cd11 import ChannelStatus, CommandRequestBody, format_time
 from gci_link.commands import CommandName
 from gci_link.kernels import warm_up
-from gci_link.keys import StationSigner
+from gci_link.keys import Role, StationSigner, TrustStore
 from gci_link.link_session import SessionConfig, State
 from gci_link.station_end.outbox import Outbox, OutboxStats
 from gci_link.station_end.sender import Sender
@@ -92,6 +92,7 @@ class StationService:
         if self.signer is None:
             log.warning("no key bundle configured: frames go out unsigned", extra={"station": self.name})
         link = config.link
+        idc_keys = None if link.idc_trust is None else TrustStore.load(link.idc_trust, clock, Role.IDC)
         self.sender = Sender(
             SessionConfig(
                 station=link.frame_creator,
@@ -102,6 +103,7 @@ class StationService:
             self.outbox,
             clock=clock,
             signer=self.signer,
+            idc_keys=idc_keys,
             command_handler=self._command,
         )
         self.archive = LocalArchive(
@@ -341,7 +343,10 @@ class StationService:
             "frames_published": self.frames_published,
             "refetched_samples_trimmed": self.refetched_samples_trimmed,
             "loop_errors": self.loop_errors,
-            "link": dataclasses.asdict(counters) | {"state": self.sender.session.state.name.lower()},
+            "link": dataclasses.asdict(counters) | {
+                "state": self.sender.session.state.name.lower(),
+                "idc_authenticated": self.sender.authenticates_idc,
+            },
             "outbox": dataclasses.asdict(self.outbox.stats()),
             "channels": channels,
             "digitizers": {name: dataclasses.asdict(d.counters) for name, d in self.drivers.items()},

@@ -41,7 +41,9 @@ def render(snapshot: dict[str, Any]) -> str:
     link, outbox = snapshot["link"], snapshot["outbox"]
     lines.append(
         f"link    state={link['state']} sent={link['frames_sent']} acked={link['frames_acked']} "
-        f"resent={link['frames_resent']} reconnects={link['reconnects']}"
+        f"resent={link['frames_resent']} reconnects={link['reconnects']} "
+        f"refused_from_idc={link.get('idc_frames_refused', 0)}"
+        + ("" if link.get("idc_authenticated", True) else " IDC-FRAMES-UNCHECKED")
     )
     lines.append(
         f"outbox  frames={outbox['frames']} unacked={outbox['unacked_frames']} "

@@ -14,7 +14,7 @@ from gci_link.keys.algorithms import (
     verify_raw,
 )
 from gci_link.keys.authority import CertificateAuthority, IssuedKey
-from gci_link.keys.certificates import key_id_of, station_of
+from gci_link.keys.certificates import Role, key_id_of, role_of, station_of
 from gci_link.keys.errors import KeyMaterialError, Reason, SignatureError, UnsupportedKeyError
 from gci_link.keys.signer import StationSigner
 from gci_link.keys.trust import TrustedKey, TrustStore, VerifyResult
@@ -26,6 +26,7 @@ __all__ = [
     "IssuedKey",
     "KeyMaterialError",
     "Reason",
+    "Role",
     "SignatureError",
     "StationSigner",
     "TrustStore",
@@ -35,6 +36,7 @@ __all__ = [
     "algorithm_of",
     "generate_key",
     "key_id_of",
+    "role_of",
     "sign_raw",
     "signature_size",
     "station_of",

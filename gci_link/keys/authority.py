@@ -3,8 +3,9 @@
 Layout (``CA_DIR``)::
 
     private/ca-key.pem                 CA private key (0600, folder 0700); never leaves this machine
-    trust/                             the receivers' trust store (see gci_link.keys.trust); copy as is
-    issued/<STATION>-<key id>/         one bundle per issued key, to install on the station:
+    trust/                             the trust store (see gci_link.keys.trust); copy as is to every
+                                       receiver, and to every station that checks the IDC's frames
+    issued/<NAME>-<key id>/            one bundle per issued key, to install on the station (or receiver):
         key.pem (0600)  cert.pem  ca.pem
 
 Rotation needs no special step: issuing again for the same station gives a second certificate with its
@@ -24,6 +25,7 @@ from cryptography import x509
 
 from gci_link.keys.algorithms import PrivateKey, generate_key
 from gci_link.keys.certificates import (
+    Role,
     create_ca_certificate,
     from_ns,
     issue_station_certificate,
@@ -37,7 +39,7 @@ from gci_link.keys.certificates import (
     write_private_key,
 )
 from gci_link.keys.errors import KeyMaterialError
-from gci_link.keys.trust import CA_FILE, CRL_FILE, STATIONS_DIR, TrustStore
+from gci_link.keys.trust import CA_FILE, CRL_FILE, IDC_DIR, STATIONS_DIR, TrustedKey, TrustStore
 
 PRIVATE_DIR = "private"
 CA_KEY_FILE = "ca-key.pem"
@@ -51,7 +53,7 @@ BUNDLE_CA = "ca.pem"
 @dataclass(frozen=True)
 class IssuedKey:
     key_id: int
-    station: str
+    station: str  # the certificate's name: a station's, or an IDC receiver's responder name
     bundle: Path
 
 
@@ -85,6 +87,7 @@ class CertificateAuthority:
         (root / PRIVATE_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(root / PRIVATE_DIR, 0o700)
         (root / TRUST_DIR / STATIONS_DIR).mkdir(parents=True, exist_ok=True)
+        (root / TRUST_DIR / IDC_DIR).mkdir(exist_ok=True)
         (root / ISSUED_DIR).mkdir(exist_ok=True)
         write_private_key(root / PRIVATE_DIR / CA_KEY_FILE, key)
         write_certificate(root / TRUST_DIR / CA_FILE, cert)
@@ -111,35 +114,55 @@ class CertificateAuthority:
 
     def issue(self, station: str, algorithm: str = "ecdsa-p256", days: int = 365) -> IssuedKey:
         """New key pair and certificate for ``station``; writes its bundle and adds it to the trust store."""
-        validate_station_name(station)
-        taken = {k.key_id for k in self.trust_store().keys}
+        return self._issue(station, Role.STATION, algorithm, days)
+
+    def issue_idc(self, name: str = "IDC", algorithm: str = "ecdsa-p256", days: int = 365) -> IssuedKey:
+        """New key pair and certificate for an IDC receiver whose frames carry ``name`` as creator (its
+        ``responder_name``); the bundle goes to the receiver, the certificate to the trust store's idc/."""
+        return self._issue(name, Role.IDC, algorithm, days)
+
+    def _issue(self, name: str, role: Role, algorithm: str, days: int) -> IssuedKey:
+        validate_station_name(name)
+        taken = {k.key_id for k in self._every_key()}
         key = generate_key(algorithm)
-        cert = issue_station_certificate(
-            self.key, self.certificate, station, key.public_key(), self._clock(), days
-        )
-        while key_id_of(cert) in taken:  # a 31-bit id can collide; a new serial gives a new id
-            cert = issue_station_certificate(
-                self.key, self.certificate, station, key.public_key(), self._clock(), days
+
+        def certificate() -> x509.Certificate:
+            return issue_station_certificate(
+                self.key, self.certificate, name, key.public_key(), self._clock(), days, role
             )
+
+        cert = certificate()
+        while key_id_of(cert) in taken:  # a 31-bit id can collide; a new serial gives a new id
+            cert = certificate()
         key_id = key_id_of(cert)
-        bundle = self.root / ISSUED_DIR / f"{station}-{key_id}"
+        bundle = self.root / ISSUED_DIR / f"{name}-{key_id}"
         bundle.mkdir(parents=True, mode=0o700)
         write_private_key(bundle / BUNDLE_KEY, key)
         write_certificate(bundle / BUNDLE_CERT, cert)
         write_certificate(bundle / BUNDLE_CA, self.certificate)
-        write_certificate(self.trust_dir / STATIONS_DIR / f"{station}-{key_id}.pem", cert)
-        return IssuedKey(key_id, station, bundle)
+        folder = self.trust_dir / (IDC_DIR if role is Role.IDC else STATIONS_DIR)
+        folder.mkdir(exist_ok=True)  # a CA made before IDC keys existed has no idc/ yet
+        write_certificate(folder / f"{name}-{key_id}.pem", cert)
+        return IssuedKey(key_id, name, bundle)
+
+    def _every_key(self) -> list[TrustedKey]:
+        """The stations' keys and the IDC receivers' alike (one key id space, one revocation list)."""
+        keys = self.trust_store().keys
+        if any((self.trust_dir / IDC_DIR).glob("*.pem")):
+            keys += TrustStore.load(self.trust_dir, self._clock, Role.IDC).keys
+        return keys
 
     def revoke(self, key_id: int) -> str:
-        """Add the certificate of ``key_id`` to the revocation list; returns the station it belonged to."""
-        store = self.trust_store()
-        entry = next((k for k in store.keys if k.key_id == key_id), None)
+        """Add the certificate of ``key_id`` to the revocation list; returns the station (or IDC) it
+        belonged to."""
+        keys = self._every_key()
+        entry = next((k for k in keys if k.key_id == key_id), None)
         if entry is None:
             raise KeyError(f"key id {key_id} is not in the trust store {self.trust_dir}")
         if entry.legacy:
             raise ValueError(f"key id {key_id} is a pinned legacy certificate: delete {entry.path} instead")
         if entry.revoked_ns is None:
-            revoked = [(k.serial, k.revoked_ns) for k in store.keys if k.revoked_ns is not None]
+            revoked = [(k.serial, k.revoked_ns) for k in keys if k.revoked_ns is not None]
             self._write_revocations([*revoked, (entry.serial, self._clock())])
         return entry.station
 

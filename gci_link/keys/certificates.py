@@ -1,8 +1,11 @@
-"""X.509 certificates of the network CA and of stations: building, reading, writing, key identifiers.
+"""X.509 certificates of the network CA, stations and IDC receivers: building, reading, writing, key ids.
 
 A station certificate names the station in its subject CN (so a receiver can match the frame creator)
 and is identified on the wire by a key id derived from the certificate itself, so nobody has to assign
 or look up numbers: the same certificate gives the same id on every machine and after every reload.
+An IDC receiver's certificate is built the same way (CN = the responder name its frames carry as
+creator) and marked by its subject OU, so that a station key can never pass for the IDC nor the IDC's
+key for a station, whatever folder a certificate file is copied into.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from enum import StrEnum
 from pathlib import Path
 
 from cryptography import x509
@@ -24,6 +28,16 @@ from gci_link.keys.errors import KeyMaterialError, UnsupportedKeyError
 # The station name must fit the 8-byte CD-1.1 frame creator field and be safe in a file name.
 _STATION_NAME = re.compile(r"[A-Za-z0-9_-]{1,8}")
 _KEY_ID_MASK = 0x7FFF_FFFF  # CD-1.1 carries a signed 32-bit id; keep it positive
+
+IDC_UNIT = "IDC receiver"  # subject OU of an IDC receiver's certificate; station certificates have no OU
+
+
+class Role(StrEnum):
+    """Whose frames a certificate's key signs."""
+
+    STATION = "station"
+    IDC = "idc"
+
 
 # Certificates start an hour in the past so a CA clock slightly ahead of a receiver's does not
 # produce a certificate that is "not yet valid" when first used.
@@ -48,6 +62,11 @@ def station_of(cert: x509.Certificate) -> str:
     if not names:
         raise ValueError("certificate subject has no common name (CN) naming the station")
     return str(names[0].value)
+
+
+def role_of(cert: x509.Certificate) -> Role:
+    units = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    return Role.IDC if any(unit.value == IDC_UNIT for unit in units) else Role.STATION
 
 
 def to_ns(moment: dt.datetime) -> int:
@@ -95,11 +114,21 @@ def create_ca_certificate(key: PrivateKey, name: str, now_ns: int, days: int) ->
 
 
 def issue_station_certificate(
-    ca_key: PrivateKey, ca_cert: x509.Certificate, station: str, public_key: PublicKey, now_ns: int, days: int
+    ca_key: PrivateKey,
+    ca_cert: x509.Certificate,
+    station: str,
+    public_key: PublicKey,
+    now_ns: int,
+    days: int,
+    role: Role = Role.STATION,
 ) -> x509.Certificate:
-    """Certificate binding a station's signing key to its name, signed by the network CA."""
+    """Certificate binding a station's (or with ``Role.IDC`` an IDC receiver's) signing key to its name,
+    signed by the network CA."""
     algorithm_of(public_key)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, validate_station_name(station))])
+    names = [x509.NameAttribute(NameOID.COMMON_NAME, validate_station_name(station))]
+    if role is Role.IDC:
+        names.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, IDC_UNIT))
+    subject = x509.Name(names)
     builder = (
         _builder(subject, ca_cert.subject, public_key, now_ns, days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -1,4 +1,4 @@
-"""The station's end: sign bytes with the private key that matches the station's certificate."""
+"""The signing end: sign bytes with the private key that matches a station's (or an IDC's) certificate."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from pathlib import Path
 from cryptography import x509
 
 from gci_link.keys.algorithms import PrivateKey, algorithm_of, sign_raw, signature_size, supported_public_key
-from gci_link.keys.certificates import key_id_of, read_certificate, read_private_key, station_of
+from gci_link.keys.certificates import key_id_of, read_certificate, read_private_key, role_of, station_of
 from gci_link.keys.errors import KeyMaterialError
 
 
 class StationSigner:
-    """Signs with one station key; ``key_id`` is what goes in the CD-1.1 authentication key id field."""
+    """Signs with one station key (or an IDC's: ``role``); ``key_id`` is what goes in the CD-1.1
+    authentication key id field."""
 
     def __init__(self, key: PrivateKey, cert: x509.Certificate) -> None:
         if key.public_key() != cert.public_key():
@@ -21,6 +22,7 @@ class StationSigner:
         self.algorithm = algorithm_of(public_key)
         self.key_id = key_id_of(cert)
         self.station = station_of(cert)
+        self.role = role_of(cert)
         self.signature_size = signature_size(public_key)
         self.certificate = cert
         self._key = key

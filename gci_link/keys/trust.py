@@ -1,4 +1,5 @@
-"""The receiver's trust store: which key ids it accepts, for which station, until when.
+"""Trust stores: which key ids a receiver accepts, for which station, until when; and which IDC keys a
+station believes.
 
 Layout of a trust store directory (``ims keys ca-init`` creates it as ``CA_DIR/trust``)::
 
@@ -7,6 +8,11 @@ Layout of a trust store directory (``ims keys ca-init`` creates it as ``CA_DIR/t
     stations/*.pem               station certificates issued by the CA (file names are informative only)
     legacy/<key id>.pem          optional: pinned certificates of legacy DSA stations, whose key ids were
                                  assigned elsewhere and so are taken from the file name
+    idc/*.pem                    IDC receiver certificates issued by the CA (``ims keys issue-idc``)
+
+One directory serves both ends, loaded for one role at a time: a receiver loads the station
+certificates (``Role.STATION``, the default) and never an IDC's; a station loads only the IDC
+certificates (``Role.IDC``). Each certificate must carry the role of its folder (certificates.role_of).
 
 Every file is checked when the store loads and a problem raises :class:`KeyMaterialError` naming the
 file, because a trust store that silently skips a certificate turns into data rejected hours later.
@@ -32,13 +38,22 @@ from gci_link.keys.algorithms import (
     raw_verifier,
     supported_public_key,
 )
-from gci_link.keys.certificates import check_issued_by, key_id_of, read_certificate, station_of, to_ns
+from gci_link.keys.certificates import (
+    Role,
+    check_issued_by,
+    key_id_of,
+    read_certificate,
+    role_of,
+    station_of,
+    to_ns,
+)
 from gci_link.keys.errors import KeyMaterialError, Reason, SignatureError, UnsupportedKeyError
 
 CA_FILE = "ca.pem"
 CRL_FILE = "revoked.pem"
 STATIONS_DIR = "stations"
 LEGACY_DIR = "legacy"
+IDC_DIR = "idc"
 
 
 @dataclass(frozen=True)
@@ -79,20 +94,31 @@ class TrustStore:
         self._clock = clock
 
     @classmethod
-    def load(cls, directory: Path | str, clock: Callable[[], int] = time.time_ns) -> TrustStore:
+    def load(
+        cls, directory: Path | str, clock: Callable[[], int] = time.time_ns, role: Role = Role.STATION
+    ) -> TrustStore:
+        """The certificates of ``role`` in a trust store directory: the stations' for a receiver (with
+        the pinned legacy ones), the IDC receivers' for a station (there must be at least one)."""
         root = Path(directory)
         if not root.is_dir():
             raise KeyMaterialError(root, "trust store directory does not exist")
         ca_cert = _load_ca(root / CA_FILE)
         revoked = _load_revocations(root / CRL_FILE, ca_cert)
         keys: dict[int, TrustedKey] = {}
-        for path in sorted((root / STATIONS_DIR).glob("*.pem")):
+        folder = root / (IDC_DIR if role is Role.IDC else STATIONS_DIR)
+        for path in sorted(folder.glob("*.pem")):
             cert = read_certificate(path)
             try:
                 check_issued_by(cert, ca_cert)
             except ValueError as exc:
                 raise KeyMaterialError(path, str(exc)) from None
+            if role_of(cert) is not role:  # e.g. a station's certificate copied where IDC keys go
+                raise KeyMaterialError(path, f"{role_of(cert)} certificate, not allowed in {folder.name}/")
             _add(keys, _trusted(path, cert, key_id_of(cert), revoked.get(cert.serial_number), legacy=False))
+        if role is Role.IDC:
+            if not keys:
+                raise KeyMaterialError(folder, "no IDC certificate here; issue one with 'ims keys issue-idc'")
+            return cls(keys, ca_cert, clock)
         for path in sorted((root / LEGACY_DIR).glob("*.pem")):
             if not path.stem.isdigit() or not 0 < int(path.stem) <= 0x7FFF_FFFF:
                 raise KeyMaterialError(

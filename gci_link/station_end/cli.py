@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gci_link.cd11 import Cd11FormatError, FrameType, decode_frame
 from gci_link.gaplist import consecutive_runs
-from gci_link.keys import KeyMaterialError, StationSigner
+from gci_link.keys import KeyMaterialError, Role, StationSigner, TrustStore
 from gci_link.keys.certificates import read_certificate, read_private_key
 from gci_link.link_session import SessionConfig
 from gci_link.station_end.outbox import Outbox
@@ -39,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the IDC's well-known endpoint, e.g. tcp://idc.example:8041")
     replay.add_argument("--key", type=Path, help="station private key (PEM) to sign link-control frames")
     replay.add_argument("--cert", type=Path, help="the matching station certificate (PEM)")
+    replay.add_argument("--idc-trust", type=Path,
+                        help="trust store with IDC certificates: only acknacks signed by an IDC key count")
     replay.add_argument("--curve-cert", type=Path, help="CurveZMQ client certificate with secret key")
     replay.add_argument("--curve-server", type=Path, help="CurveZMQ public certificate of the IDC")
     replay.add_argument("--bandwidth", type=float, help="cap in bytes per second (default: none)")
@@ -79,6 +81,7 @@ def _replay(args: argparse.Namespace) -> int:
             if not (args.key and args.cert):
                 raise ValueError("--key and --cert go together")
             signer = StationSigner(read_private_key(args.key), read_certificate(args.cert))
+        idc_keys = None if args.idc_trust is None else TrustStore.load(args.idc_trust, role=Role.IDC)
         curve = None
         if args.curve_cert or args.curve_server:
             if not (args.curve_cert and args.curve_server):
@@ -100,7 +103,7 @@ def _replay(args: argparse.Namespace) -> int:
             with Outbox(Path(tmp) / "outbox.db", 2**40, first_sequence=first) as outbox:
                 for _, raw in run:
                     outbox.append("replay", 0, raw)
-                sender = Sender(config, outbox, signer=signer, curve=curve)
+                sender = Sender(config, outbox, signer=signer, idc_keys=idc_keys, curve=curve)
                 with _Progress(f"{station} {first}..{last}", outbox, len(run)):
                     done = sender.run_until_drained(int(args.timeout * NS_PER_S))
                 left = outbox.stats().unacked_frames

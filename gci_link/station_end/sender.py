@@ -22,25 +22,9 @@ import zmq
 import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
-from gci_link.cd11 import (
-    AcknackBody,
-    AlertBody,
-    Cd11FormatError,
-    CommandRequestBody,
-    CommandResponseBody,
-    ConnectionBody,
-    Frame,
-    FrameHeader,
-    FrameType,
-    OptionBody,
-    decode_frame,
-    encode_frame,
-    encode_signed_frame,
-)
-from gci_link.cd11.frame import Body
 from gci_link.commands import CommandHandler
 from gci_link.gaplist import consecutive_runs
-from gci_link.keys import StationSigner
+from gci_link.keys import StationSigner, TrustStore
 from gci_link.link_session import (
     Acknowledge,
     Action,
@@ -49,16 +33,12 @@ from gci_link.link_session import (
     LinkCounters,
     LinkSession,
     RunCommand,
-    SendAcknack,
-    SendAlert,
-    SendCommandResponse,
-    SendConnectionRequest,
     SendData,
-    SendOptionRequest,
     SessionConfig,
     State,
 )
 from gci_link.station_end.command_worker import CommandWorker
+from gci_link.station_end.link_frames import control_frame, receive
 from gci_link.station_end.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -101,6 +81,7 @@ class Sender:
         clock: Callable[[], int] = time.time_ns,
         command_handler: CommandHandler | None = None,
         signer: StationSigner | None = None,
+        idc_keys: TrustStore | None = None,
         curve: CurveKeys | None = None,
         context: zmq.Context | None = None,
         poll_interval_s: float = 0.2,
@@ -111,6 +92,7 @@ class Sender:
         self._outbox = outbox
         self._clock = clock
         self._signer = signer
+        self._idc_keys = idc_keys  # the IDC certificates its frames must be signed with; None: believe any
         self._curve = curve.load() if curve else None
         self._context = context or zmq.Context.instance()
         self._poll_interval_s = poll_interval_s
@@ -138,6 +120,11 @@ class Sender:
     @property
     def counters(self) -> LinkCounters:
         return self.session.counters
+
+    @property
+    def authenticates_idc(self) -> bool:
+        """Whether frames from the IDC must be signed with an IDC key to be believed."""
+        return self._idc_keys is not None
 
     def stop(self) -> None:
         """Ask ``run`` to send an alert, close the connection and return (safe from a signal handler)."""
@@ -180,6 +167,10 @@ class Sender:
     def _start(self) -> None:
         self._offer_new()
         log.info("sender starting", extra={"station": self.config.station, "seq": self.session.pending})
+        if self._idc_keys is None:
+            log.warning("frames from the IDC are not authenticated: a forged or replayed acknack could mark "
+                        "frames delivered that the IDC never received; set [link] idc_trust",
+                        extra={"station": self.config.station})
         if self._commands is not None:
             self._commands.start()
         self.session.start(self._clock())
@@ -258,32 +249,11 @@ class Sender:
                     log.warning("ZeroMQ handshake with the IDC failed", extra=self._ctx(reason=self._why()))
 
     def _receive(self, raw: bytes) -> None:
-        now = self._clock()
-        self.session.received_bytes(len(raw), now)
         try:
-            frame = decode_frame(raw)
-        except Cd11FormatError as exc:
-            log.warning("undecodable frame from the IDC ignored",
-                        extra=self._ctx(reason=str(exc), field=exc.field, offset=exc.offset))
-            return
+            receive(self.session, raw, self._clock(), self._idc_keys)
         except Exception as exc:  # noqa: BLE001 - a codec bug: the IDC's bytes must never stop the link
             log.exception("CD-1.1 decoder bug on a frame from the IDC; frame ignored",
                           extra=self._ctx(reason=f"{type(exc).__name__}: {exc}"))
-            return
-        body, kind = frame.body, frame.header.frame_type
-        if kind == FrameType.CONNECTION_RESPONSE and isinstance(body, ConnectionBody):
-            peer_set = f"{frame.header.creator}:{frame.header.destination}"
-            self.session.on_connection_response(body.ip_address, body.port, peer_set, now)
-        elif kind == FrameType.OPTION_RESPONSE:
-            self.session.on_option_response(now)
-        elif isinstance(body, AcknackBody):
-            self.session.on_acknack(body.frame_set, body.lowest, body.highest, body.gaps, now)
-        elif isinstance(body, AlertBody):
-            self.session.on_alert(body.text, now)
-        elif isinstance(body, CommandRequestBody):
-            self.session.on_command_request(frame.header.sequence, body, now)
-        else:
-            log.warning("unexpected frame type from the IDC ignored", extra=self._ctx(reason=f"type {kind}"))
 
     # ---- actions ---------------------------------------------------------------------------------
 
@@ -375,30 +345,8 @@ class Sender:
 
     def _send_control(self, action: Action) -> None:
         now = self._clock()
-        station = self.config.station
-        kind: FrameType
-        body: Body
-        if isinstance(action, SendConnectionRequest):
-            kind, body = FrameType.CONNECTION_REQUEST, ConnectionBody(station=station)
-        elif isinstance(action, SendOptionRequest):
-            kind, body = FrameType.OPTION_REQUEST, OptionBody(((1, action.value.encode("latin-1")),))
-        elif isinstance(action, SendAcknack):
-            kind = FrameType.ACKNACK
-            body = AcknackBody(action.frame_set, action.lowest, action.highest, action.gaps)
-        elif isinstance(action, SendAlert):
-            kind, body = FrameType.ALERT, AlertBody(action.text.encode("latin-1", "replace"))
-        elif isinstance(action, SendCommandResponse):
-            req = action.request
-            kind = FrameType.COMMAND_RESPONSE
-            body = CommandResponseBody(station, req.site, req.channel, req.location, now, req.command,
-                                       action.text.encode("utf-8"))
-        else:
-            raise TypeError(f"link session produced an unknown action {action!r}")
-        frame = Frame(FrameHeader(kind, creator=station), body)
-        if self._signer is None:
-            self._send(encode_frame(frame), now)
-        else:
-            self._send(encode_signed_frame(frame, self._signer.key_id, self._signer.sign), now)
+        header = self.session.control_header(now)
+        self._send(control_frame(action, self.config.station, header, self._signer), now)
 
     def _send(self, data: bytes, now: int) -> bool:
         if self._socket is None:

@@ -59,21 +59,37 @@ class SimTime:
             time.sleep(min(left, 0.05))
 
 
-def station_keys(folder: Path) -> tuple[Path, Path]:
-    """(trust directory for the IDC, key bundle of STA1) from a fresh network CA."""
+@dataclass(frozen=True)
+class NetworkKeys:
+    trust_dir: Path  # for the IDC (station certificates) and the station (IDC certificates)
+    station: Path  # key bundle of STA1
+    idc: Path  # key bundle of the IDC receiver
+
+
+def station_keys(folder: Path) -> NetworkKeys:
+    """The keys of a fresh network CA: STA1's and the IDC's, so both ends sign and check each other."""
     ca = CertificateAuthority.create(folder / "ca")
-    return ca.trust_dir, ca.issue(STATION).bundle
+    return NetworkKeys(ca.trust_dir, ca.issue(STATION).bundle, ca.issue_idc().bundle)
 
 
 def write_idc_config(
-    path: Path, trust_dir: Path, port: int, *, data_port: int | None = None, silence_timeout_s: float = 120.0
+    path: Path,
+    keys: NetworkKeys,
+    port: int,
+    *,
+    data_port: int | None = None,
+    silence_timeout_s: float = 120.0,
+    speed: float = 1.0,
 ) -> Path:
+    """The receiver's configuration; its control window allows for 5 s of real delay at ``speed``."""
     lines = [
         "[idc]",
         "root = 'idc'",
-        f"trust_dir = '{trust_dir}'",
+        f"trust_dir = '{keys.trust_dir}'",
+        f"key_bundle = '{keys.idc}'",
         f"connection_endpoint = 'tcp://127.0.0.1:{port}'",
         f"silence_timeout_s = {silence_timeout_s}",
+        f"control_window_s = {max(300.0, 5.0 * speed)}",
         "connect_rate_per_s = 1000.0",
         "connect_burst = 1000",
     ]
@@ -143,7 +159,7 @@ def idc_daemon(config: Path, sim: SimTime, log_path: Path) -> Daemon:
 
 def station_daemon(
     folder: Path,
-    bundle: Path,
+    keys: NetworkKeys,
     endpoint: str,
     sim: SimTime,
     end_ns: int,
@@ -157,7 +173,9 @@ def station_daemon(
         "--outbox",
         str(folder / "outbox.db"),
         "--bundle",
-        str(bundle),
+        str(keys.station),
+        "--idc-trust",
+        str(keys.trust_dir),
         "--endpoint",
         endpoint,
         "--start-ns",

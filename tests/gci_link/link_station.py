@@ -74,7 +74,7 @@ def _write_status(path: Path, sender, produced: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from gci_link.clock import clock_from_env
-    from gci_link.keys import StationSigner
+    from gci_link.keys import Role, StationSigner, TrustStore
     from gci_link.link_session import SessionConfig
     from gci_link.station_end.outbox import Outbox
     from gci_link.station_end.sender import Sender
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--outbox", type=Path, required=True)
     parser.add_argument("--bundle", type=Path, required=True, help="station key bundle (key.pem, cert.pem)")
+    parser.add_argument("--idc-trust", type=Path, required=True, help="trust store with the IDC's key")
     parser.add_argument("--endpoint", required=True, help="the IDC's well-known endpoint")
     parser.add_argument("--start-ns", type=int, required=True, help="data time of the first frame")
     parser.add_argument("--end-ns", type=int, required=True, help="no frame starts at or after this")
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     signer = StationSigner.load(args.bundle)
     outbox = Outbox(args.outbox, 1 << 34, first_sequence=1, clock=clock)
-    sender = Sender(config, outbox, clock=clock, signer=signer)
+    idc_keys = TrustStore.load(args.idc_trust, clock, Role.IDC)
+    sender = Sender(config, outbox, clock=clock, signer=signer, idc_keys=idc_keys)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: object) -> None:

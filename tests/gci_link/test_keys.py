@@ -20,6 +20,7 @@ from gci_link.keys import (
     CertificateAuthority,
     KeyMaterialError,
     Reason,
+    Role,
     SignatureError,
     StationSigner,
     TrustStore,
@@ -315,3 +316,61 @@ def test_prehashed_verifier_agrees_with_the_plain_one(ca, algorithm):
     for check, data in ((plain, DATA[:-1]), (prehashed, digest(DATA[:-1]))):
         with pytest.raises(InvalidSignatureValue, match="does not match"):
             check(data, value)
+
+
+# ---- IDC receiver keys ------------------------------------------------------------------------------
+
+
+def test_idc_keys_and_station_keys_never_pass_for_each_other(ca):
+    station = _signer(ca.issue("STA1"))
+    idc = _signer(ca.issue_idc("IDC"))
+    assert (idc.station, idc.role, station.role) == ("IDC", Role.IDC, Role.STATION)
+    stations, idcs = ca.trust_store(), TrustStore.load(ca.trust_dir, role=Role.IDC)
+    assert [k.key_id for k in idcs.keys] == [idc.key_id]
+    assert idcs.verify(idc.key_id, DATA, idc.sign(DATA)).station == "IDC"
+    with pytest.raises(SignatureError) as refused:
+        idcs.verify(station.key_id, DATA, station.sign(DATA))  # a station key is no IDC key
+    assert refused.value.reason is Reason.UNKNOWN_KEY
+    with pytest.raises(SignatureError) as refused:
+        stations.verify(idc.key_id, DATA, idc.sign(DATA))  # and the IDC's key signs no station frame
+    assert refused.value.reason is Reason.UNKNOWN_KEY
+
+
+def test_a_certificate_in_the_wrong_folder_is_refused_by_name(ca):
+    station = ca.issue("STA1")
+    shutil.copy(station.bundle / "cert.pem", ca.trust_dir / "idc" / "STA1.pem")
+    with pytest.raises(KeyMaterialError, match=r"idc/STA1.pem: station certificate, not allowed in idc/"):
+        TrustStore.load(ca.trust_dir, role=Role.IDC)
+    (ca.trust_dir / "idc" / "STA1.pem").unlink()
+    with pytest.raises(KeyMaterialError, match="no IDC certificate here; issue one"):
+        TrustStore.load(ca.trust_dir, role=Role.IDC)
+    idc = ca.issue_idc()
+    shutil.copy(idc.bundle / "cert.pem", ca.trust_dir / "stations" / "IDC.pem")
+    with pytest.raises(KeyMaterialError, match="IDC.pem: idc certificate, not allowed in stations/"):
+        ca.trust_store()
+
+
+def test_idc_key_revoked_like_a_station_key(ca):
+    idc = _signer(ca.issue_idc())
+    assert ca.revoke(idc.key_id) == "IDC"
+    with pytest.raises(SignatureError) as refused:
+        TrustStore.load(ca.trust_dir, role=Role.IDC).verify(idc.key_id, DATA, idc.sign(DATA))
+    assert refused.value.reason is Reason.REVOKED
+
+
+def test_cli_issues_and_lists_idc_keys(tmp_path, monkeypatch, capsys):
+    from station import ims
+
+    monkeypatch.setattr(ims, "COMMAND_MODULES", {"keys": "gci_link.keys_cli"})
+    root = tmp_path / "netca"
+    assert ims.main(["keys", "ca-init", str(root)]) == 0
+    assert ims.main(["keys", "issue", str(root), "STA1"]) == 0
+    assert ims.main(["keys", "issue-idc", str(root)]) == 0
+    (idc,) = TrustStore.load(root / "trust", role=Role.IDC).keys
+    assert f"issued key id {idc.key_id} for IDC IDC" in capsys.readouterr().out
+    assert ims.main(["keys", "list", str(root)]) == 0
+    rows = {line.split()[1]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["IDC"][:4] == [str(idc.key_id), "IDC", "ecdsa-p256", "(IDC)"]
+    assert rows["STA1"][3] != "(IDC)"
+    assert ims.main(["keys", "issue-idc", str(root), "bad/name"]) == 1
+    assert "must be 1-8 characters" in capsys.readouterr().err

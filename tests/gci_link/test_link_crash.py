@@ -46,13 +46,13 @@ def test_repeated_sigkills_of_station_and_idc_lose_and_duplicate_nothing(tmp_pat
     sim = SimTime.starting_now(SPEED)
     frame_ns = FRAME_S * NS_PER_S
     end_ns = sim.start_ns + int(PRODUCTION_S * SPEED) // FRAME_S * frame_ns
-    trust_dir, bundle = station_keys(tmp_path)
+    keys = station_keys(tmp_path)
     port = free_port()
-    config = write_idc_config(tmp_path / "idc.toml", trust_dir, port, data_port=free_port())
+    config = write_idc_config(tmp_path / "idc.toml", keys, port, data_port=free_port(), speed=SPEED)
     idc = idc_daemon(config, sim, tmp_path / "idc.log")
     station_dir = tmp_path / "station"
     station_dir.mkdir()
-    station = station_daemon(station_dir, bundle, f"tcp://127.0.0.1:{port}", sim, end_ns)
+    station = station_daemon(station_dir, keys, f"tcp://127.0.0.1:{port}", sim, end_ns)
     outbox_path = station_dir / "outbox.db"
     victims = [station] * KILLS_EACH + [idc] * KILLS_EACH
     rng.shuffle(victims)

@@ -62,15 +62,15 @@ def test_twelve_hour_outage_is_detected_and_drained_live_first_without_loss(tmp_
     sim = SimTime.starting_now(SPEED)
     end_ns = sim.start_ns + RUN_NS
     expected = RUN_NS // (FRAME_S * NS_PER_S)
-    trust_dir, bundle = station_keys(tmp_path)
+    keys = station_keys(tmp_path)
     port = free_port()
     silence_s = 120.0 * TIMEOUT_SCALE
-    config = write_idc_config(tmp_path / "idc.toml", trust_dir, port, silence_timeout_s=silence_s)
+    config = write_idc_config(tmp_path / "idc.toml", keys, port, silence_timeout_s=silence_s, speed=SPEED)
     idc = idc_daemon(config, sim, tmp_path / "idc.log")
     proxy = LinkProxy(("127.0.0.1", port), "STA1")
     station_dir = tmp_path / "station"
     station_dir.mkdir()
-    station = station_daemon(station_dir, bundle, proxy.endpoint, sim, end_ns, TIMEOUT_SCALE, channels=1)
+    station = station_daemon(station_dir, keys, proxy.endpoint, sim, end_ns, TIMEOUT_SCALE, channels=1)
     outbox_path = station_dir / "outbox.db"
     snapshots: list[tuple[int, int]] = []
     try:

@@ -208,9 +208,10 @@ def test_dead_link_requeues_unacked_frames_and_backs_off():
 def test_idle_timeout_without_any_idc_frame():
     session = connected(idle_timeout_ns=130 * S, heartbeat_ns=55 * S)
     assert of(session.poll(55 * S), SendAcknack)  # heartbeat
-    session.received_bytes(40, 100 * S)
-    assert not of(session.poll(229 * S), Disconnect)
-    assert of(session.poll(230 * S), Disconnect)[0].reason == "nothing received from the IDC for 130 s"
+    session.received_bytes(40, 100 * S)  # bytes alone prove nothing: garbage, or a refused frame
+    session.on_acknack("STA1:0", 0, -1, (), 99 * S)  # a frame the session accepted does
+    assert not of(session.poll(228 * S), Disconnect)
+    assert of(session.poll(229 * S), Disconnect)[0].reason == "nothing received from the IDC for 130 s"
 
 
 def test_heartbeat_at_least_once_a_minute():
@@ -278,3 +279,14 @@ def test_token_bucket_debt_mode():
     assert bucket.ready_at(ready) == ready
     with pytest.raises(ValueError, match="bandwidth cap"):
         TokenBucket(0, 1, 0)
+
+
+def test_control_frames_are_stamped_increasing_and_tagged_per_connection():
+    session = connected(now=5 * S)
+    first, second, third = (session.control_header(t) for t in (10 * S, 10 * S, 9 * S))
+    assert (first.stamp, second.stamp, third.stamp) == (10 * S, 10 * S + 1, 10 * S + 2)  # never twice
+    assert 0 < first.tag < 1 << 31 and first.tag == second.tag == third.tag
+    session.on_alert("bye", 11 * S)
+    session.poll(100 * S)  # back-off over: a new connection request, with a new tag
+    assert session.state is State.CONNECTING
+    assert session.control_header(100 * S).tag not in (0, first.tag)

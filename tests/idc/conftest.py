@@ -16,6 +16,7 @@ from gci_link.cd11 import (
     Frame,
     FrameHeader,
     FrameType,
+    OptionBody,
     build_data_frame,
     build_subframe,
     decode_frame,
@@ -51,19 +52,35 @@ class Keys:
     sta2: StationSigner
     revoked: StationSigner  # a STA1 key that the CA revoked
     stranger: StationSigner  # a STA1 key from another CA
+    idc: StationSigner  # the IDC receiver's own key
+    idc_bundle: Path  # where it lies (idc.key_bundle)
 
 
 SIGNERS: dict[str, StationSigner] = {}  # each configured station's key, filled by the ``keys`` fixture
+TAG = 0x5E55  # the session tag of the test stations' connection requests and control frames
+_last_stamp = 0
 
 
-def connection_request(name: str) -> bytes:
-    """A Connection Request from ``name``, signed with its key when it has one (the receiver requires
-    every frame of a station that must sign to be signed, control frames included)."""
-    frame = Frame(FrameHeader(FrameType.CONNECTION_REQUEST, name), ConnectionBody(station=name))
+def next_stamp() -> int:
+    """A control-frame stamp: the wall clock (which the test receivers' clocks start from), never twice."""
+    global _last_stamp
+    _last_stamp = max(time.time_ns(), _last_stamp + 1)
+    return _last_stamp
+
+
+def control(name: str, kind: FrameType, body, tag: int = TAG) -> bytes:
+    """A link-control frame from ``name`` as a station sends it: stamped now and tagged for its session
+    (docs/link.md), signed with its key when it has one (the receiver requires every frame of a station
+    that must sign to be signed, control frames included)."""
+    frame = Frame(FrameHeader(kind, name, "0", next_stamp(), tag), body)
     signer = SIGNERS.get(name)
     if signer is not None:
         frame = sign_frame(frame, signer.key_id, signer.sign)
     return encode_frame(frame)
+
+
+def connection_request(name: str, tag: int = TAG) -> bytes:
+    return control(name, FrameType.CONNECTION_REQUEST, ConnectionBody(station=name), tag)
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +94,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     other = CertificateAuthority.create(root / "other")
     stranger = StationSigner.load(other.issue("STA1").bundle)
     SIGNERS.update(STA1=sta1, STA2=sta2)
-    return Keys(ca, sta1, sta2, revoked, stranger)
+    idc_bundle = ca.issue_idc().bundle
+    return Keys(ca, sta1, sta2, revoked, stranger, StationSigner.load(idc_bundle), idc_bundle)
 
 
 def samples_for(seq: int, n: int = 400) -> np.ndarray:
@@ -143,6 +161,12 @@ class Station:
     def connect(self) -> Frame:
         self.send(connection_request(self.name))
         return self.recv_type(FrameType.CONNECTION_RESPONSE)
+
+    def negotiate(self) -> Frame:
+        """The option exchange, which also moves the station's session to this connection (as a station
+        does on the data endpoint a connection response names)."""
+        self.send(control(self.name, FrameType.OPTION_REQUEST, OptionBody(((1, self.name.encode()),))))
+        return self.recv_type(FrameType.OPTION_RESPONSE)
 
     def acknack_covering(self, seq: int, timeout_s: float = 5.0):
         """Wait for an acknack whose highest reaches ``seq``; returns its body."""

@@ -35,6 +35,19 @@ def test_example_config_loads():
             "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nverify_workers=-1\n",
             "key 'idc.verify_workers': must not be negative, got -1",
         ),
+        (
+            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\ncontrol_window_s=0\n",
+            "key 'idc.control_window_s': must be positive, got 0",
+        ),
+        (
+            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nkey_bundle='k'\n",
+            "/k/key.pem does not exist",
+        ),
+        (
+            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\n[stations.A]\nnetwork='XX'\n"
+            "fresh_control='yes'\n",
+            "key 'stations.A.fresh_control': expected true or false",
+        ),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path, text, message):
@@ -87,3 +100,18 @@ def test_status_table_and_prometheus(tmp_path, capsys):
     text = generate_latest(registry).decode()
     assert 'ims_idc_channel_availability_percent{channel="STA1A.BHZ.00",station="STA1"} 75.0' in text
     assert 'ims_idc_station_events_total{event="rejected:crc",station="STA1"} 3.0' in text
+
+
+def test_the_idc_key_must_be_an_idc_key_issued_for_the_responder_name(tmp_path, keys):
+    from gci_link.keys import KeyMaterialError
+    from idc.server import idc_signer
+    from tests.idc.conftest import make_config
+
+    def config(bundle, **kw):
+        return make_config(tmp_path, keys.ca.trust_dir, key_bundle=bundle, **kw)
+
+    assert idc_signer(config(keys.idc_bundle)).key_id == keys.idc.key_id
+    with pytest.raises(KeyMaterialError, match="a station's key, not an IDC's"):
+        idc_signer(config(next(keys.ca.root.glob("issued/STA1-*"))))
+    with pytest.raises(KeyMaterialError, match="certificate is for IDC 'IDC' but responder_name is 'IDC2'"):
+        idc_signer(config(keys.idc_bundle, responder_name="IDC2"))

@@ -25,9 +25,11 @@ from gci_link.cd11 import (
     OptionBody,
     decode_frame,
     encode_frame,
+    frame_signed_bytes,
     sign_frame,
 )
 from gci_link.gaplist import GapList
+from gci_link.keys import Role, StationSigner, TrustStore
 from idc.actions import (
     CommitFailure,
     ConnectRateLimited,
@@ -41,9 +43,10 @@ from idc.actions import (
     StationBatch,
 )
 from idc.checker import FrameChecker
+from idc.config import StationPolicy
 from idc.protocol import ReceiverProtocol
 from idc.vocabulary import RejectionKind
-from tests.idc.conftest import connection_request, data_frame, make_config, samples_for, signed
+from tests.idc.conftest import TAG, connection_request, control, data_frame, make_config, samples_for, signed
 from tests.idc.test_server import _hostile
 from timeunits import NS_PER_S
 
@@ -73,13 +76,13 @@ class Held:
 class Driver:
     """The core as the adapter drives it, with every commit succeeding at once."""
 
-    def __init__(self, keys, now_ns: int, **config) -> None:
+    def __init__(self, keys, now_ns: int, signer: StationSigner | None = None, **config) -> None:
         self.config = make_config(Path("unused"), keys.ca.trust_dir, **config)
         self.held = Held()
         self.checker = FrameChecker(
             keys.ca.trust_store(), self.config.stations, workers=0, limits=self.config.limits
         )
-        self.core = ReceiverProtocol(self.config, self.checker.submit, self.held)
+        self.core = ReceiverProtocol(self.config, self.checker.submit, self.held, signer)
         self.now = now_ns
 
     def receive(self, raw: bytes | list[bytes], peer: Peer = STATION_PEER) -> list:
@@ -110,7 +113,8 @@ def rejected(actions: list) -> list[RejectionKind]:
 
 
 def signed_control(keys, kind: FrameType, body) -> bytes:
-    return encode_frame(sign_frame(Frame(FrameHeader(kind, "STA1"), body), keys.sta1.key_id, keys.sta1.sign))
+    """A fresh control frame of STA1's session (``keys`` only says the test network's keys are loaded)."""
+    return control("STA1", kind, body)
 
 
 @pytest.fixture
@@ -224,16 +228,79 @@ def test_unsigned_control_frames_of_a_signing_station_cannot_touch_its_session(d
     assert [peer for peer, _ in acknacks(driver.core.poll(driver.now))] == [STATION_PEER]
 
 
-def test_acknacks_follow_the_connection_that_last_delivered_a_verified_frame(driver, keys):
+def test_acknacks_follow_the_connection_of_the_latest_fresh_control_frame(driver, keys):
     driver.connect()
     driver.settle()
-    driver.receive(signed(1, keys), OTHER_PEER)
+    reject, alert = driver.receive(signed(1, keys), OTHER_PEER)  # data on a connection without the session
+    assert (reject.rejection.kind, alert.peer, alert.session) == (RejectionKind.NO_SESSION, OTHER_PEER, False)
+    assert decode_frame(alert.frame).header.series == 0  # untagged: no session is known for that connection
+    driver.receive(signed_control(keys, FrameType.ACKNACK, AcknackBody("IDC:STA1")), OTHER_PEER)
+    assert driver.receive(signed(1, keys), OTHER_PEER) == []  # the station moved its session there
     assert [peer for peer, _ in acknacks(driver.settle())] == [OTHER_PEER]
     driver.core.unreachable("STA1")  # the adapter could not deliver to OTHER_PEER
-    driver.now += 55 * NS_PER_S  # a heartbeat is due, but there is no route until the station is heard
+    driver.now += 55 * NS_PER_S  # a heartbeat is due, but nothing goes there until the station is heard
     assert acknacks(driver.core.poll(driver.now)) == []
-    driver.receive(signed(1, keys))
+    driver.receive(signed(2, keys), OTHER_PEER)
+    assert [peer for peer, _ in acknacks(driver.settle())] == [OTHER_PEER]
+
+
+def test_frames_to_the_station_are_stamped_tagged_and_signed_with_the_idc_key(keys, clock):
+    driver = Driver(keys, clock(), signer=keys.idc)
+    idc_keys = TrustStore.load(keys.ca.trust_dir, role=Role.IDC)
+    _, response = driver.receive(connection_request("STA1"))
+    (acknack,) = driver.core.poll(driver.now)
+    stamps = []
+    for raw in (response.frame, acknack.frame):
+        frame = decode_frame(raw)
+        assert (frame.header.creator, frame.header.destination, frame.header.series) == ("IDC", "STA1", TAG)
+        assert idc_keys.verify(frame.trailer.auth_key_id, frame_signed_bytes(raw), frame.trailer.auth_value)
+        stamps.append(frame.header.sequence)
+    assert driver.now <= stamps[0] < stamps[1]
+
+
+def test_replayed_or_foreign_control_frames_change_nothing(driver, keys):
+    driver.connect()
+    option = OptionBody(((1, b"STA1"),))
+    request = signed_control(keys, FrameType.OPTION_REQUEST, option)
+    assert [a.kind for a in driver.receive(request)] == [FrameType.OPTION_RESPONSE]
+    assert rejected(driver.receive(request, OTHER_PEER)) == [RejectionKind.CONTROL_FRESHNESS]  # replayed
+    other_session = control("STA1", FrameType.ALERT, AlertBody(b"bye"), tag=TAG + 1)
+    (reject,) = driver.receive(other_session, OTHER_PEER)
+    assert reject.rejection.kind == RejectionKind.CONTROL_FRESHNESS
+    assert "control frame of another session" in reject.rejection.detail
+    assert driver.receive(signed(1, keys)) == []  # the session is still there, on its connection
     assert [peer for peer, _ in acknacks(driver.settle())] == [STATION_PEER]
+
+
+def test_connection_requests_must_be_stamped_fresh_and_tagged(driver, keys):
+    request = connection_request("STA1")
+    assert isinstance(driver.receive(request)[0], SessionOpened)
+    assert rejected(driver.receive(request, OTHER_PEER)) == [RejectionKind.CONTROL_FRESHNESS]  # replayed
+    driver.now += 301 * NS_PER_S  # the station's clock is now 301 s behind the receiver's
+    alert, reject = driver.receive(connection_request("STA1", tag=77), OTHER_PEER)
+    assert reject.rejection.kind == RejectionKind.CONTROL_FRESHNESS
+    answer = decode_frame(alert.frame)
+    assert (alert.peer, answer.header.series) == (OTHER_PEER, 77)  # tagged, so that station believes it
+    assert b"-301 s from the IDC clock, outside \xc2\xb1300 s" in answer.body.message
+    unstamped = encode_frame(sign_frame(
+        Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "STA1"), ConnectionBody(station="STA1")),
+        keys.sta1.key_id, keys.sta1.sign,
+    ))
+    alert, reject = driver.receive(unstamped, OTHER_PEER)
+    assert b"no session tag and stamp" in decode_frame(alert.frame).body.message
+    assert driver.core.sessions["STA1"].tag == TAG  # still the first session
+
+
+def test_a_station_without_fresh_control_keeps_the_older_rules(keys, clock):
+    policy = StationPolicy("STA1", "XX", fresh_control=False, sites=("STA1A",))
+    driver = Driver(keys, clock(), stations={"STA1": policy})
+    unstamped = encode_frame(sign_frame(
+        Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "STA1"), ConnectionBody(station="STA1")),
+        keys.sta1.key_id, keys.sta1.sign,
+    ))
+    assert isinstance(driver.receive(unstamped)[0], SessionOpened)
+    assert driver.receive(signed(1, keys), OTHER_PEER) == []  # data moves the route, as before
+    assert [peer for peer, _ in acknacks(driver.settle())] == [OTHER_PEER]
 
 
 def test_silence_closes_the_session_with_an_alert(driver, keys):
@@ -297,7 +364,7 @@ def test_a_bug_becomes_an_internal_rejection_not_an_exception(keys, clock):
 def test_close_alerts_every_open_session(driver):
     driver.connect()
     driver.connect(OTHER_PEER, "STA2")
-    alerts = driver.core.close()
+    alerts = driver.core.close(driver.now)
     assert [(a.station, a.peer, a.kind) for a in alerts] == [
         ("STA1", STATION_PEER, FrameType.ALERT),
         ("STA2", OTHER_PEER, FrameType.ALERT),
@@ -312,7 +379,8 @@ HONEST = range(1, 7)
 @pytest.fixture(scope="module")
 def messages(keys) -> dict[str, bytes]:
     """The pool sequences are drawn from: honest frames, resends, replays, damage and garbage."""
-    pool = {"connect": connection_request("STA1"), "connect_other": connection_request("STA2")}
+    pool = {f"connect {n}": connection_request("STA1") for n in range(3)}  # each stamped later
+    pool["connect_other"] = connection_request("STA2")
     for seq in HONEST:
         pool[f"frame {seq}"] = signed(seq, keys)
         pool[f"resend {seq}"] = signed(seq, keys)  # ECDSA: other signature values, same content
@@ -347,8 +415,8 @@ def test_arbitrary_sequences_never_raise_and_acknowledge_only_what_is_held(keys,
     names = sorted(messages)
     authentic = {seq: {messages[f"{what} {seq}"] for what in ("frame", "resend", "replay")} for seq in HONEST}
     # sessions open and batches settle often enough for sequences to reach past the first checks
-    choices = [*names, "connect", "connect", "settle", "settle", "settle", "later"]
-    steps = ["connect", *data.draw(st.lists(st.sampled_from(choices), min_size=1, max_size=40))]
+    choices = [*names, "settle", "settle", "settle", "later"]
+    steps = ["connect 0", *data.draw(st.lists(st.sampled_from(choices), min_size=1, max_size=40))]
     held: dict[int, bytes] = {}
     for step in [*steps, "settle"]:
         if step == "later":

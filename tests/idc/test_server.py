@@ -50,6 +50,7 @@ def test_honest_frames_archived_exactly_and_acknowledged(tmp_path, keys, clock):
         response = sta.connect()
         assert response.body.port == int(run.receiver.data_endpoint.rsplit(":", 1)[1])
         data = run.station(endpoint=run.receiver.data_endpoint)
+        data.negotiate()  # the session moves to the data connection
         for seq in (2000, 2001, 2003):
             data.send(signed(seq, keys))
         ack = data.acknack_covering(2003)

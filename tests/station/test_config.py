@@ -135,3 +135,20 @@ def test_the_example_in_the_docs_loads(tmp_path):
     path.write_text(block)
     config = load_config(path)
     assert config.channels[0].code == "XMPL.BHZ." and config.soh.temperature_c.max == 50.0
+
+
+def test_idc_trust_must_hold_an_idc_certificate(tmp_path):
+    from gci_link.keys import CertificateAuthority
+
+    ca = CertificateAuthority.create(tmp_path / "ca")
+    link = 'key_bundle = "keys/XMPL"'
+    error = broken(tmp_path, link, f'{link}\nidc_trust = "ca/trust"')
+    no_idc = "no IDC certificate here; issue one with 'ims keys issue-idc'"
+    assert messages(error) == [f"link.idc_trust: {tmp_path}/ca/trust/idc: {no_idc}"]
+    error = broken(tmp_path, link, f'{link}\nidc_trust = "nowhere"')
+    assert messages(error) == [f"link.idc_trust: {tmp_path}/nowhere: trust store directory does not exist"]
+    ca.issue_idc()
+    path = tmp_path / "station.toml"
+    path.write_text(EXAMPLE.read_text().replace(link, f'{link}\nidc_trust = "ca/trust"'))
+    assert load_config(path).link.idc_trust == tmp_path / "ca" / "trust"
+    assert load_example_config(tmp_path).link.idc_trust is None

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import zmq
@@ -27,8 +28,10 @@ from gci_link.cd11 import (
     build_subframe,
     decode_frame,
     encode_frame,
+    encode_signed_frame,
 )
 from gci_link.gaplist import GapList
+from gci_link.keys import StationSigner
 from gci_link.link_session import SessionConfig
 from gci_link.station_end.outbox import Outbox
 from gci_link.station_end.sender import CurveKeys, Sender
@@ -67,9 +70,14 @@ class FakeIdc:
     def __init__(self, ports: tuple[int, int] | None = None, *, gaps: GapList | None = None,
                  drop_once: frozenset[int] = frozenset(), curve_secret: bytes | None = None,
                  acknack_first: bool = True,
-                 clock: Callable[[], int] = time.monotonic_ns) -> None:
+                 clock: Callable[[], int] = time.monotonic_ns,
+                 signer: StationSigner | None = None) -> None:
         self.ctx = zmq.Context()
         self.clock = clock
+        self.signer = signer  # an IDC key: frames are then stamped, tagged and signed as the IDC's are
+        self.tag = 0  # of the station's last connection request
+        self._stamp = 0
+        self.honest_acks = True  # False: the fake acknowledges nothing (frames pushed with ``push`` still go)
         self.gaps = gaps if gaps is not None else GapList()
         self.drop_once = set(drop_once)
         self.arrivals: list[tuple[int, int, int]] = []  # (seq, clock ns, bytes)
@@ -121,12 +129,20 @@ class FakeIdc:
         with self._lock:
             self._outgoing.append(encode_frame(frame))
 
+    def push(self, raw: bytes) -> None:
+        """Send ``raw`` as it is to the station's data connection (a forger on the link would)."""
+        with self._lock:
+            self._outgoing.append(raw)
+
     def received_seqs(self) -> list[int]:
         return [a[0] for a in self.arrivals]
 
-    @staticmethod
-    def _frame(kind: int, body: object) -> bytes:
-        return encode_frame(Frame(FrameHeader(kind, "IDC"), body))
+    def _frame(self, kind: int, body: Any) -> bytes:
+        if self.signer is None:
+            return encode_frame(Frame(FrameHeader(kind, "IDC"), body))
+        self._stamp = max(time.time_ns(), self._stamp + 1)
+        frame = Frame(FrameHeader(kind, "IDC", self.station, self._stamp, self.tag), body)
+        return encode_signed_frame(frame, self.signer.key_id, self.signer.sign)
 
     def _acknack(self) -> bytes:
         g = self.gaps
@@ -143,10 +159,14 @@ class FakeIdc:
             if self.connman in ready:
                 ident, raw = self.connman.recv_multipart()
                 frame = decode_frame(raw)
+                if frame.header.frame_type == FrameType.ALERT:  # a station stopping before it was answered
+                    self.alerts.append(frame.body.text)
+                    continue
                 assert frame.header.frame_type == FrameType.CONNECTION_REQUEST
                 self.connection_requests += 1
                 self.creators.add(frame.header.creator)
                 self.station = frame.header.creator
+                self.tag = frame.header.series
                 body = ConnectionBody(station="IDC", station_type="IDC", ip_address=LOCALHOST,
                                       port=self.ports[1])
                 self._send_to(self.connman, [ident, self._frame(FrameType.CONNECTION_RESPONSE, body)])
@@ -158,7 +178,8 @@ class FakeIdc:
                 outgoing, self._outgoing = self._outgoing, []
             for raw in outgoing if self._peer is not None else ():
                 self._send_to(self.data, [self._peer, raw])
-            if self._peer is not None and self._heartbeats and time.monotonic() >= next_heartbeat:
+            beating = self._peer is not None and self._heartbeats and self.honest_acks
+            if beating and time.monotonic() >= next_heartbeat:
                 next_heartbeat = time.monotonic() + 0.1
                 self._send_to(self.data, [self._peer, self._acknack()])
 
@@ -186,7 +207,8 @@ class FakeIdc:
             self.raw_frames.append(raw)
             if not self.gaps.add(seq):
                 self.duplicates += 1
-            self._send_to(self.data, [ident, self._acknack()])
+            if self.honest_acks:
+                self._send_to(self.data, [ident, self._acknack()])
         elif kind == FrameType.ACKNACK:
             self.station_acknacks.append(body)
         elif kind == FrameType.ALERT:
@@ -423,13 +445,14 @@ def test_right_curve_keys_carry_data(tmp_path, outbox):
 def test_a_decoder_bug_on_an_idc_frame_is_logged_and_ignored(idc, outbox, monkeypatch, caplog):
     """decode_frame has no catch-all any more (a parser bug surfaces in fuzzing); the sender's edge keeps the
     link alive whatever the IDC sends."""
+    from gci_link.station_end import link_frames
     from gci_link.station_end import sender as sender_module
 
     def parser_bug(raw: bytes):
         raise IndexError("planted parser bug")
 
     sender = Sender(link_config(idc), outbox, poll_interval_s=0.02)
-    monkeypatch.setattr(sender_module, "decode_frame", parser_bug)
+    monkeypatch.setattr(link_frames, "decode_frame", parser_bug)
     with caplog.at_level(logging.ERROR, logger=sender_module.__name__):
         sender._receive(b"\x00" * 64)
     assert "decoder bug" in caplog.text and "planted parser bug" in caplog.text

@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from gci_link.cd11 import decode_frame
+from gci_link.keys import CertificateAuthority, StationSigner
 from gci_link.station_end import cli as link_cli
 from tests.conftest import shared_fixture_dir
 from tests.gci_link.station_end.test_sender import FakeIdc, data_frame
@@ -67,3 +68,19 @@ def test_unreachable_idc_reports_failure(tmp_path, capsys):
     assert run(["link", "replay", str(frame), "--to", "tcp://127.0.0.1:9", "--timeout", "1"]) == 1
     assert "NOT acknowledged (1 frames left)" in capsys.readouterr().out
 
+
+
+def test_with_idc_trust_only_acknacks_signed_by_the_idc_count(idc, tmp_path, capsys):
+    ca = CertificateAuthority.create(tmp_path / "ca")
+    signing = FakeIdc(signer=StationSigner.load(ca.issue_idc().bundle))
+    frame = tmp_path / "f.cd11"
+    frame.write_bytes(data_frame(4))
+    trust = ["--idc-trust", str(ca.trust_dir)]
+    try:
+        assert run(["link", "replay", str(frame), "--to", signing.endpoint, *trust, "--timeout", "10"]) == 0
+    finally:
+        signing.close()
+    assert run(["link", "replay", str(frame), "--to", idc.endpoint, *trust, "--timeout", "1"]) == 1
+    assert "NOT acknowledged (1 frames left)" in capsys.readouterr().out  # the unsigned fake is not believed
+    assert run(["link", "replay", str(frame), "--to", idc.endpoint, "--idc-trust", str(tmp_path)]) == 2
+    assert f"ims link replay: {tmp_path}/ca.pem: cannot read certificate" in capsys.readouterr().err
