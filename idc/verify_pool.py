@@ -18,6 +18,7 @@ process, and the next round starts a new one: a broken worker costs time, never 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import queue
@@ -42,6 +43,7 @@ STOP_TIMEOUT_S = 5.0
 # The receiver loop is the one thread that cannot be parallelised: workers yield the CPU to it, and take
 # what it leaves (measured on the IMS-sized replay: at equal priority the loop got 2/3 of a core).
 WORKER_NICENESS = 10
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 MIN_POOL_VALUES = 8  # a smaller round is checked in the receiver: a round trip costs more than it saves
 
 
@@ -66,7 +68,7 @@ class _Worker:
         ours, theirs = socket.socketpair()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                [sys.executable, "-m", __name__, str(theirs.fileno()), str(os.getpid())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
@@ -210,7 +212,7 @@ def _serve(connection: Connection) -> None:
         try:
             while True:
                 rounds.put(connection.recv())
-        except EOFError:
+        except (EOFError, OSError):  # a receiver that died with our answers unread: ECONNRESET, not EOF
             rounds.put(None)
 
     threading.Thread(target=read, daemon=True).start()
@@ -219,10 +221,27 @@ def _serve(connection: Connection) -> None:
         new, values = round_
         for key_id, der in new.items():
             verifiers[key_id] = raw_verifier(cast(PublicKey, load_der_public_key(der)), prehashed=True)
-        connection.send(check_values(verifiers, values))
+        try:
+            connection.send(check_values(verifiers, values))
+        except OSError:  # the receiver is gone
+            return
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to send SIGTERM when the receiver dies, even if its end of our socket stays open (a child
+    of it that inherited the descriptor); end of file on the socket is the fallback elsewhere. The kernel
+    watches the thread that started us: a worker started by a thread that ends is stopped then too, which
+    costs the pool a restart, never a verdict."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("cannot set parent-death signal", extra={"errno": ctypes.get_errno()})
+    if os.getppid() != parent:  # it died before the signal was set
+        sys.exit(0)
 
 
 if __name__ == "__main__":
+    _die_with_parent(int(sys.argv[2]))
     os.dup2(2, 1)  # nothing a worker prints may mix with anything else
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the receiver stops us
     os.nice(WORKER_NICENESS)

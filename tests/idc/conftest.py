@@ -223,3 +223,11 @@ class Running:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+def process_running(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie has exited and only waits for its parent to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import signal
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+
+from tests.idc.conftest import process_running
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,3 +97,51 @@ def test_run_exits_at_once_when_its_port_is_taken(tmp_path, keys):
     started = re.findall(r'msg="verifier worker started" worker=\d+ pid=(\d+)', done.stderr)
     workers = [int(pid) for pid in started]
     assert workers and not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def test_sigkilled_receiver_leaves_no_verifier_worker(tmp_path, keys):
+    """Under Restart=always every crash would otherwise leave more orphaned workers behind (defect 11)."""
+    config = tmp_path / "idc.toml"
+    config.write_text(
+        f"[idc]\nroot = 'data'\ntrust_dir = '{keys.ca.trust_dir}'\nverify_workers = 2\n"
+        "connection_endpoint = 'tcp://127.0.0.1:*'\n[stations.STA1]\nnetwork = 'XX'\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "station.ims", "idc", "run", "--config", str(config)],
+        cwd=Path(__file__).resolve().parents[2],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        lines = _Lines(proc.stderr)
+        lines.wait_for('msg="IDC receiver ready"', timeout_s=60)
+        workers = _children(proc.pid, "idc.verify_pool")
+        assert len(workers) == 2, "".join(lines.seen)
+        proc.kill()
+        proc.wait(timeout=20)
+        deadline = time.monotonic() + 10  # bounded wait for the kernel to stop them, not a speed target
+        while (left := [pid for pid in workers if process_running(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for pid in left:  # never leave one behind, whatever the verdict
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"verifier workers {left} outlived the SIGKILLed receiver"
+
+
+def _children(parent: int, marker: str) -> list[int]:
+    """Pids of ``parent``'s children whose command line holds ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
+            continue
+        if ppid == parent and marker in cmdline:
+            found.append(int(proc.name))
+    return found

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gci_link.keys import CertificateAuthority, StationSigner
 from gci_link.keys.algorithms import raw_verifier
 from idc.verify_pool import MIN_POOL_VALUES, VerifierPool, check_values
+from tests.idc.conftest import process_running
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -90,3 +97,65 @@ def test_small_rounds_and_no_workers_are_checked_here(signers):
             assert len(pool.worker_pids) == workers
         finally:
             pool.close()
+
+
+# A receiver stand-in that starts two workers, lets them answer a round it never reads, then dies by
+# SIGKILL. With "held", a sleeping child of its own keeps its end of every socket pair open, so the workers
+# see no end of file and only the parent-death signal can stop them.
+ORPHANING_PARENT = """
+import os, pickle, signal, sys, time
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from tests.idc.conftest import process_running
+from idc.verify_pool import VerifierPool
+ders, values, mode = pickle.load(open(sys.argv[1], "rb"))
+pool = VerifierPool({key_id: load_der_public_key(der) for key_id, der in ders.items()}, workers=2)
+pool.start(values)
+for worker in pool._workers:
+    assert worker is not None and worker.connection.poll(30)  # its answer waits, unread
+print(*pool.worker_pids, flush=True)
+if mode == "held":
+    holder = os.fork()
+    if holder == 0:
+        time.sleep(60)
+        os._exit(0)
+    print(holder, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _wait_gone(pids: list[int], timeout_s: float = 10.0) -> list[int]:
+    """The pids still running after up to ``timeout_s`` (bounded polling, not a speed threshold)."""
+    deadline = time.monotonic() + timeout_s
+    while (left := [pid for pid in pids if process_running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+@pytest.mark.parametrize("mode", ["unread", "held"])
+def test_workers_exit_when_their_receiver_is_killed(signers, tmp_path, mode):
+    trust, keys = signers
+    ders = {
+        k.key_id: k.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        for k in trust.keys
+    }
+    args = tmp_path / "args.pickle"
+    args.write_bytes(pickle.dumps((ders, _values(keys, MIN_POOL_VALUES * 4), mode)))
+    repo = Path(__file__).resolve().parents[2]
+    out, err = tmp_path / "out", tmp_path / "err"  # files, not pipes: the workers inherit stderr
+    with out.open("w") as stdout, err.open("w") as stderr:
+        returncode = subprocess.run(
+            [sys.executable, "-c", ORPHANING_PARENT, str(args)],
+            cwd=repo,
+            stdout=stdout,
+            stderr=stderr,
+            timeout=50,
+        ).returncode
+    assert returncode == -signal.SIGKILL, err.read_text()
+    workers, *holder = (line.split() for line in out.read_text().splitlines())
+    assert len(workers) == 2
+    left = _wait_gone([int(pid) for pid in workers])
+    if holder:
+        os.kill(int(holder[0][0]), signal.SIGKILL)
+    for pid in left:  # never leave one behind, whatever the verdict
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"verifier workers {left} outlived their receiver ({mode})"
