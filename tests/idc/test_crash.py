@@ -6,21 +6,28 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from obspy import read
 
-from gci_link.keys import TrustStore
+from gci_link.cd11 import build_data_frame, build_subframe, encode_frame, sign_all_channels, sign_frame
+from gci_link.keys import StationSigner, TrustStore
+from idc.config import IdcConfig, StationPolicy
 from idc.server import Receiver
 from idc.stores import StationStore
-from tests.idc.conftest import connection_request, make_config, samples_for, signed
+from tests.idc.conftest import T0, connection_request, make_config, samples_for, signed
 from tests.idc.test_server import sds_samples
+from timeunits import NS_PER_S
 
 pytestmark = pytest.mark.timeout(60)
 
-# Runs a receiver in a child process: settles frames 1-3, then dies by SIGKILL at ``point`` while
-# settling the batch holding frames 4 and 5 (none of which was acknowledged).
+POINTS = ["after_commit", "mid_append", "after_archive_sync"]
+
+# Runs a receiver in a child process: settles every batch but the last, then dies by SIGKILL at
+# ``point`` while settling the last one (none of whose frames was acknowledged).
 CHILD = """
 import os, pickle, signal, sys
 from gci_link import durable
@@ -28,7 +35,7 @@ from gci_link.io.sds import archive as sds
 from gci_link.keys import TrustStore
 from idc import stores
 from idc.server import Receiver
-config, trust_dir, frames, point = pickle.load(open(sys.argv[1], "rb"))
+config, trust_dir, batches, point = pickle.load(open(sys.argv[1], "rb"))
 receiver = Receiver(config, TrustStore.load(trust_dir))
 
 class Sink:
@@ -36,8 +43,8 @@ class Sink:
         pass
 
 sink = Sink()
-receiver.handle(sink, [[b"id", frames[0]]])
-receiver.handle(sink, [[b"id", raw] for raw in frames[1:4]])
+for batch in batches[:-1]:
+    receiver.handle(sink, [[b"id", raw] for raw in batch])
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)
 append = sds._append_to
 if point == "after_commit":  # transactions written (synchronous=NORMAL), before the raw-store syncfs
@@ -48,33 +55,137 @@ elif point == "mid_append":  # journal durable, half of a day file's records wri
         die()
     sds._append_to = torn
 elif point == "after_archive_sync":  # records durable, journal rows not yet released
-    stores.StationStore.archived = lambda self, seqs: die()
-receiver.handle(sink, [[b"id", raw] for raw in frames[4:]])
+    stores.StationStore.archived = lambda self, *args: die()
+receiver.handle(sink, [[b"id", raw] for raw in batches[-1]])
 sys.exit(3)  # not reached: the kill must have happened
 """
 
 
-@pytest.mark.parametrize("point", ["after_commit", "mid_append", "after_archive_sync"])
-def test_sigkill_while_settling_a_batch(tmp_path, keys, point):
-    config = make_config(tmp_path, keys.ca.trust_dir, data_endpoint=None)
-    frames = [connection_request("STA1")] + [signed(seq, keys) for seq in (1, 2, 3, 4, 5)]
+def _crash_and_restart(tmp_path: Path, config: IdcConfig, trust_dir: Path, batches: list, point: str) -> None:
+    """Run CHILD, check it died by SIGKILL, then start and close a receiver on its data (recovery)."""
     args = tmp_path / "args.pickle"
-    args.write_bytes(pickle.dumps((config, keys.ca.trust_dir, frames, point)))
+    args.write_bytes(pickle.dumps((config, trust_dir, batches, point)))
     repo = Path(__file__).resolve().parents[2]
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(args)], cwd=repo, capture_output=True, timeout=50
     )
     assert child.returncode == -9, child.stderr.decode()
-
-    receiver = Receiver(config, TrustStore.load(keys.ca.trust_dir))
+    receiver = Receiver(config, TrustStore.load(trust_dir))
     receiver.start()  # recovery: truncate half-done appends and redo them from the raw frames
     receiver.close()
-    store = StationStore(tmp_path / "raw" / "STA1.sqlite")
-    held = store.gap_list()
-    store.close()
+
+
+def _held(root: Path, station: str):
+    store = StationStore(root / "raw" / f"{station}.sqlite")
+    try:
+        return store.gap_list()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_sigkill_while_settling_a_batch(tmp_path, keys, point):
+    config = make_config(tmp_path, keys.ca.trust_dir, data_endpoint=None)
+    frames = [signed(seq, keys) for seq in (1, 2, 3, 4, 5)]
+    batches = [[connection_request("STA1")], frames[:3], frames[3:]]
+    _crash_and_restart(tmp_path, config, keys.ca.trust_dir, batches, point)
+    held = _held(tmp_path, "STA1")
     assert all(seq in held for seq in (1, 2, 3))  # acknowledged before the crash: never lost
     for seq in (1, 2, 3, 4, 5):
         expected = samples_for(seq) if seq in held else np.array([], dtype=np.int32)
         np.testing.assert_array_equal(sds_samples(tmp_path / "sds", seq), expected)
     if point != "after_commit":  # the journal was durable: the batch is kept and archived once
         assert 4 in held and 5 in held
+
+
+# Several stations writing to the same day files (an array's site that more than one station may send,
+# as a primary and a backup station PC do): each station's frames take their own 10 s slots.
+SHARED_SITE = "ARRAY"
+SHARED_CHANNELS = ("BHZ", "BHN")
+WRITERS = ("STA1", "STA2", "STA3")  # STA3 sends unsigned frames
+
+
+def _shared_frame(station: str, seq: int, signer: StationSigner | None) -> bytes:
+    start = T0 + (3 * seq + WRITERS.index(station)) * 10 * NS_PER_S
+    subs = [
+        build_subframe(
+            _shared_samples(station, seq, channel),
+            site=SHARED_SITE,
+            channel=channel,
+            location="00",
+            time_ns=start,
+            sample_rate=40.0,
+        )
+        for channel in SHARED_CHANNELS
+    ]
+    frame = build_data_frame(subs, creator=station, sequence=seq, nominal_time_ns=start)
+    if signer is not None:
+        frame = sign_frame(sign_all_channels(frame, signer.key_id, signer.sign), signer.key_id, signer.sign)
+    return encode_frame(frame)
+
+
+def _shared_samples(station: str, seq: int, channel: str) -> np.ndarray:
+    rng = np.random.default_rng([WRITERS.index(station), seq, SHARED_CHANNELS.index(channel)])
+    return rng.integers(-(2**20), 2**20, 400).astype(np.int32)
+
+
+def _archived_samples(sds_root: Path) -> dict[str, dict[int, int]]:
+    """Per channel, sample time (ns) -> value of every sample in the SDS archive, read with ObsPy; a
+    sample time that occurs twice fails the test (a sample archived twice)."""
+    seen: dict[str, dict[int, int]] = {}
+    for day_file in sorted(p for p in sds_root.rglob("*") if p.is_file()):
+        for trace in read(str(day_file), format="MSEED"):
+            step = round(NS_PER_S / trace.stats.sampling_rate)
+            samples = seen.setdefault(trace.stats.channel, {})
+            times = trace.stats.starttime.ns + step * np.arange(trace.stats.npts, dtype=np.int64)
+            repeated = Counter(int(t) for t in times if int(t) in samples)
+            assert not repeated, f"{day_file.name}: {len(repeated)} samples archived twice"
+            samples.update(zip(times.tolist(), trace.data.tolist(), strict=True))
+    return seen
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_sigkill_with_several_stations_writing_the_same_day_files(tmp_path, keys, point):
+    """Every frame of every station that was acknowledged (or kept) is archived exactly once.
+
+    STA1 writes only in the first batch, so its journal rows are released but not deleted (a row goes
+    with the station's next transaction) while the other stations' later rows are: the replay of a
+    station's journal must never cut a shared file back over what other stations appended since."""
+    signers = {"STA1": keys.sta1, "STA2": keys.sta2, "STA3": None}
+    stations = {
+        "STA1": StationPolicy("STA1", "XX"),
+        "STA2": StationPolicy("STA2", "XX"),
+        "STA3": StationPolicy("STA3", "XX", require_signatures=False),
+    }
+    config = make_config(tmp_path, keys.ca.trust_dir, data_endpoint=None, stations=stations)
+    plan = [  # (station, seq) per batch; the last batch is the one the crash interrupts
+        [("STA1", 1), ("STA2", 1), ("STA3", 1)],
+        [("STA2", 2), ("STA3", 2)],
+        [("STA3", 3)],
+        [("STA2", 3), ("STA3", 4)],
+        [("STA2", 4), ("STA3", 5)],
+    ]
+    batches = [[connection_request(station) for station in WRITERS]]
+    batches += [[_shared_frame(station, seq, signers[station]) for station, seq in batch] for batch in plan]
+    _crash_and_restart(tmp_path, config, keys.ca.trust_dir, batches, point)
+
+    archived = _archived_samples(tmp_path / "sds")
+    expected: dict[str, dict[int, int]] = {channel: {} for channel in SHARED_CHANNELS}
+    for index, batch in enumerate(plan):
+        for station, seq in batch:
+            held = _held(tmp_path, station)
+            acknowledged = index < len(plan) - 1
+            assert seq in held or not acknowledged, (station, seq)
+            if seq not in held:
+                continue
+            start = T0 + (3 * seq + WRITERS.index(station)) * 10 * NS_PER_S
+            for channel in SHARED_CHANNELS:
+                times = (start + 25_000_000 * np.arange(400, dtype=np.int64)).tolist()
+                values = _shared_samples(station, seq, channel).tolist()
+                expected[channel].update(zip(times, values, strict=True))
+    assert sorted(archived) == sorted(SHARED_CHANNELS)
+    for channel in SHARED_CHANNELS:
+        missing = sorted(set(expected[channel]) - set(archived[channel]))
+        extra = sorted(set(archived[channel]) - set(expected[channel]))
+        assert not missing and not extra, f"{channel}: {len(missing)} samples missing, {len(extra)} extra"
+        assert archived[channel] == expected[channel]

@@ -74,7 +74,7 @@ def test_half_written_append_is_truncated_and_redone_on_start(tmp_path, keys, cl
     gaps.add(6)
     day_file = next((tmp_path / "sds").rglob("XX.STA1A.00.BHZ.D.*"))
     size = day_file.stat().st_size
-    store.commit([(6, clock(), raw6, [(str(day_file), size)])], gaps)
+    store.commit([(6, clock(), raw6, [(str(day_file), size)])], gaps, epoch=store.archived_through() + 1)
     with day_file.open("ab") as fh:
         fh.write(b"\0" * 200)  # torn record
     store.close()
