@@ -1,11 +1,16 @@
-"""A real network CA, station keys, a receiver running in a thread on 127.0.0.1, and a DEALER client."""
+"""A real network CA, station keys, a receiver running in a thread on 127.0.0.1, a DEALER client, and
+``ims idc run`` as a daemon process whose log lines a test can wait for."""
 
 from __future__ import annotations
 
+import queue
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -196,3 +201,65 @@ class Running:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def idc_toml(root: Path, trust_dir: Path, endpoint: str = "tcp://127.0.0.1:*", extra: str = "") -> Path:
+    """A receiver configuration file for ``ims idc run`` (data under ``root/data``, station STA1)."""
+    path = root / "idc.toml"
+    path.write_text(
+        f"[idc]\nroot = 'data'\ntrust_dir = '{trust_dir}'\nconnection_endpoint = '{endpoint}'\n{extra}"
+        "[stations.STA1]\nnetwork = 'XX'\n"
+    )
+    return path
+
+
+def ims_idc(*args: str) -> list[str]:
+    return [sys.executable, "-m", "station.ims", "idc", *args]
+
+
+class DaemonLog:
+    """A daemon's log lines (stderr), read on a thread so every wait for one is bounded."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in iter(stream.readline, ""):
+            self._lines.put(line)
+
+    def wait_for(self, text: str, timeout_s: float) -> str:
+        """The first line from now on that holds ``text``; fails after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.seen.append(self._lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+            if text in self.seen[-1]:
+                return self.seen[-1]
+        raise AssertionError(f"no {text!r} within {timeout_s} s:\n" + "".join(self.seen))
+
+    @property
+    def text(self) -> str:
+        return "".join(self.seen)
+
+
+def start_idc_run(config: Path) -> tuple[subprocess.Popen[str], DaemonLog]:
+    """``ims idc run --config CONFIG`` with its log read by a DaemonLog; the caller must end it."""
+    proc = subprocess.Popen(
+        ims_idc("run", "--config", str(config)), cwd=REPO, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    return proc, DaemonLog(proc.stderr)
+
+
+def end(proc: subprocess.Popen[str]) -> None:
+    """Kill a daemon still running and reap it (no test may leave a process behind)."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=20)
