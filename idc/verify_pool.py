@@ -14,10 +14,18 @@ public keys a worker needs travel with the first round that uses them. Workers a
 ``python -m`` on a socket pair, so they import nothing of the program that started them. A worker that
 fails (killed, crashed, garbled) is logged and stopped, its share is verified in the receiver's own
 process, and the next round starts a new one: a broken worker costs time, never a verdict.
+
+A worker never outlives the receiver (under systemd's ``Restart=always`` every crash would otherwise
+leave more of them): it exits at end of file on its socket, which the kernel gives it when the receiver
+dies, and on Linux it also asks for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``), which holds even
+when another process inherited the receiver's end of the socket (a fork) and keeps it open. Linux sends
+that signal when the *thread* that started the worker ends, so the pool is driven by one long-lived
+thread (the receiver loop's); a worker lost to another thread's end is restarted like any failed one.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import queue
@@ -43,6 +51,7 @@ STOP_TIMEOUT_S = 5.0
 # what it leaves (measured on the IMS-sized replay: at equal priority the loop got 2/3 of a core).
 WORKER_NICENESS = 10
 MIN_POOL_VALUES = 8  # a smaller round is checked in the receiver: a round trip costs more than it saves
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def check_values(verifiers: dict, values: Sequence[Value]) -> list[str | None]:
@@ -66,7 +75,7 @@ class _Worker:
         ours, theirs = socket.socketpair()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                [sys.executable, "-m", __name__, str(theirs.fileno()), str(os.getpid())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
@@ -219,10 +228,24 @@ def _serve(connection: Connection) -> None:
         new, values = round_
         for key_id, der in new.items():
             verifiers[key_id] = raw_verifier(cast(PublicKey, load_der_public_key(der)), prehashed=True)
-        connection.send(check_values(verifiers, values))
+        try:
+            connection.send(check_values(verifiers, values))
+        except OSError:  # the receiver is gone (or closed us) with rounds still queued
+            return
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: be killed when the receiver dies; and leave now if it already has (before the request)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        sys.exit(0)
 
 
 if __name__ == "__main__":
+    _die_with_parent(int(sys.argv[2]))
     os.dup2(2, 1)  # nothing a worker prints may mix with anything else
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the receiver stops us
     os.nice(WORKER_NICENESS)
