@@ -8,9 +8,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import pytest
@@ -33,6 +35,7 @@ from idc.config import IdcConfig, StationPolicy
 from idc.server import Receiver
 from timeunits import NS_PER_S
 
+T = TypeVar("T")
 T0 = 1_700_000_000 * 1_000_000_000  # 2023-11-14T22:13:20Z, on the 10 s grid
 
 
@@ -177,15 +180,34 @@ def make_config(root: Path, trust_dir: Path, **overrides) -> IdcConfig:
 
 
 class Running:
-    """A receiver serving in a background thread; ``stop`` joins it and closes the stores."""
+    """A receiver serving in a background thread; ``on_loop`` runs a call on that thread (the receiver's
+    stores and database connections are its loop's alone); ``stop`` joins it and closes the stores."""
 
     def __init__(self, config: IdcConfig, trust: TrustStore, clock: FakeClock) -> None:
         self.ctx = zmq.Context()
         self.receiver = Receiver(config, trust, clock, self.ctx)
         self.receiver.start()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.receiver.run, args=(self._stop, 20), daemon=True)
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        """Receiver.run, with the calls asked for by ``on_loop`` between two poll rounds."""
+        while not self._stop.is_set():
+            self.receiver.step(20)
+            while not self._calls.empty():
+                call, result = self._calls.get()
+                try:
+                    result.set_result(call())
+                except BaseException as exc:  # the caller sees it
+                    result.set_exception(exc)
+
+    def on_loop(self, call: Callable[[], T], timeout_s: float = 10.0) -> T:
+        """``call()`` run on the loop thread, e.g. ``run.on_loop(run.receiver.metrics.counters)``."""
+        result: Future[T] = Future()
+        self._calls.put((call, result))
+        return result.result(timeout_s)
 
     def station(self, name: str = "STA1", endpoint: str | None = None, **opts) -> Station:
         return Station(self.ctx, endpoint or self.receiver.connection_endpoint, name, **opts)
