@@ -27,7 +27,7 @@ and settles them together in this order:
    known to be archived. The rows are deleted in the station's next transaction, or at close, rather
    than by a transaction of their own, and always together with that station's ``archived_through``
    mark, which is at least the epoch of every row deleted. A station that sends nothing more keeps its
-   released rows, possibly for ever, while other stations go on appending to the same day files;
+   released rows until the receiver closes, while other stations go on appending to the same files;
 6. only now does the core hear that the frames are durable (``ReceiverProtocol.settled``), and only
    then do its sessions acknowledge them.
 
