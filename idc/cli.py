@@ -66,20 +66,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyMaterialError as exc:
         print(f"ims idc: key bundle: {exc}", file=sys.stderr)
         return 2
-    try:
-        receiver.start()
-    except (zmq.ZMQError, ValueError, RingError, SeedLinkServerError) as exc:
-        print(f"ims idc: cannot start: {exc}", file=sys.stderr)
-        receiver.close()
-        return 2
     httpd = None
-    if config.prometheus_port:
-        registry = CollectorRegistry()
-        registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, clock))
-        httpd, _ = start_http_server(config.prometheus_port, registry=registry)
-        log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
-    log.info("IDC receiver ready")  # serving, with its signal handlers in place
-    try:
+    try:  # whatever happens from here on, the receiver is closed: its workers, threads and context end
+        try:
+            receiver.start()
+        except (zmq.ZMQError, ValueError, RingError, SeedLinkServerError) as exc:
+            print(f"ims idc: cannot start: {exc}", file=sys.stderr)
+            return 2
+        if config.prometheus_port:
+            registry = CollectorRegistry()
+            registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, clock))
+            try:
+                httpd, _ = start_http_server(config.prometheus_port, registry=registry)
+            except OSError as exc:
+                print(
+                    f"ims idc: cannot start: prometheus exporter on port {config.prometheus_port}: "
+                    f"{exc.strerror or exc}",
+                    file=sys.stderr,
+                )
+                return 2
+            log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
+        log.info("IDC receiver ready")  # serving, with its signal handlers in place
         receiver.run(stop)
     finally:
         receiver.close()

@@ -13,8 +13,9 @@ and settles them together in this order:
 1. per station one SQLite transaction (``StationStore.commit``) stores the raw frames (as received, so
    their signatures can be checked again later), the station's new gap list and a journal row per frame
    listing each SDS day file about to grow with its size before the append (sizes are remembered from
-   the archive's own appends, so no stat per file). The batch's IMS 2.0 messages are written just
-   before, each file atomically and synced;
+   the archive's own appends, so no stat per file) and the commit's **epoch**, a number that grows by
+   one per commit, whatever the stations. The batch's IMS 2.0 messages are written just before, each
+   file atomically and synced;
 2. **barrier 1**: where Linux offers ``syncfs`` the transactions run with synchronous=NORMAL (atomic,
    written to each station's WAL but not synced) and ONE ``syncfs`` of the raw stores' filesystem makes
    all of them durable (``RawStores.sync``); elsewhere each transaction is synchronous=FULL;
@@ -22,9 +23,11 @@ and settles them together in this order:
    (``SdsArchive.append``);
 4. **barrier 2**: one ``syncfs`` of the archive's filesystem, or one fsync per day file for batches of
    fewer than 8 files or without ``syncfs`` (inside ``SdsArchive.append``);
-5. the journal rows are released (``StationStore.archived``). They are deleted in the station's next
-   transaction, or at close, rather than by a transaction of their own: a crash before that only redoes
-   appends that had completed, which the truncation makes harmless;
+5. the journal rows are released (``StationStore.archived``), and every commit up to this epoch is now
+   known to be archived. The rows are deleted in the station's next transaction, or at close, rather
+   than by a transaction of their own, and always together with that station's ``archived_through``
+   mark, which is at least the epoch of every row deleted. A station that sends nothing more keeps its
+   released rows until the receiver closes, while other stations go on appending to the same files;
 6. only now does the core hear that the frames are durable (``ReceiverProtocol.settled``), and only
    then do its sessions acknowledge them.
 
@@ -33,19 +36,26 @@ but lose the journal row and the gap list, and the station's resend (never ackno
 archived a second time. A crash before barrier 1 completes loses whole transactions at most; nothing of
 them was archived or acknowledged, so the station resends them.
 
-Recovery (``start``): every journal row left behind truncates its day files back to the recorded sizes
-and archives its frame again from the stored raw bytes, so a torn or a completed append is never
-duplicated. A frame that cannot be archived is quarantined (peer ``recovery``) instead of stopping every
-start.
+Recovery (``start``), correct for any number of stations appending to the same day files: the highest
+``archived_through`` mark of all stations, M, splits the journal rows. A row at or below M belongs to an
+append known to be on disk: it is only released. The rows above M may belong to unfinished appends, and
+nothing after them in a day file can belong to a deleted row (its mark would be above M), so each day
+file is cut back to the smallest size that these rows recorded for it, and their frames are archived
+again from the stored raw bytes in commit order: a torn or a completed append is never duplicated, and
+nothing appended by another station and acknowledged is cut off. (Replaying one station after the other,
+each to its own recorded sizes, cut off what the others had appended.) Appends reach a day file in epoch
+order, which the failure handling below keeps. A frame that cannot be archived is quarantined (peer
+``recovery``) instead of stopping every start.
 
 When a step fails:
 
 - a station's transaction (or writing its IMS 2.0 messages): nothing of its batch is stored; the core
   rejects its frames (``internal``) and takes them out of the gap list, so the station's resends are
   taken;
-- barrier 1 (an I/O error): durability is unknown, so nothing of the batch is archived now (its journal
-  rows stay: the next start redoes the appends) and no acknack at all goes out until a ``syncfs``
-  succeeds (``acknacks_allowed`` retries it);
+- barrier 1 (an I/O error): durability is unknown, so nothing of the batch is archived now and no
+  acknack at all goes out until a ``syncfs`` succeeds (``acknacks_allowed`` retries it); the batch's
+  journal rows stay, and the archive counts as behind, as after a failed append (next point), so no
+  later batch is appended before the journal replay has archived this one;
 - an SDS append (disk full, or data the packer refuses): the raw frames are durable and journalled, so
   they are acknowledged; nothing more is appended, since a later append would sit past the point that
   recovery truncates to, until the journal has been replayed. That replay is tried at the start of a
@@ -54,7 +64,8 @@ When a step fails:
   (the rows' durability is unknown).
 
 ``tests/idc/test_committer.py`` checks this order with a recording fake; ``tests/idc/test_crash.py``
-SIGKILLs a receiver after the commits, in the middle of an append and after the archive sync.
+SIGKILLs a receiver after the commits, in the middle of an append and after the archive sync, with one
+station and with several stations writing to the same day files.
 """
 
 from __future__ import annotations
@@ -114,6 +125,8 @@ class BatchCommitter:
         self._publish = publish
         self._unsynced = False  # barrier 1 failed: no acknack until a sync succeeds
         self._archive_behind_since: int | None = None  # clock ns of the failed SDS append
+        self._epoch = 0  # of the last commit; above every epoch in the journals (set by recovery)
+        self._archived_through = -1  # every commit up to this epoch has its SDS appends on disk
 
     def start(self) -> None:
         """Finish the archiving a previous run left half done."""
@@ -127,6 +140,8 @@ class BatchCommitter:
         """Steps 1 to 5 for every batch; the caller then tells the core (step 6)."""
         if self._archive_behind_since is not None and not self._unsynced:
             self._catch_up_archive()  # before step 1: the replay must not include these batches' rows
+        self._epoch += 1
+        epoch = self._epoch
         stored: list[tuple[StationBatch, dict[int, list[Piece]]]] = []
         failed: list[CommitFailure] = []
         for batch in batches:
@@ -134,7 +149,7 @@ class BatchCommitter:
                 continue
             store = self._raw.store(batch.station)
             try:
-                pieces = self._write_messages_and_journal(batch)
+                pieces = self._write_messages_and_journal(batch, epoch)
             except Exception as exc:  # nothing of the batch is stored: forget it, the station will resend
                 log.exception("commit failed", extra={"station": batch.station, "frames": len(batch.frames)})
                 failed.append(CommitFailure(batch, store.gap_list(), f"commit failed: {exc}"))
@@ -147,6 +162,8 @@ class BatchCommitter:
             except OSError as exc:
                 log.error("sync of the raw stores failed", extra={"reason": str(exc)})
                 self._unsynced = True
+                if self._archive_behind_since is None:  # this batch is archived by the journal replay,
+                    self._archive_behind_since = self._clock()  # and nothing later may be appended before it
                 return CommitOutcome(durable, failed, synced=False)
         if self._archive_behind_since is None:
             try:
@@ -159,11 +176,14 @@ class BatchCommitter:
                 )
                 self._archive_behind_since = self._clock()
             else:
+                self._archived_through = epoch
                 for batch, pieces in stored:
-                    self._raw.store(batch.station).archived([seq for seq, frame in pieces.items() if frame])
+                    self._raw.store(batch.station).archived(
+                        [seq for seq, frame in pieces.items() if frame], epoch
+                    )
         return CommitOutcome(durable, failed, synced=True)
 
-    def _write_messages_and_journal(self, batch: StationBatch) -> dict[int, list[Piece]]:
+    def _write_messages_and_journal(self, batch: StationBatch, epoch: int) -> dict[int, list[Piece]]:
         """Step 1 for one station; returns each frame's SDS pieces."""
         pieces = {}
         for seq, accepted in batch.frames.items():
@@ -177,6 +197,7 @@ class BatchCommitter:
                 for seq, a in batch.frames.items()
             ],
             batch.gaps,
+            epoch,
         )
         return pieces
 
@@ -218,27 +239,51 @@ class BatchCommitter:
             log.exception("real-time feed refused archived records", extra={"channels": len(written)})
 
     def _recover(self) -> None:
-        """Redo SDS appends that a crash interrupted (their day files were truncated back first)."""
-        for station in self._raw.stations():
-            store = self._raw.store(station)
-            for seq in store.recover():
-                raw = store.raw_frame(seq)
-                if station not in self._stations or raw is None:
-                    log.error("cannot redo archiving", extra={"station": station, "seq": seq})
-                    continue
-                try:
-                    self._archived(self._sds.append(self._pieces(station, decode_frame(raw).body)))
-                except OSError:  # disk trouble: the journal row stays; the caller retries later
-                    raise
-                except Exception as exc:  # one frame that cannot be archived must not stop every start
-                    log.error(
-                        "cannot redo archiving", extra={"station": station, "seq": seq, "reason": str(exc)}
-                    )
-                    self._quarantine.put(
-                        self._clock(), "recovery", station, seq, f"archiving failed: {exc}", raw
-                    )
-                store.archived([seq])
-                log.info("archiving redone after restart", extra={"station": station, "seq": seq})
+        """Replay the journal of every station: cut each day file back to where the oldest append that
+        may be unfinished began, then archive again, in commit order, every frame whose append may be
+        unfinished (rows above the highest ``archived_through`` mark)."""
+        stores = {station: self._raw.store(station) for station in self._raw.stations()}
+        journals = {station: store.journal() for station, store in stores.items()}
+        through = max([self._archived_through, *(store.archived_through() for store in stores.values())])
+        self._epoch = max([self._epoch, through, *(row.epoch for rows in journals.values() for row in rows)])
+        redo = sorted(
+            (row.epoch, station, row.seq, row.files)
+            for station, rows in journals.items()
+            for row in rows
+            if row.epoch > through
+        )
+        for station, rows in journals.items():  # finished appends whose rows were never deleted
+            stores[station].archived([row.seq for row in rows if row.epoch <= through], through)
+        cut: dict[str, int] = {}
+        for *_, files in redo:
+            for path, size in files:
+                cut[path] = min(size, cut.get(path, size))
+        for path, size in cut.items():
+            if self._sds.truncate(path, size):
+                log.warning("truncated half-written day file", extra={"path": path, "size": size})
+        for _, station, seq, _ in redo:
+            self._redo(station, seq, stores[station].raw_frame(seq))
+        for station in stores:  # every row is finished now, and so is every commit so far
+            stores[station].archived([seq for _, s, seq, _ in redo if s == station], self._epoch)
+        self._archived_through = self._epoch
+
+    def _redo(self, station: str, seq: int, raw: bytes | None) -> None:
+        """Archive one frame again from its stored bytes; one that cannot be is quarantined (peer
+        ``recovery``) rather than stopping every start. An OSError (disk trouble) is the caller's."""
+        try:
+            if raw is None:
+                raise ValueError("raw frame missing from the store")
+            if station not in self._stations:
+                raise ValueError("station no longer configured")
+            self._archived(self._sds.append(self._pieces(station, decode_frame(raw).body)))
+        except OSError:
+            raise
+        except Exception as exc:
+            log.error("cannot redo archiving", extra={"station": station, "seq": seq, "reason": str(exc)})
+            reason = f"archiving failed: {exc}"
+            self._quarantine.put(self._clock(), "recovery", station, seq, reason, raw or b"")
+            return
+        log.info("archiving redone from the journal", extra={"station": station, "seq": seq})
 
     def _pieces(self, station: str, body: Body) -> list[Piece]:
         """A data frame's channels as day-file pieces (nothing for other frames)."""

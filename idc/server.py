@@ -41,12 +41,13 @@ from idc.checker import FrameChecker, PendingCheck
 from idc.committer import Archived, BatchCommitter
 from idc.config import IdcConfig, SeedLinkConfig
 from idc.curve import ZapHandler, configure_curve_server
+from idc.handshakes import HandshakeMonitor
 from idc.metrics import MetricsStore
 from idc.protocol import MULTIPART_PARTS_KEPT, MULTIPART_PREFIX_BYTES, ReceiverProtocol
 from idc.seedlink import Limits, Ring, RunningServer, ServerConfig, start_server
 from idc.session import StationSession
 from idc.stores import MessageStore, Quarantine, RawStores
-from idc.vocabulary import ANONYMOUS, StationCounter, rejected
+from idc.vocabulary import ANONYMOUS, StationCounter, handshake_failed, rejected
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ class Receiver:
         self.core = ReceiverProtocol(config, self.checker.submit, self.raw, self.signer)
         self._sockets: list[zmq.Socket] = []
         self._zap: ZapHandler | None = None
+        self._handshakes = HandshakeMonitor(self.ctx, clock)
         self._poller = zmq.Poller()
         # batches with the verifier workers, not yet handled, oldest first
         self._checking: deque[list[_Arrival]] = deque()
@@ -217,6 +219,7 @@ class Receiver:
             raise
         self._sockets.append(sock)
         self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self._handshakes.watch(sock), zmq.POLLIN)
         return sock
 
     def _advertised_data_address(self) -> tuple[int, int]:
@@ -238,6 +241,7 @@ class Receiver:
             self._seedlink.stop()
         if self.seedlink_ring is not None:
             self.seedlink_ring.close()
+        self._handshakes.close()
         for sock in self._sockets:
             sock.close(linger=LINGER_MS)
         if self._zap is not None:
@@ -272,6 +276,10 @@ class Receiver:
                 self._zap.handle()
             except Exception:  # a broken handshake request must not stop the receiver
                 log.exception("ZAP request handling failed")
+        for monitor in self._handshakes.sockets:
+            if monitor in events:
+                for reason in self._handshakes.read(monitor):
+                    self.metrics.count(ANONYMOUS, handshake_failed(reason))
         for sock in self._sockets:
             if sock not in events:
                 continue

@@ -9,16 +9,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from gci_link.durable import FilesystemSync, write_atomically
 from gci_link.gaplist import GapList, seq_from_signed, seq_to_signed
 
 log = logging.getLogger(__name__)
+
 
 def open_wal(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     """A receiver database in WAL mode, in autocommit (transactions are explicit), one user at a time."""
@@ -44,8 +45,22 @@ def read_arrivals(path: Path) -> list[tuple[int, int, bytes]]:
     return [(seq_from_signed(seq), received_ns, bytes(raw)) for seq, received_ns, raw in rows]
 
 
+@dataclass(frozen=True)
+class JournalRow:
+    """One frame's SDS appends: the commit ``epoch`` (one per batch, across all stations) and each day file
+    about to grow with its size before the append."""
+
+    seq: int
+    epoch: int
+    files: list[tuple[str, int]]
+
+
 class StationStore:
     """One station's raw frames (as received, for later re-verification), gap list and SDS journal.
+
+    The journal's ``archived_through`` mark is written in every transaction that deletes journal rows: a
+    row is deleted only together with a mark at least its epoch, so after a crash every row whose epoch is
+    above the highest mark of all stations may belong to an unfinished append (idc/committer.py).
 
     ``deferred_sync=True`` commits with synchronous=NORMAL: a commit is atomic but durable only after the
     caller syncs the filesystem (``FilesystemSync``), which lets one ``syncfs`` cover many stations.
@@ -59,10 +74,16 @@ class StationStore:
             CREATE TABLE IF NOT EXISTS frames (seq INTEGER PRIMARY KEY, received_ns INTEGER NOT NULL,
                                                frame BLOB NOT NULL);
             CREATE TABLE IF NOT EXISTS received (first INTEGER NOT NULL, last INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, files TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, files TEXT NOT NULL,
+                                                epoch INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS archived_through (epoch INTEGER NOT NULL);
             """
         )
+        if "epoch" not in {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}:
+            # a store written before epochs: its rows all count as unfinished (mark -1), as they then did
+            self._db.execute("ALTER TABLE journal ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
         self._released: list[int] = []  # journal rows (SQL seq values) whose appends are on disk
+        self._released_through = self.archived_through()  # the mark to store with their deletion
 
     def gap_list(self) -> GapList:
         rows = self._db.execute("SELECT first, last FROM received").fetchall()
@@ -72,9 +93,12 @@ class StationStore:
         row = self._db.execute("SELECT frame FROM frames WHERE seq = ?", (seq_to_signed(seq),)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def commit(self, frames: list[tuple[int, int, bytes, list[tuple[str, int]]]], gaps: GapList) -> None:
-        """Store frames ``(seq, received_ns, raw, SDS files about to grow with their sizes)`` and the gap
-        list that includes them, atomically, together with the deletion of released journal rows."""
+    def commit(
+        self, frames: list[tuple[int, int, bytes, list[tuple[str, int]]]], gaps: GapList, epoch: int
+    ) -> None:
+        """Store frames ``(seq, received_ns, raw, SDS files about to grow with their sizes)`` of commit
+        ``epoch`` and the gap list that includes them, atomically, together with the deletion of released
+        journal rows and the mark that allows it."""
         released, self._released = self._released, []
         try:
             with self._transaction():
@@ -88,31 +112,41 @@ class StationStore:
                     [(seq_to_signed(a), seq_to_signed(b - 1)) for a, b in gaps.intervals()],
                 )
                 self._db.executemany(
-                    "INSERT INTO journal VALUES (?, ?)",
-                    [(seq_to_signed(seq), json.dumps(files)) for seq, _, _, files in frames if files],
+                    "INSERT INTO journal (seq, files, epoch) VALUES (?, ?, ?)",
+                    [(seq_to_signed(seq), json.dumps(files), epoch) for seq, _, _, files in frames if files],
                 )
-                self._db.executemany("DELETE FROM journal WHERE seq = ?", [(seq,) for seq in released])
+                self._forget(released)
         except BaseException:
             self._released = released + self._released
             raise
 
-    def archived(self, seqs: Iterable[int]) -> None:
-        """The SDS appends journalled for ``seqs`` are on disk; their rows go with the next commit."""
+    def archived(self, seqs: Iterable[int], through_epoch: int) -> None:
+        """The SDS appends journalled for ``seqs`` are on disk, and so are those of every commit up to
+        ``through_epoch``; the rows go with the next commit (or at close)."""
         self._released += [seq_to_signed(seq) for seq in seqs]
+        self._released_through = max(self._released_through, through_epoch)
 
-    def recover(self) -> list[int]:
-        """Undo half-finished SDS appends; returns the sequence numbers whose archiving must be redone."""
-        redo = []
-        for seq, files in self._db.execute("SELECT seq, files FROM journal ORDER BY seq").fetchall():
-            for name, size in json.loads(files):
-                path = Path(name)
-                if path.exists() and path.stat().st_size > size:
-                    with path.open("r+b") as fh:
-                        fh.truncate(size)
-                        os.fsync(fh.fileno())
-                    log.warning("truncated half-written day file", extra={"path": name, "size": size})
-            redo.append(seq_from_signed(seq))
-        return redo
+    def journal(self) -> list[JournalRow]:
+        """Every journal row left, released or not, in sequence order."""
+        rows = self._db.execute("SELECT seq, epoch, files FROM journal ORDER BY seq").fetchall()
+        return [
+            JournalRow(seq_from_signed(seq), epoch, [(name, size) for name, size in json.loads(files)])
+            for seq, epoch, files in rows
+        ]
+
+    def archived_through(self) -> int:
+        """The stored mark: every commit up to this epoch was archived (-1: none known)."""
+        row = self._db.execute("SELECT MAX(epoch) FROM archived_through").fetchone()
+        return -1 if row[0] is None else int(row[0])
+
+    def _forget(self, released: list[int]) -> None:
+        """Inside a transaction: delete released journal rows, and store the mark that covers them (it
+        never decreases: it starts from the stored one)."""
+        if not released:
+            return
+        self._db.executemany("DELETE FROM journal WHERE seq = ?", [(seq,) for seq in released])
+        self._db.execute("DELETE FROM archived_through")
+        self._db.execute("INSERT INTO archived_through VALUES (?)", (self._released_through,))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -126,7 +160,9 @@ class StationStore:
 
     def close(self) -> None:
         if self._released:
-            self._db.executemany("DELETE FROM journal WHERE seq = ?", [(seq,) for seq in self._released])
+            with self._transaction():
+                self._forget(self._released)
+            self._released = []
         self._db.close()
 
 

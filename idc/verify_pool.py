@@ -14,6 +14,13 @@ public keys a worker needs travel with the first round that uses them. Workers a
 ``python -m`` on a socket pair, so they import nothing of the program that started them. A worker that
 fails (killed, crashed, garbled) is logged and stopped, its share is verified in the receiver's own
 process, and the next round starts a new one: a broken worker costs time, never a verdict.
+
+A worker never outlives the receiver (under systemd's ``Restart=always`` every crash would otherwise
+leave more of them): it exits at end of file on its socket, which the kernel gives it when the receiver
+dies, and on Linux it also asks for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), which holds even
+when another process inherited the receiver's end of the socket (a fork) and keeps it open. Linux sends
+that signal when the *thread* that started the worker ends, so the pool is driven by one long-lived
+thread (the receiver loop's); a worker lost to another thread's end is restarted like any failed one.
 """
 
 from __future__ import annotations

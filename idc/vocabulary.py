@@ -57,6 +57,22 @@ class StationCounter(StrEnum):
     SYNC_FAILED = "sync_failed"
 
 
+class HandshakeFailure(StrEnum):
+    """Why ZeroMQ refused a connection before any message (idc/handshakes.py); one
+    ``handshake_failed:REASON`` counter each, under the ANONYMOUS station: the peer is not known yet."""
+
+    CRYPTOGRAPHIC = "cryptographic"  # a CurveZMQ box did not open: the client has another server key
+    MECHANISM_MISMATCH = "mechanism_mismatch"  # one side speaks CurveZMQ, the other plaintext
+    AUTH = "auth"  # the ZAP handler refused the client key (it logs the key)
+    PROTOCOL = "protocol"  # any other ZMTP violation
+    NO_DETAIL = "no_detail"  # a system error during the handshake
+
+
+def handshake_failed(reason: HandshakeFailure) -> str:
+    """The counter of failed handshakes for one reason."""
+    return f"handshake_failed:{reason}"
+
+
 def rejected(kind: RejectionKind) -> str:
     """The counter of rejections of one kind."""
     return f"rejected:{kind}"

@@ -1,11 +1,18 @@
-"""A real network CA, station keys, a receiver running in a thread on 127.0.0.1, and a DEALER client."""
+"""A real network CA, station keys, a receiver running in a thread on 127.0.0.1, a DEALER client, and
+``ims idc run`` as a daemon process whose log lines a test can wait for."""
 
 from __future__ import annotations
 
+import queue
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import pytest
@@ -29,6 +36,7 @@ from idc.config import IdcConfig, StationPolicy
 from idc.server import Receiver
 from timeunits import NS_PER_S
 
+T = TypeVar("T")
 T0 = 1_700_000_000 * 1_000_000_000  # 2023-11-14T22:13:20Z, on the 10 s grid
 
 
@@ -199,15 +207,34 @@ def make_config(root: Path, trust_dir: Path, **overrides) -> IdcConfig:
 
 
 class Running:
-    """A receiver serving in a background thread; ``stop`` joins it and closes the stores."""
+    """A receiver serving in a background thread; ``on_loop`` runs a call on that thread (the receiver's
+    stores and database connections are its loop's alone); ``stop`` joins it and closes the stores."""
 
     def __init__(self, config: IdcConfig, trust: TrustStore, clock: FakeClock) -> None:
         self.ctx = zmq.Context()
         self.receiver = Receiver(config, trust, clock, self.ctx)
         self.receiver.start()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.receiver.run, args=(self._stop, 20), daemon=True)
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        """Receiver.run, with the calls asked for by ``on_loop`` between two poll rounds."""
+        while not self._stop.is_set():
+            self.receiver.step(20)
+            while not self._calls.empty():
+                call, result = self._calls.get()
+                try:
+                    result.set_result(call())
+                except BaseException as exc:  # the caller sees it
+                    result.set_exception(exc)
+
+    def on_loop(self, call: Callable[[], T], timeout_s: float = 10.0) -> T:
+        """``call()`` run on the loop thread, e.g. ``run.on_loop(run.receiver.metrics.counters)``."""
+        result: Future[T] = Future()
+        self._calls.put((call, result))
+        return result.result(timeout_s)
 
     def station(self, name: str = "STA1", endpoint: str | None = None, **opts) -> Station:
         return Station(self.ctx, endpoint or self.receiver.connection_endpoint, name, **opts)
@@ -231,3 +258,65 @@ def process_running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def idc_toml(root: Path, trust_dir: Path, endpoint: str = "tcp://127.0.0.1:*", extra: str = "") -> Path:
+    """A receiver configuration file for ``ims idc run`` (data under ``root/data``, station STA1)."""
+    path = root / "idc.toml"
+    path.write_text(
+        f"[idc]\nroot = 'data'\ntrust_dir = '{trust_dir}'\nconnection_endpoint = '{endpoint}'\n{extra}"
+        "[stations.STA1]\nnetwork = 'XX'\n"
+    )
+    return path
+
+
+def ims_idc(*args: str) -> list[str]:
+    return [sys.executable, "-m", "station.ims", "idc", *args]
+
+
+class DaemonLog:
+    """A daemon's log lines (stderr), read on a thread so every wait for one is bounded."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in iter(stream.readline, ""):
+            self._lines.put(line)
+
+    def wait_for(self, text: str, timeout_s: float) -> str:
+        """The first line from now on that holds ``text``; fails after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.seen.append(self._lines.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+            if text in self.seen[-1]:
+                return self.seen[-1]
+        raise AssertionError(f"no {text!r} within {timeout_s} s:\n" + "".join(self.seen))
+
+    @property
+    def text(self) -> str:
+        return "".join(self.seen)
+
+
+def start_idc_run(config: Path) -> tuple[subprocess.Popen[str], DaemonLog]:
+    """``ims idc run --config CONFIG`` with its log read by a DaemonLog; the caller must end it."""
+    proc = subprocess.Popen(
+        ims_idc("run", "--config", str(config)), cwd=REPO, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    return proc, DaemonLog(proc.stderr)
+
+
+def end(proc: subprocess.Popen[str]) -> None:
+    """Kill a daemon still running and reap it (no test may leave a process behind)."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=20)

@@ -21,6 +21,7 @@ from idc.checker import FrameChecker
 from idc.committer import ARCHIVE_RETRY_NS, BatchCommitter
 from idc.protocol import ReceiverProtocol
 from idc.server import Receiver
+from idc.stores import JournalRow
 from idc.vocabulary import RejectionKind
 from tests.idc.conftest import connection_request, data_frame, make_config, signed
 from timeunits import NS_PER_S
@@ -33,26 +34,31 @@ class FakeStore:
 
     def __init__(self, station: str, log: list, fail: bool) -> None:
         self.station, self.log, self.fail = station, log, fail
-        self.journal: dict[int, list] = {}
+        self.rows: dict[int, JournalRow] = {}
         self.frames: dict[int, bytes] = {}
 
-    def commit(self, frames, gaps: GapList) -> None:
+    def commit(self, frames, gaps: GapList, epoch: int) -> None:
         if self.fail:
             raise OSError(5, "I/O error")
         self.log.append(("commit", self.station, [seq for seq, *_ in frames]))
         self.frames.update({seq: raw for seq, _, raw, _ in frames})
-        self.journal.update({seq: files for seq, _, _, files in frames if files})
+        self.rows.update({seq: JournalRow(seq, epoch, files) for seq, _, _, files in frames if files})
 
-    def archived(self, seqs) -> None:
-        self.log.append(("release", self.station, list(seqs)))
+    def archived(self, seqs, through_epoch: int) -> None:
+        seqs = list(seqs)
+        if seqs:
+            self.log.append(("release", self.station, seqs))
         for seq in seqs:
-            self.journal.pop(seq)
+            self.rows.pop(seq)
 
     def gap_list(self) -> GapList:
         return GapList()
 
-    def recover(self) -> list[int]:
-        return sorted(self.journal)
+    def journal(self) -> list[JournalRow]:
+        return [self.rows[seq] for seq in sorted(self.rows)]
+
+    def archived_through(self) -> int:
+        return -1
 
     def raw_frame(self, seq: int) -> bytes | None:
         return self.frames.get(seq)
@@ -89,6 +95,9 @@ class FakeSds:
 
     def sizes_before(self, pieces):
         return [(path, 0) for path, _ in pieces]
+
+    def truncate(self, path: str, size: int) -> bool:
+        return False
 
     def append(self, pieces) -> None:
         if self.append_fails:
@@ -186,7 +195,7 @@ def test_barrier_1_before_any_append_and_barrier_2_before_release_and_acknack(ri
     ]
 
 
-def test_failed_barrier_1_archives_nothing_and_holds_every_acknack_until_a_sync_succeeds(rig, keys):
+def test_failed_barrier_1_holds_every_acknack_until_a_sync_succeeds_and_archives_in_commit_order(rig, keys):
     rig.raw.sync_fails = True
     rig.receive(signed(1, keys))
     outcome, _ = rig.settle()
@@ -197,13 +206,29 @@ def test_failed_barrier_1_archives_nothing_and_holds_every_acknack_until_a_sync_
     assert ("acknack", "STA2", 1) not in rig.log  # not even for a station whose own sync would be fine
     rig.raw.sync_fails = False
     rig.log.clear()
+    rig.receive(signed(2, keys))
     rig.settle()
-    assert rig.log == [("barrier 1",)]  # durable now: acknacks may go, and the next one covers them
+    assert rig.log == [  # durable now: acknacks go; but frame 2 is not appended ahead of frame 1
+        ("commit", "STA1", [2]),
+        ("barrier 1",),
+        ("barrier 1",),  # acknacks_allowed: the sync succeeds again
+        ("acknack", "STA1", 2),
+    ]
+    rig.log.clear()
+    rig.clock.advance(ARCHIVE_RETRY_NS / NS_PER_S)
+    rig.settle()  # the journal replay archives the three frames in commit order
+    assert rig.log == [
+        ("append and barrier 2", ["STA1A.BHZ"]),
+        ("append and barrier 2", ["STA2A.BHZ"]),
+        ("append and barrier 2", ["STA1A.BHZ"]),
+        ("release", "STA1", [1, 2]),
+        ("release", "STA2", [1]),
+    ]
+    rig.log.clear()
     rig.clock.advance(55)
     rig.settle()
-    assert rig.log[1:] == [("acknack", "STA1", 1), ("acknack", "STA2", 1)]
-    # the failed batches' journal rows stay: their appends are redone at the next start
-    assert [list(rig.raw.stores[s].journal) for s in ("STA1", "STA2")] == [[1], [1]]
+    assert rig.log == [("acknack", "STA1", 2), ("acknack", "STA2", 1)]
+    assert [rig.raw.stores[s].journal() for s in ("STA1", "STA2")] == [[], []]
 
 
 def test_failed_commit_of_one_station_leaves_the_others_untouched(rig, keys):
@@ -241,9 +266,8 @@ def test_failed_append_acknowledges_from_the_raw_store_and_replays_the_journal_o
     rig.settle()
     assert rig.log == [
         ("append and barrier 2", ["STA1A.BHZ"]),  # the journal replay redoes frame 1 ...
-        ("release", "STA1", [1]),
         ("append and barrier 2", ["STA1A.BHZ"]),  # ... and frame 2, in order, before the new batch
-        ("release", "STA1", [2]),
+        ("release", "STA1", [1, 2]),
         ("commit", "STA1", [3]),
         ("barrier 1",),
         ("append and barrier 2", ["STA1A.BHZ"]),  # so frame 3 is appended once
@@ -266,8 +290,8 @@ def test_receiver_settles_in_this_order_on_the_real_stores(tmp_path, keys, clock
 
         monkeypatch.setattr(cls, name, recorded)
 
-    spy(stores.StationStore, "commit", lambda store, frames, gaps: ("commit", store.path.stem))
-    spy(stores.StationStore, "archived", lambda store, seqs: ("release", store.path.stem))
+    spy(stores.StationStore, "commit", lambda store, frames, gaps, epoch: ("commit", store.path.stem))
+    spy(stores.StationStore, "archived", lambda store, seqs, epoch: ("release", store.path.stem))
     spy(FilesystemSync, "sync", lambda fs: ("syncfs", fs.root.name))
     monkeypatch.setattr(archive, "_append_to", _recording_append(log, archive._append_to))
 

@@ -63,9 +63,9 @@ def test_honest_frames_archived_exactly_and_acknowledged(tmp_path, keys, clock):
         ack = data.acknack_covering(2003)
         assert ack.gaps == ()
         np.testing.assert_array_equal(sds_samples(tmp_path / "sds", 2000), samples_for(2000))
-        counters = run.receiver.metrics.counters()
+        counters = run.on_loop(run.receiver.metrics.counters)
         assert counters[("STA1", "frames")] == 4 and counters[("STA1", "duplicates")] == 1
-        report = run.receiver.metrics.channel_reports(T_END(2003), 40)[0]
+        report = run.on_loop(lambda: run.receiver.metrics.channel_reports(T_END(2003), 40))[0]
         assert report.channel == "STA1A.BHZ.00" and report.authenticated_pct == 100.0
         assert report.availability_pct == pytest.approx(100.0)
         sta.close()
@@ -126,7 +126,7 @@ def test_hostile_frames_rejected_while_honest_station_is_served(tmp_path, keys, 
             seq += 1
         kinds = [r.kind for r in caplog.records if r.getMessage() == "frame rejected"]
         assert kinds == [kind for kind, _ in hostile]
-        quarantined = run.receiver.quarantine.entries()
+        quarantined = run.on_loop(run.receiver.quarantine.entries)
         assert [reason.split(":")[0] for _, _, _, reason, _ in quarantined] == kinds
         limit = run.receiver.config.max_frame_bytes  # an oversized item is kept up to the frame size limit
         assert [frame for *_, frame in quarantined] == [raw[:limit] for _, raw in hostile]
@@ -136,9 +136,9 @@ def test_hostile_frames_rejected_while_honest_station_is_served(tmp_path, keys, 
         for rejected_seq in (500, 501, 502, 503, 504, 505):
             assert len(sds_samples(tmp_path / "sds", rejected_seq)) == 0
         np.testing.assert_array_equal(sds_samples(tmp_path / "sds", 2000), samples_for(2000))
-        counters = run.receiver.metrics.counters()
+        counters = run.on_loop(run.receiver.metrics.counters)
         assert counters[("STA1", "rejected:channel_signature")] == 1
-        report = run.receiver.metrics.channel_reports(clock(), 60)[0]
+        report = run.on_loop(lambda: run.receiver.metrics.channel_reports(clock(), 60))[0]
         assert report.authenticated_pct == pytest.approx(100.0 * (seq - 2000) / (seq - 2000 + 1))
         assert counters[("STA1", "frames")] == seq - 2000
         sta.close()
@@ -191,7 +191,7 @@ def test_silence_closes_with_alert_and_heartbeat_acknacks(tmp_path, keys, clock)
         sta.send(signed(1, keys))  # the session is gone: the station is told to reconnect, not acknacked
         reply = sta.recv_type(FrameType.ALERT)
         assert b"no open session" in reply.body.message
-        assert run.receiver.metrics.counters()[("STA1", "rejected:no_session")] == 1
+        assert run.on_loop(run.receiver.metrics.counters)[("STA1", "rejected:no_session")] == 1
         sta.close()
     finally:
         run.stop()
@@ -210,12 +210,12 @@ def test_connection_flood_and_unknown_station_do_not_starve_honest_station(tmp_p
         sta.send(signed(1, keys))
         assert sta.acknack_covering(1).highest == 1
         assert stranger.recv(0.2) is None  # unknown stations get no answer and no session
-        counters = run.receiver.metrics.counters()
+        counters = run.on_loop(run.receiver.metrics.counters)
         assert counters[("?", "connect_rate_limited")] >= 250
         assert counters[("?", "rejected:unknown_station")] == 1  # a stranger's claimed name is no label
         assert not [label for label, _ in counters if label == "NOPE"]
         assert ("STA2", "rejected:frame_unsigned") not in counters
-        assert "NOPE" not in run.receiver.sessions
+        assert "NOPE" not in run.on_loop(lambda: set(run.receiver.sessions))
         for s in (flooder, stranger, sta):
             s.close()
     finally:
@@ -238,7 +238,7 @@ def test_unsigned_control_frames_of_a_signing_station_are_refused(tmp_path, keys
         assert forger.recv(0.3) is None
         sta.send(signed(1, keys))
         assert sta.acknack_covering(1).highest == 1  # the honest session survived and kept its route
-        assert run.receiver.metrics.counters()[("STA1", "rejected:frame_unsigned")] == 2
+        assert run.on_loop(run.receiver.metrics.counters)[("STA1", "rejected:frame_unsigned")] == 2
         for s in (sta, forger):
             s.close()
     finally:

@@ -1,10 +1,14 @@
-"""Signature values checked on worker processes: the same verdicts as in-process, whatever a worker does."""
+"""Signature values checked on worker processes: the same verdicts as in-process, whatever a worker does;
+and no worker outlives the receiver that started it (issue 11, defect 11)."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +20,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from gci_link.keys import CertificateAuthority, StationSigner
 from gci_link.keys.algorithms import raw_verifier
 from idc.verify_pool import MIN_POOL_VALUES, VerifierPool, check_values
-from tests.idc.conftest import process_running
+from tests import processes
+from tests.idc.conftest import REPO, end, idc_toml, process_running, start_idc_run
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -159,3 +164,76 @@ def test_workers_exit_when_their_receiver_is_killed(signers, tmp_path, mode):
     for pid in left:  # never leave one behind, whatever the verdict
         os.kill(pid, signal.SIGKILL)
     assert not left, f"verifier workers {left} outlived their receiver ({mode})"
+
+
+def _worker_pids(log_text: str) -> list[int]:
+    return [int(pid) for pid in re.findall(r'msg="verifier worker started" worker=\d+ pid=(\d+)', log_text)]
+
+
+def test_a_worker_exits_at_end_of_file_on_its_socket():
+    """The portable way out: the worker sees end of file when the receiver's end closes (as it does
+    when the receiver dies) and exits 0 by itself."""
+    ours, theirs = socket.socketpair()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "idc.verify_pool", str(theirs.fileno()), str(os.getpid())],
+        pass_fds=(theirs.fileno(),),
+        cwd=REPO,
+    )
+    theirs.close()
+    try:
+        ours.close()
+        assert worker.wait(timeout=30) == 0
+    finally:
+        end(worker)
+
+
+def test_workers_end_when_the_receiver_is_killed(tmp_path, keys):
+    """SIGKILL of ``ims idc run`` (verify_workers=2): its workers are gone within a bounded wait."""
+    proc, log = start_idc_run(idc_toml(tmp_path, keys.ca.trust_dir, extra="verify_workers = 2\n"))
+    try:
+        log.wait_for('msg="IDC receiver ready"', timeout_s=60)
+        workers = _worker_pids(log.text)
+        assert len(workers) == 2 and all(processes.running(pid) for pid in workers), log.text
+        assert set(workers) <= processes.children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=20)
+        assert processes.wait_gone(workers, timeout_s=10) == set()
+    finally:
+        end(proc)
+
+
+# A receiver's verifier pool, then a fork that holds every descriptor of the receiver (its ends of the
+# workers' sockets too) open for a while: the workers see no end of file when the receiver dies.
+HOLDER = """
+import json, os, sys, time
+from idc.verify_pool import VerifierPool
+pool = VerifierPool({}, workers=2)
+holder = os.fork()
+if holder == 0:
+    time.sleep(float(sys.argv[1]))
+    os._exit(0)
+print(json.dumps({"workers": pool.worker_pids, "holder": holder}), flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_die_with_the_receiver_even_while_their_socket_is_held_open():
+    hold_s = 30.0
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(hold_s)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    holder = None
+    try:
+        assert proc.stdout is not None
+        started = json.loads(proc.stdout.readline())
+        workers, holder = started["workers"], started["holder"]
+        assert all(processes.running(pid) for pid in workers)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=20)
+        assert processes.wait_gone(workers, timeout_s=10) == set()
+        assert processes.running(holder)  # so it was not the end of file that ended the workers
+    finally:
+        end(proc)
+        if holder is not None and processes.running(holder):
+            os.kill(holder, signal.SIGKILL)

@@ -214,6 +214,20 @@ class SdsArchive:
             header = self._header_ids[key] = header_id(*key)
         return header
 
+    def truncate(self, path: str, size: int) -> bool:
+        """Cut a day file back to ``size`` bytes, durably (crash recovery: what follows is an append that
+        is redone). A file no longer than that is left alone; returns whether anything was cut."""
+        try:
+            current = os.stat(path).st_size
+        except FileNotFoundError:
+            return False
+        if current > size:
+            with open(path, "r+b") as fh:
+                fh.truncate(size)
+                os.fsync(fh.fileno())
+        self._sizes[path] = min(current, size)
+        return current > size
+
     def remove(self, path: str) -> None:
         """Delete a day file (budget pruning); closes it first so no later append goes to a lost inode."""
         self._files.close(path)
