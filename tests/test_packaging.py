@@ -12,7 +12,7 @@ from setuptools import find_packages
 
 from tests.conftest import REPO_ROOT
 
-NOT_SHIPPED = {"tests", "bench"}  # run from a checkout only
+NOT_SHIPPED = {"tests", "bench", "fuzz"}  # run from a checkout only
 
 
 def _pyproject() -> dict:
