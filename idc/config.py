@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gci_link.cd11 import MAX_IMS2_FRAME_BYTES
 from idc.seedlink.server import parse_listen
 
 
@@ -76,6 +77,7 @@ class IdcConfig:
     quarantine_max_rows: int = 100_000  # oldest rejections forgotten beyond this
     record_length: int = 512
     max_frame_bytes: int = 1 << 20
+    max_ims2_frame_bytes: int = MAX_IMS2_FRAME_BYTES  # IMS 2.0 message frames (type 100) may be larger
     max_reported_gaps: int = 1000
     connect_rate_per_s: float = 1.0
     connect_burst: int = 5
@@ -104,6 +106,7 @@ _IDC_KEYS: dict[str, type | tuple[type, ...]] = {
     "quarantine_max_rows": int,
     "record_length": int,
     "max_frame_bytes": int,
+    "max_ims2_frame_bytes": int,
     "max_reported_gaps": int,
     "connect_rate_per_s": (int, float),
     "connect_burst": int,
@@ -153,6 +156,7 @@ def load_config(path: str | Path) -> IdcConfig:
         "quarantine_max_rows",
         "record_length",
         "max_frame_bytes",
+        "max_ims2_frame_bytes",
         "max_reported_gaps",
         "connect_burst",
         "verify_workers",
@@ -166,6 +170,11 @@ def load_config(path: str | Path) -> IdcConfig:
         raise IdcConfigError(
             f"{path}: key 'idc.record_length': miniSEED 2 records of 256, 512, 1024, 2048 or 4096 bytes, "
             f"got {values['record_length']}"
+        )
+    if values.get("max_ims2_frame_bytes", MAX_IMS2_FRAME_BYTES) > MAX_IMS2_FRAME_BYTES:
+        raise IdcConfigError(
+            f"{path}: key 'idc.max_ims2_frame_bytes': at most {MAX_IMS2_FRAME_BYTES} (the largest frame the "
+            f"IMS 2.0 carrier makes), got {values['max_ims2_frame_bytes']}"
         )
     if values.get("acknack_interval_s", 55.0) > 60:
         raise IdcConfigError(f"{path}: key 'idc.acknack_interval_s': CD-1.1 wants one at least every 60 s")
