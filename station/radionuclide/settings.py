@@ -193,7 +193,8 @@ def _cycle(t: _Table, kind: str) -> CycleTimes:
     def get(name: str, default: int) -> int:
         return t.get(name, int, default=default, check=seconds)
 
-    collection = t.get("collection_s", int, default=d["collection_s"], check=_range(60, MAX_CYCLE_S))
+    # an SRID names the hour a collection started: two collections must not start within one hour
+    collection = t.get("collection_s", int, default=d["collection_s"], check=_range(3600, MAX_CYCLE_S))
     cycle = CycleTimes(
         collection_s=collection,
         offset_s=get("offset_s", 0),
