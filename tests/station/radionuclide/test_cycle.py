@@ -159,7 +159,8 @@ def test_a_restart_in_the_middle_of_a_count_loses_and_repeats_nothing(tmp_path):
     events = [event for event, _ in rig.messages()]
     assert len(events) == len(set(events))
     assert events.count(f"SAMPLE {k} FULL") == 1 and events.count(f"GASBK {k} FULL") == 1
-    assert sorted(e for e in events if f"SAMPLE {k} PREL" in e) == [f"SAMPLE {k} PREL {i}" for i in (1, 2, 3, 4)]
+    prels = sorted(e for e in events if f"SAMPLE {k} PREL" in e)
+    assert prels == [f"SAMPLE {k} PREL {i}" for i in (1, 2, 3, 4)]
     assert len(rig.detector.begins) == 5  # sample k - 2 (late), slots k - 1 and k: none restarted
     (full,) = rig.phd("SAMPLEPHD", cycle=k)
     assert full.real_time_s == pytest.approx(2990, abs=0.1)
@@ -262,8 +263,10 @@ def test_mains_loss_high_voltage_and_a_silent_sampler_are_alerted(tmp_path):
     rig.sampler.power = "MAIN"
     rig.detector.hv_v = 3000.0
     rig.run_until(rig.clock.now + 120 * NS_PER_S)
-    assert sorted(rig.alerts()) == [("ALERT_SYSTEM", "HV_LOW", "CLEARED"), ("ALERT_SYSTEM", "HV_LOW", "RAISED"),
-                                    ("ALERT_UPS", "ON_BATTERY", "CLEARED"), ("ALERT_UPS", "ON_BATTERY", "RAISED")]
+    assert sorted(rig.alerts()) == [
+        ("ALERT_SYSTEM", "HV_LOW", "CLEARED"), ("ALERT_SYSTEM", "HV_LOW", "RAISED"),
+        ("ALERT_UPS", "ON_BATTERY", "CLEARED"), ("ALERT_UPS", "ON_BATTERY", "RAISED"),
+    ]
     rig.sampler.soh = _unavailable
     rig.run_until(rig.clock.now + 120 * NS_PER_S)
     assert rig.alerts()[-1] == ("ALERT_SYSTEM", "FAIL", "RAISED")
