@@ -377,7 +377,7 @@ def _one_user_per_port(root: _Table, digitizers: list[DigitizerConfig],
     keys: list[tuple[str | None, str]] = [(d.port, f"digitizers[{i}].port") for i, d in enumerate(digitizers)]
     for i, rn in enumerate(radionuclide):  # a shared line is one key
         keys += [(port, f"radionuclide[{i}].{unit}.port")
-                 for port, unit in {rn.detector.port: "detector", rn.sampler.port: "sampler"}.items()]
+                 for port, unit in {rn.sampler.port: "sampler", rn.detector.port: "detector"}.items()]
     for port, key in keys:
         if port is not None and users.setdefault(port, key) != key:
             root.problem(key, f"port {port!r} is already used by {users[port]}")
