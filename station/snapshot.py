@@ -86,7 +86,8 @@ def render(snapshot: dict[str, Any]) -> str:
 def _radionuclide_rows(systems: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row per radionuclide system: its count, its messages (stored in the outbox, still waiting
     for the IDC's acknowledgement, acknowledged) and its alarms."""
-    rows = [("RADIONUCLIDE", "KIND", "COUNT", "MESSAGES", "PENDING", "ACKED", "QUARANTINED", "ALARMS")]
+    rows: list[tuple[str, ...]] = [
+        ("RADIONUCLIDE", "KIND", "COUNT", "MESSAGES", "PENDING", "ACKED", "QUARANTINED", "ALARMS")]
     for name, rn in sorted(systems.items()):
         messages = rn.get("messages", {})
         count = rn.get("count") or {}
