@@ -148,6 +148,35 @@ class RnSim:
             cycle += 1
 
 
+class RnStation:
+    """A radionuclide-only station of a simulated network: the instruments of its systems and the
+    daemon's configuration (``config_path``); the network runs ``ims station run --config`` on it, as for
+    any station, and reads ``report`` for its summary."""
+
+    def __init__(self, name: str, network: str, specs: list[RnSystemSpec], clock: SimClock, speed: float,
+                 folder: Path, dev_dir: Path, endpoint: str, bundle: Path) -> None:
+        self.name = name
+        self.systems = [RnSim(spec, clock, dev_dir, speed) for spec in specs]
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config_path = folder / "station.toml"
+        self.config_path.write_text(rn_station_toml(name, network, endpoint, bundle, self.systems))
+        self.outbox_path = folder / "data" / "outbox" / "outbox.sqlite"
+
+    def start(self) -> None:
+        for system in self.systems:
+            system.start()
+
+    def stop(self) -> None:
+        for system in self.systems:
+            system.stop()
+
+    def write_truth(self, folder: Path) -> list[Path]:
+        return [path for system in self.systems for path in system.write_truth(folder)]
+
+    def report(self, idc_ims2_root: Path) -> dict[str, MessageTally]:
+        return message_report(self.outbox_path, idc_ims2_root, self.name)
+
+
 def rn_station_toml(name: str, network: str, endpoint: str, bundle: Path, systems: list[RnSim],
                     data_dir: str = "data") -> str:
     """A complete configuration for a station with radionuclide systems only."""
