@@ -14,7 +14,7 @@ and settles them together in this order:
    their signatures can be checked again later), the station's new gap list and a journal row per frame
    listing each SDS day file about to grow with its size before the append (sizes are remembered from
    the archive's own appends, so no stat per file). The batch's IMS 2.0 messages are written just
-   before, each file atomically and synced;
+   before, each file atomically and synced, and indexed (idc/rn_store.py);
 2. **barrier 1**: where Linux offers ``syncfs`` the transactions run with synchronous=NORMAL (atomic,
    written to each station's WAL but not synced) and ONE ``syncfs`` of the raw stores' filesystem makes
    all of them durable (``RawStores.sync``); elsewhere each transaction is synchronous=FULL;

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from station.config import ConfigError, parse_config
+from tests.conftest import REPO_ROOT
 from tests.station.radionuclide.conftest import BASE, system_toml
 
 WAVEFORM = """
@@ -79,3 +80,12 @@ def test_counts_that_do_not_fit_a_slot_and_short_collections_are_refused():
         "and acquisition) but a slot lasts collection_s = 3600 s"]
     assert problems(BASE + system_toml("noble_gas", collection_s=1800)) == [
         "radionuclide[0].cycle.collection_s: must be >= 3600, got 1800"]
+
+
+def test_the_commented_example_in_the_example_configuration_is_valid():
+    text = (REPO_ROOT / "station" / "example_station.toml").read_text()
+    head, example = text.split("# [[radionuclide]]", 1)
+    lines = ("# [[radionuclide]]" + example).splitlines()
+    uncommented = "\n".join(line.removeprefix("# ") for line in lines)
+    (system,) = parse_config(head + uncommented, "example", Path(".")).radionuclide
+    assert (system.kind, system.cycle.acquisition_s, system.limits.flow_m3h.min) == ("particulate", 84600, 500.0)
