@@ -88,4 +88,5 @@ def test_the_commented_example_in_the_example_configuration_is_valid():
     lines = ("# [[radionuclide]]" + example).splitlines()
     uncommented = "\n".join(line.removeprefix("# ") for line in lines)
     (system,) = parse_config(head + uncommented, "example", Path(".")).radionuclide
-    assert (system.kind, system.cycle.acquisition_s, system.limits.flow_m3h.min) == ("particulate", 84600, 500.0)
+    assert (system.kind, system.cycle.acquisition_s) == ("particulate", 84600)
+    assert system.limits.flow_m3h.min == 500.0
