@@ -16,12 +16,15 @@ over with the injected clock, so a 24 h particulate cycle passes in minutes of s
 - **Failures.** An instrument that does not answer raises ``instrument_unavailable``; a spectrum that
   cannot be read raises ``readout_failed`` and is tried again until the next count is due, then the
   count is recorded as lost; a message the builder makes malformed is quarantined with
-  ``message_quarantined``. Nothing is dropped without a note and an alarm, and nothing stops the loop.
+  ``message_quarantined``; a message the outbox cannot take (a full disk) raises
+  ``outbox_write_failed`` and is made again later. Nothing is dropped without a note and an alarm, and
+  nothing stops the loop.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -52,11 +55,16 @@ from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
 
+OUTBOX_ALARM = "outbox_write_failed"
 MATCH_TOLERANCE_S = 120.0  # a restarted cycle takes the detector's count for its own within this (+1 %)
 READOUT_GRACE_S = 600.0  # a final spectrum that cannot be read is tried this long before the count is lost
 MIN_COUNT_S = 1.0  # a count that could only run shorter than this is not started
 LATE_NOTE_S = 60.0  # a count started this much after its scheduled start says so in its messages
 FLOW_GAP_FACTOR = 2  # flow readings further apart than this many polls are not integrated across
+
+
+class OutboxWriteFailed(Exception):
+    """A message could not be stored; the step ends and the cycle tries again after a poll interval."""
 
 
 class SampleCycle:
@@ -105,12 +113,15 @@ class SampleCycle:
             log.info("count in progress resumed", extra=self._ctx(count=record.key, real_s=state.real_s))
 
     def step(self, now_ns: int) -> None:
-        self._roll_period(now_ns)
-        if now_ns >= self._poll_due_ns:
-            self._poll(now_ns)
-        if now_ns >= self._retry_ns:
-            self._run_counts(now_ns)
-        self._announce(now_ns)
+        try:
+            self._roll_period(now_ns)
+            if now_ns >= self._poll_due_ns:
+                self._poll(now_ns)
+            if now_ns >= self._retry_ns:
+                self._run_counts(now_ns)
+            self._announce(now_ns)
+        except OutboxWriteFailed:  # the alarm is raised; what was not stored is made again later
+            self._retry_ns = now_ns + self.config.cycle.soh_poll_s * NS_PER_S
 
     # ---------------------------------------------------------------------------------------- counts
 
@@ -290,7 +301,15 @@ class SampleCycle:
             self.alarms.raise_alarm("message_quarantined", CYCLE, Severity.CRITICAL, now_ns,
                                     message=f"{event}: {exc}")
             return False
-        self.ledger.store(event, msg_ms, now_ns, text)
+        try:
+            self.ledger.store(event, msg_ms, now_ns, text)
+        except (sqlite3.Error, OSError) as exc:  # disk full, I/O error: the spectrum stays on the detector
+            self.alarms.raise_alarm(OUTBOX_ALARM, CYCLE, Severity.CRITICAL, now_ns,
+                                    message=f"{event} not stored: {exc}")
+            log.error("radionuclide message not stored; trying again later",
+                      extra=self._ctx(event=event, error=str(exc)))
+            raise OutboxWriteFailed(event) from exc
+        self.alarms.clear_alarm(OUTBOX_ALARM, CYCLE, now_ns)
         self.sent[event.split()[0]] += 1
         switch(self.alarms, "message_quarantined", CYCLE, False, now_ns)
         log.info("radionuclide message stored", extra=self._ctx(event=event, bytes=len(text)))
@@ -313,15 +332,14 @@ class SampleCycle:
         ended = self.period
         if ended is not None and ended.index == index:
             return
-        self.period = SohPeriod(index, start, end)
-        if ended is None or not ended.polls or self.ledger.has(f"RMSSOH {ended.index}"):
-            return
-        collecting, processing, acquiring = self._equipment(ended.end_ns - 1)
-        blocks = ended.blocks(collecting, processing, acquiring)
-        msg_ms = self.ledger.next_ms(now_ns)
-        self._store(f"RMSSOH {ended.index}", now_ns, msg_ms, lambda: self.builder.rmssoh(
-            (ended.start_ns, ended.end_ns), blocks, msg_ms=msg_ms, transmit_ns=now_ns))
-        self.state_file.save(self.state)  # keeps the flow integrals
+        if ended is not None and ended.polls and not self.ledger.has(f"RMSSOH {ended.index}"):
+            collecting, processing, acquiring = self._equipment(ended.end_ns - 1)
+            blocks = ended.blocks(collecting, processing, acquiring)
+            msg_ms = self.ledger.next_ms(now_ns)
+            self._store(f"RMSSOH {ended.index}", now_ns, msg_ms, lambda: self.builder.rmssoh(
+                (ended.start_ns, ended.end_ns), blocks, msg_ms=msg_ms, transmit_ns=now_ns))
+            self.state_file.save(self.state)  # keeps the flow integrals
+        self.period = SohPeriod(index, start, end)  # only now: a period not stored is tried again
 
     def _equipment(self, t_ns: int) -> tuple[str, str | None, str | None]:
         """SRIDs of the samples being collected, waiting (decay or processing) and counted at ``t_ns``."""

@@ -23,20 +23,26 @@ class Quarantine:
         self.max_entries = max_entries
         self.count = 0  # entries made by this process
 
-    def put(self, time_ns: int, what: str, reason: str, message: bytes | None = None) -> Path:
-        """Keep one case; ``what`` names it (``SAMPLE 1234 FULL``), ``reason`` says what went wrong."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def put(self, time_ns: int, what: str, reason: str, message: bytes | None = None) -> Path | None:
+        """Keep one case; ``what`` names it (``SAMPLE 1234 FULL``), ``reason`` says what went wrong.
+        If the disk refuses the note, the log line is all that remains of it (and says so)."""
         stem = f"{self.system}-{time_ns}-{what.replace(' ', '_')}"
         note = {"system": self.system, "time_ns": time_ns, "what": what, "reason": reason,
                 "message_file": f"{stem}.msg" if message is not None else None}
-        if message is not None:
-            write_atomically(self.folder / f"{stem}.msg", message)
         path = self.folder / f"{stem}.json"
-        write_atomically(path, (json.dumps(note, indent=1) + "\n").encode())
         self.count += 1
-        log.error("radionuclide message quarantined", extra={"system": self.system, "what": what,
-                                                              "reason": reason, "path": str(path)})
-        self._trim()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if message is not None:
+                write_atomically(self.folder / f"{stem}.msg", message)
+            write_atomically(path, (json.dumps(note, indent=1) + "\n").encode())
+            self._trim()
+        except OSError as exc:
+            log.error("radionuclide case not kept: the quarantine cannot be written",
+                      extra={"system": self.system, "what": what, "reason": reason, "error": str(exc)})
+            return None
+        log.error("radionuclide case quarantined", extra={"system": self.system, "what": what,
+                                                           "reason": reason, "path": str(path)})
         return path
 
     def _trim(self) -> None:

@@ -3,6 +3,7 @@ its messages link, what a restart in the middle of a count does, and how failure
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -215,6 +216,28 @@ def test_a_spectrum_that_cannot_be_read_is_kept_told_and_read_again(tmp_path):
     assert rig.alerts() == [("ALERT_SYSTEM", "READOUT_FAILED", "RAISED"),
                             ("ALERT_SYSTEM", "READOUT_FAILED", "CLEARED")]
     assert len(list((tmp_path / "quarantine").glob("*GASBK*FULL.json"))) == 2
+
+
+def test_a_full_disk_delays_messages_with_an_alarm_and_loses_none(tmp_path, monkeypatch):
+    rig = gas_rig(tmp_path)
+    gasbk_count, sample_count = rig.schedule.counts(rig.schedule.collecting(rig.clock.now))
+    rig.run_until(gasbk_count.end_ns - 20 * NS_PER_S)
+    real_store = rig.cycle.ledger.store
+
+    def disk_full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(rig.cycle.ledger, "store", disk_full)
+    rig.run_until(gasbk_count.end_ns + 700 * NS_PER_S)  # the GASBK FULL and an RMSSOH are due meanwhile
+    assert rig.cycle.alarms.get("outbox_write_failed", "cycle") is not None
+    monkeypatch.setattr(rig.cycle.ledger, "store", real_store)
+    rig.run_until(sample_count.end_ns + 30 * NS_PER_S)
+    assert rig.cycle.alarms.get("outbox_write_failed", "cycle") is None
+    (gasbk,) = rig.phd("GASBKPHD", cycle=gasbk_count.cycle)
+    assert rig.phd("SAMPLEPHD", cycle=gasbk_count.cycle)[0].gasbk_id == gasbk.sample_id
+    soh = [e for e, _ in rig.messages() if e.startswith("RMSSOH")]
+    periods = [int(e.split()[1]) for e in soh]
+    assert periods == list(range(periods[0], periods[0] + len(periods)))  # none missing, none twice
 
 
 def test_a_malformed_message_from_our_builder_is_quarantined_with_an_alarm(tmp_path, monkeypatch):
