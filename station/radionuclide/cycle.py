@@ -89,28 +89,36 @@ class SampleCycle:
         self._retry_ns = 0  # the detector failed: not asked again before this
         self._prel_tried: dict[str, int] = {}  # count key -> last PREL index attempted
         self._real_seen: tuple[float, int] | None = None  # (detector real time, when it last advanced)
+        self._unverified = False  # a count from before a restart the detector has not yet confirmed
 
     # ------------------------------------------------------------------------------------- lifecycle
 
     def resume(self, now_ns: int) -> None:
         """Once, before the first step: alarms announced before a restart, and whether the detector still
-        holds the count the state file names."""
+        holds the count the state file names (asked again at each step until the detector answers)."""
         self.watch.restore(self.ledger.restored)
         record = self.state.count
-        if record is None or self._finished(record) or record.started_ns is None:
-            return
+        self._unverified = record is not None and not self._finished(record) and record.started_ns is not None
+        self._verify(record, now_ns)
+
+    def _verify(self, record: CountRecord | None, now_ns: int) -> bool:
+        """False while the detector cannot say whether it holds ``record``; a count it does not hold is
+        recorded as lost (the detector was reset while the station was down)."""
+        if not self._unverified or record is None or record.started_ns is None:
+            return True
         try:
             state = self.detector.state()
         except INSTRUMENT_ERRORS as exc:
-            log.warning("cannot ask the detector about the count in progress; asking again later",
-                        extra=self._ctx(count=record.key, error=str(exc)))
-            return
+            self._instrument_failed(DETECTOR, now_ns, f"count {record.key} in progress not confirmed: {exc}")
+            return False
+        self._unverified = False
         expected = (min(now_ns, record.end_ns) - record.started_ns) / NS_PER_S
         if abs(state.real_s - expected) > MATCH_TOLERANCE_S + 0.01 * expected:
             self._lose(record, now_ns, f"after the restart the detector holds {state.real_s:.1f} s of real "
                                        f"time, the count would have {expected:.1f} s")
-        else:
-            log.info("count in progress resumed", extra=self._ctx(count=record.key, real_s=state.real_s))
+            return False
+        log.info("count in progress resumed", extra=self._ctx(count=record.key, real_s=state.real_s))
+        return True
 
     def step(self, now_ns: int) -> None:
         try:
@@ -131,6 +139,8 @@ class SampleCycle:
     def _run_counts(self, now_ns: int) -> None:
         record = self.state.count
         if record is not None and not self._finished(record):
+            if not self._verify(record, now_ns):
+                return
             if record.started_ns is None:  # its start was not confirmed (a crash, a detector that failed)
                 if now_ns + MIN_COUNT_S * NS_PER_S < record.end_ns:
                     self._begin(record.count, now_ns)
@@ -229,10 +239,11 @@ class SampleCycle:
         self._retry_ns = now_ns + self.config.cycle.soh_poll_s * NS_PER_S
 
     def _instrument_failed(self, source: str, now_ns: int, reason: str) -> None:
+        if self.alarms.get("instrument_unavailable", source) is None:  # said once per outage
+            log.warning("radionuclide instrument failed", extra=self._ctx(source=source, error=reason))
         self.alarms.raise_alarm("instrument_unavailable", source, Severity.CRITICAL, now_ns, message=reason)
         if source == DETECTOR:
             self._retry_ns = now_ns + self.config.cycle.soh_poll_s * NS_PER_S
-        log.warning("radionuclide instrument failed", extra=self._ctx(source=source, error=reason))
 
     # -------------------------------------------------------------------------------------- messages
 

@@ -206,6 +206,26 @@ def test_a_detector_reset_while_the_station_was_down_loses_the_count_with_a_note
     assert any(f"SAMPLE_{k}" in n.name and "count lost" in n.read_text() for n in notes)
 
 
+@pytest.mark.parametrize("reset", [False, True])
+def test_a_count_from_before_a_restart_is_confirmed_once_the_silent_detector_answers(tmp_path, reset):
+    rig = gas_rig(tmp_path)
+    k = rig.schedule.collecting(rig.clock.now)
+    sample_count = rig.schedule.sample_count(k)
+    rig.run_until(sample_count.start_ns + 700 * NS_PER_S)
+    begins = len(rig.detector.begins)
+    rig.detector.dead = True
+    rig.restart()
+    rig.run_until(sample_count.start_ns + 900 * NS_PER_S)
+    rig.detector.dead = False
+    if reset:  # it was power-cycled while silent
+        rig.detector.started_ns = rig.clock.now
+    rig.run_until(sample_count.end_ns + 30 * NS_PER_S)
+    assert ("ALERT_SYSTEM", "FAIL", "RAISED") in rig.alerts()
+    assert len(rig.phd("SAMPLEPHD", cycle=k)) == (0 if reset else 1)
+    assert (("ALERT_SYSTEM", "COUNT_LOST", "RAISED") in rig.alerts()) == reset
+    assert len(rig.detector.begins) == begins  # the count on the detector was never started again
+
+
 def test_a_spectrum_that_cannot_be_read_is_kept_told_and_read_again(tmp_path):
     rig = gas_rig(tmp_path)
     gasbk_count, _ = rig.schedule.counts(rig.schedule.collecting(rig.clock.now))
