@@ -518,6 +518,8 @@ SOH_FIELDS: dict[str, tuple[str, type]] = {
     "xe_yield": ("XE_YIELD", float),
     "xe_yield_unc": ("XE_YIELD_UNC", float),
     "trap_temp_c": ("TRAP_TEMP_C", float),
+    "power": ("POWER", str),
+    "ups_charge_pct": ("UPS_PCT", float),
 }
 
 
@@ -540,6 +542,8 @@ class Soh:
     xe_yield: float | None = None
     xe_yield_unc: float | None = None
     trap_temp_c: float | None = None
+    power: str | None = None  # what powers the unit: MAIN or UPS
+    ups_charge_pct: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -342,6 +342,20 @@ class LinkSession:
         self.counters.bytes_sent += nbytes
         self._bucket.charge(nbytes, now_ns)
 
+    def data_sent(self, seq: int, nbytes: int, now_ns: int) -> None:
+        """The adapter handed data frame ``seq`` (``nbytes``) to the socket. Under a bandwidth cap its
+        last byte leaves only when the cap has let it through, which for a large IMS 2.0 message on a
+        thin link is minutes later: the frame's resend and response timers start then, not now, so a
+        message still on its way is neither sent again nor taken for a sign of a dead link."""
+        self.sent_bytes(nbytes, now_ns)
+        conn = self._conn
+        if conn is None or seq not in conn.in_flight:
+            return
+        drained = self._bucket.ready_at(now_ns)
+        conn.in_flight[seq] = max(conn.in_flight[seq], drained)
+        if conn.unanswered_since_ns is not None:
+            conn.unanswered_since_ns = max(conn.unanswered_since_ns, drained)
+
     def received_bytes(self, nbytes: int, now_ns: int) -> None:
         """Bytes arrived from the IDC, whatever they were (only frames handed to ``on_*`` keep the link
         alive: garbage or a refused frame proves nothing)."""

@@ -13,7 +13,8 @@ Sampler and xenon unit: flow with noise and an accumulated volume per sample, a 
 growing with the volume, the process stage from a fixed schedule (COLLECT, PROCESS, TRANSFER), the
 stable xenon volume and yield of the last sample loaded, the trap temperature.
 
-Faults: ``drop_hv``, ``fail_cooler`` (the trap warms; yields fall), ``fail_flow``, ``stick``,
+Faults: ``drop_hv``, ``fail_cooler`` (the trap warms; yields fall), ``fail_flow``, ``lose_mains`` (the
+unit runs on its UPS, whose charge runs down), ``stick``,
 ``inject_noise``/``corrupt_next_reply`` (plus ``PtyLine`` bit errors), ``vanish_during_readout`` (the
 port disappears in the middle of a chunk reply). ``truth()``/``write_truth`` give what really happened.
 """
@@ -72,6 +73,8 @@ class BetaGammaSimConfig:
     trap_temp_c: float = -5.0
     trap_warming_c_per_h: float = 30.0
     ambient_c: float = 24.0
+    ups_hours: float = 4.0  # the UPS runs the unit this long on battery
+    cycle_origin_ns: int | None = None  # start of the sampler's first collection; None: when it is built
     seed: int = 0
 
 
@@ -115,7 +118,8 @@ class SimBetaGamma:
         self.samples: list[dict[str, object]] = []
         self.counts_truth: list[_Count] = [_Count()]
         self.faults: list[dict[str, object]] = []
-        self._last_ns = self._origin_ns = clock.now_ns()
+        self._last_ns = clock.now_ns()
+        self._origin_ns = self._last_ns if c.cycle_origin_ns is None else c.cycle_origin_ns
         self._snapshot: tuple[mca.SnapshotInfo, dict[str, np.ndarray]] | None = None
         self._snap_ids = 0
         # sampler and xenon unit
@@ -126,6 +130,7 @@ class SimBetaGamma:
         self._collection_index = 0
         self._flow_failed = False
         self._cooler_failed_ns: int | None = None
+        self._mains_lost_ns: int | None = None
         # faults on the analyser and the line
         self.hv_dropped = False
         self.stuck = False
@@ -232,6 +237,18 @@ class SimBetaGamma:
             self._advance(self.clock.now_ns())
             self.stuck = True
             self._fault("stuck_acquisition")
+
+    def lose_mains(self, lost: bool = True) -> None:
+        """Mains power fails (the unit runs on its UPS) or, with ``lost=False``, comes back."""
+        with self._lock:
+            self._mains_lost_ns = self.clock.now_ns() if lost else None
+            self._fault("mains_lost" if lost else "mains_restored")
+
+    def ups_charge_pct(self, t_ns: int) -> float:
+        if self._mains_lost_ns is None:
+            return 100.0
+        hours = max(0, t_ns - self._mains_lost_ns) / 3600e9
+        return max(0.0, 100.0 * (1 - hours / self.config.ups_hours))
 
     def inject_noise(self, nbytes: int) -> None:
         self._noise += self._rng.integers(0, 256, nbytes, dtype=np.uint8).tobytes()
@@ -353,7 +370,9 @@ class SimBetaGamma:
                        filter_dp_hpa=round(dp, 3), volume_m3=round(self._volume_m3, 4),
                        sampler=sampler, stage=self.stage(now), sample_id=self.sample_id,
                        xe_volume_ml=xe_ml, xe_volume_unc_ml=xe_unc, xe_yield=xe_yield, xe_yield_unc=yield_unc,
-                       trap_temp_c=round(self.trap_temp_c(now), 2))
+                       trap_temp_c=round(self.trap_temp_c(now), 2),
+                       power="MAIN" if self._mains_lost_ns is None else "UPS",
+                       ups_charge_pct=round(self.ups_charge_pct(now), 1))
 
     # -- truth -------------------------------------------------------------------------------------
     def truth(self) -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""``ims idc run`` (the IDC receiver daemon) and ``ims idc status`` (the link metrics table)."""
+"""``ims idc run`` (the IDC receiver daemon), ``ims idc status`` (the link metrics table) and
+``ims idc rn list|show`` (the radionuclide messages stored)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import logging
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from idc.config import IdcConfig, IdcConfigError, load_config
+
+if TYPE_CHECKING:
+    from idc.rn_store import RnIndex
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +28,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     status.add_argument("--window", type=int, default=None, help="availability window in seconds")
     status.set_defaults(func=cmd_status)
+    rn = sub.add_parser("rn", help="radionuclide (IMS 2.0) messages stored: list them, show one")
+    rn_sub = rn.add_subparsers(dest="rn_command", required=True, metavar="ACTION")
+    listing = rn_sub.add_parser("list", help="messages in the index, oldest first")
+    listing.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    listing.add_argument("--station", help="only this station")
+    listing.add_argument("--type", dest="data_type", help="only this DATA_TYPE (SAMPLEPHD, RMSSOH, ...)")
+    listing.add_argument("--srid", help="only this sample reference id")
+    listing.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(func=cmd_rn_list)
+    show = rn_sub.add_parser("show", help="print one message exactly as the station sent it")
+    show.add_argument("id", type=int, help="ID from 'ims idc rn list'")
+    show.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    show.set_defaults(func=cmd_rn_show)
 
 
 def _load(path: str) -> IdcConfig | None:
@@ -118,3 +137,70 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def cmd_rn_list(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from gci_link.texttable import columns
+
+    index = _rn_index(args.config)
+    if index is None:
+        return 1
+    try:
+        found = index.find(station=args.station, data_type=args.data_type and args.data_type.upper(),
+                           srid=args.srid, limit=args.limit)
+    finally:
+        index.close()
+    if args.json:
+        for message in found:
+            print(json.dumps(dataclasses.asdict(message)))
+        return 0
+    rows = [("ID", "STATION", "SEQ", "TYPE", "QUAL", "SRID", "TRANSMIT (UTC)", "BYTES", "PROBLEM")]
+    rows += [(str(m.id), m.station, str(m.seq), m.data_type or "-", m.qualifier or "-", m.srid or "-",
+              _utc(m.transmit_ns), str(m.size), m.problem or "") for m in found]
+    print("\n".join(columns(rows)))
+    return 0
+
+
+def cmd_rn_show(args: argparse.Namespace) -> int:
+    index = _rn_index(args.config)
+    if index is None:
+        return 1
+    try:
+        message = index.get(args.id)
+        if message is None:
+            print(f"ims idc rn: no message {args.id} in the index", file=sys.stderr)
+            return 1
+        try:
+            data = index.text(message)
+        except (OSError, ValueError) as exc:
+            print(f"ims idc rn: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        index.close()
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return 0
+
+
+def _rn_index(config_path: str) -> RnIndex | None:
+    from idc.rn_store import RnIndex
+
+    config = _load(config_path)
+    if config is None:
+        return None
+    try:
+        return RnIndex(config.root / "ims2")
+    except FileNotFoundError as exc:
+        print(f"ims idc rn: {exc}", file=sys.stderr)
+        return None
+
+
+def _utc(time_ns: int | None) -> str:
+    import time
+
+    if time_ns is None:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_ns // 1_000_000_000)) + "Z"

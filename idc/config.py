@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gci_link.cd11 import MAX_IMS2_FRAME_BYTES
 from idc.codes import valid_site
 from idc.seedlink.server import parse_listen
 
@@ -97,6 +98,7 @@ class IdcConfig:
     quarantine_max_rows: int = 100_000  # oldest rejections forgotten beyond this
     record_length: int = 512
     max_frame_bytes: int = 1 << 20
+    max_ims2_frame_bytes: int = MAX_IMS2_FRAME_BYTES  # IMS 2.0 message frames (type 100) may be larger
     max_reported_gaps: int = 1000
     connect_rate_per_s: float = 1.0
     connect_burst: int = 5
@@ -128,6 +130,7 @@ _IDC_KEYS: dict[str, type | tuple[type, ...]] = {
     "quarantine_max_rows": int,
     "record_length": int,
     "max_frame_bytes": int,
+    "max_ims2_frame_bytes": int,
     "max_reported_gaps": int,
     "connect_rate_per_s": (int, float),
     "connect_burst": int,
@@ -191,6 +194,7 @@ def load_config(path: str | Path) -> IdcConfig:
         "quarantine_max_rows",
         "record_length",
         "max_frame_bytes",
+        "max_ims2_frame_bytes",
         "max_reported_gaps",
         "connect_burst",
         "verify_workers",
@@ -217,6 +221,11 @@ def load_config(path: str | Path) -> IdcConfig:
         raise IdcConfigError(
             f"{path}: key 'idc.responder_name': a CD-1.1 frame creator has 1 to 8 ASCII characters, "
             f"got {responder!r}"
+        )
+    if values.get("max_ims2_frame_bytes", MAX_IMS2_FRAME_BYTES) > MAX_IMS2_FRAME_BYTES:
+        raise IdcConfigError(
+            f"{path}: key 'idc.max_ims2_frame_bytes': at most {MAX_IMS2_FRAME_BYTES} (the largest frame the "
+            f"IMS 2.0 carrier makes), got {values['max_ims2_frame_bytes']}"
         )
     if values.get("acknack_interval_s", 55.0) > 60:
         raise IdcConfigError(f"{path}: key 'idc.acknack_interval_s': CD-1.1 wants one at least every 60 s")

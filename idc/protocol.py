@@ -77,6 +77,7 @@ MULTIPART_PARTS_KEPT = 16  # a refused multi-part message is quarantined as its 
 MULTIPART_PREFIX_BYTES = 64
 _CONNECT = FrameType.CONNECTION_REQUEST.to_bytes(4, "big")
 _DATA = (FrameType.DATA, FrameType.IMS2_MESSAGE)
+_IMS2 = FrameType.IMS2_MESSAGE.to_bytes(4, "big")
 
 
 class Verdict(Protocol):
@@ -131,7 +132,7 @@ class ReceiverProtocol:
         """The frame of ``message`` whose signatures may be verified ahead of ``receive``, or None:
         malformed envelopes are refused unread, and connection requests are rate-limited before any work
         is spent on them."""
-        if len(message) != 1 or len(message[0]) > self.config.max_frame_bytes or message[0][:4] == _CONNECT:
+        if len(message) != 1 or len(message[0]) > self._size_limit(message[0]) or message[0][:4] == _CONNECT:
             return None
         return message[0]
 
@@ -151,11 +152,8 @@ class ReceiverProtocol:
                 raise Rejection(
                     RejectionKind.MULTIPART, f"{len(message)} message parts; one CD-1.1 frame per message"
                 )
-            if len(raw) > self.config.max_frame_bytes:
-                raise Rejection(
-                    RejectionKind.OVERSIZED,
-                    f"{len(raw)} bytes exceeds the {self.config.max_frame_bytes}-byte limit",
-                )
+            if len(raw) > (limit := self._size_limit(raw)):
+                raise Rejection(RejectionKind.OVERSIZED, f"{len(raw)} bytes exceeds the {limit}-byte limit")
             if raw[:4] == _CONNECT and not self._admit(peer.identity, now_ns):
                 out.append(ConnectRateLimited(peer.label))
                 return out
@@ -175,6 +173,10 @@ class ReceiverProtocol:
             rejection = Rejection(RejectionKind.INTERNAL, f"{type(exc).__name__}: {exc}")
             out.append(Reject(peer.label, now_ns, raw, rejection, exc))
         return out
+
+    def _size_limit(self, raw: bytes) -> int:
+        """IMS 2.0 message frames (type 100) may be larger than the others (docs/cd11.md)."""
+        return self.config.max_ims2_frame_bytes if raw[:4] == _IMS2 else self.config.max_frame_bytes
 
     def _admit(self, identity: bytes, now_ns: int) -> bool:
         """Token bucket per identity, so a flood of connection requests cannot crowd out stations."""

@@ -44,9 +44,10 @@ from idc.curve import ZapHandler, configure_curve_server
 from idc.handshakes import HandshakeMonitor
 from idc.metrics import MetricsStore
 from idc.protocol import MULTIPART_PARTS_KEPT, MULTIPART_PREFIX_BYTES, ReceiverProtocol
+from idc.rn_store import RnStore
 from idc.seedlink import Limits, Ring, RunningServer, ServerConfig, start_server
 from idc.session import StationSession
-from idc.stores import MessageStore, Quarantine, RawStores
+from idc.stores import Quarantine, RawStores
 from idc.vocabulary import ANONYMOUS, StationCounter, handshake_failed, rejected
 from timeunits import NS_PER_S
 
@@ -144,13 +145,14 @@ class Receiver:
         self.metrics = MetricsStore(root / "metrics.sqlite")
         self.sds = SdsArchive(config.sds_root, config.record_length)
         self.raw = RawStores(root / "raw")
+        self.messages = RnStore(root / "ims2")  # IMS 2.0 message files and their index
         self.seedlink_ring: Ring | None = None  # opened by start() when [idc.seedlink] is configured
         self._seedlink: RunningServer | None = None
         self.committer = BatchCommitter(
             config.stations,
             self.raw,
             self.sds,
-            MessageStore(root / "ims2"),
+            self.messages,
             self.quarantine,
             clock,
             publish=self._publish_archived,
@@ -208,8 +210,9 @@ class Receiver:
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.LINGER, LINGER_MS)
-        # the hard bound, per part: a frame a little over max_frame_bytes still arrives to be refused
-        sock.setsockopt(zmq.MAXMSGSIZE, 4 * self.config.max_frame_bytes)
+        # the hard bound, per part: a frame a little over its size limit still arrives to be refused
+        limits = self.config.max_frame_bytes, self.config.max_ims2_frame_bytes
+        sock.setsockopt(zmq.MAXMSGSIZE, max(4 * limits[0], sum(limits)))
         try:
             if self.config.curve is not None:
                 configure_curve_server(sock, self.config.curve.secret_key)
@@ -247,6 +250,7 @@ class Receiver:
         if self._zap is not None:
             self._zap.close()
         self.raw.close()
+        self.messages.close()
         self.checker.close()
         self.quarantine.close()
         self.metrics.close()

@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gci_link.keys import KeyMaterialError, Role, TrustStore
 from station.acquisition import exact_rate
+
+if TYPE_CHECKING:
+    from station.radionuclide.settings import RadionuclideConfig
 
 EXAMPLE_CONFIG_NAME = "example_station.toml"
 
@@ -155,6 +158,7 @@ class StationConfig:
     archive: StoreSettings
     outbox: StoreSettings
     daemon: DaemonSettings
+    radionuclide: tuple[RadionuclideConfig, ...] = ()  # particulate and noble-gas systems
 
     def digitizer(self, name: str) -> DigitizerConfig:
         return next(d for d in self.digitizers if d.name == name)
@@ -197,12 +201,13 @@ def parse_config(text: str, source: str, base_dir: Path) -> StationConfig:
     soh = _soh(root.table("soh", required=False))
     archive = _store(root.table("archive"), default_budget_mb=10_000.0)
     outbox = _store(root.table("outbox"), default_budget_mb=2_000.0)
+    radionuclide = _radionuclide(root, station)
     root.done()
-    _cross_check(root, digitizers, channels, frame)
+    _cross_check(root, digitizers, channels, frame, radionuclide)
     if problems:
         raise ConfigError(problems)
     return StationConfig(source, station, frame, acquisition, digitizers, channels, link, soh,
-                         archive, outbox, daemon)
+                         archive, outbox, daemon, radionuclide)
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -317,6 +322,12 @@ def _limit(t: _Table, low: float | None, high: float | None, hysteresis: float) 
     return Limit(lo, hi, hyst)
 
 
+def _radionuclide(root: _Table, station: StationInfo) -> tuple[RadionuclideConfig, ...]:
+    from station.radionuclide.settings import parse_radionuclide  # it reads with this module's checks
+
+    return tuple(parse_radionuclide(t, station.name) for t in root.tables("radionuclide"))
+
+
 def _store(t: _Table, default_budget_mb: float) -> StoreSettings:
     store = StoreSettings(
         path=t.path("path"),
@@ -328,13 +339,15 @@ def _store(t: _Table, default_budget_mb: float) -> StoreSettings:
 
 
 def _cross_check(root: _Table, digitizers: Iterable[DigitizerConfig], channels: Iterable[ChannelConfig],
-                 frame: FrameSettings) -> None:
+                 frame: FrameSettings, radionuclide: tuple[RadionuclideConfig, ...]) -> None:
     """Uniqueness and references across entries (only the entries that parsed are checked)."""
     digitizers, channels = list(digitizers), list(channels)
-    if not channels:
-        root.problem("channels", "at least one [[channels]] entry is required")
-    for attr in ("name", "system_id", "port"):
+    if not channels and not radionuclide:
+        root.problem("channels", "at least one [[channels]] or [[radionuclide]] entry is required")
+    for attr in ("name", "system_id"):
         _duplicates(root, "digitizers", attr, [getattr(d, attr) for d in digitizers])
+    _duplicates(root, "radionuclide", "name", [r.name for r in radionuclide])
+    _one_user_per_port(root, digitizers, radionuclide)
     names = {d.name for d in digitizers}
     seen_codes: dict[str, int] = {}
     seen_streams: dict[tuple[str, str], int] = {}
@@ -360,6 +373,19 @@ def _cross_check(root: _Table, digitizers: Iterable[DigitizerConfig], channels: 
                 root.problem(f"channels[{i}].sample_rate",
                              f"{ch.sample_rate} sps gives {float(per_frame):g} samples per "
                              f"{frame_s} s frame; must be a whole number")
+
+
+def _one_user_per_port(root: _Table, digitizers: list[DigitizerConfig],
+                       radionuclide: tuple[RadionuclideConfig, ...]) -> None:
+    """A serial line serves one instrument; only a noble-gas system's units may share theirs."""
+    users: dict[str, str] = {}
+    keys: list[tuple[str | None, str]] = [(d.port, f"digitizers[{i}].port") for i, d in enumerate(digitizers)]
+    for i, rn in enumerate(radionuclide):  # a shared line is one key
+        keys += [(port, f"radionuclide[{i}].{unit}.port")
+                 for port, unit in {rn.sampler.port: "sampler", rn.detector.port: "detector"}.items()]
+    for port, key in keys:
+        if port is not None and users.setdefault(port, key) != key:
+            root.problem(key, f"port {port!r} is already used by {users[port]}")
 
 
 def _duplicates(root: _Table, section: str, attr: str, values: list[Any]) -> None:

@@ -40,6 +40,7 @@ from station.link_health import LinkHealth
 from station.local_archive import LocalArchive
 from station.metrics import StationCollector
 from station.publisher import DATA_KIND, publish
+from station.radionuclide.runner import RadionuclideSystems
 from station.recovery import framed_until, note_framed, trim_framed
 from station.snapshot import write_snapshot
 from station.soh import SohMonitor
@@ -109,6 +110,11 @@ class StationService:
         self.archive = LocalArchive(
             config.archive.path, config.station.network, int(config.archive.budget_mb * 1e6)
         )
+        # particulate and noble-gas systems: each cycle runs in its own thread and writes to the outbox
+        self.radionuclide = RadionuclideSystems(
+            config.radionuclide, self.outbox, creator=link.frame_creator, destination=link.frame_destination,
+            signer=self.signer, clock=clock, state_dir=config.daemon.state_dir,
+        )
         self.drivers = {d.name: driver_factory(d) for d in config.digitizers}
         self.framed_until = framed_until(self.outbox, DATA_KIND)
         self._replaying = set(self.framed_until)  # channels whose refetched packets are trimmed, see _take
@@ -152,6 +158,7 @@ class StationService:
             driver.start()
         sender_thread = threading.Thread(target=self.sender.run, name="sender", daemon=True)
         sender_thread.start()
+        self.radionuclide.start()
         next_status = next_prune = 0.0
         try:
             while not self._stop.is_set():
@@ -178,6 +185,7 @@ class StationService:
         log.info("station stopping", extra={"station": self.name})
         for driver in self.drivers.values():
             driver.stop()
+        self.radionuclide.stop()
         self.pump()
         self.frame_and_publish(final=True)
         deadline = time.monotonic() + SHUTDOWN_DRAIN_S
@@ -350,6 +358,7 @@ class StationService:
             "outbox": dataclasses.asdict(self.outbox.stats()),
             "channels": channels,
             "digitizers": {name: dataclasses.asdict(d.counters) for name, d in self.drivers.items()},
+            "radionuclide": self.radionuclide.status(),
             "alarms": [
                 {"name": a.name, "source": a.source, "severity": a.severity.name, "raised_ns": a.raised_ns}
                 for a in self.alarms.active()

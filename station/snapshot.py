@@ -78,5 +78,23 @@ def render(snapshot: dict[str, Any]) -> str:
                 str(d["watchdog_reopens"] + d["port_errors"]),
             )
         )
-    lines += columns(rows) + ["", snapshot["soh_table"]]
+    lines += columns(rows) + [""]
+    if snapshot.get("radionuclide"):
+        lines += columns(_radionuclide_rows(snapshot["radionuclide"])) + [""]
+    lines.append(snapshot["soh_table"])
     return "\n".join(lines)
+
+
+def _radionuclide_rows(systems: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per radionuclide system: its count, its messages (stored in the outbox, still waiting
+    for the IDC's acknowledgement, acknowledged) and its alarms."""
+    rows: list[tuple[str, ...]] = [
+        ("RADIONUCLIDE", "KIND", "COUNT", "MESSAGES", "PENDING", "ACKED", "QUARANTINED", "ALARMS")]
+    for name, rn in sorted(systems.items()):
+        messages = rn.get("messages", {})
+        count = rn.get("count") or {}
+        rows.append((name, rn.get("kind", "-"), count.get("key", "-"), str(messages.get("stored", "-")),
+                     str(messages.get("pending", "-")), str(messages.get("acked", "-")),
+                     str(rn.get("quarantined", "-")),
+                     " ".join(a["name"] for a in rn.get("alarms", [])) or "none"))
+    return rows

@@ -178,20 +178,26 @@ class SohMonitor:
 
     def _band(self, source: str, value: float, limit: Limit, time_ns: int, *, low: str | None,
               high: str | None, severity: Severity) -> None:
-        """Raise outside [min, max]; clear only once back inside by the hysteresis margin."""
-        for name, bound, outside, back_inside in (
-            (low, limit.min, lambda v, b: v < b, lambda v, b: v >= b + limit.hysteresis),
-            (high, limit.max, lambda v, b: v > b, lambda v, b: v <= b - limit.hysteresis),
-        ):
-            if name is None or bound is None:
-                continue
-            active = self.alarms.get(name, source)
-            if active is not None and active.threshold == bound:
-                if back_inside(value, bound):
-                    self.alarms.clear_alarm(name, source, time_ns, value=value)
-            elif active is None and outside(value, bound):
-                self.alarms.raise_alarm(name, source, severity, time_ns, value=value, threshold=bound,
-                                        message=f"{source}: {name} ({value:g}, limit {bound:g})")
+        check_band(self.alarms, source, value, limit, time_ns, low=low, high=high, severity=severity)
+
+
+def check_band(alarms: AlarmBoard, source: str, value: float, limit: Limit, time_ns: int, *,
+               low: str | None, high: str | None, severity: Severity) -> None:
+    """Raise ``low``/``high`` outside [min, max]; clear only once back inside by the hysteresis margin.
+    (The radionuclide cycle judges its instruments with this too, so every SOH threshold behaves alike.)"""
+    for name, bound, outside, back_inside in (
+        (low, limit.min, lambda v, b: v < b, lambda v, b: v >= b + limit.hysteresis),
+        (high, limit.max, lambda v, b: v > b, lambda v, b: v <= b - limit.hysteresis),
+    ):
+        if name is None or bound is None:
+            continue
+        active = alarms.get(name, source)
+        if active is not None and active.threshold == bound:
+            if back_inside(value, bound):
+                alarms.clear_alarm(name, source, time_ns, value=value)
+        elif active is None and outside(value, bound):
+            alarms.raise_alarm(name, source, severity, time_ns, value=value, threshold=bound,
+                               message=f"{source}: {name} ({value:g}, limit {bound:g})")
 
 
 class _SohCollector(Collector):

@@ -6,6 +6,8 @@ Decoding lets only Cd11FormatError out; encoding a decoded frame reproduces its 
 from __future__ import annotations
 
 from .bodies import (
+    MAX_IMS2_FRAME_BYTES,
+    MAX_IMS2_MESSAGE_BYTES,
     AcknackBody,
     AlertBody,
     CommandRequestBody,
@@ -39,6 +41,8 @@ from .status import ChannelStatus
 from .timefmt import format_time, parse_time
 
 __all__ = [
+    "MAX_IMS2_FRAME_BYTES",
+    "MAX_IMS2_MESSAGE_BYTES",
     "AcknackBody",
     "AlertBody",
     "AuthOffsetConvention",

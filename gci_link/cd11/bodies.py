@@ -13,6 +13,13 @@ from typing import TypedDict
 from .errors import Cd11FormatError
 from .wire import Reader, Writer
 
+# The largest IMS 2.0 message one type-100 frame carries (docs/cd11.md). A 256 x 256 beta-gamma
+# histogram with large counts, or a high-resolution HPGe spectrum, runs past 1 MB of text; the bound
+# keeps what a station sends and what a receiver must buffer for one frame finite, and both ends share it.
+MAX_IMS2_MESSAGE_BYTES = 16 * 1024 * 1024
+# header, size field, padding, trailer and the largest signature value, around the largest message
+MAX_IMS2_FRAME_BYTES = MAX_IMS2_MESSAGE_BYTES + 1024
+
 
 class FrameType(IntEnum):
     CONNECTION_REQUEST = 1
@@ -242,7 +249,20 @@ class Ims2MessageBody:
 
     @classmethod
     def read(cls, r: Reader) -> Ims2MessageBody:
-        return cls(r.sized("IMS 2.0 message"))
+        at = r.pos
+        message = r.sized("IMS 2.0 message")
+        _check_message_size(len(message), at)
+        return cls(message)
 
     def write(self, w: Writer) -> None:
+        _check_message_size(len(self.message), w.pos)
         w.sized(bytes(self.message), "IMS 2.0 message")
+
+
+def _check_message_size(size: int, offset: int) -> None:
+    if size > MAX_IMS2_MESSAGE_BYTES:
+        raise Cd11FormatError(
+            f"IMS 2.0 message of {size} bytes exceeds the {MAX_IMS2_MESSAGE_BYTES}-byte carrier limit",
+            field="IMS 2.0 message size",
+            offset=offset,
+        )

@@ -1,6 +1,8 @@
 """The station's durable outbox: every frame, with its sequence number, until the IDC acknowledges it.
 
-One SQLite database in WAL mode, one row per frame. Three promises:
+One SQLite database in WAL mode, one row per frame, labelled by its producer with a ``kind`` (``data``
+for waveform frames; the radionuclide cycle names each IMS 2.0 message, so the label committed with the
+frame is its record of what was sent). Three promises:
 
 * **Sequence numbers are never reused.** The next number lives in its own table and only moves forward,
   so evicting frames or deleting every row cannot bring an old number back. A new outbox starts at
@@ -37,9 +39,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_SEQUENCE = 2**63 - 1  # CD-1.1 carries a signed 64-bit sequence number
 
+# version 2: frames can be found by kind without reading them (Outbox.kinds)
+_KIND_INDEX = "CREATE INDEX frames_kind ON frames (kind)"
 # Separate statements: executescript() would commit the surrounding transaction first.
 _SCHEMA = (
     """CREATE TABLE frames (
@@ -52,6 +56,7 @@ _SCHEMA = (
 )""",
     "CREATE INDEX frames_unacked ON frames (seq) WHERE acked = 0",
     "CREATE INDEX frames_acked ON frames (seq) WHERE acked = 1",
+    _KIND_INDEX,
     "CREATE TABLE sequence (next_seq INTEGER NOT NULL)",
     """CREATE TABLE totals (
     frames INTEGER NOT NULL, bytes INTEGER NOT NULL,
@@ -162,6 +167,9 @@ class Outbox:
                 for statement in _SCHEMA:
                     self._db.execute(statement)
                 self._db.execute("INSERT INTO sequence VALUES (?)", (start,))
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version == 1:  # version 2 only adds the index on kind: build it in place
+                self._db.execute(_KIND_INDEX)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version != SCHEMA_VERSION:
                 raise OutboxError(f"{self.path}: outbox schema version {version}, expected {SCHEMA_VERSION}")
@@ -330,6 +338,26 @@ class Outbox:
             ).fetchall()
         return [_frame(row) for row in rows]
 
+    def kinds(self, prefix: str) -> list[tuple[int, str]]:
+        """(seq, kind) of every frame whose kind starts with ``prefix``, oldest first, read from the
+        kind index alone (a producer that names each frame by what it holds finds what it already stored
+        without reading the frames)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind FROM frames WHERE kind >= ? AND kind < ? ORDER BY seq",
+                _prefix_range(prefix),
+            ).fetchall()
+        return [(seq, kind) for seq, kind in rows]
+
+    def kind_counts(self, prefix: str) -> tuple[int, int]:
+        """(frames, unacknowledged frames) whose kind starts with ``prefix``."""
+        with self._lock:
+            total, unacked = self._db.execute(
+                "SELECT count(*), coalesce(sum(acked = 0), 0) FROM frames WHERE kind >= ? AND kind < ?",
+                _prefix_range(prefix),
+            ).fetchone()
+        return total, unacked
+
     def stats(self) -> OutboxStats:
         with self._lock:
             return self._stats()
@@ -419,6 +447,13 @@ class _Transaction:
 
 
 _COLUMNS = "seq, kind, nominal_time_ns, frame, acked, enqueued_ns"
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """[low, high) bounds of the texts starting with ``prefix`` (SQLite compares text bytewise)."""
+    if not prefix:
+        raise ValueError("a kind prefix must not be empty")
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _frame(row: tuple) -> OutboxFrame:

@@ -338,7 +338,7 @@ class Sender:
                       extra=self._ctx(seq=action.seq, reason=f"header says {wire_seq}"))
             self.session.forget(action.seq)
             return True
-        if self._send(stored.frame, now):
+        if self._send(stored.frame, now, seq=action.seq):
             if action.resend:
                 log.info("resent", extra=self._ctx(seq=action.seq))
         return True
@@ -348,7 +348,8 @@ class Sender:
         header = self.session.control_header(now)
         self._send(control_frame(action, self.config.station, header, self._signer), now)
 
-    def _send(self, data: bytes, now: int) -> bool:
+    def _send(self, data: bytes, now: int, seq: int | None = None) -> bool:
+        """Hand one frame to the socket; ``seq`` for a data frame (the session times it from there)."""
         if self._socket is None:
             return False
         try:
@@ -356,5 +357,8 @@ class Sender:
         except zmq.Again:
             self.session.on_transport_lost("send queue full: the IDC is not reading", now)
             return False
-        self.session.sent_bytes(len(data), now)
+        if seq is None:
+            self.session.sent_bytes(len(data), now)
+        else:
+            self.session.data_sent(seq, len(data), now)
         return True

@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gci_link.cd11 import (
+    MAX_IMS2_FRAME_BYTES,
+    MAX_IMS2_MESSAGE_BYTES,
     AcknackBody,
     AlertBody,
     AuthOffsetConvention,
@@ -39,6 +41,7 @@ from gci_link.cd11 import (
     sign_all_channels,
     sign_frame,
 )
+from gci_link.cd11 import bodies as cd11_bodies
 from gci_link.cd11.data import DataBody
 from gci_link.cd11.status import FLAGS
 from gci_link.keys import generate_key, sign_raw, verify_raw
@@ -383,3 +386,21 @@ def test_encode_errors_name_the_field():
         encode_frame(Frame(FrameHeader(FrameType.ALERT, "TOOLONGNAME"), AlertBody(b"")))
     with pytest.raises(Cd11FormatError, match="cannot carry"):
         encode_frame(Frame(FrameHeader(FrameType.DATA, "X"), AlertBody(b"")))
+
+
+def test_ims2_messages_up_to_the_carrier_limit_travel_and_larger_ones_are_refused(monkeypatch):
+    big = b"BEGIN IMS2.0\n" + b"1234567 " * (2 * 2**20 // 8) + b"STOP\n"  # a message over 2 MB
+    frame = Frame(FrameHeader(FrameType.IMS2_MESSAGE, "ABC01", sequence=7), Ims2MessageBody(big))
+    assert decode_frame(encode_frame(frame)).body == Ims2MessageBody(big)
+    header = FrameHeader(FrameType.IMS2_MESSAGE, "ABC01")
+    largest = encode_frame(Frame(header, Ims2MessageBody(b"x" * MAX_IMS2_MESSAGE_BYTES)))
+    assert len(largest) <= MAX_IMS2_FRAME_BYTES
+    too_big = Frame(header, Ims2MessageBody(b"x" * (MAX_IMS2_MESSAGE_BYTES + 1)))
+    with pytest.raises(Cd11FormatError, match="carrier limit") as refused:
+        encode_frame(too_big)
+    assert refused.value.field == "IMS 2.0 message size"
+    monkeypatch.setattr(cd11_bodies, "MAX_IMS2_MESSAGE_BYTES", 2 * MAX_IMS2_MESSAGE_BYTES)  # a lax sender
+    forged = encode_frame(too_big)
+    monkeypatch.undo()
+    with pytest.raises(Cd11FormatError, match="carrier limit"):
+        decode_frame(forged)

@@ -244,6 +244,29 @@ def test_bandwidth_cap_holds_over_simulated_time():
     assert sent_bytes >= rate * 600 * 0.95  # the cap is used, not just respected
 
 
+def test_a_large_message_on_a_thin_link_is_not_resent_or_given_up_while_it_is_still_leaving():
+    rate = 8_000  # bytes/s: a 64 kbit/s share, on which a 1 MB message takes about 125 s
+    session = connected(bandwidth_bytes_per_s=rate, burst_bytes=1_000, resend_after_ns=20 * S,
+                        response_timeout_ns=60 * S)
+
+    def acknack(t: int, lowest: int = 0, highest: int = -1) -> list:
+        session.received_bytes(60, t * S)
+        session.on_acknack("STA1:0", lowest, highest, (), t * S)
+        return session.poll(t * S)
+
+    session.offer([7])
+    (send,) = of(session.poll(0), SendData)
+    session.data_sent(send.seq, 1_000_000, 0)
+    for t in (30, 55, 110):  # the IDC's acknacks while the message is on its way: not covered yet
+        assert data_seqs(acknack(t)) == [] and session.state is State.DATA
+    assert of(acknack(126, 7, 7), Acknowledge) == [Acknowledge((7,))]
+    session.offer([8])  # lost on the way this time: sent again 20 s after its last byte left
+    (send,) = of(session.poll(130 * S), SendData)
+    session.data_sent(send.seq, 1_000_000, 130 * S)
+    assert data_seqs(acknack(180, 7, 7) + acknack(240, 7, 7)) == []
+    assert of(acknack(276, 7, 7), SendData) == [SendData(8, True)]
+
+
 def test_shutdown_sends_alert_then_closes():
     session = connected()
     session.shutdown(5, "maintenance")

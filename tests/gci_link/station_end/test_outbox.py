@@ -159,6 +159,35 @@ def test_unusable_files_raise_clear_errors(tmp_path):
         Outbox(tmp_path / "x.db", 0)
 
 
+def test_frames_are_found_by_kind_prefix_without_reading_them(tmp_path):
+    with Outbox(tmp_path / "o.db", 10**6, first_sequence=1) as box:
+        kinds = ("data", "ims2 rn1 5 SAMPLE 1 FULL", "data", "ims2 rn10 6 RMSSOH 2", "ims2 rn1 7 QC 2 FULL")
+        for kind in kinds:
+            box.append(kind, 0, frame_for)
+        box.ack(2)
+        assert box.kinds("ims2 rn1 ") == [(2, "ims2 rn1 5 SAMPLE 1 FULL"), (5, "ims2 rn1 7 QC 2 FULL")]
+        assert box.kinds("ims2 ") == [(2, "ims2 rn1 5 SAMPLE 1 FULL"), (4, "ims2 rn10 6 RMSSOH 2"),
+                                      (5, "ims2 rn1 7 QC 2 FULL")]
+        assert box.kind_counts("ims2 rn1 ") == (2, 1)
+        plan = box._db.execute("EXPLAIN QUERY PLAN SELECT seq, kind FROM frames WHERE kind >= 'a' "
+                               "AND kind < 'b' ORDER BY seq").fetchall()
+        assert "frames_kind" in str(plan)  # the kind index, not a scan of the frames
+        with pytest.raises(ValueError, match="must not be empty"):
+            box.kinds("")
+
+
+def test_a_version_1_outbox_gets_the_kind_index_and_keeps_its_frames(tmp_path):
+    path = tmp_path / "v1.db"
+    with Outbox(path, 10**6, first_sequence=10) as box:
+        box.append("data", 0, frame_for)
+        box._db.execute("DROP INDEX frames_kind")
+        box._db.execute("PRAGMA user_version = 1")
+    with Outbox(path, 10**6) as box:
+        assert box._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert box.kinds("data") == [(10, "data")] and box.next_sequence == 11
+        assert box.check() == []
+
+
 _CRASH_CHILD = textwrap.dedent(
     """
     import sys

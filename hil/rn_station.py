@@ -1,0 +1,255 @@
+"""Simulated radionuclide systems for a simulated network: instruments on pseudo-terminals, the station
+configuration that names them, the xenon unit's moves on the station's own schedule, and the check that
+every message reached the IDC exactly.
+
+A particulate system is a simulated PX5-HPGe (``sim_dp5``) and a high-volume air sampler
+(``sim_sampler``) on two lines; a noble-gas system is the simulated beta-gamma analyser with its sampler
+and xenon unit (``sim_betagamma``) on one line. ``RnSim.toml()`` is the system's ``[[radionuclide]]``
+table for the station daemon's configuration (append it to any station's file, or use
+``rn_station_toml`` for a station without waveform channels). While running, a noble-gas ``RnSim``
+plays the xenon unit: it empties the cell when the gas background count begins and transfers the sample
+when its count begins, as the schedule the daemon reads from the same table says. ``message_report``
+compares each message in a station's outbox with what the IDC stored.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gci_link.cd11 import Ims2MessageBody, decode_frame
+from gci_link.station_end.outbox import Outbox
+from hil.nuclides import Source
+from hil.serialport import PtyLine
+from hil.sim_betagamma import BetaGammaSimConfig, SimBetaGamma
+from hil.sim_dp5 import Dp5SimConfig, SimDp5
+from hil.sim_sampler import AirSamplerConfig, SimAirSampler
+from hil.simclock import SimClock
+from idc.rn_store import RnIndex
+from station.config import parse_config
+from station.radionuclide.ledger import KIND
+from station.radionuclide.schedule import CountKind, Schedule
+from station.radionuclide.settings import NOBLE_GAS, PARTICULATE, RadionuclideConfig
+
+CONFIG_BAUD = 115200  # what the daemon's configuration says; the lines run ``speed`` times faster, up to:
+# a pty holds about 20 KiB: at 2 Mbaud that is 100 ms of bytes, time enough for a host that is busy
+# elsewhere; faster, the simulated instrument overruns it and every long answer is asked for again
+MAX_LINE_BAUD = 2_000_000
+DEFAULT_ACTIVITIES = {PARTICULATE: {"Be-7": 60.0, "Cs-137": 0.05},
+                      NOBLE_GAS: {"Xe-133": 8.0, "Xe-135": 1.0, "Xe-131m": 0.5}}
+
+
+@dataclass(frozen=True)
+class RnSystemSpec:
+    name: str  # system name in the station configuration
+    kind: str  # "particulate" or "noble_gas"
+    station: str  # IMS station code in the messages
+    srid_station: str = "01"
+    cycle: dict[str, int] = field(default_factory=dict)  # [radionuclide.cycle] keys to set
+    activities_bq: dict[str, float] = field(default_factory=dict)  # a filter's / a gas sample's; {}: default
+    histogram_channels: int = 256  # noble gas: gamma and beta channels (fewer read out faster)
+    seed: int = 0
+
+    @property
+    def detector_code(self) -> str:
+        return f"{self.station}_001"
+
+
+class RnSim:
+    """The simulated instruments of one radionuclide system; ``start`` / ``stop`` run them."""
+
+    def __init__(self, spec: RnSystemSpec, clock: SimClock, dev_dir: Path, speed: float) -> None:
+        self.spec = spec
+        self.clock = clock
+        baud = int(min(CONFIG_BAUD * speed, MAX_LINE_BAUD))
+        self.detector_line = PtyLine(baud, seed=spec.seed, link_dir=dev_dir, name=f"tty{spec.name}det")
+        self.sampler_line = self.detector_line
+        if spec.kind == PARTICULATE:
+            self.sampler_line = PtyLine(baud, seed=spec.seed + 1, link_dir=dev_dir, name=f"tty{spec.name}air")
+        self.config = _system_config(self.toml())
+        self.schedule = Schedule(self.config.cycle)
+        activities = spec.activities_bq or DEFAULT_ACTIVITIES[spec.kind]
+        now = clock.now_ns()
+        period_s = float(self.config.cycle.collection_s)
+        origin = self.schedule.collection(self.schedule.collecting(now))[0]
+        self.dp5: SimDp5 | None = None
+        self.air: SimAirSampler | None = None
+        self.betagamma: SimBetaGamma | None = None
+        if spec.kind == PARTICULATE:
+            sources = [Source(n, a, now) for n, a in activities.items()]
+            self.dp5 = SimDp5(self.detector_line, clock, Dp5SimConfig(sources=sources, seed=spec.seed))
+            self.air = SimAirSampler(self.sampler_line, clock,
+                                     AirSamplerConfig(filter_s=period_s, origin_ns=origin, seed=spec.seed))
+        else:
+            channels = spec.histogram_channels
+            self.betagamma = SimBetaGamma(self.detector_line, clock, BetaGammaSimConfig(
+                gamma_channels=channels, beta_channels=channels, collect_s=0.88 * period_s,
+                process_s=0.1 * period_s, transfer_s=0.02 * period_s, cycle_origin_ns=origin, seed=spec.seed))
+        self._activities = activities
+        self._stop = threading.Event()
+        self._xenon_unit: threading.Thread | None = None
+
+    def toml(self) -> str:
+        """The ``[[radionuclide]]`` table of this system for the station daemon's configuration."""
+        s = self.spec
+        cycle = "".join(f"{key} = {value}\n" for key, value in sorted(s.cycle.items()))
+        return (
+            f'\n[[radionuclide]]\nname = "{s.name}"\nkind = "{s.kind}"\nstation = "{s.station}"\n'
+            f'detector_code = "{s.detector_code}"\nsrid_station = "{s.srid_station}"\n'
+            f'[radionuclide.detector]\nport = "{self.detector_line.path}"\nbaud = {CONFIG_BAUD}\n'
+            f'[radionuclide.sampler]\nport = "{self.sampler_line.path}"\nbaud = {CONFIG_BAUD}\n'
+            f"[radionuclide.cycle]\n{cycle}"
+        )
+
+    def start(self) -> None:
+        for sim in (self.dp5, self.air, self.betagamma):
+            if sim is not None:
+                sim.start()
+        if self.betagamma is not None:
+            self._xenon_unit = threading.Thread(target=self._move_xenon, name=f"xe-{self.spec.name}",
+                                                daemon=True)
+            self._xenon_unit.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._xenon_unit is not None:
+            self._xenon_unit.join(5)
+        for sim in (self.dp5, self.air, self.betagamma):
+            if sim is not None:
+                sim.stop()
+        self.detector_line.close()
+        if self.sampler_line is not self.detector_line:
+            self.sampler_line.close()
+
+    def write_truth(self, folder: Path) -> list[Path]:
+        written = []
+        if self.dp5 is not None:
+            written.append(self.dp5.write_truth(folder, f"{self.spec.name}-hpge"))
+        if self.betagamma is not None:
+            written.append(self.betagamma.write_truth(folder, f"{self.spec.name}-betagamma"))
+        return written
+
+    def _move_xenon(self) -> None:
+        """The xenon unit's part: the cell emptied as each gas background begins, the sample transferred
+        as its count begins."""
+        assert self.betagamma is not None
+        cycle = self.schedule.slot_at(self.clock.now_ns())
+        while not self._stop.is_set():
+            for count in self.schedule.counts(cycle):
+                if count.start_ns < self.clock.now_ns():
+                    continue
+                if not self.clock.wait_until(count.start_ns, self._stop):
+                    return
+                if count.kind is CountKind.GASBK:
+                    self.betagamma.evacuate()
+                elif count.kind is CountKind.SAMPLE:
+                    self.betagamma.load_sample(f"{self.spec.name}-{cycle}", self._activities)
+            cycle += 1
+
+
+class RnStation:
+    """A radionuclide-only station of a simulated network: the instruments of its systems and the
+    daemon's configuration (``config_path``); the network runs ``ims station run --config`` on it, as for
+    any station, and reads ``report`` for its summary."""
+
+    def __init__(self, name: str, network: str, specs: list[RnSystemSpec], clock: SimClock, speed: float,
+                 folder: Path, dev_dir: Path, endpoint: str, bundle: Path) -> None:
+        self.name = name
+        self.systems = [RnSim(spec, clock, dev_dir, speed) for spec in specs]
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config_path = folder / "station.toml"
+        self.config_path.write_text(rn_station_toml(name, network, endpoint, bundle, self.systems))
+        self.outbox_path = folder / "data" / "outbox" / "outbox.sqlite"
+
+    def start(self) -> None:
+        for system in self.systems:
+            system.start()
+
+    def stop(self) -> None:
+        for system in self.systems:
+            system.stop()
+
+    def write_truth(self, folder: Path) -> list[Path]:
+        return [path for system in self.systems for path in system.write_truth(folder)]
+
+    def report(self, idc_ims2_root: Path) -> dict[str, MessageTally]:
+        return message_report(self.outbox_path, idc_ims2_root, self.name)
+
+
+def rn_station_toml(name: str, network: str, endpoint: str, bundle: Path, systems: list[RnSim],
+                    data_dir: str = "data") -> str:
+    """A complete configuration for a station with radionuclide systems only."""
+    return (
+        f"# written by the simulated network for radionuclide station {name}\n"
+        f'[station]\nname = "{name}"\nnetwork = "{network}"\n'
+        f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n'
+        f'[daemon]\nstate_dir = "{data_dir}/state"\nstatus_interval_s = 1.0\n'
+        f'[archive]\npath = "{data_dir}/archive"\n'
+        f'[outbox]\npath = "{data_dir}/outbox/outbox.sqlite"\n'
+        + "".join(system.toml() for system in systems)
+    )
+
+
+@dataclass
+class MessageTally:
+    """One radionuclide system's messages: in the station's outbox, acknowledged, stored at the IDC, and
+    stored byte for byte equal to the original; what is missing or different there, by sequence number."""
+
+    sent: int = 0
+    acked: int = 0
+    stored: int = 0
+    exact: int = 0
+    missing: list[int] = field(default_factory=list)
+    different: list[int] = field(default_factory=list)
+    duplicated_msg_ids: list[str] = field(default_factory=list)  # MSG_IDs the IDC holds more than once
+
+    @property
+    def all_exact(self) -> bool:
+        return self.exact == self.sent and not self.duplicated_msg_ids
+
+
+def message_report(outbox_path: Path, idc_ims2_root: Path, station: str) -> dict[str, MessageTally]:
+    """Per radionuclide system of ``station`` (its CD-1.1 frame creator), its messages compared with
+    what the IDC stored (``idc_ims2_root``: the receiver's ``ims2`` folder)."""
+    stored: dict[int, bytes] = {}
+    msg_ids: dict[str, int] = {}
+    if (idc_ims2_root / "index.sqlite").exists():
+        index = RnIndex(idc_ims2_root)
+        try:
+            for message in index.find(station=station, limit=10**9):
+                stored[message.seq] = index.text(message)
+                if message.msg_id is not None:
+                    msg_ids[message.msg_id] = msg_ids.get(message.msg_id, 0) + 1
+        finally:
+            index.close()
+    duplicated = sorted(m for m, n in msg_ids.items() if n > 1)
+    report: dict[str, MessageTally] = {}
+    box = Outbox(outbox_path, 1 << 40)
+    try:
+        for seq, kind in box.kinds(f"{KIND} "):
+            tally = report.setdefault(kind.split()[1], MessageTally(duplicated_msg_ids=duplicated))
+            tally.sent += 1
+            frame = box.get(seq)
+            if frame is None:  # evicted from the outbox over its budget after acknowledgement
+                continue
+            tally.acked += frame.acked
+            body = decode_frame(frame.frame).body
+            if seq not in stored:
+                tally.missing.append(seq)
+            elif isinstance(body, Ims2MessageBody) and stored[seq] == body.message:
+                tally.stored += 1
+                tally.exact += 1
+            else:
+                tally.stored += 1
+                tally.different.append(seq)
+    finally:
+        box.close()
+    return report
+
+
+def _system_config(table: str) -> RadionuclideConfig:
+    """The system as the daemon will read it (same validation, same defaults)."""
+    text = (f'[station]\nname = "X"\nnetwork = "XX"\n[link]\nendpoints = ["tcp://127.0.0.1:1"]\n'
+            f'[archive]\npath = "a"\n[outbox]\npath = "o"\n{table}')
+    return parse_config(text, "simulated radionuclide system", Path(".")).radionuclide[0]
