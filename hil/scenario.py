@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from station.config import BAUD_RATES
+from station.config import BAUD_RATES, toml_key
 
 SENSORS = {"seismometer": "seismic", "microbarometer": "infrasonic", "hydrophone": "hydroacoustic"}
 FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug", "disk_full")
@@ -274,4 +274,4 @@ class _Checker:
 
     def unknown(self, t: dict[str, Any], key: str, known: set[str]) -> None:
         for name in sorted(set(t) - known):
-            self.problems.append(f"{key + '.' if key else ''}{name}: unknown key")
+            self.problems.append(f"{key + '.' if key else ''}{toml_key(name)}: unknown key")

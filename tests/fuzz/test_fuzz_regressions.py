@@ -178,3 +178,19 @@ def test_the_regression_scenario_itself_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "scenario.toml"
     path.write_text(SCENARIO)
     assert load_scenario(path).stations[0].name == "STA1"
+
+
+def test_an_empty_or_multi_line_key_is_named_visibly(tmp_path: Path) -> None:
+    """Found by atheris (`"" = ""`): the unknown-key problem had an empty key path, naming nothing; a key
+    holding a newline broke the one-problem-per-line report."""
+    data = b'"" = ""\n"a\\nb" = 1\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(data.decode(), source="station.toml", base_dir=tmp_path)
+    keys = [p.key for p in info.value.problems if p.problem == "unknown key"]
+    assert keys == ['""', '"a\\nb"']
+    station_config.check(data)
+    path = tmp_path / "scenario.toml"
+    path.write_bytes(SCENARIO.encode() + b'"" = 1\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert 'faults[0]."": unknown key' in info.value.problems  # the key lands in the last table
