@@ -151,7 +151,11 @@ def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None
                 f"digits), got {code!r}"
             )
             continue
-        channels.append(ChannelSpec(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
+        channel = ChannelSpec(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+        if channel in channels:
+            check.problems.append(f"{key}.channels[{i}]: {code!r} is listed twice")
+            continue
+        channels.append(channel)
     if not 1 <= len(channels) <= 16:
         check.problems.append(f"{key}.channels: 1 to 16 channels per simulated digitizer")
     spec = StationSpec(

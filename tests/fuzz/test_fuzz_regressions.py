@@ -163,6 +163,7 @@ duration_s = 60
     ('name = "STA1"', 'name = "ST\u00c91"', "stations[0].name"),  # accepted; not ASCII
     ("duration_s = 600", "duration_s = nan", "run.duration_s"),  # accepted
     ("speed = 10.0", "speed = 10.0\n# \udcff", "cannot read"),  # UnicodeDecodeError (byte ff)
+    ('"STA1.BHZ"]', '"STA1.BHZ", "STA1.BHZ"]', "stations[0].channels[1]"),  # accepted; station config refused
 ])
 def test_scenario_found_by_fuzzing(tmp_path: Path, old: str, new: str, says: str) -> None:
     data = SCENARIO.replace(old, new, 1).encode("utf-8", "surrogateescape")
