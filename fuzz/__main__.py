@@ -12,12 +12,15 @@ import argparse
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fuzz.config_file import SCRATCH_ENV, scratch_parent
 from fuzz.targets import TARGETS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +78,9 @@ def _run_once(target: str, runs: int, corpus: Path, dictionary: Path | None, cra
             f"-artifact_prefix={crashes}/", "-rss_limit_mb=4096", "-timeout=30"]
     if dictionary:
         args.append(f"-dict={dictionary}")
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    scratch = tempfile.mkdtemp(prefix=f"ims-fuzz-{target}-", dir=scratch_parent())
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+                        SCRATCH_ENV: scratch}
     started = last_print = time.monotonic()
     executed = 0
     with log.open("ab") as sink:
@@ -96,6 +101,7 @@ def _run_once(target: str, runs: int, corpus: Path, dictionary: Path | None, cra
                 result.crashes.append(Path(crash[1].decode()))
                 print(f"  {target}: CRASH, input saved as {crash[1].decode()}", flush=True)
         code = proc.wait()
+    shutil.rmtree(scratch, ignore_errors=True)
     result.runs += executed
     result.seconds += time.monotonic() - started
     return code
