@@ -12,12 +12,15 @@ import argparse
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fuzz.config_file import SCRATCH_ENV, scratch_parent
 from fuzz.targets import TARGETS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +28,7 @@ MAX_RESTARTS = 20  # crashes per target before giving up on it (each one is save
 PROGRESS_S = 30.0
 _STATUS = re.compile(rb"^#(\d+)\s+(?:pulse|NEW|REDUCE|INITED|DONE)\b.*?exec/s: (\d+)")
 _STAT = re.compile(rb"^stat::(\w+):\s+(\d+)")
+_CRASH = re.compile(rb"Test unit written to (\S+)")
 
 
 @dataclass
@@ -36,8 +40,11 @@ class Result:
 
     def line(self) -> str:
         rate = self.runs / self.seconds if self.seconds else 0.0
-        return (f"{self.target:15s} {self.runs:>11,} inputs  {self.seconds:8.0f} s  {rate:8,.0f} exec/s  "
-                f"{len(self.crashes)} crash{'es' if len(self.crashes) != 1 else ''}")
+        crashes = f"{len(self.crashes)} crash{'es' if len(self.crashes) != 1 else ''}"
+        if self.crashes:
+            crashes += f" ({len({c.name for c in self.crashes})} distinct inputs)"
+        figures = f"{self.runs:>11,} inputs  {self.seconds:8.0f} s  {rate:8,.0f} exec/s"
+        return f"{self.target:15s} {figures}  {crashes}"
 
 
 def _escape(token: bytes) -> str:
@@ -65,12 +72,15 @@ def _prepare(target: str, out: Path) -> tuple[Path, Path | None, Path]:
 
 def _run_once(target: str, runs: int, corpus: Path, dictionary: Path | None, crashes: Path, log: Path,
               result: Result) -> int:
-    """One libFuzzer process; adds what it ran to ``result``; returns its exit status."""
+    """One libFuzzer process; adds what it ran and the crash it found (if any) to ``result``; returns its
+    exit status. A crash is counted even when it re-finds an input already saved (same file name)."""
     args = [sys.executable, "-m", "fuzz.run", target, f"-runs={runs}", "-print_final_stats=1",
             f"-artifact_prefix={crashes}/", "-rss_limit_mb=4096", "-timeout=30"]
     if dictionary:
         args.append(f"-dict={dictionary}")
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    scratch = tempfile.mkdtemp(prefix=f"ims-fuzz-{target}-", dir=scratch_parent())
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+                        SCRATCH_ENV: scratch}
     started = last_print = time.monotonic()
     executed = 0
     with log.open("ab") as sink:
@@ -86,7 +96,12 @@ def _run_once(target: str, runs: int, corpus: Path, dictionary: Path | None, cra
             stat = _STAT.match(line)
             if stat and stat[1] == b"number_of_executed_units":
                 executed = int(stat[2])
+            crash = _CRASH.search(line)
+            if crash:
+                result.crashes.append(Path(crash[1].decode()))
+                print(f"  {target}: CRASH, input saved as {crash[1].decode()}", flush=True)
         code = proc.wait()
+    shutil.rmtree(scratch, ignore_errors=True)
     result.runs += executed
     result.seconds += time.monotonic() - started
     return code
@@ -99,16 +114,13 @@ def fuzz_target(target: str, runs: int, out: Path) -> Result:
     log.write_bytes(b"")
     print(f"== {target}: {runs:,} inputs (log {log})", flush=True)
     while result.runs < runs and len(result.crashes) < MAX_RESTARTS:
-        before = set(crashes.iterdir())
+        before = len(result.crashes)
         code = _run_once(target, runs - result.runs, corpus, dictionary, crashes, log, result)
-        found = sorted(set(crashes.iterdir()) - before)
         if code == 0:
             break
-        if not found:
+        if len(result.crashes) == before:
             raise RuntimeError(f"{target}: libFuzzer exited with status {code} and no crash input; see {log}")
-        result.crashes += found
         result.runs += 1  # the crashing input itself
-        print(f"  {target}: CRASH, input saved as {found[0]}", flush=True)
     return result
 
 

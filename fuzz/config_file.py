@@ -8,20 +8,31 @@ from __future__ import annotations
 
 import atexit
 import math
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 _DIR: Path | None = None
+SCRATCH_ENV = "IMS_FUZZ_SCRATCH"
+
+
+def scratch_parent() -> Path | None:
+    """Where scratch folders go: memory (/dev/shm) where it exists, else the system's temporary folder."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() else None
 
 
 def as_file(data: bytes, name: str) -> Path:
     """``data`` written to ``name`` in this process's scratch folder (overwritten by the next input)."""
     global _DIR
     if _DIR is None:
-        shm = Path("/dev/shm")
-        _DIR = Path(tempfile.mkdtemp(prefix="ims-fuzz-", dir=shm if shm.is_dir() else None))
-        atexit.register(shutil.rmtree, _DIR, True)
+        given = os.environ.get(SCRATCH_ENV)  # set by python -m fuzz, which removes it: libFuzzer skips atexit
+        if given:
+            _DIR = Path(given)
+        else:
+            _DIR = Path(tempfile.mkdtemp(prefix="ims-fuzz-", dir=scratch_parent()))
+            atexit.register(shutil.rmtree, _DIR, True)
     path = _DIR / name
     path.write_bytes(data)
     return path

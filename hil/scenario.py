@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from station.config import BAUD_RATES
+from station.config import BAUD_RATES, toml_key
 
 SENSORS = {"seismometer": "seismic", "microbarometer": "infrasonic", "hydrophone": "hydroacoustic"}
 FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug", "disk_full")
@@ -155,7 +155,11 @@ def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None
                 f"digits), got {code!r}"
             )
             continue
-        channels.append(ChannelSpec(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
+        channel = ChannelSpec(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+        if channel in channels:
+            check.problems.append(f"{key}.channels[{i}]: {code!r} is listed twice")
+            continue
+        channels.append(channel)
     if not 1 <= len(channels) <= 16:
         check.problems.append(f"{key}.channels: 1 to 16 channels per simulated digitizer")
     network = check.text(t, key, "network", 1, 2)
@@ -308,4 +312,4 @@ class _Checker:
 
     def unknown(self, t: dict[str, Any], key: str, known: set[str]) -> None:
         for name in sorted(set(t) - known):
-            self.problems.append(f"{key + '.' if key else ''}{name}: unknown key")
+            self.problems.append(f"{key + '.' if key else ''}{toml_key(name)}: unknown key")

@@ -7,7 +7,9 @@ resolved against the config file's folder so the daemon does not depend on its w
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -479,6 +481,15 @@ def _endpoints(v: list) -> str | None:
 
 # ------------------------------------------------------------------------------------------ table reader
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_key(name: str) -> str:
+    """A key as written in TOML: bare when it can be, else quoted, so an empty key or one holding a newline
+    still shows in a one-line problem."""
+    return name if _BARE_KEY.fullmatch(name) else json.dumps(name)
+
+
 _REQUIRED = object()
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
                list: "a list"}
@@ -553,4 +564,4 @@ class _Table:
 
     def done(self) -> None:
         for name in sorted(set(self.data) - self.used):
-            self.problem(name, "unknown key")
+            self.problem(toml_key(name), "unknown key")

@@ -163,6 +163,7 @@ duration_s = 60
     ('name = "STA1"', 'name = "ST\u00c91"', "stations[0].name"),  # accepted; not ASCII
     ("duration_s = 600", "duration_s = nan", "run.duration_s"),  # accepted
     ("speed = 10.0", "speed = 10.0\n# \udcff", "cannot read"),  # UnicodeDecodeError (byte ff)
+    ('"STA1.BHZ"]', '"STA1.BHZ", "STA1.BHZ"]', "stations[0].channels[1]"),  # accepted; station config refused
 ])
 def test_scenario_found_by_fuzzing(tmp_path: Path, old: str, new: str, says: str) -> None:
     data = SCENARIO.replace(old, new, 1).encode("utf-8", "surrogateescape")
@@ -178,3 +179,19 @@ def test_the_regression_scenario_itself_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "scenario.toml"
     path.write_text(SCENARIO)
     assert load_scenario(path).stations[0].name == "STA1"
+
+
+def test_an_empty_or_multi_line_key_is_named_visibly(tmp_path: Path) -> None:
+    """Found by atheris (`"" = ""`): the unknown-key problem had an empty key path, naming nothing; a key
+    holding a newline broke the one-problem-per-line report."""
+    data = b'"" = ""\n"a\\nb" = 1\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(data.decode(), source="station.toml", base_dir=tmp_path)
+    keys = [p.key for p in info.value.problems if p.problem == "unknown key"]
+    assert keys == ['""', '"a\\nb"']
+    station_config.check(data)
+    path = tmp_path / "scenario.toml"
+    path.write_bytes(SCENARIO.encode() + b'"" = 1\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert 'faults[0]."": unknown key' in info.value.problems  # the key lands in the last table

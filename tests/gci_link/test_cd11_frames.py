@@ -67,7 +67,7 @@ blobs = st.binary(max_size=60)
 def subframes(draw):
     transformation = draw(st.sampled_from([0, 1, 2]))
     data_format = draw(st.sampled_from(["s4", "s3", "s2", "i4", "i2"]))
-    # raw (0) and Canadian-after-signing (2) samples must fit the data format; 1 compresses any int32
+    # transformation 2 signs the samples in their data format, so they must fit it; 1 takes any int32
     bits = {"s4": 32, "i4": 32, "s3": 24, "s2": 16, "i2": 16}[data_format] if transformation != 1 else 32
     n = draw(st.integers(0, 70))
     samples = draw(st.lists(st.integers(-(2 ** (bits - 1)), 2 ** (bits - 1) - 1), min_size=n, max_size=n))

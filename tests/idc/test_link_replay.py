@@ -109,9 +109,9 @@ class TappedSender(Sender):
         super().__init__(*args, **kwargs)
         self.tap: list[bytes] = []
 
-    def _send(self, data: bytes, now: int) -> bool:
+    def _send(self, data: bytes, now: int, seq: int | None = None) -> bool:
         self.tap.append(data)
-        return super()._send(data, now)
+        return super()._send(data, now, seq)
 
 
 def socket_station(run: Running, outbox: Outbox, keys) -> TappedSender:
