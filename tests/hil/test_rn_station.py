@@ -31,7 +31,7 @@ from tests.station.radionuclide.conftest import system_config
 from timeunits import NS_PER_S
 
 pytestmark = pytest.mark.timeout(180)
-SPEED = 400.0
+SPEED = 200.0  # slow enough that a loaded machine delaying the restart does not skip a PREL
 STARTUP_S = 1200  # data seconds the daemon gets to start (3 s real) before the slot opens
 STATION = "ZZS"
 CYCLE = dict(collection_s=3600, decay_s=600, acquisition_s=2000, prel_interval_s=600, soh_poll_s=60,
