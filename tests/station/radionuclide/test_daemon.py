@@ -68,7 +68,7 @@ def test_radionuclide_messages_are_in_the_prometheus_view():
     snapshot = {"outbox": dict.fromkeys(("frames", "bytes", "unacked_frames", "unacked_bytes", "budget_bytes",
                                          "over_budget"), 0),
                 "link": dict.fromkeys(("frames_sent", "frames_resent", "frames_acked", "reconnects",
-                                       "bytes_sent"), 0),
+                                       "bytes_sent", "idc_frames_refused"), 0),
                 "channels": {}, "digitizers": {},
                 "radionuclide": {"gas": {"messages": {"stored": 7, "pending": 2, "acked": 5}}}}
     families = {f.name: f for f in StationCollector(lambda: snapshot).collect()}
