@@ -56,6 +56,9 @@ class SessionConfig:
     station: str
     endpoints: tuple[str, ...]  # well-known connection-manager endpoints, tried in turn
     window: int = 64  # frames sent but not yet covered by an acknack
+    # bytes of data frames sent and not yet covered, beyond which no more is released (one frame always
+    # may go): with IMS 2.0 messages of up to 16 MiB a window of frames alone would let a gigabyte queue
+    window_bytes: int = 64 * 1024 * 1024
     option_exchange: bool = True
     option_value: str = ""  # option 1 value (1-8 chars); defaults to the station name
     connect_timeout_ns: int = 10 * NS_PER_S  # for the connection and option responses
@@ -78,6 +81,8 @@ class SessionConfig:
             raise ValueError("at least one well-known IDC endpoint is needed")
         if self.window < 1:
             raise ValueError(f"window must be at least 1 frame, got {self.window}")
+        if self.window_bytes < 1:
+            raise ValueError(f"byte window must be positive, got {self.window_bytes}")
         if len(self.option_value) > 8:
             raise ValueError(f"option value must be at most 8 characters, got {self.option_value!r}")
         if self.command_queue < 1:
@@ -264,6 +269,15 @@ class _Connection:
     acknacks: int = 0
     backlog_from_ns: int = 0  # backlog waits until then unless an acknack from the IDC came first
     in_flight: dict[int, int] = field(default_factory=dict)  # seq -> time handed to the socket
+    sizes: dict[int, int] = field(default_factory=dict)  # seq -> bytes, of the frames in flight
+
+    def forget(self, seq: int) -> None:
+        self.in_flight.pop(seq, None)
+        self.sizes.pop(seq, None)
+
+    def room(self, config: SessionConfig) -> bool:
+        """May another data frame go out (frame and byte windows)?"""
+        return len(self.in_flight) < config.window and sum(self.sizes.values()) < config.window_bytes
 
 
 class LinkSession:
@@ -335,7 +349,7 @@ class LinkSession:
         self._queued.discard(seq)
         self._ever_sent.discard(seq)
         if self._conn is not None:
-            self._conn.in_flight.pop(seq, None)
+            self._conn.forget(seq)
 
     def sent_bytes(self, nbytes: int, now_ns: int) -> None:
         """The adapter handed ``nbytes`` to the socket (any frame): charge the bandwidth cap."""
@@ -351,6 +365,7 @@ class LinkSession:
         conn = self._conn
         if conn is None or seq not in conn.in_flight:
             return
+        conn.sizes[seq] = nbytes
         drained = self._bucket.ready_at(now_ns)
         conn.in_flight[seq] = max(conn.in_flight[seq], drained)
         if conn.unanswered_since_ns is not None:
@@ -447,7 +462,7 @@ class LinkSession:
             self._out.append(Acknowledge(tuple(acked)))
         stale = [s for s, t in conn.in_flight.items() if now_ns - t >= self.config.resend_after_ns]
         for seq in stale:
-            del conn.in_flight[seq]
+            conn.forget(seq)
             self._queued.add(seq)
             heapq.heappush(self._backlog, seq)
         if stale:
@@ -537,7 +552,7 @@ class LinkSession:
                 self._send_acknack(now_ns)
             self._out.extend(self._answers_due)
             self._answers_due.clear()
-            if len(conn.in_flight) < self.config.window and self._bucket.ready_at(now_ns) <= now_ns:
+            if conn.room(self.config) and self._bucket.ready_at(now_ns) <= now_ns:
                 seq = self._next_frame(backlog=self._backlog_open(now_ns))
                 if seq is not None:
                     self._transmit(seq, now_ns)
@@ -553,7 +568,7 @@ class LinkSession:
             times.append(conn.heard_ns + self.config.idle_timeout_ns)
             if conn.unanswered_since_ns is not None:
                 times.append(conn.unanswered_since_ns + self.config.response_timeout_ns)
-            if self._queued and len(conn.in_flight) < self.config.window:
+            if self._queued and conn.room(self.config):
                 ready = self._bucket.ready_at(now_ns)
                 times.append(ready if self._live or self._backlog_open(ready) else conn.backlog_from_ns)
         return min(times) if times else None

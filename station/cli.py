@@ -73,5 +73,6 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     print(f"{args.config}: station {config.station.network}.{config.station.name}, "
           f"{len(config.digitizers)} digitizer(s), {len(config.channels)} channel(s), "
+          f"{len(config.radionuclide)} radionuclide system(s), "
           f"frames of {config.frame.length_s} s to {', '.join(config.link.endpoints)}")
     return 0

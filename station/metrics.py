@@ -1,4 +1,5 @@
-"""Prometheus view of the daemon's counters (link, outbox, channels, digitizers), read live at scrape."""
+"""Prometheus view of the daemon's counters (link, outbox, channels, digitizers, radionuclide messages),
+read live at scrape."""
 
 from __future__ import annotations
 
@@ -42,3 +43,12 @@ class StationCollector(Collector):
             for key, value in counters.items():
                 digitizer.add_metric([name, key], value)
         yield digitizer
+        messages = GaugeMetricFamily(
+            "ims_radionuclide_messages", "IMS 2.0 messages of each radionuclide system in the outbox",
+            labels=["system", "quantity"],
+        )
+        for name, system in snap.get("radionuclide", {}).items():
+            for key in ("stored", "pending", "acked"):
+                if key in system.get("messages", {}):
+                    messages.add_metric([name, key], system["messages"][key])
+        yield messages

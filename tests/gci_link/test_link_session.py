@@ -267,6 +267,22 @@ def test_a_large_message_on_a_thin_link_is_not_resent_or_given_up_while_it_is_st
     assert of(acknack(276, 7, 7), SendData) == [SendData(8, True)]
 
 
+def test_large_frames_in_flight_are_bounded_in_bytes_as_well_as_in_number():
+    session = connected(window=64, window_bytes=3_000_000)
+    session.offer(range(10, 16))
+    sent = []
+    for _ in range(10):
+        for action in of(session.poll(0), SendData):
+            session.data_sent(action.seq, 1_200_000, 0)
+            sent.append(action.seq)
+    assert sent == [10, 11, 12]  # 3.6 MB in flight: the next waits though 61 frames of window are left
+    session.received_bytes(60, S)
+    session.on_acknack("STA1:0", 10, 11, (), S)
+    assert data_seqs(session.poll(S)) == [13]
+    with pytest.raises(ValueError, match="byte window"):
+        config(window_bytes=0)
+
+
 def test_shutdown_sends_alert_then_closes():
     session = connected()
     session.shutdown(5, "maintenance")

@@ -60,3 +60,18 @@ def test_waveform_and_radionuclide_run_from_one_daemon(tmp_path):
     assert f"QC {slot} FULL" in [kind.split(" ", 3)[3] for kind in kinds]
     table = render(snapshot)
     assert "RADIONUCLIDE" in table and "particulate" in table
+
+
+def test_radionuclide_messages_are_in_the_prometheus_view():
+    from station.metrics import StationCollector
+
+    snapshot = {"outbox": dict.fromkeys(("frames", "bytes", "unacked_frames", "unacked_bytes", "budget_bytes",
+                                         "over_budget"), 0),
+                "link": dict.fromkeys(("frames_sent", "frames_resent", "frames_acked", "reconnects",
+                                       "bytes_sent", "idc_frames_refused"), 0),
+                "channels": {}, "digitizers": {},
+                "radionuclide": {"gas": {"messages": {"stored": 7, "pending": 2, "acked": 5}}}}
+    families = {f.name: f for f in StationCollector(lambda: snapshot).collect()}
+    samples = {(s.labels["system"], s.labels["quantity"]): s.value
+               for s in families["ims_radionuclide_messages"].samples}
+    assert samples == {("gas", "stored"): 7, ("gas", "pending"): 2, ("gas", "acked"): 5}
