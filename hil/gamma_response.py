@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import erf
 
-from hil.nuclides import Line, Nuclide
+from rn_analysis.library import Line, Nuclide
 
 ELECTRON_MASS_KEV = 510.999
 

@@ -32,9 +32,10 @@ import numpy as np
 
 from digitizer import mca
 from hil.gamma_response import gaussian_in_channels
-from hil.nuclides import BETA_GAMMA_BRANCHES, Branch, Source, nuclide
+from hil.nuclides import BETA_GAMMA_BRANCHES, Branch, Source
 from hil.serialport import PtyLine
 from hil.simclock import SimClock
+from rn_analysis.library import nuclide
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)

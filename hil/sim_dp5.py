@@ -33,9 +33,10 @@ import numpy as np
 
 from digitizer import dp5
 from hil.gamma_response import GammaResponse, exponential_background
-from hil.nuclides import Source, nuclide, radon_thoron_progeny
+from hil.nuclides import Source, radon_thoron_progeny
 from hil.serialport import PtyLine
 from hil.simclock import SimClock
+from rn_analysis.library import nuclide
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)

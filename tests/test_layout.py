@@ -18,9 +18,10 @@ ARROWS: dict[str, set[str]] = {
     "timeunits": set(),
     "digitizer": {"timeunits"},
     "gci_link": {"timeunits"},
-    "calibration": {"digitizer"},
-    "station": {"calibration", "gci_link"},
-    "idc": {"gci_link", "calibration"},
+    "rn_analysis": {"gci_link"},
+    "calibration": {"digitizer", "rn_analysis"},
+    "station": {"calibration", "gci_link", "rn_analysis"},
+    "idc": {"gci_link", "calibration", "rn_analysis"},
     "hil": {"station", "idc"},
 }
 

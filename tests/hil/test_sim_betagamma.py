@@ -15,10 +15,11 @@ import pytest
 from digitizer import mca
 from digitizer.mca_driver import InstrumentUnavailable, LinkConfig, McaDriver
 from hil.faults import LineFaults
-from hil.nuclides import BETA_GAMMA_BRANCHES, decays_between, nuclide
+from hil.nuclides import BETA_GAMMA_BRANCHES
 from hil.serialport import CLEAN, PtyLine
 from hil.sim_betagamma import BetaGammaSimConfig, SimBetaGamma
 from hil.simclock import SimClock
+from rn_analysis.library import decays_between, nuclide
 from timeunits import NS_PER_S
 
 pytestmark = pytest.mark.pty

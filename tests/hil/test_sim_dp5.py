@@ -18,10 +18,11 @@ import pytest
 from digitizer.dp5_driver import Dp5CommandError, Dp5Driver, InstrumentUnavailable, LinkConfig
 from hil.faults import LineFaults
 from hil.gamma_response import Efficiency, EnergyCalibration, Resolution
-from hil.nuclides import Source, decays_between, nuclide
+from hil.nuclides import Source
 from hil.serialport import CLEAN, PtyLine
 from hil.sim_dp5 import Dp5SimConfig, SimDp5
 from hil.simclock import SimClock
+from rn_analysis.library import decays_between, nuclide
 from timeunits import NS_PER_S
 
 pytestmark = pytest.mark.pty
