@@ -124,7 +124,7 @@ class ReceiverProtocol:
         core checks the frame itself when it gets that far. Never raises: whatever goes wrong becomes a
         ``Reject``.
         """
-        raw = message[0] if len(message) == 1 else b"".join(message[:MULTIPART_PARTS_KEPT])
+        raw = message[0] if len(message) == 1 else _multipart_sample(message)
         out: list[Action] = []
         try:
             if len(message) != 1:
@@ -344,3 +344,9 @@ class ReceiverProtocol:
 
     def _encode(self, station: str, kind: FrameType, body: Body) -> bytes:
         return encode_frame(Frame(FrameHeader(kind, self.config.responder_name, station), body))
+
+
+def _multipart_sample(message: Sequence[bytes]) -> bytes:
+    """What the quarantine keeps of a refused multi-part message: the first bytes of its first parts
+    (the adapter reads no more of them than that, so it never copies a stranger's large parts)."""
+    return b"".join(part[:MULTIPART_PREFIX_BYTES] for part in message[:MULTIPART_PARTS_KEPT])
