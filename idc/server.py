@@ -146,6 +146,7 @@ class Receiver:
         self._unsettled_since: int | None = None  # clock ns when the first unsettled frame was accepted
         self._last_prune_ns = 0
         self._last_metrics_ns = 0
+        self._unrecorded = 0  # rejections whose recording failed since the last that succeeded
         self.connection_endpoint = ""
         self.data_endpoint = ""
 
@@ -401,11 +402,23 @@ class Receiver:
             self.core.unreachable(send.station)
 
     def _reject(self, reject: Reject) -> None:
-        """The one place a rejection is logged, counted and quarantined; nothing in it may stop the loop."""
+        """The one place a rejection is logged, counted and quarantined; nothing in it may stop the loop.
+
+        Recording can fail (a full disk, a database refusing the row): the rejection stands, the failure
+        is counted (``rejection_unrecorded``) and logged once, with its traceback, until a rejection is
+        recorded again, so a flood of input the quarantine refuses is not also a flood of tracebacks."""
         try:
             self._record_rejection(reject)
-        except Exception:  # e.g. a database refusing the row: the rejection stands, the receiver goes on
-            log.exception("recording a rejection failed", extra={"peer": reject.peer})
+        except Exception:
+            self.metrics.count(reject.rejection.station, StationCounter.REJECTION_UNRECORDED)
+            self._unrecorded += 1
+            if self._unrecorded == 1:
+                log.exception("recording a rejection failed; failures counted, not logged, until one works",
+                              extra={"peer": reject.peer})
+            return
+        if self._unrecorded:
+            log.warning("rejections recorded again", extra={"unrecorded": self._unrecorded})
+            self._unrecorded = 0
 
     def _record_rejection(self, reject: Reject) -> None:
         exc = reject.rejection
