@@ -18,6 +18,7 @@ fail a batch holding every station's frames.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import numpy as np
 
@@ -37,6 +38,7 @@ CHANNEL = (1, 3)
 _ALPHABET = re.compile(r"[A-Za-z0-9]*")
 
 
+@lru_cache(maxsize=8192)  # a network's few thousand codes arrive again in every frame
 def code_problem(code: str, lengths: tuple[int, int], what: str) -> str | None:
     """What is wrong with one code (``what`` names it in the message), or None."""
     fewest, most = lengths
@@ -70,11 +72,9 @@ def time_problem(start_ns: int, end_ns: int) -> str | None:
 
 def steim2_problem(samples: np.ndarray) -> str | None:
     """Where two consecutive samples differ by more than a Steim-2 difference holds, or None."""
-    if len(samples) < 2:
-        return None
+    if len(samples) < 2 or int(samples.max()) - int(samples.min()) < _HALF:
+        return None  # nearly all data (any 24-bit digitizer): no two samples are that far apart
     x = samples.astype(np.int64)
-    if int(x.max()) - int(x.min()) < _HALF:  # nearly all data (any 24-bit digitizer): nothing to look at
-        return None
     d = ((np.diff(x) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)  # modulo 2**32, as steim2_fits
     wide = np.flatnonzero((d < -_HALF) | (d >= _HALF))
     if not len(wide):
