@@ -19,6 +19,7 @@ from idc.seedlink.server import parse_listen
 # most 10**9 bytes and ZeroMQ's per-part limit is 4 x max_frame_bytes, so a quarter of a GiB at most
 MIN_FRAME_BYTES = 1024
 MAX_FRAME_BYTES = 1 << 28
+STATION_NAME = (1, 8)  # a CD-1.1 frame creator; the receiver's raw store and IMS 2.0 folders are named by it
 
 
 class IdcConfigError(ValueError):
@@ -301,8 +302,8 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         where = f"stations.{name}"
         if not isinstance(entry, dict):
             raise IdcConfigError(f"{path}: key {where!r}: expected a table")
-        if not 1 <= len(name) <= 8 or not name.isascii():
-            raise IdcConfigError(f"{path}: key {where!r}: a CD-1.1 station name has 1 to 8 ASCII characters")
+        if code_problem(name, STATION_NAME, "station name") is not None:  # it names files and directories
+            raise IdcConfigError(f"{path}: key {where!r}: a station name has 1 to 8 ASCII letters or digits")
         for key in entry:
             if key not in ("network", "require_signatures", "sites"):
                 raise IdcConfigError(f"{path}: key '{where}.{key}': unknown setting")

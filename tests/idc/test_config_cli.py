@@ -44,6 +44,7 @@ def test_example_config_loads():
         (BASE + "max_frame_bytes = 0\n", "'idc.max_frame_bytes': 1024 to 268435456"),
         (BASE + "max_frame_bytes = 1073741824\n", "'idc.max_frame_bytes': 1024 to 268435456"),
         (BASE + "quarantine_max_rows = 0\n", "'idc.quarantine_max_rows': must be positive"),
+        (BASE + "[stations.'../x']\nnetwork='XX'\nsites=['X']\n", "1 to 8 ASCII letters or digits"),
         (BASE + "data_future_s = 0\n", "'idc.data_future_s': must be positive"),
         (BASE + "max_day_files_per_frame = 1.5\n", "'idc.max_day_files_per_frame': expected int"),
     ],
