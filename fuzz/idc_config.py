@@ -6,7 +6,8 @@ Invariants:
 - an accepted configuration is usable by the receiver that reads it: finite positive intervals and
   rates, non-negative counts, a miniSEED record length, an acknack at least once a minute, an IPv4
   advertise address and a responder name that fit the CD-1.1 fields they go into, paths without NUL,
-  station names of 1-8 ASCII characters and SDS network codes of 1-2 ASCII letters or digits.
+  station names of 1-8, SDS network codes of 1-2 and sites (each station's own name by default) of 1-5
+  ASCII letters or digits.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def _check_accepted(c: IdcConfig) -> None:
         ipaddress.IPv4Address(c.advertise_address)
     assert 1 <= len(c.responder_name) <= 8 and c.responder_name.isascii(), "responder name is a frame creator"
     for name, station in c.stations.items():
-        assert name == station.name and 1 <= len(name) <= 8 and name.isascii()
+        assert name == station.name and 1 <= len(name) <= 8 and name.isascii() and name.isalnum()
         assert 1 <= len(station.network) <= 2 and station.network.isascii() and station.network.isalnum()
+        for site in station.allowed_sites:  # the door compares frames' sites with these
+            assert 1 <= len(site) <= 5 and site.isascii() and site.isalnum(), f"site {site!r} of {name}"
         assert isinstance(station.require_signatures, bool)
 
 

@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from gci_link.cd11 import MAX_IMS2_FRAME_BYTES
-from idc.codes import valid_site
+from gci_link.io.mseed2.limits import NETWORK, STATION, code_problem
 from idc.seedlink.server import parse_listen
+
+# what max_frame_bytes may be: room for a frame header, trailer and a little data; SQLite rows hold at
+# most 10**9 bytes and ZeroMQ's per-part limit is 4 x max_frame_bytes, so a quarter of a GiB at most
+MIN_FRAME_BYTES = 1024
+MAX_FRAME_BYTES = 1 << 28
+STATION_NAME = (1, 8)  # a CD-1.1 frame creator; the receiver's raw store and IMS 2.0 folders are named by it
 
 
 class IdcConfigError(ValueError):
@@ -201,9 +207,15 @@ def load_config(path: str | Path) -> IdcConfig:
     ):
         if key in values and values[key] < 0:
             raise IdcConfigError(f"{path}: key 'idc.{key}': must not be negative, got {values[key]}")
-    for key in ("silence_timeout_s", "acknack_interval_s", "connect_rate_per_s", "control_window_s"):
+    for key in ("silence_timeout_s", "acknack_interval_s", "connect_rate_per_s", "control_window_s",
+                "quarantine_max_rows"):
         if key in values and values[key] <= 0:
             raise IdcConfigError(f"{path}: key 'idc.{key}': must be positive, got {values[key]}")
+    if not MIN_FRAME_BYTES <= values.get("max_frame_bytes", MIN_FRAME_BYTES) <= MAX_FRAME_BYTES:
+        raise IdcConfigError(
+            f"{path}: key 'idc.max_frame_bytes': {MIN_FRAME_BYTES} to {MAX_FRAME_BYTES} "
+            f"(a frame and its quarantined copy must fit an SQLite row), got {values['max_frame_bytes']}"
+        )
     if values.get("record_length", 512) not in (256, 512, 1024, 2048, 4096):
         raise IdcConfigError(
             f"{path}: key 'idc.record_length': miniSEED 2 records of 256, 512, 1024, 2048 or 4096 bytes, "
@@ -315,8 +327,8 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         where = f"stations.{name}"
         if not isinstance(entry, dict):
             raise IdcConfigError(f"{path}: key {where!r}: expected a table")
-        if not 1 <= len(name) <= 8 or not name.isascii():
-            raise IdcConfigError(f"{path}: key {where!r}: a CD-1.1 station name has 1 to 8 ASCII characters")
+        if code_problem(name, STATION_NAME, "station name") is not None:  # it names files and directories
+            raise IdcConfigError(f"{path}: key {where!r}: a station name has 1 to 8 ASCII letters or digits")
         for key in entry:
             if key not in ("network", "require_signatures", "sites", "fresh_control"):
                 raise IdcConfigError(f"{path}: key '{where}.{key}': unknown setting")
@@ -324,18 +336,35 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         if network is None:
             raise IdcConfigError(f"{path}: key '{where}.network': required (SDS network code)")
         _check_type(path, f"{where}.network", network, str)
-        if not 1 <= len(network) <= 2 or not (network.isascii() and network.isalnum()):
-            raise IdcConfigError(f"{path}: key '{where}.network': 1-2 letters or digits, got {network!r}")
+        problem = code_problem(network, NETWORK, "network")
+        if problem is not None:
+            raise IdcConfigError(f"{path}: key '{where}.network': {problem}")
         require = entry.get("require_signatures", True)
         if not isinstance(require, bool):
             raise IdcConfigError(f"{path}: key '{where}.require_signatures': expected true or false")
         fresh = entry.get("fresh_control", True)
         if not isinstance(fresh, bool):
             raise IdcConfigError(f"{path}: key '{where}.fresh_control': expected true or false")
-        sites = entry.get("sites", [])
-        if not isinstance(sites, list) or not all(isinstance(s, str) and valid_site(s) for s in sites):
-            raise IdcConfigError(
-                f"{path}: key '{where}.sites': a list of site codes of 1-5 letters or digits, got {sites!r}"
-            )
-        stations[name] = StationPolicy(name, network, require, fresh, tuple(sites))
+        stations[name] = StationPolicy(name, network, require, fresh, _sites(path, where, name, entry))
     return stations
+
+
+def _sites(path: Path, where: str, name: str, entry: dict[str, Any]) -> tuple[str, ...]:
+    """The sites a station's data frames may carry: ``sites``, or else the station's own name."""
+    if "sites" not in entry:
+        if code_problem(name, STATION, "site") is not None:
+            raise IdcConfigError(
+                f"{path}: key '{where}.sites': required, since {name!r} is no site code "
+                "(1-5 ASCII letters or digits) that the station's frames could carry"
+            )
+        return ()
+    sites = entry["sites"]
+    if not isinstance(sites, list) or not sites:
+        raise IdcConfigError(f"{path}: key '{where}.sites': a list of one or more site codes, got {sites!r}")
+    for site in sites:
+        if not isinstance(site, str):
+            raise IdcConfigError(f"{path}: key '{where}.sites': {site!r} is not a string")
+        problem = code_problem(site, STATION, "site")
+        if problem is not None:
+            raise IdcConfigError(f"{path}: key '{where}.sites': {problem}")
+    return tuple(sites)

@@ -145,7 +145,7 @@ class ReceiverProtocol:
         core checks the frame itself when it gets that far. Never raises: whatever goes wrong becomes a
         ``Reject``.
         """
-        raw = message[0] if len(message) == 1 else b"".join(message[:MULTIPART_PARTS_KEPT])
+        raw = message[0] if len(message) == 1 else _multipart_sample(message)
         out: list[Action] = []
         try:
             if len(message) != 1:
@@ -431,3 +431,9 @@ class ReceiverProtocol:
         if self._signer is None:
             return encode_frame(frame)
         return encode_signed_frame(frame, self._signer.key_id, self._signer.sign)
+
+
+def _multipart_sample(message: Sequence[bytes]) -> bytes:
+    """What the quarantine keeps of a refused multi-part message: the first bytes of its first parts
+    (the adapter reads no more of them than that, so it never copies a stranger's large parts)."""
+    return b"".join(part[:MULTIPART_PREFIX_BYTES] for part in message[:MULTIPART_PARTS_KEPT])

@@ -24,6 +24,7 @@ from gci_link.clock import Clock
 from gci_link.io.sds import SdsArchive
 from gci_link.kernels import warm_up
 from gci_link.keys import KeyMaterialError, Role, StationSigner, TrustStore
+from gci_link.pacing import TokenBucket
 from idc.actions import (
     Action,
     CommandResponseReceived,
@@ -62,6 +63,8 @@ SETTLE_AFTER_NS = 50_000_000
 METRICS_FLUSH_NS = NS_PER_S  # metrics tallies reach the database (status, Prometheus) about once a second
 METRICS_PRUNE_NS = 60 * NS_PER_S
 LINGER_MS = 1000
+STRANGER_LOG_BURST = 20  # log lines for rejected input that names no configured station: at once,
+STRANGER_LOG_PER_S = 1.0  # then per second
 
 
 def receive_message(sock: zmq.Socket) -> list[bytes]:
@@ -167,6 +170,9 @@ class Receiver:
         self._unsettled_since: int | None = None  # clock ns when the first unsettled frame was accepted
         self._last_prune_ns = 0
         self._last_metrics_ns = 0
+        self._unrecorded = 0  # rejections whose recording failed since the last that succeeded
+        self._stranger_lines = TokenBucket(STRANGER_LOG_PER_S, STRANGER_LOG_BURST, clock())
+        self._strangers_unlogged = 0  # rejections of strangers' input left out of the log since its last line
         self.connection_endpoint = ""
         self.data_endpoint = ""
 
@@ -433,11 +439,33 @@ class Receiver:
             self.core.unreachable(send.station)
 
     def _reject(self, reject: Reject) -> None:
-        """The one place a rejection is logged, counted and quarantined; nothing in it may stop the loop."""
+        """The one place a rejection is logged, counted and quarantined; nothing in it may stop the loop.
+
+        Recording can fail (a full disk, a database refusing the row): the rejection stands, the failure
+        is counted (``rejection_unrecorded``) and logged once, with its traceback, until a rejection is
+        recorded again, so a flood of input the quarantine refuses is not also a flood of tracebacks."""
         try:
             self._record_rejection(reject)
-        except Exception:  # e.g. a database refusing the row: the rejection stands, the receiver goes on
-            log.exception("recording a rejection failed", extra={"peer": reject.peer})
+        except Exception:
+            self.metrics.count(reject.rejection.station, StationCounter.REJECTION_UNRECORDED)
+            self._unrecorded += 1
+            if self._unrecorded == 1:
+                log.exception("recording a rejection failed; failures counted, not logged, until one works",
+                              extra={"peer": reject.peer})
+            return
+        if self._unrecorded:
+            log.warning("rejections recorded again", extra={"unrecorded": self._unrecorded})
+            self._unrecorded = 0
+
+    def _stranger_may_log(self, now_ns: int) -> bool:
+        """Whether a rejection of input that names no configured station gets a log line: at most
+        STRANGER_LOG_BURST at once, then STRANGER_LOG_PER_S (every one is counted and quarantined all the
+        same), so a flood of garbage cannot flood the log; the next line says how many were left out."""
+        if self._stranger_lines.ready_at(now_ns) > now_ns:
+            self._strangers_unlogged += 1
+            return False
+        self._stranger_lines.charge(1, now_ns)
+        return True
 
     def _record_rejection(self, reject: Reject) -> None:
         exc = reject.rejection
@@ -447,16 +475,12 @@ class Receiver:
                 exc_info=reject.error,
                 extra={"peer": reject.peer, "reason": str(reject.error)},
             )
-        log.warning(
-            "frame rejected",
-            extra={
-                "station": exc.station,
-                "peer": reject.peer,
-                "seq": exc.seq,
-                "kind": exc.kind,
-                "reason": exc.detail,
-            },
-        )
+        if exc.station != ANONYMOUS or self._stranger_may_log(reject.received_ns):
+            fields = {"station": exc.station, "peer": reject.peer, "seq": exc.seq, "kind": exc.kind}
+            if exc.station == ANONYMOUS and self._strangers_unlogged:
+                fields["not_logged_before"] = self._strangers_unlogged
+                self._strangers_unlogged = 0
+            log.warning("frame rejected", extra=fields | {"reason": exc.detail})
         self.metrics.count(exc.station, rejected(exc.kind))
         for check in exc.channels:
             self.metrics.channel_seen(exc.station, check.channel, check.outcome)

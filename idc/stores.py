@@ -279,7 +279,6 @@ class Quarantine:
         )
         self._used = self._db.execute("SELECT COALESCE(SUM(LENGTH(frame)), 0) FROM quarantine").fetchone()[0]
         self._rows = self._db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
-        self._warned_full = False
 
     def entries(self) -> list[tuple[str, str, int | None, str, bytes | None]]:
         """(peer, station, seq, reason, frame) of every quarantined item, oldest first."""

@@ -55,6 +55,7 @@ class StationCounter(StrEnum):
     COMMAND_RESPONSES = "command_responses"
     SEND_FAILED = "send_failed"
     SYNC_FAILED = "sync_failed"
+    REJECTION_UNRECORDED = "rejection_unrecorded"  # a rejection the quarantine (or its log) refused
 
 
 class HandshakeFailure(StrEnum):

@@ -7,10 +7,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gci_link.cd11 import build_data_frame, build_subframe, encode_frame, sign_all_channels, sign_frame
+from gci_link.cd11 import (
+    DataBody,
+    build_data_frame,
+    build_subframe,
+    decode_frame,
+    encode_frame,
+    sign_all_channels,
+    sign_frame,
+)
 from idc.actions import Reject
-from idc.config import DataLimits
+from idc.admission import data_problem
+from idc.config import DataLimits, StationPolicy
 from idc.vocabulary import ANONYMOUS, RejectionKind
+from tests.conftest import shared_fixture_dir
 from tests.idc.conftest import T0, signed
 from tests.idc.test_protocol import Driver, rejected
 from timeunits import NS_PER_S
@@ -28,9 +38,10 @@ def _frame(
     nsamp: int = 400,
     channels: int = 1,
     time_ns: int | None = None,
+    samples: np.ndarray | None = None,
 ) -> bytes:
     start = T0 + seq * 10 * NS_PER_S if time_ns is None else time_ns
-    samples = np.arange(nsamp, dtype=np.int32)
+    samples = np.arange(nsamp, dtype=np.int32) if samples is None else samples
     subs = [
         build_subframe(
             samples, site=site, channel=f"{i:03d}", location=location, time_ns=start, sample_rate=rate
@@ -85,6 +96,19 @@ def test_a_rate_the_archive_cannot_carry_is_refused_at_the_door(driver, keys):
     assert reject.rejection.kind is RejectionKind.DATA_LIMITS and "32767" in reject.rejection.detail
 
 
+def test_the_packers_own_limits_hold_whatever_the_configured_window(keys, clock):
+    """A window reaching back 100 years still admits nothing before 1970, and samples whose jump Steim-2
+    cannot encode are refused at the door, not by the packer in the middle of a batch."""
+    driver = Driver(keys, clock(), limits=DataLimits(past_s=100 * 365.25 * 86_400))
+    driver.connect()
+    reject = _refused_then_honest(driver, keys, _frame(keys, 7, time_ns=-3600 * NS_PER_S), 8)
+    assert reject.rejection.kind is RejectionKind.DATA_LIMITS and "1970" in reject.rejection.detail
+    samples = np.array([5, 5 + (1 << 29), 5], dtype=np.int32)  # differences of 2**29: 31 bits
+    reject = _refused_then_honest(driver, keys, _frame(keys, 9, nsamp=3, samples=samples), 10)
+    assert reject.rejection.kind is RejectionKind.DATA_LIMITS
+    assert "samples 0 and 1 (5, 536870917) differ by more than the 30 bits" in reject.rejection.detail
+
+
 def test_a_frame_cannot_spread_over_thousands_of_day_files(keys, clock):
     """400 channels at 1e-4 sps spanning 25 days each created 10,400 day files from one 103 KB frame
     (here 24.8 days, the longest a subframe's 32-bit millisecond length can state)."""
@@ -115,3 +139,19 @@ def test_the_day_files_one_frame_touches_are_bounded(keys, clock):
     driver.connect()
     reject = _refused_then_honest(driver, keys, _frame(keys, 7, channels=3), 8)
     assert reject.rejection.kind is RejectionKind.DATA_LIMITS and "3 day files" in reject.rejection.detail
+
+
+def test_real_stations_frames_keep_to_the_admission_rules():
+    """The rules refuse attacks, not real data: frames of GERES, H04N, KEST and LBTB (an array, a
+    hydroacoustic station with 1 sps channels, a three-component station, locations 'US') pass them, at
+    the receiver's clock of their own day, with each station's sites configured."""
+    checked = 0
+    for path in sorted(shared_fixture_dir("cd11").glob("*.cd11")):
+        frame = decode_frame(path.read_bytes())
+        body = frame.body
+        assert isinstance(body, DataBody)
+        station = StationPolicy(frame.header.creator, "IM", sites=tuple({sub.site for sub in body.channels}))
+        now = max(sub.end_ns for sub in body.channels) + 3600 * NS_PER_S
+        assert data_problem(body, station, now, DataLimits()) is None, path.name
+        checked += len(body.channels)
+    assert checked == 26

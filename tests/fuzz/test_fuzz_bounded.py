@@ -21,7 +21,7 @@ from fuzz.targets import TARGETS
 
 REPO = Path(__file__).resolve().parents[2]
 INPUTS = {"cd11_frame": 1500, "brp_stream": 1000, "gcf_block": 4000, "station_config": 1500,
-          "idc_config": 3000, "hil_scenario": 800}
+          "idc_config": 3000, "hil_scenario": 800, "idc_receiver": 300}
 TOML_TARGETS = {"station_config", "idc_config", "hil_scenario"}
 
 
@@ -137,3 +137,42 @@ def test_atheris_runs_a_harness(tmp_path: Path) -> None:
     summary = done.stdout.split("== fuzzing summary")[1]
     assert "gcf_block" in summary and "idc_config" in summary and "total" in summary
     assert "0 crashes" in summary.splitlines()[-1]
+
+
+def test_the_receiver_harness_catches_a_door_the_archive_disagrees_with(monkeypatch) -> None:
+    """With the admission rules switched off, frames the archive refuses are accepted: the harness's
+    split-and-pack check fails (ValueError from the SDS archive), it does not pass them quietly."""
+    from fuzz import idc_receiver
+    from idc import verify
+
+    monkeypatch.setattr(verify, "data_problem", lambda *_: None)
+    with pytest.raises(ValueError, match="ASCII letters or digits|sps is outside|Steim-2"):
+        for seed in idc_receiver.seeds():
+            idc_receiver.check(seed)
+
+
+def test_the_receiver_harness_catches_a_strangers_name_as_a_label(monkeypatch) -> None:
+    from fuzz import idc_receiver
+    from idc import verify
+
+    monkeypatch.setattr(verify, "ANONYMOUS", "NOPE")  # as if the claimed name became the label
+    with pytest.raises(AssertionError, match="label 'NOPE' from input"):
+        for seed in idc_receiver.seeds():
+            idc_receiver.check(seed)
+
+
+def test_the_receiver_harness_catches_an_acknack_for_a_failed_commit(monkeypatch) -> None:
+    """A core that took a failed commit for a durable one would acknowledge frames the store lost."""
+    from fuzz import idc_receiver
+    from idc.protocol import ReceiverProtocol
+
+    script = idc_receiver._Script().send(0).send(5).settle(commit_succeeds=False)  # STA1: connect, frame 1
+    idc_receiver.check(bytes(script.out))
+    settled = ReceiverProtocol.settled
+
+    def durable_anyway(self, durable, failed):
+        return settled(self, [*durable, *(f.batch for f in failed)], [])
+
+    monkeypatch.setattr(ReceiverProtocol, "settled", durable_anyway)
+    with pytest.raises(AssertionError, match="acknack covers"):
+        idc_receiver.check(bytes(script.out))

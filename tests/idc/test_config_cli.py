@@ -13,6 +13,7 @@ from station.ims import main
 from timeunits import NS_PER_S
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "idc" / "example_idc.toml"
+BASE = "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\n"
 
 
 def test_example_config_loads():
@@ -48,6 +49,17 @@ def test_example_config_loads():
             "fresh_control='yes'\n",
             "key 'stations.A.fresh_control': expected true or false",
         ),
+        (BASE + "[stations.HONEST]\nnetwork='XX'\n", "'stations.HONEST.sites': required, since 'HONEST'"),
+        (BASE + "[stations.STA1]\nnetwork='XX'\nsites=[]\n", "'stations.STA1.sites': a list of one or more"),
+        (BASE + "[stations.STA1]\nnetwork='XX'\nsites=['../..']\n", "site '../..' is not 1-5 ASCII letters"),
+        (BASE + "[stations.STA1]\nnetwork='XX'\nsites=[1]\n", "'stations.STA1.sites': 1 is not a string"),
+        (BASE + "[stations.STA1]\nnetwork='X/'\n", "network 'X/' is not 1-2 ASCII letters or digits"),
+        (BASE + "max_frame_bytes = 0\n", "'idc.max_frame_bytes': 1024 to 268435456"),
+        (BASE + "max_frame_bytes = 1073741824\n", "'idc.max_frame_bytes': 1024 to 268435456"),
+        (BASE + "quarantine_max_rows = 0\n", "'idc.quarantine_max_rows': must be positive"),
+        (BASE + "[stations.'../x']\nnetwork='XX'\nsites=['X']\n", "1 to 8 ASCII letters or digits"),
+        (BASE + "data_future_s = 0\n", "'idc.data_future_s': must be positive"),
+        (BASE + "max_day_files_per_frame = 1.5\n", "'idc.max_day_files_per_frame': expected int"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path, text, message):

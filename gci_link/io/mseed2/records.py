@@ -34,12 +34,16 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from gci_link.io.mseed2.limits import (
+    EARLIEST_NS,
+    MAX_RATE_TERM,
+    STEIM2_DIFFERENCE_BITS,
+    channel_problem,
+    rate_problem,
+)
 from timeunits import NS_PER_S
 
 STEIM2 = 11
-MAX_RATE_TERM = 32767  # factor and multiplier are int16
-MAX_RATE = float(MAX_RATE_TERM)  # samples per second a miniSEED 2 header can carry, fastest
-MIN_RATE = 1.0 / MAX_RATE_TERM  # and slowest (a period of 32767 s)
 MAX_RECORD_SAMPLES = 65535  # the fixed header's sample count is 16-bit
 _FRAME = 64
 _HEADER_ID_LENGTH = 12  # station 5, location 2, channel 3, network 2
@@ -50,7 +54,9 @@ _WIDTH = np.array([0, 30, 15, 10, 8, 6, 5, 4], dtype=np.int64)
 _NIBBLE = np.array([0, 2, 2, 2, 1, 3, 3, 3], dtype=np.int64)
 _DNIB = np.array([0, 1, 2, 3, 0, 0, 1, 2], dtype=np.int64)
 # a one's-complement magnitude fits the width when below 2**(width - 1)
-_LIMIT = np.array([0, 1 << 29, 1 << 14, 1 << 9, 1 << 7, 1 << 5, 1 << 4, 1 << 3], dtype=np.int64)
+_LIMIT = np.array(
+    [0, 1 << (STEIM2_DIFFERENCE_BITS - 1), 1 << 14, 1 << 9, 1 << 7, 1 << 5, 1 << 4, 1 << 3], dtype=np.int64
+)
 
 
 class PackedRecords(NamedTuple):
@@ -67,8 +73,9 @@ class PackedRecords(NamedTuple):
 
 def header_id(network: str, station: str, location: str, channel: str) -> bytes:
     """The 12 bytes a miniSEED 2 header spells a channel with (station, location, channel, network)."""
-    if len(network) > 2 or len(station) > 5 or len(location) > 2 or len(channel) > 3:
-        raise ValueError(f"{network}.{station}.{location}.{channel} does not fit a miniSEED 2 header")
+    problem = channel_problem(network, station, location, channel)
+    if problem is not None:
+        raise ValueError(f"{network}.{station}.{location}.{channel}: {problem}")
     return f"{station:<5}{location:<2}{channel:<3}{network:<2}".encode("ascii")
 
 
@@ -82,8 +89,9 @@ def _rate_fields(rate: float) -> tuple[int, int, int, bool]:
     carries the rate when that is off by more than 0.0001 sps. A period that is not a whole number
     of 100 us puts later records off the 0.0001 s grid, so their headers need blockette 1001.
     """
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"sample rate {rate} is not a positive number")
+    problem = rate_problem(rate)
+    if problem is not None:
+        raise ValueError(f"sample rate {problem}")
     if rate >= 1.0:
         factor, multiplier = _reduce_rate(rate)
     else:
@@ -216,7 +224,7 @@ def _check_segments(bounds: np.ndarray, starts: np.ndarray, nsamples: int) -> No
     shrinking = np.flatnonzero(np.diff(bounds) < 0)
     if len(shrinking):
         raise ValueError(f"segment {shrinking[0]}: bounds decrease")
-    early = np.flatnonzero(starts < 0)
+    early = np.flatnonzero(starts < EARLIEST_NS)
     if len(early):
         raise ValueError(f"segment {early[0]}: start {starts[early[0]]} ns is before 1970")
 
@@ -362,7 +370,7 @@ def _encode_record(
         nibbles = 0
         word = 3 if frame == 0 else 1  # frame 0 keeps words 1 and 2 for the integration constants
         while word < 16 and k < lim:
-            if mag[k] >= 1 << 29:
+            if mag[k] >= _LIMIT[1]:
                 return -1 - k
             # the most differences (7x4 ... 2x15) that all fit the width; the limits shrink as the
             # count grows and the OR only gains bits, so the first failure ends the search

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gci_link.durable import FilesystemSync, fsync_path
-from gci_link.io.mseed2 import header_id, pack_records
+from gci_link.io.mseed2 import header_id, pack_records, segment_problem, steim2_fits
 from gci_link.io.mseed2.flags import NO_FLAGS, SeedFlags
 from timeunits import NS_PER_DAY
 
@@ -77,6 +77,10 @@ class SdsArchive:
     pymseed writes, without its per-call overhead, which cost ten times the Steim-2 work), each day file
     gets one write, and where Linux offers ``syncfs`` one call makes them all durable instead of one
     fsync each (a tenth of the time).
+
+    What the packer would refuse (gci_link.io.mseed2.limits) is refused by ``split_by_day``, before its
+    codes become a path: a caller splitting each frame's segments on their own learns of bad data there,
+    never from an ``append`` that carries many frames, which then fails only on I/O errors.
     """
 
     def __init__(self, root: Path, record_length: int = 512) -> None:
@@ -89,7 +93,7 @@ class SdsArchive:
         self._header_ids: dict[tuple[str, str, str, str], bytes] = {}
         self._files = _OpenFiles(open_files_limit())
 
-    def day_path(self, seg: Segment, day_start_ns: int) -> str:
+    def _day_path(self, seg: Segment, day_start_ns: int) -> str:
         key = (seg.network, seg.station, seg.location, seg.channel, day_start_ns)
         path = self._paths.get(key)
         if path is None:
@@ -103,7 +107,13 @@ class SdsArchive:
         return path
 
     def split_by_day(self, seg: Segment) -> list[tuple[str, Segment]]:
-        """Cut a segment at UTC midnights so each piece lands in its own day file."""
+        """Cut a segment at UTC midnights so each piece lands in its own day file; ValueError naming the
+        channel and the limit if the packer could not take it."""
+        problem = segment_problem(
+            seg.network, seg.station, seg.location, seg.channel, seg.start_ns, seg.rate, seg.samples
+        )
+        if problem is not None:
+            raise ValueError(f"{seg.network}.{seg.station}.{seg.location}.{seg.channel}: {problem}")
         pieces = []
         rest = seg
         while len(rest.samples):
@@ -112,11 +122,11 @@ class SdsArchive:
             # samples whose time is before next midnight
             n = int(np.ceil((next_day - rest.start_ns) * rest.rate / 1e9 - 1e-9))
             if n >= len(rest.samples):  # the rest lies within one day (nearly every segment)
-                pieces.append((self.day_path(rest, day_start), rest))
+                pieces.append((self._day_path(rest, day_start), rest))
                 break
             n = max(1, n)
             head = dataclasses.replace(rest, samples=rest.samples[:n])
-            pieces.append((self.day_path(head, day_start), head))
+            pieces.append((self._day_path(head, day_start), head))
             rest = dataclasses.replace(
                 rest, start_ns=rest.start_ns + round(n * 1e9 / rest.rate), samples=rest.samples[n:]
             )
@@ -180,7 +190,8 @@ class SdsArchive:
 
     def _runs(self, pieces: list[tuple[str, Segment]]) -> list[_Run]:
         """The pieces as runs to pack: a piece that starts where the previous piece for its day file
-        ended (within half a sample, at the same rate, with the same flags) extends that run."""
+        ended (within half a sample, at the same rate, with the same flags, and with a first sample that
+        may follow that run's last in one Steim-2 record) extends that run."""
         runs: list[_Run] = []
         last: dict[str, _Run] = {}
         for path, seg in pieces:
@@ -193,6 +204,7 @@ class SdsArchive:
                 and run.rate == seg.rate
                 and run.flags == seg.flags
                 and abs(seg.start_ns - run.end_ns) * seg.rate < 5e8
+                and steim2_fits(run.samples[-1][-1], samples[0])
             ):
                 run.samples.append(samples)
                 run.count += len(samples)

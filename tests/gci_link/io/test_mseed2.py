@@ -266,9 +266,10 @@ def test_a_difference_beyond_30_bits_is_refused_naming_the_segment() -> None:
         ({"bounds": np.array([0, 3, 2])}, "segment 1: bounds decrease"),
         ({"bounds": np.array([0, 2, 5])}, "samples has 4"),
         ({"start_ns": np.array([0, -1])}, "segment 1: start -1 ns is before 1970"),
-        ({"rates": np.array([40.0, 0.0])}, "sample rate 0.0"),
+        ({"rates": np.array([40.0, 0.0])}, "sample rate 0 sps is outside"),
         ({"rates": np.array([40.0, np.nan])}, "sample rate nan"),
-        ({"rates": np.array([40.0, 50_000.0])}, "above 32767"),
+        ({"rates": np.array([40.0, 50_000.0])}, "50000 sps is outside the 3.05e-05 to 32767 sps"),
+        ({"rates": np.array([40.0, 1 / 32768])}, "3.05175781e-05 sps is outside"),
         ({"ids": np.zeros((2, 11), dtype=np.uint8)}, r"ids \(2, 12\)"),
         ({"ids": np.zeros((2, 12), dtype=np.int64)}, "uint8"),
         ({"record_length": 1000}, "power of 2"),
@@ -294,7 +295,10 @@ def test_bad_input_is_named(change: dict, message: str) -> None:
 def test_header_id_spells_the_fixed_header_codes() -> None:
     assert header_id("IM", "ABCD", "", "BHZ") == b"ABCD   BHZIM"
     assert header_id("IM", "ABCD", "", "BZ") == b"ABCD   BZ IM"  # CD-1.1 allows a shorter channel
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="network 'IMS' is not 1-2 ASCII letters or digits"):
         header_id("IMS", "ABCD", "00", "BHZ")
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="channel 'BHZE' is not 1-3"):
         header_id("IM", "ABCD", "00", "BHZE")
+    for station in ("../..", "/tmp", "A\0B", "ÄBC", "A B"):  # codes become SDS paths: letters and digits only
+        with pytest.raises(ValueError, match="station .* is not 1-5 ASCII letters or digits"):
+            header_id("IM", station, "00", "BHZ")

@@ -3,9 +3,11 @@ the open-file cache that spares a reopen per append (bounded, closed before a fi
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
+import pytest
 from obspy import UTCDateTime, read
 from obspy.clients.filesystem.sds import Client
 
@@ -104,3 +106,40 @@ def test_append_returns_exactly_the_records_it_wrote(tmp_path):
     for (path, _), (*_, records) in zip(pieces, written, strict=True):
         with open(path, "rb") as fh:
             assert fh.read() == records
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"station": "../.."}, "station '../..' is not 1-5 ASCII letters or digits"),
+        ({"station": "/tmp"}, "station '/tmp'"),
+        ({"location": ".."}, "location '..'"),
+        ({"channel": "B\0Z"}, "channel 'B\\\\x00Z'"),
+        ({"network": "XÄ"}, "network 'XÄ'"),
+        ({"rate": 40_000.0}, "40000 sps is outside"),
+        ({"start_ns": -NS_PER_S}, "outside 1970 to 2262"),
+        ({"samples": np.array([0, 1 << 30], dtype=np.int32)}, "differ by more than the 30 bits"),
+    ],
+)
+def test_what_the_packer_would_refuse_is_refused_before_a_path_is_made(tmp_path, change, message):
+    """Codes become directories: a bad one is refused before any path exists, with the other limits the
+    packer has, so an append of pieces that were split fails only on I/O."""
+    sds = SdsArchive(tmp_path / "sds")
+    seg = dataclasses.replace(_segment("STA", DAY0, 4), **change)
+    with pytest.raises(ValueError, match=message):
+        sds.split_by_day(seg)
+    sds.close()
+    assert not list((tmp_path / "sds").rglob("*"))  # not even a directory in the archive
+
+
+def test_pieces_whose_boundary_steim2_cannot_encode_are_packed_apart(tmp_path):
+    """Two frames' pieces of one channel, each fine alone, were packed as one run; the jump between them
+    needs 31 bits, and the packer refused the whole append (every station's batch)."""
+    sds = SdsArchive(tmp_path)
+    first = Segment("XX", "STA", "00", "BHZ", DAY0, 40.0, np.full(40, -(1 << 29), dtype=np.int32))
+    second = dataclasses.replace(first, start_ns=first.end_ns, samples=np.full(40, 1 << 29, dtype=np.int32))
+    sds.append(sds.split_by_day(first) + sds.split_by_day(second))
+    sds.close()
+    np.testing.assert_array_equal(
+        _read(tmp_path, "STA", first.start_ns, second.end_ns), np.concatenate([first.samples, second.samples])
+    )
