@@ -1,4 +1,6 @@
 # Two set-up commands for a fresh machine: `make demo` and `make test`. Both create .venv themselves.
+# `make soak` runs the week-long fault soak (docs/reliability.md; about 90 minutes, needs root for the
+# disk-full fault): SOAK_SPEED=X and SOAK_DURATION=SECONDS override the scenario's speed and length.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +8,10 @@ STAMP := $(VENV)/.installed
 # a test peer (openSpex); see pyproject.toml for why it goes in alone, without its dependencies
 OPENSPEX := open-spex>=1.0.7,<1.1
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test soak bench lint clean
+
+SOAK_SPEED ?=
+SOAK_DURATION ?=
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +22,10 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(BIN)/ims hil run --out demo-out
+
+soak: $(STAMP)
+	$(BIN)/ims hil run hil/scenarios/soak-week.toml --out soak-out \
+		$(if $(SOAK_SPEED),--speed $(SOAK_SPEED)) $(if $(SOAK_DURATION),--duration $(SOAK_DURATION))
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,4 +40,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf demo-out bench-results .pytest_cache .mypy_cache
+	rm -rf demo-out soak-out bench-results .pytest_cache .mypy_cache
