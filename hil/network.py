@@ -61,6 +61,9 @@ SAMPLE_EVERY_S = 1.0  # real seconds between two looks at every process's memory
 CATCH_WRITE_S = 10.0  # real seconds a crash may wait to catch its process in an archive write
 
 
+FaultEvent = tuple[float, str, Fault]  # (simulated second, "begin" or "end", the fault)
+
+
 @dataclass
 class SimStation:
     spec: StationSpec
@@ -72,6 +75,7 @@ class SimStation:
     disk: SmallDisk | None = None  # only for stations whose disk a fault fills
     process: subprocess.Popen | None = None
     crashes: int = 0
+    down: bool = False  # killed by a crash fault and not yet restarted
 
     @property
     def outbox_path(self) -> Path:
@@ -183,10 +187,11 @@ class Network:
 
     def _start_station(self, station: SimStation) -> None:
         station.process = self._ims(station.spec.name, "station", "run", "--config", str(station.config_path))
+        station.down = False
 
     # ----------------------------------------------------------------------------------------- faults
 
-    def _schedule(self) -> list[tuple[float, str, Fault]]:
+    def _schedule(self) -> list[FaultEvent]:
         events = []
         for fault in self.scenario.faults:
             events.append((fault.at_s, "begin", fault))
@@ -231,6 +236,7 @@ class Network:
         elif kind == "station_crash":
             if begin:
                 station.crashes += 1
+                station.down = True
                 return self._crash(station.process, fault, station.config_path.parent / STATION_DATA)
             self._start_station(station)
         elif kind == "gps_unlock":
@@ -274,6 +280,8 @@ class Network:
             while events and events[0][0] <= elapsed:
                 _, phase, fault = events.pop(0)
                 self._apply(phase, fault)
+                if phase == "begin" and fault.when != "any":  # the kill waited: the down time starts now
+                    events = self._postpone_end(events, fault)
             self._check_processes()
             if time.monotonic() >= next_sample:
                 self.watch.sample(elapsed, self._processes())
@@ -298,22 +306,21 @@ class Network:
                 pids[f"station {name}"] = station.process.pid
         return pids
 
+    def _postpone_end(self, events: list[FaultEvent], fault: Fault) -> list[FaultEvent]:
+        """The end of ``fault`` moved to ``duration_s`` after now, so a crash that waited for an archive
+        write keeps its whole down time."""
+        now_s = (self.clock.now_ns() - self.start_ns) / NS_PER_S
+        moved = [(now_s + fault.duration_s if (p, f) == ("end", fault) else t, p, f) for t, p, f in events]
+        return sorted(moved, key=lambda e: e[0])
+
     def _check_processes(self) -> None:
         for station in self.stations.values():
             proc = station.process
-            if proc is not None and proc.poll() is not None and not self._crashed_on_purpose(station):
+            if proc is not None and proc.poll() is not None and not station.down:
                 raise RuntimeError(
                     f"station {station.spec.name} exited with {proc.returncode}; "
                     f"see {self.out}/run/logs/{station.spec.name}.log"
                 )
-
-    def _crashed_on_purpose(self, station: SimStation) -> bool:
-        return any(
-            f.kind == "station_crash"
-            and f.station == station.spec.name
-            and f.at_s <= (self.clock.now_ns() - self.start_ns) / NS_PER_S <= f.at_s + f.duration_s
-            for f in self.scenario.faults
-        )
 
     def _drain(self) -> None:
         """Stop sampling, let the digitizers send what they hold and the stations frame and deliver it."""
