@@ -1,4 +1,6 @@
 # Two set-up commands for a fresh machine: `make demo` and `make test`. Both create .venv themselves.
+# `make soak` runs the week-long fault soak (docs/reliability.md; about 90 minutes, needs root for the
+# disk-full fault): SOAK_SPEED=X and SOAK_DURATION=SECONDS override the scenario's speed and length.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +9,14 @@ STAMP := $(VENV)/.installed
 OPENSPEX := open-spex>=1.0.7,<1.1
 FUZZ_STAMP := $(VENV)/.installed-fuzz
 
+<<<<<<< HEAD
 .PHONY: demo test bench fuzz lint clean
+=======
+.PHONY: demo test soak bench lint clean
+
+SOAK_SPEED ?=
+SOAK_DURATION ?=
+>>>>>>> soak
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +27,10 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(BIN)/ims hil run --out demo-out
+
+soak: $(STAMP)
+	$(BIN)/ims hil run hil/scenarios/soak-week.toml --out soak-out \
+		$(if $(SOAK_SPEED),--speed $(SOAK_SPEED)) $(if $(SOAK_DURATION),--duration $(SOAK_DURATION))
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,4 +53,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
+<<<<<<< HEAD
 	rm -rf demo-out bench-results fuzz-out .pytest_cache .mypy_cache
+=======
+	rm -rf demo-out soak-out bench-results .pytest_cache .mypy_cache
+>>>>>>> soak

@@ -3,11 +3,17 @@
 The truth is what the simulated digitizers produced; the archive is read back with ObsPy (an
 independent miniSEED reader), trace by trace and unmerged, so a duplicated record shows up as a
 sample covered twice rather than being silently merged away.
+
+Samples the simulated hardware itself lost (blocks a full digitizer flash dropped) are passed in as
+``hardware_gaps``: exactly those samples are expected to be missing, none of them may be in the
+archive, and every other missing sample counts as lost. Every run of missing samples is listed with
+its exact bounds.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +29,9 @@ class ChannelComparison:
     lost: int  # truth samples no archived sample covers
     duplicated: int  # archived samples beyond the first at the same time
     corrupted: int  # archived samples whose value differs from the truth
-    outside_truth: int  # archived samples at times the digitizer never sampled
+    outside_truth: int  # archived samples at times the digitizer never sampled or never sent
+    hardware_gap_samples: int = 0  # truth samples inside the hardware's gaps (expected missing)
+    missing: list[tuple[int, int]] = field(default_factory=list)  # runs [start_ns, end_ns) not archived
 
     @property
     def exact(self) -> bool:
@@ -34,10 +42,16 @@ class ChannelComparison:
 
 
 def compare_channel(
-    code: str, truth_start_ns: int, rate: float, truth: np.ndarray, traces: list[tuple[int, np.ndarray]]
+    code: str,
+    truth_start_ns: int,
+    rate: float,
+    truth: np.ndarray,
+    traces: list[tuple[int, np.ndarray]],
+    hardware_gaps: Sequence[tuple[int, int]] = (),
 ) -> ChannelComparison:
-    """``traces``: (start ns, samples) as read from the archive, in any order, overlaps allowed."""
-    coverage = np.zeros(len(truth), np.int64)
+    """``traces``: (start ns, samples) as read from the archive, in any order, overlaps allowed;
+    ``hardware_gaps``: [start ns, end ns) spans whose samples never left the digitizer."""
+    coverage = np.zeros(len(truth), np.int32)
     corrupted = outside = archived = 0
     step_ns = NS_PER_S / rate
     for start_ns, samples in traces:
@@ -48,15 +62,29 @@ def compare_channel(
         outside += int((~inside).sum())
         np.add.at(coverage, idx[inside], 1)
         corrupted += int((samples[inside] != truth[idx[inside]]).sum())
+    expected_missing = np.zeros(len(truth), bool)
+    for begin_ns, end_ns in hardware_gaps:
+        lo = max(0, round((begin_ns - truth_start_ns) / step_ns))
+        expected_missing[lo : max(lo, round((end_ns - truth_start_ns) / step_ns))] = True
+    missing = coverage == 0
     return ChannelComparison(
         channel=code,
         truth_samples=len(truth),
         archived_samples=archived,
-        lost=int((coverage == 0).sum()),
+        lost=int((missing & ~expected_missing).sum()),
         duplicated=int(np.clip(coverage - 1, 0, None).sum()),
         corrupted=corrupted,
-        outside_truth=outside,
+        outside_truth=outside + int((~missing & expected_missing).sum()),
+        hardware_gap_samples=int(expected_missing.sum()),
+        missing=[(truth_start_ns + round(a * step_ns), truth_start_ns + round(b * step_ns))
+                 for a, b in _runs(missing)],
     )
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[first, end) index pairs of the runs of True in ``mask``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def read_sds_traces(

@@ -4,6 +4,10 @@ daemons and the real IDC receiver as separate processes, faults on schedule, and
 Every station and the receiver run as ``ims`` subprocesses, so a crash fault is a real SIGKILL.
 All processes share one simulated clock (``IMS_SIM_CLOCK``): data time runs ``speed`` times faster
 than real time, and so do the serial lines (the pty baud is scaled) and every timeout.
+
+Besides the comparison of truth and archive, a run checks what a soak must: the resident memory of
+every process stays flat (``hil.procwatch``) and every alarm raised is explained by an injected fault
+(``hil.alarmcheck``). ``summary["checks"]`` holds each verdict; the run passes when all hold.
 """
 
 from __future__ import annotations
@@ -26,16 +30,20 @@ from gci_link.clock import SIM_CLOCK_ENV, sim_clock_spec
 from gci_link.io.sds import SdsArchive, Segment
 from gci_link.kernels import warm_up
 from gci_link.keys import CertificateAuthority
+from hil import alarmcheck
 from hil.compare import compare_channel, read_sds_traces
+from hil.crashpoint import wait_for_archive_write
 from hil.diskfill import SmallDisk
 from hil.faults import LineFaults
 from hil.linkproxy import LinkProxy
+from hil.procwatch import MemoryBound, ProcessWatch, children
 from hil.progress import Progress
-from hil.report import station_report
+from hil.report import reported_gaps, station_report
 from hil.scenario import ChannelSpec, Fault, Scenario, StationSpec
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from hil.simclock import SimClock
+from hil.truth import TruthStore
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,12 @@ STATION_DATA = "data"  # outbox, local archive and status of a station, below it
 # of its own when the scenario fills it)
 STATION_OUTBOX = f"{STATION_DATA}/outbox/outbox.sqlite"
 REAL_DELAY_ALLOWED_S = 5.0  # real seconds a connection request may take to reach the receiver
+STATUS_INTERVAL_S = 1.0  # real seconds between a station's status snapshots (and link health checks)
+SAMPLE_EVERY_S = 1.0  # real seconds between two looks at every process's memory
+CATCH_WRITE_S = 10.0  # real seconds a crash may wait to catch its process in an archive write
+
+
+FaultEvent = tuple[float, str, Fault]  # (simulated second, "begin" or "end", the fault)
 
 
 @dataclass
@@ -62,6 +76,7 @@ class SimStation:
     disk: SmallDisk | None = None  # only for stations whose disk a fault fills
     process: subprocess.Popen | None = None
     crashes: int = 0
+    down: bool = False  # killed by a crash fault and not yet restarted
 
     @property
     def outbox_path(self) -> Path:
@@ -70,13 +85,24 @@ class SimStation:
 
 
 class Network:
-    def __init__(self, scenario: Scenario, out: Path, *, show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        out: Path,
+        *,
+        show_progress: bool = True,
+        memory_bound: MemoryBound | None = None,
+    ) -> None:
         self.scenario = scenario
         self.out = out.resolve()  # configs name files by absolute path; the daemons run elsewhere
         self.show_progress = show_progress
+        self.memory_bound = memory_bound or MemoryBound()
         self.stations: dict[str, SimStation] = {}
         self.receiver: subprocess.Popen | None = None
         self.fault_log: list[dict] = []
+        # memory is compared day by day in runs of two days or more, else quarter by quarter
+        day = 86400.0
+        self.watch = ProcessWatch(day if scenario.duration_s >= 2 * day else scenario.duration_s / 4)
 
     # ----------------------------------------------------------------------------------------- set-up
 
@@ -103,6 +129,7 @@ class Network:
         self.receiver_port = free_port()
         self._write_receiver_config(run)
         self.start_ns, self.clock, self.env = simulated_time(sc.frame_length_s, sc.speed)
+        self.wall0_ns = int(self.env[SIM_CLOCK_ENV].split(",")[1])  # wall time at which data time = start_ns
         for index, spec in enumerate(sc.stations):
             bundle = ca.issue(spec.name).bundle
             self.stations[spec.name] = self._make_station(index, spec, bundle)
@@ -137,7 +164,9 @@ class Network:
         kind = spec.sensor
         specs = tuple(StreamSpec(sfx, spec.sample_rate, spec.block_s, kind) for sfx in suffixes)
         digitizer = SimDigitizer(
-            line, self.clock, system_id=spec.name, serial=serial, streams=specs, seed=sc.seed * 1000 + index
+            line, self.clock, system_id=spec.name, serial=serial, streams=specs, seed=sc.seed * 1000 + index,
+            flash_blocks=spec.flash_blocks, status_every_s=spec.status_every_s,
+            truth_store=TruthStore(self.out / "run" / "truth" / spec.name),
         )
         proxy = LinkProxy(("127.0.0.1", self.receiver_port), spec.name)
         folder = self.out / "run" / "stations" / spec.name
@@ -166,10 +195,11 @@ class Network:
 
     def _start_station(self, station: SimStation) -> None:
         station.process = self._ims(station.spec.name, "station", "run", "--config", str(station.config_path))
+        station.down = False
 
     # ----------------------------------------------------------------------------------------- faults
 
-    def _schedule(self) -> list[tuple[float, str, Fault]]:
+    def _schedule(self) -> list[FaultEvent]:
         events = []
         for fault in self.scenario.faults:
             events.append((fault.at_s, "begin", fault))
@@ -178,29 +208,45 @@ class Network:
 
     def _apply(self, phase: str, fault: Fault) -> None:
         begin = phase == "begin"
+        caught = None
         if fault.kind == "receiver_crash":
             if begin:
-                _crash(self.receiver)
+                caught = self._crash(self.receiver, fault, self.out / "idc" / "sds")
             else:
                 self._start_receiver()
         elif fault.station is None:
             raise ValueError(f"a {fault.kind} fault must name a station")  # scenario.parse refuses it
         else:
-            self._apply_to_station(self.stations[fault.station], fault.kind, begin)
+            caught = self._apply_to_station(self.stations[fault.station], fault, begin)
         sim_s = (self.clock.now_ns() - self.start_ns) / NS_PER_S
         entry = {"fault": fault.kind, "phase": phase, "station": fault.station, "at_s": round(sim_s, 1)}
+        if begin and fault.when != "any":
+            entry["when"] = fault.when
+            entry["caught"] = caught
         self.fault_log.append(entry)
-        log.info("fault %s %s", fault.kind, phase, extra={"station": fault.station, "sim_s": round(sim_s, 1)})
+        log.info("fault %s %s", fault.kind, phase, extra={"station": fault.station, "sim_s": round(sim_s, 1)}
+                 | ({"caught": caught} if caught else {}))
 
-    def _apply_to_station(self, station: SimStation, kind: str, begin: bool) -> None:
+    def _crash(self, process: subprocess.Popen | None, fault: Fault, archive: Path) -> str | None:
+        """SIGKILL ``process``; for a crash ``when = "archive_write"`` once it is caught writing under
+        ``archive`` (or after CATCH_WRITE_S without catching it). Returns what it was writing, if caught."""
+        caught = None
+        if fault.when == "archive_write" and process is not None:
+            write = wait_for_archive_write(process.pid, archive, CATCH_WRITE_S)
+            caught = None if write is None else f"{write.call} {write.path}"
+        _crash(process)
+        return caught
+
+    def _apply_to_station(self, station: SimStation, fault: Fault, begin: bool) -> str | None:
+        kind = fault.kind
         if kind == "link_outage":
             station.proxy.blackhole(begin)
         elif kind == "station_crash":
             if begin:
-                _crash(station.process)
                 station.crashes += 1
-            else:
-                self._start_station(station)
+                station.down = True
+                return self._crash(station.process, fault, station.config_path.parent / STATION_DATA)
+            self._start_station(station)
         elif kind == "gps_unlock":
             station.digitizer.set_gps_lock(not begin)
         elif kind == "unplug":
@@ -209,6 +255,7 @@ class Network:
             if station.disk is None:  # _make_station gives one to every station this fault names
                 raise ValueError(f"station {station.spec.name} has no small disk to fill")
             station.disk.fill() if begin else station.disk.free()
+        return None
 
     # ----------------------------------------------------------------------------------------- the run
 
@@ -236,34 +283,52 @@ class Network:
             station.digitizer.start()
             self._start_station(station)
         events = self._schedule()
+        next_sample = 0.0
         while (elapsed := (self.clock.now_ns() - self.start_ns) / NS_PER_S) < sc.duration_s:
             while events and events[0][0] <= elapsed:
                 _, phase, fault = events.pop(0)
                 self._apply(phase, fault)
+                if phase == "begin" and fault.when != "any":  # the kill waited: the down time starts now
+                    events = self._postpone_end(events, fault)
             self._check_processes()
-            progress.update(elapsed)
+            if time.monotonic() >= next_sample:
+                self.watch.sample(elapsed, self._processes())
+                next_sample = time.monotonic() + SAMPLE_EVERY_S
+            progress.update(elapsed, f"{len(self.fault_log)}/{2 * len(sc.faults)} fault events")
             time.sleep(0.1)
         progress.done()
         end_ns = self.clock.now_ns()
         self._drain()
         return end_ns
 
+    def _processes(self) -> dict[str, int]:
+        """Role -> pid of every process of the network now running (the receiver's workers are found as
+        its children)."""
+        pids = {"harness": os.getpid()}
+        if self.receiver is not None and self.receiver.poll() is None:
+            pids["idc"] = self.receiver.pid
+            for n, worker in enumerate(children(self.receiver.pid)):
+                pids[f"idc worker {n}"] = worker
+        for name, station in self.stations.items():
+            if station.process is not None and station.process.poll() is None:
+                pids[f"station {name}"] = station.process.pid
+        return pids
+
+    def _postpone_end(self, events: list[FaultEvent], fault: Fault) -> list[FaultEvent]:
+        """The end of ``fault`` moved to ``duration_s`` after now, so a crash that waited for an archive
+        write keeps its whole down time."""
+        now_s = (self.clock.now_ns() - self.start_ns) / NS_PER_S
+        moved = [(now_s + fault.duration_s if (p, f) == ("end", fault) else t, p, f) for t, p, f in events]
+        return sorted(moved, key=lambda e: e[0])
+
     def _check_processes(self) -> None:
         for station in self.stations.values():
             proc = station.process
-            if proc is not None and proc.poll() is not None and not self._crashed_on_purpose(station):
+            if proc is not None and proc.poll() is not None and not station.down:
                 raise RuntimeError(
                     f"station {station.spec.name} exited with {proc.returncode}; "
                     f"see {self.out}/run/logs/{station.spec.name}.log"
                 )
-
-    def _crashed_on_purpose(self, station: SimStation) -> bool:
-        return any(
-            f.kind == "station_crash"
-            and f.station == station.spec.name
-            and f.at_s <= (self.clock.now_ns() - self.start_ns) / NS_PER_S <= f.at_s + f.duration_s
-            for f in self.scenario.faults
-        )
 
     def _drain(self) -> None:
         """Stop sampling, let the digitizers send what they hold and the stations frame and deliver it."""
@@ -287,23 +352,17 @@ class Network:
     # ----------------------------------------------------------------------------------------- results
 
     def _summarise(self, end_ns: int) -> dict:
-        sds = SdsArchive(self.out / "truth")
-        idc_sds = self.out / "idc" / "sds"
-        stations = {}
-        for name, station in self.stations.items():
-            comparisons = []
-            net, rate = station.spec.network, float(station.spec.sample_rate)
-            for stream_id, ch in station.streams.items():
-                truth_start, truth = station.digitizer.samples_of(stream_id)
-                if len(truth):
-                    segment = Segment(net, ch.site, ch.location, ch.channel, truth_start, rate, truth)
-                    sds.append(sds.split_by_day(segment))
-                traces = read_sds_traces(idc_sds, net, ch.site, ch.location, ch.channel, truth_start, end_ns)
-                comparisons.append(compare_channel(ch.code, truth_start, rate, truth, traces))
-            stations[name] = station_report(
-                self.out, station, comparisons, self.scenario.speed
-            ) | {"link_bytes_swallowed": station.proxy.bytes_swallowed}
-        sds.close()
+        for station in self.stations.values():
+            station.digitizer.close_truth()
+        stations = {name: self._station_summary(station, end_ns) for name, station in self.stations.items()}
+        memory = self.watch.report(self.memory_bound)
+        alarms = self._alarm_check()
+        checks = {
+            "archive_equals_truth": all(s["exact"] for s in stations.values()),
+            "memory_flat": memory["flat"],
+            "no_false_alarms": alarms["false_alarms"] == 0,
+            "no_missed_alarms": alarms["missed_alarms"] == 0,
+        }
         summary = {
             "scenario": self.scenario.source,
             "simulated_s": self.scenario.duration_s,
@@ -311,10 +370,102 @@ class Network:
             "start": np.datetime_as_string(np.datetime64(self.start_ns, "ns"), unit="s") + "Z",
             "faults": self.fault_log,
             "stations": stations,
-            "zero_loss": all(s["exact"] for s in stations.values()),
+            "memory": memory,
+            "alarm_check": alarms,
+            "checks": checks,
+            "zero_loss": checks["archive_equals_truth"],
+            "passed": all(checks.values()),
         }
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         return summary
+
+    def _station_summary(self, station: SimStation, end_ns: int) -> dict:
+        """Truth against archive for each channel (the truth also written out as SDS), with the gaps the
+        hardware made excluded by their exact bounds, then the station's report."""
+        sds = SdsArchive(self.out / "truth")
+        idc_sds = self.out / "idc" / "sds"
+        net, rate = station.spec.network, float(station.spec.sample_rate)
+        flash: dict[str, list[tuple[int, int]]] = {}  # stream -> spans a full flash dropped
+        for lost in station.digitizer.flash_lost:
+            flash.setdefault(lost.stream_id, []).append((lost.start_ns, lost.end_ns))
+        serial = reported_gaps(self._log(station.spec.name))  # stream -> spans the station says it lost
+        comparisons, gaps = [], []
+        for stream_id, ch in station.streams.items():
+            truth_start, truth = station.digitizer.samples_of(stream_id)
+            if len(truth):
+                for day in sds.split_by_day(Segment(net, ch.site, ch.location, ch.channel, truth_start, rate,
+                                                     np.asarray(truth))):
+                    sds.append([day])
+            flash_spans = flash.get(stream_id, [])
+            # a span the station reports lost counts as serial loss only where the simulated line really
+            # damaged every block of it on the way (BRP's checksum let the damage through, GCF's check
+            # caught it, and the block was dropped); anything else it reports is not excused
+            block_ns = station.spec.block_s * NS_PER_S
+            serial_spans = [
+                (begin, end) for begin, end in serial.get(stream_id, [])
+                if not _within((begin, end), flash_spans) and all(
+                    (stream_id, t) in station.digitizer.damaged_blocks for t in range(begin, end, block_ns))
+            ]
+            traces = read_sds_traces(idc_sds, net, ch.site, ch.location, ch.channel, truth_start, end_ns)
+            comparison = compare_channel(
+                ch.code, truth_start, rate, truth, traces, flash_spans + serial_spans
+            )
+            comparisons.append(comparison)
+            gaps += [_gap(ch.code, span, "flash_full" if _within(span, flash_spans) else
+                          "serial_damaged" if _within(span, serial_spans) else "unexplained")
+                     for span in comparison.missing]
+        sds.close()
+        report = station_report(self.out, station, comparisons, self.scenario.speed)
+        up, down = station.line.faults_to_host, station.line.faults_to_device
+        return report | {
+            "link_bytes_swallowed": station.proxy.bytes_swallowed,
+            "line_bit_errors": up.bit_errors + down.bit_errors,
+            "line_bytes_dropped": up.bytes_dropped + down.bytes_dropped,
+            "flash_blocks_dropped": station.digitizer.counters.flash_dropped,
+            "gaps": gaps,
+        }
+
+    def _log(self, name: str) -> Path:
+        return self.out / "run" / "logs" / f"{name}.log"
+
+    def _alarm_check(self) -> dict:
+        """Every alarm each station raised against the faults applied (at the times they were applied)."""
+        spans: list[alarmcheck.FaultSpan] = []
+        begun: dict[tuple[str, str | None], float] = {}
+        for entry in self.fault_log:
+            key = (entry["fault"], entry["station"])
+            if entry["phase"] == "begin":
+                begun[key] = entry["at_s"]
+            else:
+                kind, station = key
+                span = alarmcheck.FaultSpan(len(spans), kind, station, begun.pop(key), entry["at_s"])
+                spans.append(span)
+        episodes = [
+            episode
+            for name in self.stations
+            for episode in alarmcheck.read_alarms(self._log(name), name, self.wall0_ns, self.scenario.speed)
+        ]
+        status_interval_sim_s = STATUS_INTERVAL_S * self.scenario.speed
+        return alarmcheck.cross_check(episodes, spans, alarmcheck.Thresholds(), status_interval_sim_s)
+
+
+def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
+    """Whether ``span`` lies inside the union of ``spans`` (all [start, end) in ns)."""
+    begin, end = span
+    for first, last in sorted(spans):
+        if first > begin:
+            break
+        begin = max(begin, last)
+        if begin >= end:
+            return True
+    return begin >= end
+
+
+def _gap(channel: str, span: tuple[int, int], cause: str) -> dict:
+    start, end = span
+    iso = [np.datetime_as_string(np.datetime64(t, "ns"), unit="ms") + "Z" for t in span]
+    return {"channel": channel, "start": iso[0], "end": iso[1], "start_ns": start, "end_ns": end,
+            "cause": cause}
 
 
 def _stream_suffixes(spec: StationSpec) -> list[str]:
@@ -366,7 +517,7 @@ def station_toml(
         f"[acquisition]\nlateness_budget_s = {max(3 * spec.block_s, 10)}.0\n"
         f"{''.join(sections)}"
         f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n{trust}'
-        f'[daemon]\nstate_dir = "{STATION_DATA}/state"\nstatus_interval_s = 1.0\n'
+        f'[daemon]\nstate_dir = "{STATION_DATA}/state"\nstatus_interval_s = {STATUS_INTERVAL_S}\n'
         f'[archive]\npath = "{STATION_DATA}/archive"\n'
         f'[outbox]\npath = "{STATION_OUTBOX}"\n'
     )

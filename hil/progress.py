@@ -16,12 +16,13 @@ class Progress:
         self.started = time.monotonic()
         self._last_decile = -1
 
-    def update(self, done_s: float) -> None:
+    def update(self, done_s: float, note: str = "") -> None:
         if not self.enabled:
             return
         fraction = min(1.0, done_s / self.total_s)
         wall = time.monotonic() - self.started
         text = f"simulated {_hms(done_s)} / {_hms(self.total_s)}  ({wall:.0f} s real)"
+        text += f"  {note}" if note else ""
         if self.tty:
             bar = "#" * int(30 * fraction)
             self.stream.write(f"\r[{bar:<30}] {fraction:4.0%} {text}")
@@ -38,4 +39,5 @@ class Progress:
 
 def _hms(seconds: float) -> str:
     s = int(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    days = f"{s // 86400}d " if s >= 86400 else ""
+    return f"{days}{s % 86400 // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

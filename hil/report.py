@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gci_link.cd11 import Cd11FormatError, decode_frame
+from gci_link.cd11.timefmt import parse_time
 from gci_link.station_end.outbox import Outbox
 from hil.compare import ChannelComparison
 from idc.stores import read_arrivals
@@ -23,6 +24,20 @@ if TYPE_CHECKING:  # hil.network builds the reports, so it cannot be imported he
     from hil.network import SimStation
 
 ALARM_LINE = re.compile(r'msg="alarm raised: [^"]*" .*?alarm=(\S+)')
+GAP_LINE = re.compile(r'msg="digitizer data lost" .*?stream=(\S+) start="([^"]+)" end="([^"]+)"')
+
+
+def reported_gaps(log_path: Path) -> dict[str, list[tuple[int, int]]]:
+    """Stream -> [start ns, end ns) spans the station logged as lost by the digitizer link, as it
+    worded them (CD-1.1 times, to the millisecond)."""
+    gaps: dict[str, list[tuple[int, int]]] = {}
+    if not log_path.exists():
+        return gaps
+    for stream, start, end in GAP_LINE.findall(log_path.read_text(errors="replace")):
+        span = (parse_time(start.encode(), field="start", offset=0),
+                parse_time(end.encode(), field="end", offset=0))
+        gaps.setdefault(stream, []).append(span)
+    return gaps
 
 
 def station_report(

@@ -1,12 +1,16 @@
 """Scenario files for the simulated network: stations, duration, speed and faults, validated at load.
 
-Errors name the file, the key (``faults[1].at_s``) and the problem, like the station configuration.
+Faults are listed one by one (``[[faults]]``) or drawn at seeded random moments (``[[random_faults]]``: a
+kind, a count, a range of lengths), so a week-long soak can hold dozens of faults that are the same in
+every run with the same seed. Errors name the file, the key (``faults[1].at_s``) and the problem, like
+the station configuration.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +22,9 @@ from station.config import BAUD_RATES, toml_key
 SENSORS = {"seismometer": "seismic", "microbarometer": "infrasonic", "hydrophone": "hydroacoustic"}
 FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug", "disk_full")
 STATIONLESS_FAULTS = ("receiver_crash",)
+CRASH_FAULTS = ("station_crash", "receiver_crash")
+WHEN = ("any", "archive_write")  # a crash at its moment, or at the first archive write from then on
+RANDOM_SPAN = (0.01, 0.97)  # random faults lie within these fractions of the run, leaving time to recover
 _Number = TypeVar("_Number", int, float)
 
 
@@ -49,6 +56,8 @@ class StationSpec:
     baud: int = 115200
     bit_error_rate: float = 0.0
     drop_rate: float = 0.0
+    flash_blocks: int = 100_000  # the digitizer's store-and-forward capacity, in GCF blocks
+    status_every_s: int = 10  # the digitizer's text status block interval
 
     @property
     def sensor_type(self) -> str:
@@ -61,6 +70,7 @@ class Fault:
     at_s: float
     duration_s: float
     station: str | None = None
+    when: str = "any"  # crashes only: "archive_write" waits for the process to be writing its archive
 
 
 @dataclass(frozen=True)
@@ -100,10 +110,12 @@ def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -
         data["run"].update(run_overrides)
         new = data["run"].get("duration_s")
         if _finite(old) and _finite(new) and old > 0 and new != old:
-            for fault in data.get("faults", []):
-                for key in ("at_s", "duration_s"):
-                    if isinstance(fault, dict) and _finite(fault.get(key)):
-                        fault[key] = float(fault[key]) * float(new) / float(old)
+            lengths = ("min_duration_s", "max_duration_s")
+            for table, keys in (("faults", ("at_s", "duration_s")), ("random_faults", lengths)):
+                for fault in data.get(table, []):
+                    for key in keys:
+                        if isinstance(fault, dict) and _finite(fault.get(key)):
+                            fault[key] = float(fault[key]) * float(new) / float(old)
     problems: list[str] = []
     check = _Checker(problems)
     run = check.table(data, "run")
@@ -120,12 +132,24 @@ def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -
     names = [s.name for s in stations]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(f"stations: station {name!r} appears more than once")
-    faults = tuple(
+    listed = [
         f
         for i, t in enumerate(check.array(data, "faults", required=False))
         if (f := _fault(check, t, f"faults[{i}]", set(names), duration or 0.0)) is not None
-    )
-    check.unknown(data, "", {"run", "stations", "faults"})
+    ]
+    for i, a in enumerate(listed):
+        for b in listed[:i]:
+            if (a.kind, a.station) == (b.kind, b.station) and a.at_s <= b.at_s + b.duration_s \
+                    and b.at_s <= a.at_s + a.duration_s:
+                problems.append(f"faults: two {a.kind} faults at {a.station or 'the receiver'} overlap "
+                                f"(at {b.at_s:g} s and {a.at_s:g} s)")
+    drawn: list[Fault] = []
+    for i, t in enumerate(check.array(data, "random_faults", required=False)):
+        drawn += _random_faults(
+            check, t, f"random_faults[{i}]", names, duration or 0.0, (seed or 0, i), listed + drawn
+        )
+    faults = tuple(sorted(listed + drawn, key=lambda f: (f.at_s, f.kind, f.station or "")))
+    check.unknown(data, "", {"run", "stations", "faults", "random_faults"})
     if not tables:
         problems.append("stations: at least one station is needed")
     # a value is None only where a problem was recorded
@@ -166,11 +190,14 @@ def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None
     baud = check.choice(t, key, "baud", tuple(sorted(BAUD_RATES)), default=115200, kinds=(int,))
     bit_error_rate = check.number(t, key, "bit_error_rate", default=0.0, low=0.0, high=1e-2)
     drop_rate = check.number(t, key, "drop_rate", default=0.0, low=0.0, high=1e-2)
+    flash_blocks = check.integer(t, key, "flash_blocks", default=100_000, low=1, high=10_000_000)
+    status_every_s = check.integer(t, key, "status_every_s", default=10, low=1, high=3600)
     check.unknown(t, key, {f.name for f in dataclasses.fields(StationSpec)})
     if (name is None or network is None or sensor is None or rate is None or block_s is None or baud is None
-            or bit_error_rate is None or drop_rate is None):
+            or bit_error_rate is None or drop_rate is None or flash_blocks is None or status_every_s is None):
         return None
-    return StationSpec(name, network, sensor, rate, block_s, tuple(channels), baud, bit_error_rate, drop_rate)
+    return StationSpec(name, network, sensor, rate, block_s, tuple(channels), baud, bit_error_rate, drop_rate,
+                       flash_blocks, status_every_s)
 
 
 def _fault(
@@ -191,10 +218,80 @@ def _fault(
         check.problems.append(f"{key}.station: must name a station of this scenario, got {station!r}")
     if at_s is not None and length is not None and at_s + length >= duration:
         check.problems.append(f"{key}: must end before the run does ({at_s} + {length} >= {duration})")
+    when = _when(check, t, key, kind)
     check.unknown(t, key, {f.name for f in dataclasses.fields(Fault)})
-    if kind is None or at_s is None or length is None:
+    if kind is None or at_s is None or length is None or when is None:
         return None
-    return Fault(kind, at_s, length, station)
+    return Fault(kind, at_s, length, station, when)
+
+
+def _when(check: _Checker, t: dict[str, Any], key: str, kind: str | None) -> str | None:
+    when = check.choice(t, key, "when", WHEN, default="any")
+    if when == "archive_write" and kind not in CRASH_FAULTS:
+        check.problems.append(f"{key}.when: only a crash ({', '.join(CRASH_FAULTS)}) can wait for a write")
+    return when
+
+
+def _random_faults(
+    check: _Checker,
+    t: dict[str, Any],
+    key: str,
+    names: list[str],
+    duration: float,
+    seed: tuple[int, int],
+    earlier: list[Fault],
+) -> list[Fault]:
+    """``count`` faults of one kind at seeded random moments within ``RANDOM_SPAN`` of the run, their
+    lengths log-uniform between the bounds (as many short as long ones per decade), spread over the
+    listed stations (all by default) in turn. Two faults of one kind never overlap at one station (or
+    at the receiver), these nor ``earlier`` ones: an outage inside an outage would end at the inner
+    one's end, a crash inside a crash would start the station twice."""
+    kind = check.choice(t, key, "kind", FAULT_KINDS)
+    count = check.integer(t, key, "count", low=1, high=1000)
+    shortest = check.number(t, key, "min_duration_s", low=0.0)
+    longest = check.number(t, key, "max_duration_s", low=0.0)
+    at_archive_write = check.integer(t, key, "archive_write", default=0, low=0)
+    stations: list[str | None] = list(check.strings(t, key, "stations")) if "stations" in t else list(names)
+    check.unknown(t, key, {"kind", "count", "min_duration_s", "max_duration_s", "archive_write", "stations"})
+    if kind in STATIONLESS_FAULTS:
+        if "stations" in t:
+            check.problems.append(f"{key}.stations: a {kind} concerns the receiver, not a station")
+        stations = [None]
+    for name in stations:
+        if name is not None and name not in names:
+            check.problems.append(f"{key}.stations: must name stations of this scenario, got {name!r}")
+    if at_archive_write and kind not in CRASH_FAULTS:
+        check.problems.append(f"{key}.archive_write: only crashes ({', '.join(CRASH_FAULTS)}) wait for one")
+    if count is not None and at_archive_write is not None and at_archive_write > count:
+        check.problems.append(f"{key}.archive_write: at most count ({count}), got {at_archive_write}")
+    if kind is None or count is None or shortest is None or longest is None or at_archive_write is None:
+        return []
+    first, last = RANDOM_SPAN[0] * duration, RANDOM_SPAN[1] * duration
+    if not 0 < shortest <= longest or longest >= (last - first) / 2:
+        check.problems.append(
+            f"{key}: need 0 < min_duration_s <= max_duration_s < {(last - first) / 2:g} (half the span "
+            f"faults are drawn in), got {shortest:g}..{longest:g}"
+        )
+        return []
+    if not stations or check.problems:
+        return []
+    rng = random.Random(f"{seed[0]}/{seed[1]}/{kind}")
+    faults: list[Fault] = []
+    for n in range(count):
+        station = stations[n % len(stations)]
+        length = math.exp(rng.uniform(math.log(shortest), math.log(longest)))
+        taken = [(f.at_s, f.at_s + f.duration_s) for f in earlier + faults
+                 if f.station == station and f.kind == kind]
+        for _ in range(1000):
+            at_s = rng.uniform(first, last - length)
+            if all(at_s + length < begin or at_s > end for begin, end in taken):
+                break
+        else:
+            check.problems.append(f"{key}: no room for {count} faults that do not overlap; fewer or shorter")
+            return []
+        when = "archive_write" if n < at_archive_write else "any"
+        faults.append(Fault(kind, round(at_s, 1), round(length, 1), station, when))
+    return faults
 
 
 def _finite(value: Any) -> bool:

@@ -4,7 +4,10 @@ It samples simulated sensors on data time (``SimClock``), cuts one block per str
 sends each as a BRP frame, waits up to ``ms_gap`` for the ACK/NAK, keeps the last 255 blocks sent so a
 NAK can rewind to any of them (go-back-N, as the DM24 does), and holds blocks produced while it cannot
 send (console open, hung, backlog) in a bounded "flash" queue, sending them later in order. Everything
-it produced is kept in ``truth`` (the exact int32 samples) for tests to compare against.
+it produced is kept in ``truth`` (the exact int32 samples) for tests to compare against, or in a
+``TruthStore`` on disk for long runs. So that a comparison can tell the gaps the hardware made from the
+ones the software did, the data blocks a full flash dropped are listed in ``flash_lost`` and those the
+line damaged on some transmission (a bit flipped or a byte lost on the way) in ``damaged_blocks``.
 
 Two transmission modes. ``"direct"`` follows spec §9 literally: an unanswered block is left behind after
 ``ms_gap``, so with nobody listening the stream goes into the void and only the 255-block NAK window
@@ -31,10 +34,11 @@ import numpy as np
 
 from digitizer import brp
 from digitizer.base36 import from_base36
-from digitizer.gcf import TEXT_STATUS_SUFFIX, GcfBlock, encode_block
+from digitizer.gcf import TEXT_STATUS_SUFFIX, GcfBlock, decode_block, encode_block
 from hil import sensors
 from hil.serialport import PtyLine
 from hil.simclock import SimClock
+from hil.truth import TruthStore
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -115,6 +119,16 @@ class _Stream:
         return np.rint(values).astype(np.int32)
 
 
+@dataclass(frozen=True, slots=True)
+class LostBlock:
+    """A data block the full flash dropped: samples ``[start_ns, end_ns)`` of ``stream_id`` never left."""
+
+    stream_id: str
+    start_ns: int
+    end_ns: int
+    samples: int
+
+
 @dataclass
 class FirmwareCounters:
     blocks_made: int = 0
@@ -143,7 +157,7 @@ class SimDigitizer:
                  streams: tuple[StreamSpec, ...] = DEFAULT_STREAMS, seed: int = 0,
                  ms_gap_s: float | None = None, status_every_s: int = 10, ttl: int = 0,
                  mode: str = "fifo", flash_blocks: int = 100_000, silent_blocks: int = 3,
-                 probe_interval_s: float = 1.0):
+                 probe_interval_s: float = 1.0, truth_store: TruthStore | None = None):
         if len(serial) != 4:
             raise ValueError(f"serial must have 4 characters, got {serial!r}")
         if mode not in MODES:
@@ -168,7 +182,10 @@ class SimDigitizer:
         self._env_rng = np.random.default_rng(seeds[-1])
         self._next_status_ns = first
         self._clock_step_ns = 0  # the firmware's clock minus data time (step_clock)
-        self.truth: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self.truth: dict[str, list[tuple[int, np.ndarray]]] = {}  # unused when a truth_store is given
+        self._truth_store = truth_store
+        self.flash_lost: list[LostBlock] = []
+        self.damaged_blocks: set[tuple[str, int]] = set()  # (stream id, start ns)
         self.counters = FirmwareCounters()
         # transmitter state
         self._flash: deque[GcfBlock] = deque()
@@ -250,6 +267,11 @@ class SimDigitizer:
             raise ValueError(f"which must be 'fic' or 'ric', got {which!r}")
         self._inject.append((which, None))
 
+    def close_truth(self) -> None:
+        """The run is over: close the truth store's files (what they hold stays readable)."""
+        if self._truth_store is not None:
+            self._truth_store.close()
+
     def stop_sampling(self) -> None:
         """End of a run: make no more blocks, but keep sending (and resending) those already made."""
         self._sampling = False
@@ -266,6 +288,8 @@ class SimDigitizer:
 
     def samples_of(self, stream_id: str) -> tuple[int, np.ndarray]:
         """(first sample time, all samples) produced so far for one stream (concatenated)."""
+        if self._truth_store is not None:
+            return self._truth_store.samples_of(stream_id)
         parts = self.truth.get(stream_id, [])
         if not parts:
             return 0, np.zeros(0, np.int32)
@@ -320,13 +344,20 @@ class SimDigitizer:
             self.calibration = None
 
     def _record(self, stream_id: str, start_ns: int, samples: np.ndarray, rate: int) -> None:
-        self.truth.setdefault(stream_id, []).append((start_ns, samples))
+        if self._truth_store is not None:
+            self._truth_store.record(stream_id, start_ns, samples, rate)
+        else:
+            self.truth.setdefault(stream_id, []).append((start_ns, samples))
         self._queue(GcfBlock(self.system_id, stream_id, start_ns, float(rate), samples=samples, ttl=self.ttl))
 
     def _queue(self, block: GcfBlock) -> None:
         if len(self._flash) >= self.flash_blocks:
             dropped = self._flash.popleft()
             self.counters.flash_dropped += 1
+            if dropped.samples is not None and dropped.sample_rate:
+                n = len(dropped.samples)
+                end_ns = dropped.start_ns + n * NS_PER_S // int(dropped.sample_rate)
+                self.flash_lost.append(LostBlock(dropped.stream_id, dropped.start_ns, end_ns, n))
             log.error("flash full: oldest block dropped",
                       extra={"stream": dropped.stream_id, "start_ns": dropped.start_ns})
         self._flash.append(block)
@@ -391,7 +422,13 @@ class SimDigitizer:
         """Send one frame and wait for its answer; ``new`` frames join the FIFO's unacknowledged list."""
         if new and self.mode == "fifo":
             self._unacked.append((frame[1], frame))
+        line_faults = self.line.faults_to_host
+        before = line_faults.bit_errors + line_faults.bytes_dropped
         self.line.write(frame)
+        if line_faults.bit_errors + line_faults.bytes_dropped != before:
+            block = decode_block(frame[4:-2])  # the frame as it was meant to arrive
+            if not block.is_status:
+                self.damaged_blocks.add((block.stream_id, block.start_ns))
         self.counters.frames_sent += 1
         self._silent += 1  # any answer, even a late one for another block, resets it
         self._await_reply(frame[1])

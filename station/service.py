@@ -44,6 +44,7 @@ from station.radionuclide.runner import RadionuclideSystems
 from station.recovery import framed_until, note_framed, trim_framed
 from station.snapshot import write_snapshot
 from station.soh import SohMonitor
+from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ OUTBOX_ALARM = "outbox_over_budget"
 WRITE_ALARM = "outbox_write_failed"
 MAX_PENDING_DRAFTS = 360  # frames held in memory while the outbox cannot be written (an hour of 10 s)
 PUMP_BATCH = 500  # items taken from one driver before looking at the others
+PUMP_SPAN_OF_BUFFER = 0.5  # a pump takes at most this fraction of buffer_s of data time from one driver
 IDLE_WAIT_S = 0.1  # pause when no driver had anything (blocks come about once a second; wakes cost CPU)
 ARCHIVE_PRUNE_INTERVAL_S = 600.0  # the local archive is checked against its disk budget this often
 SHUTDOWN_DRAIN_S = 5.0  # time the sender gets at SIGTERM to have the last frames acknowledged
@@ -203,15 +205,25 @@ class StationService:
     # ---------------------------------------------------------------------------------------- main loop
 
     def pump(self) -> int:
-        """Move what the drivers delivered into acquisition and SOH; returns how many items."""
+        """Move what the drivers delivered into acquisition and SOH; returns how many items.
+
+        A digitizer playing back its flash after an outage delivers data far faster than real time; a
+        pump stops taking from a driver once it took half of ``buffer_s`` of data time, so the frames are
+        cut before the acquisition buffers would have to drop the oldest samples."""
         moved = 0
+        span_ns = round(self.config.acquisition.buffer_s * PUMP_SPAN_OF_BUFFER * NS_PER_S)
         for driver in self.drivers.values():
+            first_ns: int | None = None
             for _ in range(PUMP_BATCH):
                 item = driver.get(timeout=0)
                 if item is None:
                     break
                 moved += 1
                 self._take(item)
+                if isinstance(item, Packet):
+                    first_ns = item.start_ns if first_ns is None else first_ns
+                    if item.end_ns - first_ns >= span_ns:
+                        break
         return moved
 
     def _take(self, item: Packet | Status | StreamGap) -> None:

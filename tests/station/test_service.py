@@ -126,6 +126,26 @@ def test_restart_after_a_crash_neither_loses_nor_repeats_samples(tmp_path):
     assert np.array_equal(outbox_samples(tmp_path / "outbox" / "outbox.sqlite"), np.arange(60 * int(RATE)))
 
 
+def test_a_backlog_played_back_faster_than_real_time_is_framed_without_dropping_samples(tmp_path):
+    """A digitizer emptying its flash after an outage hands over far more data time at once than
+    ``buffer_s`` (600 s by default): the main loop must cut frames between pumps, never drop samples."""
+    clock = Clock()
+    service, driver = make_service(tmp_path, clock)
+    n = int(RATE) * 10
+    for s in range(0, 1500, 10):  # 25 minutes of 10 s blocks, all waiting in the driver at once
+        values = np.arange(s * int(RATE), s * int(RATE) + n, dtype=np.int32)
+        driver.items.put(Packet("TST01", "TSTZ0", T0 + s * NS_PER_S, RATE, values, clock_locked=True))
+    pumps = 0
+    while service.pump():  # the main loop: pump, then frame what is ready
+        pumps += 1
+        service.frame_and_publish()
+    service.frame_and_publish(final=True)
+    service.outbox.close()
+    assert pumps > 1
+    assert service.acquisition.buffers["TST.BHZ."].stats.overflow_samples == 0
+    assert np.array_equal(outbox_samples(tmp_path / "outbox" / "outbox.sqlite"), np.arange(1500 * int(RATE)))
+
+
 def test_trimming_ends_once_the_replay_caught_up_so_a_clock_step_back_loses_nothing(tmp_path):
     """After the refetched packets, a packet stamped earlier than what was framed is new data (the
     digitizer's clock stepped back): it reaches the acquisition, which sees the time tear."""
