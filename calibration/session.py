@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from calibration.capture import Capture, Progress, Recording
 from calibration.recording import RecordingRejected
 from calibration.response import Seismometer
@@ -278,9 +280,8 @@ def analyse(plan: Plan, recorded: Sequence[RunRecording], nominal: Seismometer |
                 raise RecordingRejected("no-nominal", "a sine calibration is judged against the nominal "
                                                       "response, and none is configured")
             rate = recorded[0].recording.sample_rate
-            runs = [SineRun(float(r.run.frequency or 0.0), r.recording.cal_input, r.recording.output)
-                    for r in recorded]
-            sine = sine_calibration(runs, rate, nominal.coil_response(), full_scale=FULL_SCALE_COUNTS)
+            sine = sine_calibration(sine_runs(recorded), rate, nominal.coil_response(),
+                                    full_scale=FULL_SCALE_COUNTS)
             return Outcome(sine.verdict, sine=sine)
         rec = recorded[0].recording
         fit = fit_response(rec.cal_input, rec.output, rec.sample_rate, nominal=nominal,
@@ -288,6 +289,18 @@ def analyse(plan: Plan, recorded: Sequence[RunRecording], nominal: Seismometer |
         return Outcome(fit.verdict, fit=fit)
     except RecordingRejected as exc:
         return Outcome("refused", problem=exc.problem, message=str(exc).removeprefix(f"{exc.problem}: "))
+
+
+def sine_runs(recorded: Sequence[RunRecording]) -> list[SineRun]:
+    """Each sine run up to its input's last change: the returned signal's last block goes on, flat,
+    after the sine stopped, and that tail (the sensor ringing down) is no steady state to measure."""
+    runs = []
+    for r in recorded:
+        x, y = r.recording.cal_input, r.recording.output
+        changes = np.flatnonzero(np.diff(x))
+        live = int(changes[-1]) + 2 if changes.size else len(x)
+        runs.append(SineRun(float(r.run.frequency or 0.0), x[:live], y[:live]))
+    return runs
 
 
 def _pair(value: float, sigma: float) -> list[float]:

@@ -17,8 +17,7 @@ import numpy as np
 
 from calibration.report import Session, write_report
 from calibration.response import Seismometer
-from calibration.session import Outcome, Plan, RunRecording
-from calibration.sine import SineRun
+from calibration.session import Outcome, Plan, RunRecording, sine_runs
 from calibration.sine_report import write_sine_report
 from calibration.stationxml import ChannelSite
 
@@ -48,10 +47,8 @@ def write_session_report(folder: Path, session: Session, plan: Plan, outcome: Ou
         rec = recorded[0].recording
         paths |= write_report(folder, session, outcome.fit, rec.cal_input, rec.output, site=site)
     elif outcome.sine is not None and nominal is not None:
-        runs = [SineRun(float(r.run.frequency or 0.0), r.recording.cal_input, r.recording.output)
-                for r in recorded]
-        paths |= write_sine_report(folder, session, outcome.sine, runs, recorded[0].recording.sample_rate,
-                                   nominal, site=site)
+        paths |= write_sine_report(folder, session, outcome.sine, sine_runs(recorded),
+                                   recorded[0].recording.sample_rate, nominal, site=site)
     else:
         paths["json"] = folder / "result.json"
         refusal = {"session": {**asdict(session), "start_utc": session.start_utc},

@@ -66,16 +66,18 @@ def test_sine_calibration_measures_each_frequency_against_nominal(tmp_path, caps
     out = tmp_path / "report"
     with SimDigitizerRig(SPEED, seed=2) as rig:
         config = write_config(tmp_path, station_toml(rig.port))
-        status = cal(config, "--signal", "sine", "--minutes", "20", "--frequencies", "0.2,0.5", "--out",
+        status = cal(config, "--signal", "sine", "--minutes", "20", "--frequencies", "0.1,0.5", "--out",
                      str(out))
     printed = capsys.readouterr()
     assert status == 0, printed.err
     points = json.loads((out / "result.json").read_text())["sine"]["points"]
-    assert [p["frequency"] for p in points] == [0.2, 0.5]
+    assert [p["frequency"] for p in points] == [0.1, 0.5]
     print("sine points (Hz, amplitude %, phase °):",
           [(p["frequency"], round(100 * p["amplitude_deviation"], 3), round(p["phase_deviation_deg"], 3))
            for p in points])
-    assert all(abs(p["amplitude_deviation"]) < 0.05 and abs(p["phase_deviation_deg"]) < 5 for p in points)
+    # the simulated sensor is nominal, so far inside the IMS 5 % / 5°: its bilinear discretisation
+    # costs about 0.2 % at 0.5 Hz
+    assert all(abs(p["amplitude_deviation"]) < 0.01 and abs(p["phase_deviation_deg"]) < 1 for p in points)
     assert (out / "response.xml").exists() and "Sine calibration" in (out / "report.html").read_text()
 
 

@@ -20,6 +20,7 @@ from calibration.session import (
     analyse,
     nominal_in_fit_units,
     record,
+    sine_runs,
     sine_step,
     summary,
 )
@@ -236,6 +237,14 @@ def test_a_refused_console_command_is_reported_and_the_calibrator_stopped():
 
 
 # -------------------------------------------------------------------------------------- judgement
+
+
+def test_a_sine_run_is_measured_up_to_where_its_input_stopped():
+    t = np.arange(2000) / RATE
+    x = np.where(t < 150, np.rint(1000 * np.sin(2 * np.pi * 0.5 * t)), 0.0)  # the last block goes on flat
+    recorded = [RunRecording(Run("sine", 2, None, 2), Recording(T0, RATE, x, 3 * x))]
+    (run,) = sine_runs(recorded)
+    assert run.frequency == 0.5 and len(run.cal_input) == len(run.output) == 1501  # through the step to 0
 
 
 def test_a_bad_recording_is_a_refused_outcome_never_a_fit():
