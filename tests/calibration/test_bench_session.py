@@ -66,7 +66,7 @@ def test_sine_calibration_measures_each_frequency_against_nominal(tmp_path, caps
     out = tmp_path / "report"
     with SimDigitizerRig(SPEED, seed=2) as rig:
         config = write_config(tmp_path, station_toml(rig.port))
-        status = cal(config, "--signal", "sine", "--minutes", "20", "--frequencies", "0.1,0.5", "--out",
+        status = cal(config, "--signal", "sine", "--minutes", "16", "--frequencies", "0.1,0.5", "--out",
                      str(out))
     printed = capsys.readouterr()
     assert status == 0, printed.err
@@ -116,3 +116,12 @@ def test_bad_arguments_are_refused_before_anything_runs(tmp_path, capsys, args, 
     assert cal(config, *args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "state").exists()  # not even the lock was taken
+
+
+def test_an_earlier_report_is_never_overwritten(tmp_path, capsys):
+    config = write_config(tmp_path, station_toml("/dev/nonexistent-digitizer"))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "result.json").write_text("{}")
+    assert cal(config, "--signal", "random", "--minutes", "30", "--out", str(tmp_path / "old")) == 2
+    assert "already holds a calibration report" in capsys.readouterr().err
+    assert (tmp_path / "old" / "result.json").read_text() == "{}"

@@ -275,6 +275,9 @@ def test_the_summary_gives_ground_units_when_the_coil_constant_is_known():
     assert result["T0_s"][0] == pytest.approx(1.0, rel=1e-3) and 0 < result["T0_s"][1] < 1e-3
     assert abs(result["worst"]["amplitude_pct"]) < 0.1
     assert summary(outcome, "SIM.BHZ.", "random", [run], None)["G_units"] == "counts/(cal unit*s)"
+    unjudged = analyse(Plan("random", 2), [run], None)  # no nominal configured: a fit, no verdict
+    assert unjudged.verdict == "fitted"
+    assert "worst" not in summary(unjudged, "SIM.BHZ.", "random", [run], None)
     assert nominal_in_fit_units(120.0, 0.707, 4.6875e8, 3.2e-8).gain == pytest.approx(15.0)
     with pytest.raises(ValueError, match="finite and non-zero"):
         nominal_in_fit_units(120.0, 0.707, 4.6875e8, 0.0)
