@@ -120,6 +120,13 @@ class Plan:
         if self.signal == "step" and self.minutes < 2:
             raise ValueError("a step calibration needs at least 2 minutes (one up, one down)")
 
+    def check_rate(self, sample_rate: float) -> None:
+        """ValueError when a sine frequency is not below the channel's Nyquist frequency."""
+        above = [f for f in self.frequencies if f >= sample_rate / 2]
+        if above:
+            raise ValueError(f"sine frequencies {', '.join(f'{f:g}' for f in above)} Hz are not below the "
+                             f"channel's Nyquist frequency ({sample_rate / 2:g} Hz)")
+
     def runs(self) -> tuple[Run, ...]:
         if self.signal == "random":
             return (Run("random", self.minutes),)

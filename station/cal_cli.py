@@ -46,6 +46,7 @@ def _seismometer(args: argparse.Namespace) -> int:
         target = calibration_target(config, args.channel)
         frequencies = tuple(float(f) for f in args.frequencies.split(",") if f.strip())
         plan = Plan(args.signal, args.minutes, frequencies)
+        plan.check_rate(target.channel.sample_rate)
     except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return EXIT["usage"]

@@ -74,16 +74,19 @@ class CalibrationState:
 
     # -- accepted results ---------------------------------------------------------------------------------
     def accept(self, code: str, value: Accepted) -> None:
-        """Use ``value`` for ``code`` from ``value.from_ns`` on, and keep it across restarts."""
+        """Use ``value`` for ``code`` from ``value.from_ns`` on, and keep it across restarts; when it
+        cannot be kept (OSError) it is not used either."""
         with self._lock:
-            history = [a for a in self._accepted.get(code, []) if a.from_ns < value.from_ns] + [value]
-            self._accepted[code] = history[-KEPT_ACCEPTED:]
-            snapshot = {c: [asdict(a) for a in values] for c, values in self._accepted.items()}
-        if self._path is not None:
-            tmp = self._path.with_name(self._path.name + ".tmp")
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(snapshot, indent=1, sort_keys=True) + "\n")
-            os.replace(tmp, self._path)
+            accepted = dict(self._accepted)
+            history = [a for a in accepted.get(code, []) if a.from_ns < value.from_ns] + [value]
+            accepted[code] = history[-KEPT_ACCEPTED:]
+            if self._path is not None:
+                snapshot = {c: [asdict(a) for a in values] for c, values in accepted.items()}
+                tmp = self._path.with_name(self._path.name + ".tmp")
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(json.dumps(snapshot, indent=1, sort_keys=True) + "\n")
+                os.replace(tmp, self._path)
+            self._accepted = accepted
 
     def calib(self, channel: ChannelConfig, start_ns: int) -> tuple[float, float]:
         """calib and calper for ``channel``'s data starting at ``start_ns``: the latest accepted value

@@ -104,6 +104,7 @@ class RemoteCalibration:
         try:
             name, plan = parse_calibrate(words)
             target = calibration_target(self.config, name)
+            plan.check_rate(target.channel.sample_rate)
         except ValueError as exc:
             return f"{NOT_RUN}{exc}; usage: {USAGE}"
         console = self.consoles[target.digitizer.name]
@@ -147,7 +148,7 @@ class RemoteCalibration:
                     accepted = Accepted(from_ns, calib, target.channel.calper, str(folder))
                     self.state.accept(target.code, accepted)
                     result["applied"] = True
-                except OSError as exc:  # in force for this run only if it could be kept: say so, apply none
+                except OSError as exc:  # not kept, so not applied either
                     log.error("accepted calibration not stored", extra={"channel": target.code,
                                                                         "error": str(exc)})
         log.info("remote calibration done", extra={"channel": target.code, "verdict": outcome.verdict,

@@ -110,6 +110,8 @@ def test_refuses_a_channel_the_running_daemon_acquires(tmp_path, capsys):
     (("--signal", "sine", "--minutes", "20"), "needs at least one frequency"),
     (("--signal", "sine", "--minutes", "20", "--frequencies", "0.3"), "not one the calibrator makes"),
     (("--signal", "random", "--minutes", "0"), "minutes must be 1"),
+    (("--signal", "sine", "--minutes", "20", "--frequencies", "1,10"), "10 Hz are not below the channel's "
+                                                                       "Nyquist frequency (10 Hz)"),
 ])
 def test_bad_arguments_are_refused_before_anything_runs(tmp_path, capsys, args, message):
     config = write_config(tmp_path, station_toml("/dev/nonexistent-digitizer"))

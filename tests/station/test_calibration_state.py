@@ -53,6 +53,14 @@ def test_accepted_calib_applies_from_its_data_time_and_survives_a_restart(tmp_pa
     assert CalibrationState().calib(BHZ, T0 + 300 * S) == (0.5, 1.0)  # no state dir: nothing persisted
 
 
+def test_a_value_that_cannot_be_kept_is_not_applied(tmp_path):
+    state = CalibrationState(tmp_path / "gone")
+    (tmp_path / "gone").write_text("a file where the state folder should be")
+    with pytest.raises(OSError):
+        state.accept(BHZ.code, Accepted(T0, 0.34, 1.0))
+    assert state.calib(BHZ, T0 + S) == (0.5, 1.0)
+
+
 def test_an_unreadable_accepted_file_falls_back_to_the_configured_calib(tmp_path, caplog):
     (tmp_path / ACCEPTED_NAME).write_text('{"TST.BHZ.": [{"from_ns": "soon"}]}')
     assert CalibrationState(tmp_path).calib(BHZ, T0) == (0.5, 1.0)
