@@ -38,11 +38,16 @@ def run_session(state_dir: Path, target: CalibrationTarget, plan: Plan, out: Pat
     except StationBusy as exc:
         who = exc.holder.get("role", "another process")
         acquiring = target.code in exc.holder.get("channels", [target.code])
-        _say(f"refused: {who} (pid {exc.holder.get('pid', '?')}) holds {target.digitizer.port}"
+        remote = " ".join([f"calibrate {target.channel.channel} {plan.signal} {plan.minutes}",
+                           *(f"{f:g}" for f in plan.frequencies)])
+        _say(f"refused: {who} (pid {exc.holder.get('pid', '?')}) holds the station's digitizers"
              + (f" and is acquiring {target.code}" if acquiring else "") + f" ({exc.path}). "
              + ("Stop it first (systemctl stop ims-station), or have the IDC run a remote calibration: "
-                f"calibrate {target.channel.channel} {plan.signal} {plan.minutes}"
-                if who == "station daemon" else "Wait for it to finish."))
+                + remote if who == "station daemon" else "Wait for it to finish."))
+        return EXIT["busy"]
+    except OSError as exc:  # e.g. the daemon's state dir is not writable for this user
+        _say(f"refused: cannot take the station lock in {state_dir} ({exc}), so the station daemon may be "
+             "using the digitizer; run as the daemon's user")
         return EXIT["busy"]
     with lock:
         return _run_with_port(target, plan, out, operator)
