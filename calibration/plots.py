@@ -1,4 +1,5 @@
-"""PNG figures of a seismometer fit: response against nominal, and the recorded traces with residual.
+"""PNG figures of a seismometer fit (response against nominal, recorded traces with residual) and of a sine
+calibration (measured points on the nominal response, and each run's traces).
 
 Drawn on matplotlib ``Figure`` objects with the Agg canvas directly (no pyplot, no global backend
 change), so it works headless and inside daemons.
@@ -7,13 +8,16 @@ change), so it works headless and inside daemons.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from calibration.seismometer import FitResult, comparison_frequencies
+from calibration.response import PolesZeros
+from calibration.seismometer import COMPARISON_POINTS, FitResult, comparison_frequencies
+from calibration.sine import SineResult, SineRun
 from calibration.tolerance import AMPLITUDE_TOLERANCE, PHASE_TOLERANCE_DEG, deviations
 from calibration.transfer import TransferEstimate
 
@@ -151,4 +155,69 @@ def traces_png(fit: FitResult, cal_input: npt.ArrayLike, output: npt.ArrayLike) 
         axis.set_ylim(low, high + 0.35 * (high - low))
     for axis in (middle, detail, bottom):
         axis.legend(fontsize=8, loc="upper left", ncol=4, framealpha=0.9)
+    return _png(figure)
+
+
+def sine_png(result: SineResult, nominal: PolesZeros) -> bytes:
+    """Measured amplitude and phase at each sine frequency on the nominal curve, and their deviations
+    from nominal against the IMS tolerance."""
+    measured_f = np.array([p.frequency for p in result.points])
+    low, high = measured_f.min() / 10, measured_f.max() * 10
+    poles = [abs(p) / (2 * np.pi) for p in nominal.poles if p != 0]
+    if poles:
+        low, high = min(low, min(poles) / 10), max(high, max(poles) * 10)
+    freqs = np.geomspace(low, high, COMPARISON_POINTS)
+    curve = nominal(freqs)
+    measured = np.array([p.amplitude * np.exp(1j * np.radians(p.phase_deg)) for p in result.points])
+    figure = Figure(figsize=(11, 7.5), layout="constrained")
+    (amp, phase), (amp_dev, phase_dev) = figure.subplots(2, 2, sharex=True)
+    amp.loglog(freqs, np.abs(curve), color=NOMINAL, lw=1.5, ls="--", label="nominal")
+    amp.loglog(measured_f, np.abs(measured), ls="none", marker="o", color=FITTED, label="measured")
+    curve_phase = _phase_deg(curve)
+    phase.semilogx(freqs, curve_phase, color=NOMINAL, lw=1.5, ls="--", label="nominal")
+    at_points = np.interp(np.log(measured_f), np.log(freqs), curve_phase)
+    phase_dev_deg = np.array([p.phase_deviation_deg for p in result.points])
+    phase.semilogx(measured_f, at_points + phase_dev_deg, ls="none", marker="o", color=FITTED,
+                   label="measured")
+    for axis, limit, values in ((amp_dev, 100 * AMPLITUDE_TOLERANCE,
+                                 100 * np.array([p.amplitude_deviation for p in result.points])),
+                                (phase_dev, PHASE_TOLERANCE_DEG, phase_dev_deg)):
+        axis.axhspan(-limit, limit, color=TOLERANCE, alpha=0.12, label="IMS tolerance")
+        axis.axhline(0, color="black", lw=0.6)
+        axis.semilogx(measured_f, values, ls="none", marker="o", color=FITTED, label="measured − nominal")
+        span = max(3 * limit, 1.15 * float(np.max(np.abs(values))))
+        axis.set_ylim(-span, span)
+    for axis in (amp, phase, amp_dev, phase_dev):
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    amp.set_title("Amplitude at the sine frequencies")
+    amp.set_ylabel("|output / input|  (counts per input unit)")
+    phase.set_title("Phase (channel delay included)")
+    phase.set_ylabel("degrees")
+    amp_dev.set_title("Amplitude deviation from nominal")
+    amp_dev.set_ylabel("%")
+    phase_dev.set_title("Phase deviation from nominal")
+    phase_dev.set_ylabel("degrees")
+    for axis in (amp_dev, phase_dev):
+        axis.set_xlabel("frequency (Hz)")
+    return _png(figure)
+
+
+def sine_traces_png(runs: Sequence[SineRun], sample_rate: float) -> bytes:
+    """Each sine run: the sensor output with the calibration input behind it (right axis)."""
+    figure = Figure(figsize=(11, 2.4 * len(runs) + 0.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(len(runs), 1))
+    for axis, run in zip(axes, runs, strict=True):
+        t = np.arange(len(run.output)) / sample_rate
+        drive = axis.twinx()
+        drive.plot(t, run.cal_input, color=TOLERANCE, lw=0.6, alpha=0.6)
+        drive.set_ylabel("input units", color=TOLERANCE)
+        axis.plot(t, run.output, color=MEASURED, lw=0.8)
+        axis.set_zorder(drive.get_zorder() + 1)
+        axis.patch.set_visible(False)
+        axis.set_title(f"{run.frequency:g} Hz: sensor output (calibration input behind, right axis)")
+        axis.set_ylabel("counts")
+        axis.set_xlim(t[0], t[-1])
+        axis.grid(True, alpha=0.3)
+    axes[-1].set_xlabel("time since the run's start (s)")
     return _png(figure)

@@ -116,13 +116,13 @@ def _parameter_rows(session: Session, fit: FitResult) -> list[tuple[str, ...]]:
     return rows
 
 
-def _table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
+def html_table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"
 
 
-def _image(png: bytes, alt: str) -> str:
+def html_image(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
@@ -160,7 +160,7 @@ def html_report(session: Session, fit: FitResult, response_image: bytes, traces_
             raise ValueError("the fit has a deviation from nominal but no nominal response to compare with")
         d = fit.deviation
         band = comparison_frequencies(fit.sample_rate, fit.sensor(), fit.nominal)
-        deviation = _table([
+        deviation = html_table([
             ("Largest amplitude deviation", f"{d.amplitude:+.2%}", f"at {d.amplitude_frequency:.4g} Hz",
              f"±{AMPLITUDE_TOLERANCE:.0%}"),
             ("Largest phase deviation", f"{d.phase_deg:+.2f}°", f"at {d.phase_frequency:.4g} Hz",
@@ -170,7 +170,7 @@ def html_report(session: Session, fit: FitResult, response_image: bytes, traces_
                       f"{COMPARISON_DECADES_BELOW_CORNER:g} decades below the lower corner, up to Nyquist "
                       f"({band[-1]:g} Hz).</div>")
     residual = f"{fit.residual_rms:.4g} counts ({fit.relative_residual:.2%} of output)"
-    quality = _table([("Residual rms", residual),
+    quality = html_table([("Residual rms", residual),
                       ("Offset, drift", f"{fit.offset:.4g} counts, {fit.drift:.4g} counts/s"),
                       ("Function evaluations", str(fit.evaluations))])
     return f"""<!DOCTYPE html>
@@ -182,16 +182,16 @@ def html_report(session: Session, fit: FitResult, response_image: bytes, traces_
 damping and gain to the recorded input and output.</div>
 <div class="verdict {fit.verdict}">{html.escape(verdict_text)}</div>
 {f"<ul>{reasons}</ul>" if reasons else ""}
-<h2>Session</h2>{_table(session_rows)}
+<h2>Session</h2>{html_table(session_rows)}
 <h2>Fitted parameters (± one standard deviation)</h2>
-{_table(_parameter_rows(session, fit), header=("Parameter", "Fitted", "Nominal", "Deviation"))}
+{html_table(_parameter_rows(session, fit), header=("Parameter", "Fitted", "Nominal", "Deviation"))}
 {deviation}
 <h2>Fit quality</h2>{quality}
 <div class="note">Uncertainties are formal (covariance of the least-squares fit scaled by the residual
 variance); coloured noise or drift makes them optimistic. Gain is output counts per unit of integrated
 calibration input: counts per m/s when the input is expressed as ground acceleration.</div>
-<h2>Response</h2>{_image(response_image, "amplitude and phase against nominal")}
-<h2>Traces</h2>{_image(traces_image, "calibration input, output, model and residual")}
+<h2>Response</h2>{html_image(response_image, "amplitude and phase against nominal")}
+<h2>Traces</h2>{html_image(traces_image, "calibration input, output, model and residual")}
 </body></html>
 """
 

@@ -64,17 +64,35 @@ DEFAULT_STREAMS = (
 )
 
 
+# Coil drive of the simulated calibrator. 0.05 V is 5e-4 m/s² of equivalent ground acceleration through
+# the simulated broadband's 0.01 m/s²/V coil: a step then swings its output to about a quarter of the
+# converter's range, as a bench calibration should; 1 V would clip it.
+CAL_AMPLITUDE_V = 0.05
+# The random calibration's generator clock: the level is redrawn (±amplitude, each with probability ½)
+# at every tick and held between ticks, a random telegraph as on real calibrators. 2 s keeps its power
+# flat up to about 0.2 Hz, far past the simulated broadband's 120 s corner, and little of it near the
+# Nyquist frequency, where the simulated sensor (bilinear, at the output rate) departs from the analogue
+# response that a real digitizer's identical filtering of both channels would preserve.
+CAL_RANDOM_INTERVAL_S = 2.0
+
+
 @dataclass
 class Calibration:
-    """An active calibration: which coil(s), what signal, when it stops (data time)."""
+    """An active calibration: which coil(s), what signal, when it stops (data time).
+
+    ``drive`` is a function of time alone (the random levels are drawn once per tick, in tick order),
+    so every coil and the returned signal see the same voltage whichever stream asks first.
+    """
 
     components: str  # "Z", "N", "E" or "ZNE"
     kind: str  # sine | square | random
     start_ns: int
     end_ns: int
     period_s: float = 1.0
-    amplitude_v: float = 1.0
+    amplitude_v: float = CAL_AMPLITUDE_V
+    interval_s: float = CAL_RANDOM_INTERVAL_S
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    _levels: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     def drive(self, t_ns: np.ndarray) -> np.ndarray:
         """Coil voltage at sample times ``t_ns`` (zero outside the calibration)."""
@@ -86,8 +104,18 @@ class Calibration:
             half = (self.end_ns - self.start_ns) / NS_PER_S / 2
             out = np.where(t < half, 1.0, -1.0)
         else:
-            out = self.rng.choice([-1.0, 1.0], size=t.shape)
+            out = self._random_levels(t_ns)
         return np.where(live, self.amplitude_v * out, 0.0)
+
+    def _random_levels(self, t_ns: np.ndarray) -> np.ndarray:
+        tick_ns = round(self.interval_s * NS_PER_S)
+        last = (self.end_ns - self.start_ns - 1) // tick_ns
+        ticks = np.clip((t_ns - self.start_ns) // tick_ns, 0, last)
+        need = int(ticks.max()) + 1 if ticks.size else 0
+        if need > len(self._levels):
+            drawn = self.rng.choice([-1.0, 1.0], size=need - len(self._levels))
+            self._levels = np.concatenate([self._levels, drawn])
+        return self._levels[ticks]
 
 
 class _Stream:
@@ -151,17 +179,25 @@ class SimDigitizer:
     ``ms_gap``). ``flash_blocks`` bounds the queue of blocks not yet sent; when it overflows the oldest
     block is dropped and counted in ``counters.flash_dropped``. FIFO only: ``silent_blocks`` unanswered
     blocks in a row mean the host is gone; ``probe_interval_s`` (real seconds) paces the probes.
+    ``cal_amplitude_v`` is the calibrator's coil drive and ``cal_random_interval_s`` the clock of its
+    random telegraph (see ``CAL_AMPLITUDE_V`` and ``CAL_RANDOM_INTERVAL_S``).
     """
 
     def __init__(self, line: PtyLine, clock: SimClock, *, system_id: str = "SIM1", serial: str = "SIMD",
                  streams: tuple[StreamSpec, ...] = DEFAULT_STREAMS, seed: int = 0,
                  ms_gap_s: float | None = None, status_every_s: int = 10, ttl: int = 0,
                  mode: str = "fifo", flash_blocks: int = 100_000, silent_blocks: int = 3,
-                 probe_interval_s: float = 1.0, truth_store: TruthStore | None = None):
+                 probe_interval_s: float = 1.0, truth_store: TruthStore | None = None,
+                 cal_amplitude_v: float = CAL_AMPLITUDE_V,
+                 cal_random_interval_s: float = CAL_RANDOM_INTERVAL_S):
         if len(serial) != 4:
             raise ValueError(f"serial must have 4 characters, got {serial!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not (cal_amplitude_v > 0 and cal_random_interval_s > 0):
+            raise ValueError(f"cal_amplitude_v ({cal_amplitude_v}) and cal_random_interval_s "
+                             f"({cal_random_interval_s}) must be > 0")
+        self.cal_amplitude_v, self.cal_random_interval_s = cal_amplitude_v, cal_random_interval_s
         if flash_blocks < 1 or silent_blocks < 1 or probe_interval_s <= 0:
             raise ValueError(f"flash_blocks ({flash_blocks}) and silent_blocks ({silent_blocks}) must be "
                              f">= 1 and probe_interval_s ({probe_interval_s}) > 0")
@@ -609,12 +645,16 @@ class SimDigitizer:
             if not 1 <= n <= 10:
                 raise ValueError("sine step must be 1-10")
             period = 1 / n if rest[1] == "HZ" else float(n)
-            cal = Calibration(comp, "sine", start, start + minutes * 60 * NS_PER_S, period_s=period)
+            cal = Calibration(comp, "sine", start, start + minutes * 60 * NS_PER_S, period_s=period,
+                              amplitude_v=self.cal_amplitude_v)
         elif rest == ["SQUAREWAVE"]:
             first = -(-start // (60 * NS_PER_S)) * 60 * NS_PER_S  # next clock minute
-            cal = Calibration(comp, "square", first, first + 2 * minutes * 60 * NS_PER_S)
+            cal = Calibration(comp, "square", first, first + 2 * minutes * 60 * NS_PER_S,
+                              amplitude_v=self.cal_amplitude_v)
         elif rest == ["RANDOMCAL"]:
-            cal = Calibration(comp, "random", start, start + minutes * 60 * NS_PER_S, rng=self._cal_rng)
+            cal = Calibration(comp, "random", start, start + minutes * 60 * NS_PER_S,
+                              amplitude_v=self.cal_amplitude_v, interval_s=self.cal_random_interval_s,
+                              rng=self._cal_rng)
         else:
             raise ValueError("unknown calibration")
         self.calibration = cal

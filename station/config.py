@@ -7,6 +7,7 @@ resolved against the config file's folder so the daemon does not depend on its w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -57,6 +58,9 @@ class StationInfo:
     name: str  # station code, e.g. "ABC1"
     network: str  # e.g. "IM"
     description: str
+    latitude: float | None = None  # degrees north; with longitude and elevation, for StationXML
+    longitude: float | None = None  # degrees east
+    elevation_m: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,23 @@ class DigitizerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SensorCalibration:
+    """How a channel is calibrated through its sensor's calibration coil (``[channels.calibration]``).
+
+    The nominal response (``period_s``, ``damping``, ``sensitivity``) is all there or all absent; the
+    coil constant turns the fitted gain into counts per m/s, calib and StationXML.
+    """
+
+    input_stream_id: str  # stream of the returned calibration signal (GCF ...Cn)
+    component: str  # calibration coil: Z, N or E
+    period_s: float | None  # nominal free period T0
+    damping: float | None  # nominal damping h
+    sensitivity: float | None  # nominal flat-band counts per m/s, signed by polarity
+    coil_constant: float | None  # m/s² of equivalent ground acceleration per count of the returned signal
+    depth_m: float  # sensor depth below the surface, for StationXML
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     digitizer: str  # DigitizerConfig.name
     stream_id: str
@@ -91,6 +112,7 @@ class ChannelConfig:
     calib: float  # CSS 3.0 calib, nm/count at calper
     calper: float  # s
     sample_rate: float
+    calibration: SensorCalibration | None = None
 
     @property
     def code(self) -> str:
@@ -142,6 +164,12 @@ class SohSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CalibrationSettings:
+    apply_accepted: bool  # a passing remote calibration's calib goes into later subframes
+    report_dir: Path  # report folders of remote calibrations
+
+
+@dataclass(frozen=True, slots=True)
 class StoreSettings:
     path: Path
     budget_mb: float
@@ -160,6 +188,7 @@ class StationConfig:
     archive: StoreSettings
     outbox: StoreSettings
     daemon: DaemonSettings
+    calibration: CalibrationSettings
     radionuclide: tuple[RadionuclideConfig, ...] = ()  # particulate and noble-gas systems
 
     def digitizer(self, name: str) -> DigitizerConfig:
@@ -204,12 +233,13 @@ def parse_config(text: str, source: str, base_dir: Path) -> StationConfig:
     archive = _store(root.table("archive"), default_budget_mb=10_000.0)
     outbox = _store(root.table("outbox"), default_budget_mb=2_000.0)
     radionuclide = _radionuclide(root, station)
+    calibration = _calibration(root.table("calibration", required=False), daemon)
     root.done()
     _cross_check(root, digitizers, channels, frame, radionuclide)
     if problems:
         raise ConfigError(problems)
     return StationConfig(source, station, frame, acquisition, digitizers, channels, link, soh,
-                         archive, outbox, daemon, radionuclide)
+                         archive, outbox, daemon, calibration, radionuclide)
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -220,9 +250,20 @@ def _station(t: _Table) -> StationInfo:
         name=t.get("name", str, check=_text(1, 5, alnum=True)),
         network=t.get("network", str, check=_text(1, 2, alnum=True)),
         description=t.get("description", str, default=""),
+        latitude=t.get("latitude", float, default=None, check=_range(-90.0, 90.0)),
+        longitude=t.get("longitude", float, default=None, check=_range(-180.0, 180.0)),
+        elevation_m=t.get("elevation_m", float, default=None, check=_range(-12000.0, 9000.0)),
     )
+    _all_or_none(t, ("latitude", "longitude", "elevation_m"))
     t.done()
     return info
+
+
+def _all_or_none(t: _Table, keys: tuple[str, ...]) -> None:
+    given = [k for k in keys if k in t.data]
+    if given and len(given) != len(keys):
+        missing = ", ".join(k for k in keys if k not in given)
+        t.problem(missing.split(", ")[0], f"give {', '.join(keys)} together (missing {missing})")
 
 
 def _frame(t: _Table) -> FrameSettings:
@@ -266,8 +307,48 @@ def _channel(t: _Table) -> ChannelConfig:
         calper=t.get("calper", float, check=_range(0.0, None, low_open=True)),
         sample_rate=t.get("sample_rate", float, check=_range(0.0, MAX_SAMPLE_RATE, low_open=True)),
     )
+    if "calibration" in t.data:
+        c = dataclasses.replace(c, calibration=_sensor_calibration(t.table("calibration"), c.stream_id))
     t.done()
     return c
+
+
+CAL_COMPONENTS = ("Z", "N", "E")
+
+
+def _sensor_calibration(t: _Table, stream_id: str | None) -> SensorCalibration:
+    """``[channels.calibration]``; the returned-signal stream and the coil default from the stream id
+    (``XMPLZ2`` -> ``XMPLC2``, coil ``Z``: the DM24 returns the signal on ``C`` + the tap digit)."""
+    six = stream_id is not None and len(stream_id) == 6
+    default_input = f"{stream_id[:4]}C{stream_id[5]}" if six and stream_id else _REQUIRED
+    letter = stream_id[4] if six and stream_id else ""
+    cal = SensorCalibration(
+        input_stream_id=t.get("input_stream_id", str, default=default_input, check=_text(1, 6, alnum=True)),
+        component=t.get("component", str, default=letter if letter in CAL_COMPONENTS else _REQUIRED,
+                        check=_one_of(CAL_COMPONENTS)),
+        period_s=t.get("period_s", float, default=None, check=_range(0.0, None, low_open=True)),
+        damping=t.get("damping", float, default=None, check=_range(0.0, None, low_open=True)),
+        sensitivity=t.get("sensitivity", float, default=None, check=_nonzero),
+        coil_constant=t.get("coil_constant", float, default=None, check=_nonzero),
+        depth_m=t.get("depth_m", float, default=0.0, check=_range(0.0, None)),
+    )
+    _all_or_none(t, ("period_s", "damping", "sensitivity"))
+    if "period_s" in t.data and "coil_constant" not in t.data:
+        t.problem("coil_constant", "required with a nominal response (it puts the nominal in the fit's "
+                                   "units)")
+    t.done()
+    return cal
+
+
+def _calibration(t: _Table, daemon: DaemonSettings) -> CalibrationSettings:
+    state_dir: Path | None = daemon.state_dir
+    settings = CalibrationSettings(
+        apply_accepted=t.get("apply_accepted", bool, default=False),
+        report_dir=t.path("report_dir") if "report_dir" in t.data else (
+            (state_dir or t.base_dir.resolve() / "state") / "calibrations"),
+    )
+    t.done()
+    return settings
 
 
 def _link(t: _Table, station: StationInfo) -> LinkSettings:
@@ -431,6 +512,10 @@ def _one_of(allowed: Iterable[Any]) -> Check:
     def check(v: Any) -> str | None:
         return None if v in allowed else f"must be one of {', '.join(map(str, allowed))}; got {v!r}"
     return check
+
+
+def _nonzero(v: float) -> str | None:
+    return None if v != 0 and math.isfinite(v) else f"must be a finite non-zero number, got {v!r}"
 
 
 def _frame_length(v: int) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from gci_link.cd11 import ChannelStatus, ChannelSubframe, build_subframe
 from station.acquisition import ChannelBuffer, SampleRun
@@ -24,6 +25,15 @@ from timeunits import NS_PER_S
 log = logging.getLogger(__name__)
 
 UNLOCKED_FLAG = "gps_receiver_unlocked"
+CALIBRATION_FLAG = "calibration_underway"
+
+
+class CalibrationView(Protocol):
+    """Calibrations by data time (``station.calibration_state.CalibrationState``)."""
+
+    def underway(self, code: str, start_ns: int, end_ns: int) -> bool: ...
+
+    def calib(self, channel: ChannelConfig, start_ns: int) -> tuple[float, float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +60,16 @@ class Framer:
         frame_length_s: int,
         lateness_budget_s: float,
         status_for: Callable[[ChannelConfig], ChannelStatus],
+        calibrations: CalibrationView | None = None,
     ) -> None:
+        """``calibrations`` (optional) sets the "calibration underway" bit on subframes that overlap a
+        calibration of their channel, and their calib/calper once one was accepted."""
         self.channels = tuple(channels)
         self.buffers = buffers
         self.length_ns = frame_length_s * NS_PER_S
         self.lateness_ns = round(lateness_budget_s * NS_PER_S)
         self.status_for = status_for
+        self.calibrations = calibrations
         self.refills = 0  # frames cut for windows that had been cut before (time tears, late data)
         self._cut_until_ns: int | None = None
 
@@ -109,10 +123,14 @@ class Framer:
         self._cut_until_ns = max(end_ns, self._cut_until_ns or end_ns)
         return FrameDraft(window_ns, self.length_ns // 1_000_000, tuple(subframes))
 
-    @staticmethod
-    def _subframe(channel: ChannelConfig, segment: SampleRun, status: ChannelStatus) -> ChannelSubframe:
+    def _subframe(self, channel: ChannelConfig, segment: SampleRun, status: ChannelStatus) -> ChannelSubframe:
         if segment.clock_locked is False and not status.flag(UNLOCKED_FLAG):
             status = status.with_flags([UNLOCKED_FLAG])
+        calib, calper = channel.calib, channel.calper
+        if self.calibrations is not None:
+            if self.calibrations.underway(channel.code, segment.start_ns, segment.end_ns):
+                status = status.with_flags([CALIBRATION_FLAG])
+            calib, calper = self.calibrations.calib(channel, segment.start_ns)
         return build_subframe(
             segment.samples,
             site=channel.site,
@@ -120,8 +138,8 @@ class Framer:
             location=channel.location,
             time_ns=segment.start_ns,
             sample_rate=segment.sample_rate,
-            calib=channel.calib,
-            calper=channel.calper,
+            calib=calib,
+            calper=calper,
             sensor_type=channel.sensor_type_code,
             status=status,
         )

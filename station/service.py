@@ -34,14 +34,17 @@ from gci_link.station_end.outbox import Outbox, OutboxStats
 from gci_link.station_end.sender import Sender
 from station.acquisition import Acquisition
 from station.alarms import AlarmBoard, Severity
+from station.calibration_state import CalibrationState
 from station.config import ChannelConfig, DigitizerConfig, StationConfig
 from station.framer import FrameDraft, Framer
 from station.link_health import LinkHealth
 from station.local_archive import LocalArchive
+from station.lock import StationBusy, StationLock
 from station.metrics import StationCollector
 from station.publisher import DATA_KIND, publish
 from station.radionuclide.runner import RadionuclideSystems
 from station.recovery import framed_until, note_framed, trim_framed
+from station.remote_calibration import RemoteCalibration
 from station.snapshot import write_snapshot
 from station.soh import SohMonitor
 from timeunits import NS_PER_S
@@ -78,12 +81,17 @@ class StationService:
         self.soh = SohMonitor(config.soh, self.alarms)
         self.acquisition = Acquisition(config, self.alarms)
         self._system_ids = {d.name: d.system_id for d in config.digitizers}
+        self._stop = threading.Event()
+        # accepted remote calibrations persist only while the operator lets them apply
+        self.calibrations = CalibrationState(config.daemon.state_dir if config.calibration.apply_accepted
+                                             else None)
         self.framer = Framer(
             config.channels,
             self.acquisition.buffers,
             frame_length_s=config.frame.length_s,
             lateness_budget_s=config.acquisition.lateness_budget_s,
             status_for=self._channel_status,
+            calibrations=self.calibrations,
         )
         config.outbox.path.parent.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(
@@ -118,12 +126,15 @@ class StationService:
             signer=self.signer, clock=clock, state_dir=config.daemon.state_dir,
         )
         self.drivers = {d.name: driver_factory(d) for d in config.digitizers}
+        self.remote_calibration = RemoteCalibration(config, self.drivers, self.calibrations, self._stop)
+        # returned calibration signals: for calibration sessions only, never framed
+        self._calibration_inputs = {(config.digitizer(c.digitizer).system_id, c.calibration.input_stream_id)
+                                    for c in config.channels if c.calibration is not None}
         self.framed_until = framed_until(self.outbox, DATA_KIND)
         self._replaying = set(self.framed_until)  # channels whose refetched packets are trimmed, see _take
         self.refetched_samples_trimmed = 0
         self.frames_published = 0
         self.loop_errors = 0
-        self._stop = threading.Event()
         self._running = False
         # what other threads (Prometheus, IDC commands) read: built by the main loop, swapped whole
         self.latest_snapshot = self.snapshot()
@@ -139,6 +150,23 @@ class StationService:
         self._stop.set()
 
     def run(self, install_signals: bool = True) -> int:
+        """Acquire and send until stopped; 0 after a clean stop, 3 when another process (a second
+        daemon, a bench calibration) holds the station's digitizers or the lock cannot be taken."""
+        try:
+            lock = StationLock.acquire(self.config.daemon.state_dir, "station daemon",
+                                       channels=[c.code for c in self.config.channels],
+                                       ports=[d.port for d in self.config.digitizers])
+        except (StationBusy, OSError) as exc:
+            log.error("station not started: its digitizers are in use" if isinstance(exc, StationBusy)
+                      else "station not started: cannot take its lock", extra={"station": self.name,
+                                                                                 "error": str(exc)})
+            self.outbox.close()
+            self.archive.close()
+            return 3
+        with lock:
+            return self._run(install_signals)
+
+    def _run(self, install_signals: bool) -> int:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
@@ -228,6 +256,9 @@ class StationService:
 
     def _take(self, item: Packet | Status | StreamGap) -> None:
         if isinstance(item, Packet):
+            self.remote_calibration.feed(item)
+            if (item.system_id, item.stream_id) in self._calibration_inputs:
+                return
             code = self.acquisition.channel_code(item)
             trimmed: Packet | None = item
             if code in self._replaying:  # the driver's startup rewind is still refetching this channel
@@ -319,23 +350,18 @@ class StationService:
 
     def _command(self, request: CommandRequestBody) -> str:
         """IDC remote control (``CommandName``): ``status``,
-        ``calibrate DIGITIZER sine|square|random COMP MINUTES [HZ]``, ``stopcal DIGITIZER``.
+        ``calibrate CHANNEL random|step|sine MINUTES [FREQUENCY_HZ ...]`` (a whole calibration session,
+        answered with its result), ``stopcal DIGITIZER``.
 
-        The sender runs this on its command worker, so a console command that takes seconds holds
-        neither the link nor the main loop."""
+        The sender runs this on its command worker, so a console command that takes seconds, or a
+        calibration that takes half an hour, holds neither the link nor the main loop."""
         words = request.command.decode("ascii", "replace").strip("\0 ").split()
         log.info("command from IDC", extra={"station": self.name, "command": " ".join(words)})
         name = next((c for c in CommandName if words[:1] == [c.value]), None)
         if name is CommandName.STATUS:
             return self.latest_snapshot["soh_table"]  # built by the main loop, swapped whole: safe to read
-        numbers = all(w.isdigit() for w in words[4:])
-        if name is CommandName.CALIBRATE and len(words) in (5, 6) and words[1] in self.drivers and numbers:
-            kind, component, minutes = words[2], words[3], int(words[4])
-            hz = int(words[5]) if len(words) == 6 else None
-            try:
-                return self.drivers[words[1]].start_calibration(kind, component, minutes, frequency_hz=hz)
-            except (ValueError, RuntimeError, TimeoutError) as exc:
-                return f"calibration not started: {exc}"
+        if name is CommandName.CALIBRATE:
+            return self.remote_calibration.run(words)
         if name is CommandName.STOPCAL and len(words) == 2 and words[1] in self.drivers:
             try:
                 return self.drivers[words[1]].stop_calibration()
@@ -343,7 +369,8 @@ class StationService:
                 return f"calibration not stopped: {exc}"
         return (
             f"unknown command {' '.join(words)!r}; "
-            "try 'status', 'calibrate DIGITIZER KIND COMP MINUTES [HZ]' or 'stopcal DIGITIZER'"
+            "try 'status', 'calibrate CHANNEL random|step|sine MINUTES [FREQUENCY_HZ ...]' or "
+            "'stopcal DIGITIZER'"
         )
 
     # -------------------------------------------------------------------------------------------- status

@@ -152,3 +152,42 @@ def test_idc_trust_must_hold_an_idc_certificate(tmp_path):
     path.write_text(EXAMPLE.read_text().replace(link, f'{link}\nidc_trust = "ca/trust"'))
     assert load_config(path).link.idc_trust == tmp_path / "ca" / "trust"
     assert load_example_config(tmp_path).link.idc_trust is None
+
+
+def test_calibration_tables_take_their_defaults_from_the_stream_id(tmp_path):
+    config = load_example_config(tmp_path)
+    bhz, bhn = config.channels[:2]
+    assert bhz.calibration is not None and bhn.calibration is None
+    assert (bhz.calibration.input_stream_id, bhz.calibration.component) == ("XMPLC2", "Z")
+    assert bhz.calibration.coil_constant == 2.5e-8 and bhz.calibration.depth_m == 0.0
+    assert config.calibration.apply_accepted is False
+    assert config.calibration.report_dir == tmp_path / "state" / "calibrations"
+    info = config.station
+    assert (info.latitude, info.longitude, info.elevation_m) == (46.52, 6.63, 410.0)
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("damping = 0.707 ", "# damping", "channels[0].calibration.damping: give period_s, damping, sensitivity "
+                                      "together (missing damping)"),
+    ("coil_constant = 2.5e-8 ", "# coil", "channels[0].calibration.coil_constant: required with a nominal "
+                                          "response (it puts the nominal in the fit's units)"),
+    ("sensitivity = 1.0e10 ", "sensitivity = 0.0 ", "channels[0].calibration.sensitivity: must be a finite "
+                                                    "non-zero number, got 0.0"),
+    ("# component = \"Z\"", "component = \"X\"", "channels[0].calibration.component: must be one of E, N, Z; "
+                                                 "got 'X'"),
+    ("coil_constant = 2.5e-8 ", "coil_constant = 2.5e-8\ncoil = 1 ",
+     "channels[0].calibration.coil: unknown key"),
+    ("apply_accepted = false", "apply_accepted = \"yes\"",
+     "calibration.apply_accepted: must be true or false, got str 'yes'"),
+    ("longitude = 6.63 ", "# longitude", "station.longitude: give latitude, longitude, elevation_m together "
+                                         "(missing longitude)"),
+    ("latitude = 46.52 ", "latitude = 91.0 ", "station.latitude: must be <= 90, got 91.0"),
+])
+def test_calibration_settings_are_checked(tmp_path, old, new, expected):
+    assert messages(broken(tmp_path, old, new)) == [expected]
+
+
+def test_a_stream_id_that_gives_no_default_needs_the_keys(tmp_path):
+    error = broken(tmp_path, 'stream_id = "XMPLZ2"', 'stream_id = "Z2"')
+    assert messages(error) == ["channels[0].calibration.input_stream_id: missing (required)",
+                               "channels[0].calibration.component: missing (required)"]

@@ -32,10 +32,6 @@ class ScriptedDriver:
 
     def start(self) -> None: ...
 
-    def start_calibration(self, kind, component, minutes, *, frequency_hz=None) -> str:
-        self.calls = [*getattr(self, "calls", []), ("start", kind, component, minutes, frequency_hz)]
-        return "ok"
-
     def stop_calibration(self) -> str:
         self.calls = [*getattr(self, "calls", []), ("stop",)]
         return "ok"
@@ -246,10 +242,15 @@ def test_idc_commands_reach_the_digitizer_and_bad_ones_are_answered(tmp_path):
         return service._command(CommandRequestBody("TST", "TST", "BHZ", "", T0, text.encode()))
 
     assert "no active alarms" in command("status")
-    assert command("calibrate d sine Z 2 1") == "ok"
     assert command("stopcal d") == "ok"
-    assert driver.calls == [("start", "sine", "Z", 2, 1), ("stop",)]
-    assert command("calibrate d sine Z two").startswith("unknown command")
-    assert command("calibrate nosuch sine Z 2").startswith("unknown command")
-    assert len(driver.calls) == 2
+    assert driver.calls == [("stop",)]
+    # a calibration session that cannot start is answered at once, and touches no digitizer
+    assert command("calibrate BHZ sine two").startswith("calibration not run: MINUTES must be a whole number")
+    assert command("calibrate BHZ random 30").startswith(
+        "calibration not run: channel TST.BHZ. has no [channels.calibration] table")
+    assert command("calibrate BHN random 30").startswith("calibration not run: no channel 'BHN'")
+    assert command("calibrate BHZ sine 30 0.3").startswith("calibration not run: sine frequency 0.3 Hz")
+    assert "usage: calibrate CHANNEL random|sine|step MINUTES" in command("calibrate BHZ")
+    assert command("stopcal nosuch").startswith("unknown command")
+    assert len(driver.calls) == 1
     service.outbox.close()

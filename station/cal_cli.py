@@ -1,0 +1,56 @@
+"""``ims cal seismometer``: a bench calibration session on one channel of the station.
+
+The session opens the channel's digitizer port itself, so it takes the station's lock first and
+refuses while the station daemon holds it (the daemon calibrates a channel it acquires only on the
+IDC's ``calibrate`` command). Progress goes to stderr, a line per minute of calibration signal; the
+verdict and the report folder to stdout. This lives in ``station`` because it reads the station
+configuration; the session itself is ``station.bench_calibration``.
+
+Exit status: 0 pass (or no nominal response to judge by), 1 outside tolerance, 2 bad arguments or
+configuration, 3 recording refused (no signal came back, clipped, too short, ...), 4 the daemon or
+another session holds the station's digitizers, 5 the digitizer failed (console refused, port silent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("cal", help="bench calibration sessions")
+    kinds = parser.add_subparsers(dest="cal_command", required=True, metavar="SENSOR")
+    seis = kinds.add_parser("seismometer", help="calibrate a seismometer through its calibration coil",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    seis.add_argument("--config", type=Path, required=True, help="station TOML file")
+    seis.add_argument("--channel", required=True, help="BHZ, or SITE.CHA.LO when several sites have it")
+    seis.add_argument("--signal", required=True, choices=("random", "sine", "step"))
+    seis.add_argument("--minutes", type=int, required=True, help="length of the session (sine: shared "
+                                                                 "out among the frequencies)")
+    seis.add_argument("--frequencies", default="", help="sine only: comma-separated Hz, each 0.1..1 in "
+                                                        "1/n steps or 1..10 in whole Hz, e.g. 0.1,0.2,0.5")
+    seis.add_argument("--out", type=Path, help="report folder (default calibrations/NET.STA.LOC.CHA_TIME)")
+    seis.add_argument("--operator", default="", help="name written in the report")
+    seis.set_defaults(func=_seismometer)
+
+
+def _seismometer(args: argparse.Namespace) -> int:
+    from calibration.session import Plan
+    from station.bench_calibration import EXIT, run_session
+    from station.calibration_setup import calibration_target
+    from station.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+        target = calibration_target(config, args.channel)
+        frequencies = tuple(float(f) for f in args.frequencies.split(",") if f.strip())
+        plan = Plan(args.signal, args.minutes, frequencies)
+        plan.check_rate(target.channel.sample_rate)
+    except (ConfigError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT["usage"]
+    if args.out is not None and (args.out / "result.json").exists():
+        print(f"{args.out} already holds a calibration report; choose another --out", file=sys.stderr)
+        return EXIT["usage"]
+    return run_session(config.daemon.state_dir, target, plan, args.out, args.operator)

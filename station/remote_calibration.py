@@ -1,0 +1,156 @@
+"""Remote calibration: the IDC's ``calibrate`` command run as a calibration session inside the daemon.
+
+The command worker runs it (so the link goes on), the daemon's own digitizer driver takes the console
+words, and the main loop hands every packet to the session's capture (``feed``). While the session
+runs, ``CalibrationState`` marks the channel's data as "calibration underway"; when it ends, the report
+folder is written under ``[calibration] report_dir`` and the command's answer is the result as one line
+of compact JSON. With ``[calibration] apply_accepted``, a passing fit's calib goes into the channel's
+later subframes.
+
+Command text (docs/calibration.md, "Remote calibration"):
+``calibrate CHANNEL random|step|sine MINUTES [FREQUENCY_HZ ...]``
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+
+from calibration.capture import Capture, DigitizerSilent, SessionAborted
+from calibration.recording import RecordingRejected
+from calibration.session import (
+    SIGNALS,
+    Console,
+    ConsoleRefused,
+    Listener,
+    Outcome,
+    Plan,
+    Run,
+    RunRecording,
+    analyse,
+    record,
+    summary,
+)
+from calibration.session_report import write_session_report
+from digitizer.packet import Packet
+from station.calibration_setup import CalibrationTarget, calibration_target
+from station.calibration_state import Accepted, CalibrationState, Window
+from station.config import StationConfig
+
+log = logging.getLogger(__name__)
+
+USAGE = f"calibrate CHANNEL {'|'.join(SIGNALS)} MINUTES [FREQUENCY_HZ ...]"
+NOT_RUN = "calibration not run: "
+
+
+def parse_calibrate(words: list[str]) -> tuple[str, Plan]:
+    """(channel name, plan) from ``calibrate CHANNEL SIGNAL MINUTES [FREQUENCY_HZ ...]``; ValueError
+    says what is wrong."""
+    if len(words) < 4:
+        raise ValueError(f"expected {USAGE}")
+    _, channel, signal, minutes, *frequencies = words
+    if not minutes.isdigit():
+        raise ValueError(f"MINUTES must be a whole number, not {minutes!r}")
+    try:
+        hz = tuple(float(f) for f in frequencies)
+    except ValueError:
+        raise ValueError(f"frequencies must be numbers in Hz, not {' '.join(frequencies)!r}") from None
+    return channel, Plan(signal, int(minutes), hz)
+
+
+class _Marks(Listener):
+    """Sets and clears the channel's "calibration underway" span as each run starts and ends."""
+
+    def __init__(self, state: CalibrationState, code: str) -> None:
+        self.state, self.code = state, code
+        self.open: Window | None = None
+
+    def started(self, index: int, run: Run, data_time_ns: int) -> None:
+        self.open = self.state.begin(self.code, data_time_ns)
+        log.info("remote calibration started", extra={"channel": self.code, "run": run.describe()})
+
+    def progress(self, index: int, run: Run, recorded_s: float) -> None:
+        log.info("remote calibration running", extra={"channel": self.code, "run": run.describe(),
+                                                       "recorded_s": round(recorded_s)})
+
+    def ended(self, index: int, run: Run, end_ns: int) -> None:
+        self.close(end_ns)
+
+    def close(self, end_ns: int) -> None:
+        if self.open is not None:
+            self.state.end(self.open, end_ns)
+            self.open = None
+
+
+class RemoteCalibration:
+    """``feed`` from the main loop; ``run`` from the command worker, one at a time."""
+
+    def __init__(self, config: StationConfig, consoles: Mapping[str, Console], state: CalibrationState,
+                 stop: threading.Event) -> None:
+        self.config = config
+        self.consoles = consoles
+        self.state = state
+        self.stop = stop
+        self._captures: tuple[Capture, ...] = ()  # replaced whole, so the main loop reads it without a lock
+
+    def feed(self, packet: Packet) -> None:
+        for capture in self._captures:
+            capture.feed(packet)
+
+    def run(self, words: list[str]) -> str:
+        """Run ``calibrate ...``: the compact JSON result, or a line starting ``calibration not run:``."""
+        try:
+            name, plan = parse_calibrate(words)
+            target = calibration_target(self.config, name)
+            plan.check_rate(target.channel.sample_rate)
+        except ValueError as exc:
+            return f"{NOT_RUN}{exc}; usage: {USAGE}"
+        console = self.consoles[target.digitizer.name]
+        capture = Capture(target.streams)
+        marks = _Marks(self.state, target.code)
+        self._captures += (capture,)
+        try:
+            recorded = record(console, capture, plan, target.settings.component, listener=marks,
+                              abort=self.stop)
+        except RecordingRejected as exc:
+            recorded, outcome = [], Outcome("refused", problem=exc.problem,
+                                            message=str(exc).removeprefix(f"{exc.problem}: "))
+        except (ConsoleRefused, DigitizerSilent, SessionAborted, TimeoutError) as exc:
+            log.error("remote calibration failed", extra={"channel": target.code, "error": str(exc)})
+            return f"{NOT_RUN}{target.code}: {exc}"
+        else:
+            outcome = analyse(plan, recorded, target.nominal)
+        finally:
+            self._captures = tuple(c for c in self._captures if c is not capture)
+            marks.close(capture.progress().data_time_ns or 0)
+        return self._answer(target, plan, outcome, recorded, capture)
+
+    def _answer(self, target: CalibrationTarget, plan: Plan, outcome: Outcome, recorded: list[RunRecording],
+                capture: Capture) -> str:
+        start_ns = recorded[0].recording.start_ns if recorded else capture.progress().data_time_ns or 0
+        result = summary(outcome, target.code, plan.signal, recorded, target.settings.coil_constant)
+        folder = target.report_folder(self.config.calibration.report_dir, start_ns)
+        try:
+            write_session_report(folder, target.session(plan, start_ns, "IDC remote calibration"), plan,
+                                 outcome, recorded, target.nominal, site=target.site(start_ns))
+            result["report"] = str(folder)
+        except (OSError, ValueError) as exc:
+            log.error("calibration report not written", extra={"folder": str(folder), "error": str(exc)})
+        calib = target.calib(outcome.fit) if outcome.fit is not None else None
+        if calib is not None:
+            result |= {"calib": float(f"{calib:.6g}"), "calper": target.channel.calper}
+            result["applied"] = False
+            if self.config.calibration.apply_accepted and outcome.verdict == "pass":
+                from_ns = capture.progress().data_time_ns or start_ns
+                try:
+                    accepted = Accepted(from_ns, calib, target.channel.calper, str(folder))
+                    self.state.accept(target.code, accepted)
+                    result["applied"] = True
+                except OSError as exc:  # not kept, so not applied either
+                    log.error("accepted calibration not stored", extra={"channel": target.code,
+                                                                        "error": str(exc)})
+        log.info("remote calibration done", extra={"channel": target.code, "verdict": outcome.verdict,
+                                                    "report": str(folder)})
+        return json.dumps(result, separators=(",", ":"))
