@@ -1,0 +1,238 @@
+"""Noble-gas (beta-gamma) analysis: a SAMPLEPHD with its gas and detector backgrounds to activity
+concentrations, uncertainties and Currie limits of Xe-131m, Xe-133m, Xe-133 and Xe-135.
+
+Steps (docs/rn-analysis-betagamma.md has the formulas and the comparison with openSpex):
+1. ROI gross counts of each file by its own calibration (``bg_rois``; the sample's when a background
+   carries none).
+2. Detector background scaled by live time: z = G - (t_l / t_l,det) D, var = G + (t_l / t_l,det)^2 D.
+3. Gas background (the xenon the previous sample left in the cell): its activities, solved like a
+   sample, decay to the sample's acquisition start (exp(-lambda tau)) and are subtracted with their
+   covariance.
+4. Activities at the acquisition start by least squares over disjoint ROIs (``bg_model``), Currie LC
+   and LD per isotope.
+5. Concentrations at the collection's end with the decay over collection and processing, from the
+   air volume the stable xenon stands for; Xe-133m ingrowth into Xe-133; QC flags.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gci_link import ims2
+from rn_analysis.bg_model import Solution, count_factor, disjoint_counts, efficiencies, response, solve
+from rn_analysis.bg_rois import roi_channels, roi_gross_counts
+from rn_analysis.errors import AnalysisError
+from rn_analysis.result import AnalysisResult, Flag, NuclideResult, Peak
+from rn_analysis.xenon import ISOTOPES, XE_ML_PER_M3_AIR
+
+NS = 1e9
+UBQ = 1e6
+XE133_MDC_LIMIT_UBQ_M3 = 1000.0  # IMS requirement, spec §13 (S10)
+XE_VOLUME_MIN_ML = 0.43  # IDC noble-gas QC, spec §13 (S3)
+TIME_LIMITS_S = (14_400.0, 90_000.0)  # collection and acquisition between 4 h and 25 h (S3)
+CALIBRATION_BLOCKS = (("g_energy", "#g_Energy"), ("b_energy", "#b_Energy"), ("roi_limits", "#ROI_Limits"))
+SAMPLE_BLOCKS = (("bg_efficiency", "#b-gEfficiency"), ("ratios", "#Ratios"))
+ROI_REGIONS = {1: (0,), 2: (1,), 3: (2,), 4: (3, 4, 5), 5: (4,), 6: (5,)}  # disjoint regions in each ROI
+ROI_ISOTOPE = {1: 0, 2: 1, 3: 2, 4: 2, 5: 3, 6: 4}  # index into ISOTOPES
+INDEX = {iso.name: k for k, iso in enumerate(ISOTOPES)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Count:
+    """One file's ROI counts (ROIs 1..10), times and calibration."""
+
+    gross: np.ndarray
+    limits: np.ndarray
+    real_s: float
+    live_s: float
+    start_ns: int
+
+
+def analyse_betagamma(sample: ims2.PhdMessage, gasbk: ims2.PhdMessage | None = None,
+                      detbk: ims2.PhdMessage | None = None, *, ingrowth: bool = True) -> AnalysisResult:
+    """The analysis of ``sample``; ``AnalysisError`` names what makes it impossible. ``ingrowth``
+    corrects Xe-133 for the decay of Xe-133m into it when Xe-133m is detected."""
+    _check_kind(sample, "SAMPLEPHD", "sample")
+    for name, label in CALIBRATION_BLOCKS + SAMPLE_BLOCKS:
+        if getattr(sample, name) is None:
+            raise AnalysisError(f"the sample has no {label} block")
+    s = _count(sample, sample, "sample")
+    _check_nested(s.limits)
+    flags = []
+    d = None
+    if detbk is not None:
+        _check_kind(detbk, "DETBKPHD", "detector background")
+        _check_same_detector(sample, detbk, "detector background")
+        d = _count(detbk, sample, "detector background")
+        flags.append(_id_flag("detector_background", sample.detbk_id, detbk))
+    else:
+        flags.append(Flag("detector_background", False, "no DETBKPHD given: nothing subtracted"))
+    eff = efficiencies(sample.bg_efficiency)
+    c_s = response(eff, sample.ratios, s.real_s, s.live_s)
+    z, gross_var = _net_of_detbk(s, d)
+    v = np.diag(gross_var + _detbk_var(s, d))
+    if gasbk is not None:
+        _check_kind(gasbk, "GASBKPHD", "gas background")
+        _check_same_detector(sample, gasbk, "gas background")
+        g = _count(gasbk, sample, "gas background")
+        tau = (s.start_ns - g.start_ns) / NS
+        if tau < 0:
+            raise AnalysisError(f"the gas background starts {-tau:.0f} s after the sample")
+        gz, g_gross_var = _net_of_detbk(g, d)
+        memory = solve(response(eff, sample.ratios, g.real_s, g.live_s), gz,
+                       np.diag(g_gross_var + _detbk_var(g, d)), g_gross_var)
+        carry = c_s * np.exp([-iso.decay_constant * tau for iso in ISOTOPES])
+        z = z - carry @ memory.activity
+        v = v + carry @ memory.covariance @ carry.T
+        flags.append(_id_flag("gas_background", sample.gasbk_id, gasbk))
+    else:
+        flags.append(Flag("gas_background", False, "no GASBKPHD given: the memory effect is not subtracted"))
+    solution = solve(c_s, z, v, gross_var)
+    nuclides = _concentrations(sample, s, solution, ingrowth)
+    flags += _qc_flags(sample, s, nuclides)
+    return AnalysisResult(sample_id=sample.sample_id or sample.msg_id, kind="beta-gamma",
+                          peaks=_roi_peaks(sample, s, c_s, solution), nuclides=nuclides, flags=flags)
+
+
+def _check_kind(m: ims2.PhdMessage, data_type: str, what: str) -> None:
+    if m.data_type != data_type or m.system_type != "B":
+        raise AnalysisError(f"the {what} must be a beta-gamma (B) {data_type}, not a {m.system_type} "
+                            f"{m.data_type}")
+
+
+def _check_same_detector(sample: ims2.PhdMessage, other: ims2.PhdMessage, what: str) -> None:
+    if other.detector != sample.detector:
+        raise AnalysisError(f"the {what} is from detector {other.detector}, "
+                            f"the sample from {sample.detector}")
+
+
+def _id_flag(name: str, expected: str | None, m: ims2.PhdMessage) -> Flag:
+    ok = expected is not None and m.sample_id == expected
+    return Flag(name, ok, f"{m.data_type} {m.sample_id}; the sample's #Header names {expected}")
+
+
+def _count(m: ims2.PhdMessage, calibrated: ims2.PhdMessage, what: str) -> _Count:
+    if m.histogram is None or m.histogram.size == 0:
+        raise AnalysisError(f"the {what} has no #Histogram")
+    if not m.histogram.any():
+        raise AnalysisError(f"the {what} histogram is empty (no counts)")
+    if not (m.live_time_s > 0 and m.real_time_s >= m.live_time_s):
+        raise AnalysisError(f"the {what} has live time {m.live_time_s} s and real time {m.real_time_s} s")
+    own = all(getattr(m, name) is not None for name, _ in CALIBRATION_BLOCKS)
+    source = m if own else calibrated
+    limits = roi_channels(source.roi_limits, source.g_energy, source.b_energy)
+    if limits.shape[0] < 6:
+        raise AnalysisError(f"the {what} #ROI_Limits has {limits.shape[0]} rows, the analysis needs 6")
+    return _Count(roi_gross_counts(m.histogram, limits), limits, m.real_time_s, m.live_time_s,
+                  m.acquisition_start_ns)
+
+
+def _check_nested(limits: np.ndarray) -> None:
+    """ROIs 5 and 6 must lie inside ROI 4 and apart, so that ROI 4 minus both is a region of its own."""
+    b0, b1, g0, g1 = limits[3]
+    for roi in (4, 5):
+        lb0, lb1, lg0, lg1 = limits[roi]
+        if not (b0 <= lb0 and lb1 <= b1 and g0 <= lg0 and lg1 <= g1):
+            raise AnalysisError(f"ROI {roi + 1} is not inside ROI 4 in channels: "
+                                f"{limits[roi]} vs {limits[3]}")
+    if limits[4, 1] > limits[5, 0] and limits[5, 1] > limits[4, 0]:
+        raise AnalysisError("ROIs 5 and 6 overlap in beta channels")
+
+
+def _net_of_detbk(c: _Count, d: _Count | None) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of the six regions less the detector background, and the count's own Poisson variance
+    (at least 1 count, so an empty region keeps a finite weight)."""
+    gross = disjoint_counts(c.gross)
+    net = gross if d is None else gross - c.live_s / d.live_s * disjoint_counts(d.gross)
+    return net, np.maximum(gross, 1.0)
+
+
+def _detbk_var(c: _Count, d: _Count | None) -> np.ndarray:
+    if d is None:
+        return np.zeros(6)
+    return (c.live_s / d.live_s) ** 2 * disjoint_counts(d.gross)
+
+
+def _concentration_factors(sample: ims2.PhdMessage) -> np.ndarray:
+    """uBq/m3 per Bq in the cell at the acquisition start, per isotope:
+    lambda t_c / (V (1 - exp(-lambda t_c)) exp(-lambda t_p)), V = xenon volume / 0.087 ml/m3."""
+    if sample.collection_start_ns is None or sample.collection_stop_ns is None:
+        raise AnalysisError("the sample has no #Collection block")
+    if sample.xe_volume_ml is None:
+        raise AnalysisError("the sample has no #Processing block (xenon volume)")
+    if not sample.xe_volume_ml > 0:
+        raise AnalysisError(f"the sample's xenon volume is {sample.xe_volume_ml} ml")
+    t_c = (sample.collection_stop_ns - sample.collection_start_ns) / NS
+    t_p = (sample.acquisition_start_ns - sample.collection_stop_ns) / NS
+    if t_c <= 0 or t_p < 0:
+        raise AnalysisError(f"collection of {t_c:.0f} s ending {t_p:.0f} s before the acquisition")
+    volume_m3 = sample.xe_volume_ml / XE_ML_PER_M3_AIR
+    lam = np.array([iso.decay_constant for iso in ISOTOPES])
+    return UBQ * lam * t_c / (volume_m3 * -np.expm1(-lam * t_c) * np.exp(-lam * t_p))
+
+
+def ingrowth_factor(sample: ims2.PhdMessage) -> float:
+    """Xe-133 concentration that the decay of 1 unit of Xe-133m concentration adds through collection,
+    processing and counting (Axelsson and Ringbom, ARI 92 (2014) 12, eq. 15, spec S12)."""
+    lam_m, lam_g = ISOTOPES[INDEX["Xe-133m"]].decay_constant, ISOTOPES[INDEX["Xe-133"]].decay_constant
+    t_c = (sample.collection_stop_ns - sample.collection_start_ns) / NS
+    t_p = (sample.acquisition_start_ns - sample.collection_stop_ns) / NS
+    t_a = sample.real_time_s
+
+    def factors(lam: float) -> float:
+        return -math.expm1(-lam * t_c) * math.exp(-lam * t_p) * -math.expm1(-lam * t_a)
+
+    return lam_g / (lam_g - lam_m) * ((lam_g / lam_m) ** 2 * factors(lam_m) / factors(lam_g) - 1)
+
+
+def _concentrations(sample: ims2.PhdMessage, s: _Count, x: Solution, ingrowth: bool) -> list[NuclideResult]:
+    f = _concentration_factors(sample)
+    ac = f * x.activity
+    cov = np.outer(f, f) * x.covariance
+    lc, mdc = f * x.lc, f * x.ld
+    detected = x.activity > x.lc
+    g, m = INDEX["Xe-133"], INDEX["Xe-133m"]
+    if ingrowth and detected[m]:
+        xi = ingrowth_factor(sample)
+        ac[g] -= xi * ac[m]
+        cov[g, g] += xi**2 * cov[m, m] - 2 * xi * cov[g, m]
+    return [NuclideResult(iso.name.upper(), bool(detected[k]), float(ac[k]), math.sqrt(cov[k, k]),
+                          float(mdc[k]), float(lc[k]))
+            for k, iso in enumerate(ISOTOPES) if iso.name.startswith("Xe")]
+
+
+def _roi_peaks(sample: ims2.PhdMessage, s: _Count, c: np.ndarray, x: Solution) -> list[Peak]:
+    """ROIs 1 to 6: the net counts of the isotope each measures, at the centre of its gamma window."""
+    rois = sorted(sample.roi_limits, key=lambda r: r.roi)
+    peaks = []
+    for roi, regions in ROI_REGIONS.items():
+        k = ROI_ISOTOPE[roi]
+        per_bq = float(sum(c[r, k] for r in regions))
+        limits, channels = rois[roi - 1], s.limits[roi - 1]
+        peaks.append(Peak(energy_keV=(limits.gamma_low + limits.gamma_high) / 2,
+                          centroid_channel=(channels[2] + channels[3] - 1) / 2,
+                          area=per_bq * float(x.activity[k]), area_unc=per_bq * math.sqrt(x.covariance[k, k]),
+                          fwhm_keV=limits.gamma_high - limits.gamma_low, nuclide=ISOTOPES[k].name.upper()))
+    return peaks
+
+
+def _qc_flags(sample: ims2.PhdMessage, s: _Count, nuclides: list[NuclideResult]) -> list[Flag]:
+    xe133 = next(n for n in nuclides if n.name == "XE-133")
+    volume = sample.xe_volume_ml + (sample.xe_volume_unc_ml or 0.0)
+    t_c = (sample.collection_stop_ns - sample.collection_start_ns) / NS
+    lo, hi = TIME_LIMITS_S
+    return [
+        Flag("xe133_mdc", xe133.mdc_uBq_m3 <= XE133_MDC_LIMIT_UBQ_M3,
+             f"Xe-133 MDC {xe133.mdc_uBq_m3:.0f} uBq/m3, IMS requirement <= {XE133_MDC_LIMIT_UBQ_M3:.0f}"),
+        Flag("xe_volume", volume >= XE_VOLUME_MIN_ML,
+             f"xenon volume + uncertainty {volume:.3f} ml, IDC minimum {XE_VOLUME_MIN_ML}"),
+        Flag("collection_time", lo <= t_c <= hi, f"collection {t_c / 3600:.1f} h, IDC 4 h to 25 h"),
+        Flag("acquisition_time", lo <= s.real_s <= hi,
+             f"acquisition {s.real_s / 3600:.1f} h real, IDC 4 h to 25 h"),
+    ]
+
+
+__all__ = ["AnalysisError", "analyse_betagamma", "count_factor", "ingrowth_factor"]
