@@ -72,8 +72,8 @@ def analyse_betagamma(sample: ims2.PhdMessage, gasbk: ims2.PhdMessage | None = N
         flags.append(Flag("detector_background", False, "no DETBKPHD given: nothing subtracted"))
     eff = efficiencies(sample.bg_efficiency)
     c_s = response(eff, sample.ratios, s.real_s, s.live_s)
-    z, gross_var = _net_of_detbk(s, d)
-    v = np.diag(gross_var + _detbk_var(s, d))
+    z, gross = _net_of_detbk(s, d)
+    extra = np.diag(_detbk_var(s, d))
     if gasbk is not None:
         _check_kind(gasbk, "GASBKPHD", "gas background")
         _check_same_detector(sample, gasbk, "gas background")
@@ -81,16 +81,16 @@ def analyse_betagamma(sample: ims2.PhdMessage, gasbk: ims2.PhdMessage | None = N
         tau = (s.start_ns - g.start_ns) / NS
         if tau < 0:
             raise AnalysisError(f"the gas background starts {-tau:.0f} s after the sample")
-        gz, g_gross_var = _net_of_detbk(g, d)
-        memory = solve(response(eff, sample.ratios, g.real_s, g.live_s), gz,
-                       np.diag(g_gross_var + _detbk_var(g, d)), g_gross_var)
+        gz, g_gross = _net_of_detbk(g, d)
+        c_g = response(eff, sample.ratios, g.real_s, g.live_s)
+        memory = solve(c_g, gz, g_gross, np.diag(_detbk_var(g, d)))
         carry = c_s * np.exp([-iso.decay_constant * tau for iso in ISOTOPES])
         z = z - carry @ memory.activity
-        v = v + carry @ memory.covariance @ carry.T
+        extra = extra + carry @ memory.covariance @ carry.T
         flags.append(_id_flag("gas_background", sample.gasbk_id, gasbk))
     else:
         flags.append(Flag("gas_background", False, "no GASBKPHD given: the memory effect is not subtracted"))
-    solution = solve(c_s, z, v, gross_var)
+    solution = solve(c_s, z, gross, extra)
     nuclides = _concentrations(sample, s, solution, ingrowth)
     flags += _qc_flags(sample, s, nuclides)
     return AnalysisResult(sample_id=sample.sample_id or sample.msg_id, kind="beta-gamma",
@@ -143,11 +143,10 @@ def _check_nested(limits: np.ndarray) -> None:
 
 
 def _net_of_detbk(c: _Count, d: _Count | None) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of the six regions less the detector background, and the count's own Poisson variance
-    (at least 1 count, so an empty region keeps a finite weight)."""
+    """Counts of the six regions less the detector background scaled by live time, and the counts."""
     gross = disjoint_counts(c.gross)
     net = gross if d is None else gross - c.live_s / d.live_s * disjoint_counts(d.gross)
-    return net, np.maximum(gross, 1.0)
+    return net, gross
 
 
 def _detbk_var(c: _Count, d: _Count | None) -> np.ndarray:
@@ -213,7 +212,7 @@ def _roi_peaks(sample: ims2.PhdMessage, s: _Count, c: np.ndarray, x: Solution) -
         per_bq = float(sum(c[r, k] for r in regions))
         limits, channels = rois[roi - 1], s.limits[roi - 1]
         peaks.append(Peak(energy_keV=(limits.gamma_low + limits.gamma_high) / 2,
-                          centroid_channel=(channels[2] + channels[3] - 1) / 2,
+                          centroid_channel=float(channels[2] + channels[3] - 1) / 2,
                           area=per_bq * float(x.activity[k]), area_unc=per_bq * math.sqrt(x.covariance[k, k]),
                           fwhm_keV=limits.gamma_high - limits.gamma_low, nuclide=ISOTOPES[k].name.upper()))
     return peaks

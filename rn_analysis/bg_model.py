@@ -58,11 +58,14 @@ def response(eff: dict[int, float], ratios: Sequence[Ratio], real_s: float, live
             if r.upper_roi == iso.roi and r.lower_roi in full and r.lower_roi != iso.roi:
                 full[r.lower_roi][k] += r.ratio * own[k]
     full[4] += roi4
-    # the metastables' counts in ROIs 5 and 6 are counts in ROI 4 too (the ratios into ROI 4 only add
-    # what falls outside them); Xe-133's ROI 4 efficiency and ratio already cover all of ROI 4
+    # Xe-133's ROI 4 efficiency and ratio cover all of ROI 4. A metastable's counts in its own ROI (5 or
+    # 6) are in ROI 4 too; a ratio row from its ROI into ROI 4 (20-row sets) gives the rest of ROI 4, as
+    # openSpex reads it; without one, the rest known is its cross-talk into the other metastable's ROI
+    into_4 = {r.upper_roi for r in ratios if r.lower_roi == 4}
     for k, iso in enumerate(ISOTOPES):
-        if iso.name in ("Xe-131m", "Xe-133m"):
-            full[4][k] += full[5][k] + full[6][k]
+        if iso.roi in (5, 6):
+            other = 11 - iso.roi
+            full[4][k] += own[k] + (0.0 if iso.roi in into_4 else full[other][k])
     regions = [full[1], full[2], full[3], full[4] - full[5] - full[6], full[5], full[6]]
     return np.array(regions)
 
@@ -81,31 +84,42 @@ class Solution:
     ld: np.ndarray  # detection limit (Bq)
 
 
-def solve(c: np.ndarray, z: np.ndarray, v: np.ndarray, gross_var: np.ndarray) -> Solution:
-    """Generalised least squares of z = c x (covariance ``v``), with Currie limits per isotope.
+VARIANCE_FLOOR = 0.5  # counts: a region expected empty keeps a finite weight
+ITERATIONS = 4
 
-    Under the null hypothesis x_k = 0 the Poisson variance of the gross counts (``gross_var``, the part
-    of ``v`` that is the sample's own counts) loses the isotope's expected counts c_ik x_k, so
-    var0_k = var x_k - sum_i L_ki^2 c_ik x_k with L the estimator's rows; LC = k sqrt(var0) and, as the
-    variance at the limit grows by sum_i L_ki^2 c_ik per Bq, LD = k^2 sum_i L_ki^2 c_ik + 2 LC (Currie
-    with alpha = beta, solved exactly).
+
+def solve(c: np.ndarray, z: np.ndarray, gross: np.ndarray, extra: np.ndarray) -> Solution:
+    """Least squares of z = c x: ``gross`` the counts of the regions, ``z`` the same less the subtracted
+    backgrounds, ``extra`` the covariance of those backgrounds. Currie limits per isotope.
+
+    The Poisson variance of each region is its expected count, not its observed one: weights from the
+    observed counts pull the estimate low where counts are few (a gas background's memory of a dozen
+    counts). So the weights are iterated from the fitted expectation c x + background (started from
+    the observed counts), which solves the Poisson likelihood equations for this linear model.
+
+    Under the null hypothesis x_k = 0 the Poisson variance loses the isotope's expected counts c_ik x_k,
+    so var0_k = L_k V0 L_k^T with L the estimator's rows; LC = k sqrt(var0) and, as the variance at the
+    limit grows by sum_i L_ki^2 c_ik per Bq, LD = k^2 sum_i L_ki^2 c_ik + 2 LC (Currie with
+    alpha = beta, solved exactly).
     """
-    try:
-        w = np.linalg.inv(v)
-        fisher = c.T @ w @ c
-        cov = np.linalg.inv(fisher)
-    except np.linalg.LinAlgError:
-        raise AnalysisError("the response matrix is singular: check #b-gEfficiency and #Ratios") from None
-    estimator = cov @ c.T @ w
-    x = estimator @ z
+    background = gross - z
+    expected = np.maximum(gross, 1.0)
+    for _ in range(ITERATIONS):
+        v = extra + np.diag(expected)
+        try:
+            w = np.linalg.inv(v)
+            cov = np.linalg.inv(c.T @ w @ c)
+        except np.linalg.LinAlgError:
+            raise AnalysisError("the response matrix is singular: check #b-gEfficiency and #Ratios") from None
+        estimator = cov @ c.T @ w
+        x = estimator @ z
+        expected = np.maximum(c @ x + background, VARIANCE_FLOOR)
     lc = np.empty(N_ISO)
     ld = np.empty(N_ISO)
     for k in range(N_ISO):
-        own = c[:, k] * x[k]
-        v0 = v.copy()
-        v0[np.diag_indices_from(v0)] -= np.minimum(own, gross_var)  # the gross counts cannot go below 0
         lk = estimator[k]
-        var0 = max(float(lk @ v0 @ lk), 0.0)
-        lc[k] = K_95 * math.sqrt(var0)
+        null = np.maximum(np.diag(v) - extra.diagonal() - c[:, k] * x[k], VARIANCE_FLOOR)
+        v0 = extra + np.diag(null)
+        lc[k] = K_95 * math.sqrt(max(float(lk @ v0 @ lk), 0.0))
         ld[k] = K_95**2 * float(lk**2 @ c[:, k]) + 2 * lc[k]
     return Solution(x, cov, lc, ld)
