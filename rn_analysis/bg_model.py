@@ -84,42 +84,32 @@ class Solution:
     ld: np.ndarray  # detection limit (Bq)
 
 
-VARIANCE_FLOOR = 0.5  # counts: a region expected empty keeps a finite weight
-ITERATIONS = 4
+VARIANCE_FLOOR = 1.0  # counts: an empty region keeps a finite weight
 
 
 def solve(c: np.ndarray, z: np.ndarray, gross: np.ndarray, extra: np.ndarray) -> Solution:
-    """Least squares of z = c x: ``gross`` the counts of the regions, ``z`` the same less the subtracted
-    backgrounds, ``extra`` the covariance of those backgrounds. Currie limits per isotope.
-
-    The Poisson variance of each region is its expected count, not its observed one: weights from the
-    observed counts pull the estimate low where counts are few (a gas background's memory of a dozen
-    counts). So the weights are iterated from the fitted expectation c x + background (started from
-    the observed counts), which solves the Poisson likelihood equations for this linear model.
+    """Least squares of z = c x: ``gross`` the counts of the regions (their Poisson variance), ``z`` the
+    same less the subtracted backgrounds, ``extra`` the covariance of those backgrounds. Currie limits
+    per isotope.
 
     Under the null hypothesis x_k = 0 the Poisson variance loses the isotope's expected counts c_ik x_k,
     so var0_k = L_k V0 L_k^T with L the estimator's rows; LC = k sqrt(var0) and, as the variance at the
     limit grows by sum_i L_ki^2 c_ik per Bq, LD = k^2 sum_i L_ki^2 c_ik + 2 LC (Currie with
     alpha = beta, solved exactly).
     """
-    background = gross - z
-    expected = np.maximum(gross, 1.0)
-    for _ in range(ITERATIONS):
-        v = extra + np.diag(expected)
-        try:
-            w = np.linalg.inv(v)
-            cov = np.linalg.inv(c.T @ w @ c)
-        except np.linalg.LinAlgError:
-            raise AnalysisError("the response matrix is singular: check #b-gEfficiency and #Ratios") from None
-        estimator = cov @ c.T @ w
-        x = estimator @ z
-        expected = np.maximum(c @ x + background, VARIANCE_FLOOR)
+    v = extra + np.diag(np.maximum(gross, VARIANCE_FLOOR))
+    try:
+        w = np.linalg.inv(v)
+        cov = np.linalg.inv(c.T @ w @ c)
+    except np.linalg.LinAlgError:
+        raise AnalysisError("the response matrix is singular: check #b-gEfficiency and #Ratios") from None
+    estimator = cov @ c.T @ w
+    x = estimator @ z
     lc = np.empty(N_ISO)
     ld = np.empty(N_ISO)
     for k in range(N_ISO):
         lk = estimator[k]
-        null = np.maximum(np.diag(v) - extra.diagonal() - c[:, k] * x[k], VARIANCE_FLOOR)
-        v0 = extra + np.diag(null)
+        v0 = extra + np.diag(np.maximum(gross - c[:, k] * x[k], VARIANCE_FLOOR))
         lc[k] = K_95 * math.sqrt(max(float(lk @ v0 @ lk), 0.0))
         ld[k] = K_95**2 * float(lk**2 @ c[:, k]) + 2 * lc[k]
     return Solution(x, cov, lc, ld)
