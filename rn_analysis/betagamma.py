@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gci_link import ims2
-from rn_analysis.bg_model import Solution, count_factor, disjoint_counts, efficiencies, response, solve
+from rn_analysis.bg_model import Solution, disjoint_counts, efficiencies, response, solve
 from rn_analysis.bg_rois import roi_channels, roi_gross_counts
 from rn_analysis.errors import AnalysisError
 from rn_analysis.result import AnalysisResult, Flag, NuclideResult, Peak
@@ -60,7 +60,6 @@ def analyse_betagamma(sample: ims2.PhdMessage, gasbk: ims2.PhdMessage | None = N
         if getattr(sample, name) is None:
             raise AnalysisError(f"the sample has no {label} block")
     s = _count(sample, sample, "sample")
-    _check_nested(s.limits)
     flags = []
     d = None
     if detbk is not None:
@@ -126,20 +125,21 @@ def _count(m: ims2.PhdMessage, calibrated: ims2.PhdMessage, what: str) -> _Count
     limits = roi_channels(source.roi_limits, source.g_energy, source.b_energy)
     if limits.shape[0] < 6:
         raise AnalysisError(f"the {what} #ROI_Limits has {limits.shape[0]} rows, the analysis needs 6")
+    _check_nested(limits, what)
     return _Count(roi_gross_counts(m.histogram, limits), limits, m.real_time_s, m.live_time_s,
                   m.acquisition_start_ns)
 
 
-def _check_nested(limits: np.ndarray) -> None:
+def _check_nested(limits: np.ndarray, what: str) -> None:
     """ROIs 5 and 6 must lie inside ROI 4 and apart, so that ROI 4 minus both is a region of its own."""
     b0, b1, g0, g1 = limits[3]
     for roi in (4, 5):
         lb0, lb1, lg0, lg1 = limits[roi]
         if not (b0 <= lb0 and lb1 <= b1 and g0 <= lg0 and lg1 <= g1):
-            raise AnalysisError(f"ROI {roi + 1} is not inside ROI 4 in channels: "
+            raise AnalysisError(f"the {what}'s ROI {roi + 1} is not inside ROI 4 in channels: "
                                 f"{limits[roi]} vs {limits[3]}")
     if limits[4, 1] > limits[5, 0] and limits[5, 1] > limits[4, 0]:
-        raise AnalysisError("ROIs 5 and 6 overlap in beta channels")
+        raise AnalysisError(f"the {what}'s ROIs 5 and 6 overlap in beta channels")
 
 
 def _net_of_detbk(c: _Count, d: _Count | None) -> tuple[np.ndarray, np.ndarray]:
@@ -234,4 +234,4 @@ def _qc_flags(sample: ims2.PhdMessage, s: _Count, nuclides: list[NuclideResult])
     ]
 
 
-__all__ = ["AnalysisError", "analyse_betagamma", "count_factor", "ingrowth_factor"]
+__all__ = ["AnalysisError", "analyse_betagamma", "ingrowth_factor"]

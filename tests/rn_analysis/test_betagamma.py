@@ -114,6 +114,9 @@ def _replace(m: ims2.PhdMessage, **changes) -> ims2.PhdMessage:
     ("sample", {"system_type": "P"}, "must be a beta-gamma (B) SAMPLEPHD"),
     ("sample", {"bg_efficiency": ()}, "#b-gEfficiency has no row for ROI 2, 3, 4, 5, 6"),
     ("gasbk", {"acquisition_start_ns": 2 * 10**18}, "the gas background starts"),
+    ("sample", {"collection_start_ns": 2 * 10**18, "collection_stop_ns": 2 * 10**18 + 10**13},
+     "collection of 10000 s ending -"),
+    ("sample", {"xe_volume_ml": 0.0}, "xenon volume is 0.0 ml"),
 ])
 def test_bad_input_is_named(simulated, which, changes, message):
     files = {"sample": simulated.sample, "gasbk": simulated.gasbk, "detbk": simulated.detbk}
@@ -121,6 +124,14 @@ def test_bad_input_is_named(simulated, which, changes, message):
     with pytest.raises(AnalysisError, match=message.replace("(", r"\(").replace(")", r"\)")):
         analyse_betagamma(files["sample"], files["gasbk"], files["detbk"])
     assert issubclass(AnalysisError, ValueError)
+
+
+def test_rois_that_do_not_nest_are_refused(simulated):
+    rois = list(simulated.detbk.roi_limits)
+    rois[4] = rois[4]._replace(beta_high=500.0)  # ROI 5 reaching out of ROI 4 (394 keV)
+    detbk = _replace(simulated.detbk, roi_limits=tuple(rois))
+    with pytest.raises(AnalysisError, match="detector background's ROI 5 is not inside ROI 4"):
+        analyse_betagamma(simulated.sample, simulated.gasbk, detbk)
 
 
 def test_background_ids_that_do_not_match_the_sample_header_fail_their_flags(simulated):
