@@ -74,26 +74,33 @@ def analyse_betagamma(sample: ims2.PhdMessage, gasbk: ims2.PhdMessage | None = N
     z, gross = _net_of_detbk(s, d)
     extra = np.diag(_detbk_var(s, d))
     if gasbk is not None:
-        _check_kind(gasbk, "GASBKPHD", "gas background")
-        _check_same_detector(sample, gasbk, "gas background")
-        g = _count(gasbk, sample, "gas background")
-        tau = (s.start_ns - g.start_ns) / NS
-        if tau < 0:
-            raise AnalysisError(f"the gas background starts {-tau:.0f} s after the sample")
-        gz, g_gross = _net_of_detbk(g, d)
-        c_g = response(eff, sample.ratios, g.real_s, g.live_s)
-        memory = solve(c_g, gz, g_gross, np.diag(_detbk_var(g, d)))
-        carry = c_s * np.exp([-iso.decay_constant * tau for iso in ISOTOPES])
-        z = z - carry @ memory.activity
-        extra = extra + carry @ memory.covariance @ carry.T
+        z, extra = _less_memory(sample, gasbk, s, d, eff, c_s, z, extra)
         flags.append(_id_flag("gas_background", sample.gasbk_id, gasbk))
     else:
         flags.append(Flag("gas_background", False, "no GASBKPHD given: the memory effect is not subtracted"))
     solution = solve(c_s, z, gross, extra)
-    nuclides = _concentrations(sample, s, solution, ingrowth)
+    nuclides = _concentrations(sample, solution, ingrowth)
     flags += _qc_flags(sample, s, nuclides)
     return AnalysisResult(sample_id=sample.sample_id or sample.msg_id, kind="beta-gamma",
                           peaks=_roi_peaks(sample, s, c_s, solution), nuclides=nuclides, flags=flags)
+
+
+def _less_memory(sample: ims2.PhdMessage, gasbk: ims2.PhdMessage, s: _Count, d: _Count | None,
+                 eff: dict[int, float], c_s: np.ndarray, z: np.ndarray,
+                 extra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sample's region counts less what the xenon left in the cell gives during its count, and the
+    covariance ``extra`` plus that of the subtraction: the gas background's activities, solved like a
+    sample, decayed from its start to the sample's."""
+    _check_kind(gasbk, "GASBKPHD", "gas background")
+    _check_same_detector(sample, gasbk, "gas background")
+    g = _count(gasbk, sample, "gas background")
+    tau = (s.start_ns - g.start_ns) / NS
+    if tau < 0:
+        raise AnalysisError(f"the gas background starts {-tau:.0f} s after the sample")
+    gz, g_gross = _net_of_detbk(g, d)
+    memory = solve(response(eff, sample.ratios, g.real_s, g.live_s), gz, g_gross, np.diag(_detbk_var(g, d)))
+    carry = c_s * np.exp([-iso.decay_constant * tau for iso in ISOTOPES])
+    return z - carry @ memory.activity, extra + carry @ memory.covariance @ carry.T
 
 
 def _check_kind(m: ims2.PhdMessage, data_type: str, what: str) -> None:
@@ -187,7 +194,7 @@ def ingrowth_factor(sample: ims2.PhdMessage) -> float:
     return lam_g / (lam_g - lam_m) * ((lam_g / lam_m) ** 2 * factors(lam_m) / factors(lam_g) - 1)
 
 
-def _concentrations(sample: ims2.PhdMessage, s: _Count, x: Solution, ingrowth: bool) -> list[NuclideResult]:
+def _concentrations(sample: ims2.PhdMessage, x: Solution, ingrowth: bool) -> list[NuclideResult]:
     f = _concentration_factors(sample)
     ac = f * x.activity
     cov = np.outer(f, f) * x.covariance
