@@ -24,7 +24,6 @@ from gci_link.ims2.tables import BgEfficiency, Ratio
 from rn_analysis.errors import AnalysisError
 from rn_analysis.xenon import ISOTOPES, K_95, XE133_XRAY_BRANCHING
 
-REGIONS = (1, 2, 3, 4, 5, 6)  # index 3 is ROI 4' (ROI 4 without ROIs 5 and 6)
 N_ISO = len(ISOTOPES)
 
 
@@ -43,7 +42,7 @@ def efficiencies(rows: Sequence[BgEfficiency]) -> dict[int, float]:
 
 
 def response(eff: dict[int, float], ratios: Sequence[Ratio], real_s: float, live_s: float) -> np.ndarray:
-    """(6 regions x 5 isotopes) counts per Bq at the count's start (regions as ``REGIONS``)."""
+    """(6 regions x 5 isotopes) counts per Bq at the count's start; regions ROI 1, 2, 3, 4', 5, 6."""
     roi4 = np.zeros(N_ISO)
     full = {roi: np.zeros(N_ISO) for roi in range(1, 7)}  # ROI 4 here is the whole ROI 4
     own = np.zeros(N_ISO)
