@@ -35,8 +35,15 @@ LIMIT_S = 1.0
 KINDS = ("sample", "gasbk", "detbk")
 
 
+def _phd(path: Path) -> ims2.PhdMessage:
+    message = ims2.parse(path.read_text(encoding="ascii"))
+    if not isinstance(message, ims2.PhdMessage):
+        raise TypeError(f"{path} holds a {message.data_type}, not a PHD")
+    return message
+
+
 def _ours_from_files(paths: dict[str, Path]) -> None:
-    m = {k: ims2.parse(p.read_text(encoding="ascii")) for k, p in paths.items()}
+    m = {k: _phd(p) for k, p in paths.items()}
     analyse_betagamma(m["sample"], m["gasbk"], m["detbk"], ingrowth=False)
 
 
@@ -89,7 +96,7 @@ def run(progress: Callable[[str], None]) -> dict:
         peer = _openspex(paths)
     figures: dict = {
         "histogram": "256 x 256, with gas and detector backgrounds",
-        "coincidences_sample": int(s.sample.histogram.sum()),
+        "coincidences_sample": 0 if s.sample.histogram is None else int(s.sample.histogram.sum()),
         "ours_files_s": ours_files,
         "ours_analysis_s": ours_analysis,
         "ours_files_cpu_s": ours_cpu,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def _branch(name: str, photon_kev: float | None = None) -> Branch:
                 if b.nuclide == name and (photon_kev is None or abs(b.photon_kev - photon_kev) < 1))
 
 
-def calibration_blocks(sim: SimBetaGamma) -> dict[str, tuple]:
+def calibration_blocks(sim: SimBetaGamma) -> dict[str, Any]:
     """The simulated detector's energy points, ROI limits, ROI efficiencies and interference ratios."""
     c = sim.config
     gw, bw = c.gamma_span_kev / c.gamma_channels, c.beta_span_kev / c.beta_channels
@@ -151,7 +152,7 @@ def simulate_set(seed: int, truth_ubq_m3: dict[str, float] | None = None, *, cha
         arrays, real, live, _ = sim.read_count()
         return arrays, real, live, start
 
-    messages = {}
+    messages: dict[str, ims2.PhdMessage] = {}
     detbk = count(times.detbk_s)
     sim.load_sample("previous", loaded, xe_ml=xe_ml)
     now[0] += times.previous_s

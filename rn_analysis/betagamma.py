@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gci_link import ims2
+from gci_link.ims2.tables import BetaEnergyPoint, EnergyPoint, Ratio, RoiLimits
 from rn_analysis.bg_model import Solution, disjoint_counts, efficiencies, response, solve
 from rn_analysis.bg_rois import roi_channels, roi_gross_counts
 from rn_analysis.errors import AnalysisError
@@ -33,16 +34,28 @@ UBQ = 1e6
 XE133_MDC_LIMIT_UBQ_M3 = 1000.0  # IMS requirement, spec §13 (S10)
 XE_VOLUME_MIN_ML = 0.43  # IDC noble-gas QC, spec §13 (S3)
 TIME_LIMITS_S = (14_400.0, 90_000.0)  # collection and acquisition between 4 h and 25 h (S3)
-CALIBRATION_BLOCKS = (("g_energy", "#g_Energy"), ("b_energy", "#b_Energy"), ("roi_limits", "#ROI_Limits"))
-SAMPLE_BLOCKS = (("bg_efficiency", "#b-gEfficiency"), ("ratios", "#Ratios"))
 ROI_REGIONS = {1: (0,), 2: (1,), 3: (2,), 4: (3, 4, 5), 5: (4,), 6: (5,)}  # disjoint regions in each ROI
 ROI_ISOTOPE = {1: 0, 2: 1, 3: 2, 4: 2, 5: 3, 6: 4}  # index into ISOTOPES
 INDEX = {iso.name: k for k, iso in enumerate(ISOTOPES)}
+Calibration = tuple[tuple[RoiLimits, ...], tuple[EnergyPoint, ...], tuple[BetaEnergyPoint, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """What the sample must carry beyond its counts, checked before anything is computed."""
+
+    calibration: Calibration
+    efficiencies: dict[int, float]
+    ratios: tuple[Ratio, ...]
+    collection_s: float
+    processing_s: float  # collection stop to acquisition start
+    xe_volume_ml: float
+    xe_volume_unc_ml: float
 
 
 @dataclass(frozen=True, slots=True)
 class _Count:
-    """One file's ROI counts (ROIs 1..10), times and calibration."""
+    """One file's ROI counts (ROIs 1..10), times and ROI limits in channels."""
 
     gross: np.ndarray
     limits: np.ndarray
@@ -56,49 +69,77 @@ def analyse_betagamma(sample: ims2.PhdMessage, gasbk: ims2.PhdMessage | None = N
     """The analysis of ``sample``; ``AnalysisError`` names what makes it impossible. ``ingrowth``
     corrects Xe-133 for the decay of Xe-133m into it when Xe-133m is detected."""
     _check_kind(sample, "SAMPLEPHD", "sample")
-    for name, label in CALIBRATION_BLOCKS + SAMPLE_BLOCKS:
-        if getattr(sample, name) is None:
-            raise AnalysisError(f"the sample has no {label} block")
-    s = _count(sample, sample, "sample")
+    facts = _sample_facts(sample)
+    s = _count(sample, facts.calibration, "sample")
     flags = []
     d = None
     if detbk is not None:
         _check_kind(detbk, "DETBKPHD", "detector background")
         _check_same_detector(sample, detbk, "detector background")
-        d = _count(detbk, sample, "detector background")
+        d = _count(detbk, facts.calibration, "detector background")
         flags.append(_id_flag("detector_background", sample.detbk_id, detbk))
     else:
         flags.append(Flag("detector_background", False, "no DETBKPHD given: nothing subtracted"))
-    eff = efficiencies(sample.bg_efficiency)
-    c_s = response(eff, sample.ratios, s.real_s, s.live_s)
+    c_s = response(facts.efficiencies, facts.ratios, s.real_s, s.live_s)
     z, gross = _net_of_detbk(s, d)
     extra = np.diag(_detbk_var(s, d))
     if gasbk is not None:
-        z, extra = _less_memory(sample, gasbk, s, d, eff, c_s, z, extra)
+        z, extra = _less_memory(sample, gasbk, facts, s, d, c_s, z, extra)
         flags.append(_id_flag("gas_background", sample.gasbk_id, gasbk))
     else:
         flags.append(Flag("gas_background", False, "no GASBKPHD given: the memory effect is not subtracted"))
     solution = solve(c_s, z, gross, extra)
-    nuclides = _concentrations(sample, solution, ingrowth)
-    flags += _qc_flags(sample, s, nuclides)
+    nuclides = _concentrations(facts, s, solution, ingrowth)
+    flags += _qc_flags(facts, s, nuclides)
     return AnalysisResult(sample_id=sample.sample_id or sample.msg_id, kind="beta-gamma",
-                          peaks=_roi_peaks(sample, s, c_s, solution), nuclides=nuclides, flags=flags)
+                          peaks=_roi_peaks(facts, s, c_s, solution), nuclides=nuclides, flags=flags)
 
 
-def _less_memory(sample: ims2.PhdMessage, gasbk: ims2.PhdMessage, s: _Count, d: _Count | None,
-                 eff: dict[int, float], c_s: np.ndarray, z: np.ndarray,
+def _sample_facts(m: ims2.PhdMessage) -> _Sample:
+    calibration = _calibration(m)
+    if calibration is None:
+        missing = [label for label, value in (("#g_Energy", m.g_energy), ("#b_Energy", m.b_energy),
+                                              ("#ROI_Limits", m.roi_limits)) if value is None]
+        raise AnalysisError(f"the sample has no {' and no '.join(missing)} block")
+    if m.bg_efficiency is None:
+        raise AnalysisError("the sample has no #b-gEfficiency block")
+    if m.ratios is None:
+        raise AnalysisError("the sample has no #Ratios block")
+    if m.collection_start_ns is None or m.collection_stop_ns is None:
+        raise AnalysisError("the sample has no #Collection block")
+    if m.xe_volume_ml is None:
+        raise AnalysisError("the sample has no #Processing block (xenon volume)")
+    if not m.xe_volume_ml > 0:
+        raise AnalysisError(f"the sample's xenon volume is {m.xe_volume_ml} ml")
+    t_c = (m.collection_stop_ns - m.collection_start_ns) / NS
+    t_p = (m.acquisition_start_ns - m.collection_stop_ns) / NS
+    if t_c <= 0 or t_p < 0:
+        raise AnalysisError(f"collection of {t_c:.0f} s ending {t_p:.0f} s before the acquisition")
+    return _Sample(calibration, efficiencies(m.bg_efficiency), m.ratios, t_c, t_p, m.xe_volume_ml,
+                   m.xe_volume_unc_ml or 0.0)
+
+
+def _calibration(m: ims2.PhdMessage) -> Calibration | None:
+    if m.roi_limits is None or m.g_energy is None or m.b_energy is None:
+        return None
+    return m.roi_limits, m.g_energy, m.b_energy
+
+
+def _less_memory(sample: ims2.PhdMessage, gasbk: ims2.PhdMessage, facts: _Sample, s: _Count,
+                 d: _Count | None, c_s: np.ndarray, z: np.ndarray,
                  extra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The sample's region counts less what the xenon left in the cell gives during its count, and the
     covariance ``extra`` plus that of the subtraction: the gas background's activities, solved like a
     sample, decayed from its start to the sample's."""
     _check_kind(gasbk, "GASBKPHD", "gas background")
     _check_same_detector(sample, gasbk, "gas background")
-    g = _count(gasbk, sample, "gas background")
+    g = _count(gasbk, facts.calibration, "gas background")
     tau = (s.start_ns - g.start_ns) / NS
     if tau < 0:
         raise AnalysisError(f"the gas background starts {-tau:.0f} s after the sample")
     gz, g_gross = _net_of_detbk(g, d)
-    memory = solve(response(eff, sample.ratios, g.real_s, g.live_s), gz, g_gross, np.diag(_detbk_var(g, d)))
+    c_g = response(facts.efficiencies, facts.ratios, g.real_s, g.live_s)
+    memory = solve(c_g, gz, g_gross, np.diag(_detbk_var(g, d)))
     carry = c_s * np.exp([-iso.decay_constant * tau for iso in ISOTOPES])
     return z - carry @ memory.activity, extra + carry @ memory.covariance @ carry.T
 
@@ -120,16 +161,15 @@ def _id_flag(name: str, expected: str | None, m: ims2.PhdMessage) -> Flag:
     return Flag(name, ok, f"{m.data_type} {m.sample_id}; the sample's #Header names {expected}")
 
 
-def _count(m: ims2.PhdMessage, calibrated: ims2.PhdMessage, what: str) -> _Count:
+def _count(m: ims2.PhdMessage, sample_calibration: Calibration, what: str) -> _Count:
+    """ROI gross counts by the file's own calibration blocks, or the sample's when it carries none."""
     if m.histogram is None or m.histogram.size == 0:
         raise AnalysisError(f"the {what} has no #Histogram")
     if not m.histogram.any():
         raise AnalysisError(f"the {what} histogram is empty (no counts)")
     if not (m.live_time_s > 0 and m.real_time_s >= m.live_time_s):
         raise AnalysisError(f"the {what} has live time {m.live_time_s} s and real time {m.real_time_s} s")
-    own = all(getattr(m, name) is not None for name, _ in CALIBRATION_BLOCKS)
-    source = m if own else calibrated
-    limits = roi_channels(source.roi_limits, source.g_energy, source.b_energy)
+    limits = roi_channels(*(_calibration(m) or sample_calibration))
     if limits.shape[0] < 6:
         raise AnalysisError(f"the {what} #ROI_Limits has {limits.shape[0]} rows, the analysis needs 6")
     _check_nested(limits, what)
@@ -162,47 +202,35 @@ def _detbk_var(c: _Count, d: _Count | None) -> np.ndarray:
     return (c.live_s / d.live_s) ** 2 * disjoint_counts(d.gross)
 
 
-def _concentration_factors(sample: ims2.PhdMessage) -> np.ndarray:
+def _concentration_factors(facts: _Sample) -> np.ndarray:
     """uBq/m3 per Bq in the cell at the acquisition start, per isotope:
     lambda t_c / (V (1 - exp(-lambda t_c)) exp(-lambda t_p)), V = xenon volume / 0.087 ml/m3."""
-    if sample.collection_start_ns is None or sample.collection_stop_ns is None:
-        raise AnalysisError("the sample has no #Collection block")
-    if sample.xe_volume_ml is None:
-        raise AnalysisError("the sample has no #Processing block (xenon volume)")
-    if not sample.xe_volume_ml > 0:
-        raise AnalysisError(f"the sample's xenon volume is {sample.xe_volume_ml} ml")
-    t_c = (sample.collection_stop_ns - sample.collection_start_ns) / NS
-    t_p = (sample.acquisition_start_ns - sample.collection_stop_ns) / NS
-    if t_c <= 0 or t_p < 0:
-        raise AnalysisError(f"collection of {t_c:.0f} s ending {t_p:.0f} s before the acquisition")
-    volume_m3 = sample.xe_volume_ml / XE_ML_PER_M3_AIR
+    t_c, t_p = facts.collection_s, facts.processing_s
+    volume_m3 = facts.xe_volume_ml / XE_ML_PER_M3_AIR
     lam = np.array([iso.decay_constant for iso in ISOTOPES])
     return UBQ * lam * t_c / (volume_m3 * -np.expm1(-lam * t_c) * np.exp(-lam * t_p))
 
 
-def ingrowth_factor(sample: ims2.PhdMessage) -> float:
+def ingrowth_factor(collection_s: float, processing_s: float, real_s: float) -> float:
     """Xe-133 concentration that the decay of 1 unit of Xe-133m concentration adds through collection,
     processing and counting (Axelsson and Ringbom, ARI 92 (2014) 12, eq. 15, spec S12)."""
     lam_m, lam_g = ISOTOPES[INDEX["Xe-133m"]].decay_constant, ISOTOPES[INDEX["Xe-133"]].decay_constant
-    t_c = (sample.collection_stop_ns - sample.collection_start_ns) / NS
-    t_p = (sample.acquisition_start_ns - sample.collection_stop_ns) / NS
-    t_a = sample.real_time_s
 
     def factors(lam: float) -> float:
-        return -math.expm1(-lam * t_c) * math.exp(-lam * t_p) * -math.expm1(-lam * t_a)
+        return -math.expm1(-lam * collection_s) * math.exp(-lam * processing_s) * -math.expm1(-lam * real_s)
 
     return lam_g / (lam_g - lam_m) * ((lam_g / lam_m) ** 2 * factors(lam_m) / factors(lam_g) - 1)
 
 
-def _concentrations(sample: ims2.PhdMessage, x: Solution, ingrowth: bool) -> list[NuclideResult]:
-    f = _concentration_factors(sample)
+def _concentrations(facts: _Sample, s: _Count, x: Solution, ingrowth: bool) -> list[NuclideResult]:
+    f = _concentration_factors(facts)
     ac = f * x.activity
     cov = np.outer(f, f) * x.covariance
     lc, mdc = f * x.lc, f * x.ld
     detected = x.activity > x.lc
     g, m = INDEX["Xe-133"], INDEX["Xe-133m"]
     if ingrowth and detected[m]:
-        xi = ingrowth_factor(sample)
+        xi = ingrowth_factor(facts.collection_s, facts.processing_s, s.real_s)
         ac[g] -= xi * ac[m]
         cov[g, g] += xi**2 * cov[m, m] - 2 * xi * cov[g, m]
     return [NuclideResult(iso.name.upper(), bool(detected[k]), float(ac[k]), math.sqrt(cov[k, k]),
@@ -210,9 +238,9 @@ def _concentrations(sample: ims2.PhdMessage, x: Solution, ingrowth: bool) -> lis
             for k, iso in enumerate(ISOTOPES) if iso.name.startswith("Xe")]
 
 
-def _roi_peaks(sample: ims2.PhdMessage, s: _Count, c: np.ndarray, x: Solution) -> list[Peak]:
+def _roi_peaks(facts: _Sample, s: _Count, c: np.ndarray, x: Solution) -> list[Peak]:
     """ROIs 1 to 6: the net counts of the isotope each measures, at the centre of its gamma window."""
-    rois = sorted(sample.roi_limits, key=lambda r: r.roi)
+    rois = sorted(facts.calibration[0], key=lambda r: r.roi)
     peaks = []
     for roi, regions in ROI_REGIONS.items():
         k = ROI_ISOTOPE[roi]
@@ -225,11 +253,11 @@ def _roi_peaks(sample: ims2.PhdMessage, s: _Count, c: np.ndarray, x: Solution) -
     return peaks
 
 
-def _qc_flags(sample: ims2.PhdMessage, s: _Count, nuclides: list[NuclideResult]) -> list[Flag]:
+def _qc_flags(facts: _Sample, s: _Count, nuclides: list[NuclideResult]) -> list[Flag]:
     xe133 = next(n for n in nuclides if n.name == "XE-133")
-    volume = sample.xe_volume_ml + (sample.xe_volume_unc_ml or 0.0)
-    t_c = (sample.collection_stop_ns - sample.collection_start_ns) / NS
+    volume = facts.xe_volume_ml + facts.xe_volume_unc_ml
     lo, hi = TIME_LIMITS_S
+    t_c = facts.collection_s
     return [
         Flag("xe133_mdc", xe133.mdc_uBq_m3 <= XE133_MDC_LIMIT_UBQ_M3,
              f"Xe-133 MDC {xe133.mdc_uBq_m3:.0f} uBq/m3, IMS requirement <= {XE133_MDC_LIMIT_UBQ_M3:.0f}"),
