@@ -21,7 +21,9 @@ import pytest
 from gci_link import ims2
 from hil.betagamma_phd import simulate_set
 from rn_analysis.betagamma import analyse_betagamma
+from rn_analysis.bg_model import efficiencies, response
 from rn_analysis.bg_rois import roi_channels, roi_gross_counts
+from tests.conftest import shared_fixture_dir
 
 SEEDS = (3, 4)
 
@@ -90,3 +92,30 @@ def test_ingrowth_factor_is_openspex_s(openspex):
                       s.real_time_s)
     assert ingrowth_factor(t_c, t_p, s.real_time_s) == pytest.approx(expected, rel=1e-12)
     assert np.isfinite(expected) and expected > 0
+
+
+@pytest.mark.parametrize("calibration", ["real MIX58, 16 ratios", "simulated, 20 ratios"])
+def test_response_is_openspex_s(openspex, calibration):
+    """The model's counts per Bq on a calibration's efficiencies and ratios equal openSpex's response
+    matrix, once its two Xe-133 columns are added and our ROI 4' row is made ROI 4 again."""
+    from open_spex import bgm
+
+    if calibration.startswith("real"):
+        path = shared_fixture_dir("phd") / "SAMPLE-FULL-20211203070613605.PHD"
+        m = ims2.parse(path.read_text(encoding="ascii"))
+    else:
+        m = simulate_set(1).sample
+    assert isinstance(m, ims2.PhdMessage) and m.bg_efficiency and m.ratios
+    eff = [r.efficiency for r in m.bg_efficiency] + [r.efficiency_unc for r in m.bg_efficiency]
+    ratio = [r.ratio for r in m.ratios] + [r.ratio_unc for r in m.ratios]
+    setup = [0, 43_174, 14_455, m.real_time_s, m.live_time_s, None, None, 80_000, 79_900, 1.0, 0.1]
+    with contextlib.redirect_stdout(io.StringIO()):
+        h = bgm.bgmHandler(None, setup=setup, eff=eff, ratio=ratio, scounts=[1] * 10, gcounts=None,
+                           dcounts=[1] * 10)
+    h.unitscale = 1.0
+    a = bgm.ResponseMatrix(h)  # rows ROIs 1-6; columns Rn, Xe-135, Xe-133 (ROI 3), (ROI 4), 131m, 133m
+    theirs = np.column_stack([a[:, 0], a[:, 1], a[:, 2] + a[:, 3], a[:, 4], a[:, 5]])
+    ours = response(efficiencies(m.bg_efficiency), m.ratios, m.real_time_s, m.live_time_s)
+    ours[3] += ours[4] + ours[5]  # ROI 4' back to ROI 4
+    # openSpex fills the entries it leaves empty with 1e-12
+    np.testing.assert_allclose(ours, np.where(theirs < 1e-9, 0.0, theirs), rtol=1e-12, atol=0)
