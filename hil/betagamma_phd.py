@@ -84,7 +84,7 @@ def calibration_blocks(sim: SimBetaGamma) -> dict[str, Any]:
     limits = roi_channels(rois, g_energy, b_energy)
 
     def per_decay(branch: Branch) -> np.ndarray:  # counts in ROIs 1..10 per decay through ``branch``
-        return roi_gross_counts_float(sim.coincidence_response(branch), limits)
+        return _expected_roi_counts(sim.coincidence_response(branch), limits)
 
     rn, x135 = per_decay(_branch("Rn-222")), per_decay(_branch("Xe-135"))
     x81, x30 = per_decay(_branch("Xe-133", 81.0)), per_decay(_branch("Xe-133", 30.6))
@@ -113,7 +113,7 @@ def calibration_blocks(sim: SimBetaGamma) -> dict[str, Any]:
     }
 
 
-def roi_gross_counts_float(expected: np.ndarray, limits: np.ndarray) -> np.ndarray:
+def _expected_roi_counts(expected: np.ndarray, limits: np.ndarray) -> np.ndarray:
     """Expected (non-integer) counts inside each ROI, by the same channel rule as the gross counts."""
     scale = 1e12  # the integer kernel on scaled expectations: exact enough, one rule for both
     return roi_gross_counts(np.rint(expected * scale).astype(np.int64), limits) / scale

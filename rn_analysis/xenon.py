@@ -40,4 +40,3 @@ ISOTOPES: tuple[Isotope, ...] = (
     Isotope("Xe-133m", 6, 6, 0.5577),
 )
 XE133_XRAY_BRANCHING = 0.48940  # Xe-133 beta with the 30 keV X-rays, measured in ROI 4
-XENON = tuple(i.name for i in ISOTOPES[1:])
