@@ -32,9 +32,9 @@ from hil.sim_betagamma import BetaGammaSimConfig, SimBetaGamma
 from hil.simclock import SimClock
 from rn_analysis.bg_rois import roi_channels, roi_gross_counts
 from rn_analysis.library import nuclide
+from rn_analysis.xenon import XE_ML_PER_M3_AIR
 from timeunits import NS_PER_S
 
-XE_ML_PER_M3 = 0.087  # stable xenon in air (openSpex const.py, spec §12)
 T0_NS = 1_764_547_200 * NS_PER_S  # 2025-12-01 00:00:00 UTC
 MIX58_ROIS = (  # keV: roi, beta low, beta high, gamma low, gamma high (spec §11.1)
     (1, 29.80, 597.67, 320.90, 384.70), (2, 29.80, 733.912, 228.98, 280.54),
@@ -134,7 +134,7 @@ def _stamp(t_ns: int) -> str:
 def simulate_set(seed: int, truth_ubq_m3: dict[str, float] | None = None, *, channels: int = 256,
                  times: SetTimes | None = None, xe_ml: float = 1.0, xe_ml_unc: float = 0.09,
                  xe_yield: float = 0.63, detector: str = "SIM01_001") -> SampleSet:
-    """Detector background, gas background and sample of one simulated cycle (seconds of CPU)."""
+    """Detector background, gas background and sample of one simulated cycle (about 60 ms of CPU)."""
     truth = dict(DEFAULT_UBQ_M3 if truth_ubq_m3 is None else truth_ubq_m3)
     times = times or SetTimes()
     now = [0.0]
@@ -142,7 +142,7 @@ def simulate_set(seed: int, truth_ubq_m3: dict[str, float] | None = None, *, cha
     sim = SimBetaGamma(None, clock, BetaGammaSimConfig(  # type: ignore[arg-type]  # no line: not started
         gamma_channels=channels, beta_channels=channels, seed=seed))
     calibration = calibration_blocks(sim)
-    air_m3 = xe_ml / XE_ML_PER_M3
+    air_m3 = xe_ml / XE_ML_PER_M3_AIR  # the air whose xenon the cell holds
     loaded = {name: loaded_activity(name, c, times, air_m3) for name, c in truth.items()}
 
     def count(seconds: float) -> tuple[dict[str, np.ndarray], float, float, int]:
