@@ -4,6 +4,7 @@ them (fixture MANIFEST), bad input named, flags, and the gas background's memory
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -50,6 +51,7 @@ def test_the_real_sample_analyses_and_says_what_it_lacked():
     assert all(0 < p.area_unc < p.area for p in result.peaks)
     assert abs(result.peaks[0].area - 211) < 2 * result.peaks[0].area_unc
     assert [p.energy_keV for p in result.peaks[:3]] == pytest.approx([352.8, 254.76, 85.49])
+    assert json.loads(json.dumps(result.to_json()))["nuclides"][1]["name"] == "XE-133"  # plain JSON types
 
 
 @pytest.fixture(scope="module")
