@@ -169,10 +169,16 @@ class SimBetaGamma:
         return out
 
     def _branch_shape(self, b: Branch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(histogram, gamma singles, beta singles) expected per decay of ``b.nuclide``."""
+        """(histogram, gamma singles, beta singles) expected per decay of ``b.nuclide``: the branch's
+        fraction times the gamma and beta efficiencies times the two shapes (the fraction once)."""
         g = b.fraction * self.gamma_efficiency(b.photon_kev) * self._gamma_peak(b.photon_kev)
         e = b.fraction * self.config.beta_efficiency * self._electron(b)
         return np.outer(g, e) / b.fraction, g, e
+
+    def coincidence_response(self, branch: Branch) -> np.ndarray:
+        """Coincidence counts per channel (gamma rows, beta columns) expected per decay of the branch's
+        nuclide through this branch, without dead time: what a calibration source would measure."""
+        return self._shapes[branch][0].copy()
 
     # -- control from tests and the harness ----------------------------------------------------------
     def start(self) -> None:
@@ -215,6 +221,24 @@ class SimBetaGamma:
                          if s.nuclide.startswith("Xe") and f > 0]
             residue = {s.nuclide: s.activity_bq for s in self.cell}
             self.samples.append({"evacuated_ns": now, "residue_bq": residue})
+
+    def begin_count(self, preset_real_s: float) -> None:
+        """Clear and start a count of ``preset_real_s`` as the line protocol's RST, PRES:REAL and ACQ:START
+        would, for harnesses that drive the instrument without a line (fixture generators, benches)."""
+        with self._lock:
+            self._advance(self.clock.now_ns())
+            self.running, self.state = False, "STOPPED"
+            self.preset_real_s, self.preset_live_s = preset_real_s, 0.0
+            self._clear()
+            self.running, self.state = True, "RUNNING"
+            self.start_ns = self.counts_truth[-1].first_start_ns = self.clock.now_ns()
+
+    def read_count(self) -> tuple[dict[str, np.ndarray], float, float, int | None]:
+        """The arrays (HIST, GSGL, BSGL), real and live seconds and start of the count so far."""
+        with self._lock:
+            self._advance(self.clock.now_ns())
+            arrays = {"HIST": self.hist.copy(), "GSGL": self.gamma.copy(), "BSGL": self.beta.copy()}
+            return arrays, self.real_s, self.live_s, self.start_ns
 
     def drop_hv(self) -> None:
         with self._lock:
@@ -314,7 +338,7 @@ class SimBetaGamma:
             for branch, (h, g, b) in self._shapes.items():
                 n = sum(d for key, d in decays.items() if key.split(":", 1)[1] == branch.nuclide)
                 if n:
-                    hist += n * branch.fraction * h
+                    hist += n * h
                     gamma += n * g
                     beta += n * b
             rate = (gamma.sum() + beta.sum()) / dt
