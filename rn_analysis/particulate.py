@@ -284,10 +284,16 @@ def peak_results(fit: ParticulateFit) -> list[Peak]:
     return peaks
 
 
-def analyse_particulate(message: PhdMessage) -> AnalysisResult:
-    """The analysis of a particulate (HPGe) sample; ``AnalysisInputError`` names what makes it impossible."""
+def analyse_particulate_fit(message: PhdMessage) -> tuple[AnalysisResult, ParticulateFit]:
+    """The result and the fit behind it (for plots)."""
     fit = fit_particulate(message)
     nuclides = nuclide_results(fit)
     peaks = peak_results(fit)
-    return AnalysisResult(message.sample_id or message.srid, "particulate", peaks, nuclides,
-                          flags.particulate_flags(message, fit.timing, nuclides, peaks, fit.calibration))
+    result = AnalysisResult(message.sample_id or message.srid, "particulate", peaks, nuclides,
+                            flags.particulate_flags(message, fit.timing, nuclides, peaks, fit.calibration))
+    return result, fit
+
+
+def analyse_particulate(message: PhdMessage) -> AnalysisResult:
+    """The analysis of a particulate (HPGe) sample; ``AnalysisInputError`` names what makes it impossible."""
+    return analyse_particulate_fit(message)[0]

@@ -21,6 +21,7 @@ COMMAND_MODULES: dict[str, str] = {
     "gcf": "digitizer.cli",
     "keys": "gci_link.keys_cli",
     "link": "gci_link.station_end.cli",
+    "rn": "rn_analysis.cli",
 }
 
 
