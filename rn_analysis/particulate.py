@@ -27,8 +27,7 @@ from .result import AnalysisResult, NuclideResult, Peak
 SEARCH_KEV = (42.0, 2700.0)  # the IDC's search range (spec sheet 11.6)
 MULTIPLET_FWHM = 4.0  # peaks closer than this are fitted together
 REGION_FWHM = 3.0  # a region reaches this far beyond its outer peaks
-SHARE_FWHM = 1.0  # a library line this close to a peak already placed is fitted as part of it
-MATCH_FWHM = 0.5  # a found peak's fitted centroid stays the peak of a library line this close
+SHARE_FWHM = 1.0  # a library line this close to a peak (its fitted centroid) is part of that peak
 FORCE_FRACTION = 0.1  # lines placed even when not found: efficiency x intensity >= this x the key line's
 MAX_DECAY_EXPONENT = 20.0  # lambda t_p above which a concentration at the collection stop is not reported
 
@@ -185,7 +184,7 @@ def _drop_strays(cal: GammaCalibration, slots: list[Slot]) -> None:
         e = float(cal.energy.energy(s.centroid))
         fwhm = float(cal.resolution.fwhm(e))
         e_unc = math.sqrt(s.centroid_var) * float(cal.energy.kev_per_channel(s.centroid))
-        tol = max(MATCH_FWHM * fwhm, 3 * e_unc)
+        tol = max(SHARE_FWHM * fwhm, 3 * e_unc)
         s.lines = [(n, ln) for n, ln in s.lines if abs(e - ln.energy_kev) <= tol]
 
 
