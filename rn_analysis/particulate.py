@@ -2,6 +2,14 @@
 fits, nuclide activities with interference correction, concentrations at the collection stop, Currie
 limits and the IDC-style flags. Method and formulas: docs/rn-analysis.md.
 
+Two fits of the same spectrum. The first fits the peaks the search found, centroids free: it gives the
+reported peaks (energy, area, FWHM) and which library lines were seen. The second measures the
+library: one component at each strong library line (and at every found peak, so that unknown peaks are
+not counted as background), every centroid fixed; the areas it gives at library lines go into the joint
+activity solution. A line's area is then measured whether or not the search saw it, so weak lines are
+neither dropped nor picked only when they fluctuate upwards, and lines a fraction of a FWHM apart are
+separate components of one multiplet.
+
 ``fit_particulate`` keeps every intermediate (for plots and tests); ``analyse_particulate`` returns
 the shared ``AnalysisResult``.
 """
@@ -27,14 +35,15 @@ from .result import AnalysisResult, NuclideResult, Peak
 SEARCH_KEV = (42.0, 2700.0)  # the IDC's search range (spec sheet 11.6)
 MULTIPLET_FWHM = 4.0  # peaks closer than this are fitted together
 REGION_FWHM = 3.0  # a region reaches this far beyond its outer peaks
-SHARE_FWHM = 1.0  # a library line this close to a peak (its fitted centroid) is part of that peak
-FORCE_FRACTION = 0.1  # lines placed even when not found: efficiency x intensity >= this x the key line's
+MATCH_FWHM = 0.5  # a found peak is the peak of a library line this close (or 3 sigma of its centroid)
+MERGE_FWHM = 0.25  # library lines closer than this are one component (a shared line)
+FORCE_FRACTION = 0.1  # lines measured: efficiency x intensity >= this x the nuclide's strongest line's
 MAX_DECAY_EXPONENT = 20.0  # lambda t_p above which a concentration at the collection stop is not reported
 
 
 @dataclass
 class Slot:
-    """A peak in the fit: found by the search (free centroid) or placed at a library line (fixed)."""
+    """A peak in a fit: found by the search (free centroid) or placed at library lines (fixed)."""
 
     start: float  # array index the fit starts from
     found: bool
@@ -64,14 +73,16 @@ class ParticulateFit:
     first_label: int
     calibration: GammaCalibration
     timing: decay.Timing
-    slots: list[Slot]
+    slots: list[Slot]  # first fit: the found peaks, ``lines`` the library lines each one matches
     regions: list[Region]
-    nuclides: list[Nuclide]
+    components: list[Slot]  # second fit: library lines and found peaks at fixed centroids
+    component_regions: list[Region]
+    nuclides: list[Nuclide]  # those with a measured line, in the order of the activities
     activities: Activities | None
     log_conversion: np.ndarray  # ln(Bq/m3 per decay) per nuclide
 
     def model(self) -> np.ndarray:
-        """The fitted counts per channel over the regions (NaN elsewhere), for plots."""
+        """The first fit's counts per channel over its regions (NaN elsewhere), for plots."""
         out = np.full(self.counts.size, np.nan)
         sigma = self.calibration.sigma_channels(np.arange(self.counts.size, dtype=np.float64))
         for r in self.regions:
@@ -125,27 +136,32 @@ def particulate_nuclides() -> list[Nuclide]:
     return [n for n in NUCLIDES.values() if n.gammas and n.name not in NOBLE_GASES]
 
 
-def _slots(cal: GammaCalibration, counts: np.ndarray, sigma: np.ndarray, lo: int, hi: int,
-           nuclides: list[Nuclide]) -> list[Slot]:
-    slots = [Slot(float(c), True) for c in find_peaks(counts, sigma, lo, hi)]
+def _library_lines(cal: GammaCalibration, sigma: np.ndarray, lo: int, hi: int,
+                   nuclides: list[Nuclide]) -> tuple[list[Slot], list[tuple[Nuclide, Line]]]:
+    """Components at the measured lines of every nuclide (lines closer than MERGE_FWHM shared), and the
+    weak lines left out of them."""
+    comps: list[Slot] = []
+    weak: list[tuple[Nuclide, Line]] = []
     for n in nuclides:
         lines = [ln for ln in n.gammas if lo <= cal.energy.index(ln.energy_kev) < hi]
         if not lines:
             continue
         weight = [ln.intensity * float(cal.efficiency(ln.energy_kev)) for ln in lines]
         for ln, w in zip(lines, weight, strict=True):
+            if w < FORCE_FRACTION * max(weight):
+                weak.append((n, ln))
+                continue
             at = float(cal.energy.index(ln.energy_kev))
-            tol = SHARE_FWHM * FWHM_PER_SIGMA * sigma[int(at)]
-            near = min(slots, key=lambda s: abs(s.start - at), default=None)
-            if near is not None and abs(near.start - at) <= tol:
+            near = min(comps, key=lambda c: abs(c.start - at), default=None)
+            if near is not None and abs(near.start - at) <= MERGE_FWHM * FWHM_PER_SIGMA * sigma[int(at)]:
                 near.lines.append((n, ln))
-            elif w >= FORCE_FRACTION * max(weight):
-                slots.append(Slot(at, False, [(n, ln)]))
-    slots.sort(key=lambda s: s.start)
-    return slots
+            else:
+                comps.append(Slot(at, False, [(n, ln)]))
+    return comps, weak
 
 
-def _fit_regions(counts: np.ndarray, sigma: np.ndarray, slots: list[Slot]) -> list[Region]:
+def _fit_regions(counts: np.ndarray, sigma: np.ndarray, slots: list[Slot],
+                 known: np.ndarray | None = None) -> list[Region]:
     n = counts.size
     fwhm = [FWHM_PER_SIGMA * sigma[int(s.start)] for s in slots]
     groups: list[list[int]] = []
@@ -166,7 +182,8 @@ def _fit_regions(counts: np.ndarray, sigma: np.ndarray, slots: list[Slot]) -> li
         mu0 = np.array([slots[j].start for j in every])
         sig = np.array([sigma[int(slots[j].start)] for j in every])
         free = np.array([slots[j].found and j in members for j in every])
-        b0, b1, xc, area, mu, area_cov, mu_var = fit_region(counts[lo:hi + 1], x, mu0, sig, free)
+        given = np.zeros(hi + 1 - lo) if known is None else known[lo:hi + 1]
+        b0, b1, xc, area, mu, area_cov, mu_var = fit_region(counts[lo:hi + 1], x, mu0, sig, free, given)
         k = len(members)
         for pos, j in enumerate(members):
             s = slots[j]
@@ -176,16 +193,46 @@ def _fit_regions(counts: np.ndarray, sigma: np.ndarray, slots: list[Slot]) -> li
     return regions
 
 
-def _drop_strays(cal: GammaCalibration, slots: list[Slot]) -> None:
-    """A found peak whose fitted centroid left its library line is no longer that line's peak."""
-    for s in slots:
-        if not s.found or not s.lines:
-            continue
+def _match_lines(cal: GammaCalibration, peaks: list[Slot], nuclides: list[Nuclide]) -> None:
+    """Each found peak's ``lines``: the library lines within MATCH_FWHM (or 3 sigma) of its centroid."""
+    for s in peaks:
         e = float(cal.energy.energy(s.centroid))
-        fwhm = float(cal.resolution.fwhm(e))
-        e_unc = math.sqrt(s.centroid_var) * float(cal.energy.kev_per_channel(s.centroid))
-        tol = max(SHARE_FWHM * fwhm, 3 * e_unc)
-        s.lines = [(n, ln) for n, ln in s.lines if abs(e - ln.energy_kev) <= tol]
+        tol = max(MATCH_FWHM * float(cal.resolution.fwhm(e)),
+                  3 * math.sqrt(s.centroid_var) * float(cal.energy.kev_per_channel(s.centroid)))
+        s.lines = [(n, ln) for n in nuclides for ln in n.gammas if abs(e - ln.energy_kev) <= tol]
+
+
+def _weak_lines(cal: GammaCalibration, sigma: np.ndarray, weak: list[tuple[Nuclide, Line]],
+                theta: dict[str, float], channels: int) -> np.ndarray:
+    """Counts per channel that the weak lines of nuclides with these decays add to the spectrum."""
+    out = np.zeros(channels)
+    for n, ln in weak:
+        decays = theta.get(n.name, 0.0)
+        if decays <= 0:
+            continue
+        at = float(cal.energy.index(ln.energy_kev))
+        sig = float(sigma[int(at)])
+        lo, hi = max(0, int(at - 6 * sig)), min(channels, int(at + 6 * sig) + 2)
+        x = np.arange(lo, hi, dtype=np.float64)
+        out[lo:hi] += decays * ln.intensity * float(cal.efficiency(ln.energy_kev)) * _unit_peak(x, at, sig)
+    return out
+
+
+def _activities(components: list[Slot], regions: list[Region], cal: GammaCalibration,
+                used: list[Nuclide]) -> Activities:
+    rows = [i for i, c in enumerate(components) if c.lines]
+    k = np.zeros((len(rows), len(used)))
+    col = {n.name: j for j, n in enumerate(used)}
+    for r, i in enumerate(rows):
+        for n, ln in components[i].lines:
+            k[r, col[n.name]] += ln.intensity * float(cal.efficiency(ln.energy_kev))
+    cov = np.zeros((len(rows), len(rows)))
+    for a, i in enumerate(rows):
+        reg = regions[components[i].region]
+        for b, j in enumerate(rows):
+            if components[j].region == components[i].region:
+                cov[a, b] = reg.area_cov[reg.slots.index(i), reg.slots.index(j)]
+    return solve(np.array([components[i].area for i in rows]), cov, k)
 
 
 def fit_particulate(message: PhdMessage) -> ParticulateFit:
@@ -199,45 +246,68 @@ def fit_particulate(message: PhdMessage) -> ParticulateFit:
     if not np.all(np.isfinite(sigma) & (sigma > 0)):
         raise AnalysisInputError("the resolution and energy calibrations give a peak width that is not "
                                  "positive")
-    lo_e, hi_e = SEARCH_KEV
-    lo = int(np.searchsorted(cal.energy.energy(index), lo_e))
-    hi = int(np.searchsorted(cal.energy.energy(index), hi_e))
-    lo, hi = max(lo, 16), min(hi, counts.size - 16)
+    energies = cal.energy.energy(index)
+    lo = max(int(np.searchsorted(energies, SEARCH_KEV[0])), 16)
+    hi = min(int(np.searchsorted(energies, SEARCH_KEV[1])), counts.size - 16)
     if hi <= lo:
         raise AnalysisInputError("the energy calibration puts no channel between 42 and 2700 keV")
     nuclides = particulate_nuclides()
-    slots = _slots(cal, counts, sigma, lo, hi, nuclides)
+    slots = [Slot(float(c), True) for c in find_peaks(counts, sigma, lo, hi)]
     regions = _fit_regions(counts, sigma, slots)
-    _drop_strays(cal, slots)
-    used = [n for n in nuclides if any(n is m for s in slots for m, _ in s.lines)]
-    rows = [i for i, s in enumerate(slots) if s.lines]
-    activities = None
-    if used:
-        k = np.zeros((len(rows), len(used)))
-        col = {n.name: j for j, n in enumerate(used)}
-        for r, i in enumerate(rows):
-            for n, ln in slots[i].lines:
-                k[r, col[n.name]] += ln.intensity * float(cal.efficiency(ln.energy_kev))
-        cov = np.zeros((len(rows), len(rows)))
-        for a, i in enumerate(rows):
-            for b, j in enumerate(rows):
-                if slots[i].region == slots[j].region:
-                    reg = regions[slots[i].region]
-                    cov[a, b] = reg.area_cov[reg.slots.index(i), reg.slots.index(j)]
-        activities = solve(np.array([slots[i].area for i in rows]), cov, k)
+    _match_lines(cal, slots, nuclides)
+    components, weak = _library_lines(cal, sigma, lo, hi, nuclides)
+    for s in slots:
+        width = FWHM_PER_SIGMA * sigma[int(s.start)]
+        if _above_critical(s) and not s.lines and all(abs(c.start - s.centroid) > MERGE_FWHM * width
+                                                       for c in components):
+            components.append(Slot(s.centroid, False))  # a peak of no library line: fitted, not quantified
+    components.sort(key=lambda c: c.start)
+    used = [n for n in nuclides if any(n is m for c in components for m, _ in c.lines)]
+    component_regions = _fit_regions(counts, sigma, components)
+    activities = _activities(components, component_regions, cal, used) if used else None
+    if activities is not None and weak:  # once more, with the weak lines the activities predict
+        known = _weak_lines(cal, sigma, weak, {n.name: max(float(t), 0.0) for n, t in zip(
+            used, activities.theta, strict=True)}, counts.size)
+        component_regions = _fit_regions(counts, sigma, components, known)
+        activities = _activities(components, component_regions, cal, used)
     log_conv = np.array([decay.log_concentration_per_decay(n, timing) for n in used])
-    return ParticulateFit(message, counts, first, cal, timing, slots, regions, used, activities, log_conv)
+    return ParticulateFit(message, counts, first, cal, timing, slots, regions, components, component_regions,
+                          used, activities, log_conv)
 
 
 def _key_line(fit: ParticulateFit, n: Nuclide) -> Line:
     return max(n.gammas, key=lambda ln: ln.intensity * float(fit.calibration.efficiency(ln.energy_kev)))
 
 
+def _critical_area(s: Slot) -> float:
+    """Currie's decision threshold of a peak's area (its variance less its own counts)."""
+    return K_ALPHA * math.sqrt(max(s.area_var - max(s.area, 0.0), 0.01 * s.area_var))
+
+
+def _above_critical(s: Slot) -> bool:
+    return s.area > _critical_area(s)
+
+
+def identified(fit: ParticulateFit) -> set[str]:
+    """Nuclides above their decision threshold that account for a found peak: the counts their activity
+    puts into one of its lines there pass that peak's critical level on their own (so a nuclide that
+    shares a peak with another, and is just above its threshold, does not borrow the other's peak)."""
+    act = fit.activities
+    if act is None:
+        return set()
+    theta = {n.name: float(t) for n, t in zip(fit.nuclides, act.theta, strict=True)}
+    eff = fit.calibration.efficiency
+    seen = {n.name for s in fit.slots if _above_critical(s) for n, ln in s.lines
+            if n.name in theta and theta[n.name] * ln.intensity * float(eff(ln.energy_kev))
+            > _critical_area(s)}
+    return {n.name for j, n in enumerate(fit.nuclides) if act.theta[j] > act.lc[j] and n.name in seen}
+
+
 def nuclide_results(fit: ParticulateFit) -> list[NuclideResult]:
     act = fit.activities
     if act is None:
         return []
-    seen = {n.name for s in fit.slots if s.found and _above_critical(s) for n, _ in s.lines}
+    found = identified(fit)
     out = []
     for j, n in enumerate(fit.nuclides):
         if decay.effective_decay_constant(n) * fit.timing.decay_s > MAX_DECAY_EXPONENT:
@@ -246,38 +316,28 @@ def nuclide_results(fit: ParticulateFit) -> list[NuclideResult]:
         rel_eff = float(fit.calibration.efficiency.relative_uncertainty(_key_line(fit, n).energy_kev))
         theta = float(act.theta[j])
         unc = math.hypot(float(act.sigma[j]), theta * rel_eff) * scale
-        identified = bool(theta > act.lc[j]) and n.name in seen
-        out.append(NuclideResult(n.name.upper(), identified, theta * scale, unc,
+        out.append(NuclideResult(n.name.upper(), n.name in found, theta * scale, unc,
                                  float(act.ld[j]) * scale, float(act.lc[j]) * scale))
     return out
 
 
-def _above_critical(s: Slot) -> bool:
-    """Whether a peak's area passes Currie's decision threshold (its variance less its own counts)."""
-    null_var = max(s.area_var - max(s.area, 0.0), 0.01 * s.area_var)
-    return s.area > K_ALPHA * math.sqrt(null_var)
-
-
 def peak_results(fit: ParticulateFit) -> list[Peak]:
+    """The found peaks above the critical level, each named after the identified nuclide whose lines
+    there are expected to give it the most counts (or None)."""
     cal, act = fit.calibration, fit.activities
-    names = {n.name: j for j, n in enumerate(fit.nuclides)}
-    rows = [i for i, s in enumerate(fit.slots) if s.lines]
+    found = identified(fit)
+    theta = {n.name: float(act.theta[j]) for j, n in enumerate(fit.nuclides)} if act is not None else {}
     peaks = []
-    for i, s in enumerate(fit.slots):
-        if not s.found:
-            continue
+    for s in fit.slots:
         if not _above_critical(s):
             continue  # the search's candidate was noise
         e = float(cal.energy.energy(s.centroid))
-        owner = None
-        if act is not None and s.lines:
-            r = rows.index(i)
-            best = 0.0
-            for n, _ in s.lines:
-                j = names[n.name]
-                share = act.contribution[r, j]
-                if act.theta[j] > act.lc[j] and share > best:
-                    owner, best = n.name.upper(), share
+        expected = {}
+        for n, ln in s.lines:
+            if n.name in found:
+                expected[n.name] = expected.get(n.name, 0.0) + theta[n.name] * ln.intensity * float(
+                    cal.efficiency(ln.energy_kev))
+        owner = max(expected, key=expected.__getitem__).upper() if expected else None
         peaks.append(Peak(e, s.centroid + fit.first_label, s.area, math.sqrt(s.area_var),
                           float(cal.resolution.fwhm(e)), owner))
     return peaks

@@ -6,7 +6,8 @@ calibration at the peak's starting centroid; the centroids of found peaks are fr
 library line are fixed. Gauss-Newton on the Poisson-weighted squares: the first solve weights by the
 data (max(y, 1)) with the centroids held, later ones by the model (Pearson weights), so that areas of
 low-count peaks are not pulled down as data weights would. The area covariance is the inverse of the
-weighted normal matrix at the end.
+weighted normal matrix at the end. Counts the model takes as known (``known``) are added to it and
+enter the weights, but carry no parameter.
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ def _shapes(x: np.ndarray, mu: np.ndarray, sig: np.ndarray, g: np.ndarray, dg: n
 
 
 @numba.njit(cache=True)
-def fit_region(y: np.ndarray, x: np.ndarray, mu0: np.ndarray, sig: np.ndarray, free: np.ndarray):
-    """Fit one region. Returns (b0, b1, xc, areas, centroids, area covariance, centroid variances)."""
+def fit_region(y: np.ndarray, x: np.ndarray, mu0: np.ndarray, sig: np.ndarray, free: np.ndarray,
+               known: np.ndarray):
+    """Fit one region; ``known`` are counts per channel the model takes as given (weak lines whose size
+    follows from their nuclide's other lines). Returns (b0, b1, xc, areas, centroids, area covariance,
+    centroid variances)."""
     n, k = y.size, mu0.size
     xc = 0.5 * (x[0] + x[-1])
     mu = mu0.copy()
     free_now = free.copy()
-    b0 = 0.5 * (y[0] + y[-1])
+    b0 = 0.5 * (y[0] + y[-1] - known[0] - known[-1])
     b1 = 0.0
     area = np.zeros(k)
     var = np.maximum(y, 1.0)
@@ -48,7 +52,7 @@ def fit_region(y: np.ndarray, x: np.ndarray, mu0: np.ndarray, sig: np.ndarray, f
     cov = np.zeros((2 + 2 * k, 2 + 2 * k))
     for it in range(ITERATIONS + 1):
         _shapes(x, mu, sig, g, dg)
-        model = b0 + b1 * (x - xc) + g @ area
+        model = b0 + b1 * (x - xc) + known + g @ area
         if it >= 1:
             var = np.maximum(model, 0.5)
         hold = it == 0

@@ -28,7 +28,6 @@ class Activities:
     sigma: np.ndarray  # its standard uncertainty (counting)
     lc: np.ndarray
     ld: np.ndarray
-    contribution: np.ndarray  # K * theta: counts expected per slot and nuclide
 
 
 def solve(areas: np.ndarray, cov: np.ndarray, k: np.ndarray) -> Activities:
@@ -45,4 +44,4 @@ def solve(areas: np.ndarray, cov: np.ndarray, k: np.ndarray) -> Activities:
     sigma0 = np.sqrt(np.maximum(sigma**2 - q * np.maximum(theta, 0.0), 0.01 * sigma**2))
     lc = K_ALPHA * sigma0
     ld = K_ALPHA**2 * q + 2 * lc
-    return Activities(theta, sigma, lc, ld, k * theta[None, :])
+    return Activities(theta, sigma, lc, ld)

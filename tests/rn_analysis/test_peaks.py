@@ -43,7 +43,7 @@ def test_doublet_areas_are_unbiased_with_honest_uncertainties(free: bool) -> Non
     areas, uncs = [], []
     for _ in range(400):
         out = fit_region(rng.poisson(expected).astype(np.float64), x, start, np.full(2, sigma),
-                         np.array([free, free]))
+                         np.array([free, free]), np.zeros(x.size))
         areas.append(out[3])
         uncs.append(np.sqrt(np.diag(out[5])))
     areas, uncs = np.array(areas), np.array(uncs)
