@@ -11,6 +11,7 @@ recorded. Dead time is that fraction only (no pile-up).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -96,6 +97,16 @@ def sample_message(counts: np.ndarray, setup: SampleSetup, *,
         g_energy_span_kev=float(np.round(r.calibration.energy(r.channels), 1)),
         g_first_channel=1,
     )
+
+
+def detector_background(rng: np.random.Generator, setup: SampleSetup | None = None,
+                        real_s: float = 2 * 84_000.0) -> ims2.PhdMessage:
+    """A DETBKPHD of the same detector without a filter (``real_s`` of counting, default twice a sample's)."""
+    setup = dataclasses.replace(setup or SampleSetup(), real_s=real_s)
+    sample = sample_message(rng.poisson(expected_counts({}, setup)), setup,
+                            sample_id="ZZP01_001-2024/02/01-00:00:00.0")
+    return dataclasses.replace(sample, data_type="DETBKPHD", collection_start_ns=None,
+                               collection_stop_ns=None, air_volume_m3=None)
 
 
 def simulated_sample(concentrations_bq_m3: dict[str, float], rng: np.random.Generator,

@@ -75,11 +75,10 @@ def analyse(args: argparse.Namespace) -> tuple[AnalysisResult, Any, ims2.PhdMess
         return analyse_betagamma(sample, gasbk=gasbk, detbk=detbk), None, sample
     if gasbk is not None:
         raise _Refused("--gasbk applies to beta-gamma samples only; this sample is particulate")
-    if detbk is not None:
-        print("ims rn analyse: note: the particulate analysis does not subtract a detector background yet; "
-              "--detbk was read and checked only", file=sys.stderr)
+    if detbk is not None and detbk.data_type != "DETBKPHD":
+        raise _Refused(f"--detbk {args.detbk} holds {detbk.data_type}, not DETBKPHD")
     from .particulate import analyse_particulate_fit
-    result, fit = analyse_particulate_fit(sample)
+    result, fit = analyse_particulate_fit(sample, detbk)
     return result, fit, sample
 
 

@@ -218,24 +218,60 @@ def _weak_lines(cal: GammaCalibration, sigma: np.ndarray, weak: list[tuple[Nucli
     return out
 
 
-def _activities(components: list[Slot], regions: list[Region], cal: GammaCalibration,
-                used: list[Nuclide]) -> Activities:
+def _row_areas(components: list[Slot], regions: list[Region]) -> tuple[np.ndarray, np.ndarray]:
+    """Areas of the components at library lines and their covariance (block-diagonal by region)."""
     rows = [i for i, c in enumerate(components) if c.lines]
-    k = np.zeros((len(rows), len(used)))
-    col = {n.name: j for j, n in enumerate(used)}
-    for r, i in enumerate(rows):
-        for n, ln in components[i].lines:
-            k[r, col[n.name]] += ln.intensity * float(cal.efficiency(ln.energy_kev))
     cov = np.zeros((len(rows), len(rows)))
     for a, i in enumerate(rows):
         reg = regions[components[i].region]
         for b, j in enumerate(rows):
             if components[j].region == components[i].region:
                 cov[a, b] = reg.area_cov[reg.slots.index(i), reg.slots.index(j)]
-    return solve(np.array([components[i].area for i in rows]), cov, k)
+    return np.array([components[i].area for i in rows]), cov
 
 
-def fit_particulate(message: PhdMessage) -> ParticulateFit:
+@dataclass(frozen=True)
+class Background:
+    """A detector background's areas at the sample's library components, already scaled to the sample's
+    live time (``scale`` = t_l sample / t_l background), and their covariance."""
+
+    areas: np.ndarray
+    cov: np.ndarray
+    scale: float
+
+
+def _background(detbk: PhdMessage, counts: np.ndarray, sigma: np.ndarray, components: list[Slot],
+                live_s: float) -> Background:
+    if detbk.g_spectrum is None or detbk.g_spectrum.size != counts.size:
+        size = None if detbk.g_spectrum is None else detbk.g_spectrum.size
+        raise AnalysisInputError(f"the detector background has {size} gamma channels, the sample "
+                                 f"{counts.size}")
+    if not detbk.live_time_s > 0:
+        raise AnalysisInputError(f"the detector background's live time is {detbk.live_time_s} s")
+    copies = [Slot(c.start, False, c.lines) for c in components]
+    regions = _fit_regions(np.asarray(detbk.g_spectrum, dtype=np.float64), sigma, copies)
+    areas, cov = _row_areas(copies, regions)
+    scale = live_s / detbk.live_time_s
+    return Background(scale * areas, scale**2 * cov, scale)
+
+
+def _activities(components: list[Slot], regions: list[Region], cal: GammaCalibration,
+                used: list[Nuclide], background: Background | None) -> Activities:
+    rows = [i for i, c in enumerate(components) if c.lines]
+    k = np.zeros((len(rows), len(used)))
+    col = {n.name: j for j, n in enumerate(used)}
+    for r, i in enumerate(rows):
+        for n, ln in components[i].lines:
+            k[r, col[n.name]] += ln.intensity * float(cal.efficiency(ln.energy_kev))
+    areas, cov = _row_areas(components, regions)
+    if background is not None:
+        areas, cov = areas - background.areas, cov + background.cov
+    return solve(areas, cov, k)
+
+
+def fit_particulate(message: PhdMessage, detbk: PhdMessage | None = None) -> ParticulateFit:
+    """``detbk``: a detector background of the same detector, whose library-line areas (scaled by the
+    live times) are subtracted before the activities are solved."""
     if message.system_type == "B":
         raise AnalysisInputError("system type B is a beta-gamma sample, not a particulate (HPGe) one")
     counts, first = _spectrum(message)
@@ -264,12 +300,13 @@ def fit_particulate(message: PhdMessage) -> ParticulateFit:
     components.sort(key=lambda c: c.start)
     used = [n for n in nuclides if any(n is m for c in components for m, _ in c.lines)]
     component_regions = _fit_regions(counts, sigma, components)
-    activities = _activities(components, component_regions, cal, used) if used else None
+    background = _background(detbk, counts, sigma, components, timing.live_s) if detbk is not None else None
+    activities = _activities(components, component_regions, cal, used, background) if used else None
     if activities is not None and weak:  # once more, with the weak lines the activities predict
         known = _weak_lines(cal, sigma, weak, {n.name: max(float(t), 0.0) for n, t in zip(
             used, activities.theta, strict=True)}, counts.size)
         component_regions = _fit_regions(counts, sigma, components, known)
-        activities = _activities(components, component_regions, cal, used)
+        activities = _activities(components, component_regions, cal, used, background)
     log_conv = np.array([decay.log_concentration_per_decay(n, timing) for n in used])
     return ParticulateFit(message, counts, first, cal, timing, slots, regions, components, component_regions,
                           used, activities, log_conv)
@@ -343,9 +380,10 @@ def peak_results(fit: ParticulateFit) -> list[Peak]:
     return peaks
 
 
-def analyse_particulate_fit(message: PhdMessage) -> tuple[AnalysisResult, ParticulateFit]:
+def analyse_particulate_fit(message: PhdMessage, detbk: PhdMessage | None = None
+                            ) -> tuple[AnalysisResult, ParticulateFit]:
     """The result and the fit behind it (for plots)."""
-    fit = fit_particulate(message)
+    fit = fit_particulate(message, detbk)
     nuclides = nuclide_results(fit)
     peaks = peak_results(fit)
     result = AnalysisResult(message.sample_id or message.srid, "particulate", peaks, nuclides,
@@ -353,6 +391,7 @@ def analyse_particulate_fit(message: PhdMessage) -> tuple[AnalysisResult, Partic
     return result, fit
 
 
-def analyse_particulate(message: PhdMessage) -> AnalysisResult:
-    """The analysis of a particulate (HPGe) sample; ``AnalysisInputError`` names what makes it impossible."""
-    return analyse_particulate_fit(message)[0]
+def analyse_particulate(message: PhdMessage, detbk: PhdMessage | None = None) -> AnalysisResult:
+    """The analysis of a particulate (HPGe) sample, less a detector background if given;
+    ``AnalysisInputError`` names what makes it impossible."""
+    return analyse_particulate_fit(message, detbk)[0]

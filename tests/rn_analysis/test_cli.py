@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gci_link import ims2
-from hil.particulate_sample import SampleSetup, expected_counts, sample_message
+from hil.particulate_sample import SampleSetup, detector_background, expected_counts, sample_message
 from station import ims
 from tests.conftest import shared_fixture_dir
 
@@ -76,6 +76,21 @@ def test_unreadable_and_non_phd_files(tmp_path: Path, capsys: pytest.CaptureFixt
     garbage.write_text("hello\n")
     assert ims.main(["rn", "analyse", str(garbage)]) == 2
     assert "not a valid IMS 2.0 message" in capsys.readouterr().err
+
+
+def test_detector_background_is_used_and_checked(tmp_path: Path, sample: ims2.PhdMessage,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, sample)
+    background = _write(tmp_path, detector_background(np.random.default_rng(9)), "detbk.phd")
+    assert ims.main(["rn", "analyse", str(path), "--detbk", str(background), "--json"]) == 0
+    k40 = next(n for n in json.loads(capsys.readouterr().out)["nuclides"] if n["name"] == "K-40")
+    assert abs(k40["concentration_uBq_m3"]) < 3 * k40["uncertainty_uBq_m3"]
+    assert ims.main(["rn", "analyse", str(path), "--detbk", str(path)]) == 2
+    assert "holds SAMPLEPHD, not DETBKPHD" in capsys.readouterr().err
+    other = _write(tmp_path, dataclasses.replace(detector_background(np.random.default_rng(9)),
+                                                 detector="ZZP02_001"), "other.phd")
+    assert ims.main(["rn", "analyse", str(path), "--detbk", str(other)]) == 2
+    assert "from detector ZZP02_001" in capsys.readouterr().err
 
 
 def test_gas_background_is_for_beta_gamma_only(tmp_path: Path, sample: ims2.PhdMessage,
