@@ -76,12 +76,11 @@ class EfficiencyCurve:
 
     def __call__(self, energy_kev: np.ndarray | float) -> np.ndarray:
         e = np.atleast_1d(np.asarray(energy_kev, dtype=np.float64))
-        inside = np.clip(e, self.e_min, self.e_max)
-        out = self._log_eff(inside)
-        d = np.polynomial.polynomial.polyder(self.terms)
-        for end in (self.e_min, self.e_max):
-            beyond = (e < end) if end == self.e_min else (e > end)
-            if beyond.any():  # d ln eps / d ln E = -d ln eps / dL
+        out = self._log_eff(np.clip(e, self.e_min, self.e_max))
+        below, above = e < self.e_min, e > self.e_max
+        if below.any() or above.any():  # d ln eps / d ln E = -d ln eps / dL
+            d = np.polynomial.polynomial.polyder(self.terms)
+            for end, beyond in ((self.e_min, below), (self.e_max, above)):
                 slope = -np.polynomial.polynomial.polyval(math.log(self.e0_kev / end), d)
                 out[beyond] = self._log_eff(np.array([end]))[0] + slope * np.log(e[beyond] / end)
         result = np.exp(out)

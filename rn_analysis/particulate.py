@@ -266,7 +266,7 @@ def _activities(components: list[Slot], regions: list[Region], cal: GammaCalibra
     areas, cov = _row_areas(components, regions)
     if background is not None:
         areas, cov = areas - background.areas, cov + background.cov
-    return solve(areas, cov, k)
+    return solve(areas, cov, k, np.array([components[i].region for i in rows]))
 
 
 def fit_particulate(message: PhdMessage, detbk: PhdMessage | None = None) -> ParticulateFit:
@@ -278,15 +278,16 @@ def fit_particulate(message: PhdMessage, detbk: PhdMessage | None = None) -> Par
     timing = timing_of(message)
     cal = gamma_calibration(message, counts.size, first)
     index = np.arange(counts.size, dtype=np.float64)
-    sigma = cal.sigma_channels(index)
-    if not np.all(np.isfinite(sigma) & (sigma > 0)):
-        raise AnalysisInputError("the resolution and energy calibrations give a peak width that is not "
-                                 "positive")
     energies = cal.energy.energy(index)
     lo = max(int(np.searchsorted(energies, SEARCH_KEV[0])), 16)
     hi = min(int(np.searchsorted(energies, SEARCH_KEV[1])), counts.size - 16)
     if hi <= lo:
         raise AnalysisInputError("the energy calibration puts no channel between 42 and 2700 keV")
+    sigma = cal.sigma_channels(index)
+    if not np.all(np.isfinite(sigma[lo:hi]) & (sigma[lo:hi] > 0)):
+        raise AnalysisInputError("the resolution and energy calibrations give a peak width that is not "
+                                 "positive between 42 and 2700 keV")
+    sigma[:lo], sigma[hi:] = sigma[lo], sigma[hi - 1]  # outside the search range only regions' edges reach
     nuclides = particulate_nuclides()
     slots = [Slot(float(c), True) for c in find_peaks(counts, sigma, lo, hi)]
     regions = _fit_regions(counts, sigma, slots)

@@ -30,15 +30,23 @@ class Activities:
     ld: np.ndarray
 
 
-def solve(areas: np.ndarray, cov: np.ndarray, k: np.ndarray) -> Activities:
-    """``areas`` per slot, their covariance, and K (slots x nuclides); every nuclide has a slot."""
-    cov = 0.5 * (cov + cov.T)
-    chol = np.linalg.cholesky(cov + np.eye(len(cov)) * 1e-9 * max(float(np.max(np.diag(cov))), 1.0))
-    kw = np.linalg.solve(chol, k)
-    aw = np.linalg.solve(chol, areas)
-    normal_inv = np.linalg.pinv(kw.T @ kw)
-    theta = normal_inv @ (kw.T @ aw)
-    h = normal_inv @ np.linalg.solve(chol.T, kw).T  # H = (K'S^-1K)^-1 K'S^-1
+def _inverse(cov: np.ndarray) -> np.ndarray:
+    """Inverse of a covariance, with eigenvalues that rounding made 0 or negative floored."""
+    values, vectors = np.linalg.eigh(0.5 * (cov + cov.T))
+    floor = 1e-12 * max(float(values.max(initial=0.0)), 1.0)
+    return (vectors / np.maximum(values, floor)) @ vectors.T
+
+
+def solve(areas: np.ndarray, cov: np.ndarray, k: np.ndarray, groups: np.ndarray) -> Activities:
+    """``areas`` per slot, their covariance (block-diagonal: slots of different ``groups`` are
+    uncorrelated), and K (slots x nuclides); every nuclide has a slot."""
+    weight = np.zeros_like(cov)
+    for g in np.unique(groups):
+        at = np.flatnonzero(groups == g)
+        weight[np.ix_(at, at)] = _inverse(cov[np.ix_(at, at)])
+    normal_inv = _inverse(k.T @ weight @ k)
+    h = normal_inv @ k.T @ weight  # H = (K'S^-1K)^-1 K'S^-1
+    theta = h @ areas
     sigma = np.sqrt(np.maximum(np.einsum("ns,st,nt->n", h, cov, h), 0.0))
     q = np.einsum("ns,sn->n", h * h, k)
     sigma0 = np.sqrt(np.maximum(sigma**2 - q * np.maximum(theta, 0.0), 0.01 * sigma**2))
