@@ -15,7 +15,7 @@ from typing import Any
 
 from gci_link import ims2
 
-from .errors import AnalysisInputError
+from .errors import AnalysisError
 from .result import AnalysisResult
 
 BAD_INPUT = 2
@@ -72,7 +72,10 @@ def analyse(args: argparse.Namespace) -> tuple[AnalysisResult, Any, ims2.PhdMess
         except ImportError:
             raise _Refused("beta-gamma analysis not available in this build (rn_analysis.betagamma is "
                            "missing)") from None
-        return analyse_betagamma(sample, gasbk=gasbk, detbk=detbk), None, sample
+        try:
+            return analyse_betagamma(sample, gasbk=gasbk, detbk=detbk), None, sample
+        except ValueError as exc:  # AnalysisError, or the module's own input error
+            raise _Refused(str(exc)) from None
     if gasbk is not None:
         raise _Refused("--gasbk applies to beta-gamma samples only; this sample is particulate")
     if detbk is not None and detbk.data_type != "DETBKPHD":
@@ -85,7 +88,7 @@ def analyse(args: argparse.Namespace) -> tuple[AnalysisResult, Any, ims2.PhdMess
 def cmd_analyse(args: argparse.Namespace) -> int:
     try:
         result, fit, sample = analyse(args)
-    except (_Refused, AnalysisInputError) as exc:
+    except (_Refused, AnalysisError) as exc:
         print(f"ims rn analyse: {args.sample}: {exc}", file=sys.stderr)
         return BAD_INPUT
     if args.plot:

@@ -22,7 +22,7 @@ import numpy as np
 
 from gci_link.ims2 import PhdMessage
 
-from .errors import AnalysisInputError
+from .errors import AnalysisError
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -105,12 +105,12 @@ class GammaCalibration:
 def _table(message: PhdMessage, block: str, attr: str, minimum: int) -> np.ndarray:
     rows = getattr(message, attr)
     if not rows:
-        raise AnalysisInputError(f"the message has no {block} block: the analysis needs its calibration")
+        raise AnalysisError(f"the message has no {block} block: the analysis needs its calibration")
     if len(rows) < minimum:
-        raise AnalysisInputError(f"{block} has {len(rows)} point(s), the analysis needs at least {minimum}")
+        raise AnalysisError(f"{block} has {len(rows)} point(s), the analysis needs at least {minimum}")
     table = np.array([tuple(r) for r in rows], dtype=np.float64)
     if not np.all(np.isfinite(table)):
-        raise AnalysisInputError(f"{block} holds a value that is not a finite number")
+        raise AnalysisError(f"{block} holds a value that is not a finite number")
     return table
 
 
@@ -121,7 +121,7 @@ def energy_curve(message: PhdMessage, channels: int, first_label: int) -> Energy
     coef = np.polynomial.polynomial.polyfit(label - first_label, energy, degree)
     curve = EnergyCurve(coef, channels)
     if np.any(curve.kev_per_channel(np.arange(channels)) <= 0):
-        raise AnalysisInputError("#g_Energy gives an energy that does not rise with the channel "
+        raise AnalysisError("#g_Energy gives an energy that does not rise with the channel "
                                  "over the whole spectrum")
     return curve
 
@@ -130,7 +130,7 @@ def resolution_curve(message: PhdMessage) -> ResolutionCurve:
     table = _table(message, "#g_Resolution", "g_resolution", 1)
     energy, fwhm, unc = table.T
     if np.any(energy <= 0) or np.any(fwhm <= 0):
-        raise AnalysisInputError("#g_Resolution holds an energy or FWHM that is not positive")
+        raise AnalysisError("#g_Resolution holds an energy or FWHM that is not positive")
     if len(table) == 1:
         return ResolutionCurve(0.0, float(fwhm[0] / math.sqrt(energy[0])))
     w = _weights(fwhm, unc)
@@ -138,7 +138,7 @@ def resolution_curve(message: PhdMessage) -> ResolutionCurve:
     (a, b), *_ = np.linalg.lstsq(design, fwhm * w, rcond=None)
     curve = ResolutionCurve(float(a), float(b))
     if np.any(curve.fwhm(np.array([energy.min(), energy.max(), 30.0, 3000.0])) <= 0):
-        raise AnalysisInputError("#g_Resolution gives a FWHM that is not positive inside 30-3000 keV")
+        raise AnalysisError("#g_Resolution gives a FWHM that is not positive inside 30-3000 keV")
     return curve
 
 
@@ -147,7 +147,7 @@ def efficiency_curve(message: PhdMessage) -> EfficiencyCurve:
     table = table[np.argsort(table[:, 0])]
     energy, eff, unc = table.T
     if np.any(energy <= 0) or np.any(eff <= 0):
-        raise AnalysisInputError("#g_Efficiency holds an energy or efficiency that is not positive")
+        raise AnalysisError("#g_Efficiency holds an energy or efficiency that is not positive")
     e0 = float(np.exp(np.mean(np.log(energy))))
     n = len(table)
     degree = 0 if n == 1 else 1 if n == 2 else min(5, n - 2)

@@ -1,5 +1,7 @@
-"""The one error an analysis raises for input it cannot analyse; the message names what is wrong."""
+"""The one exception type of the analyses, so callers (CLI, IDC, station) catch bad input in one place."""
+
+from __future__ import annotations
 
 
-class AnalysisInputError(ValueError):
-    """A sample the analysis refuses: a missing calibration block, zero live time, an empty spectrum..."""
+class AnalysisError(ValueError):
+    """Input that cannot be analysed; the message names the file, the block or the value that is wrong."""

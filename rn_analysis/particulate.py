@@ -25,7 +25,7 @@ from gci_link.ims2 import PhdMessage
 
 from . import decay, flags
 from .curves import FWHM_PER_SIGMA, GammaCalibration, gamma_calibration
-from .errors import AnalysisInputError
+from .errors import AnalysisError
 from .library import NOBLE_GASES, NUCLIDES, Line, Nuclide
 from .peakfit import fit_region
 from .peaksearch import find_peaks
@@ -103,31 +103,31 @@ def _unit_peak(x: np.ndarray, mu: float, sig: float) -> np.ndarray:
 def timing_of(message: PhdMessage) -> decay.Timing:
     m = message
     if m.collection_start_ns is None or m.collection_stop_ns is None or m.air_volume_m3 is None:
-        raise AnalysisInputError("the message has no #Collection block: no collection times or air volume")
+        raise AnalysisError("the message has no #Collection block: no collection times or air volume")
     collection_s = (m.collection_stop_ns - m.collection_start_ns) / 1e9
     if collection_s <= 0:
-        raise AnalysisInputError(f"#Collection stops {-collection_s:.1f} s before it starts")
+        raise AnalysisError(f"#Collection stops {-collection_s:.1f} s before it starts")
     if not m.air_volume_m3 > 0:
-        raise AnalysisInputError(f"#Collection air volume is {m.air_volume_m3} m3, it must be positive")
+        raise AnalysisError(f"#Collection air volume is {m.air_volume_m3} m3, it must be positive")
     if not m.live_time_s > 0:
-        raise AnalysisInputError(f"#Acquisition live time is {m.live_time_s} s, it must be positive")
+        raise AnalysisError(f"#Acquisition live time is {m.live_time_s} s, it must be positive")
     if not m.real_time_s >= m.live_time_s:
-        raise AnalysisInputError(f"#Acquisition real time {m.real_time_s} s is below the live time "
+        raise AnalysisError(f"#Acquisition real time {m.real_time_s} s is below the live time "
                                  f"{m.live_time_s} s")
     decay_s = (m.acquisition_start_ns - m.collection_stop_ns) / 1e9
     if decay_s < 0:
-        raise AnalysisInputError(f"#Acquisition starts {-decay_s:.1f} s before the collection stops")
+        raise AnalysisError(f"#Acquisition starts {-decay_s:.1f} s before the collection stops")
     return decay.Timing(collection_s, decay_s, m.real_time_s, m.live_time_s, m.air_volume_m3)
 
 
 def _spectrum(message: PhdMessage) -> tuple[np.ndarray, int]:
     if message.g_spectrum is None:
-        raise AnalysisInputError("the message has no #g_Spectrum block")
+        raise AnalysisError("the message has no #g_Spectrum block")
     counts = np.asarray(message.g_spectrum, dtype=np.float64)
     if counts.size < 64:
-        raise AnalysisInputError(f"#g_Spectrum has {counts.size} channels, too few for an HPGe analysis")
+        raise AnalysisError(f"#g_Spectrum has {counts.size} channels, too few for an HPGe analysis")
     if counts.sum() <= 0:
-        raise AnalysisInputError("#g_Spectrum is empty (every channel holds 0 counts)")
+        raise AnalysisError("#g_Spectrum is empty (every channel holds 0 counts)")
     first = message.g_first_channel if message.g_first_channel is not None else 1
     return counts, first
 
@@ -244,10 +244,10 @@ def _background(detbk: PhdMessage, counts: np.ndarray, sigma: np.ndarray, compon
                 live_s: float) -> Background:
     if detbk.g_spectrum is None or detbk.g_spectrum.size != counts.size:
         size = None if detbk.g_spectrum is None else detbk.g_spectrum.size
-        raise AnalysisInputError(f"the detector background has {size} gamma channels, the sample "
+        raise AnalysisError(f"the detector background has {size} gamma channels, the sample "
                                  f"{counts.size}")
     if not detbk.live_time_s > 0:
-        raise AnalysisInputError(f"the detector background's live time is {detbk.live_time_s} s")
+        raise AnalysisError(f"the detector background's live time is {detbk.live_time_s} s")
     copies = [Slot(c.start, False, c.lines) for c in components]
     regions = _fit_regions(np.asarray(detbk.g_spectrum, dtype=np.float64), sigma, copies)
     areas, cov = _row_areas(copies, regions)
@@ -273,7 +273,7 @@ def fit_particulate(message: PhdMessage, detbk: PhdMessage | None = None) -> Par
     """``detbk``: a detector background of the same detector, whose library-line areas (scaled by the
     live times) are subtracted before the activities are solved."""
     if message.system_type == "B":
-        raise AnalysisInputError("system type B is a beta-gamma sample, not a particulate (HPGe) one")
+        raise AnalysisError("system type B is a beta-gamma sample, not a particulate (HPGe) one")
     counts, first = _spectrum(message)
     timing = timing_of(message)
     cal = gamma_calibration(message, counts.size, first)
@@ -282,10 +282,10 @@ def fit_particulate(message: PhdMessage, detbk: PhdMessage | None = None) -> Par
     lo = max(int(np.searchsorted(energies, SEARCH_KEV[0])), 16)
     hi = min(int(np.searchsorted(energies, SEARCH_KEV[1])), counts.size - 16)
     if hi <= lo:
-        raise AnalysisInputError("the energy calibration puts no channel between 42 and 2700 keV")
+        raise AnalysisError("the energy calibration puts no channel between 42 and 2700 keV")
     sigma = cal.sigma_channels(index)
     if not np.all(np.isfinite(sigma[lo:hi]) & (sigma[lo:hi] > 0)):
-        raise AnalysisInputError("the resolution and energy calibrations give a peak width that is not "
+        raise AnalysisError("the resolution and energy calibrations give a peak width that is not "
                                  "positive between 42 and 2700 keV")
     sigma[:lo], sigma[hi:] = sigma[lo], sigma[hi - 1]  # outside the search range only regions' edges reach
     nuclides = particulate_nuclides()
@@ -394,5 +394,5 @@ def analyse_particulate_fit(message: PhdMessage, detbk: PhdMessage | None = None
 
 def analyse_particulate(message: PhdMessage, detbk: PhdMessage | None = None) -> AnalysisResult:
     """The analysis of a particulate (HPGe) sample, less a detector background if given;
-    ``AnalysisInputError`` names what makes it impossible."""
+    ``AnalysisError`` names what makes it impossible."""
     return analyse_particulate_fit(message, detbk)[0]

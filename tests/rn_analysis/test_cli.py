@@ -4,8 +4,9 @@ refused with exit code 2 and the reason (never a traceback)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +106,20 @@ def test_the_real_beta_gamma_sample_goes_to_the_beta_gamma_analysis(
     path = shared_fixture_dir("phd") / "SAMPLE-FULL-20211203070613605.PHD"
     code = ims.main(["rn", "analyse", str(path), "--json"])
     captured = capsys.readouterr()
-    if importlib.util.find_spec("rn_analysis.betagamma") is None:
+    try:
+        import rn_analysis.betagamma  # noqa: F401  (the other half of issue 13, on its own branch)
+    except ImportError:
         assert code == 2 and "beta-gamma analysis not available" in captured.err
     else:
         assert code == 0 and json.loads(captured.out)["kind"] == "beta-gamma"
+
+
+def test_beta_gamma_input_errors_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    def refuse(sample: ims2.PhdMessage, *, gasbk: object, detbk: object) -> None:
+        raise ValueError("the histogram is empty")
+
+    monkeypatch.setitem(sys.modules, "rn_analysis.betagamma", types.SimpleNamespace(analyse_betagamma=refuse))
+    path = shared_fixture_dir("phd") / "SAMPLE-FULL-20211203070613605.PHD"
+    assert ims.main(["rn", "analyse", str(path)]) == 2
+    assert "the histogram is empty" in capsys.readouterr().err

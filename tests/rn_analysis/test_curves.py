@@ -11,7 +11,7 @@ import pytest
 from gci_link import ims2
 from hil.particulate_sample import SampleSetup, sample_message
 from rn_analysis.curves import efficiency_curve, energy_curve, gamma_calibration, resolution_curve
-from rn_analysis.errors import AnalysisInputError
+from rn_analysis.errors import AnalysisError
 
 SETUP = SampleSetup()
 TRUE = SETUP.response
@@ -67,11 +67,11 @@ def test_efficiency_uncertainty_is_interpolated_in_the_table(message: ims2.PhdMe
 @pytest.mark.parametrize(("field", "block"), [("g_energy", "#g_Energy"), ("g_resolution", "#g_Resolution"),
                                               ("g_efficiency", "#g_Efficiency")])
 def test_a_missing_block_is_named(message: ims2.PhdMessage, field: str, block: str) -> None:
-    with pytest.raises(AnalysisInputError, match=block):
+    with pytest.raises(AnalysisError, match=block):
         gamma_calibration(dataclasses.replace(message, **{field: None}), 8192, 1)
 
 
 def test_an_energy_calibration_that_falls_is_refused(message: ims2.PhdMessage) -> None:
     falling = (ims2.EnergyPoint(100.0, 1000.0, 0.1), ims2.EnergyPoint(200.0, 500.0, 0.1))
-    with pytest.raises(AnalysisInputError, match="does not rise"):
+    with pytest.raises(AnalysisError, match="does not rise"):
         energy_curve(dataclasses.replace(message, g_energy=falling), 8192, 1)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hil.particulate_sample import SampleSetup, detector_background, expected_counts, sample_message
-from rn_analysis.errors import AnalysisInputError
+from rn_analysis.errors import AnalysisError
 from rn_analysis.particulate import analyse_particulate
 from rn_analysis.result import NuclideResult
 
@@ -106,7 +106,7 @@ def test_ba140_mdc_flag_follows_the_requirement() -> None:
 ])
 def test_bad_input_is_refused_with_the_reason(change: dict, reason: str) -> None:
     message = sample_message(np.ones(8192, dtype=np.int64), SETUP)
-    with pytest.raises(AnalysisInputError, match=reason):
+    with pytest.raises(AnalysisError, match=reason):
         analyse_particulate(dataclasses.replace(message, **change))
 
 
@@ -130,5 +130,5 @@ def test_a_background_of_another_size_is_refused() -> None:
     rng = np.random.default_rng(1)
     message = sample_message(np.ones(8192, dtype=np.int64), SETUP)
     background = detector_background(rng)
-    with pytest.raises(AnalysisInputError, match="4096 gamma channels, the sample 8192"):
+    with pytest.raises(AnalysisError, match="4096 gamma channels, the sample 8192"):
         analyse_particulate(message, dataclasses.replace(background, g_spectrum=background.g_spectrum[:4096]))
