@@ -38,6 +38,7 @@ REGION_FWHM = 3.0  # a region reaches this far beyond its outer peaks
 MATCH_FWHM = 0.5  # a found peak is the peak of a library line this close (or 3 sigma of its centroid)
 MERGE_FWHM = 0.25  # library lines closer than this are one component (a shared line)
 FORCE_FRACTION = 0.1  # lines measured: efficiency x intensity >= this x the nuclide's strongest line's
+WEAK_PASSES = 1  # refits with the weak lines' predicted counts (a second one changed no figure)
 MAX_DECAY_EXPONENT = 20.0  # lambda t_p above which a concentration at the collection stop is not reported
 
 
@@ -301,12 +302,16 @@ def fit_particulate(message: PhdMessage, detbk: PhdMessage | None = None) -> Par
     components.sort(key=lambda c: c.start)
     used = [n for n in nuclides if any(n is m for c in components for m, _ in c.lines)]
     component_regions = _fit_regions(counts, sigma, components)
-    background = _background(detbk, counts, sigma, components, timing.live_s) if detbk is not None else None
-    activities = _activities(components, component_regions, cal, used, background) if used else None
-    if activities is not None and weak:  # once more, with the weak lines the activities predict
-        known = _weak_lines(cal, sigma, weak, {n.name: max(float(t), 0.0) for n, t in zip(
-            used, activities.theta, strict=True)}, counts.size)
-        component_regions = _fit_regions(counts, sigma, components, known)
+    activities = None
+    if used:
+        # the weak lines' counts follow from the gross activities (before any detector background is
+        # subtracted: the sample spectrum holds both) that the strong lines give
+        for _ in range(WEAK_PASSES if weak else 0):
+            gross = _activities(components, component_regions, cal, used, None)
+            known = _weak_lines(cal, sigma, weak, {n.name: max(float(t), 0.0) for n, t in zip(
+                used, gross.theta, strict=True)}, counts.size)
+            component_regions = _fit_regions(counts, sigma, components, known)
+        background = None if detbk is None else _background(detbk, counts, sigma, components, timing.live_s)
         activities = _activities(components, component_regions, cal, used, background)
     log_conv = np.array([decay.log_concentration_per_decay(n, timing) for n in used])
     return ParticulateFit(message, counts, first, cal, timing, slots, regions, components, component_regions,

@@ -74,7 +74,7 @@ def test_a_shared_line_is_split_between_its_nuclides() -> None:
     # Te-132 228.16 keV and Np-239 228.18 keV are one peak; Np-239's 106.1 and 277.6 keV lines say how much
     # of it is Np-239, the rest is Te-132
     truth = {"Be-7": 3e-3, "Te-132": 40e-6, "Np-239": 300e-6}
-    runs = _runs(truth, seed=5, n=60)
+    runs = _runs(truth, seed=5, n=40)
     for name, t in truth.items():
         got = np.array([r[name.upper()].concentration_uBq_m3 for r in runs])
         unc = np.array([r[name.upper()].uncertainty_uBq_m3 for r in runs])
@@ -117,7 +117,7 @@ def test_detector_background_is_subtracted() -> None:
     truth = {"Be-7": 3e-3, "Cs-137": 20e-6}
     expected = expected_counts(truth, SETUP)
     runs = [{r.name: r for r in analyse_particulate(sample_message(rng.poisson(expected), SETUP),
-                                                    detector_background(rng)).nuclides} for _ in range(60)]
+                                                    detector_background(rng)).nuclides} for _ in range(40)]
     for name, t in (("K-40", 0.0), ("PB-212", 0.0), ("BE-7", 3000.0), ("CS-137", 20.0)):
         got = np.array([r[name].concentration_uBq_m3 for r in runs])
         unc = np.array([r[name].uncertainty_uBq_m3 for r in runs])
