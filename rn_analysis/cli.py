@@ -68,7 +68,9 @@ def analyse(args: argparse.Namespace) -> tuple[AnalysisResult, Any, ims2.PhdMess
                            f"{sample.detector}")
     if is_beta_gamma(sample):
         try:
-            from rn_analysis.betagamma import analyse_betagamma
+            from rn_analysis.betagamma import (  # type: ignore[import-not-found, unused-ignore]
+                analyse_betagamma,
+            )
         except ImportError:
             raise _Refused("beta-gamma analysis not available in this build (rn_analysis.betagamma is "
                            "missing)") from None

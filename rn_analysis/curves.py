@@ -49,7 +49,7 @@ class EnergyCurve:
     def index(self, energy_kev: np.ndarray | float) -> np.ndarray:
         """Fractional array index of an energy (by interpolation over the channel grid)."""
         grid = np.arange(self.channels, dtype=np.float64)
-        return np.interp(energy_kev, self.energy(grid), grid, left=np.nan, right=np.nan)
+        return np.asarray(np.interp(energy_kev, self.energy(grid), grid, left=np.nan, right=np.nan))
 
 
 @dataclass(frozen=True)

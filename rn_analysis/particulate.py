@@ -171,7 +171,7 @@ def _fit_regions(counts: np.ndarray, sigma: np.ndarray, slots: list[Slot],
             groups[-1].append(i)
         else:
             groups.append([i])
-    regions = []
+    regions: list[Region] = []
     for members in groups:
         lo = max(0, int(math.floor(slots[members[0]].start - REGION_FWHM * fwhm[members[0]])))
         hi = min(n - 1, int(math.ceil(slots[members[-1]].start + REGION_FWHM * fwhm[members[-1]])))
@@ -375,7 +375,7 @@ def peak_results(fit: ParticulateFit) -> list[Peak]:
         if not _above_critical(s):
             continue  # the search's candidate was noise
         e = float(cal.energy.energy(s.centroid))
-        expected = {}
+        expected: dict[str, float] = {}
         for n, ln in s.lines:
             if n.name in found:
                 expected[n.name] = expected.get(n.name, 0.0) + theta[n.name] * ln.intensity * float(

@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 ITERATIONS = 10
+RegionFit = tuple[float, float, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 SQRT2 = math.sqrt(2.0)
 INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -35,7 +36,7 @@ def _shapes(x: np.ndarray, mu: np.ndarray, sig: np.ndarray, g: np.ndarray, dg: n
 
 @numba.njit(cache=True)
 def fit_region(y: np.ndarray, x: np.ndarray, mu0: np.ndarray, sig: np.ndarray, free: np.ndarray,
-               known: np.ndarray):
+               known: np.ndarray) -> RegionFit:
     """Fit one region; ``known`` are counts per channel the model takes as given (weak lines whose size
     follows from their nuclide's other lines). Returns (b0, b1, xc, areas, centroids, area covariance,
     centroid variances)."""
