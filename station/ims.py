@@ -22,6 +22,7 @@ COMMAND_MODULES: dict[str, str] = {
     "keys": "gci_link.keys_cli",
     "link": "gci_link.station_end.cli",
     "cal": "station.cal_cli",
+    "rn": "rn_analysis.cli",
 }
 
 
