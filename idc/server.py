@@ -386,10 +386,18 @@ class Receiver:
         self._carry_out(self.core.poll(now))
         if now - self._last_metrics_ns >= METRICS_FLUSH_NS:
             self._last_metrics_ns = now
+            self._record_links(now)
             self.metrics.flush()
         if now - self._last_prune_ns > METRICS_PRUNE_NS:
             self._last_prune_ns = now
             self.metrics.prune(now - self.config.metrics_window_s * NS_PER_S)
+
+    def _record_links(self, now: int) -> None:
+        """Which stations have a session open now, for ``ims idc status`` and the console."""
+        open_now = {station: s for station, s in self.sessions.items() if not s.closed}
+        heard: dict[str, int | None] = dict.fromkeys(self.config.stations)
+        heard.update({station: s.last_heard_ns for station, s in open_now.items()})
+        self.metrics.record_links(now, heard, set(open_now))
 
     # ---- carrying out what the core decided ------------------------------------------------------
 

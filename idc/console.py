@@ -1,0 +1,107 @@
+"""The IDC operators' web console (``[idc.console]``): the network at a glance, one page per station,
+the availability table as CSV, and live updates by server-sent events.
+
+Every number comes from :func:`idc.status.network_status` on the receiver's metrics database, the
+function behind ``ims idc status --json``; the console opens its own connection for each read, in a
+worker thread of its own event loop, so the receiver's loop never waits for a viewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from consoles.web import create_app, event_stream, page
+from gci_link.clock import Clock
+from idc.metrics import MetricsStore
+from idc.status import availability_csv, network_status, station_status
+
+LIVE_INTERVAL_S = 2.0
+
+_NETWORK_BODY = """
+<header><h1>IMS network</h1><span id="live" class="live">connecting…</span></header>
+<section id="summary" class="cards"></section>
+<section>
+ <div class="tools">
+  <input id="filter" type="search" placeholder="filter stations" aria-label="filter stations">
+  <label><input id="problems" type="checkbox"> only stations with problems</label>
+  <a id="csv" href="/export.csv" download="availability.csv">export CSV</a>
+ </div>
+ <table id="stations" class="grid"></table>
+ <div class="pager"><button id="prev">‹ previous</button> <span id="pageinfo"></span>
+  <button id="next">next ›</button></div>
+</section>
+"""
+
+_STATION_BODY = """
+<header><a href="/">‹ network</a><h1 id="title"></h1><span id="live" class="live">connecting…</span></header>
+<section id="summary" class="cards"></section>
+<h2>Channels</h2><table id="channels" class="grid"></table>
+<h2>Gaps in the window</h2><table id="gaps" class="grid"></table>
+<h2>Counters</h2><table id="counters" class="grid"></table>
+<h2>Recent rejections</h2><table id="rejections" class="grid"></table>
+"""
+
+
+class IdcConsole:
+    def __init__(self, root: Path, window_s: int, clock: Clock) -> None:
+        self.metrics_path = root / "metrics.sqlite"
+        self.quarantine_path = root / "quarantine.sqlite"
+        self.window_s = window_s
+        self.clock = clock
+
+    def network(self) -> dict[str, Any]:
+        store = MetricsStore(self.metrics_path)
+        try:
+            return network_status(store, self.clock(), self.window_s)
+        finally:
+            store.close()
+
+    def station(self, name: str) -> dict[str, Any] | None:
+        store = MetricsStore(self.metrics_path)
+        try:
+            return station_status(store, self.quarantine_path, name, self.clock(), self.window_s)
+        finally:
+            store.close()
+
+    def app(self, token: str | None, tls: bool) -> web.Application:
+        app = create_app(token, tls)
+        app.router.add_get("/", self._network_page)
+        app.router.add_get("/station/{name}", self._station_page)
+        app.router.add_get("/api/status", self._status)
+        app.router.add_get("/api/station/{name}", self._station)
+        app.router.add_get("/export.csv", self._csv)
+        app.router.add_get("/events", self._events)
+        app.router.add_get("/events/station/{name}", self._station_events)
+        return app
+
+    async def _network_page(self, request: web.Request) -> web.Response:
+        return page("IMS network", _NETWORK_BODY, "idc.js", {"view": "network"})
+
+    async def _station_page(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        return page(f"{name} · IMS network", _STATION_BODY, "idc.js", {"view": "station", "station": name})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(await asyncio.to_thread(self.network))
+
+    async def _station(self, request: web.Request) -> web.Response:
+        found = await asyncio.to_thread(self.station, request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound(text="no such station in the receiver's records")
+        return web.json_response(found)
+
+    async def _csv(self, request: web.Request) -> web.Response:
+        text = availability_csv(await asyncio.to_thread(self.network))
+        return web.Response(text=text, content_type="text/csv",
+                            headers={"Content-Disposition": 'attachment; filename="availability.csv"'})
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        return await event_stream(request, self.network, LIVE_INTERVAL_S)
+
+    async def _station_events(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        return await event_stream(request, lambda: self.station(name), LIVE_INTERVAL_S)
