@@ -36,24 +36,43 @@ class ConsoleServer:
         return f"{scheme}://{host}:{self.port}/"
 
     def start(self) -> None:
-        """Bind (raising OSError if the address is taken) and serve from the console thread."""
+        """Bind (raising OSError if the address is taken) and serve from the console thread.
+
+        Everything asyncio happens in that thread, so the caller may run an event loop of its own."""
         context = None
         if self._config.tls_cert is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self._config.tls_cert, self._config.tls_key)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, self._config.host, self._config.port, ssl_context=context)
-        try:
-            self._loop.run_until_complete(site.start())
-        except BaseException:
-            self._loop.run_until_complete(self._runner.cleanup())
-            self._loop.close()
-            raise
-        self.port = self._runner.addresses[0][1]  # the port picked, when configured as 0
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"{self._name}-console",
-                                        daemon=True)
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._loop.run_until_complete(self._bind(context))
+            except BaseException as exc:  # handed to start(), which raises it in the caller's thread
+                failure.append(exc)
+                self._loop.run_until_complete(self._runner.cleanup())
+                self._loop.close()
+                return
+            finally:
+                ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name=f"{self._name}-console", daemon=True)
         self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
         log.info("console listening", extra={"console": self._name, "url": self.url})
+
+    async def _bind(self, context: ssl.SSLContext | None) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._config.host, self._config.port, ssl_context=context)
+        await site.start()
+        self.port = self._runner.addresses[0][1]  # the port picked, when configured as 0
 
     async def _close(self) -> None:
         """Stop listening, then end what is still running (viewers' event streams)."""

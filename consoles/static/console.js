@@ -60,24 +60,33 @@ const ims = {
       }
       return tr;
     });
+    if (!body.length) {
+      body.push(ims.el("tr", { class: "empty" }, ims.el("td", { colspan: String(columns.length), class: "muted", text: opts.empty || "none" })));
+    }
     node.replaceChildren(ims.el("thead", {}, head), ims.el("tbody", {}, ...body));
   },
 
   // Server-sent events: onData(json) on every message; the header says when the stream stalls.
+  lastEvent: 0,
+  watching: false,
+
   live(url, onData) {
     const badge = document.getElementById("live");
-    let last = 0;
+    ims.lastEvent = Date.now();
     const source = new EventSource(url);
     source.onmessage = (ev) => {
-      last = Date.now();
+      ims.lastEvent = Date.now();
       onData(JSON.parse(ev.data));
       if (badge) { badge.textContent = `live · updated ${new Date().toISOString().slice(11, 19)} UTC`;
         badge.className = "live"; }
     };
-    setInterval(() => {
-      if (badge && Date.now() - last > 10000) { badge.textContent = "not updating: daemon unreachable";
-        badge.className = "live stale"; }
-    }, 2000);
+    if (!ims.watching) {
+      ims.watching = true;
+      setInterval(() => {
+        if (badge && Date.now() - ims.lastEvent > 10000) { badge.textContent = "not updating: daemon unreachable";
+          badge.className = "live stale"; }
+      }, 2000);
+    }
     return source;
   },
 

@@ -233,3 +233,30 @@ def test_idc_commands_reach_the_digitizer_and_bad_ones_are_answered(tmp_path):
     assert command("calibrate nosuch sine Z 2").startswith("unknown command")
     assert len(driver.calls) == 2
     service.outbox.close()
+
+
+def test_a_silent_digitizer_raises_an_alarm_naming_it_and_clears_when_data_returns(tmp_path):
+    clock = Clock()
+    service, driver = make_service(tmp_path, clock)
+    feed(driver, 0, 5)
+    service.pump()
+    clock.now += 59 * NS_PER_S
+    service._watch_link()
+    assert service.alarms.get("digitizer_silent", "TST01") is None  # the default: 60 s of nothing
+    clock.now += 2 * NS_PER_S
+    service._watch_link()
+    alarm = service.alarms.get("digitizer_silent", "TST01")
+    assert alarm is not None and alarm.message.startswith("digitizer d (TST01): no data for 61 s")
+    service.write_status()
+    snapshot = service.latest_snapshot
+    assert snapshot["digitizer_links"]["d"]["silent"]
+    shown = snapshot["alarms"][0]
+    assert shown["message"] == alarm.message and shown["severity"] == "CRITICAL"
+    feed(driver, 5, 6)
+    service.pump()
+    service._watch_link()
+    assert service.alarms.get("digitizer_silent", "TST01") is None
+    service.write_status()
+    assert service.latest_snapshot["recent_alarms"][0]["name"] == "digitizer_silent"
+    assert not service.latest_snapshot["digitizer_links"]["d"]["silent"]
+    service.outbox.close()
