@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 SUFFIX_LETTERS = (
     "ABDFGHIJKLOPQRST"  # stream letters for non-seismic streams (C0 = cal, M8 = mass, 00 = status)
 )
-OUTPUTS = ("run", "truth", "idc", "summary.json")
+OUTPUTS = ("run", "truth", "idc", "summary.json", "screenshots")
 DRAIN_TIMEOUT_S = 60.0  # real seconds the stations get, after the digitizers stop, to deliver everything
 STATION_DATA = "data"  # outbox, local archive and status of a station, below its folder (a small disk
 # of its own when the scenario fills it)
@@ -70,13 +71,19 @@ class SimStation:
 
 
 class Network:
-    def __init__(self, scenario: Scenario, out: Path, *, show_progress: bool = True) -> None:
+    """``observe``, if given, is called with the simulated seconds elapsed about ten times a second while
+    the scenario runs (the demo takes its console screenshots from it); it must return quickly."""
+
+    def __init__(self, scenario: Scenario, out: Path, *, show_progress: bool = True,
+                 observe: Callable[[Network, float], None] | None = None) -> None:
         self.scenario = scenario
         self.out = out.resolve()  # configs name files by absolute path; the daemons run elsewhere
         self.show_progress = show_progress
+        self.observe = observe
         self.stations: dict[str, SimStation] = {}
         self.receiver: subprocess.Popen | None = None
         self.fault_log: list[dict] = []
+        self.console_urls: dict[str, str] = {}  # "idc" and each station -> its web console (localhost)
 
     # ----------------------------------------------------------------------------------------- set-up
 
@@ -101,6 +108,7 @@ class Network:
         ca = CertificateAuthority.create(run / "ca", "SIMNET")
         self.idc_bundle = ca.issue_idc().bundle  # the receiver signs its frames; the stations check them
         self.receiver_port = free_port()
+        self.console_ports = {name: free_port() for name in ["idc", *(s.name for s in sc.stations)]}
         self._write_receiver_config(run)
         self.start_ns, self.clock, self.env = simulated_time(sc.frame_length_s, sc.speed)
         for index, spec in enumerate(sc.stations):
@@ -119,7 +127,9 @@ class Network:
                 # stamps are simulated time: allow for a few real seconds of delay on a loaded machine
                 control_window_s=max(300.0, REAL_DELAY_ALLOWED_S * self.scenario.speed),
             )
+            + f'[idc.console]\nbind = "127.0.0.1:{self.console_ports["idc"]}"\n'
         )
+        self.console_urls["idc"] = f"http://127.0.0.1:{self.console_ports['idc']}/"
 
     def _make_station(self, index: int, spec: StationSpec, bundle: Path) -> SimStation:
         sc = self.scenario
@@ -150,9 +160,12 @@ class Network:
         config_path = folder / "station.toml"
         wiring = DigitizerWiring("digitizer", spec.name, line.path, streams)
         trust = self.out / "run" / "ca" / "trust"
+        port = self.console_ports[spec.name]
         config_path.write_text(
             station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s, idc_trust=trust)
+            + f'[console]\nbind = "127.0.0.1:{port}"\n'
         )
+        self.console_urls[spec.name] = f"http://127.0.0.1:{port}/"
         return SimStation(spec, streams, line, digitizer, proxy, config_path, disk)
 
     # ----------------------------------------------------------------------------------------- processes
@@ -241,6 +254,8 @@ class Network:
                 _, phase, fault = events.pop(0)
                 self._apply(phase, fault)
             self._check_processes()
+            if self.observe is not None:
+                self.observe(self, elapsed)
             progress.update(elapsed)
             time.sleep(0.1)
         progress.done()
