@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
+
     from hil.network import Network
     from hil.scenario import Scenario
 
@@ -22,7 +24,7 @@ log = logging.getLogger(__name__)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-VIEWPORT = {"width": 1280, "height": 860}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 860}
 READY = {"idc": "#stations tbody tr", "station": "#wave[data-end]"}  # what shows the page has its data
 
 
