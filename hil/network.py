@@ -164,6 +164,8 @@ class Network:
         config_path.write_text(
             station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s, idc_trust=trust)
             + f'[console]\nbind = "127.0.0.1:{port}"\n'
+            # a silent digitizer is an alarm after a minute; allow a loaded machine a few real seconds too
+            + f"[soh]\ndigitizer_silent_after_s = {max(60.0, REAL_DELAY_ALLOWED_S * sc.speed)}\n"
         )
         self.console_urls[spec.name] = f"http://127.0.0.1:{port}/"
         return SimStation(spec, streams, line, digitizer, proxy, config_path, disk)

@@ -18,6 +18,10 @@ class DigitizerWatch:
         self.last_heard_ns: dict[str, int | None] = dict.fromkeys(system_ids)
         self._since_ns = now_ns  # a digitizer never heard is counted from the daemon's start
 
+    def start(self, now_ns: int) -> None:
+        """Count silence from now: the daemon's start-up (opening ports, compiling) is not a digitizer's."""
+        self._since_ns = now_ns
+
     def heard(self, name: str, now_ns: int) -> None:
         """Its driver delivered something (a packet, a status, a gap report)."""
         self.last_heard_ns[name] = now_ns

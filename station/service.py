@@ -167,6 +167,7 @@ class StationService:
         )
         log.info("compiled kernels ready", extra={"station": self.name, "seconds": round(warm_up(), 3)})
         self._running = True
+        self.digitizer_watch.start(self.clock())
         for driver in self.drivers.values():
             driver.start()
         sender_thread = threading.Thread(target=self.sender.run, name="sender", daemon=True)
