@@ -3,7 +3,8 @@
 Both call :func:`network_status` on the metrics database, so every number on the console is the number
 the command gives for the same moment. Per station it rolls up its channels (mean availability, worst
 timeliness and latency) and its counters (frames, rejections by reason); ``connected`` is whether the
-receiver held a session open when it last wrote the link table.
+receiver held a session open when it last wrote the link table. Input that named no station the
+receiver could read is counted apart, under ``anonymous``: it is not a station.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from idc.metrics import MetricsStore
-from idc.vocabulary import StationCounter
+from idc.vocabulary import ANONYMOUS, StationCounter
 from timeunits import NS_PER_S
 
 REJECTED_PREFIX = "rejected:"
@@ -58,7 +59,11 @@ def network_status(store: MetricsStore, now_ns: int, window_s: int) -> dict[str,
         e["timeliness_s"] = _worst([r.timeliness_s for r in rows], max)
         e["latency_s"] = _worst([r.latency_s for r in rows], max)
         e["authenticated_pct"] = _worst([r.authenticated_pct for r in rows], min)
+    anonymous: dict[str, int] = {}
     for (station, name), value in counters.items():
+        if station == ANONYMOUS:
+            anonymous[name] = value
+            continue
         e = entry(station)
         if name.startswith(REJECTED_PREFIX):
             e["rejected"][name.removeprefix(REJECTED_PREFIX)] = value
@@ -73,6 +78,7 @@ def network_status(store: MetricsStore, now_ns: int, window_s: int) -> dict[str,
         "now_ns": now_ns,
         "window_s": window_s,
         "stations": [stations[s] for s in sorted(stations)],
+        "anonymous": anonymous,
         "channels": [dataclasses.asdict(r) for r in reports],
         "counters": [{"station": s, "name": n, "value": v} for (s, n), v in sorted(counters.items())],
     }

@@ -128,6 +128,7 @@ class StationService:
         self.wavetap = WaveTap()  # the last minutes of every channel, for the console
         self.oldest_unacked_ns: int | None = None
         self.archive_used_bytes: int | None = None  # measured when the archive is pruned
+        self.archive_measured_ns: int | None = None
         self.framed_until = framed_until(self.outbox, DATA_KIND)
         self._replaying = set(self.framed_until)  # channels whose refetched packets are trimmed, see _take
         self.refetched_samples_trimmed = 0
@@ -186,6 +187,7 @@ class StationService:
                         next_status = time.monotonic() + self.config.daemon.status_interval_s
                     if time.monotonic() >= next_prune:
                         self.archive_used_bytes = self.archive.prune()
+                        self.archive_measured_ns = self.clock()
                         next_prune = time.monotonic() + ARCHIVE_PRUNE_INTERVAL_S
                 except Exception:  # a bug met by some input must not stop acquisition: log, pause, go on
                     self.loop_errors += 1
@@ -420,7 +422,8 @@ class StationService:
         }
 
     def _disk(self) -> dict[str, int | None]:
-        """The local archive against its budget, and the free space of the disk it is on."""
+        """The local archive against its budget (measured when it is pruned, every ten minutes), and the
+        free space of the disk it is on."""
         try:
             usage = shutil.disk_usage(self.config.archive.path)
         except OSError:  # not created yet, or the disk is gone: say unknown
@@ -428,7 +431,8 @@ class StationService:
         else:
             free, total = usage.free, usage.total
         return {"archive_used_bytes": self.archive_used_bytes,
-                "archive_budget_bytes": self.archive.budget_bytes, "free_bytes": free, "total_bytes": total}
+                "archive_budget_bytes": self.archive.budget_bytes,
+                "archive_measured_ns": self.archive_measured_ns, "free_bytes": free, "total_bytes": total}
 
     def write_status(self) -> None:
         self.latest_snapshot = self.snapshot()

@@ -47,6 +47,8 @@ function renderNetwork() {
     ims.card(`availability, last ${(data.window_s / 3600).toFixed(1)} h`, `${ims.num(mean, 2)} %`, "mean over stations", mean < 99 ? "warn" : ""),
     ims.card("stations needing attention", String(problems), null, problems ? "warn" : ""),
     ims.card("frames rejected", String(rejected), "since the receiver's records began", rejected ? "warn" : ""),
+    ims.card("input from no known station", String(Object.values(data.anonymous).reduce((a, v) => a + v, 0)),
+      Object.entries(data.anonymous).map(([k, v]) => `${k} ${v}`).join(", ") || "none"),
   );
   const needle = document.getElementById("filter").value.trim().toLowerCase();
   const onlyProblems = document.getElementById("problems").checked;

@@ -30,6 +30,7 @@ function renderSummary(status) {
   const oldest = status.oldest_unacked_ns === null ? "none waiting" : `oldest waiting since ${ims.ago(now, status.oldest_unacked_ns)}`;
   const disk = status.disk;
   const used = disk.archive_used_bytes === null ? "not measured yet" : `${(disk.archive_used_bytes / MB).toFixed(0)} MB`;
+  const measured = disk.archive_measured_ns === null ? "" : ` · measured ${ims.ago(now, disk.archive_measured_ns)}`;
   const free = disk.free_bytes === null ? "unknown" : `${(disk.free_bytes / MB / 1000).toFixed(1)} GB free on disk`;
   document.getElementById("summary").replaceChildren(
     ims.card("station", critical ? `${critical} CRITICAL` : (warnings ? `${warnings} warning(s)` : "OK"),
@@ -37,7 +38,7 @@ function renderSummary(status) {
     ims.card("GCI link to the IDC", connected ? "connected" : link.state.toUpperCase(),
       `sent ${link.frames_sent} · acked ${link.frames_acked} · reconnects ${link.reconnects}`, connected ? "" : "bad"),
     ims.card("outbox backlog", `${backlog} frames`, oldest, backlog > 10 ? "warn" : ""),
-    ims.card("local archive", used, `budget ${(disk.archive_budget_bytes / MB).toFixed(0)} MB · ${free}`,
+    ims.card("local archive", used, `budget ${(disk.archive_budget_bytes / MB).toFixed(0)} MB${measured} · ${free}`,
       disk.archive_used_bytes !== null && disk.archive_used_bytes > disk.archive_budget_bytes ? "warn" : ""),
   );
 }
@@ -58,7 +59,7 @@ function renderEquipment(status) {
     { key: "name", label: "digitizer", format: (r) => `${r.name} (${r.sid})` },
     { key: "silent", label: "link", format: (r) => (r.silent ? "NO DATA" : "receiving"), level: (r) => (r.silent ? "bad" : "ok") },
     { key: "heard", label: "last data", format: (r) => ims.ago(status.now_ns, r.heard) },
-    { key: "gps", label: "GPS", format: (r) => (r.gps === null ? "–" : r.gps ? `locked (${r.sats ?? "?"} sat.)` : "UNLOCKED"), level: (r) => (r.gps === 0 ? "warn" : "") },
+    { key: "gps", label: "GPS", format: (r) => (r.gps === null ? "–" : r.gps ? (r.sats === null ? "locked" : `locked (${r.sats} sat.)`) : "UNLOCKED"), level: (r) => (r.gps === 0 ? "warn" : "") },
     { key: "offset", label: "clock offset µs", format: (r) => (r.offset === null ? "–" : (r.offset / 1000).toFixed(1)) },
     { key: "temp", label: "temp. °C", num: 1 },
     { key: "volts", label: "supply V", num: 2 },

@@ -16,7 +16,14 @@ from consoles.config import ConsoleConfig
 from consoles.server import ConsoleServer
 from idc.console import IdcConsole
 from idc.metrics import MetricsStore
-from idc.vocabulary import ChannelOutcome, RejectionKind, rejected
+from idc.vocabulary import (
+    ANONYMOUS,
+    ChannelOutcome,
+    HandshakeFailure,
+    RejectionKind,
+    handshake_failed,
+    rejected,
+)
 from station.ims import main
 from timeunits import NS_PER_S
 
@@ -44,6 +51,7 @@ def _fill(root):
             connected.add(name)
         heard[name] = NOW - NS_PER_S
     store.record_links(NOW, heard, connected)
+    store.count(ANONYMOUS, handshake_failed(HandshakeFailure.AUTH), 4)  # a stranger: not a station
     store.close()
     return names
 
@@ -71,6 +79,7 @@ def test_the_console_shows_what_ims_idc_status_json_prints(console, tmp_path, mo
     assert main(["idc", "status", "--config", str(config), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert _json(server.url + "api/status") == printed
+    assert len(printed["stations"]) == 300 and printed["anonymous"] == {"handshake_failed:auth": 4}
     station = printed["stations"][1]  # after the evil name: "<" sorts first
     assert station["station"] == "ST000" and not station["connected"] and station["rejected"] == {"crc": 2}
     assert station["gaps"] == 1 and station["frames"] == 300
@@ -92,6 +101,7 @@ def test_network_page_sorts_filters_and_pages_300_stations(console, browser):
     cards = page.inner_text("#summary")
     connected = sum(s["connected"] for s in status["stations"])
     assert f"{connected} / 300" in cards
+    assert "input from no known station\n4\nhandshake_failed:auth 4" in cards
     first = page.locator("#stations tbody tr").first
     assert first.locator("td").nth(0).inner_text() == EVIL  # "<" sorts first; shown as text, not run
     assert page.evaluate("document.querySelectorAll('#stations script').length") == 0
