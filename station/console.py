@@ -7,6 +7,7 @@ tap's last minutes; it never calls into acquisition, so a viewer cannot slow it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -30,13 +31,38 @@ _BODY = """
 <canvas id="wave" class="wave"></canvas>
 <h2>Channels</h2><table id="channels" class="grid"></table>
 <h2>Recent alarms (cleared)</h2><table id="recent" class="grid"></table>
+<h2>Calibration</h2>
+<section id="calibration">
+ <form id="login" hidden><input id="token" type="password" placeholder="operator credential"
+  aria-label="operator credential" autocomplete="current-password"> <button>log in as operator</button></form>
+ <form id="calibrate" hidden>
+  <select id="cal-digitizer" aria-label="digitizer"></select>
+  <select id="cal-kind" aria-label="kind"><option>sine</option><option>square</option>
+   <option>random</option></select>
+  <select id="cal-component" aria-label="component"><option>Z</option><option>N</option>
+   <option>E</option></select>
+  <label>minutes <input id="cal-minutes" type="number" min="1" max="240" value="2"></label>
+  <label>Hz (sine) <input id="cal-hz" type="number" min="1" max="10" value="1"></label>
+  <button>start calibration…</button> <button id="logout" type="button">log out</button>
+ </form>
+ <p id="cal-note" class="muted"></p>
+</section>
 """
 
 
+Calibrate = Callable[[str, str, str, int, "int | None"], str]  # digitizer, kind, component, minutes, Hz
+CALIBRATION_KINDS = ("sine", "square", "random")
+MAX_CALIBRATION_MINUTES = 240
+
+
 class StationConsole:
-    def __init__(self, snapshot: Callable[[], dict[str, Any]], tap: WaveTap) -> None:
+    """``calibrate`` (the service's) is what the one acting endpoint calls, for a logged-in operator."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, Any]], tap: WaveTap,
+                 calibrate: Calibrate | None = None) -> None:
         self.snapshot = snapshot
         self.tap = tap
+        self.calibrate = calibrate
 
     def live(self, channel: str | None) -> dict[str, Any]:
         """What one event carries: the snapshot, the channels the tap holds, and one channel's waveform."""
@@ -50,6 +76,7 @@ class StationConsole:
         app.router.add_get("/", self._page)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/events", self._events)
+        app.router.add_post("/api/calibrate", self._calibrate)
         return app
 
     async def _page(self, request: web.Request) -> web.Response:
@@ -58,6 +85,37 @@ class StationConsole:
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(self.snapshot())
 
+    async def _calibrate(self, request: web.Request) -> web.Response:
+        """Start a calibration (the security middleware has checked the operator and the CSRF token)."""
+        if self.calibrate is None:
+            raise web.HTTPNotFound(text="this console cannot start calibrations")
+        try:
+            body = await request.json()
+            request_args = _calibration_request(body, set(self.snapshot()["digitizer_links"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise web.HTTPBadRequest(text=f"calibration not started: {exc}") from None
+        answer = await asyncio.to_thread(self.calibrate, *request_args)
+        return web.json_response({"answer": answer})
+
     async def _events(self, request: web.Request) -> web.StreamResponse:
         channel = request.query.get("channel")
         return await event_stream(request, lambda: self.live(channel), LIVE_INTERVAL_S)
+
+
+def _calibration_request(body: Any, digitizers: set[str]) -> tuple[str, str, str, int, int | None]:
+    """(digitizer, kind, component, minutes, Hz) from the page's JSON, checked; ValueError says what."""
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    digitizer, kind, component = str(body["digitizer"]), str(body["kind"]), str(body["component"])
+    minutes, hz = body["minutes"], body.get("hz")
+    if digitizer not in digitizers:
+        raise ValueError(f"no digitizer {digitizer!r}")
+    if kind not in CALIBRATION_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(CALIBRATION_KINDS)}")
+    if component not in ("Z", "N", "E"):
+        raise ValueError("component must be Z, N or E")
+    if not isinstance(minutes, int) or not 1 <= minutes <= MAX_CALIBRATION_MINUTES:
+        raise ValueError(f"minutes must be a whole number from 1 to {MAX_CALIBRATION_MINUTES}")
+    if kind == "sine" and (not isinstance(hz, int) or not 1 <= hz <= 10):
+        raise ValueError("a sine calibration needs hz, a whole number from 1 to 10")
+    return digitizer, kind, component, minutes, hz if kind == "sine" else None

@@ -209,7 +209,7 @@ class StationService:
         from consoles.server import ConsoleServer
         from station.console import StationConsole
 
-        view = StationConsole(lambda: self.latest_snapshot, self.wavetap)
+        view = StationConsole(lambda: self.latest_snapshot, self.wavetap, self.calibrate)
         server = ConsoleServer(view.app(settings.operator_token(), settings.tls), settings, "station")
         try:
             server.start()
@@ -363,12 +363,8 @@ class StationService:
             return self.latest_snapshot["soh_table"]  # built by the main loop, swapped whole: safe to read
         numbers = all(w.isdigit() for w in words[4:])
         if name is CommandName.CALIBRATE and len(words) in (5, 6) and words[1] in self.drivers and numbers:
-            kind, component, minutes = words[2], words[3], int(words[4])
             hz = int(words[5]) if len(words) == 6 else None
-            try:
-                return self.drivers[words[1]].start_calibration(kind, component, minutes, frequency_hz=hz)
-            except (ValueError, RuntimeError, TimeoutError) as exc:
-                return f"calibration not started: {exc}"
+            return self.calibrate(words[1], words[2], words[3], int(words[4]), hz)
         if name is CommandName.STOPCAL and len(words) == 2 and words[1] in self.drivers:
             try:
                 return self.drivers[words[1]].stop_calibration()
@@ -378,6 +374,19 @@ class StationService:
             f"unknown command {' '.join(words)!r}; "
             "try 'status', 'calibrate DIGITIZER KIND COMP MINUTES [HZ]' or 'stopcal DIGITIZER'"
         )
+
+    def calibrate(self, digitizer: str, kind: str, component: str, minutes: int, hz: int | None) -> str:
+        """Start a calibration (from the IDC's command or the console); the digitizer's answer, or why
+        not. Runs on the caller's thread (seconds on the serial console), never the main loop's."""
+        driver = self.drivers.get(digitizer)
+        if driver is None:
+            return f"calibration not started: no digitizer {digitizer!r}"
+        log.info("calibration requested", extra={"station": self.name, "digitizer": digitizer, "kind": kind,
+                                                 "component": component, "minutes": minutes, "hz": hz})
+        try:
+            return driver.start_calibration(kind, component, minutes, frequency_hz=hz)
+        except (ValueError, RuntimeError, TimeoutError) as exc:
+            return f"calibration not started: {exc}"
 
     # -------------------------------------------------------------------------------------------- status
 

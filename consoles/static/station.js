@@ -129,6 +129,7 @@ function connect(channel) {
     renderAlarms(status);
     renderEquipment(status);
     renderWave(data);
+    fillDigitizers(status);
   });
 }
 
@@ -136,3 +137,63 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("channel").addEventListener("change", (ev) => connect(ev.target.value));
   connect(null);
 });
+
+// Calibration: only for a logged-in operator (the daemon checks the session and its CSRF token), and
+// only after the operator confirms what will happen.
+const operator = { csrf: null };
+
+async function whoami() {
+  const me = await (await fetch("/api/whoami")).json();
+  operator.csrf = me.csrf;
+  document.getElementById("login").hidden = !me.actions || me.operator;
+  document.getElementById("calibrate").hidden = !me.operator;
+  document.getElementById("cal-note").textContent = !me.actions
+    ? "Read-only: no operator credential is configured for this console."
+    : (me.operator ? "" : "Log in as operator to start a calibration.");
+}
+
+function fillDigitizers(status) {
+  const select = document.getElementById("cal-digitizer");
+  const names = Object.keys(status.digitizer_links);
+  if (Array.from(select.options).map((o) => o.value).join() !== names.join()) {
+    select.replaceChildren(...names.map((n) => ims.el("option", { value: n, text: n })));
+  }
+}
+
+function setupCalibration() {
+  document.getElementById("login").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = new URLSearchParams({ token: document.getElementById("token").value });
+    const response = await fetch("/login", { method: "POST", body });
+    document.getElementById("token").value = "";
+    if (!response.ok) document.getElementById("cal-note").textContent = "Wrong operator credential.";
+    else await whoami();
+  });
+  document.getElementById("logout").addEventListener("click", async () => {
+    await fetch("/logout", { method: "POST" });
+    await whoami();
+  });
+  document.getElementById("calibrate").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const request = {
+      digitizer: document.getElementById("cal-digitizer").value,
+      kind: document.getElementById("cal-kind").value,
+      component: document.getElementById("cal-component").value,
+      minutes: Number(document.getElementById("cal-minutes").value),
+      hz: Number(document.getElementById("cal-hz").value),
+    };
+    const what = `${request.kind} calibration of ${request.digitizer}, component ${request.component}, for ${request.minutes} min`;
+    if (!window.confirm(`Start a ${what}? The data sent meanwhile carries the calibration flag.`)) return;
+    const note = document.getElementById("cal-note");
+    note.textContent = `Starting a ${what}…`;
+    const response = await fetch("/api/calibrate", {
+      method: "POST", body: JSON.stringify(request),
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": operator.csrf || "" },
+    });
+    note.textContent = response.ok ? `Digitizer answered: ${(await response.json()).answer}`
+      : `Not started: ${await response.text()}`;
+  });
+  whoami();
+}
+
+document.addEventListener("DOMContentLoaded", setupCalibration);

@@ -73,3 +73,75 @@ def test_text_from_the_instruments_arrives_escaped(station, browser):
     assert evil in page.inner_text("#alarms tbody")
     assert page.evaluate("document.querySelectorAll('#alarms img, #alarms script').length") == 0
     page.close()
+
+
+TOKEN = "operator-token-0123456789"
+
+
+@pytest.fixture
+def operated(tmp_path):
+    clock = Clock()
+    service, driver = make_service(tmp_path, clock)
+    view = StationConsole(lambda: service.latest_snapshot, service.wavetap, service.calibrate)
+    server = ConsoleServer(view.app(TOKEN, False), ConsoleConfig(port=0), "station")
+    server.start()
+    yield service, driver, server
+    server.stop()
+    service.outbox.close()
+
+
+def test_an_operator_starts_a_calibration_after_confirming_it(operated, browser):
+    _, driver, server = operated
+    page = browser.new_page()
+    page.goto(server.url)
+    page.wait_for_selector("#login:not([hidden])")
+    assert page.is_hidden("#calibrate")
+    page.fill("#token", "not the token")
+    page.click("#login button")
+    page.wait_for_selector("#cal-note:has-text('Wrong operator credential')")
+    page.fill("#token", TOKEN)
+    page.click("#login button")
+    page.wait_for_selector("#calibrate:not([hidden])")
+    page.select_option("#cal-kind", "sine")
+    page.fill("#cal-minutes", "5")
+    page.fill("#cal-hz", "2")
+    dialogs = []
+    page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.click("#calibrate button:not(#logout)")
+    page.wait_for_timeout(300)
+    assert dialogs and "Start a sine calibration of d, component Z, for 5 min?" in dialogs[0]
+    assert not getattr(driver, "calls", [])  # dismissed: nothing was asked of the digitizer
+    page.once("dialog", lambda d: d.accept())
+    page.click("#calibrate button:not(#logout)")
+    page.wait_for_selector("#cal-note:has-text('Digitizer answered: ok')")
+    assert driver.calls == [("start", "sine", "Z", 5, 2)]
+    page.click("#logout")
+    page.wait_for_selector("#login:not([hidden])")
+    page.close()
+
+
+def test_a_calibration_request_is_checked_before_the_digitizer_hears_of_it(operated):
+    import json
+    import urllib.error
+    import urllib.request
+
+    _, driver, server = operated
+
+    def post(body):
+        request = urllib.request.Request(server.url + "api/calibrate", data=json.dumps(body).encode(),
+                                         headers={"Authorization": f"Bearer {TOKEN}"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    good = {"digitizer": "d", "kind": "square", "component": "N", "minutes": 3}
+    for change, problem in [({"digitizer": "x"}, "no digitizer 'x'"), ({"kind": "loud"}, "kind must be"),
+                            ({"minutes": 0}, "minutes must be"), ({"kind": "sine"}, "needs hz"),
+                            ({"component": "Q"}, "component must be")]:
+        status, text = post(good | change)
+        assert status == 400 and problem in text
+    assert not getattr(driver, "calls", [])
+    assert post(good) == (200, '{"answer": "ok"}')
+    assert driver.calls == [("start", "square", "N", 3, None)]
