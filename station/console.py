@@ -30,6 +30,7 @@ _BODY = """
  <span id="wavespan" class="muted"></span></div>
 <canvas id="wave" class="wave"></canvas>
 <h2>Channels</h2><table id="channels" class="grid"></table>
+<div id="rn-section" hidden><h2>Radionuclide systems</h2><table id="radionuclide" class="grid"></table></div>
 <h2>Recent alarms (cleared)</h2><table id="recent" class="grid"></table>
 <h2>Calibration</h2>
 <section id="calibration">

@@ -96,6 +96,20 @@ function renderAlarms(status) {
   ], Object.entries(status.channels).map(([code, c]) => ({ code, ...c })));
 }
 
+function renderRadionuclide(status) {
+  const systems = Object.entries(status.radionuclide || {});
+  document.getElementById("rn-section").hidden = !systems.length;
+  if (!systems.length) return;
+  ims.table(document.getElementById("radionuclide"), [
+    { key: "name", label: "system" }, { key: "kind", label: "kind" },
+    { key: "running", label: "cycle", format: (r) => (r.running ? "running" : "STOPPED"), level: (r) => (r.running ? "ok" : "bad") },
+    { key: "count", label: "current count", format: (r) => (r.count ? `${r.count.key} (${ims.utc(r.count.start_ns)} to ${ims.utc(r.count.end_ns)})${r.count.finished ? ", finished" : ""}` : "none") },
+    { key: "messages", label: "messages stored / awaiting ack", format: (r) => (r.messages ? `${r.messages.stored} / ${r.messages.pending}` : "–") },
+    { key: "quarantined", label: "quarantined", num: 0 },
+    { key: "alarms", label: "alarms", format: (r) => (r.alarms || []).map(alarmText).join("; ") || "none", level: (r) => ((r.alarms || []).length ? "warn" : "") },
+  ], systems.map(([name, rn]) => ({ name, ...rn })));
+}
+
 function renderWave(data) {
   const select = document.getElementById("channel");
   const names = Array.from(select.options).map((o) => o.value);
@@ -128,6 +142,7 @@ function connect(channel) {
     renderSummary(status);
     renderAlarms(status);
     renderEquipment(status);
+    renderRadionuclide(status);
     renderWave(data);
     fillDigitizers(status);
   });

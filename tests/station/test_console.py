@@ -145,3 +145,28 @@ def test_a_calibration_request_is_checked_before_the_digitizer_hears_of_it(opera
     assert not getattr(driver, "calls", [])
     assert post(good) == (200, '{"answer": "ok"}')
     assert driver.calls == [("start", "square", "N", 3, None)]
+
+
+def test_radionuclide_systems_show_their_cycle_when_the_station_has_them(tmp_path, browser):
+    service, _ = make_service(tmp_path, Clock())
+    rn = {"part": {"kind": "particulate", "running": True, "loop_errors": 0, "quarantined": 1,
+                   "count": {"key": "SAMPLE 12", "start_ns": T0, "end_ns": T0 + 3600 * NS_PER_S,
+                             "started_ns": T0, "measurement_id": "m", "finished": False},
+                   "messages": {"stored": 5, "pending": 2, "acked": 3, "sent_by_type": {}},
+                   "alarms": [{"name": "flow_low", "source": "part", "severity": "WARNING", "raised_ns": T0,
+                               "message": "part: flow_low (400, limit 500)"}]}}
+    server = ConsoleServer(StationConsole(lambda: service.latest_snapshot | {"radionuclide": rn},
+                                          service.wavetap).app(None, False), ConsoleConfig(port=0), "station")
+    server.start()
+    try:
+        page = browser.new_page()
+        page.goto(server.url)
+        page.wait_for_selector("#radionuclide tbody tr")
+        cells = page.locator("#radionuclide tbody tr td").all_inner_texts()
+        assert cells[:3] == ["part", "particulate", "running"]
+        assert cells[3].startswith("SAMPLE 12 (")
+        assert cells[4:] == ["5 / 2", "1", "part: flow_low (400, limit 500)"]
+        page.close()
+    finally:
+        server.stop()
+        service.outbox.close()
