@@ -35,10 +35,6 @@ class ConsoleConfig:
     def tls(self) -> bool:
         return self.tls_cert is not None
 
-    @property
-    def loopback(self) -> bool:
-        return _is_loopback(self.host)
-
     def operator_token(self) -> str | None:
         """The operator credential, read from its file (so it is not in the configuration itself)."""
         if self.operator_token_file is None:

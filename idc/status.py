@@ -35,6 +35,7 @@ def network_status(store: MetricsStore, now_ns: int, window_s: int) -> dict[str,
                 "station": station,
                 "connected": bool(link and link.connected),
                 "last_heard_ns": link.last_heard_ns if link else None,
+                "link_written_ns": link.written_ns if link else None,  # when the receiver last said so
                 "channels": 0,
                 "availability_pct": None,
                 "gaps": 0,

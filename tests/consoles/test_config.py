@@ -9,7 +9,7 @@ from consoles.config import ConsoleConfigError, parse_console
 
 def test_defaults_to_localhost_read_only(tmp_path):
     config = parse_console({}, "idc.console", tmp_path)
-    assert (config.host, config.port, config.loopback, config.tls) == ("127.0.0.1", 8080, True, False)
+    assert (config.host, config.port, config.tls) == ("127.0.0.1", 8080, False)
     assert config.operator_token() is None
 
 
@@ -20,7 +20,7 @@ def test_token_and_tls_files_are_read_relative_to_the_configuration(tmp_path):
     config = parse_console({"bind": "0.0.0.0:8443", "operator_token_file": "token", "tls_cert": "c.pem",
                             "tls_key": "k.pem"}, "idc.console", tmp_path)
     assert config.operator_token() == "s3cret-operator-token"
-    assert config.tls and not config.loopback and config.port == 8443
+    assert config.tls and config.host == "0.0.0.0" and config.port == 8443
 
 
 @pytest.mark.parametrize(("table", "key", "problem"), [
