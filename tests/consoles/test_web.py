@@ -121,3 +121,48 @@ def test_a_taken_port_is_an_error_at_start(server):
     clash = ConsoleServer(create_app(None, False), ConsoleConfig(port=server.port), "clash")
     with pytest.raises(OSError):
         clash.start()
+
+
+def _self_signed(folder):
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "console test")])
+    now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=36500))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                       serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def test_with_tls_the_console_speaks_https_only_and_marks_its_cookie_secure(tmp_path):
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    config = ConsoleConfig(host="127.0.0.1", port=0, tls_cert=cert, tls_key=key)
+    running = ConsoleServer(create_app(TOKEN, tls=True), config, "tls")
+    running.start()
+    try:
+        assert running.url.startswith("https://127.0.0.1:")
+        trusting = ssl.create_default_context(cafile=str(cert))
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=trusting))
+        status, headers, _ = _open(opener, running.url + "login", b"token=" + TOKEN.encode())
+        assert status == 200 and headers["Strict-Transport-Security"].startswith("max-age=")
+        assert "Secure" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # plain HTTP gets nowhere
+            urllib.request.urlopen(running.url.replace("https", "http") + "api/whoami", timeout=10)
+    finally:
+        running.stop()
