@@ -14,9 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from consoles.web import create_app, event_stream, page
+from station.availability import AvailabilityStrips
 from station.wavetap import WaveTap
 
 LIVE_INTERVAL_S = 1.0
+STRIPS = {"hours": (72, 5), "days": (168, 60)}  # bars and minutes per bar: 6 h in 5 min, 7 days in hours
 
 _BODY = """
 <header><h1 id="title">Station</h1><span id="state"></span>
@@ -29,6 +31,10 @@ _BODY = """
 <div class="tools"><select id="channel" aria-label="channel"></select>
  <span id="wavespan" class="muted"></span></div>
 <canvas id="wave" class="wave"></canvas>
+<div class="strips"><div><span class="muted">availability, last 6 hours (5 min bars)</span>
+ <canvas id="strip-hours" class="strip"></canvas></div>
+ <div><span class="muted">availability, last 7 days (1 h bars)</span>
+ <canvas id="strip-days" class="strip"></canvas></div></div>
 <h2>Channels</h2><table id="channels" class="grid"></table>
 <div id="rn-section" hidden><h2>Radionuclide systems</h2><table id="radionuclide" class="grid"></table></div>
 <h2>Recent alarms (cleared)</h2><table id="recent" class="grid"></table>
@@ -60,17 +66,23 @@ class StationConsole:
     """``calibrate`` (the service's) is what the one acting endpoint calls, for a logged-in operator."""
 
     def __init__(self, snapshot: Callable[[], dict[str, Any]], tap: WaveTap,
-                 calibrate: Calibrate | None = None) -> None:
+                 calibrate: Calibrate | None = None, availability: AvailabilityStrips | None = None) -> None:
         self.snapshot = snapshot
         self.tap = tap
         self.calibrate = calibrate
+        self.availability = availability
 
     def live(self, channel: str | None) -> dict[str, Any]:
         """What one event carries: the snapshot, the channels the tap holds, and one channel's waveform."""
         channels = self.tap.channels()
         shown = channel if channel in channels else (channels[0] if channels else None)
-        return {"status": self.snapshot(), "channels": channels, "channel": shown,
-                "wave": None if shown is None else self.tap.points(shown)}
+        status = self.snapshot()
+        strips = None
+        if shown is not None and self.availability is not None:
+            strips = {name: self.availability.strip(shown, status["now_ns"], bars, minutes)
+                      for name, (bars, minutes) in STRIPS.items()}
+        return {"status": status, "channels": channels, "channel": shown,
+                "wave": None if shown is None else self.tap.points(shown), "availability": strips}
 
     def app(self, token: str | None, tls: bool) -> web.Application:
         app = create_app(token, tls)

@@ -35,6 +35,7 @@ from gci_link.station_end.outbox import Outbox, OutboxStats
 from gci_link.station_end.sender import Sender
 from station.acquisition import Acquisition
 from station.alarms import Alarm, AlarmBoard, Severity
+from station.availability import AvailabilityStrips
 from station.config import ChannelConfig, DigitizerConfig, StationConfig
 from station.digitizer_health import DigitizerWatch
 from station.framer import FrameDraft, Framer
@@ -126,6 +127,7 @@ class StationService:
         self.digitizer_watch = DigitizerWatch(config.soh.digitizer_silent_after_s, self.alarms,
                                               {d.name: d.system_id for d in config.digitizers}, clock())
         self.wavetap = WaveTap()  # the last minutes of every channel, for the console
+        self.availability = AvailabilityStrips()  # samples per channel and minute, for the console
         self.oldest_unacked_ns: int | None = None
         self.archive_used_bytes: int | None = None  # measured when the archive is pruned
         self.archive_measured_ns: int | None = None
@@ -209,7 +211,7 @@ class StationService:
         from consoles.server import ConsoleServer
         from station.console import StationConsole
 
-        view = StationConsole(lambda: self.latest_snapshot, self.wavetap, self.calibrate)
+        view = StationConsole(lambda: self.latest_snapshot, self.wavetap, self.calibrate, self.availability)
         server = ConsoleServer(view.app(settings.operator_token(), settings.tls), settings, "station")
         try:
             server.start()
@@ -271,6 +273,7 @@ class StationService:
                 self.acquisition.ingest(trimmed)
                 if code is not None:
                     self.wavetap.add(code, trimmed.start_ns, trimmed.sample_rate, trimmed.samples)
+                    self.availability.add(code, trimmed.start_ns, trimmed.sample_rate, trimmed.nsamp)
         elif isinstance(item, Status):
             self.soh.observe_status(item)
         else:  # a StreamGap the driver could not recover: acquisition sees it too, this records the extent

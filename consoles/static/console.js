@@ -90,6 +90,20 @@ const ims = {
     return source;
   },
 
+  // Availability as a strip of bars: green when complete, amber when partly there, red when empty.
+  strip(canvas, percents) {
+    const ratio = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth * ratio, h = canvas.clientHeight * ratio;
+    canvas.width = w; canvas.height = h;
+    const g = canvas.getContext("2d");
+    const bar = w / percents.length;
+    percents.forEach((p, i) => {
+      g.fillStyle = p >= 99.9 ? "#1b7f3b" : p > 0 ? "#e0a030" : "#c62828";
+      g.fillRect(i * bar, 0, Math.max(1, bar - ratio), h);
+    });
+    canvas.dataset.percents = percents.map((p) => p.toFixed(1)).join(" ");
+  },
+
   // A line plot of samples on a canvas: x from time, y scaled to the samples' range.
   wave(canvas, points, spanS, endNs) {
     const ratio = window.devicePixelRatio || 1;

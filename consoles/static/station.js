@@ -144,6 +144,10 @@ function connect(channel) {
     renderEquipment(status);
     renderRadionuclide(status);
     renderWave(data);
+    if (data.availability) {
+      ims.strip(document.getElementById("strip-hours"), data.availability.hours);
+      ims.strip(document.getElementById("strip-days"), data.availability.days);
+    }
     fillDigitizers(status);
   });
 }
