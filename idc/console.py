@@ -9,6 +9,7 @@ worker thread of its own event loop, so the receiver's loop never waits for a vi
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,21 @@ class IdcConsole:
         self.quarantine_path = root / "quarantine.sqlite"
         self.window_s = window_s
         self.clock = clock
+        self._cached: tuple[float, dict[str, Any]] | None = None  # (monotonic s, document), shared
 
     def network(self) -> dict[str, Any]:
+        """The status document, computed at most once per update interval of real time however many
+        viewers ask (300 stations of channels cost the receiver's machine tens of milliseconds)."""
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < LIVE_INTERVAL_S:
+            return cached[1]
         store = MetricsStore(self.metrics_path)
         try:
-            return network_status(store, self.clock(), self.window_s)
+            document = network_status(store, self.clock(), self.window_s)
         finally:
             store.close()
+        self._cached = (time.monotonic(), document)
+        return document
 
     def station(self, name: str) -> dict[str, Any] | None:
         store = MetricsStore(self.metrics_path)

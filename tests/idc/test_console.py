@@ -144,3 +144,9 @@ def test_station_page_lists_channels_gaps_and_escapes_names(console, browser):
     assert gap[0] == "ST007.BHZ." and gap[3] == "100.0"  # the hole left between the two spans
     assert page.inner_text("#summary").startswith("link\nconnected")
     page.close()
+
+
+def test_viewers_share_one_computation_per_update_interval(tmp_path):
+    _fill(tmp_path)
+    console = IdcConsole(tmp_path, 3600, lambda: NOW)
+    assert console.network() is console.network()  # the second viewer within the interval: no new query
