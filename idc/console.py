@@ -42,6 +42,8 @@ _STATION_BODY = """
 <section id="summary" class="cards"></section>
 <h2>Channels</h2><table id="channels" class="grid"></table>
 <h2>Gaps in the window</h2><table id="gaps" class="grid"></table>
+<h2>Status flags seen (frames archived since the receiver's records began)</h2>
+<table id="flags" class="grid"></table>
 <h2>Counters</h2><table id="counters" class="grid"></table>
 <h2>Recent rejections</h2><table id="rejections" class="grid"></table>
 """

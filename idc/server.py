@@ -48,7 +48,7 @@ from idc.rn_store import RnStore
 from idc.seedlink import Limits, Ring, RunningServer, ServerConfig, start_server
 from idc.session import StationSession
 from idc.stores import Quarantine, RawStores
-from idc.vocabulary import ANONYMOUS, StationCounter, handshake_failed, rejected
+from idc.vocabulary import ANONYMOUS, StationCounter, handshake_failed, rejected, status_flag
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -368,6 +368,10 @@ class Receiver:
             body = accepted.checked.frame.body
             if not isinstance(body, DataBody):
                 continue
+            flagged = {name for sub in body.channels if sub.status.raw[1:5].strip(b"\0")  # any flag byte set
+                       for name, on in sub.status.flags().items() if on}
+            for name in flagged:  # frames that carried each CD-1.1 status flag (ims idc status, console)
+                self.metrics.count(batch.station, status_flag(name))
             for sub, check in zip(body.channels, accepted.checked.channels, strict=True):
                 self.metrics.channel_seen(
                     batch.station,

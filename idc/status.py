@@ -2,9 +2,9 @@
 
 Both call :func:`network_status` on the metrics database, so every number on the console is the number
 the command gives for the same moment. Per station it rolls up its channels (mean availability, worst
-timeliness and latency) and its counters (frames, rejections by reason); ``connected`` is whether the
-receiver held a session open when it last wrote the link table. Input that named no station the
-receiver could read is counted apart, under ``anonymous``: it is not a station.
+timeliness and latency) and its counters (frames, rejections by reason, frames per status flag);
+``connected`` is whether the receiver held a session open when it last wrote the link table. Input that
+named no station the receiver could read is counted apart, under ``anonymous``: it is not a station.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from idc.metrics import MetricsStore
-from idc.vocabulary import ANONYMOUS, StationCounter
+from idc.vocabulary import ANONYMOUS, STATUS_FLAG_PREFIX, StationCounter
 from timeunits import NS_PER_S
 
 REJECTED_PREFIX = "rejected:"
@@ -46,6 +46,7 @@ def network_status(store: MetricsStore, now_ns: int, window_s: int) -> dict[str,
                 "duplicates": 0,
                 "rejected": {},
                 "rejected_total": 0,
+                "status_flags": {},  # CD-1.1 flag -> archived frames that carried it
             }
         return stations[station]
 
@@ -69,6 +70,8 @@ def network_status(store: MetricsStore, now_ns: int, window_s: int) -> dict[str,
         if name.startswith(REJECTED_PREFIX):
             e["rejected"][name.removeprefix(REJECTED_PREFIX)] = value
             e["rejected_total"] += value
+        elif name.startswith(STATUS_FLAG_PREFIX):
+            e["status_flags"][name.removeprefix(STATUS_FLAG_PREFIX)] = value
         elif name == StationCounter.FRAMES:
             e["frames"] = value
         elif name == StationCounter.DUPLICATES:

@@ -24,6 +24,7 @@ const STATION_COLUMNS = [
   { key: "timeliness_s", label: "timeliness s", num: 1 },
   { key: "latency_s", label: "latency s", num: 3 },
   { key: "authenticated_pct", label: "auth. %", num: 1 },
+  { key: "status_flags", label: "status flags seen", format: (r) => Object.keys(r.status_flags).join(", ").replaceAll("_", " ") || "none" },
   { key: "frames", label: "frames", num: 0 },
   { key: "rejected_total", label: "rejected", num: 0 },
   { key: "rejected", label: "rejected by reason", format: reasons },
@@ -31,7 +32,9 @@ const STATION_COLUMNS = [
 
 function sortValue(row, key) {
   const v = row[key];
-  return key === "rejected" ? row.rejected_total : (v === null || v === undefined ? -Infinity : v);
+  if (key === "rejected") return row.rejected_total;
+  if (key === "status_flags") return Object.keys(v).length;
+  return v === null || v === undefined ? -Infinity : v;
 }
 
 function renderNetwork() {
@@ -105,6 +108,9 @@ function renderStation(data) {
     { key: "end_ns", label: "to (UTC)", format: (r) => ims.utc(r.end_ns) },
     { key: "seconds", label: "seconds", num: 1 },
   ], gaps);
+  ims.table(document.getElementById("flags"), [
+    { key: "flag", label: "CD-1.1 status flag" }, { key: "frames", label: "frames carrying it", num: 0 },
+  ], Object.entries(s.status_flags).map(([flag, frames]) => ({ flag, frames })));
   ims.table(document.getElementById("counters"), [
     { key: "name", label: "counter" }, { key: "value", label: "value", num: 0 },
   ], data.counters);

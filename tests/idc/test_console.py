@@ -23,6 +23,7 @@ from idc.vocabulary import (
     RejectionKind,
     handshake_failed,
     rejected,
+    status_flag,
 )
 from station.ims import main
 from timeunits import NS_PER_S
@@ -52,6 +53,7 @@ def _fill(root):
         heard[name] = NOW - NS_PER_S
     store.record_links(NOW, heard, connected)
     store.count(ANONYMOUS, handshake_failed(HandshakeFailure.AUTH), 4)  # a stranger: not a station
+    store.count("ST007", status_flag("gps_receiver_unlocked"), 12)
     store.close()
     return names
 
@@ -82,7 +84,9 @@ def test_the_console_shows_what_ims_idc_status_json_prints(console, tmp_path, mo
     assert len(printed["stations"]) == 300 and printed["anonymous"] == {"handshake_failed:auth": 4}
     station = printed["stations"][1]  # after the evil name: "<" sorts first
     assert station["station"] == "ST000" and not station["connected"] and station["rejected"] == {"crc": 2}
-    assert station["gaps"] == 1 and station["frames"] == 300
+    assert station["gaps"] == 1 and station["frames"] == 300 and station["status_flags"] == {}
+    by_name = {s["station"]: s for s in printed["stations"]}
+    assert by_name["ST007"]["status_flags"] == {"gps_receiver_unlocked": 12}
     with urllib.request.urlopen(server.url + "export.csv", timeout=10) as response:
         rows = list(csv.DictReader(io.StringIO(response.read().decode())))
     assert [r["station"] for r in rows] == [s["station"] for s in printed["stations"]]
@@ -143,6 +147,7 @@ def test_station_page_lists_channels_gaps_and_escapes_names(console, browser):
     gap = page.locator("#gaps tbody tr").first.locator("td").all_inner_texts()
     assert gap[0] == "ST007.BHZ." and gap[3] == "100.0"  # the hole left between the two spans
     assert page.inner_text("#summary").startswith("link\nconnected")
+    assert page.locator("#flags tbody tr td").all_inner_texts() == ["gps_receiver_unlocked", "12"]
     page.close()
 
 
