@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.pty, pytest.mark.slow]
 
 SCENARIO = """
 [run]
-duration_s = 780
+duration_s = 960
 speed = 30.0
 seed = 16
 frame_length_s = 10
@@ -41,16 +41,16 @@ channels = ["PLUG.BDF"]
 [[faults]]
 kind = "link_outage"
 station = "CUT"
-at_s = 300
+at_s = 450
 duration_s = 300
 
 [[faults]]
 kind = "unplug"
 station = "PLUG"
-at_s = 300
+at_s = 450
 duration_s = 300
 """
-OUTAGE_S = (300, 600)  # the daemons take a few real seconds (a hundred simulated) to start
+OUTAGE_S = (450, 750)  # the daemons take seconds to start, minutes of simulated time on a busy machine
 
 
 # read in the page (Playwright evaluates these over the DevTools protocol; the page's CSP forbids eval)
@@ -127,7 +127,7 @@ def test_consoles_show_the_faults_of_a_simulated_network(tmp_path, browser):
     after = [t for t in timeline if t["at_s"] >= OUTAGE_S[1] + 90]
     assert before and during and after, timeline
     # the IDC: the cut station connected, then disconnected (its session closed for silence), then back
-    assert before[-1]["idc_cut"] == {"cls": "", "link": "connected"}, before
+    assert before[-1]["idc_cut"]["link"] == "connected" and before[-1]["idc_cut"]["cls"] != "bad", before
     assert {"cls": "bad", "link": "DISCONNECTED"} in [t["idc_cut"] for t in during], during
     assert after[-1]["idc_cut"]["link"] == "connected", after
     # the cut station's own console: its backlog grows while cut, and drains once the link is back
