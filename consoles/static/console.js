@@ -90,7 +90,8 @@ const ims = {
     return source;
   },
 
-  // Availability as a strip of bars: green when complete, amber when partly there, red when empty.
+  // Availability as a strip of bars: green when complete, amber when partly there, red when empty,
+  // grey where there is no record (null: before the daemon started).
   strip(canvas, percents) {
     const ratio = window.devicePixelRatio || 1;
     const w = canvas.clientWidth * ratio, h = canvas.clientHeight * ratio;
@@ -98,10 +99,10 @@ const ims = {
     const g = canvas.getContext("2d");
     const bar = w / percents.length;
     percents.forEach((p, i) => {
-      g.fillStyle = p >= 99.9 ? "#1b7f3b" : p > 0 ? "#e0a030" : "#c62828";
+      g.fillStyle = p === null ? "#d8d8d8" : p >= 99.9 ? "#1b7f3b" : p > 0 ? "#e0a030" : "#c62828";
       g.fillRect(i * bar, 0, Math.max(1, bar - ratio), h);
     });
-    canvas.dataset.percents = percents.map((p) => p.toFixed(1)).join(" ");
+    canvas.dataset.percents = percents.map((p) => (p === null ? "-" : p.toFixed(1))).join(" ");
   },
 
   // A line plot of samples on a canvas: x from time, y scaled to the samples' range.

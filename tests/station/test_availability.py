@@ -17,16 +17,19 @@ def test_full_minutes_a_gap_and_a_packet_across_a_minute_boundary():
     for s in range(150, 180):  # half of the third minute
         strips.add("X.BHZ.", T0 + s * NS_PER_S, 20.0, 20)
     strips.add("X.BHZ.", T0 + 239 * NS_PER_S, 20.0, 40)  # the fourth minute's last second, and one more
-    bars = strips.strip("X.BHZ.", T0 + 4 * MINUTE_NS + 1, bars=5, bar_minutes=1)
-    assert bars == [100.0, 100.0, 50.0, pytest.approx(100 / 60), pytest.approx(100 / 60)]
-    # bars end at the last minute: minutes 1-2 (1200 + 600 samples) and 3-4 (20 + 20) of 2400 each
-    two = strips.strip("X.BHZ.", T0 + 4 * MINUTE_NS, bars=2, bar_minutes=2)
-    assert two == [75.0, pytest.approx(100 / 60)]
-    assert strips.strip("nothing", T0, bars=3, bar_minutes=1) == [0.0, 0.0, 0.0]
+    end = T0 + 4 * MINUTE_NS + 30 * NS_PER_S  # half way through the fifth minute
+    bars = strips.strip("X.BHZ.", end, bars=6, bar_minutes=1)
+    # no record before the first sample; the fifth minute is expected to be full only half way
+    assert bars == [None, 100.0, 100.0, 50.0, pytest.approx(100 / 60), pytest.approx(100 * 20 / 600)]
+    # bars end at the minute of `end`: minutes 1-2 (1200 + 600 samples of 2400) and 3-4.5 (20 + 20 of 1800)
+    two = strips.strip("X.BHZ.", end, bars=2, bar_minutes=2)
+    assert two == [75.0, pytest.approx(100 * 40 / 1800)]
+    assert strips.strip("nothing", T0, bars=3, bar_minutes=1) == [None, None, None]
 
 
 def test_minutes_older_than_the_days_kept_are_forgotten():
     strips = AvailabilityStrips(days=1 / 1440 * 10)  # ten minutes
     for minute in range(30):
         strips.add("X.BHZ.", T0 + minute * MINUTE_NS, 1.0, 60)
-    assert strips.strip("X.BHZ.", T0 + 29 * MINUTE_NS, bars=30, bar_minutes=1) == [0.0] * 19 + [100.0] * 11
+    got = strips.strip("X.BHZ.", T0 + 30 * MINUTE_NS - 1, bars=30, bar_minutes=1)
+    assert got == [0.0] * 19 + [100.0] * 11  # forgotten minutes read as nothing received
