@@ -15,6 +15,7 @@ from idc.config import IdcConfig, IdcConfigError, load_config
 if TYPE_CHECKING:
     from consoles.server import ConsoleServer
     from gci_link.clock import Clock
+    from gci_link.keys.trust import TrustedKey
     from idc.rn_store import RnIndex
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 2
             log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
         if config.console is not None:
-            console = _start_console(config, clock)
+            console = _start_console(config, clock, trust.keys)
             if console is None:
                 return 2
         log.info("IDC receiver ready")  # serving, with its signal handlers in place
@@ -125,14 +126,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_console(config: IdcConfig, clock: Clock) -> ConsoleServer | None:
+def _start_console(config: IdcConfig, clock: Clock, keys: list[TrustedKey]) -> ConsoleServer | None:
     """The operators' web page, in its own thread; None (said on stderr) when it cannot listen."""
     from consoles.server import ConsoleServer
     from idc.console import IdcConsole
 
     settings = config.console
     assert settings is not None
-    console = IdcConsole(config.root, config.metrics_window_s, clock)
+    console = IdcConsole(config.root, config.metrics_window_s, clock, keys)
     server = ConsoleServer(console.app(settings.operator_token(), settings.tls), settings, "idc")
     try:
         server.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from consoles.web import create_app, event_stream, page
 from gci_link.clock import Clock
+from gci_link.keys.trust import TrustedKey
 from idc.metrics import MetricsStore
 from idc.status import availability_csv, network_status, station_status
 
@@ -44,18 +46,23 @@ _STATION_BODY = """
 <h2>Gaps in the window</h2><table id="gaps" class="grid"></table>
 <h2>Status flags seen (frames archived since the receiver's records began)</h2>
 <table id="flags" class="grid"></table>
+<h2>Keys the receiver trusts for it</h2><table id="keys" class="grid"></table>
 <h2>Counters</h2><table id="counters" class="grid"></table>
 <h2>Recent rejections</h2><table id="rejections" class="grid"></table>
 """
 
 
 class IdcConsole:
-    def __init__(self, root: Path, window_s: int, clock: Clock) -> None:
+    """``keys``: the station certificates the receiver trusts (from its trust store at start), shown per
+    station; everything else is read from the receiver's databases."""
+
+    def __init__(self, root: Path, window_s: int, clock: Clock, keys: Sequence[TrustedKey] = ()) -> None:
         self.metrics_path = root / "metrics.sqlite"
         self.quarantine_path = root / "quarantine.sqlite"
         self.window_s = window_s
         self.clock = clock
         self._cached: tuple[float, dict[str, Any]] | None = None  # (monotonic s, document), shared
+        self.keys = keys
 
     def network(self) -> dict[str, Any]:
         """The status document, computed at most once per update interval of real time however many
@@ -74,9 +81,17 @@ class IdcConsole:
     def station(self, name: str) -> dict[str, Any] | None:
         store = MetricsStore(self.metrics_path)
         try:
-            return station_status(store, self.quarantine_path, name, self.clock(), self.window_s)
+            found = station_status(store, self.quarantine_path, name, self.clock(), self.window_s)
         finally:
             store.close()
+        if found is None:
+            return None
+        now = self.clock()
+        return found | {"keys": [
+            {"key_id": k.key_id, "algorithm": k.algorithm, "not_before_ns": k.not_before_ns,
+             "not_after_ns": k.not_after_ns, "revoked_ns": k.revoked_ns, "legacy": k.legacy,
+             "valid_now": k.revoked_ns is None and k.not_before_ns <= now < k.not_after_ns}
+            for k in self.keys if k.station == name]}
 
     def app(self, token: str | None, tls: bool) -> web.Application:
         app = create_app(token, tls)

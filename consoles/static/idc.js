@@ -111,6 +111,13 @@ function renderStation(data) {
   ims.table(document.getElementById("flags"), [
     { key: "flag", label: "CD-1.1 status flag" }, { key: "frames", label: "frames carrying it", num: 0 },
   ], Object.entries(s.status_flags).map(([flag, frames]) => ({ flag, frames })));
+  ims.table(document.getElementById("keys"), [
+    { key: "key_id", label: "key id" }, { key: "algorithm", label: "algorithm" },
+    { key: "not_before_ns", label: "valid from (UTC)", format: (r) => ims.utc(r.not_before_ns) },
+    { key: "not_after_ns", label: "valid until (UTC)", format: (r) => ims.utc(r.not_after_ns) },
+    { key: "valid_now", label: "now", format: (r) => (r.revoked_ns !== null ? `REVOKED ${ims.utc(r.revoked_ns)}` : r.valid_now ? "valid" : "not valid"),
+      level: (r) => (r.valid_now ? "ok" : "bad") },
+  ], data.keys || [], { empty: "no certificate for this station in the trust store" });
   ims.table(document.getElementById("counters"), [
     { key: "name", label: "counter" }, { key: "value", label: "value", num: 0 },
   ], data.counters);

@@ -14,6 +14,7 @@ import pytest
 
 from consoles.config import ConsoleConfig
 from consoles.server import ConsoleServer
+from gci_link.keys import CertificateAuthority
 from idc.console import IdcConsole
 from idc.metrics import MetricsStore
 from idc.vocabulary import (
@@ -62,7 +63,12 @@ def _fill(root):
 def console(tmp_path_factory):
     root = tmp_path_factory.mktemp("idc")
     names = _fill(root)
-    server = ConsoleServer(IdcConsole(root, 3600, lambda: NOW).app(None, False), ConsoleConfig(port=0), "idc")
+    ca = CertificateAuthority.create(tmp_path_factory.mktemp("ca"))
+    ca.issue("ST007")
+    keys = ca.trust_store().keys
+    server = ConsoleServer(IdcConsole(root, 3600, lambda: NOW, keys).app(None, False), ConsoleConfig(port=0),
+                           "idc")
+    server.keys = keys
     server.start()
     yield server, root, names
     server.stop()
@@ -148,6 +154,11 @@ def test_station_page_lists_channels_gaps_and_escapes_names(console, browser):
     assert gap[0] == "ST007.BHZ." and gap[3] == "100.0"  # the hole left between the two spans
     assert page.inner_text("#summary").startswith("link\nconnected")
     assert page.locator("#flags tbody tr td").all_inner_texts() == ["gps_receiver_unlocked", "12"]
+    (key,) = server.keys
+    cells = page.locator("#keys tbody tr td").all_inner_texts()
+    assert cells[:2] == [str(key.key_id), "ecdsa-p256"]
+    assert cells[4] == "not valid"  # issued today, after this test's fixed clock
+    assert page.get_attribute("#keys tbody tr td:nth-child(5)", "class").strip() == "bad"
     page.close()
 
 
