@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from idc.config import IdcConfig, IdcConfigError, load_config
 
 if TYPE_CHECKING:
+    from consoles.config import ConsoleConfig
     from consoles.server import ConsoleServer
     from gci_link.clock import Clock
     from gci_link.keys.trust import TrustedKey
@@ -112,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 2
             log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
         if config.console is not None:
-            console = _start_console(config, clock, trust.keys)
+            console = _start_console(config, config.console, clock, trust.keys)
             if console is None:
                 return 2
         log.info("IDC receiver ready")  # serving, with its signal handlers in place
@@ -126,16 +127,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_console(config: IdcConfig, clock: Clock, keys: list[TrustedKey]) -> ConsoleServer | None:
+def _start_console(config: IdcConfig, settings: ConsoleConfig, clock: Clock, keys: list[TrustedKey]
+                   ) -> ConsoleServer | None:
     """The operators' web page, in its own thread; None (said on stderr) when it cannot listen."""
     from consoles.server import ConsoleServer
     from idc.console import IdcConsole
 
-    settings = config.console
-    assert settings is not None
     console = IdcConsole(config.root, config.metrics_window_s, clock, keys)
-    server = ConsoleServer(console.app(settings.operator_token(), settings.tls), settings, "idc")
-    try:
+    try:  # the credential file gone since the configuration was checked, the address taken, a bad key
+        server = ConsoleServer(console.app(settings.operator_token(), settings.tls), settings, "idc")
         server.start()
     except OSError as exc:
         print(f"ims idc: cannot start: console on {settings.host}:{settings.port}: {exc.strerror or exc}",

@@ -203,8 +203,8 @@ class StationService:
 
     def _start_console(self) -> ConsoleServer | None:
         """The web page for people on site ([console]), served from its own thread; it reads only the
-        snapshot the main loop swaps whole and the wave tap. A console that cannot listen is logged and
-        left off: acquisition goes on without it."""
+        snapshot the main loop swaps whole, the wave tap and the availability counts. A console that
+        cannot listen is logged and left off: acquisition goes on without it."""
         settings = self.config.console
         if settings is None:
             return None
@@ -212,8 +212,8 @@ class StationService:
         from station.console import StationConsole
 
         view = StationConsole(lambda: self.latest_snapshot, self.wavetap, self.calibrate, self.availability)
-        server = ConsoleServer(view.app(settings.operator_token(), settings.tls), settings, "station")
-        try:
+        try:  # the credential file gone since the configuration was checked, the address taken, a bad key
+            server = ConsoleServer(view.app(settings.operator_token(), settings.tls), settings, "station")
             server.start()
         except OSError as exc:
             log.error("station console cannot listen", extra={"bind": f"{settings.host}:{settings.port}",

@@ -260,3 +260,22 @@ def test_a_silent_digitizer_raises_an_alarm_naming_it_and_clears_when_data_retur
     assert service.latest_snapshot["recent_alarms"][0]["name"] == "digitizer_silent"
     assert not service.latest_snapshot["digitizer_links"]["d"]["silent"]
     service.outbox.close()
+
+
+def test_a_console_that_cannot_listen_is_logged_and_acquisition_goes_on(tmp_path, caplog):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = parse_config(CONFIG + f'[console]\nbind = "127.0.0.1:{port}"\n', "test", tmp_path)
+        driver = ScriptedDriver()
+        service = StationService(config, driver_factory=lambda _: driver, clock=Clock())
+        with caplog.at_level("ERROR"):
+            assert service._start_console() is None
+    assert "station console cannot listen" in caplog.text
+    feed(driver, 0, 25)
+    service.pump()
+    assert service.frame_and_publish() >= 1
+    service.outbox.close()
