@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 AUTH_KEY: web.AppKey[OperatorAuth] = web.AppKey("auth", OperatorAuth)
 TLS_KEY: web.AppKey[bool] = web.AppKey("tls", bool)
+LOGIN_FAILURE_DELAY_S = 0.5
 MAX_EVENT_STREAMS = 16  # open live-update streams; more are refused so viewers cannot load the daemon
 _STREAMS_KEY: web.AppKey[list[int]] = web.AppKey("streams", list)
 
@@ -92,6 +93,7 @@ async def _login(request: web.Request) -> web.Response:
     form = await request.post()
     session = request.app[AUTH_KEY].login(str(form.get("token", "")))
     if session is None:
+        await asyncio.sleep(LOGIN_FAILURE_DELAY_S)  # guessing costs time (the token has >= 16 characters)
         raise web.HTTPForbidden(text="wrong operator credential")
     response = web.json_response({"operator": True, "csrf": session.csrf})
     response.set_cookie(SESSION_COOKIE, session.id, httponly=True, samesite="Strict",
