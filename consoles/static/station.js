@@ -36,7 +36,8 @@ function renderSummary(status) {
     ims.card("station", critical ? `${critical} CRITICAL` : (warnings ? `${warnings} warning(s)` : "OK"),
       status.alarms.length ? alarmText(status.alarms[0]) : "no active alarms", critical ? "bad" : (warnings ? "warn" : "")),
     ims.card("GCI link to the IDC", connected ? "connected" : link.state.toUpperCase(),
-      `sent ${link.frames_sent} · acked ${link.frames_acked} · reconnects ${link.reconnects}`, connected ? "" : "bad"),
+      `last ack after ${link.last_ack_latency_ns === null ? "–" : (link.last_ack_latency_ns / 1e9).toFixed(2)} s · `
+      + `sent ${link.frames_sent} · acked ${link.frames_acked} · reconnects ${link.reconnects}`, connected ? "" : "bad"),
     ims.card("outbox backlog", `${backlog} frames`, oldest, backlog > 10 ? "warn" : ""),
     ims.card("local archive", used, `budget ${(disk.archive_budget_bytes / MB).toFixed(0)} MB${measured} · ${free}`,
       disk.archive_used_bytes !== null && disk.archive_used_bytes > disk.archive_budget_bytes ? "warn" : ""),

@@ -59,6 +59,8 @@ def test_waveform_advances_and_an_unplugged_digitizer_turns_red_with_its_alarm(s
     critical = [a for a in service.latest_snapshot["alarms"] if a["severity"] == "CRITICAL"]
     assert {a["name"] for a in critical} == {"digitizer_silent", "gci_link_down"}  # no IDC in this test
     assert page.inner_text("#summary .card.bad .value") == "2 CRITICAL"
+    link_card = page.locator("#summary .card", has_text="GCI link to the IDC").inner_text()
+    assert "IDLE" in link_card and "last ack after – s · sent 0 · acked 0" in link_card  # no IDC here
     # 40 s of 20 sps in the 110 s since the first sample (2200 expected); no record before it
     hours = page.get_attribute("#strip-hours", "data-percents").split()
     assert len(hours) == 72 and hours[-1] == "36.4" and set(hours[:-1]) == {"-"}
