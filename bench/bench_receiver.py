@@ -37,10 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from gci_link.cd11 import (
     AcknackBody,
-    ConnectionBody,
     DataBody,
     Frame,
-    FrameHeader,
     FrameType,
     build_data_frame,
     build_subframe,
@@ -51,6 +49,8 @@ from gci_link.cd11 import (
     sign_all_channels,
 )
 from gci_link.keys import CertificateAuthority, StationSigner, TrustStore
+from gci_link.link_session import ControlHeader, SendConnectionRequest
+from gci_link.station_end.link_frames import control_frame
 from idc.config import IdcConfig, StationPolicy
 from idc.server import BATCH, Receiver
 from timeunits import NS_PER_S, S_PER_DAY
@@ -108,10 +108,10 @@ def _signed_frame(
 
 
 def _connection_request(signer: StationSigner) -> bytes:
-    """Signed, as the receiver requires of every frame of a station that must sign."""
-    name = signer.station
-    frame = Frame(FrameHeader(FrameType.CONNECTION_REQUEST, name), ConnectionBody(station=name))
-    return encode_signed_frame(frame, signer.key_id, signer.sign)
+    """Signed, stamped now and tagged, as the receiver requires of a station's control frames (docs/link.md),
+    made by the station's own frame builder."""
+    header = ControlHeader(time.time_ns(), 1 + threading.get_ident() % (1 << 30))
+    return control_frame(SendConnectionRequest(), signer.station, header, signer)
 
 
 def _config(root: Path, trust_dir: Path, names: list[str], endpoint: str = "inproc://unused") -> IdcConfig:

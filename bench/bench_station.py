@@ -83,9 +83,10 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class _Run:
-    """A receiver, three digitizers and the station daemon at ``speed``, in ``folder``."""
+    """A receiver, three digitizers and the station daemon at ``speed``, in ``folder``; ``station_extra``
+    is appended to the station's configuration (bench_console adds its [console] table)."""
 
-    def __init__(self, folder: Path, ca: CertificateAuthority, speed: float) -> None:
+    def __init__(self, folder: Path, ca: CertificateAuthority, speed: float, station_extra: str = "") -> None:
         self.folder = folder
         self.speed = speed
         spec = _spec()
@@ -124,6 +125,7 @@ class _Run:
             )
         (folder / "station.toml").write_text(
             station_toml(spec, wiring, f"tcp://127.0.0.1:{port}", ca.issue(STATION).bundle, FRAME_S)
+            + station_extra
         )
         self.receiver = self._ims("idc", "idc", "run", "--config", str(folder / "idc.toml"))
         wait_listening(self.receiver, port, str(folder / "idc.log"))

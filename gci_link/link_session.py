@@ -100,6 +100,9 @@ class LinkCounters:
     bytes_sent: int = 0  # every byte handed to the socket, control frames included
     bytes_received: int = 0
     idc_frames_refused: int = 0  # undecodable, unauthenticated, replayed or of another session
+    # handed to the socket until acknowledged, for the newest frame the latest acknack covered (if it was
+    # in flight on this connection): the round trip an operator sees when the link is healthy
+    last_ack_latency_ns: int | None = None
 
 
 # ---- events the adapter logs --------------------------------------------------------------------
@@ -455,8 +458,11 @@ class LinkSession:
             self._backoff.reset()
         starts = [g[0] for g in gaps]
         acked = sorted(s for s in self._unacked if covered(s, lowest, highest, starts, gaps))
+        sent_ns = conn.in_flight.get(acked[-1]) if acked else None
         for seq in acked:
             self.forget(seq)
+        if sent_ns is not None:
+            self.counters.last_ack_latency_ns = now_ns - sent_ns
         if acked:
             self.counters.frames_acked += len(acked)
             self._out.append(Acknowledge(tuple(acked)))

@@ -28,6 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     from hil import scenario as scenarios
     from hil.diskfill import DiskUnavailable
     from hil.network import Network
+    from hil.screenshots import ConsoleCamera, plan
 
     overrides = {k: v for k, v in (("speed", args.speed), ("duration_s", args.duration)) if v is not None}
     try:
@@ -40,12 +41,19 @@ def _run(args: argparse.Namespace) -> int:
         f"at {scenario.speed:g}x ({scenario.duration_s / scenario.speed:.0f} s real) into {args.out}/",
         file=sys.stderr,
     )
+    camera = ConsoleCamera(args.out / "screenshots", plan(scenario))
     try:
-        summary = Network(scenario, args.out, show_progress=not args.no_progress).run()
+        summary = Network(scenario, args.out, show_progress=not args.no_progress, observe=camera).run()
     except DiskUnavailable as exc:
         print(f"ims hil run: {exc}", file=sys.stderr)
         return 2
+    finally:
+        camera.join()
     print(render_summary(summary, args.out))
+    if camera.missing:
+        print(f"console screenshots skipped: {camera.missing}")
+    else:
+        print(f"console screenshots ({len(camera.saved)}): {args.out}/screenshots/")
     return 0 if summary["passed"] else 1
 
 

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 SUFFIX_LETTERS = (
     "ABDFGHIJKLOPQRST"  # stream letters for non-seismic streams (C0 = cal, M8 = mass, 00 = status)
 )
-OUTPUTS = ("run", "truth", "idc", "summary.json")
+OUTPUTS = ("run", "truth", "idc", "summary.json", "screenshots")
 DRAIN_TIMEOUT_S = 60.0  # real seconds the stations get, after the digitizers stop, to deliver everything
 STATION_DATA = "data"  # outbox, local archive and status of a station, below its folder (a small disk
 # of its own when the scenario fills it)
@@ -85,6 +86,9 @@ class SimStation:
 
 
 class Network:
+    """``observe``, if given, is called with the simulated seconds elapsed about ten times a second while
+    the scenario runs (the demo takes its console screenshots from it); it must return quickly."""
+
     def __init__(
         self,
         scenario: Scenario,
@@ -92,14 +96,17 @@ class Network:
         *,
         show_progress: bool = True,
         memory_bound: MemoryBound | None = None,
+        observe: Callable[[Network, float], None] | None = None,
     ) -> None:
         self.scenario = scenario
         self.out = out.resolve()  # configs name files by absolute path; the daemons run elsewhere
         self.show_progress = show_progress
         self.memory_bound = memory_bound or MemoryBound()
+        self.observe = observe
         self.stations: dict[str, SimStation] = {}
         self.receiver: subprocess.Popen | None = None
         self.fault_log: list[dict] = []
+        self.console_urls: dict[str, str] = {}  # "idc" and each station -> its web console (localhost)
         # memory is compared day by day in runs of two days or more, else quarter by quarter
         day = 86400.0
         self.watch = ProcessWatch(day if scenario.duration_s >= 2 * day else scenario.duration_s / 4)
@@ -127,6 +134,7 @@ class Network:
         ca = CertificateAuthority.create(run / "ca", "SIMNET")
         self.idc_bundle = ca.issue_idc().bundle  # the receiver signs its frames; the stations check them
         self.receiver_port = free_port()
+        self.console_ports = {name: free_port() for name in ["idc", *(s.name for s in sc.stations)]}
         self._write_receiver_config(run)
         self.start_ns, self.clock, self.env = simulated_time(sc.frame_length_s, sc.speed)
         self.wall0_ns = int(self.env[SIM_CLOCK_ENV].split(",")[1])  # wall time at which data time = start_ns
@@ -146,7 +154,9 @@ class Network:
                 # stamps are simulated time: allow for a few real seconds of delay on a loaded machine
                 control_window_s=max(300.0, REAL_DELAY_ALLOWED_S * self.scenario.speed),
             )
+            + f'[idc.console]\nbind = "127.0.0.1:{self.console_ports["idc"]}"\n'
         )
+        self.console_urls["idc"] = f"http://127.0.0.1:{self.console_ports['idc']}/"
 
     def _make_station(self, index: int, spec: StationSpec, bundle: Path) -> SimStation:
         sc = self.scenario
@@ -179,9 +189,14 @@ class Network:
         config_path = folder / "station.toml"
         wiring = DigitizerWiring("digitizer", spec.name, line.path, streams)
         trust = self.out / "run" / "ca" / "trust"
+        port = self.console_ports[spec.name]
         config_path.write_text(
             station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s, idc_trust=trust)
+            + f'[console]\nbind = "127.0.0.1:{port}"\n'
+            # a silent digitizer is an alarm after a minute; allow a loaded machine a few real seconds too
+            + f"[soh]\ndigitizer_silent_after_s = {max(60.0, REAL_DELAY_ALLOWED_S * sc.speed)}\n"
         )
+        self.console_urls[spec.name] = f"http://127.0.0.1:{port}/"
         return SimStation(spec, streams, line, digitizer, proxy, config_path, disk)
 
     # ----------------------------------------------------------------------------------------- processes
@@ -294,6 +309,8 @@ class Network:
             if time.monotonic() >= next_sample:
                 self.watch.sample(elapsed, self._processes())
                 next_sample = time.monotonic() + SAMPLE_EVERY_S
+            if self.observe is not None:
+                self.observe(self, elapsed)
             progress.update(elapsed, f"{len(self.fault_log)}/{2 * len(sc.faults)} fault events")
             time.sleep(0.1)
         progress.done()

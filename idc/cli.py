@@ -13,6 +13,10 @@ from typing import TYPE_CHECKING
 from idc.config import IdcConfig, IdcConfigError, load_config
 
 if TYPE_CHECKING:
+    from consoles.config import ConsoleConfig
+    from consoles.server import ConsoleServer
+    from gci_link.clock import Clock
+    from gci_link.keys.trust import TrustedKey
     from idc.rn_store import RnIndex
 
 log = logging.getLogger(__name__)
@@ -27,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status = sub.add_parser("status", help="availability, gaps, timeliness, latency, authentication")
     status.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     status.add_argument("--window", type=int, default=None, help="availability window in seconds")
+    status.add_argument("--json", action="store_true",
+                        help="one JSON document: per station and channel (what the console shows)")
     status.set_defaults(func=cmd_status)
     rn = sub.add_parser("rn", help="radionuclide (IMS 2.0) messages stored: list them, show one")
     rn_sub = rn.add_subparsers(dest="rn_command", required=True, metavar="ACTION")
@@ -86,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ims idc: key bundle: {exc}", file=sys.stderr)
         return 2
     httpd = None
+    console = None
     try:  # whatever happens from here on, the receiver is closed: its workers, threads and context end
         try:
             receiver.start()
@@ -105,18 +112,44 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
                 return 2
             log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
+        if config.console is not None:
+            console = _start_console(config, config.console, clock, trust.keys)
+            if console is None:
+                return 2
         log.info("IDC receiver ready")  # serving, with its signal handlers in place
         receiver.run(stop)
     finally:
+        if console is not None:
+            console.stop()
         receiver.close()
         if httpd is not None:
             httpd.shutdown()
     return 0
 
 
+def _start_console(config: IdcConfig, settings: ConsoleConfig, clock: Clock, keys: list[TrustedKey]
+                   ) -> ConsoleServer | None:
+    """The operators' web page, in its own thread; None (said on stderr) when it cannot listen."""
+    from consoles.server import ConsoleServer
+    from idc.console import IdcConsole
+
+    console = IdcConsole(config.root, config.metrics_window_s, clock, keys)
+    try:  # the credential file gone since the configuration was checked, the address taken, a bad key
+        server = ConsoleServer(console.app(settings.operator_token(), settings.tls), settings, "idc")
+        server.start()
+    except OSError as exc:
+        print(f"ims idc: cannot start: console on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return None
+    return server
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
     from gci_link.clock import clock_from_env
     from idc.metrics import MetricsStore, format_table
+    from idc.status import network_status
 
     config = _load(args.config)
     if config is None:
@@ -133,7 +166,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = MetricsStore(path)
     try:
         window = args.window or config.metrics_window_s
-        print(format_table(store.channel_reports(clock(), window), store.counters()))
+        if args.json:
+            print(json.dumps(network_status(store, clock(), window), indent=1))
+        else:
+            print(format_table(store.channel_reports(clock(), window), store.counters()))
     finally:
         store.close()
     return 0

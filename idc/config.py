@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from consoles.config import ConsoleConfig, ConsoleConfigError, parse_console
 from gci_link.cd11 import MAX_IMS2_FRAME_BYTES
 from gci_link.io.mseed2.limits import NETWORK, STATION, code_problem
 from idc.seedlink.server import parse_listen
@@ -111,6 +112,7 @@ class IdcConfig:
     verify_workers: int = 2  # processes checking signature values; 0: in the receiver process itself
     curve: CurveConfig | None = None
     seedlink: SeedLinkConfig | None = None
+    console: ConsoleConfig | None = None  # [idc.console]: the operators' web page; off without the table
     limits: DataLimits = field(default_factory=DataLimits)
     stations: dict[str, StationPolicy] = field(default_factory=dict)
 
@@ -143,6 +145,7 @@ _IDC_KEYS: dict[str, type | tuple[type, ...]] = {
     "verify_workers": int,
     "curve": dict,
     "seedlink": dict,
+    "console": dict,
     "data_past_days": (int, float),
     "data_future_s": (int, float),
     "max_subframe_span_s": (int, float),
@@ -187,7 +190,7 @@ def load_config(path: str | Path) -> IdcConfig:
         if key not in idc:
             raise IdcConfigError(f"{path}: key 'idc.{key}': required but missing")
     base = path.resolve().parent
-    values = {k: v for k, v in idc.items() if k not in ("curve", "seedlink", *_LIMIT_KEYS)}
+    values = {k: v for k, v in idc.items() if k not in ("curve", "seedlink", "console", *_LIMIT_KEYS)}
     values["limits"] = _limits(path, idc)
     values["root"] = base / idc["root"]
     values["trust_dir"] = base / idc["trust_dir"]
@@ -250,6 +253,11 @@ def load_config(path: str | Path) -> IdcConfig:
                 f"{path}: key 'idc.record_length': SeedLink carries 512-byte records; "
                 f"[idc.seedlink] needs record_length = 512, got {values['record_length']}"
             )
+    if "console" in idc:
+        try:
+            values["console"] = parse_console(idc["console"], "idc.console", base)
+        except ConsoleConfigError as exc:
+            raise IdcConfigError(f"{path}: {exc}") from None
     values["stations"] = _stations(path, doc.get("stations", {}))
     return IdcConfig(**values)
 

@@ -29,7 +29,19 @@ CREATE TABLE IF NOT EXISTS channels (station TEXT, channel TEXT, newest_end_ns I
                                      authenticated INTEGER, failed INTEGER, unsigned INTEGER,
                                      PRIMARY KEY (station, channel));
 CREATE TABLE IF NOT EXISTS counters (station TEXT, name TEXT, value INTEGER, PRIMARY KEY (station, name));
+CREATE TABLE IF NOT EXISTS links (station TEXT PRIMARY KEY, connected INTEGER, last_heard_ns INTEGER,
+                                  written_ns INTEGER);
 """
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """A station's session as the receiver last wrote it (``written_ns``: when, by the receiver's clock)."""
+
+    station: str
+    connected: bool
+    last_heard_ns: int | None
+    written_ns: int
 
 
 @dataclass(frozen=True)
@@ -175,6 +187,43 @@ class MetricsStore:
             "ORDER BY end_ns DESC LIMIT 1",
             key,
         ).fetchone()
+
+    def record_links(self, now_ns: int, heard: dict[str, int | None], connected: set[str]) -> None:
+        """Each station's session state: whether one is open now, and when a frame last came."""
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT INTO links VALUES (?, ?, ?, ?) ON CONFLICT (station) DO UPDATE SET "
+            "connected = excluded.connected, "
+            "last_heard_ns = COALESCE(excluded.last_heard_ns, last_heard_ns), "
+            "written_ns = excluded.written_ns",
+            [(station, station in connected, last, now_ns) for station, last in heard.items()],
+        )
+        self._db.execute("COMMIT")
+
+    def links(self) -> list[LinkState]:
+        return [
+            LinkState(station, bool(connected), last, written)
+            for station, connected, last, written in self._db.execute(
+                "SELECT station, connected, last_heard_ns, written_ns FROM links ORDER BY station"
+            )
+        ]
+
+    def channel_gaps(self, station: str, now_ns: int, window_s: int) -> dict[str, list[tuple[int, int]]]:
+        """Per channel of ``station``, the holes [start, end) between archived data within the window,
+        the same holes ``channel_reports`` counts."""
+        self.flush()
+        start = now_ns - window_s * NS_PER_S
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for channel, s, e in self._db.execute(
+            "SELECT channel, MAX(start_ns, ?), MIN(end_ns, ?) FROM coverage WHERE station = ? "
+            "AND end_ns > ? AND start_ns < ? ORDER BY channel, start_ns",
+            (start, now_ns, station, start, now_ns),
+        ):
+            spans.setdefault(channel, []).append((s, e))
+        return {
+            channel: [(a[1], b[0]) for a, b in zip(found, found[1:], strict=False) if b[0] > a[1]]
+            for channel, found in spans.items()
+        }
 
     def prune(self, before_ns: int) -> None:
         """Forget coverage that ended before ``before_ns`` (keeps the table bounded)."""

@@ -49,7 +49,7 @@ from idc.rn_store import RnStore
 from idc.seedlink import Limits, Ring, RunningServer, ServerConfig, start_server
 from idc.session import StationSession
 from idc.stores import Quarantine, RawStores
-from idc.vocabulary import ANONYMOUS, StationCounter, handshake_failed, rejected
+from idc.vocabulary import ANONYMOUS, StationCounter, handshake_failed, rejected, status_flag
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -374,6 +374,10 @@ class Receiver:
             body = accepted.checked.frame.body
             if not isinstance(body, DataBody):
                 continue
+            flagged = {name for sub in body.channels if sub.status.raw[1:5].strip(b"\0")  # any flag byte set
+                       for name, on in sub.status.flags().items() if on}
+            for name in flagged:  # frames that carried each CD-1.1 status flag (ims idc status, console)
+                self.metrics.count(batch.station, status_flag(name))
             for sub, check in zip(body.channels, accepted.checked.channels, strict=True):
                 self.metrics.channel_seen(
                     batch.station,
@@ -392,10 +396,18 @@ class Receiver:
         self._carry_out(self.core.poll(now))
         if now - self._last_metrics_ns >= METRICS_FLUSH_NS:
             self._last_metrics_ns = now
+            self._record_links(now)
             self.metrics.flush()
         if now - self._last_prune_ns > METRICS_PRUNE_NS:
             self._last_prune_ns = now
             self.metrics.prune(now - self.config.metrics_window_s * NS_PER_S)
+
+    def _record_links(self, now: int) -> None:
+        """Which stations have a session open now, for ``ims idc status`` and the console."""
+        open_now = {station: s for station, s in self.sessions.items() if not s.closed}
+        heard: dict[str, int | None] = dict.fromkeys(self.config.stations)
+        heard.update({station: s.last_heard_ns for station, s in open_now.items()})
+        self.metrics.record_links(now, heard, set(open_now))
 
     # ---- carrying out what the core decided ------------------------------------------------------
 

@@ -74,6 +74,14 @@ def handshake_failed(reason: HandshakeFailure) -> str:
     return f"handshake_failed:{reason}"
 
 
+STATUS_FLAG_PREFIX = "status:"
+
+
+def status_flag(name: str) -> str:
+    """The counter of archived frames in which any channel carried the CD-1.1 status flag ``name``."""
+    return f"{STATUS_FLAG_PREFIX}{name}"
+
+
 def rejected(kind: RejectionKind) -> str:
     """The counter of rejections of one kind."""
     return f"rejected:{kind}"

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from consoles.config import ConsoleConfig, ConsoleConfigError, parse_console
 from gci_link.keys import KeyMaterialError, Role, TrustStore
 from station.acquisition import exact_rate
 
@@ -155,6 +156,7 @@ class Limit:
 class SohSettings:
     gps_unlocked_after_s: float
     link_down_after_s: float  # link out of the data state this long -> gci_link_down
+    digitizer_silent_after_s: float  # nothing from a digitizer this long -> digitizer_silent
     backlog_after_s: float  # oldest unacknowledged frame this old -> delivery_backlog
     clock_differential_us: Limit
     supply_volts: Limit
@@ -190,6 +192,7 @@ class StationConfig:
     daemon: DaemonSettings
     calibration: CalibrationSettings
     radionuclide: tuple[RadionuclideConfig, ...] = ()  # particulate and noble-gas systems
+    console: ConsoleConfig | None = None  # [console]: the web page for people on site; off without it
 
     def digitizer(self, name: str) -> DigitizerConfig:
         return next(d for d in self.digitizers if d.name == name)
@@ -234,12 +237,13 @@ def parse_config(text: str, source: str, base_dir: Path) -> StationConfig:
     outbox = _store(root.table("outbox"), default_budget_mb=2_000.0)
     radionuclide = _radionuclide(root, station)
     calibration = _calibration(root.table("calibration", required=False), daemon)
+    console = _console(root)
     root.done()
     _cross_check(root, digitizers, channels, frame, radionuclide)
     if problems:
         raise ConfigError(problems)
     return StationConfig(source, station, frame, acquisition, digitizers, channels, link, soh,
-                         archive, outbox, daemon, calibration, radionuclide)
+                         archive, outbox, daemon, calibration, radionuclide, console)
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -378,10 +382,23 @@ def _daemon(t: _Table) -> DaemonSettings:
     return daemon
 
 
+def _console(root: _Table) -> ConsoleConfig | None:
+    root.used.add("console")
+    if "console" not in root.data:
+        return None
+    try:
+        return parse_console(root.data["console"], "console", root.base_dir)
+    except ConsoleConfigError as exc:
+        root.problems.append(ConfigProblem(root.source, exc.key, exc.problem))
+        return None
+
+
 def _soh(t: _Table) -> SohSettings:
     soh = SohSettings(
         gps_unlocked_after_s=t.get("gps_unlocked_after_s", float, default=60.0, check=_range(0.0, 86400.0)),
         link_down_after_s=t.get("link_down_after_s", float, default=120.0, check=_range(0.0, 86400.0)),
+        digitizer_silent_after_s=t.get("digitizer_silent_after_s", float, default=60.0,
+                                       check=_range(1.0, 86400.0)),
         backlog_after_s=t.get("backlog_after_s", float, default=600.0, check=_range(0.0, 864000.0)),
         clock_differential_us=_limit(t.table("clock_differential_us", required=False), None, 1000.0, 100.0),
         supply_volts=_limit(t.table("supply_volts", required=False), 11.0, 15.0, 0.3),

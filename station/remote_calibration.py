@@ -85,7 +85,8 @@ class _Marks(Listener):
 
 
 class RemoteCalibration:
-    """``feed`` from the main loop; ``run`` from the command worker, one at a time."""
+    """``feed`` from the main loop; ``run`` from the command worker or the station console's thread, one
+    session at a time (a second is refused while one runs: both would drive the same calibrator)."""
 
     def __init__(self, config: StationConfig, consoles: Mapping[str, Console], state: CalibrationState,
                  stop: threading.Event) -> None:
@@ -94,19 +95,33 @@ class RemoteCalibration:
         self.state = state
         self.stop = stop
         self._captures: tuple[Capture, ...] = ()  # replaced whole, so the main loop reads it without a lock
+        self._one_at_a_time = threading.Lock()
 
     def feed(self, packet: Packet) -> None:
         for capture in self._captures:
             capture.feed(packet)
 
-    def run(self, words: list[str]) -> str:
+    def check(self, words: list[str]) -> tuple[CalibrationTarget, Plan]:
+        """The channel and plan of ``calibrate ...``; ValueError says what is wrong with it."""
+        name, plan = parse_calibrate(words)
+        target = calibration_target(self.config, name)
+        plan.check_rate(target.channel.sample_rate)
+        return target, plan
+
+    def run(self, words: list[str], requested_by: str = "IDC remote calibration") -> str:
         """Run ``calibrate ...``: the compact JSON result, or a line starting ``calibration not run:``."""
         try:
-            name, plan = parse_calibrate(words)
-            target = calibration_target(self.config, name)
-            plan.check_rate(target.channel.sample_rate)
+            target, plan = self.check(words)
         except ValueError as exc:
             return f"{NOT_RUN}{exc}; usage: {USAGE}"
+        if not self._one_at_a_time.acquire(blocking=False):
+            return f"{NOT_RUN}another calibration session is running"
+        try:
+            return self._session(target, plan, requested_by)
+        finally:
+            self._one_at_a_time.release()
+
+    def _session(self, target: CalibrationTarget, plan: Plan, requested_by: str) -> str:
         console = self.consoles[target.digitizer.name]
         capture = Capture(target.streams)
         marks = _Marks(self.state, target.code)
@@ -125,15 +140,15 @@ class RemoteCalibration:
         finally:
             self._captures = tuple(c for c in self._captures if c is not capture)
             marks.close(capture.progress().data_time_ns or 0)
-        return self._answer(target, plan, outcome, recorded, capture)
+        return self._answer(target, plan, outcome, recorded, capture, requested_by)
 
     def _answer(self, target: CalibrationTarget, plan: Plan, outcome: Outcome, recorded: list[RunRecording],
-                capture: Capture) -> str:
+                capture: Capture, requested_by: str) -> str:
         start_ns = recorded[0].recording.start_ns if recorded else capture.progress().data_time_ns or 0
         result = summary(outcome, target.code, plan.signal, recorded, target.settings.coil_constant)
         folder = target.report_folder(self.config.calibration.report_dir, start_ns)
         try:
-            write_session_report(folder, target.session(plan, start_ns, "IDC remote calibration"), plan,
+            write_session_report(folder, target.session(plan, start_ns, requested_by), plan,
                                  outcome, recorded, target.nominal, site=target.site(start_ns))
             result["report"] = str(folder)
         except (OSError, ValueError) as exc:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import signal
 import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import start_http_server
 
@@ -33,9 +34,11 @@ from gci_link.link_session import SessionConfig, State
 from gci_link.station_end.outbox import Outbox, OutboxStats
 from gci_link.station_end.sender import Sender
 from station.acquisition import Acquisition
-from station.alarms import AlarmBoard, Severity
+from station.alarms import Alarm, AlarmBoard, Severity
+from station.availability import AvailabilityStrips
 from station.calibration_state import CalibrationState
 from station.config import ChannelConfig, DigitizerConfig, StationConfig
+from station.digitizer_health import DigitizerWatch
 from station.framer import FrameDraft, Framer
 from station.link_health import LinkHealth
 from station.local_archive import LocalArchive
@@ -47,7 +50,11 @@ from station.recovery import framed_until, note_framed, trim_framed
 from station.remote_calibration import RemoteCalibration
 from station.snapshot import write_snapshot
 from station.soh import SohMonitor
+from station.wavetap import WaveTap
 from timeunits import NS_PER_S
+
+if TYPE_CHECKING:
+    from consoles.server import ConsoleServer
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,7 @@ PUMP_SPAN_OF_BUFFER = 0.5  # a pump takes at most this fraction of buffer_s of d
 IDLE_WAIT_S = 0.1  # pause when no driver had anything (blocks come about once a second; wakes cost CPU)
 ARCHIVE_PRUNE_INTERVAL_S = 600.0  # the local archive is checked against its disk budget this often
 SHUTDOWN_DRAIN_S = 5.0  # time the sender gets at SIGTERM to have the last frames acknowledged
+RECENT_ALARMS = 20  # cleared alarms the snapshot (and the console) shows
 
 DriverFactory = Callable[[DigitizerConfig], GuralpDriver]
 
@@ -130,6 +138,13 @@ class StationService:
         # returned calibration signals: for calibration sessions only, never framed
         self._calibration_inputs = {(config.digitizer(c.digitizer).system_id, c.calibration.input_stream_id)
                                     for c in config.channels if c.calibration is not None}
+        self.digitizer_watch = DigitizerWatch(config.soh.digitizer_silent_after_s, self.alarms,
+                                              {d.name: d.system_id for d in config.digitizers}, clock())
+        self.wavetap = WaveTap()  # the last minutes of every channel, for the console
+        self.availability = AvailabilityStrips()  # samples per channel and minute, for the console
+        self.oldest_unacked_ns: int | None = None
+        self.archive_used_bytes: int | None = None  # measured when the archive is pruned
+        self.archive_measured_ns: int | None = None
         self.framed_until = framed_until(self.outbox, DATA_KIND)
         self._replaying = set(self.framed_until)  # channels whose refetched packets are trimmed, see _take
         self.refetched_samples_trimmed = 0
@@ -173,6 +188,7 @@ class StationService:
         if self.config.daemon.metrics_port:
             self.soh.registry.register(StationCollector(lambda: self.latest_snapshot))
             start_http_server(self.config.daemon.metrics_port, registry=self.soh.registry)
+        console = self._start_console()
         log.info(
             "station starting",
             extra={
@@ -184,6 +200,7 @@ class StationService:
         )
         log.info("compiled kernels ready", extra={"station": self.name, "seconds": round(warm_up(), 3)})
         self._running = True
+        self.digitizer_watch.start(self.clock())
         for driver in self.drivers.values():
             driver.start()
         sender_thread = threading.Thread(target=self.sender.run, name="sender", daemon=True)
@@ -201,15 +218,39 @@ class StationService:
                         self.write_status()
                         next_status = time.monotonic() + self.config.daemon.status_interval_s
                     if time.monotonic() >= next_prune:
-                        self.archive.prune()
+                        self.archive_used_bytes = self.archive.prune()
+                        self.archive_measured_ns = self.clock()
                         next_prune = time.monotonic() + ARCHIVE_PRUNE_INTERVAL_S
                 except Exception:  # a bug met by some input must not stop acquisition: log, pause, go on
                     self.loop_errors += 1
                     log.exception("station main loop error", extra={"station": self.name})
                     self._stop.wait(1.0)
         finally:
+            if console is not None:
+                console.stop()
             self._shutdown(sender_thread)
         return 0
+
+    def _start_console(self) -> ConsoleServer | None:
+        """The web page for people on site ([console]), served from its own thread; it reads only the
+        snapshot the main loop swaps whole, the wave tap and the availability counts. A console that
+        cannot listen is logged and left off: acquisition goes on without it."""
+        settings = self.config.console
+        if settings is None:
+            return None
+        from consoles.server import ConsoleServer
+        from station.console import StationConsole
+
+        view = StationConsole(lambda: self.latest_snapshot, self.wavetap, self.calibrate_from_console,
+                              self.availability)
+        try:  # the credential file gone since the configuration was checked, the address taken, a bad key
+            server = ConsoleServer(view.app(settings.operator_token(), settings.tls), settings, "station")
+            server.start()
+        except OSError as exc:
+            log.error("station console cannot listen", extra={"bind": f"{settings.host}:{settings.port}",
+                                                              "error": str(exc)})
+            return None
+        return server
 
     def _shutdown(self, sender_thread: threading.Thread) -> None:
         log.info("station stopping", extra={"station": self.name})
@@ -240,18 +281,22 @@ class StationService:
         cut before the acquisition buffers would have to drop the oldest samples."""
         moved = 0
         span_ns = round(self.config.acquisition.buffer_s * PUMP_SPAN_OF_BUFFER * NS_PER_S)
-        for driver in self.drivers.values():
+        for name, driver in self.drivers.items():
             first_ns: int | None = None
+            taken = 0
             for _ in range(PUMP_BATCH):
                 item = driver.get(timeout=0)
                 if item is None:
                     break
-                moved += 1
+                taken += 1
                 self._take(item)
                 if isinstance(item, Packet):
                     first_ns = item.start_ns if first_ns is None else first_ns
                     if item.end_ns - first_ns >= span_ns:
                         break
+            if taken:
+                self.digitizer_watch.heard(name, self.clock())
+            moved += taken
         return moved
 
     def _take(self, item: Packet | Status | StreamGap) -> None:
@@ -270,6 +315,9 @@ class StationService:
                 self.refetched_samples_trimmed += item.nsamp - (trimmed.nsamp if trimmed is not None else 0)
             if trimmed is not None:
                 self.acquisition.ingest(trimmed)
+                if code is not None:
+                    self.wavetap.add(code, trimmed.start_ns, trimmed.sample_rate, trimmed.samples)
+                    self.availability.add(code, trimmed.start_ns, trimmed.sample_rate, trimmed.nsamp)
         elif isinstance(item, Status):
             self.soh.observe_status(item)
         else:  # a StreamGap the driver could not recover: acquisition sees it too, this records the extent
@@ -325,9 +373,10 @@ class StationService:
 
     def _watch_link(self) -> None:
         oldest = self.outbox.unacked(limit=1)
-        self.link_health.observe(
-            self.clock(), self.sender.session.state is State.DATA, oldest[0].enqueued_ns if oldest else None
-        )
+        self.oldest_unacked_ns = oldest[0].enqueued_ns if oldest else None
+        now = self.clock()
+        self.link_health.observe(now, self.sender.session.state is State.DATA, self.oldest_unacked_ns)
+        self.digitizer_watch.observe(now)
 
     # ------------------------------------------------------------------------------------------- helpers
 
@@ -373,6 +422,23 @@ class StationService:
             "'stopcal DIGITIZER'"
         )
 
+    def calibrate_from_console(self, words: list[str]) -> str:
+        """A calibration session asked for on the station console: checked and answered at once, then run
+        on a thread of its own for as long as the session lasts; its result goes to the report folder and
+        the log, as a remote calibration's does."""
+        try:
+            self.remote_calibration.check(words)
+        except ValueError as exc:
+            return f"calibration not run: {exc}"
+
+        def session() -> None:
+            answer = self.remote_calibration.run(words, requested_by="station console calibration")
+            log.info("console calibration answered", extra={"station": self.name, "answer": answer})
+
+        threading.Thread(target=session, name="console-calibration", daemon=True).start()
+        report_dir = self.config.calibration.report_dir
+        return f"calibration started: {' '.join(words[1:])}; its report goes to {report_dir}"
+
     # -------------------------------------------------------------------------------------------- status
 
     def snapshot(self) -> dict[str, Any]:
@@ -398,12 +464,37 @@ class StationService:
             "channels": channels,
             "digitizers": {name: dataclasses.asdict(d.counters) for name, d in self.drivers.items()},
             "radionuclide": self.radionuclide.status(),
-            "alarms": [
-                {"name": a.name, "source": a.source, "severity": a.severity.name, "raised_ns": a.raised_ns}
-                for a in self.alarms.active()
+            "alarms": [_alarm(a) for a in self.alarms.active()],
+            "recent_alarms": [_alarm(a) for a in list(self.alarms.history)[-RECENT_ALARMS:][::-1]],
+            "readings": [
+                {"name": name, "source": source, "value": r.value, "time_ns": r.time_ns}
+                for (name, source), r in sorted(self.soh.readings.items())
             ],
+            "calibration_channels": [c.code.rstrip(".") for c in self.config.channels
+                                     if c.calibration is not None],
+            "digitizer_links": {
+                d.name: {"system_id": d.system_id, "silent": self.digitizer_watch.silent(d.name),
+                         "last_heard_ns": self.digitizer_watch.last_heard_ns[d.name]}
+                for d in self.config.digitizers
+            },
+            "oldest_unacked_ns": self.oldest_unacked_ns,
+            "now_ns": self.clock(),
+            "disk": self._disk(),
             "soh_table": self.soh.render_table(),
         }
+
+    def _disk(self) -> dict[str, int | None]:
+        """The local archive against its budget (measured when it is pruned, every ten minutes), and the
+        free space of the disk it is on."""
+        try:
+            usage = shutil.disk_usage(self.config.archive.path)
+        except OSError:  # not created yet, or the disk is gone: say unknown
+            free = total = None
+        else:
+            free, total = usage.free, usage.total
+        return {"archive_used_bytes": self.archive_used_bytes,
+                "archive_budget_bytes": self.archive.budget_bytes,
+                "archive_measured_ns": self.archive_measured_ns, "free_bytes": free, "total_bytes": total}
 
     def write_status(self) -> None:
         self.latest_snapshot = self.snapshot()
@@ -411,3 +502,10 @@ class StationService:
             write_snapshot(self.config.daemon.state_dir, self.latest_snapshot)
         except OSError as exc:
             log.error("cannot write status snapshot", extra={"error": str(exc)})
+
+
+def _alarm(alarm: Alarm) -> dict[str, Any]:
+    value = alarm.value if isinstance(alarm.value, bool | None) else float(alarm.value)
+    return {"name": alarm.name, "source": alarm.source, "severity": alarm.severity.name,
+            "raised_ns": alarm.raised_ns, "cleared_ns": alarm.cleared_ns, "value": value,
+            "threshold": alarm.threshold, "message": alarm.message}

@@ -20,8 +20,9 @@ ARROWS: dict[str, set[str]] = {
     "gci_link": {"timeunits"},
     "rn_analysis": {"gci_link"},
     "calibration": {"digitizer", "rn_analysis"},
-    "station": {"calibration", "gci_link", "rn_analysis"},
-    "idc": {"gci_link", "calibration", "rn_analysis"},
+    "consoles": set(),
+    "station": {"calibration", "gci_link", "rn_analysis", "consoles"},
+    "idc": {"gci_link", "calibration", "rn_analysis", "consoles"},
     "hil": {"station", "idc"},
 }
 

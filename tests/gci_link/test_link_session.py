@@ -117,6 +117,19 @@ def test_window_limits_frames_in_flight_and_acks_advance_it():
     assert session.counters.frames_acked == 2 and session.pending == 8
 
 
+def test_last_ack_latency_is_send_to_acknowledgement_of_the_newest_frame_acknowledged():
+    session = connected()
+    assert session.counters.last_ack_latency_ns is None
+    session.offer([1, 2, 3])
+    drain(session, 1 * S)  # all three handed to the socket at 1 s
+    session.on_acknack("STA1:0", 1, 2, (), 3 * S)
+    assert session.counters.last_ack_latency_ns == 2 * S
+    session.on_acknack("STA1:0", 1, 2, (), 4 * S)  # nothing new acknowledged: the figure stays
+    assert session.counters.last_ack_latency_ns == 2 * S
+    session.on_acknack("STA1:0", 1, 3, (), 4 * S + 500_000_000)
+    assert session.counters.last_ack_latency_ns == 3 * S + 500_000_000
+
+
 def test_gap_is_resent_once_it_has_been_in_flight_long_enough():
     session = connected(resend_after_ns=5 * S)
     session.offer([1, 2, 3])

@@ -19,6 +19,7 @@ import pytest
 import zmq
 
 from gci_link.cd11 import (
+    ChannelStatus,
     ConnectionBody,
     Frame,
     FrameHeader,
@@ -119,12 +120,14 @@ def data_frame(
     channel_signer=None,
     samples: np.ndarray | None = None,
     time_ns: int | None = None,
+    status: ChannelStatus | None = None,
 ) -> Frame:
     """A 10 s, 40 sps, one-channel data frame; seq picks its slot on the 10 s grid and its samples."""
     start = T0 + (seq % 100_000) * 10 * NS_PER_S if time_ns is None else time_ns
     x = samples_for(seq) if samples is None else samples
     sub = build_subframe(
-        x, site=f"{creator}A"[:5], channel="BHZ", location="00", time_ns=start, sample_rate=40.0
+        x, site=f"{creator}A"[:5], channel="BHZ", location="00", time_ns=start, sample_rate=40.0,
+        status=status,
     )
     frame = build_data_frame([sub], creator=creator, sequence=seq, nominal_time_ns=start)
     ch = channel_signer or signer

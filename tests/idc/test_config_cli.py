@@ -33,6 +33,10 @@ def test_example_config_loads():
         ("[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nbogus=1\n", "'idc.bogus': unknown"),
         ("[idc\n", "not valid TOML"),
         (
+            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\n[idc.console]\nbind='0.0.0.0:80'\n",
+            "key 'idc.console.bind': 0.0.0.0 is reachable beyond this machine; set tls_cert and tls_key",
+        ),
+        (
             "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nverify_workers=-1\n",
             "key 'idc.verify_workers': must not be negative, got -1",
         ),

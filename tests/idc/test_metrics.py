@@ -62,3 +62,27 @@ def test_unknown_outcome_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown channel authentication outcome"):
         store.channel_seen("STA1", CHANNEL, "maybe")
     store.close()
+
+
+def test_gaps_are_the_holes_the_report_counts(tmp_path):
+    store = MetricsStore(tmp_path / "m.sqlite")
+    for block in (0, 1, 3, 5):
+        _seen(store, block)
+    gaps = store.channel_gaps("STA1", NOW, 60)
+    report = store.channel_reports(NOW, 60)[0]
+    s = NS_PER_S
+    assert gaps == {CHANNEL: [(NOW - 40 * s, NOW - 30 * s), (NOW - 20 * s, NOW - 10 * s)]}
+    assert report.gap_count == len(gaps[CHANNEL]) and report.longest_gap_s == 10.0
+    assert store.channel_gaps("OTHER", NOW, 60) == {}
+    store.close()
+
+
+def test_links_keep_the_last_frame_time_when_a_session_closes(tmp_path):
+    store = MetricsStore(tmp_path / "m.sqlite")
+    store.record_links(NOW, {"STA1": NOW - NS_PER_S, "STA2": None}, {"STA1"})
+    store.record_links(NOW + NS_PER_S, {"STA1": None, "STA2": None}, set())  # STA1's session closed
+    links = {link.station: link for link in store.links()}
+    assert not links["STA1"].connected and links["STA1"].last_heard_ns == NOW - NS_PER_S
+    assert links["STA1"].written_ns == NOW + NS_PER_S
+    assert not links["STA2"].connected and links["STA2"].last_heard_ns is None
+    store.close()

@@ -12,6 +12,7 @@ from obspy.clients.filesystem.sds import Client
 
 from gci_link.cd11 import (
     AlertBody,
+    ChannelStatus,
     ConnectionBody,
     Frame,
     FrameHeader,
@@ -68,6 +69,29 @@ def test_honest_frames_archived_exactly_and_acknowledged(tmp_path, keys, clock):
         report = run.on_loop(lambda: run.receiver.metrics.channel_reports(T_END(2003), 40))[0]
         assert report.channel == "STA1A.BHZ.00" and report.authenticated_pct == 100.0
         assert report.availability_pct == pytest.approx(100.0)
+        sta.close()
+        data.close()
+    finally:
+        run.stop()
+
+
+def test_frames_carrying_status_flags_are_counted_per_flag(tmp_path, keys, clock):
+    run = Running(make_config(tmp_path, keys.ca.trust_dir), keys.ca.trust_store(), clock)
+    try:
+        sta = run.station()
+        sta.connect()
+        data = run.station(endpoint=run.receiver.data_endpoint)
+        data.negotiate()
+        unlocked = ChannelStatus.format1().with_flags(["gps_receiver_unlocked", "calibration_underway"])
+        data.send(signed(2000, keys, status=ChannelStatus.format1()))  # format 1, no flag set
+        data.send(signed(2001, keys, status=unlocked))
+        data.send(signed(2002, keys, status=unlocked))
+        data.acknack_covering(2002)
+        counters = run.on_loop(run.receiver.metrics.counters)
+        assert counters[("STA1", "status:gps_receiver_unlocked")] == 2
+        assert counters[("STA1", "status:calibration_underway")] == 2
+        assert not [name for _, name in counters if name.startswith("status:") and "unlocked" not in name
+                    and "calibration" not in name]
         sta.close()
         data.close()
     finally:

@@ -34,6 +34,7 @@ PORT_SETTINGS = {
     "data": "connection_endpoint = 'tcp://127.0.0.1:*'\ndata_endpoint = 'tcp://127.0.0.1:{port}'\n",
     "prometheus": "connection_endpoint = 'tcp://127.0.0.1:*'\nprometheus_port = {port}\n",
     "seedlink": "connection_endpoint = 'tcp://127.0.0.1:*'\n[idc.seedlink]\nlisten = '127.0.0.1:{port}'\n",
+    "console": "connection_endpoint = 'tcp://127.0.0.1:*'\n[idc.console]\nbind = '127.0.0.1:{port}'\n",
 }
 
 

@@ -38,6 +38,8 @@ def test_example_config_loads_with_every_section(tmp_path):
     assert config.outbox.path == tmp_path / "outbox" / "outbox.sqlite"
     assert config.soh.supply_volts.min == 11.0 and config.soh.supply_volts.hysteresis == 0.3
     assert config.acquisition.lateness_budget_s == 30.0
+    assert config.console is not None and (config.console.host, config.console.port) == ("127.0.0.1", 8080)
+    assert config.soh.digitizer_silent_after_s == 60.0
 
 
 def test_file_on_disk_resolves_paths_against_its_folder(tmp_path):
@@ -65,6 +67,12 @@ def test_wrong_type_is_reported(tmp_path):
 def test_out_of_range_is_reported(tmp_path):
     error = broken(tmp_path, "calper = 1.0", "calper = -2.0")
     assert messages(error) == ["channels[0].calper: must be > 0, got -2.0"]
+
+
+def test_console_beyond_localhost_without_tls_is_refused(tmp_path):
+    error = broken(tmp_path, 'bind = "127.0.0.1:8080"', 'bind = "192.0.2.7:8080"')
+    assert messages(error) == ["console.bind: 192.0.2.7 is reachable beyond this machine; set tls_cert and "
+                               "tls_key (the operator credential must not cross a network in clear)"]
 
 
 def test_unknown_key_is_reported(tmp_path):

@@ -254,3 +254,49 @@ def test_idc_commands_reach_the_digitizer_and_bad_ones_are_answered(tmp_path):
     assert command("stopcal nosuch").startswith("unknown command")
     assert len(driver.calls) == 1
     service.outbox.close()
+
+
+def test_a_silent_digitizer_raises_an_alarm_naming_it_and_clears_when_data_returns(tmp_path):
+    clock = Clock()
+    service, driver = make_service(tmp_path, clock)
+    feed(driver, 0, 5)
+    service.pump()
+    clock.now += 59 * NS_PER_S
+    service._watch_link()
+    assert service.alarms.get("digitizer_silent", "TST01") is None  # the default: 60 s of nothing
+    clock.now += 2 * NS_PER_S
+    service._watch_link()
+    alarm = service.alarms.get("digitizer_silent", "TST01")
+    assert alarm is not None and alarm.message.startswith("digitizer d (TST01): no data for 61 s")
+    service.write_status()
+    snapshot = service.latest_snapshot
+    assert snapshot["digitizer_links"]["d"]["silent"]
+    shown = snapshot["alarms"][0]
+    assert shown["message"] == alarm.message and shown["severity"] == "CRITICAL"
+    feed(driver, 5, 6)
+    service.pump()
+    service._watch_link()
+    assert service.alarms.get("digitizer_silent", "TST01") is None
+    service.write_status()
+    assert service.latest_snapshot["recent_alarms"][0]["name"] == "digitizer_silent"
+    assert not service.latest_snapshot["digitizer_links"]["d"]["silent"]
+    service.outbox.close()
+
+
+def test_a_console_that_cannot_listen_is_logged_and_acquisition_goes_on(tmp_path, caplog):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = parse_config(CONFIG + f'[console]\nbind = "127.0.0.1:{port}"\n', "test", tmp_path)
+        driver = ScriptedDriver()
+        service = StationService(config, driver_factory=lambda _: driver, clock=Clock())
+        with caplog.at_level("ERROR"):
+            assert service._start_console() is None
+    assert "station console cannot listen" in caplog.text
+    feed(driver, 0, 25)
+    service.pump()
+    assert service.frame_and_publish() >= 1
+    service.outbox.close()

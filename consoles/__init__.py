@@ -1,0 +1,1 @@
+"""The web layer both operator consoles share: configuration, server thread, security, events, assets."""
