@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from calibration.capture import Capture, DigitizerSilent, SessionAborted
 from calibration.recording import RecordingRejected
 from calibration.session import (
-    SIGNALS,
+    CALIBRATE_USAGE,
     Console,
     ConsoleRefused,
     Listener,
@@ -30,6 +30,7 @@ from calibration.session import (
     Run,
     RunRecording,
     analyse,
+    parse_calibrate,
     record,
     summary,
 )
@@ -41,23 +42,7 @@ from station.config import StationConfig
 
 log = logging.getLogger(__name__)
 
-USAGE = f"calibrate CHANNEL {'|'.join(SIGNALS)} MINUTES [FREQUENCY_HZ ...]"
 NOT_RUN = "calibration not run: "
-
-
-def parse_calibrate(words: list[str]) -> tuple[str, Plan]:
-    """(channel name, plan) from ``calibrate CHANNEL SIGNAL MINUTES [FREQUENCY_HZ ...]``; ValueError
-    says what is wrong."""
-    if len(words) < 4:
-        raise ValueError(f"expected {USAGE}")
-    _, channel, signal, minutes, *frequencies = words
-    if not minutes.isdigit():
-        raise ValueError(f"MINUTES must be a whole number, not {minutes!r}")
-    try:
-        hz = tuple(float(f) for f in frequencies)
-    except ValueError:
-        raise ValueError(f"frequencies must be numbers in Hz, not {' '.join(frequencies)!r}") from None
-    return channel, Plan(signal, int(minutes), hz)
 
 
 class _Marks(Listener):
@@ -106,7 +91,7 @@ class RemoteCalibration:
             target = calibration_target(self.config, name)
             plan.check_rate(target.channel.sample_rate)
         except ValueError as exc:
-            return f"{NOT_RUN}{exc}; usage: {USAGE}"
+            return f"{NOT_RUN}{exc}; usage: {CALIBRATE_USAGE}"
         console = self.consoles[target.digitizer.name]
         capture = Capture(target.streams)
         marks = _Marks(self.state, target.code)
