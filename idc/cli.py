@@ -1,6 +1,7 @@
 """``ims idc run`` (the IDC receiver daemon), ``ims idc status`` (the link metrics table),
 ``ims idc rn list|show`` (the radionuclide messages stored) and ``ims idc command`` / ``commands`` (command
-requests to stations through the running receiver, and their responses)."""
+requests to stations through the running receiver, and their responses), ``ims idc stationxml`` (the
+archived channels' responses)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands.add_argument("--id", type=int, help="one command, with its whole response")
     commands.add_argument("--json", action="store_true", help="one JSON object per line")
     commands.set_defaults(func=cmd_commands)
+    xml = sub.add_parser("stationxml", help="StationXML of the archived channels (calib/calper epochs), "
+                         "one document on stdout")
+    xml.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    xml.add_argument("--network", help="only this network")
+    xml.add_argument("--station", help="only this station (CD-1.1 site, the SDS station code)")
+    xml.set_defaults(func=cmd_stationxml)
 
 
 def _load(path: str) -> IdcConfig | None:
@@ -301,6 +308,33 @@ def cmd_commands(args: argparse.Namespace) -> int:
     rows += [(str(c.id), c.station, c.state, _utc(c.queued_ns), _utc(c.answered_ns), c.text,
               _short(c.response)) for c in found]
     print("\n".join(columns(rows)))
+    return 0
+
+
+def cmd_stationxml(args: argparse.Namespace) -> int:
+    import io
+
+    from obspy import read_inventory
+    from obspy.core.inventory import Inventory
+
+    from idc.metadata import STATIONXML_DIR
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    pattern = f"{args.network or '*'}.{args.station or '*'}.xml"
+    files = sorted((config.root / STATIONXML_DIR).glob(pattern))
+    if not files:
+        print(f"ims idc stationxml: no StationXML matches {pattern} under {config.root / STATIONXML_DIR} "
+              "(has the receiver archived such a channel?)", file=sys.stderr)
+        return 1
+    merged = Inventory(networks=[], source="IMS IDC receiver: CD-1.1 calib/calper of the archived subframes")
+    for path in files:
+        merged += read_inventory(str(path), format="STATIONXML")
+    out = io.BytesIO()
+    merged.write(out, format="STATIONXML")
+    sys.stdout.buffer.write(out.getvalue())
+    sys.stdout.flush()
     return 0
 
 

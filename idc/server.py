@@ -20,7 +20,7 @@ from typing import Protocol, cast
 
 import zmq
 
-from gci_link.cd11 import DataBody
+from gci_link.cd11 import ChannelSubframe, DataBody
 from gci_link.clock import Clock
 from gci_link.io.sds import SdsArchive
 from gci_link.kernels import warm_up
@@ -45,6 +45,7 @@ from idc.committer import Archived, BatchCommitter
 from idc.config import IdcConfig, SeedLinkConfig
 from idc.curve import ZapHandler, configure_curve_server
 from idc.handshakes import HandshakeMonitor
+from idc.metadata import ChannelMetadata
 from idc.metrics import MetricsStore
 from idc.protocol import MULTIPART_PARTS_KEPT, MULTIPART_PREFIX_BYTES, ReceiverProtocol
 from idc.rn_store import RnStore
@@ -152,6 +153,7 @@ class Receiver:
         self.sds = SdsArchive(config.sds_root, config.record_length)
         self.raw = RawStores(root / "raw")
         self.messages = RnStore(root / "ims2")  # IMS 2.0 message files and their index
+        self.metadata = ChannelMetadata(root, config.stations)  # StationXML of the archived channels
         self.commands = CommandQueue(root, timeout_s=0.25)  # operator's command requests (ims idc command)
         self.seedlink_ring: Ring | None = None  # opened by start() when [idc.seedlink] is configured
         self._seedlink: RunningServer | None = None
@@ -263,6 +265,8 @@ class Receiver:
         self.raw.close()
         self.messages.close()
         self.commands.close()
+        self._write_metadata()
+        self.metadata.close()
         self.checker.close()
         self.quarantine.close()
         self.metrics.close()
@@ -381,6 +385,7 @@ class Receiver:
             if not isinstance(body, DataBody):
                 continue
             for sub, check in zip(body.channels, accepted.checked.channels, strict=True):
+                self._observe(batch.station, sub)
                 self.metrics.channel_seen(
                     batch.station,
                     check.channel,  # the label verification already gave this channel
@@ -399,12 +404,27 @@ class Receiver:
         if now - self._last_metrics_ns >= METRICS_FLUSH_NS:
             self._last_metrics_ns = now
             self.metrics.flush()
+            self._write_metadata()
         if now - self._last_commands_ns >= COMMANDS_POLL_NS:
             self._last_commands_ns = now
             self._send_commands(now)
         if now - self._last_prune_ns > METRICS_PRUNE_NS:
             self._last_prune_ns = now
             self.metrics.prune(now - self.config.metrics_window_s * NS_PER_S)
+
+    def _observe(self, station: str, sub: ChannelSubframe) -> None:
+        try:
+            self.metadata.observe(station, sub)
+        except sqlite3.Error as exc:  # the frames are durable whatever becomes of their metadata
+            log.error("channel epoch not recorded", extra={"station": station, "reason": str(exc)})
+
+    def _write_metadata(self) -> None:
+        """StationXML of the sites whose calibration changed; a failure is logged and tried again."""
+        try:
+            for path in self.metadata.flush():
+                log.info("StationXML written", extra={"path": str(path)})
+        except (OSError, ValueError, sqlite3.Error) as exc:
+            log.error("StationXML not written", extra={"reason": f"{type(exc).__name__}: {exc}"})
 
     def _send_commands(self, now: int) -> None:
         """Send the operator's queued command requests to stations with an open session (idc/commands.py).
