@@ -41,7 +41,7 @@ from hil.procwatch import MemoryBound, ProcessWatch, children
 from hil.progress import Progress
 from hil.report import reported_gaps, station_report
 from hil.scenario import ChannelSpec, Fault, Scenario, StationSpec
-from hil.sensors import broadband_calibration_table
+from hil.sensors import broadband_calibration_table, declared_response_lines
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from hil.simclock import SimClock
@@ -558,12 +558,16 @@ def receiver_toml(
     sites: dict[str, list[str]],
     key_bundle: Path | None = None,
     control_window_s: float | None = None,
+    responses: dict[str, dict[str, str]] | None = None,
 ) -> str:
     """The IDC receiver's configuration: archive under ``root``, ``stations`` as name -> network and
     ``sites`` as name -> the sites its channels carry; with ``key_bundle`` (from ``ims keys issue-idc``)
-    it signs the frames it sends."""
+    it signs the frames it sends; ``responses``: name -> channel code -> the body of its declared
+    response table (for the StationXML the receiver writes)."""
     tables = "".join(
         f'\n[stations.{name}]\nnetwork = "{net}"\nsites = {json.dumps(sites[name])}\n'
+        + "".join(f"[stations.{name}.responses.{code}]\n{lines}"
+                  for code, lines in (responses or {}).get(name, {}).items())
         for name, net in stations.items()
     )
     extra = "" if key_bundle is None else f'key_bundle = "{key_bundle.resolve()}"\n'
@@ -582,7 +586,8 @@ def scenario_receiver_toml(
     key_bundle: Path | None = None,
     control_window_s: float | None = None,
 ) -> str:
-    """The receiver configuration for a scenario's stations, each with the sites of its channels."""
+    """The receiver configuration for a scenario's stations, each with the sites of its channels and the
+    shape of its simulated sensors' responses."""
     return receiver_toml(
         root,
         trust_dir,
@@ -591,6 +596,8 @@ def scenario_receiver_toml(
         {s.name: sorted({ch.site for ch in s.channels}) for s in scenario.stations},
         key_bundle,
         control_window_s,
+        {s.name: {ch.channel: declared_response_lines(s.sensor) for ch in s.channels}
+         for s in scenario.stations},
     )
 
 

@@ -150,6 +150,17 @@ def broadband_calibration_table() -> str:
             f"sensitivity = {sensitivity!r}\ncoil_constant = {coil!r}\n")
 
 
+def declared_response_lines(sensor: str) -> str:
+    """The body of a receiver's ``[stations.NAME.responses.CHA]`` table for a simulated sensor kind (the
+    shape of its response, from the simulator's defaults), so the IDC's StationXML matches it."""
+    if sensor == "seismometer":
+        defaults = {n: p.default for n, p in inspect.signature(broadband_seismometer).parameters.items()}
+        return f'kind = "velocity"\nperiod_s = {defaults["period_s"]}\ndamping = {defaults["damping"]}\n'
+    make = {"microbarometer": microbarometer, "hydrophone": hydrophone}[sensor]
+    corner = inspect.signature(make).parameters["corner_hz"].default
+    return f'kind = "{sensor}"\nlow_corner_hz = {corner}\n'
+
+
 def microbarometer(name: str, fs: float, rng: np.random.Generator, *, corner_hz: float = 0.01,
                    v_per_pa: float = 0.2, counts_per_volt: float = 1 / 2.5e-6) -> Sensor:
     """An infrasound microbarometer (Pa in): leak high-pass and the microbarom peak near 0.2 Hz."""
