@@ -26,7 +26,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from calibration.response import PolesZeros, Seismometer, hydrophone, microbarometer, response_from_calib
 from gci_link.cd11 import ChannelSubframe
@@ -62,8 +62,7 @@ CREATE TABLE IF NOT EXISTS epochs (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelKey:
+class ChannelKey(NamedTuple):  # a tuple: made and hashed once per archived subframe, it must be cheap
     network: str
     site: str
     location: str
@@ -159,13 +158,15 @@ class ChannelMetadata:
         those of the epoch its time falls in (an epoch that then begins later with the same values as the
         new one is merged into it: late backlog moved the change earlier)."""
         key = ChannelKey(self.stations[station].network, sub.site, sub.location, sub.channel)
-        epochs = self._epochs.setdefault(key, [])
-        starts = self._starts.setdefault(key, [])
-        new = Epoch(sub.time_ns, sub.calib, sub.calper, sub.sensor_type, sub.sample_rate, station)
+        epochs, starts = self._epochs.get(key), self._starts.get(key)
+        if epochs is None or starts is None:
+            epochs, starts = self._epochs[key], self._starts[key] = [], []
         at = bisect.bisect_right(starts, sub.time_ns) - 1
         before = epochs[at] if at >= 0 else None
-        if before is not None and before.same_calibration(new):
-            return
+        if before is not None and (before.calib, before.calper, before.sensor_type) == (
+                sub.calib, sub.calper, sub.sensor_type):
+            return  # the common case, once per archived subframe: nothing built
+        new = Epoch(sub.time_ns, sub.calib, sub.calper, sub.sensor_type, sub.sample_rate, station)
         if len(epochs) >= MAX_EPOCHS:
             if key not in self._full:
                 self._full.add(key)
