@@ -233,6 +233,10 @@ def cmd_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ims idc command: {exc}", file=sys.stderr)
         return 2
+    if not config.root.is_dir():
+        print(f"ims idc command: the receiver's root {config.root} does not exist (has it ever run?)",
+              file=sys.stderr)
+        return 2
     queue = CommandQueue(config.root)
     try:
         command_id = queue.submit(args.station, addressee, text, clock())

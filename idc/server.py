@@ -177,6 +177,7 @@ class Receiver:
         self._last_prune_ns = 0
         self._last_metrics_ns = 0
         self._last_commands_ns = 0
+        self._unstored_answers: list[tuple[str, bytes, bytes, int]] = []  # responses to store again
         self._unrecorded = 0  # rejections whose recording failed since the last that succeeded
         self._stranger_lines = TokenBucket(STRANGER_LOG_PER_S, STRANGER_LOG_BURST, clock())
         self._strangers_unlogged = 0  # rejections of strangers' input left out of the log since its last line
@@ -430,6 +431,9 @@ class Receiver:
         """Send the operator's queued command requests to stations with an open session (idc/commands.py).
         Each is marked sent before its frame leaves: a crash in between loses the request, never runs it
         twice. A database the operator's command holds locked just delays this to the next round."""
+        waiting, self._unstored_answers = self._unstored_answers, []
+        for answer in waiting:
+            self._store_answer(*answer)
         try:
             for command in self.commands.queued():
                 made = self.core.command_request(command.station, command.request(), now)
@@ -446,11 +450,18 @@ class Receiver:
 
     def _command_answered(self, station: str, request: bytes, response: bytes) -> None:
         self.metrics.count(station, StationCounter.COMMAND_RESPONSES)
+        self._store_answer(station, request, response, self.clock())
+
+    def _store_answer(self, station: str, request: bytes, response: bytes, now: int) -> None:
+        """Store a response with its request; one the database refuses now (the operator's command holds
+        it locked) is kept and tried again with the next look at the queue: the station sends it once."""
         try:
-            command_id = self.commands.answer(station, request, response, self.clock())
+            command_id = self.commands.answer(station, request, response, now)
         except sqlite3.Error as exc:
-            command_id = None
-            log.error("command response not stored", extra={"station": station, "reason": str(exc)})
+            if not self._unstored_answers:
+                log.warning("command response not stored yet", extra={"station": station, "reason": str(exc)})
+            self._unstored_answers.append((station, request, response, now))
+            return
         log.info("command response", extra={"station": station, "id": command_id,
                                             "response": response[:200]})
 

@@ -167,3 +167,44 @@ def test_a_request_whose_frame_cannot_leave_is_queued_again(tmp_path, keys):
         assert queue.answer("STA1", b"status", b"late", 4) is None  # no sent request to match
     finally:
         queue.close()
+
+
+class Gated(Answering):
+    """Answers only once the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def __call__(self, request: CommandRequestBody) -> str:
+        assert self.gate.wait(20)
+        return super().__call__(request)
+
+
+def test_a_response_the_locked_queue_refuses_is_stored_once_the_lock_is_gone(tmp_path, keys):
+    import sqlite3
+
+    config = config_for(tmp_path, keys)
+    run = Running(config, keys.ca.trust_store(), time.time_ns)
+    queue = CommandQueue(config.root)
+    handler = Gated()
+    sender, thread, outbox = start_station(run, tmp_path, keys, handler)
+    try:
+        command_id = queue.submit("STA1", check_command(config, "STA1", "status"), "status", time.time_ns())
+        wait_state(queue, command_id, SENT)
+        operator = sqlite3.connect(config.root / "commands.sqlite", isolation_level=None)
+        operator.execute("BEGIN IMMEDIATE")  # an operator's command holding the database
+        handler.gate.set()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not run.on_loop(lambda: run.receiver._unstored_answers):
+            time.sleep(0.05)
+        assert run.on_loop(lambda: run.receiver._unstored_answers), "the response never met the lock"
+        operator.execute("COMMIT")
+        operator.close()
+        assert wait_state(queue, command_id, ANSWERED).response == '{"ran":"status","channel":""}'
+    finally:
+        sender.stop()
+        thread.join(10)
+        outbox.close()
+        queue.close()
+        run.stop()
