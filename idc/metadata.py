@@ -143,9 +143,9 @@ class ChannelMetadata:
             key = ChannelKey(network, site, location, channel)
             self._epochs.setdefault(key, []).append(Epoch(*values))
             self._starts.setdefault(key, []).append(values[0])
-        for key in self._epochs:  # files lost or never written (a crash before the flush)
-            if not self.path(key.network, key.site).exists():
-                self._dirty.add((key.network, key.site))
+        # every file once at start: the declared shapes and coordinates may have changed, and a crash
+        # before a flush may have left one unwritten
+        self._dirty = {(key.network, key.site) for key in self._epochs}
 
     def close(self) -> None:
         self._db.close()

@@ -186,3 +186,20 @@ def test_declared_responses_are_checked_at_load(tmp_path):
         bad.write_text(base + extra)
         with pytest.raises(ValueError, match=why):
             load_config(bad)
+
+
+def test_a_changed_declaration_reaches_the_files_at_the_next_start(tmp_path, keys):
+    config = make_config(tmp_path, keys.ca.trust_dir)
+    sub = build_subframe(np.zeros(20, np.int32), site="STA1A", channel="BHZ", location="00", time_ns=T0,
+                         sample_rate=RATE, calib=0.5, calper=1.0)
+    meta = ChannelMetadata(tmp_path, config.stations)
+    meta.observe("STA1", sub)
+    (path,) = meta.flush()
+    meta.close()
+    assert "flat, right at calper only" in obspy.read_inventory(str(path))[0][0][0].comments[0].value
+    declared = (("BHZ", DeclaredResponse("velocity", period_s=120.0, damping=0.707)),)
+    stations = {"STA1": replace(config.stations["STA1"], responses=declared)}
+    again = ChannelMetadata(tmp_path, stations)
+    assert again.flush() == [path]
+    again.close()
+    assert "velocity seismometer" in obspy.read_inventory(str(path))[0][0][0].comments[0].value
