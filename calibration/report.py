@@ -90,11 +90,17 @@ def _with_sigma(value: float, sigma: float, unit: str = "") -> str:
     return f"{value:.{decimals}f} ± {sigma:.{decimals}f}{unit}"
 
 
+def _relative(deviation: float) -> str:
+    """A relative deviation with the digits it needs: a good calibration's are thousandths of a percent,
+    which two decimals would show as a bare "-0.00%"."""
+    return f"{deviation:+.2%}" if abs(deviation) >= 1e-3 else f"{deviation:+.4%}"
+
+
 def _compare(value: float, nominal: float | None, unit: str = "", digits: int = 6) -> tuple[str, str]:
     """Nominal value and the relative deviation from it, as report cells."""
     if nominal is None:
         return "—", "—"
-    return f"{nominal:.{digits}g}{unit}", f"{(value - nominal) / abs(nominal):+.2%}"
+    return f"{nominal:.{digits}g}{unit}", _relative((value - nominal) / abs(nominal))
 
 
 def _parameter_rows(session: Session, fit: FitResult) -> list[tuple[str, ...]]:
@@ -109,6 +115,10 @@ def _parameter_rows(session: Session, fit: FitResult) -> list[tuple[str, ...]]:
         ("Channel delay τ (output after input)", _with_sigma(fit.delay * 1e3, u.delay * 1e3, " ms"),
          *_compare(fit.delay, None)),
     ]
+    if session.coil_constant:  # the absolute sensitivity, in the units the station's metadata uses
+        k = session.coil_constant
+        rows.insert(3, ("Sensitivity G (counts per m/s)", f"{fit.gain / k:.7g} ± {u.gain / k:.2g}",
+                        *_compare(fit.gain / k, None if nominal is None else nominal.gain / k, digits=7)))
     calib = calib_values(session, fit)
     if calib:
         rows.append((f"calib at calper {calib['calper']:g} s (nm/count)", f"{calib['calib']:.5g}",
@@ -161,9 +171,10 @@ def html_report(session: Session, fit: FitResult, response_image: bytes, traces_
         d = fit.deviation
         band = comparison_frequencies(fit.sample_rate, fit.sensor(), fit.nominal)
         deviation = html_table([
-            ("Largest amplitude deviation", f"{d.amplitude:+.2%}", f"at {d.amplitude_frequency:.4g} Hz",
+            ("Largest amplitude deviation", _relative(d.amplitude), f"at {d.amplitude_frequency:.4g} Hz",
              f"±{AMPLITUDE_TOLERANCE:.0%}"),
-            ("Largest phase deviation", f"{d.phase_deg:+.2f}°", f"at {d.phase_frequency:.4g} Hz",
+            ("Largest phase deviation", f"{d.phase_deg:+.2f}°" if abs(d.phase_deg) >= 0.01
+             else f"{d.phase_deg:+.4f}°", f"at {d.phase_frequency:.4g} Hz",
              f"±{PHASE_TOLERANCE_DEG:g}°")], header=("Response vs nominal", "Value", "Where", "IMS limit"))
         deviation += (f'<div class="note">Fitted and nominal responses (calibration input to output, channel '
                       f"delay excluded) compared at {len(band)} frequencies from {band[0]:.3g} Hz, "

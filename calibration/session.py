@@ -136,6 +136,25 @@ class Plan:
         return tuple(Run("sine", each, *sine_step(f)) for f in self.frequencies)
 
 
+CALIBRATE_USAGE = f"calibrate CHANNEL {'|'.join(SIGNALS)} MINUTES [FREQUENCY_HZ ...]"
+
+
+def parse_calibrate(words: Sequence[str]) -> tuple[str, Plan]:
+    """(channel name, plan) from the words of ``calibrate CHANNEL SIGNAL MINUTES [FREQUENCY_HZ ...]``, the
+    IDC's command (docs/calibration.md): the IDC checks a command with it before sending, the station
+    before running; ValueError says what is wrong."""
+    if len(words) < 4:
+        raise ValueError(f"expected {CALIBRATE_USAGE}")
+    _, channel, signal, minutes, *frequencies = words
+    if not minutes.isdigit():
+        raise ValueError(f"MINUTES must be a whole number, not {minutes!r}")
+    try:
+        hz = tuple(float(f) for f in frequencies)
+    except ValueError:
+        raise ValueError(f"frequencies must be numbers in Hz, not {' '.join(frequencies)!r}") from None
+    return channel, Plan(signal, int(minutes), hz)
+
+
 class Console(Protocol):
     """The calibrator's console: ``digitizer.guralp.GuralpDriver`` is one."""
 

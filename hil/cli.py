@@ -97,7 +97,8 @@ def render_summary(summary: dict, out: Path) -> str:
         f"{'ok  ' if ok else 'FAIL'} {CHECKS[name]}" for name, ok in summary["checks"].items()
     )
     return (
-        f"\n{table}\n\nfaults: {_faults(summary)}\n{_gaps(summary)}\n\n{_memory(summary)}\n\n"
+        f"\n{table}\n\nfaults: {_faults(summary)}\n{_gaps(summary)}\n{_calibrations(summary)}\n"
+        f"{_memory(summary)}\n\n"
         f"{_alarms(summary)}\n\n"
         f"{verdict}\n(latency in real seconds at {summary['speed']:g}x)\n\n{_how_to_read(summary, out)}"
     )
@@ -109,7 +110,30 @@ CHECKS = {
     "memory_flat": "memory flat: every process's last-window peak RSS within the bound",
     "no_false_alarms": "no false alarms: every alarm raised is explained by a fault injected at that station",
     "no_missed_alarms": "no missed alarms: every fault long enough to need its alarm raised it",
+    "remote_calibration": "remote calibration: answered through ims idc command, its channel's subframes "
+    "(and no other's) flagged \"calibration underway\" at the IDC",
 }
+
+
+def _calibrations(summary: dict) -> str:
+    """One paragraph per remote calibration: the command, the station's verdict and fit, the IDC's view."""
+    lines = []
+    for c in summary.get("calibrations", []):
+        answer = c["response"] if isinstance(c["response"], dict) else {}
+        fit = ", ".join(f"{name} {answer[name][0]:.6g} ± {answer[name][1]:.2g}" for name in ("T0_s", "h", "G")
+                        if name in answer)
+        said = c["verdict"] or (c["response"] or "no answer")
+        epochs = " -> ".join(f"{e['sensitivity']:.6g}" for e in c["stationxml_epochs"] if e["sensitivity"])
+        problem = f"; {answer['problem']}" if "problem" in answer else ""
+        lines += [
+            f"remote calibration: ims idc command {c['station']} {c['command']} at {c['sent_at_s']:.0f} s: "
+            f"{said}" + (f" ({fit})" if fit else "") + problem,
+            f"  at the IDC: {c['subframes_flagged_at_idc']} of {c['subframes_at_idc']} subframes of the "
+            f"channel flagged calibration underway ({c['other_channels_flagged_at_idc']} of other channels), "
+            f"{c['sds_records_flagged']} SDS records with the calibration activity bit; StationXML "
+            f"sensitivity per epoch {epochs or '-'} counts per ground unit",
+        ]
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def _faults(summary: dict) -> str:

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from gci_link.clock import SIM_CLOCK_ENV, sim_clock_spec
 from gci_link.io.sds import SdsArchive, Segment
 from gci_link.kernels import warm_up
 from gci_link.keys import CertificateAuthority
-from hil import alarmcheck
+from hil import alarmcheck, remote_calibration
 from hil.compare import compare_channel, read_sds_traces
 from hil.crashpoint import wait_for_archive_write
 from hil.diskfill import SmallDisk
@@ -41,6 +41,7 @@ from hil.procwatch import MemoryBound, ProcessWatch, children
 from hil.progress import Progress
 from hil.report import reported_gaps, station_report
 from hil.scenario import ChannelSpec, Fault, Scenario, StationSpec
+from hil.sensors import broadband_calibration_table, declared_response_lines
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from hil.simclock import SimClock
@@ -107,6 +108,7 @@ class Network:
         self.receiver: subprocess.Popen | None = None
         self.fault_log: list[dict] = []
         self.console_urls: dict[str, str] = {}  # "idc" and each station -> its web console (localhost)
+        self.calibrations: list[remote_calibration.RunningCalibration] = []
         # memory is compared day by day in runs of two days or more, else quarter by quarter
         day = 86400.0
         self.watch = ProcessWatch(day if scenario.duration_s >= 2 * day else scenario.duration_s / 4)
@@ -190,8 +192,10 @@ class Network:
         wiring = DigitizerWiring("digitizer", spec.name, line.path, streams)
         trust = self.out / "run" / "ca" / "trust"
         port = self.console_ports[spec.name]
+        calibrated = {c.channel for c in sc.calibrations if c.station == spec.name}
         config_path.write_text(
-            station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s, idc_trust=trust)
+            station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s, idc_trust=trust,
+                         calibrated=calibrated)
             + f'[console]\nbind = "127.0.0.1:{port}"\n'
             # a silent digitizer is an alarm after a minute; allow a loaded machine a few real seconds too
             + f"[soh]\ndigitizer_silent_after_s = {max(60.0, REAL_DELAY_ALLOWED_S * sc.speed)}\n"
@@ -298,8 +302,13 @@ class Network:
             station.digitizer.start()
             self._start_station(station)
         events = self._schedule()
+        calibrations = sorted(sc.calibrations, key=lambda c: c.at_s)
         next_sample = 0.0
         while (elapsed := (self.clock.now_ns() - self.start_ns) / NS_PER_S) < sc.duration_s:
+            while calibrations and calibrations[0].at_s <= elapsed:
+                self.calibrations.append(remote_calibration.start(
+                    calibrations.pop(0), self.receiver_config, self.env, self.out / "run" / "logs",
+                    len(self.calibrations), elapsed))
             while events and events[0][0] <= elapsed:
                 _, phase, fault = events.pop(0)
                 self._apply(phase, fault)
@@ -358,6 +367,8 @@ class Network:
         time.sleep(max(1.0, lateness_s))  # the drivers' last packets reach the daemons
 
     def _shutdown(self) -> None:
+        for running in self.calibrations:  # the operator's commands, before the receiver goes
+            remote_calibration.finish(running)
         for station in self.stations.values():
             terminate(station.process)
         terminate(self.receiver)
@@ -380,6 +391,11 @@ class Network:
             "no_false_alarms": alarms["false_alarms"] == 0,
             "no_missed_alarms": alarms["missed_alarms"] == 0,
         }
+        calibrations = [self._calibration_summary(running) for running in self.calibrations]
+        if calibrations:
+            checks["remote_calibration"] = all(
+                c["exit_code"] == 0 and c["verdict"] is not None and c["subframes_flagged_at_idc"] > 0
+                and c["other_channels_flagged_at_idc"] == 0 for c in calibrations)
         summary = {
             "scenario": self.scenario.source,
             "simulated_s": self.scenario.duration_s,
@@ -389,6 +405,7 @@ class Network:
             "stations": stations,
             "memory": memory,
             "alarm_check": alarms,
+            "calibrations": calibrations,
             "checks": checks,
             "zero_loss": checks["archive_equals_truth"],
             "passed": all(checks.values()),
@@ -441,6 +458,11 @@ class Network:
             "flash_blocks_dropped": station.digitizer.counters.flash_dropped,
             "gaps": gaps,
         }
+
+    def _calibration_summary(self, running: remote_calibration.RunningCalibration) -> dict:
+        spec = self.stations[running.calibration.station].spec
+        ch = next(c for c in spec.channels if c.channel == running.calibration.channel)
+        return remote_calibration.summary(running, self.out / "idc", spec.network, ch.site, ch.location)
 
     def _log(self, name: str) -> Path:
         return self.out / "run" / "logs" / f"{name}.log"
@@ -510,10 +532,15 @@ def station_toml(
     bundle: Path,
     frame_length_s: int,
     idc_trust: Path | None = None,
+    calibrated: Collection[str] = (),
 ) -> str:
     """The station daemon's configuration for ``spec``'s channels, spread over ``digitizers``; with
-    ``idc_trust`` (the network's trust store) it believes only frames signed by the IDC's key."""
+    ``idc_trust`` (the network's trust store) it believes only frames signed by the IDC's key. Channel
+    codes in ``calibrated`` get the simulated broadband's calibration table, and the station applies
+    the calib of a passing remote calibration."""
     trust = "" if idc_trust is None else f'idc_trust = "{idc_trust}"\n'
+    table = f"[channels.calibration]\n{broadband_calibration_table()}"
+    accept = "[calibration]\napply_accepted = true\n" if calibrated else ""
     sections = []
     for d in digitizers:
         sections.append(
@@ -525,6 +552,7 @@ def station_toml(
             f'\n[[channels]]\ndigitizer = "{d.name}"\nstream_id = "{stream_id}"\nsite = "{ch.site}"\n'
             f'channel = "{ch.channel}"\nlocation = "{ch.location}"\nsensor_type = "{spec.sensor_type}"\n'
             f"calib = 1.0\ncalper = 1.0\nsample_rate = {float(spec.sample_rate)}\n"
+            + (table if ch.channel in calibrated else "")
             for stream_id, ch in d.streams.items()
         ]
     return (
@@ -536,7 +564,7 @@ def station_toml(
         f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n{trust}'
         f'[daemon]\nstate_dir = "{STATION_DATA}/state"\nstatus_interval_s = {STATUS_INTERVAL_S}\n'
         f'[archive]\npath = "{STATION_DATA}/archive"\n'
-        f'[outbox]\npath = "{STATION_OUTBOX}"\n'
+        f'[outbox]\npath = "{STATION_OUTBOX}"\n{accept}'
     )
 
 
@@ -548,12 +576,16 @@ def receiver_toml(
     sites: dict[str, list[str]],
     key_bundle: Path | None = None,
     control_window_s: float | None = None,
+    responses: dict[str, dict[str, str]] | None = None,
 ) -> str:
     """The IDC receiver's configuration: archive under ``root``, ``stations`` as name -> network and
     ``sites`` as name -> the sites its channels carry; with ``key_bundle`` (from ``ims keys issue-idc``)
-    it signs the frames it sends."""
+    it signs the frames it sends; ``responses``: name -> channel code -> the body of its declared
+    response table (for the StationXML the receiver writes)."""
     tables = "".join(
         f'\n[stations.{name}]\nnetwork = "{net}"\nsites = {json.dumps(sites[name])}\n'
+        + "".join(f"[stations.{name}.responses.{code}]\n{lines}"
+                  for code, lines in (responses or {}).get(name, {}).items())
         for name, net in stations.items()
     )
     extra = "" if key_bundle is None else f'key_bundle = "{key_bundle.resolve()}"\n'
@@ -572,7 +604,8 @@ def scenario_receiver_toml(
     key_bundle: Path | None = None,
     control_window_s: float | None = None,
 ) -> str:
-    """The receiver configuration for a scenario's stations, each with the sites of its channels."""
+    """The receiver configuration for a scenario's stations, each with the sites of its channels and the
+    shape of its simulated sensors' responses."""
     return receiver_toml(
         root,
         trust_dir,
@@ -581,6 +614,8 @@ def scenario_receiver_toml(
         {s.name: sorted({ch.site for ch in s.channels}) for s in scenario.stations},
         key_bundle,
         control_window_s,
+        {s.name: {ch.channel: declared_response_lines(s.sensor) for ch in s.channels}
+         for s in scenario.stations},
     )
 
 

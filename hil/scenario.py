@@ -74,6 +74,28 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class RemoteCalibration:
+    """``[[calibrations]]``: at ``at_s`` the operator sends ``ims idc command STATION calibrate CHANNEL
+    SIGNAL MINUTES`` through the running receiver."""
+
+    station: str
+    channel: str  # a channel code of the station (BHZ)
+    signal: str  # random or step (judged by the fit; a sine session needs frequencies)
+    minutes: int
+    at_s: float
+
+    @property
+    def words(self) -> list[str]:
+        return ["calibrate", self.channel, self.signal, str(self.minutes)]
+
+
+CALIBRATION_SIGNALS = ("random", "step")
+# data time a calibration needs beyond its minutes: the next clock minute, the session seeing the signal
+# end (a minute of data and a few blocks), the fit and the answer
+CALIBRATION_MARGIN_S = 240.0
+
+
+@dataclass(frozen=True)
 class Scenario:
     source: str
     duration_s: float
@@ -82,6 +104,7 @@ class Scenario:
     frame_length_s: int
     stations: tuple[StationSpec, ...]
     faults: tuple[Fault, ...]
+    calibrations: tuple[RemoteCalibration, ...] = ()
 
 
 def load(path: Path | None = None, run_overrides: dict[str, Any] | None = None) -> Scenario:
@@ -116,6 +139,11 @@ def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -
                     for key in keys:
                         if isinstance(fault, dict) and _finite(fault.get(key)):
                             fault[key] = float(fault[key]) * float(new) / float(old)
+            for cal in data.get("calibrations", []):  # a calibration's minutes shrink with the run
+                if isinstance(cal, dict) and _finite(cal.get("at_s")):
+                    cal["at_s"] = float(cal["at_s"]) * float(new) / float(old)
+                if isinstance(cal, dict) and isinstance(cal.get("minutes"), int) and _finite(cal["minutes"]):
+                    cal["minutes"] = max(2, round(cal["minutes"] * float(new) / float(old)))
     problems: list[str] = []
     check = _Checker(problems)
     run = check.table(data, "run")
@@ -149,13 +177,17 @@ def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -
             check, t, f"random_faults[{i}]", names, duration or 0.0, (seed or 0, i), listed + drawn
         )
     faults = tuple(sorted(listed + drawn, key=lambda f: (f.at_s, f.kind, f.station or "")))
-    check.unknown(data, "", {"run", "stations", "faults", "random_faults"})
+    calibrations = tuple(
+        c for i, t in enumerate(check.array(data, "calibrations", required=False))
+        if (c := _calibration(check, t, f"calibrations[{i}]", stations, duration or 0.0)) is not None
+    )
+    check.unknown(data, "", {"run", "stations", "faults", "random_faults", "calibrations"})
     if not tables:
         problems.append("stations: at least one station is needed")
     # a value is None only where a problem was recorded
     if problems or duration is None or speed is None or seed is None or frame_length is None:
         raise ScenarioError(source, problems)
-    return Scenario(source, duration, speed, seed, frame_length, stations, faults)
+    return Scenario(source, duration, speed, seed, frame_length, stations, faults, calibrations)
 
 
 def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None:
@@ -223,6 +255,31 @@ def _fault(
     if kind is None or at_s is None or length is None or when is None:
         return None
     return Fault(kind, at_s, length, station, when)
+
+
+def _calibration(check: _Checker, t: dict[str, Any], key: str, stations: tuple[StationSpec, ...],
+                 duration: float) -> RemoteCalibration | None:
+    """The remote calibration at ``key``, or None when a problem was recorded for one of its values."""
+    name = t.get("station")
+    spec = next((s for s in stations if s.name == name), None)
+    if spec is None:
+        check.problems.append(f"{key}.station: must name a station of this scenario, got {name!r}")
+    elif spec.sensor != "seismometer":
+        check.problems.append(f"{key}.station: only a seismometer has a calibration coil; {name} has a "
+                              f"{spec.sensor}")
+    channel = check.text(t, key, "channel", 1, 3)
+    if spec is not None and channel is not None and channel not in {c.channel for c in spec.channels}:
+        check.problems.append(f"{key}.channel: {channel!r} is not a channel of {name}")
+    signal = check.choice(t, key, "signal", CALIBRATION_SIGNALS)
+    minutes = check.integer(t, key, "minutes", low=2, high=240)
+    at_s = check.number(t, key, "at_s", low=0.0)
+    if at_s is not None and minutes is not None and at_s + 60 * minutes + CALIBRATION_MARGIN_S >= duration:
+        check.problems.append(f"{key}: must end before the run does ({at_s:g} s + {minutes} min + "
+                              f"{CALIBRATION_MARGIN_S:g} s to judge it >= {duration:g} s)")
+    check.unknown(t, key, {f.name for f in dataclasses.fields(RemoteCalibration)})
+    if spec is None or channel is None or signal is None or minutes is None or at_s is None:
+        return None
+    return RemoteCalibration(spec.name, channel, signal, minutes, at_s)
 
 
 def _when(check: _Checker, t: dict[str, Any], key: str, kind: str | None) -> str | None:

@@ -7,6 +7,7 @@ reproducible. The analog responses are s-plane poles/zeros discretised with the 
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -133,6 +134,31 @@ def broadband_seismometer(name: str, fs: float, rng: np.random.Generator, *, per
     cal = AnalogResponse(vel.zeros[1:], vel.poles, vel.gain * coil_m_s2_per_volt)
     noise = ColouredNoise(fs, rng, level=3e-8, peak_hz=0.18, peak_q=2.0, peak_level=2e-5)
     return Sensor(name, vel, fs, counts_per_volt, noise, Events(fs, rng, events_per_hour, 5e-6), cal)
+
+
+CAL_VOLTS_PER_COUNT = 3.2e-6  # the digitizer's returned calibration signal (stream ...C0)
+
+
+def broadband_calibration_table() -> str:
+    """The ``[channels.calibration]`` table of a channel on the simulated broadband seismometer, from the
+    simulator's own defaults: nominal T0, h, counts per m/s and the coil's m/s² per count of the returned
+    signal, so a remote calibration is judged against the truth."""
+    defaults = {n: p.default for n, p in inspect.signature(broadband_seismometer).parameters.items()}
+    sensitivity = defaults["generator_v_per_m_s"] * defaults["counts_per_volt"]
+    coil = defaults["coil_m_s2_per_volt"] * CAL_VOLTS_PER_COUNT
+    return (f"period_s = {defaults['period_s']}\ndamping = {defaults['damping']}\n"
+            f"sensitivity = {sensitivity!r}\ncoil_constant = {coil!r}\n")
+
+
+def declared_response_lines(sensor: str) -> str:
+    """The body of a receiver's ``[stations.NAME.responses.CHA]`` table for a simulated sensor kind (the
+    shape of its response, from the simulator's defaults), so the IDC's StationXML matches it."""
+    if sensor == "seismometer":
+        defaults = {n: p.default for n, p in inspect.signature(broadband_seismometer).parameters.items()}
+        return f'kind = "velocity"\nperiod_s = {defaults["period_s"]}\ndamping = {defaults["damping"]}\n'
+    make = {"microbarometer": microbarometer, "hydrophone": hydrophone}[sensor]
+    corner = inspect.signature(make).parameters["corner_hz"].default
+    return f'kind = "{sensor}"\nlow_corner_hz = {corner}\n'
 
 
 def microbarometer(name: str, fs: float, rng: np.random.Generator, *, corner_hz: float = 0.01,

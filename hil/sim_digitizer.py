@@ -373,7 +373,7 @@ class SimDigitizer:
         if drive is None:
             t = start_ns + np.arange(n, dtype=np.int64) * (NS_PER_S // rate)
             drive = cal.drive(t)
-        counts = np.rint(drive / 3.2e-6).astype(np.int32)
+        counts = np.rint(drive / sensors.CAL_VOLTS_PER_COUNT).astype(np.int32)
         self._record(self.serial + CAL_SUFFIX, start_ns, counts, rate)
         if start_ns + n * (NS_PER_S // rate) >= cal.end_ns:
             log.info("calibration finished", extra={"stream": self.serial + CAL_SUFFIX})

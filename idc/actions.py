@@ -88,6 +88,7 @@ class ConnectRateLimited:
 @dataclass(frozen=True, slots=True)
 class CommandResponseReceived:
     station: str
+    request: bytes  # the request it answers, echoed by the station
     response: bytes
 
 

@@ -1,5 +1,7 @@
-"""``ims idc run`` (the IDC receiver daemon), ``ims idc status`` (the link metrics table) and
-``ims idc rn list|show`` (the radionuclide messages stored)."""
+"""``ims idc run`` (the IDC receiver daemon), ``ims idc status`` (the link metrics table),
+``ims idc rn list|show`` (the radionuclide messages stored) and ``ims idc command`` / ``commands`` (command
+requests to stations through the running receiver, and their responses), ``ims idc stationxml`` (the
+archived channels' responses)."""
 
 from __future__ import annotations
 
@@ -48,6 +50,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("id", type=int, help="ID from 'ims idc rn list'")
     show.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     show.set_defaults(func=cmd_rn_show)
+    command = sub.add_parser(
+        "command", help="send a command request to a connected station through the running receiver, "
+        "print its response")
+    command.add_argument("station", help="a station configured under [stations]")
+    command.add_argument("words", nargs="+", metavar="WORD",
+                         help="the command: status | calibrate CHANNEL random|step|sine MINUTES [HZ ...] | "
+                         "stopcal DIGITIZER")
+    command.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    command.add_argument("--send-within", type=float, default=60.0, metavar="S",
+                         help="withdraw the request if the receiver has not sent it within S seconds "
+                         "(station not connected, receiver not running); default 60")
+    command.add_argument("--wait", type=float, default=None, metavar="S",
+                         help="stop waiting for the response after S seconds (it is still stored, see "
+                         "'ims idc commands'); default: until it comes")
+    command.set_defaults(func=cmd_command)
+    commands = sub.add_parser("commands", help="command requests sent to stations and their responses")
+    commands.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    commands.add_argument("--station", help="only this station")
+    commands.add_argument("--limit", type=int, default=50, help="the newest N (default 50)")
+    commands.add_argument("--id", type=int, help="one command, with its whole response")
+    commands.add_argument("--json", action="store_true", help="one JSON object per line")
+    commands.set_defaults(func=cmd_commands)
+    xml = sub.add_parser("stationxml", help="StationXML of the archived channels (calib/calper epochs), "
+                         "one document on stdout")
+    xml.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    xml.add_argument("--network", help="only this network")
+    xml.add_argument("--station", help="only this station (CD-1.1 site, the SDS station code)")
+    xml.set_defaults(func=cmd_stationxml)
 
 
 def _load(path: str) -> IdcConfig | None:
@@ -219,6 +249,139 @@ def cmd_rn_show(args: argparse.Namespace) -> int:
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return 0
+
+
+def cmd_command(args: argparse.Namespace) -> int:
+    """Exit 0: answered; 1: answered with an error (``error:``, ``busy:``, ``calibration not run:``);
+    2: refused here (nothing queued); 3: not sent in time (withdrawn); 4: sent, no answer yet."""
+    import time
+
+    from gci_link.clock import clock_from_env
+    from idc.commands import ANSWERED, QUEUED, CommandQueue, check_command
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    text = " ".join(args.words)
+    try:
+        addressee = check_command(config, args.station, text)
+        clock = clock_from_env()
+    except ValueError as exc:
+        print(f"ims idc command: {exc}", file=sys.stderr)
+        return 2
+    if not config.root.is_dir():
+        print(f"ims idc command: the receiver's root {config.root} does not exist (has it ever run?)",
+              file=sys.stderr)
+        return 2
+    queue = CommandQueue(config.root)
+    command_id = queue.submit(args.station, addressee, text, clock())
+    print(f"command {command_id} queued for {args.station}: {text}", file=sys.stderr)
+    try:
+        start = time.monotonic()
+        while True:
+            command = queue.get(command_id)
+            assert command is not None
+            waited = time.monotonic() - start
+            if command.state == QUEUED and waited >= args.send_within and queue.withdraw(command_id):
+                print(f"ims idc command: not sent within {args.send_within:g} s (is the receiver running, "
+                      f"is {args.station} connected?); withdrawn", file=sys.stderr)
+                return 3
+            if command.state == ANSWERED:
+                assert command.response is not None
+                print(f"command {command_id} answered", file=sys.stderr)
+                print(command.response)
+                return 1 if command.response.startswith(_FAILED) else 0
+            if args.wait is not None and command.state != QUEUED and waited >= args.wait:
+                print(f"ims idc command: no response within {args.wait:g} s; 'ims idc commands --id "
+                      f"{command_id}' shows it when it comes", file=sys.stderr)
+                return 4
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        if queue.withdraw(command_id):
+            print(f"command {command_id} withdrawn", file=sys.stderr)
+        else:
+            print(f"command {command_id} was sent; 'ims idc commands --id {command_id}' shows its response",
+                  file=sys.stderr)
+        return 130
+    finally:
+        queue.close()
+
+
+_FAILED = ("error: ", "busy: ", "calibration not run: ")  # the station's answers that say it did not run
+
+
+def cmd_commands(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from gci_link.texttable import columns
+    from idc.commands import CommandQueue
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    queue = CommandQueue(config.root)
+    try:
+        if args.id is not None:
+            one = queue.get(args.id)
+            if one is None:
+                print(f"ims idc commands: no command {args.id}", file=sys.stderr)
+                return 1
+            found = [one]
+        else:
+            found = queue.find(args.station, args.limit)
+    finally:
+        queue.close()
+    if args.json:
+        for command in found:
+            print(json.dumps(dataclasses.asdict(command)))
+        return 0
+    if args.id is not None:
+        command = found[0]
+        print(f"command {command.id} to {command.station}: {command.text}\nstate: {command.state}, queued "
+              f"{_utc(command.queued_ns)}, sent {_utc(command.sent_ns)} (request {command.seq}), answered "
+              f"{_utc(command.answered_ns)}")
+        if command.response is not None:
+            print(command.response)
+        return 0
+    rows = [("ID", "STATION", "STATE", "QUEUED (UTC)", "ANSWERED (UTC)", "COMMAND", "RESPONSE")]
+    rows += [(str(c.id), c.station, c.state, _utc(c.queued_ns), _utc(c.answered_ns), c.text,
+              _short(c.response)) for c in found]
+    print("\n".join(columns(rows)))
+    return 0
+
+
+def cmd_stationxml(args: argparse.Namespace) -> int:
+    import io
+
+    from obspy import read_inventory
+    from obspy.core.inventory import Inventory
+
+    from idc.metadata import STATIONXML_DIR
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    pattern = f"{args.network or '*'}.{args.station or '*'}.xml"
+    files = sorted((config.root / STATIONXML_DIR).glob(pattern))
+    if not files:
+        print(f"ims idc stationxml: no StationXML matches {pattern} under {config.root / STATIONXML_DIR} "
+              "(has the receiver archived such a channel?)", file=sys.stderr)
+        return 1
+    merged = Inventory(networks=[], source="IMS IDC receiver: CD-1.1 calib/calper of the archived subframes")
+    for path in files:
+        merged += read_inventory(str(path), format="STATIONXML")
+    out = io.BytesIO()
+    merged.write(out, format="STATIONXML")
+    sys.stdout.buffer.write(out.getvalue())
+    sys.stdout.flush()
+    return 0
+
+
+def _short(response: str | None, width: int = 60) -> str:
+    if response is None:
+        return "-"
+    return response if len(response) <= width else response[: width - 3] + "..."
 
 
 def _rn_index(config_path: str) -> RnIndex | None:

@@ -28,6 +28,21 @@ class IdcConfigError(ValueError):
     """A configuration file that cannot be used; the message says file, key and problem."""
 
 
+RESPONSE_KINDS = ("velocity", "microbarometer", "hydrophone")
+
+
+@dataclass(frozen=True)
+class DeclaredResponse:
+    """The shape of a channel's response as the station's operator declares it (``[stations.NAME.
+    responses.CHA]``); the level comes from the calib/calper of the channel's subframes (idc/metadata.py)."""
+
+    kind: str  # velocity (a seismometer: period_s, damping), microbarometer or hydrophone (corners)
+    period_s: float = 0.0
+    damping: float = 0.0
+    low_corner_hz: float = 0.0
+    high_corner_hz: float | None = None
+
+
 @dataclass(frozen=True)
 class StationPolicy:
     name: str
@@ -35,10 +50,15 @@ class StationPolicy:
     require_signatures: bool = True
     fresh_control: bool = True  # its control frames must be stamped and session-bound (docs/link.md)
     sites: tuple[str, ...] = ()  # sites its data frames may carry; empty: only its own name
+    responses: tuple[tuple[str, DeclaredResponse], ...] = ()  # (channel code, declared shape)
+    coordinates: tuple[float, float, float] = (0.0, 0.0, 0.0)  # latitude, longitude, elevation (m)
 
     @property
     def allowed_sites(self) -> tuple[str, ...]:
         return self.sites or (self.name,)
+
+    def declared(self, channel: str) -> DeclaredResponse | None:
+        return dict(self.responses).get(channel)
 
 
 @dataclass(frozen=True)
@@ -338,7 +358,8 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         if code_problem(name, STATION_NAME, "station name") is not None:  # it names files and directories
             raise IdcConfigError(f"{path}: key {where!r}: a station name has 1 to 8 ASCII letters or digits")
         for key in entry:
-            if key not in ("network", "require_signatures", "sites", "fresh_control"):
+            if key not in ("network", "require_signatures", "sites", "fresh_control", "responses", "latitude",
+                           "longitude", "elevation_m"):
                 raise IdcConfigError(f"{path}: key '{where}.{key}': unknown setting")
         network = entry.get("network")
         if network is None:
@@ -353,8 +374,58 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         fresh = entry.get("fresh_control", True)
         if not isinstance(fresh, bool):
             raise IdcConfigError(f"{path}: key '{where}.fresh_control': expected true or false")
-        stations[name] = StationPolicy(name, network, require, fresh, _sites(path, where, name, entry))
+        stations[name] = StationPolicy(name, network, require, fresh, _sites(path, where, name, entry),
+                                       _responses(path, where, entry.get("responses", {})),
+                                       _coordinates(path, where, entry))
     return stations
+
+
+def _coordinates(path: Path, where: str, entry: dict[str, Any]) -> tuple[float, float, float]:
+    """Where the station is, for its StationXML (0, 0, 0 when not configured)."""
+    values = []
+    for key, bound in (("latitude", 90.0), ("longitude", 180.0), ("elevation_m", 9000.0)):
+        value = entry.get(key, 0.0)
+        _check_type(path, f"{where}.{key}", value, (int, float))
+        if abs(value) > bound:
+            raise IdcConfigError(f"{path}: key '{where}.{key}': must lie within ±{bound:g}, got {value!r}")
+        values.append(float(value))
+    return values[0], values[1], values[2]
+
+
+def _responses(path: Path, where: str, table: Any) -> tuple[tuple[str, DeclaredResponse], ...]:
+    """``[stations.NAME.responses.CHA]``: per channel code, the declared shape of its response."""
+    if not isinstance(table, dict):
+        raise IdcConfigError(f"{path}: key '{where}.responses': expected tables [{where}.responses.CHA]")
+    out = []
+    for code, entry in table.items():
+        key = f"{where}.responses.{code}"
+        if not isinstance(entry, dict) or not (1 <= len(code) <= 3 and code.isascii() and code.isalnum()):
+            raise IdcConfigError(f"{path}: key {key!r}: a table named by a channel code "
+                                 "(1-3 letters or digits)")
+        kind = entry.get("kind")
+        if kind not in RESPONSE_KINDS:
+            kinds = ", ".join(RESPONSE_KINDS)
+            raise IdcConfigError(f"{path}: key '{key}.kind': one of {kinds}, got {kind!r}")
+        needed = ("period_s", "damping") if kind == "velocity" else ("low_corner_hz",)
+        allowed = {"kind", *needed} | (set() if kind == "velocity" else {"high_corner_hz"})
+        for name in entry:
+            if name not in allowed:
+                raise IdcConfigError(f"{path}: key '{key}.{name}': unknown setting for a {kind} response")
+        numbers: dict[str, float] = {}
+        for name in allowed - {"kind"}:
+            if name not in entry:
+                if name in needed:
+                    raise IdcConfigError(f"{path}: key '{key}.{name}': required for a {kind} response")
+                continue
+            _check_type(path, f"{key}.{name}", entry[name], (int, float))
+            if not entry[name] > 0:
+                raise IdcConfigError(f"{path}: key '{key}.{name}': must be positive, got {entry[name]!r}")
+            numbers[name] = float(entry[name])
+        high = numbers.get("high_corner_hz")
+        if high is not None and not high > numbers["low_corner_hz"]:
+            raise IdcConfigError(f"{path}: key '{key}.high_corner_hz': must be above low_corner_hz")
+        out.append((code, DeclaredResponse(kind, **numbers)))
+    return tuple(out)
 
 
 def _sites(path: Path, where: str, name: str, entry: dict[str, Any]) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ from typing import Protocol
 from gci_link.cd11 import (
     AcknackBody,
     AlertBody,
+    CommandRequestBody,
     CommandResponseBody,
     ConnectionBody,
     FrameType,
@@ -237,7 +238,7 @@ class ReceiverProtocol:
             self._routes.pop(station, None)
         elif kind == FrameType.COMMAND_RESPONSE:
             assert isinstance(frame.body, CommandResponseBody)
-            out.append(CommandResponseReceived(station, frame.body.response))
+            out.append(CommandResponseReceived(station, frame.body.request, frame.body.response))
         else:
             raise Rejection(
                 RejectionKind.UNEXPECTED_TYPE,
@@ -402,6 +403,19 @@ class ReceiverProtocol:
                 del self.sessions[station]
                 self._routes.pop(station, None)
         return out
+
+    def command_request(
+        self, station: str, body: CommandRequestBody, now_ns: int
+    ) -> tuple[int, Send] | None:
+        """(sequence number, frame to send) of a command request for the open session of ``station``, or
+        None when it has none (or its connection failed a send): the request then waits. The sequence
+        number, the request's identity at the station, is the frame's stamp; the caller records it before
+        the frame leaves."""
+        route, session = self._routes.get(station), self.sessions.get(station)
+        if route is None or session is None or station in self._unreachable:
+            return None
+        frame = self._encode(station, FrameType.COMMAND_REQUEST, body, session.tag, now_ns)
+        return self._stamp, Send(route, station, FrameType.COMMAND_REQUEST, frame)
 
     def unreachable(self, station: str) -> None:
         """A frame for ``station`` could not be delivered: nothing more goes to that connection until

@@ -12,6 +12,7 @@ docs/idc-receiver.md, "Overlap".
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -19,7 +20,7 @@ from typing import Protocol, cast
 
 import zmq
 
-from gci_link.cd11 import DataBody
+from gci_link.cd11 import ChannelSubframe, DataBody
 from gci_link.clock import Clock
 from gci_link.io.sds import SdsArchive
 from gci_link.kernels import warm_up
@@ -39,10 +40,12 @@ from idc.actions import (
     StationBatch,
 )
 from idc.checker import FrameChecker, PendingCheck
+from idc.commands import CommandQueue
 from idc.committer import Archived, BatchCommitter
 from idc.config import IdcConfig, SeedLinkConfig
 from idc.curve import ZapHandler, configure_curve_server
 from idc.handshakes import HandshakeMonitor
+from idc.metadata import ChannelMetadata
 from idc.metrics import MetricsStore
 from idc.protocol import MULTIPART_PARTS_KEPT, MULTIPART_PREFIX_BYTES, ReceiverProtocol
 from idc.rn_store import RnStore
@@ -62,6 +65,7 @@ SETTLE_FRAMES = 256
 SETTLE_AFTER_NS = 50_000_000
 METRICS_FLUSH_NS = NS_PER_S  # metrics tallies reach the database (status, Prometheus) about once a second
 METRICS_PRUNE_NS = 60 * NS_PER_S
+COMMANDS_POLL_NS = NS_PER_S  # how often the operator's queued command requests are looked for
 LINGER_MS = 1000
 STRANGER_LOG_BURST = 20  # log lines for rejected input that names no configured station: at once,
 STRANGER_LOG_PER_S = 1.0  # then per second
@@ -149,6 +153,8 @@ class Receiver:
         self.sds = SdsArchive(config.sds_root, config.record_length)
         self.raw = RawStores(root / "raw")
         self.messages = RnStore(root / "ims2")  # IMS 2.0 message files and their index
+        self.metadata = ChannelMetadata(root, config.stations)  # StationXML of the archived channels
+        self.commands = CommandQueue(root, timeout_s=0.25)  # operator's command requests (ims idc command)
         self.seedlink_ring: Ring | None = None  # opened by start() when [idc.seedlink] is configured
         self._seedlink: RunningServer | None = None
         self.committer = BatchCommitter(
@@ -170,6 +176,8 @@ class Receiver:
         self._unsettled_since: int | None = None  # clock ns when the first unsettled frame was accepted
         self._last_prune_ns = 0
         self._last_metrics_ns = 0
+        self._last_commands_ns = 0
+        self._unstored_answers: list[tuple[str, bytes, bytes, int]] = []  # responses to store again
         self._unrecorded = 0  # rejections whose recording failed since the last that succeeded
         self._stranger_lines = TokenBucket(STRANGER_LOG_PER_S, STRANGER_LOG_BURST, clock())
         self._strangers_unlogged = 0  # rejections of strangers' input left out of the log since its last line
@@ -257,6 +265,9 @@ class Receiver:
             self._zap.close()
         self.raw.close()
         self.messages.close()
+        self.commands.close()
+        self._write_metadata()
+        self.metadata.close()
         self.checker.close()
         self.quarantine.close()
         self.metrics.close()
@@ -379,6 +390,7 @@ class Receiver:
             for name in flagged:  # frames that carried each CD-1.1 status flag (ims idc status, console)
                 self.metrics.count(batch.station, status_flag(name))
             for sub, check in zip(body.channels, accepted.checked.channels, strict=True):
+                self._observe(batch.station, sub)
                 self.metrics.channel_seen(
                     batch.station,
                     check.channel,  # the label verification already gave this channel
@@ -398,6 +410,10 @@ class Receiver:
             self._last_metrics_ns = now
             self._record_links(now)
             self.metrics.flush()
+            self._write_metadata()
+        if now - self._last_commands_ns >= COMMANDS_POLL_NS:
+            self._last_commands_ns = now
+            self._send_commands(now)
         if now - self._last_prune_ns > METRICS_PRUNE_NS:
             self._last_prune_ns = now
             self.metrics.prune(now - self.config.metrics_window_s * NS_PER_S)
@@ -408,6 +424,58 @@ class Receiver:
         heard: dict[str, int | None] = dict.fromkeys(self.config.stations)
         heard.update({station: s.last_heard_ns for station, s in open_now.items()})
         self.metrics.record_links(now, heard, set(open_now))
+
+    def _observe(self, station: str, sub: ChannelSubframe) -> None:
+        try:
+            self.metadata.observe(station, sub)
+        except sqlite3.Error as exc:  # the frames are durable whatever becomes of their metadata
+            log.error("channel epoch not recorded", extra={"station": station, "reason": str(exc)})
+
+    def _write_metadata(self) -> None:
+        """StationXML of the sites whose calibration changed; a failure is logged and tried again."""
+        try:
+            for path in self.metadata.flush():
+                log.info("StationXML written", extra={"path": str(path)})
+        except (OSError, ValueError, sqlite3.Error) as exc:
+            log.error("StationXML not written", extra={"reason": f"{type(exc).__name__}: {exc}"})
+
+    def _send_commands(self, now: int) -> None:
+        """Send the operator's queued command requests to stations with an open session (idc/commands.py).
+        Each is marked sent before its frame leaves: a crash in between loses the request, never runs it
+        twice. A database the operator's command holds locked just delays this to the next round."""
+        waiting, self._unstored_answers = self._unstored_answers, []
+        for answer in waiting:
+            self._store_answer(*answer)
+        try:
+            for command in self.commands.queued():
+                made = self.core.command_request(command.station, command.request(), now)
+                if made is None:
+                    continue  # no session yet: it waits, until the operator's command withdraws it
+                seq, send = made
+                if self.commands.mark_sent(command.id, seq, now):
+                    log.info("command request sent", extra={"station": command.station, "id": command.id,
+                                                            "seq": seq, "command": command.text})
+                    if not self._send(send):
+                        self.commands.unsent(command.id)
+        except sqlite3.Error as exc:
+            log.warning("command queue not read", extra={"reason": str(exc)})
+
+    def _command_answered(self, station: str, request: bytes, response: bytes) -> None:
+        self.metrics.count(station, StationCounter.COMMAND_RESPONSES)
+        self._store_answer(station, request, response, self.clock())
+
+    def _store_answer(self, station: str, request: bytes, response: bytes, now: int) -> None:
+        """Store a response with its request; one the database refuses now (the operator's command holds
+        it locked) is kept and tried again with the next look at the queue: the station sends it once."""
+        try:
+            command_id = self.commands.answer(station, request, response, now)
+        except sqlite3.Error as exc:
+            if not self._unstored_answers:
+                log.warning("command response not stored yet", extra={"station": station, "reason": str(exc)})
+            self._unstored_answers.append((station, request, response, now))
+            return
+        log.info("command response", extra={"station": station, "id": command_id,
+                                            "response": response[:200]})
 
     # ---- carrying out what the core decided ------------------------------------------------------
 
@@ -432,23 +500,25 @@ class Receiver:
                     self.metrics.count(station, StationCounter.DUPLICATES)
                 case ConnectRateLimited():
                     self.metrics.count(ANONYMOUS, StationCounter.CONNECT_RATE_LIMITED)
-                case CommandResponseReceived(station, response):
-                    log.info("command response", extra={"station": station, "response": response[:200]})
-                    self.metrics.count(station, StationCounter.COMMAND_RESPONSES)
+                case CommandResponseReceived(station, request, response):
+                    self._command_answered(station, request, response)
 
-    def _send(self, send: Send) -> None:
+    def _send(self, send: Send) -> bool:
+        """Whether the frame left (into ZeroMQ's queue for the peer)."""
         sock = cast(Sender, send.peer.via)
         try:
             sock.send_multipart([send.peer.identity, send.frame], zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # peer gone (ROUTER_MANDATORY) or its queue full: it will reconnect
             if not send.session:
-                return
+                return False
             log.warning(
                 "cannot reach station",
                 extra={"station": send.station, "frame_type": send.kind.name, "reason": exc.strerror},
             )
             self.metrics.count(send.station, StationCounter.SEND_FAILED)
             self.core.unreachable(send.station)
+            return False
+        return True
 
     def _reject(self, reject: Reject) -> None:
         """The one place a rejection is logged, counted and quarantined; nothing in it may stop the loop.

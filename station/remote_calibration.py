@@ -7,6 +7,12 @@ folder is written under ``[calibration] report_dir`` and the command's answer is
 of compact JSON. With ``[calibration] apply_accepted``, a passing fit's calib goes into the channel's
 later subframes.
 
+The fit and the report run in a child process (``judged``, a fresh interpreter, at lower priority): what
+they allocate while they work (the fit's matrices, matplotlib's figures and font caches, some 30 MiB
+kept and 100 MiB at the peak) stays out of the daemon, whose memory must stay flat for months, and a
+crash in them cannot take acquisition down. The recording goes to the child and the outcome comes back
+by pickling, a few MB at most.
+
 Command text (docs/calibration.md, "Remote calibration"):
 ``calibrate CHANNEL random|step|sine MINUTES [FREQUENCY_HZ ...]``
 """
@@ -15,13 +21,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import pickle
+import subprocess
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from calibration.capture import Capture, DigitizerSilent, SessionAborted
 from calibration.recording import RecordingRejected
+from calibration.report import Session
+from calibration.response import Seismometer
 from calibration.session import (
-    SIGNALS,
+    CALIBRATE_USAGE,
     Console,
     ConsoleRefused,
     Listener,
@@ -30,10 +43,12 @@ from calibration.session import (
     Run,
     RunRecording,
     analyse,
+    parse_calibrate,
     record,
     summary,
 )
 from calibration.session_report import write_session_report
+from calibration.stationxml import ChannelSite
 from digitizer.packet import Packet
 from station.calibration_setup import CalibrationTarget, calibration_target
 from station.calibration_state import Accepted, CalibrationState, Window
@@ -41,23 +56,7 @@ from station.config import StationConfig
 
 log = logging.getLogger(__name__)
 
-USAGE = f"calibrate CHANNEL {'|'.join(SIGNALS)} MINUTES [FREQUENCY_HZ ...]"
 NOT_RUN = "calibration not run: "
-
-
-def parse_calibrate(words: list[str]) -> tuple[str, Plan]:
-    """(channel name, plan) from ``calibrate CHANNEL SIGNAL MINUTES [FREQUENCY_HZ ...]``; ValueError
-    says what is wrong."""
-    if len(words) < 4:
-        raise ValueError(f"expected {USAGE}")
-    _, channel, signal, minutes, *frequencies = words
-    if not minutes.isdigit():
-        raise ValueError(f"MINUTES must be a whole number, not {minutes!r}")
-    try:
-        hz = tuple(float(f) for f in frequencies)
-    except ValueError:
-        raise ValueError(f"frequencies must be numbers in Hz, not {' '.join(frequencies)!r}") from None
-    return channel, Plan(signal, int(minutes), hz)
 
 
 class _Marks(Listener):
@@ -113,7 +112,7 @@ class RemoteCalibration:
         try:
             target, plan = self.check(words)
         except ValueError as exc:
-            return f"{NOT_RUN}{exc}; usage: {USAGE}"
+            return f"{NOT_RUN}{exc}; usage: {CALIBRATE_USAGE}"
         if not self._one_at_a_time.acquire(blocking=False):
             return f"{NOT_RUN}another calibration session is running"
         try:
@@ -126,33 +125,42 @@ class RemoteCalibration:
         capture = Capture(target.streams)
         marks = _Marks(self.state, target.code)
         self._captures += (capture,)
+        refused: Outcome | None = None
         try:
             recorded = record(console, capture, plan, target.settings.component, listener=marks,
                               abort=self.stop)
         except RecordingRejected as exc:
-            recorded, outcome = [], Outcome("refused", problem=exc.problem,
+            recorded, refused = [], Outcome("refused", problem=exc.problem,
                                             message=str(exc).removeprefix(f"{exc.problem}: "))
         except (ConsoleRefused, DigitizerSilent, SessionAborted, TimeoutError) as exc:
             log.error("remote calibration failed", extra={"channel": target.code, "error": str(exc)})
             return f"{NOT_RUN}{target.code}: {exc}"
-        else:
-            outcome = analyse(plan, recorded, target.nominal)
         finally:
             self._captures = tuple(c for c in self._captures if c is not capture)
             marks.close(capture.progress().data_time_ns or 0)
-        return self._answer(target, plan, outcome, recorded, capture, requested_by)
+        start_ns = recorded[0].recording.start_ns if recorded else capture.progress().data_time_ns or 0
+        folder = target.report_folder(self.config.calibration.report_dir, start_ns)
+        session, site = target.session(plan, start_ns, requested_by), target.site(start_ns)
+        if refused is not None:
+            outcome = refused
+            problem = write_report(folder, session, plan, outcome, recorded, target.nominal, site)
+        else:
+            try:
+                outcome, problem = judged(plan, recorded, target.nominal, folder, session, site)
+            except OSError as exc:  # no outcome from the child: nothing to answer with
+                log.error("calibration analysis failed", extra={"channel": target.code, "error": str(exc)})
+                return f"{NOT_RUN}{target.code}: the analysis failed: {type(exc).__name__}: {exc}"
+        return self._answer(target, plan, outcome, recorded, capture, folder, problem)
 
     def _answer(self, target: CalibrationTarget, plan: Plan, outcome: Outcome, recorded: list[RunRecording],
-                capture: Capture, requested_by: str) -> str:
+                capture: Capture, folder: Path, report_problem: str | None) -> str:
         start_ns = recorded[0].recording.start_ns if recorded else capture.progress().data_time_ns or 0
         result = summary(outcome, target.code, plan.signal, recorded, target.settings.coil_constant)
-        folder = target.report_folder(self.config.calibration.report_dir, start_ns)
-        try:
-            write_session_report(folder, target.session(plan, start_ns, requested_by), plan,
-                                 outcome, recorded, target.nominal, site=target.site(start_ns))
+        if report_problem is None:
             result["report"] = str(folder)
-        except (OSError, ValueError) as exc:
-            log.error("calibration report not written", extra={"folder": str(folder), "error": str(exc)})
+        else:
+            log.error("calibration report not written",
+                      extra={"folder": str(folder), "error": report_problem})
         calib = target.calib(outcome.fit) if outcome.fit is not None else None
         if calib is not None:
             result |= {"calib": float(f"{calib:.6g}"), "calper": target.channel.calper}
@@ -169,3 +177,47 @@ class RemoteCalibration:
         log.info("remote calibration done", extra={"channel": target.code, "verdict": outcome.verdict,
                                                     "report": str(folder)})
         return json.dumps(result, separators=(",", ":"))
+
+
+def write_report(folder: Path, session: Session, plan: Plan, outcome: Outcome,
+                 recorded: Sequence[RunRecording], nominal: Seismometer | None,
+                 site: ChannelSite | None) -> str | None:
+    """The session's report folder; None when written, else why not."""
+    try:
+        write_session_report(folder, session, plan, outcome, recorded, nominal, site=site)
+    except (OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def judge(plan: Plan, recorded: Sequence[RunRecording], nominal: Seismometer | None, folder: Path,
+          session: Session, site: ChannelSite | None) -> tuple[Outcome, str | None]:
+    """Fit or measure the recording and write the report folder: (outcome, why the report is missing)."""
+    outcome = analyse(plan, recorded, nominal)
+    return outcome, write_report(folder, session, plan, outcome, recorded, nominal, site)
+
+
+def judged(plan: Plan, recorded: Sequence[RunRecording], nominal: Seismometer | None, folder: Path,
+           session: Session, site: ChannelSite | None) -> tuple[Outcome, str | None]:
+    """``judge`` in a fresh child process (``python -m station.remote_calibration``; not a fork of the
+    threaded daemon, which could inherit a held lock), niced so acquisition keeps its core. OSError
+    when the child cannot start or gives no outcome."""
+    request = pickle.dumps((plan, recorded, nominal, folder, session, site))
+    child = subprocess.run([sys.executable, "-m", "station.remote_calibration"], input=request,
+                           capture_output=True, check=False)
+    if child.returncode != 0:
+        raise OSError(f"analysis process exited with {child.returncode}: "
+                      f"{child.stderr.decode(errors='replace').strip()[-500:]}")
+    outcome, problem = pickle.loads(child.stdout)
+    return outcome, problem
+
+
+def _judge_request() -> None:
+    """The child's side of ``judged``: the request pickled on stdin, (outcome, problem) on stdout."""
+    os.nice(10)
+    args = pickle.loads(sys.stdin.buffer.read())
+    sys.stdout.buffer.write(pickle.dumps(judge(*args)))
+
+
+if __name__ == "__main__":
+    _judge_request()

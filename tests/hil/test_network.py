@@ -78,3 +78,18 @@ def test_compare_counts_lost_duplicated_and_corrupted_samples():
     assert got.corrupted == 1 + 5  # the flipped sample and the last trace's 5 in-range wrong values
     assert got.outside_truth == 5  # samples 100-104 of the last trace
     assert not got.exact
+
+
+def test_remote_calibration_is_answered_and_its_bit_seen_at_the_idc(run):
+    _, out, summary = run
+    (cal,) = summary["calibrations"]
+    assert cal["command"] == "calibrate BHZ random 5"  # 30 minutes compressed with the run
+    assert cal["exit_code"] == 0 and isinstance(cal["response"], dict), cal
+    assert cal["response"]["channel"] == "SEIS1.BHZ."
+    # five minutes are too short to fit a 120 s sensor: a clear verdict, not a bogus fit
+    assert cal["verdict"] == "refused" and cal["response"]["problem"] == "too-short"
+    assert cal["subframes_flagged_at_idc"] > 0 and cal["other_channels_flagged_at_idc"] == 0
+    assert cal["sds_records_flagged"] > 0
+    assert len(cal["stationxml_epochs"]) == 1  # nothing accepted, nothing changed
+    assert summary["checks"]["remote_calibration"]
+    assert (out / "idc" / "stationxml" / "IM.SEIS1.xml").exists()

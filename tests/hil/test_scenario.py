@@ -52,3 +52,31 @@ def test_every_problem_names_its_key():
         "disk_full, got 'meteor'",
         "faults[0].station: must name a station of this scenario, got None",
     ]
+
+
+def test_remote_calibrations_load_compress_and_are_checked():
+    default = scenario.load()
+    (cal,) = default.calibrations
+    assert (cal.station, cal.words) == ("SEIS1", ["calibrate", "BHZ", "random", "30"])
+    short = scenario.load(None, {"duration_s": default.duration_s / 6})
+    assert (short.calibrations[0].at_s, short.calibrations[0].minutes) == (cal.at_s / 6, 5)
+    text = "[run]\nduration_s = 3600\nspeed = 10\n" + STATION.format(site="ABC1").replace(
+        "block_s = 1", 'block_s = 1\nname = "ABC1"')
+    infrasound = STATION.format(site="INF1").replace('sensor = "seismometer"', 'sensor = "microbarometer"')
+    text += infrasound.replace("block_s = 1", 'block_s = 1\nname = "INF1"')
+    for entry, problem in (
+        ('station = "INF1"\nchannel = "BHZ"\nsignal = "random"\nminutes = 10\nat_s = 60\n',
+         "calibrations[0].station: only a seismometer has a calibration coil; INF1 has a microbarometer"),
+        ('station = "ABC1"\nchannel = "BHN"\nsignal = "random"\nminutes = 10\nat_s = 60\n',
+         "calibrations[0].channel: 'BHN' is not a channel of ABC1"),
+        ('station = "ABC1"\nchannel = "BHZ"\nsignal = "sine"\nminutes = 10\nat_s = 60\n',
+         "calibrations[0].signal: must be one of random, step, got 'sine'"),
+        ('station = "ABC1"\nchannel = "BHZ"\nsignal = "step"\nminutes = 60\nat_s = 60\n',
+         "calibrations[0]: must end before the run does (60 s + 60 min + 240 s to judge it >= 3600 s)"),
+    ):
+        with pytest.raises(scenario.ScenarioError) as caught:
+            scenario.parse(text + "[[calibrations]]\n" + entry, "cal.toml")
+        assert caught.value.problems == [problem]
+    ok = scenario.parse(text + '[[calibrations]]\nstation = "ABC1"\nchannel = "BHZ"\nsignal = "step"\n'
+                        "minutes = 20\nat_s = 600\n", "cal.toml")
+    assert ok.calibrations[0].words == ["calibrate", "BHZ", "step", "20"]

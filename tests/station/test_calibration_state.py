@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from calibration.session import parse_calibrate
 from digitizer.packet import Packet
 from gci_link.cd11 import ChannelStatus
 from station.acquisition import ChannelBuffer
@@ -18,7 +19,6 @@ from station.calibration_state import ACCEPTED_NAME, Accepted, CalibrationState
 from station.config import ChannelConfig
 from station.framer import Framer
 from station.lock import LOCK_NAME, StationBusy, StationLock
-from station.remote_calibration import parse_calibrate
 from tests.station.test_service import Clock, make_service
 from timeunits import NS_PER_S
 
