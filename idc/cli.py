@@ -54,13 +54,15 @@ def _load(path: str) -> IdcConfig | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     import zmq
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
     from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError, TrustStore
     from idc.metrics import MetricsCollector
     from idc.seedlink import RingError, SeedLinkServerError
-    from idc.server import Receiver
+    from idc.server import Receiver, idc_signer
+    from opskit.listen import ListenError, start_exporter
+    from opskit.lock import LockBusy, ProcessLock
 
     stop = threading.Event()
 
@@ -74,6 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
+    # every check that can refuse the start comes before anything is created under the data root
     try:
         clock = clock_from_env()
         trust = TrustStore.load(config.trust_dir, clock=clock)
@@ -81,37 +84,64 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ims idc: trust store: {exc}", file=sys.stderr)
         return 2
     try:
-        receiver = Receiver(config, trust, clock)
-    except KeyMaterialError as exc:
+        idc_signer(config)
+    except (KeyMaterialError, ValueError) as exc:
         print(f"ims idc: key bundle: {exc}", file=sys.stderr)
         return 2
+    registry = CollectorRegistry()
     httpd = None
-    try:  # whatever happens from here on, the receiver is closed: its workers, threads and context end
-        try:
-            receiver.start()
-        except (zmq.ZMQError, ValueError, RingError, SeedLinkServerError) as exc:
-            print(f"ims idc: cannot start: {exc}", file=sys.stderr)
-            return 2
+    try:
+        _check_ports_free(config)
         if config.prometheus_port:
-            registry = CollectorRegistry()
-            registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, clock))
+            httpd, _ = start_exporter(registry, config.prometheus_address, config.prometheus_port)
+    except ListenError as exc:
+        print(f"ims idc: cannot start: {exc}", file=sys.stderr)
+        return 2
+    try:
+        try:
+            lock = ProcessLock.acquire(config.root / ROOT_LOCK, "IDC receiver", config=str(args.config))
+        except (LockBusy, OSError) as exc:
+            print(f"ims idc: cannot start: data root {config.root} is in use: {exc}", file=sys.stderr)
+            return 2
+        with lock:
             try:
-                httpd, _ = start_http_server(config.prometheus_port, registry=registry)
-            except OSError as exc:
-                print(
-                    f"ims idc: cannot start: prometheus exporter on port {config.prometheus_port}: "
-                    f"{exc.strerror or exc}",
-                    file=sys.stderr,
-                )
+                receiver = Receiver(config, trust, clock)
+            except KeyMaterialError as exc:
+                print(f"ims idc: key bundle: {exc}", file=sys.stderr)
                 return 2
-            log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
-        log.info("IDC receiver ready")  # serving, with its signal handlers in place
-        receiver.run(stop)
+            try:  # whatever happens from here on, the receiver is closed: workers, threads, context
+                try:
+                    receiver.start()
+                except (zmq.ZMQError, ValueError, RingError, SeedLinkServerError) as exc:
+                    print(f"ims idc: cannot start: {exc}", file=sys.stderr)
+                    return 2
+                registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, clock))
+                if httpd is not None:
+                    log.info("prometheus exporter listening",
+                             extra={"address": config.prometheus_address, "port": config.prometheus_port})
+                log.info("IDC receiver ready")  # serving, with its signal handlers in place
+                receiver.run(stop)
+            finally:
+                receiver.close()
     finally:
-        receiver.close()
         if httpd is not None:
             httpd.shutdown()
     return 0
+
+
+ROOT_LOCK = "receiver.lock"  # in the data root, held while a receiver writes there
+
+
+def _check_ports_free(config: IdcConfig) -> None:
+    """ListenError naming the first endpoint another process already listens on."""
+    from idc.seedlink.server import parse_listen
+    from opskit.listen import check_endpoint_free, check_free
+
+    check_endpoint_free("connection_endpoint", config.connection_endpoint)
+    if config.data_endpoint is not None:
+        check_endpoint_free("data_endpoint", config.data_endpoint)
+    if config.seedlink is not None:
+        check_free("seedlink listen", *parse_listen(config.seedlink.listen))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 from gci_link.cd11 import MAX_IMS2_FRAME_BYTES
 from gci_link.io.mseed2.limits import NETWORK, STATION, code_problem
 from idc.seedlink.server import parse_listen
+from opskit.listen import split_tcp_endpoint
 
 # what max_frame_bytes may be: room for a frame header, trailer and a little data; SQLite rows hold at
 # most 10**9 bytes and ZeroMQ's per-part limit is 4 x max_frame_bytes, so a quarter of a GiB at most
@@ -97,6 +98,7 @@ class IdcConfig:
     key_bundle: Path | None = None  # the IDC key (ims keys issue-idc) signing the frames sent to stations
     control_window_s: float = 300.0  # how far a connection request's stamp may be from the receiver clock
     prometheus_port: int = 0
+    prometheus_address: str = "127.0.0.1"  # the exporter listens on this host only unless told otherwise
     metrics_window_s: int = 3600
     silence_timeout_s: float = 120.0
     acknack_interval_s: float = 55.0
@@ -129,6 +131,7 @@ _IDC_KEYS: dict[str, type | tuple[type, ...]] = {
     "key_bundle": str,
     "control_window_s": (int, float),
     "prometheus_port": int,
+    "prometheus_address": str,
     "metrics_window_s": int,
     "silence_timeout_s": (int, float),
     "acknack_interval_s": (int, float),
@@ -186,6 +189,10 @@ def load_config(path: str | Path) -> IdcConfig:
     for key in _REQUIRED:
         if key not in idc:
             raise IdcConfigError(f"{path}: key 'idc.{key}': required but missing")
+    for key in ("connection_endpoint", "data_endpoint"):
+        if key in idc and split_tcp_endpoint(idc[key]) is None:
+            raise IdcConfigError(f"{path}: key 'idc.{key}': must look like tcp://host:port (port * for any), "
+                                 f"got {idc[key]!r}")
     base = path.resolve().parent
     values = {k: v for k, v in idc.items() if k not in ("curve", "seedlink", *_LIMIT_KEYS)}
     values["limits"] = _limits(path, idc)

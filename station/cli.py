@@ -28,29 +28,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.set_defaults(func=_check)
 
 
-def _load(path: Path) -> StationConfig | None:
+def _load(path: Path, *, listing: bool = False) -> StationConfig | None:
+    """The configuration, or None once its problems are printed: under a heading for ``check-config``
+    (``listing``), else one line each, as a daemon's refusal to start."""
     from station.config import ConfigError, load_config
 
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        if listing:
+            print(exc, file=sys.stderr)
+        for problem in [] if listing else exc.problems:
+            print(f"ims station: {problem}", file=sys.stderr)
         return None
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Every check that can refuse the start (configuration, key bundle, metrics port) comes before the
+    daemon creates its outbox, archive or state folder, so a refused start leaves nothing behind."""
+    from prometheus_client import CollectorRegistry
+
     from gci_link.clock import clock_from_env
+    from gci_link.keys import KeyMaterialError
+    from opskit.listen import ListenError, start_exporter
+    from station.config import key_problems
     from station.service import StationService
 
     config = _load(args.config)
     if config is None:
         return 2
-    try:
-        service = StationService(config, clock=clock_from_env())
-    except (OSError, ValueError) as exc:  # unusable key bundle, outbox file, …: say which and stop
-        log.error("station cannot start", extra={"config": str(args.config), "error": str(exc)})
+    problems = key_problems(config)
+    for problem in problems:
+        print(f"ims station: cannot start: {problem}", file=sys.stderr)
+    if problems:
         return 2
-    return service.run()
+    registry = CollectorRegistry()
+    exporter = None
+    if config.daemon.metrics_port:
+        try:
+            exporter, _ = start_exporter(registry, config.daemon.metrics_address, config.daemon.metrics_port)
+        except ListenError as exc:
+            print(f"ims station: cannot start: {exc}", file=sys.stderr)
+            return 2
+    try:
+        try:
+            service = StationService(config, clock=clock_from_env(), registry=registry)
+        except (OSError, ValueError, KeyMaterialError) as exc:  # an outbox that cannot be opened, …
+            print(f"ims station: cannot start: {exc}", file=sys.stderr)
+            return 2
+        return service.run()
+    finally:
+        if exporter is not None:
+            exporter.shutdown()
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -68,8 +97,14 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    from station.config import ConfigError, key_problems
+
+    config = _load(args.config, listing=True)
     if config is None:
+        return 2
+    problems = key_problems(config)
+    if problems:
+        print(ConfigError(problems), file=sys.stderr)
         return 2
     print(f"{args.config}: station {config.station.network}.{config.station.name}, "
           f"{len(config.digitizers)} digitizer(s), {len(config.channels)} channel(s), "

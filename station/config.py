@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gci_link.keys import KeyMaterialError, Role, TrustStore
+from gci_link.keys import KeyMaterialError, Role, StationSigner, TrustStore
 from station.acquisition import exact_rate
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ class LinkSettings:
 class DaemonSettings:
     state_dir: Path  # status snapshot for `ims station status`
     metrics_port: int  # Prometheus endpoint on this port; 0 = off
+    metrics_address: str  # the address it listens on (default: this host only)
     status_interval_s: float
 
 
@@ -372,6 +373,7 @@ def _daemon(t: _Table) -> DaemonSettings:
     daemon = DaemonSettings(
         state_dir=t.path("state_dir") if "state_dir" in t.data else t.base_dir.resolve() / "state",
         metrics_port=t.get("metrics_port", int, default=0, check=_range(0, 65535)),
+        metrics_address=t.get("metrics_address", str, default="127.0.0.1", check=_text(1, 255)),
         status_interval_s=t.get("status_interval_s", float, default=5.0, check=_range(0.1, 3600.0)),
     )
     t.done()
@@ -551,6 +553,23 @@ def _idc_trust(base_dir: Path) -> Check:
         return None
 
     return check
+
+
+def key_problems(config: StationConfig) -> list[ConfigProblem]:
+    """What stops the station's key bundle from signing (missing, unreadable, not a station's key): checked
+    by ``check-config`` and before ``run`` creates anything, not at load, where a configuration is read
+    also on machines without its keys (the example, status, tests)."""
+    bundle = config.link.key_bundle
+    if bundle is None:
+        return []
+    try:
+        signer = StationSigner.load(bundle)
+    except (KeyMaterialError, ValueError) as exc:
+        return [ConfigProblem(config.source, "link.key_bundle", str(exc))]
+    if signer.role is not Role.STATION:
+        return [ConfigProblem(config.source, "link.key_bundle", f"{bundle}: an IDC's key, not a station's "
+                                                                "('ims keys issue')")]
+    return []
 
 
 def _endpoints(v: list) -> str | None:

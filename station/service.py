@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry
 
 from digitizer.guralp import DriverConfig, GuralpDriver
 from digitizer.guralp_session import StreamGap
@@ -74,11 +74,13 @@ class StationService:
         *,
         driver_factory: DriverFactory = default_driver,
         clock: Callable[[], int] = time.time_ns,
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        """``registry``: where the daemon's metrics are collected (an exporter serves it, see station.cli)."""
         self.config = config
         self.clock = clock
         self.alarms = AlarmBoard()
-        self.soh = SohMonitor(config.soh, self.alarms)
+        self.soh = SohMonitor(config.soh, self.alarms, registry)
         self.acquisition = Acquisition(config, self.alarms)
         self._system_ids = {d.name: d.system_id for d in config.digitizers}
         self._stop = threading.Event()
@@ -138,6 +140,7 @@ class StationService:
         self._running = False
         # what other threads (Prometheus, IDC commands) read: built by the main loop, swapped whole
         self.latest_snapshot = self.snapshot()
+        self.soh.registry.register(StationCollector(lambda: self.latest_snapshot))
 
     @property
     def name(self) -> str:
@@ -170,9 +173,6 @@ class StationService:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
-        if self.config.daemon.metrics_port:
-            self.soh.registry.register(StationCollector(lambda: self.latest_snapshot))
-            start_http_server(self.config.daemon.metrics_port, registry=self.soh.registry)
         log.info(
             "station starting",
             extra={

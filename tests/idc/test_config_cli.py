@@ -13,7 +13,7 @@ from station.ims import main
 from timeunits import NS_PER_S
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "idc" / "example_idc.toml"
-BASE = "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\n"
+BASE = "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='tcp://h:1'\n"
 
 
 def test_example_config_loads():
@@ -28,24 +28,24 @@ def test_example_config_loads():
     [
         ("[idc]\nroot = 'r'\ntrust_dir = 't'\n", "key 'idc.connection_endpoint': required"),
         ("[idc]\nroot = 5\n", "key 'idc.root': expected str, got int 5"),
-        ("[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nacknack_interval_s = 90\n", "60 s"),
-        ("[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\n[stations.A]\n", "'stations.A.network'"),
-        ("[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nbogus=1\n", "'idc.bogus': unknown"),
+        (BASE + "acknack_interval_s = 90\n", "60 s"),
+        (BASE + "[stations.A]\n", "'stations.A.network'"),
+        (BASE + "bogus=1\n", "'idc.bogus': unknown"),
         ("[idc\n", "not valid TOML"),
         (
-            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nverify_workers=-1\n",
+            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='tcp://h:1'\nverify_workers=-1\n",
             "key 'idc.verify_workers': must not be negative, got -1",
         ),
         (
-            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\ncontrol_window_s=0\n",
+            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='tcp://h:1'\ncontrol_window_s=0\n",
             "key 'idc.control_window_s': must be positive, got 0",
         ),
         (
-            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\nkey_bundle='k'\n",
+            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='tcp://h:1'\nkey_bundle='k'\n",
             "/k/key.pem does not exist",
         ),
         (
-            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='x'\n[stations.A]\nnetwork='XX'\n"
+            "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='tcp://h:1'\n[stations.A]\nnetwork='XX'\n"
             "fresh_control='yes'\n",
             "key 'stations.A.fresh_control': expected true or false",
         ),
