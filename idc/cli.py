@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the receiver until SIGTERM")
     run.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check-config", help="validate a configuration file and list every problem")
+    check.add_argument("file", nargs="?", help="receiver configuration (TOML); or --config")
+    check.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    check.set_defaults(func=cmd_check)
     status = sub.add_parser("status", help="availability, gaps, timeliness, latency, authentication")
     status.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     status.add_argument("--window", type=int, default=None, help="availability window in seconds")
@@ -44,12 +48,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(func=cmd_rn_show)
 
 
-def _load(path: str) -> IdcConfig | None:
+def _load(path: str, *, listing: bool = False) -> IdcConfig | None:
+    """The configuration, or None once its problems are printed: under a heading for ``check-config``
+    (``listing``), else one line each."""
     try:
         return load_config(path)
     except IdcConfigError as exc:
-        print(f"ims idc: {exc}", file=sys.stderr)
+        if listing:
+            print(exc, file=sys.stderr)
+        for problem in [] if listing else exc.problems:
+            print(f"ims idc: {problem}", file=sys.stderr)
         return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Every problem of the file, then of the key material it names (what ``run`` would refuse)."""
+    from gci_link.keys import KeyMaterialError, TrustStore
+    from idc.server import idc_signer
+    from opskit.tomlcheck import Problem
+
+    path = args.file or args.config
+    config = _load(path, listing=True)
+    if config is None:
+        return 2
+    problems = []
+    for key, load in (("idc.trust_dir", lambda: TrustStore.load(config.trust_dir)),
+                      ("idc.key_bundle", lambda: idc_signer(config))):
+        try:
+            load()
+        except (KeyMaterialError, ValueError) as exc:
+            problems.append(Problem(path, key, str(exc)))
+    if problems:
+        print(IdcConfigError(problems), file=sys.stderr)
+        return 2
+    print(f"{path}: IDC receiver at {config.connection_endpoint}"
+          f"{f' (data at {config.data_endpoint})' if config.data_endpoint else ''}, "
+          f"{len(config.stations)} station(s), data root {config.root}"
+          f"{f', SeedLink on {config.seedlink.listen}' if config.seedlink else ''}")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

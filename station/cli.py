@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--config", type=Path, required=True, help="station TOML file")
     status.set_defaults(func=_status)
     check = commands.add_parser("check-config", help="validate a configuration file and say what it holds")
-    check.add_argument("config", type=Path)
+    check.add_argument("file", type=Path, nargs="?", help="station TOML file; or --config")
+    check.add_argument("--config", type=Path, help="station TOML file")
     check.set_defaults(func=_check)
 
 
@@ -99,14 +100,18 @@ def _status(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from station.config import ConfigError, key_problems
 
-    config = _load(args.config, listing=True)
+    path = args.file or args.config
+    if path is None:
+        print("ims station check-config: name the configuration (FILE or --config FILE)", file=sys.stderr)
+        return 2
+    config = _load(path, listing=True)
     if config is None:
         return 2
     problems = key_problems(config)
     if problems:
         print(ConfigError(problems), file=sys.stderr)
         return 2
-    print(f"{args.config}: station {config.station.network}.{config.station.name}, "
+    print(f"{path}: station {config.station.network}.{config.station.name}, "
           f"{len(config.digitizers)} digitizer(s), {len(config.channels)} channel(s), "
           f"{len(config.radionuclide)} radionuclide system(s), "
           f"frames of {config.frame.length_s} s to {', '.join(config.link.endpoints)}")

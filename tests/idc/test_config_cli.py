@@ -26,19 +26,19 @@ def test_example_config_loads():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[idc]\nroot = 'r'\ntrust_dir = 't'\n", "key 'idc.connection_endpoint': required"),
-        ("[idc]\nroot = 5\n", "key 'idc.root': expected str, got int 5"),
+        ("[idc]\nroot = 'r'\ntrust_dir = 't'\n", "idc.connection_endpoint: missing (required)"),
+        ("[idc]\nroot = 5\n", "idc.root: must be a string, got int 5"),
         (BASE + "acknack_interval_s = 90\n", "60 s"),
-        (BASE + "[stations.A]\n", "'stations.A.network'"),
-        (BASE + "bogus=1\n", "'idc.bogus': unknown"),
-        ("[idc\n", "not valid TOML"),
+        (BASE + "[stations.A]\n", "stations.A.network: missing (required)"),
+        (BASE + "bogus=1\n", "idc.bogus: unknown key"),
+        ("[idc\n", "(syntax): Expected ']'"),
         (
             "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='tcp://h:1'\nverify_workers=-1\n",
-            "key 'idc.verify_workers': must not be negative, got -1",
+            "idc.verify_workers: must be >= 0, got -1",
         ),
         (
             "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='tcp://h:1'\ncontrol_window_s=0\n",
-            "key 'idc.control_window_s': must be positive, got 0",
+            "idc.control_window_s: must be > 0, got 0",
         ),
         (
             "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='tcp://h:1'\nkey_bundle='k'\n",
@@ -47,19 +47,19 @@ def test_example_config_loads():
         (
             "[idc]\nroot='r'\ntrust_dir='t'\nconnection_endpoint='tcp://h:1'\n[stations.A]\nnetwork='XX'\n"
             "fresh_control='yes'\n",
-            "key 'stations.A.fresh_control': expected true or false",
+            "stations.A.fresh_control: must be true or false",
         ),
-        (BASE + "[stations.HONEST]\nnetwork='XX'\n", "'stations.HONEST.sites': required, since 'HONEST'"),
-        (BASE + "[stations.STA1]\nnetwork='XX'\nsites=[]\n", "'stations.STA1.sites': a list of one or more"),
+        (BASE + "[stations.HONEST]\nnetwork='XX'\n", "stations.HONEST.sites: required, since 'HONEST'"),
+        (BASE + "[stations.STA1]\nnetwork='XX'\nsites=[]\n", "stations.STA1.sites: a list of one or more"),
         (BASE + "[stations.STA1]\nnetwork='XX'\nsites=['../..']\n", "site '../..' is not 1-5 ASCII letters"),
-        (BASE + "[stations.STA1]\nnetwork='XX'\nsites=[1]\n", "'stations.STA1.sites': 1 is not a string"),
+        (BASE + "[stations.STA1]\nnetwork='XX'\nsites=[1]\n", "STA1.sites: must be a list of strings"),
         (BASE + "[stations.STA1]\nnetwork='X/'\n", "network 'X/' is not 1-2 ASCII letters or digits"),
-        (BASE + "max_frame_bytes = 0\n", "'idc.max_frame_bytes': 1024 to 268435456"),
-        (BASE + "max_frame_bytes = 1073741824\n", "'idc.max_frame_bytes': 1024 to 268435456"),
-        (BASE + "quarantine_max_rows = 0\n", "'idc.quarantine_max_rows': must be positive"),
+        (BASE + "max_frame_bytes = 0\n", "idc.max_frame_bytes: 1024 to 268435456"),
+        (BASE + "max_frame_bytes = 1073741824\n", "idc.max_frame_bytes: 1024 to 268435456"),
+        (BASE + "quarantine_max_rows = 0\n", "idc.quarantine_max_rows: must be > 0"),
         (BASE + "[stations.'../x']\nnetwork='XX'\nsites=['X']\n", "1 to 8 ASCII letters or digits"),
-        (BASE + "data_future_s = 0\n", "'idc.data_future_s': must be positive"),
-        (BASE + "max_day_files_per_frame = 1.5\n", "'idc.max_day_files_per_frame': expected int"),
+        (BASE + "data_future_s = 0\n", "idc.data_future_s: must be > 0"),
+        (BASE + "max_day_files_per_frame = 1.5\n", "idc.max_day_files_per_frame: must be an integer"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path, text, message):
@@ -127,3 +127,33 @@ def test_the_idc_key_must_be_an_idc_key_issued_for_the_responder_name(tmp_path, 
         idc_signer(config(next(keys.ca.root.glob("issued/STA1-*"))))
     with pytest.raises(KeyMaterialError, match="certificate is for IDC 'IDC' but responder_name is 'IDC2'"):
         idc_signer(config(keys.idc_bundle, responder_name="IDC2"))
+
+
+def test_check_config_lists_every_problem(tmp_path, capsys):
+    path = tmp_path / "idc.toml"
+    path.write_text("[idc]\nroot = 5\ntrust_dir = 'nowhere'\nconnection_endpoint = '127.0.0.1:1'\nbogus = 1\n"
+                    "acknack_interval_s = 90\n[stations.A]\nsites = []\n")
+    assert main(["idc", "check-config", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "invalid IDC receiver configuration (6 problems):",
+        f"  {path}: idc.root: must be a string, got int 5",
+        f"  {path}: idc.connection_endpoint: must look like tcp://host:port (port * for any), "
+        "got '127.0.0.1:1'",
+        f"  {path}: idc.acknack_interval_s: CD-1.1 wants one at least every 60 s, got 90",
+        f"  {path}: idc.bogus: unknown key",
+        f"  {path}: stations.A.network: missing (required)",
+        f"  {path}: stations.A.sites: a list of one or more site codes",
+    ]
+
+
+def test_check_config_reads_the_key_material(tmp_path, capsys, keys):
+    path = tmp_path / "idc.toml"
+    path.write_text("[idc]\nroot = 'data'\ntrust_dir = 'nowhere'\nconnection_endpoint = 'tcp://127.0.0.1:1'\n")
+    assert main(["idc", "check-config", "--config", str(path)]) == 2
+    missing = f"{tmp_path}/nowhere: trust store directory does not exist"
+    assert f"{path}: idc.trust_dir: {missing}" in capsys.readouterr().err
+    path.write_text(f"[idc]\nroot = 'data'\ntrust_dir = '{keys.ca.trust_dir}'\n"
+                    f"connection_endpoint = 'tcp://127.0.0.1:1'\nkey_bundle = '{keys.idc_bundle}'\n")
+    assert main(["idc", "check-config", str(path)]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: IDC receiver at tcp://127.0.0.1:1, 0 station(s)")
+    assert not (tmp_path / "data").exists()

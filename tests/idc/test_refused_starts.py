@@ -47,7 +47,8 @@ def _refused(folder: Path, live: str = "") -> str:
 def test_an_endpoint_without_tcp_is_refused(tmp_path, trust):
     _config(tmp_path, trust, endpoint="127.0.0.1:8041")
     line = _refused(tmp_path)
-    assert line.startswith("ims idc: ") and "idc.connection_endpoint" in line and "tcp://host:port" in line
+    assert line == ("ims idc: idc.toml: idc.connection_endpoint: must look like tcp://host:port "
+                    "(port * for any), got '127.0.0.1:8041'")
 
 
 def test_a_second_receiver_on_one_data_root_is_refused(tmp_path, trust):

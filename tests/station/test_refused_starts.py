@@ -54,8 +54,8 @@ def test_an_idc_key_is_no_station_key(tmp_path):
 def test_an_endpoint_without_tcp_is_refused(tmp_path):
     _station(tmp_path, **{'"tcp://127.0.0.1:8041"': '"127.0.0.1:8041"'})
     line = _refused(tmp_path, "station", "run", "--config", "station.toml")
-    assert line == ("ims station: station.toml: link.endpoints: each endpoint must look like "
-                    "tcp://host:port, got '127.0.0.1:8041'")
+    assert line == ("ims station: station.toml: link.endpoints[0]: must look like tcp://host:port, "
+                    "got '127.0.0.1:8041'")
 
 
 @pytest.fixture
