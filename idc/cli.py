@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING
 from idc.config import IdcConfig, IdcConfigError, load_config
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from idc.rn_store import RnIndex
+    from idc.server import Receiver
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +92,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import zmq
     from prometheus_client import CollectorRegistry
 
     from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError, TrustStore
-    from idc.metrics import MetricsCollector
-    from idc.seedlink import RingError, SeedLinkServerError
     from idc.server import Receiver, idc_signer
     from opskit.listen import ListenError, start_exporter
     from opskit.lock import LockBusy, ProcessLock
@@ -136,8 +136,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         try:
             lock = ProcessLock.acquire(config.root / ROOT_LOCK, "IDC receiver", config=str(args.config))
-        except (LockBusy, OSError) as exc:
+        except LockBusy as exc:
             print(f"ims idc: cannot start: data root {config.root} is in use: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"ims idc: cannot start: data root {config.root}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         with lock:
             try:
@@ -145,23 +148,35 @@ def cmd_run(args: argparse.Namespace) -> int:
             except KeyMaterialError as exc:
                 print(f"ims idc: key bundle: {exc}", file=sys.stderr)
                 return 2
-            try:  # whatever happens from here on, the receiver is closed: workers, threads, context
-                try:
-                    receiver.start()
-                except (zmq.ZMQError, ValueError, RingError, SeedLinkServerError) as exc:
-                    print(f"ims idc: cannot start: {exc}", file=sys.stderr)
-                    return 2
-                registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, clock))
-                if httpd is not None:
-                    log.info("prometheus exporter listening",
-                             extra={"address": config.prometheus_address, "port": config.prometheus_port})
-                log.info("IDC receiver ready")  # serving, with its signal handlers in place
-                receiver.run(stop)
-            finally:
-                receiver.close()
+            return _serve(receiver, registry, stop, exporting=httpd is not None)
     finally:
         if httpd is not None:
             httpd.shutdown()
+
+
+def _serve(receiver: Receiver, registry: CollectorRegistry, stop: threading.Event, *, exporting: bool) -> int:
+    """Start the receiver and run it until ``stop``; whatever happens, it is closed (workers, threads,
+    context)."""
+    import zmq
+
+    from idc.metrics import MetricsCollector
+    from idc.seedlink import RingError, SeedLinkServerError
+
+    config = receiver.config
+    try:
+        try:
+            receiver.start()
+        except (zmq.ZMQError, ValueError, RingError, SeedLinkServerError) as exc:
+            print(f"ims idc: cannot start: {exc}", file=sys.stderr)
+            return 2
+        registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, receiver.clock))
+        if exporting:
+            log.info("prometheus exporter listening",
+                     extra={"address": config.prometheus_address, "port": config.prometheus_port})
+        log.info("IDC receiver ready")  # serving, with its signal handlers in place
+        receiver.run(stop)
+    finally:
+        receiver.close()
     return 0
 
 
