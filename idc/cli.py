@@ -31,9 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("file", nargs="?", help="receiver configuration (TOML); or --config")
     check.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     check.set_defaults(func=cmd_check)
-    status = sub.add_parser("status", help="availability, gaps, timeliness, latency, authentication")
+    status = sub.add_parser("status", help="availability, gaps, timeliness, latency, authentication; exit 1 "
+                                           "when unhealthy (docs/idc-receiver.md)")
     status.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     status.add_argument("--window", type=int, default=None, help="availability window in seconds")
+    status.add_argument("--stale-after", type=float, default=None, metavar="SECONDS",
+                        help="a channel whose newest sample is older is unhealthy (default 300)")
+    status.add_argument("--json", action="store_true", help="one JSON object (health, channels, counters)")
     status.set_defaults(func=cmd_status)
     rn = sub.add_parser("rn", help="radionuclide (IMS 2.0) messages stored: list them, show one")
     rn_sub = rn.add_subparsers(dest="rn_command", required=True, metavar="ACTION")
@@ -96,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError, TrustStore
+    from idc.health import ROOT_LOCK
     from idc.server import Receiver, idc_signer
     from opskit.listen import ListenError, start_exporter
     from opskit.lock import LockBusy, ProcessLock
@@ -180,9 +185,6 @@ def _serve(receiver: Receiver, registry: CollectorRegistry, stop: threading.Even
     return 0
 
 
-ROOT_LOCK = "receiver.lock"  # in the data root, held while a receiver writes there
-
-
 def _check_ports_free(config: IdcConfig) -> None:
     """ListenError naming the first endpoint another process already listens on."""
     from idc.seedlink.server import parse_listen
@@ -196,8 +198,15 @@ def _check_ports_free(config: IdcConfig) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """0 healthy, 1 unhealthy or never run (for monitoring checks), 2 an unusable configuration."""
+    import dataclasses
+    import json
+
+    from gci_link.cd11.timefmt import iso
     from gci_link.clock import clock_from_env
+    from idc import health
     from idc.metrics import MetricsStore, format_table
+    from opskit.lock import live_holder
 
     config = _load(args.config)
     if config is None:
@@ -214,10 +223,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = MetricsStore(path)
     try:
         window = args.window or config.metrics_window_s
-        print(format_table(store.channel_reports(clock(), window), store.counters()))
+        now = clock()
+        reports, counters = store.channel_reports(now, window), store.counters()
     finally:
         store.close()
-    return 0
+    running = (live_holder(config.root / health.ROOT_LOCK) or {}).get("role") == "IDC receiver"
+    stale_after = health.DEFAULT_STALE_AFTER_S if args.stale_after is None else args.stale_after
+    problems = health.problems(config, reports, running, window, stale_after)
+    if args.json:
+        print(json.dumps({
+            "healthy": not problems, "problems": problems, "running": running, "time": iso(now),
+            "window_s": window, "channels": [dataclasses.asdict(r) for r in reports],
+            "counters": [{"station": s, "event": e, "value": v} for (s, e), v in sorted(counters.items())],
+        }, sort_keys=True))
+    else:
+        print(f"IDC receiver at {iso(now)}, window {window} s: "
+              + ("OK" if not problems else "UNHEALTHY\n" + "\n".join(f"  {p}" for p in problems)) + "\n")
+        print(format_table(reports, counters))
+    return 1 if problems else 0
 
 
 def cmd_rn_list(args: argparse.Namespace) -> int:

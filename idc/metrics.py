@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gci_link.clock import Clock
+from gci_link.texttable import columns, duration
 from idc.stores import open_wal
 from idc.vocabulary import ChannelOutcome
 from timeunits import NS_PER_S
@@ -223,22 +224,16 @@ def format_table(reports: list[ChannelReport], counters: dict[tuple[str, str], i
     def num(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
-    lines = [
-        f"{'STATION':8} {'CHANNEL':16} {'AVAIL%':>7} {'GAPS':>5} {'LONGEST_S':>10} {'TIMELY_S':>10} "
-        f"{'LATENCY_S':>10} {'AUTH%':>6}"
-    ]
-    for r in reports:
-        lines.append(
-            f"{r.station:8} {r.channel:16} {r.availability_pct:7.2f} {r.gap_count:5d} "
-            f"{r.longest_gap_s:10.1f} {num(r.timeliness_s, '10.1f'):>10} "
-            f"{num(r.latency_s, '10.3f'):>10} "
-            f"{num(r.authenticated_pct, '6.1f'):>6}"
-        )
+    rows = [("STATION", "CHANNEL", "AVAIL%", "GAPS", "LONGEST GAP", "NEWEST SAMPLE AGO", "LATENCY", "AUTH%")]
+    rows += [(r.station, r.channel, f"{r.availability_pct:.2f}", str(r.gap_count), duration(r.longest_gap_s),
+              duration(r.timeliness_s), duration(r.latency_s), num(r.authenticated_pct, ".1f"))
+             for r in reports]
+    lines = columns(rows)
     if counters:
         lines.append("")
-        lines.append(f"{'STATION':8} {'COUNTER':32} {'VALUE':>10}")
-        for (station, name), value in sorted(counters.items()):
-            lines.append(f"{station:8} {name:32} {value:10d}")
+        totals: list[tuple[str, ...]] = [("STATION", "COUNTER", "VALUE")]
+        totals += [(station, name, str(value)) for (station, name), value in sorted(counters.items())]
+        lines += columns(totals)
     return "\n".join(lines)
 
 

@@ -69,3 +69,21 @@ def read_holder(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return holder if isinstance(holder, dict) else {}
+
+
+def live_holder(path: Path) -> dict[str, Any] | None:
+    """What the process holding the lock at ``path`` wrote, if that process still runs; else None.
+
+    Read without taking the lock (a probe could make a daemon starting that moment refuse to start): the
+    holder's text is emptied at release, and a crashed holder's pid no longer runs."""
+    holder = read_holder(path)
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # it runs, as another user
+        pass
+    return holder

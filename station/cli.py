@@ -20,8 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run the station daemon until SIGTERM")
     run.add_argument("--config", type=Path, required=True, help="station TOML file")
     run.set_defaults(func=_run)
-    status = commands.add_parser("status", help="show the daemon's last status snapshot as tables")
+    status = commands.add_parser(
+        "status", help="the daemon's last status snapshot; exit 1 when unhealthy (docs/operator-guide.md)")
     status.add_argument("--config", type=Path, required=True, help="station TOML file")
+    status.add_argument("--json", action="store_true", help="one JSON object (health, problems, snapshot)")
     status.set_defaults(func=_status)
     check = commands.add_parser("check-config", help="validate a configuration file and say what it holds")
     check.add_argument("file", type=Path, nargs="?", help="station TOML file; or --config")
@@ -84,17 +86,38 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from station.snapshot import read_snapshot, render
+    """0 healthy, 1 unhealthy or never run (for monitoring checks), 2 an unusable configuration."""
+    import json
+    import time
+
+    from gci_link.cd11.timefmt import iso
+    from opskit.lock import live_holder
+    from station.lock import LOCK_NAME
+    from station.snapshot import health, read_snapshot, render
 
     config = _load(args.config)
     if config is None:
         return 2
     try:
-        print(render(read_snapshot(config.daemon.state_dir)))
+        snapshot = read_snapshot(config.daemon.state_dir)
     except (FileNotFoundError, ValueError) as exc:
-        print(exc, file=sys.stderr)
+        print(f"ims station: {exc}", file=sys.stderr)
         return 1
-    return 0
+    holder = live_holder(config.daemon.state_dir / LOCK_NAME) or {}
+    running = holder.get("role") == "station daemon"
+    problems = health(snapshot, running, time.time_ns(), stale_after_s=stale_after_s(config))
+    if args.json:
+        report = {"healthy": not problems, "problems": problems, "running": running,
+                  "snapshot_time": iso(snapshot["written_ns"]), "snapshot": snapshot}
+        print(json.dumps(report, sort_keys=True))
+    else:
+        print(render(snapshot, problems, running))
+    return 1 if problems else 0
+
+
+def stale_after_s(config: StationConfig) -> float:
+    """A snapshot older than this means a hung daemon: three missed writes, and never under 30 s."""
+    return max(3 * config.daemon.status_interval_s, 30.0)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from digitizer.guralp import DriverConfig, GuralpDriver
 from digitizer.guralp_session import StreamGap
 from digitizer.packet import Packet, Status
 from gci_link.cd11 import ChannelStatus, CommandRequestBody, format_time
+from gci_link.cd11.timefmt import iso
 from gci_link.commands import CommandName
 from gci_link.kernels import warm_up
 from gci_link.keys import Role, StationSigner, TrustStore
@@ -380,7 +381,7 @@ class StationService:
         for code, buffer in self.acquisition.buffers.items():
             complete = buffer.complete_until_ns
             channels[code] = buffer.stats.as_dict() | {
-                "complete_until": None if complete is None else format_time(complete).decode()
+                "complete_until": None if complete is None else iso(complete)
             }
         counters = self.sender.counters
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -101,8 +102,9 @@ def test_status_table_and_prometheus(tmp_path, capsys):
         "[idc]\nroot='data'\ntrust_dir='t'\nconnection_endpoint='tcp://127.0.0.1:1'\nmetrics_window_s = 40\n"
     )
     _metrics(tmp_path / "data", now)
-    assert main(["idc", "status", "--config", str(config)]) == 0
+    assert main(["idc", "status", "--config", str(config)]) == 1  # no receiver runs
     out = capsys.readouterr().out
+    assert "UNHEALTHY\n  the receiver is not running" in out
     line = next(row for row in out.splitlines() if "STA1A.BHZ.00" in row).split()
     assert line[:2] == ["STA1", "STA1A.BHZ.00"] and line[3] == "1"
     assert float(line[2]) == pytest.approx(75.0, abs=1.0)  # the CLI reads the real clock a moment later
@@ -157,3 +159,32 @@ def test_check_config_reads_the_key_material(tmp_path, capsys, keys):
     assert main(["idc", "check-config", str(path)]) == 0
     assert capsys.readouterr().out.startswith(f"{path}: IDC receiver at tcp://127.0.0.1:1, 0 station(s)")
     assert not (tmp_path / "data").exists()
+
+
+def test_status_health_and_json(tmp_path, capsys):
+    """Healthy: the receiver runs (a live holder of the root's lock) and every station's newest sample is
+    recent; the exit code says so for monitoring checks, and --json carries the same answer."""
+    import json
+    import time
+
+    from idc.health import ROOT_LOCK
+    from opskit.lock import ProcessLock
+
+    now = time.time_ns()
+    config = tmp_path / "idc.toml"
+    config.write_text("[idc]\nroot='data'\ntrust_dir='t'\nconnection_endpoint='tcp://127.0.0.1:1'\n"
+                      "metrics_window_s = 40\n[stations.STA1]\nnetwork='XX'\n[stations.STA2]\nnetwork='XX'\n")
+    _metrics(tmp_path / "data", now)
+    with ProcessLock.acquire(tmp_path / "data" / ROOT_LOCK, "IDC receiver"):
+        assert main(["idc", "status", "--config", str(config), "--json"]) == 1
+        report = json.loads(capsys.readouterr().out)
+        assert report["running"] and not report["healthy"]
+        assert report["problems"] == ["station STA2: nothing archived in the last 40.0 s"]
+        assert report["time"].endswith("Z") and report["channels"][0]["channel"] == "STA1A.BHZ.00"
+        assert report["counters"] == [{"station": "STA1", "event": "rejected:crc", "value": 3}]
+        config.write_text(config.read_text().replace("[stations.STA2]\nnetwork='XX'\n", ""))
+        assert main(["idc", "status", "--config", str(config), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["problems"] == []
+        # its newest sample ended at the moment _metrics took as now, which the status command's clock passed
+        assert main(["idc", "status", "--config", str(config), "--stale-after", "0"]) == 1
+        assert re.search(r"STA1 STA1A.BHZ.00: newest sample \d+ ms old", capsys.readouterr().out)
