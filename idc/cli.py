@@ -96,13 +96,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry
-
     from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError, TrustStore
     from idc.health import ROOT_LOCK
     from idc.server import Receiver, idc_signer
-    from opskit.listen import ListenError, start_exporter
+    from opskit.exporter import daemon_registry, start_exporter
+    from opskit.listen import ListenError
     from opskit.lock import LockBusy, ProcessLock
 
     stop = threading.Event()
@@ -129,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (KeyMaterialError, ValueError) as exc:
         print(f"ims idc: key bundle: {exc}", file=sys.stderr)
         return 2
-    registry = CollectorRegistry()
+    registry = daemon_registry("idc")
     httpd = None
     try:
         _check_ports_free(config)

@@ -1,14 +1,9 @@
 """Listening ports checked before a daemon creates anything, so a port already taken is a one-line error
-and not a half-started process; and the Prometheus exporter, bound first for the same reason."""
+and not a half-started process."""
 
 from __future__ import annotations
 
 import socket
-import threading
-from wsgiref.simple_server import WSGIServer
-
-from prometheus_client import start_http_server
-from prometheus_client.registry import CollectorRegistry
 
 
 class ListenError(OSError):
@@ -52,13 +47,3 @@ def check_endpoint_free(what: str, endpoint: str) -> None:
     host, port = parts
     if port != "*":
         check_free(what, host, int(port))
-
-
-def start_exporter(
-    registry: CollectorRegistry, address: str, port: int
-) -> tuple[WSGIServer, threading.Thread]:
-    """Serve ``registry`` over HTTP for Prometheus on ``address:port``; ListenError names why it cannot."""
-    try:
-        return start_http_server(port, addr=address, registry=registry)
-    except OSError as exc:
-        raise ListenError(f"metrics port {address}:{port}: {exc.strerror or exc}") from None

@@ -49,11 +49,10 @@ def _load(path: Path, *, listing: bool = False) -> StationConfig | None:
 def _run(args: argparse.Namespace) -> int:
     """Every check that can refuse the start (configuration, key bundle, metrics port) comes before the
     daemon creates its outbox, archive or state folder, so a refused start leaves nothing behind."""
-    from prometheus_client import CollectorRegistry
-
     from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError
-    from opskit.listen import ListenError, start_exporter
+    from opskit.exporter import daemon_registry, start_exporter
+    from opskit.listen import ListenError
     from station.config import key_problems
     from station.service import StationService
 
@@ -65,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"ims station: cannot start: {problem}", file=sys.stderr)
     if problems:
         return 2
-    registry = CollectorRegistry()
+    registry = daemon_registry("station")
     exporter = None
     if config.daemon.metrics_port:
         try:

@@ -112,8 +112,9 @@ def test_status_table_and_prometheus(tmp_path, capsys):
     registry = CollectorRegistry()
     registry.register(MetricsCollector(tmp_path / "data" / "metrics.sqlite", 40, lambda: now))
     text = generate_latest(registry).decode()
-    assert 'ims_idc_channel_availability_percent{channel="STA1A.BHZ.00",station="STA1"} 75.0' in text
-    assert 'ims_idc_station_events_total{event="rejected:crc",station="STA1"} 3.0' in text
+    labels = 'channel="BHZ",location="00",site="STA1A",station="STA1"'
+    assert f"ims_idc_channel_availability_ratio{{{labels}}} 0.75" in text
+    assert 'ims_idc_rejections_total{reason="crc",station="STA1"} 3.0' in text
 
 
 def test_the_idc_key_must_be_an_idc_key_issued_for_the_responder_name(tmp_path, keys):
