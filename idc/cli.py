@@ -165,8 +165,10 @@ def _serve(receiver: Receiver, registry: CollectorRegistry, stop: threading.Even
 
     from idc.metrics import MetricsCollector
     from idc.seedlink import RingError, SeedLinkServerError
+    from opskit.sdnotify import Notifier
 
     config = receiver.config
+    systemd = Notifier.from_env()
     try:
         try:
             receiver.start()
@@ -178,9 +180,12 @@ def _serve(receiver: Receiver, registry: CollectorRegistry, stop: threading.Even
             log.info("prometheus exporter listening",
                      extra={"address": config.prometheus_address, "port": config.prometheus_port})
         log.info("IDC receiver ready")  # serving, with its signal handlers in place
-        receiver.run(stop)
+        systemd.ready(f"IDC receiver at {receiver.connection_endpoint}")  # Type=notify
+        receiver.run(stop, tick=systemd.ping)
+        systemd.stopping()
     finally:
         receiver.close()
+        systemd.close()
     return 0
 
 

@@ -33,6 +33,7 @@ from gci_link.keys import Role, StationSigner, TrustStore
 from gci_link.link_session import SessionConfig, State
 from gci_link.station_end.outbox import Outbox, OutboxStats
 from gci_link.station_end.sender import Sender
+from opskit.sdnotify import Notifier
 from station.acquisition import Acquisition
 from station.alarms import AlarmBoard, Severity
 from station.calibration_state import CalibrationState
@@ -190,9 +191,12 @@ class StationService:
         sender_thread = threading.Thread(target=self.sender.run, name="sender", daemon=True)
         sender_thread.start()
         self.radionuclide.start()
+        systemd = Notifier.from_env()  # Type=notify: ready now; watchdog pings from this loop
+        systemd.ready(f"station {self.name}: acquiring")
         next_status = next_prune = 0.0
         try:
             while not self._stop.is_set():
+                systemd.ping()
                 try:
                     if not self.pump():
                         self._stop.wait(IDLE_WAIT_S)
@@ -209,7 +213,9 @@ class StationService:
                     log.exception("station main loop error", extra={"station": self.name})
                     self._stop.wait(1.0)
         finally:
+            systemd.stopping()
             self._shutdown(sender_thread)
+            systemd.close()
         return 0
 
     def _shutdown(self, sender_thread: threading.Thread) -> None:
