@@ -39,6 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a channel whose newest sample is older is unhealthy (default 300)")
     status.add_argument("--json", action="store_true", help="one JSON object (health, channels, counters)")
     status.set_defaults(func=cmd_status)
+    plot = sub.add_parser("plot", help="quick looks at the archive as PNG files")
+    plots = plot.add_subparsers(dest="plot_command", required=True, metavar="WHAT")
+    avail = plots.add_parser("availability", help="availability per channel and UTC day")
+    avail.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    avail.add_argument("--days", type=int, default=7, help="the last this many UTC days, today included")
+    avail.add_argument("--out", default="availability.png", help="PNG file to write")
+    avail.set_defaults(func=cmd_plot_availability)
+    wave = plots.add_parser("waveforms", help="every channel of one station over the last minutes")
+    wave.add_argument("station", help="a station of [stations.NAME]")
+    wave.add_argument("--last", default="10m", help="span before now: 90s, 10m, 2h, 1d (default 10m)")
+    wave.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    wave.add_argument("--out", default=None, help="PNG file to write (default STATION.png)")
+    wave.set_defaults(func=cmd_plot_waveforms)
     rn = sub.add_parser("rn", help="radionuclide (IMS 2.0) messages stored: list them, show one")
     rn_sub = rn.add_subparsers(dest="rn_command", required=True, metavar="ACTION")
     listing = rn_sub.add_parser("list", help="messages in the index, oldest first")
@@ -245,6 +258,65 @@ def cmd_status(args: argparse.Namespace) -> int:
               + ("OK" if not problems else "UNHEALTHY\n" + "\n".join(f"  {p}" for p in problems)) + "\n")
         print(format_table(reports, counters))
     return 1 if problems else 0
+
+
+def cmd_plot_availability(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from gci_link.clock import clock_from_env
+    from idc.plots import availability, plot_availability
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    if args.days < 1:
+        print("ims idc plot: --days must be at least 1", file=sys.stderr)
+        return 2
+    today = dt.datetime.fromtimestamp(clock_from_env()() / 1e9, dt.UTC).date()
+    days = [today - dt.timedelta(days=n) for n in range(args.days - 1, -1, -1)]
+    table = availability(config.sds_root, days)
+    if not table:
+        print(f"ims idc plot: no day files in {config.sds_root} from {days[0]} to {days[-1]}",
+              file=sys.stderr)
+        return 1
+    plot_availability(table, days, Path(args.out))
+    print(f"{args.out}: {len(table)} channel(s), {len(days)} day(s)")
+    return 0
+
+
+def cmd_plot_waveforms(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gci_link.cd11.timefmt import iso
+    from gci_link.clock import clock_from_env
+    from idc.plots import parse_span, plot_waveforms, waveforms
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    policy = config.stations.get(args.station)
+    if policy is None:
+        print(f"ims idc plot: no station {args.station!r} in [stations] of {args.config}", file=sys.stderr)
+        return 2
+    try:
+        span_ns = int(parse_span(args.last) * 1e9)
+    except ValueError as exc:
+        print(f"ims idc plot: --last: {exc}", file=sys.stderr)
+        return 2
+    if not config.sds_root.is_dir():
+        print(f"ims idc plot: no archive at {config.sds_root} (has the receiver run?)", file=sys.stderr)
+        return 1
+    end = clock_from_env()()
+    start = end - span_ns
+    stream = waveforms(config.sds_root, policy.network, policy.allowed_sites, start, end)
+    if not len(stream):
+        print(f"ims idc plot: no data of {args.station} from {iso(start)} to {iso(end)}", file=sys.stderr)
+        return 1
+    out = Path(args.out or f"{args.station}.png")
+    plot_waveforms(stream, f"{args.station}: {iso(start)} to {iso(end)}", out)
+    print(f"{out}: {len(stream)} trace(s)")
+    return 0
 
 
 def cmd_rn_list(args: argparse.Namespace) -> int:
