@@ -521,4 +521,8 @@ def key_problems(config: StationConfig) -> list[ConfigProblem]:
     if signer.role is not Role.STATION:
         return [ConfigProblem(config.source, "link.key_bundle", f"{bundle}: an IDC's key, not a station's "
                                                                 "('ims keys issue')")]
+    if signer.station != config.link.frame_creator:  # the IDC would refuse every frame (creator_mismatch)
+        problem = (f"{bundle}: certificate of station {signer.station!r}, but the frames are created as "
+                   f"{config.link.frame_creator!r}")
+        return [ConfigProblem(config.source, "link.key_bundle", problem)]
     return []

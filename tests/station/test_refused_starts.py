@@ -51,6 +51,13 @@ def test_an_idc_key_is_no_station_key(tmp_path):
     assert line.endswith("an IDC's key, not a station's ('ims keys issue')")
 
 
+def test_another_stations_key_is_refused(tmp_path):
+    bundle = CertificateAuthority.create(tmp_path / "ca").issue("OTHER").bundle
+    _station(tmp_path, **{'key_bundle = "keys/XMPL"': f'key_bundle = "{bundle}"'})
+    line = _refused(tmp_path, "station", "run", "--config", "station.toml")
+    assert line.endswith("certificate of station 'OTHER', but the frames are created as 'XMPL'")
+
+
 def test_an_endpoint_without_tcp_is_refused(tmp_path):
     _station(tmp_path, **{'"tcp://127.0.0.1:8041"': '"127.0.0.1:8041"'})
     line = _refused(tmp_path, "station", "run", "--config", "station.toml")
