@@ -1,7 +1,7 @@
 """A console's ``[... .console]`` table: where it listens, the operator credential, TLS.
 
-Shared by the station and the IDC configuration loaders; errors name the key and the problem, and the
-caller puts its file name in front, so every configuration error still names file, key and problem.
+Shared by the station and the IDC configuration loaders (through ``console_setting``); errors name the
+key and the problem, and join the file's other problems, so every one still names file, key and problem.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from opskit.tomlcheck import Problem, Table
 
 MIN_TOKEN_CHARS = 16
 
@@ -95,3 +97,16 @@ def parse_bind(text: str, key: str) -> tuple[str, int]:
 
 def _is_loopback(host: str) -> bool:
     return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
+def console_setting(t: Table, name: str = "console") -> ConsoleConfig | None:
+    """``name`` of the table ``t`` (``[idc.console]``, ``[console]``) through the shared validator: its
+    problem joins the file's others; None when absent or unusable."""
+    t.used.add(name)
+    if name not in t.data:
+        return None
+    try:
+        return parse_console(t.data[name], t.key(name), t.base_dir)
+    except ConsoleConfigError as exc:
+        t.problems.append(Problem(t.source, exc.key, exc.problem))
+        return None

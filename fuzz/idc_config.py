@@ -1,7 +1,7 @@
 """IDC receiver configuration TOML through ``idc.config.load_config``.
 
 Invariants:
-- any bytes give an IdcConfig or an IdcConfigError whose message starts with the file name; nothing
+- any bytes give an IdcConfig or an IdcConfigError whose every problem names the file; nothing
   else escapes (undecodable bytes included);
 - an accepted configuration is usable by the receiver that reads it: finite positive intervals and
   rates, non-negative counts, a miniSEED record length, an acknack at least once a minute, an IPv4
@@ -28,7 +28,7 @@ def check(data: bytes) -> None:
     try:
         config = load_config(path)
     except IdcConfigError as exc:
-        assert str(exc).startswith(f"{path}: "), f"error does not name the file: {exc}"
+        assert exc.problems and all(p.file == str(path) for p in exc.problems), f"unnamed file: {exc}"
         return
     _check_accepted(config)
 

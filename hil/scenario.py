@@ -8,16 +8,15 @@ the station configuration.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from station.config import BAUD_RATES, toml_key
+from opskit.tomlcheck import Table, TomlError, in_range, one_of, parse_toml, read_toml, text
+from station.config import BAUD_RATES
 
 SENSORS = {"seismometer": "seismic", "microbarometer": "infrasonic", "hydrophone": "hydroacoustic"}
 FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug", "disk_full")
@@ -25,13 +24,12 @@ STATIONLESS_FAULTS = ("receiver_crash",)
 CRASH_FAULTS = ("station_crash", "receiver_crash")
 WHEN = ("any", "archive_write")  # a crash at its moment, or at the first archive write from then on
 RANDOM_SPAN = (0.01, 0.97)  # random faults lie within these fractions of the run, leaving time to recover
-_Number = TypeVar("_Number", int, float)
 
 
-class ScenarioError(ValueError):
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(f"invalid scenario {source}:\n" + "\n".join(f"  {p}" for p in problems))
+class ScenarioError(TomlError):
+    """Every problem found in one scenario file."""
+
+    what = "scenario"
 
 
 @dataclass(frozen=True)
@@ -112,22 +110,22 @@ def load(path: Path | None = None, run_overrides: dict[str, Any] | None = None) 
     its ``[run]`` table before validation. A new ``duration_s`` compresses the whole scenario: fault
     times and lengths scale with it, so a shortened run meets the same faults in the same order."""
     if path is None:
-        source = "hil/scenarios/default.toml"
-        text = resources.files("hil").joinpath("scenarios/default.toml").read_text(encoding="utf-8")
-    else:
-        source = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ScenarioError(source, [f"cannot read: {exc}"]) from exc
-    return parse(text, source, run_overrides)
+        default = resources.files("hil").joinpath("scenarios/default.toml").read_text(encoding="utf-8")
+        return parse(default, "hil/scenarios/default.toml", run_overrides)
+    data, problems = read_toml(path)
+    if data is None:
+        raise ScenarioError(problems)
+    return _parse(data, str(path), run_overrides)
 
 
 def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -> Scenario:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(source, [f"(syntax): {exc}"]) from exc
+    data, problems = parse_toml(text, source)
+    if data is None:
+        raise ScenarioError(problems)
+    return _parse(data, source, run_overrides)
+
+
+def _parse(data: dict[str, Any], source: str, run_overrides: dict[str, Any] | None) -> Scenario:
     if run_overrides and isinstance(data.get("run"), dict):
         old = data["run"].get("duration_s")
         data["run"].update(run_overrides)
@@ -144,157 +142,135 @@ def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -
                     cal["at_s"] = float(cal["at_s"]) * float(new) / float(old)
                 if isinstance(cal, dict) and isinstance(cal.get("minutes"), int) and _finite(cal["minutes"]):
                     cal["minutes"] = max(2, round(cal["minutes"] * float(new) / float(old)))
-    problems: list[str] = []
-    check = _Checker(problems)
-    run = check.table(data, "run")
-    duration = check.number(run, "run", "duration_s", low=10.0)
-    speed = check.number(run, "run", "speed", low=0.1, high=1000.0)
-    seed = check.integer(run, "run", "seed", default=0, low=0, high=2**63 - 1)  # numpy seeds are >= 0
-    frame_length = check.integer(run, "run", "frame_length_s", default=10, low=1, high=60)
-    if frame_length is not None and 1 <= frame_length <= 60 and 60 % frame_length:
-        problems.append(f"run.frame_length_s: must divide 60 s evenly, got {frame_length}")
-    check.unknown(run, "run", {"duration_s", "speed", "seed", "frame_length_s"})
-    tables = check.array(data, "stations")
-    parsed = [_station(check, t, f"stations[{i}]") for i, t in enumerate(tables)]
+    root = Table.root(data, source, Path("."))
+    run = root.table("run")
+    duration = run.get("duration_s", float, check=in_range(10.0, None))
+    speed = run.get("speed", float, check=in_range(0.1, 1000.0))
+    seed = run.get("seed", int, default=0, check=in_range(0, 2**63 - 1))  # numpy seeds are >= 0
+    frame_length = run.get("frame_length_s", int, default=10, check=_frame_length)
+    run.done()
+    tables = root.tables("stations")
+    parsed = [_station(t) for t in tables]
     stations = tuple(s for s in parsed if s is not None)
     names = [s.name for s in stations]
     for name in {n for n in names if names.count(n) > 1}:
-        problems.append(f"stations: station {name!r} appears more than once")
-    listed = [
-        f
-        for i, t in enumerate(check.array(data, "faults", required=False))
-        if (f := _fault(check, t, f"faults[{i}]", set(names), duration or 0.0)) is not None
-    ]
+        root.problem("stations", f"station {name!r} appears more than once")
+    listed = [f for t in root.tables("faults") if (f := _fault(t, set(names), duration)) is not None]
     for i, a in enumerate(listed):
         for b in listed[:i]:
             if (a.kind, a.station) == (b.kind, b.station) and a.at_s <= b.at_s + b.duration_s \
                     and b.at_s <= a.at_s + a.duration_s:
-                problems.append(f"faults: two {a.kind} faults at {a.station or 'the receiver'} overlap "
-                                f"(at {b.at_s:g} s and {a.at_s:g} s)")
+                root.problem("faults", f"two {a.kind} faults at {a.station or 'the receiver'} overlap "
+                                       f"(at {b.at_s:g} s and {a.at_s:g} s)")
     drawn: list[Fault] = []
-    for i, t in enumerate(check.array(data, "random_faults", required=False)):
-        drawn += _random_faults(
-            check, t, f"random_faults[{i}]", names, duration or 0.0, (seed or 0, i), listed + drawn
-        )
+    for i, t in enumerate(root.tables("random_faults")):
+        drawn += _random_faults(t, names, duration, (seed or 0, i), listed + drawn)
     faults = tuple(sorted(listed + drawn, key=lambda f: (f.at_s, f.kind, f.station or "")))
-    calibrations = tuple(
-        c for i, t in enumerate(check.array(data, "calibrations", required=False))
-        if (c := _calibration(check, t, f"calibrations[{i}]", stations, duration or 0.0)) is not None
-    )
-    check.unknown(data, "", {"run", "stations", "faults", "random_faults", "calibrations"})
-    if not tables:
-        problems.append("stations: at least one station is needed")
+    calibrations = tuple(c for t in root.tables("calibrations")
+                         if (c := _calibration(t, stations, duration or 0.0)) is not None)
+    root.done()
+    if not tables and "stations" not in {p.key for p in root.problems}:
+        root.problem("stations", "at least one [[stations]] table is needed")
     # a value is None only where a problem was recorded
-    if problems or duration is None or speed is None or seed is None or frame_length is None:
-        raise ScenarioError(source, problems)
+    if root.problems or duration is None or speed is None or seed is None or frame_length is None:
+        raise ScenarioError(root.problems)
     return Scenario(source, duration, speed, seed, frame_length, stations, faults, calibrations)
 
 
-def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None:
-    """The station at ``key``, or None when a problem was recorded for one of its values."""
-    name = check.text(t, key, "name", 1, 5)
-    sensor = check.choice(t, key, "sensor", tuple(SENSORS))
-    rate = check.integer(t, key, "sample_rate", low=1, high=250)
-    block_s = check.integer(t, key, "block_s", low=1, high=60)
+def _frame_length(v: int) -> str | None:
+    return None if 1 <= v <= 60 and 60 % v == 0 else f"must divide 60 s evenly, got {v}"
+
+
+def _channel_code(v: str) -> str | None:
+    parts = v.split(".")
+    if len(parts) not in (2, 3) or not all(
+        _code(part, low, high) for part, low, high in zip(parts, (1, 1, 0), (5, 3, 2), strict=False)
+    ):
+        return (f"expected SITE.CHA or SITE.CHA.LO (1-5, 1-3 and 0-2 ASCII letters or digits), got {v!r}")
+    return None
+
+
+def _station(t: Table) -> StationSpec | None:
+    """The station of table ``t``, or None when a problem was recorded for one of its values."""
+    name = t.get("name", str, check=text(1, 5, alnum=True))
+    sensor = t.get("sensor", str, check=one_of(SENSORS, ordered=True))
+    rate = t.get("sample_rate", int, check=in_range(1, 250))
+    block_s = t.get("block_s", int, check=in_range(1, 60))
     if rate and block_s and rate * block_s > 250:
-        check.problems.append(
-            f"{key}.block_s: {block_s} s at {rate} sps exceeds the 250 samples a GCF block can always hold"
-        )
-    channels = []
-    for i, code in enumerate(check.strings(t, key, "channels")):
+        t.problem("block_s", f"{block_s} s at {rate} sps exceeds the 250 samples a GCF block can always hold")
+    channels: list[ChannelSpec] = []
+    for i, code in enumerate(t.strings("channels", check=_channel_code) or ()):
         parts = code.split(".")
-        if len(parts) not in (2, 3) or not all(
-            _code(part, low, high) for part, low, high in zip(parts, (1, 1, 0), (5, 3, 2), strict=False)
-        ):
-            check.problems.append(
-                f"{key}.channels[{i}]: expected SITE.CHA or SITE.CHA.LO (1-5, 1-3 and 0-2 ASCII letters or "
-                f"digits), got {code!r}"
-            )
-            continue
         channel = ChannelSpec(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
         if channel in channels:
-            check.problems.append(f"{key}.channels[{i}]: {code!r} is listed twice")
+            t.problem(f"channels[{i}]", f"{code!r} is listed twice")
             continue
         channels.append(channel)
-    if not 1 <= len(channels) <= 16:
-        check.problems.append(f"{key}.channels: 1 to 16 channels per simulated digitizer")
-    network = check.text(t, key, "network", 1, 2)
-    baud = check.choice(t, key, "baud", tuple(sorted(BAUD_RATES)), default=115200, kinds=(int,))
-    bit_error_rate = check.number(t, key, "bit_error_rate", default=0.0, low=0.0, high=1e-2)
-    drop_rate = check.number(t, key, "drop_rate", default=0.0, low=0.0, high=1e-2)
-    flash_blocks = check.integer(t, key, "flash_blocks", default=100_000, low=1, high=10_000_000)
-    status_every_s = check.integer(t, key, "status_every_s", default=10, low=1, high=3600)
-    check.unknown(t, key, {f.name for f in dataclasses.fields(StationSpec)})
+    if not 1 <= len(channels) <= 16 and "channels" in t.data:
+        t.problem("channels", "1 to 16 channels per simulated digitizer")
+    network = t.get("network", str, check=text(1, 2, alnum=True))
+    baud = t.get("baud", int, default=115200, check=one_of(BAUD_RATES))
+    bit_error_rate = t.get("bit_error_rate", float, default=0.0, check=in_range(0.0, 1e-2))
+    drop_rate = t.get("drop_rate", float, default=0.0, check=in_range(0.0, 1e-2))
+    flash_blocks = t.get("flash_blocks", int, default=100_000, check=in_range(1, 10_000_000))
+    status_every_s = t.get("status_every_s", int, default=10, check=in_range(1, 3600))
+    t.done()
     if (name is None or network is None or sensor is None or rate is None or block_s is None or baud is None
             or bit_error_rate is None or drop_rate is None or flash_blocks is None or status_every_s is None):
         return None
-    return StationSpec(name, network, sensor, rate, block_s, tuple(channels), baud, bit_error_rate, drop_rate,
-                       flash_blocks, status_every_s)
+    return StationSpec(name, network, sensor, rate, block_s, tuple(channels), baud,
+                       bit_error_rate, drop_rate, flash_blocks, status_every_s)
 
 
-def _fault(
-    check: _Checker, t: dict[str, Any], key: str, stations: set[str], duration: float
-) -> Fault | None:
-    """The fault at ``key``, or None when a problem was recorded for one of its values."""
-    kind = check.choice(t, key, "kind", FAULT_KINDS)
-    at_s = check.number(t, key, "at_s", low=0.0)
-    length = check.number(t, key, "duration_s", low=0.0)
-    station = t.get("station")
-    if station is not None and not isinstance(station, str):
-        check.problems.append(f"{key}.station: must be a station name, got {station!r}")
-        station = None
+def _fault(t: Table, stations: set[str], duration: float | None) -> Fault | None:
+    """The fault of table ``t``, or None when a problem was recorded for one of its values."""
+    kind = t.get("kind", str, check=one_of(FAULT_KINDS, ordered=True))
+    at_s = t.get("at_s", float, check=in_range(0.0, None))
+    length = t.get("duration_s", float, check=in_range(0.0, None))
+    station = t.get("station", str, default=None)
     if kind in STATIONLESS_FAULTS:
         if station is not None:
-            check.problems.append(f"{key}.station: a {kind} concerns the receiver, not a station")
-    elif station not in stations:
-        check.problems.append(f"{key}.station: must name a station of this scenario, got {station!r}")
-    if at_s is not None and length is not None and at_s + length >= duration:
-        check.problems.append(f"{key}: must end before the run does ({at_s} + {length} >= {duration})")
-    when = _when(check, t, key, kind)
-    check.unknown(t, key, {f.name for f in dataclasses.fields(Fault)})
+            t.problem("station", f"a {kind} concerns the receiver, not a station")
+    elif station not in stations and not ("station" in t.data and station is None):  # else reported
+        t.problem("station", f"must name a station of this scenario, got {station!r}")
+    if at_s is not None and length is not None and duration is not None and at_s + length >= duration:
+        t.problem("", f"must end before the run does ({at_s} + {length} >= {duration})")
+    when = t.get("when", str, default="any", check=one_of(WHEN, ordered=True))
+    if when == "archive_write" and kind not in CRASH_FAULTS:
+        t.problem("when", f"only a crash ({', '.join(CRASH_FAULTS)}) can wait for a write")
+    t.done()
     if kind is None or at_s is None or length is None or when is None:
         return None
     return Fault(kind, at_s, length, station, when)
 
 
-def _calibration(check: _Checker, t: dict[str, Any], key: str, stations: tuple[StationSpec, ...],
-                 duration: float) -> RemoteCalibration | None:
-    """The remote calibration at ``key``, or None when a problem was recorded for one of its values."""
-    name = t.get("station")
+def _calibration(t: Table, stations: tuple[StationSpec, ...], duration: float) -> RemoteCalibration | None:
+    """The remote calibration of table ``t``, or None when a problem was recorded for one of its values."""
+    name = t.get("station", str)
     spec = next((s for s in stations if s.name == name), None)
-    if spec is None:
-        check.problems.append(f"{key}.station: must name a station of this scenario, got {name!r}")
-    elif spec.sensor != "seismometer":
-        check.problems.append(f"{key}.station: only a seismometer has a calibration coil; {name} has a "
-                              f"{spec.sensor}")
-    channel = check.text(t, key, "channel", 1, 3)
+    if name is not None and spec is None:
+        t.problem("station", f"must name a station of this scenario, got {name!r}")
+    elif spec is not None and spec.sensor != "seismometer":
+        t.problem("station", f"only a seismometer has a calibration coil; {name} has a {spec.sensor}")
+    channel = t.get("channel", str, check=text(1, 3, alnum=True))
     if spec is not None and channel is not None and channel not in {c.channel for c in spec.channels}:
-        check.problems.append(f"{key}.channel: {channel!r} is not a channel of {name}")
-    signal = check.choice(t, key, "signal", CALIBRATION_SIGNALS)
-    minutes = check.integer(t, key, "minutes", low=2, high=240)
-    at_s = check.number(t, key, "at_s", low=0.0)
+        t.problem("channel", f"{channel!r} is not a channel of {name}")
+    signal = t.get("signal", str, check=one_of(CALIBRATION_SIGNALS, ordered=True))
+    minutes = t.get("minutes", int, check=in_range(2, 240))
+    at_s = t.get("at_s", float, check=in_range(0.0, None))
     if at_s is not None and minutes is not None and at_s + 60 * minutes + CALIBRATION_MARGIN_S >= duration:
-        check.problems.append(f"{key}: must end before the run does ({at_s:g} s + {minutes} min + "
-                              f"{CALIBRATION_MARGIN_S:g} s to judge it >= {duration:g} s)")
-    check.unknown(t, key, {f.name for f in dataclasses.fields(RemoteCalibration)})
+        t.problem("", f"must end before the run does ({at_s:g} s + {minutes} min + "
+                      f"{CALIBRATION_MARGIN_S:g} s to judge it >= {duration:g} s)")
+    t.done()
     if spec is None or channel is None or signal is None or minutes is None or at_s is None:
         return None
     return RemoteCalibration(spec.name, channel, signal, minutes, at_s)
 
 
-def _when(check: _Checker, t: dict[str, Any], key: str, kind: str | None) -> str | None:
-    when = check.choice(t, key, "when", WHEN, default="any")
-    if when == "archive_write" and kind not in CRASH_FAULTS:
-        check.problems.append(f"{key}.when: only a crash ({', '.join(CRASH_FAULTS)}) can wait for a write")
-    return when
-
-
 def _random_faults(
-    check: _Checker,
-    t: dict[str, Any],
-    key: str,
+    t: Table,
     names: list[str],
-    duration: float,
+    duration: float | None,
     seed: tuple[int, int],
     earlier: list[Fault],
 ) -> list[Fault]:
@@ -303,34 +279,33 @@ def _random_faults(
     listed stations (all by default) in turn. Two faults of one kind never overlap at one station (or
     at the receiver), these nor ``earlier`` ones: an outage inside an outage would end at the inner
     one's end, a crash inside a crash would start the station twice."""
-    kind = check.choice(t, key, "kind", FAULT_KINDS)
-    count = check.integer(t, key, "count", low=1, high=1000)
-    shortest = check.number(t, key, "min_duration_s", low=0.0)
-    longest = check.number(t, key, "max_duration_s", low=0.0)
-    at_archive_write = check.integer(t, key, "archive_write", default=0, low=0)
-    stations: list[str | None] = list(check.strings(t, key, "stations")) if "stations" in t else list(names)
-    check.unknown(t, key, {"kind", "count", "min_duration_s", "max_duration_s", "archive_write", "stations"})
+    kind = t.get("kind", str, check=one_of(FAULT_KINDS, ordered=True))
+    count = t.get("count", int, check=in_range(1, 1000))
+    shortest = t.get("min_duration_s", float, check=in_range(0.0, None))
+    longest = t.get("max_duration_s", float, check=in_range(0.0, None))
+    at_archive_write = t.get("archive_write", int, default=0, check=in_range(0, None))
+    stations: list[str | None] = list(t.strings("stations") or ()) if "stations" in t.data else list(names)
+    t.done()
     if kind in STATIONLESS_FAULTS:
-        if "stations" in t:
-            check.problems.append(f"{key}.stations: a {kind} concerns the receiver, not a station")
+        if "stations" in t.data:
+            t.problem("stations", f"a {kind} concerns the receiver, not a station")
         stations = [None]
     for name in stations:
         if name is not None and name not in names:
-            check.problems.append(f"{key}.stations: must name stations of this scenario, got {name!r}")
+            t.problem("stations", f"must name stations of this scenario, got {name!r}")
     if at_archive_write and kind not in CRASH_FAULTS:
-        check.problems.append(f"{key}.archive_write: only crashes ({', '.join(CRASH_FAULTS)}) wait for one")
+        t.problem("archive_write", f"only crashes ({', '.join(CRASH_FAULTS)}) wait for one")
     if count is not None and at_archive_write is not None and at_archive_write > count:
-        check.problems.append(f"{key}.archive_write: at most count ({count}), got {at_archive_write}")
-    if kind is None or count is None or shortest is None or longest is None or at_archive_write is None:
+        t.problem("archive_write", f"at most count ({count}), got {at_archive_write}")
+    if (kind is None or count is None or shortest is None or longest is None or at_archive_write is None
+            or duration is None):
         return []
     first, last = RANDOM_SPAN[0] * duration, RANDOM_SPAN[1] * duration
     if not 0 < shortest <= longest or longest >= (last - first) / 2:
-        check.problems.append(
-            f"{key}: need 0 < min_duration_s <= max_duration_s < {(last - first) / 2:g} (half the span "
-            f"faults are drawn in), got {shortest:g}..{longest:g}"
-        )
+        t.problem("", f"need 0 < min_duration_s <= max_duration_s < {(last - first) / 2:g} (half the span "
+                      f"faults are drawn in), got {shortest:g}..{longest:g}")
         return []
-    if not stations or check.problems:
+    if not stations or t.problems:
         return []
     rng = random.Random(f"{seed[0]}/{seed[1]}/{kind}")
     faults: list[Fault] = []
@@ -344,7 +319,7 @@ def _random_faults(
             if all(at_s + length < begin or at_s > end for begin, end in taken):
                 break
         else:
-            check.problems.append(f"{key}: no room for {count} faults that do not overlap; fewer or shorter")
+            t.problem("", f"no room for {count} faults that do not overlap; fewer or shorter")
             return []
         when = "archive_write" if n < at_archive_write else "any"
         faults.append(Fault(kind, round(at_s, 1), round(length, 1), station, when))
@@ -360,110 +335,3 @@ def _finite(value: Any) -> bool:
 def _code(value: str, shortest: int, longest: int) -> bool:
     """A station, network, site, channel or location code: ASCII letters or digits (SEED, CD-1.1)."""
     return shortest <= len(value) <= longest and value.isascii() and (not value or value.isalnum())
-
-
-class _Checker:
-    """Typed reads that record a problem (with its key path) instead of raising, so all are reported."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-
-    def _get(
-        self, t: dict[str, Any], key: str, name: str, kinds: tuple[type, ...], what: str, default: Any
-    ) -> Any:
-        path = f"{key}.{name}" if key else name
-        if name not in t:
-            if default is None:
-                self.problems.append(f"{path}: missing (required)")
-            return default
-        value = t[name]
-        if not isinstance(value, kinds) or isinstance(value, bool):
-            self.problems.append(f"{path}: must be {what}, got {value!r}")
-            return default
-        return value
-
-    def table(self, data: dict[str, Any], name: str) -> dict[str, Any]:
-        value = self._get(data, "", name, (dict,), "a table", None)
-        return value if isinstance(value, dict) else {}
-
-    def array(self, data: dict[str, Any], name: str, required: bool = True) -> list[dict[str, Any]]:
-        value = self._get(
-            data, "", name, (list,), f"an array of tables ([[{name}]])", None if required else []
-        )
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            if isinstance(value, list):
-                self.problems.append(f"{name}: must be an array of tables ([[{name}]])")
-            return []
-        return value
-
-    def number(
-        self,
-        t: dict[str, Any],
-        key: str,
-        name: str,
-        *,
-        default: float | None = None,
-        low: float | None = None,
-        high: float | None = None,
-    ) -> float | None:
-        value = self._get(t, key, name, (int, float), "a number", default)
-        if value is not None and not _finite(value):  # TOML has nan and inf, and no range check stops nan
-            self.problems.append(f"{key}.{name}: must be a finite number, got {value!r}")
-            return None
-        return None if value is None else self._bounded(key, name, float(value), low, high)
-
-    def integer(
-        self,
-        t: dict[str, Any],
-        key: str,
-        name: str,
-        *,
-        default: int | None = None,
-        low: int | None = None,
-        high: int | None = None,
-    ) -> int | None:
-        value = self._get(t, key, name, (int,), "an integer", default)
-        return None if value is None else self._bounded(key, name, value, low, high)
-
-    def _bounded(
-        self, key: str, name: str, value: _Number, low: _Number | None, high: _Number | None
-    ) -> _Number:
-        if (low is not None and value < low) or (high is not None and value > high):
-            self.problems.append(f"{key}.{name}: must be within [{low}, {high}], got {value}")
-        return value
-
-    def text(self, t: dict[str, Any], key: str, name: str, shortest: int, longest: int) -> str | None:
-        value = self._get(t, key, name, (str,), "a string", None)
-        if value is not None and not _code(value, shortest, longest):
-            self.problems.append(
-                f"{key}.{name}: must be {shortest}-{longest} ASCII letters or digits, got {value!r}"
-            )
-        return value
-
-    def choice(
-        self,
-        t: dict[str, Any],
-        key: str,
-        name: str,
-        allowed: tuple[Any, ...],
-        *,
-        default: Any = None,
-        kinds: tuple[type, ...] = (str,),
-    ) -> Any:
-        value = self._get(t, key, name, kinds, "a string" if kinds == (str,) else "an integer", default)
-        if value is not None and value not in allowed:
-            options = ", ".join(map(str, allowed))
-            self.problems.append(f"{key}.{name}: must be one of {options}, got {value!r}")
-        return value
-
-    def strings(self, t: dict[str, Any], key: str, name: str) -> list[str]:
-        value = self._get(t, key, name, (list,), "a list of strings", None)
-        if value is None or not all(isinstance(v, str) for v in value):
-            if value is not None:
-                self.problems.append(f"{key}.{name}: must be a list of strings")
-            return []
-        return value
-
-    def unknown(self, t: dict[str, Any], key: str, known: set[str]) -> None:
-        for name in sorted(set(t) - known):
-            self.problems.append(f"{key + '.' if key else ''}{toml_key(name)}: unknown key")

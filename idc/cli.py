@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 from idc.config import IdcConfig, IdcConfigError, load_config
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from consoles.config import ConsoleConfig
     from consoles.server import ConsoleServer
-    from gci_link.clock import Clock
-    from gci_link.keys.trust import TrustedKey
+    from gci_link.keys import TrustStore
     from idc.rn_store import RnIndex
+    from idc.server import Receiver
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +32,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the receiver until SIGTERM")
     run.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     run.set_defaults(func=cmd_run)
-    status = sub.add_parser("status", help="availability, gaps, timeliness, latency, authentication")
+    check = sub.add_parser("check-config", help="validate a configuration file and list every problem")
+    check.add_argument("file", nargs="?", help="receiver configuration (TOML); or --config")
+    check.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    check.set_defaults(func=cmd_check)
+    status = sub.add_parser("status", help="availability, gaps, timeliness, latency, authentication; exit 1 "
+                                           "when unhealthy (docs/idc-receiver.md)")
     status.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     status.add_argument("--window", type=int, default=None, help="availability window in seconds")
+    status.add_argument("--stale-after", type=float, default=None, metavar="SECONDS",
+                        help="a channel whose newest sample is older is unhealthy (default 300)")
     status.add_argument("--json", action="store_true",
-                        help="one JSON document: per station and channel (what the console shows)")
+                        help="one JSON object: health, and per station and channel what the console shows")
     status.set_defaults(func=cmd_status)
+    plot = sub.add_parser("plot", help="quick looks at the archive as PNG files")
+    plots = plot.add_subparsers(dest="plot_command", required=True, metavar="WHAT")
+    avail = plots.add_parser("availability", help="availability per channel and UTC day")
+    avail.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    avail.add_argument("--days", type=int, default=7, help="the last this many UTC days, today included")
+    avail.add_argument("--out", default="availability.png", help="PNG file to write")
+    avail.set_defaults(func=cmd_plot_availability)
+    wave = plots.add_parser("waveforms", help="every channel of one station over the last minutes")
+    wave.add_argument("station", help="a station of [stations.NAME]")
+    wave.add_argument("--last", default="10m", help="span before now: 90s, 10m, 2h, 1d (default 10m)")
+    wave.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    wave.add_argument("--out", default=None, help="PNG file to write (default STATION.png)")
+    wave.set_defaults(func=cmd_plot_waveforms)
     rn = sub.add_parser("rn", help="radionuclide (IMS 2.0) messages stored: list them, show one")
     rn_sub = rn.add_subparsers(dest="rn_command", required=True, metavar="ACTION")
     listing = rn_sub.add_parser("list", help="messages in the index, oldest first")
@@ -80,23 +102,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     xml.set_defaults(func=cmd_stationxml)
 
 
-def _load(path: str) -> IdcConfig | None:
+def _load(path: str, *, listing: bool = False) -> IdcConfig | None:
+    """The configuration, or None once its problems are printed: under a heading for ``check-config``
+    (``listing``), else one line each."""
     try:
         return load_config(path)
     except IdcConfigError as exc:
-        print(f"ims idc: {exc}", file=sys.stderr)
+        if listing:
+            print(exc, file=sys.stderr)
+        for problem in [] if listing else exc.problems:
+            print(f"ims idc: {problem}", file=sys.stderr)
         return None
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    import zmq
-    from prometheus_client import CollectorRegistry, start_http_server
+def cmd_check(args: argparse.Namespace) -> int:
+    """Every problem of the file, then of the key material it names (what ``run`` would refuse)."""
+    from gci_link.keys import KeyMaterialError, TrustStore
+    from idc.server import idc_signer
+    from opskit.tomlcheck import Problem
 
+    path = args.file or args.config
+    config = _load(path, listing=True)
+    if config is None:
+        return 2
+    problems = []
+    for key, load in (("idc.trust_dir", lambda: TrustStore.load(config.trust_dir)),
+                      ("idc.key_bundle", lambda: idc_signer(config))):
+        try:
+            load()
+        except (KeyMaterialError, ValueError) as exc:
+            problems.append(Problem(path, key, str(exc)))
+    if problems:
+        print(IdcConfigError(problems), file=sys.stderr)
+        return 2
+    print(f"{path}: IDC receiver at {config.connection_endpoint}"
+          f"{f' (data at {config.data_endpoint})' if config.data_endpoint else ''}, "
+          f"{len(config.stations)} station(s), data root {config.root}"
+          f"{f', SeedLink on {config.seedlink.listen}' if config.seedlink else ''}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError, TrustStore
-    from idc.metrics import MetricsCollector
-    from idc.seedlink import RingError, SeedLinkServerError
-    from idc.server import Receiver
+    from idc.health import ROOT_LOCK
+    from idc.server import Receiver, idc_signer
+    from opskit.exporter import daemon_registry, start_exporter
+    from opskit.listen import ListenError
+    from opskit.lock import LockBusy, ProcessLock
 
     stop = threading.Event()
 
@@ -110,6 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
+    # every check that can refuse the start comes before anything is created under the data root
     try:
         clock = clock_from_env()
         trust = TrustStore.load(config.trust_dir, clock=clock)
@@ -117,53 +171,86 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"ims idc: trust store: {exc}", file=sys.stderr)
         return 2
     try:
-        receiver = Receiver(config, trust, clock)
-    except KeyMaterialError as exc:
+        idc_signer(config)
+    except (KeyMaterialError, ValueError) as exc:
         print(f"ims idc: key bundle: {exc}", file=sys.stderr)
         return 2
+    registry = daemon_registry("idc")
     httpd = None
+    try:
+        _check_ports_free(config)
+        if config.prometheus_port:
+            httpd, _ = start_exporter(registry, config.prometheus_address, config.prometheus_port)
+    except ListenError as exc:
+        print(f"ims idc: cannot start: {exc}", file=sys.stderr)
+        return 2
+    try:
+        try:
+            lock = ProcessLock.acquire(config.root / ROOT_LOCK, "IDC receiver", config=str(args.config))
+        except LockBusy as exc:
+            print(f"ims idc: cannot start: data root {config.root} is in use: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"ims idc: cannot start: data root {config.root}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        with lock:
+            try:
+                receiver = Receiver(config, trust, clock)
+            except KeyMaterialError as exc:
+                print(f"ims idc: key bundle: {exc}", file=sys.stderr)
+                return 2
+            return _serve(receiver, trust, registry, stop, exporting=httpd is not None)
+    finally:
+        if httpd is not None:
+            httpd.shutdown()
+
+
+def _serve(receiver: Receiver, trust: TrustStore, registry: CollectorRegistry, stop: threading.Event, *,
+           exporting: bool) -> int:
+    """Start the receiver (and its console) and run it until ``stop``; whatever happens, it is closed
+    (workers, threads, context)."""
+    import zmq
+
+    from idc.metrics import MetricsCollector
+    from idc.seedlink import RingError, SeedLinkServerError
+    from opskit.sdnotify import Notifier
+
+    config = receiver.config
+    systemd = Notifier.from_env()
     console = None
-    try:  # whatever happens from here on, the receiver is closed: its workers, threads and context end
+    try:
         try:
             receiver.start()
         except (zmq.ZMQError, ValueError, RingError, SeedLinkServerError) as exc:
             print(f"ims idc: cannot start: {exc}", file=sys.stderr)
             return 2
-        if config.prometheus_port:
-            registry = CollectorRegistry()
-            registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, clock))
-            try:
-                httpd, _ = start_http_server(config.prometheus_port, registry=registry)
-            except OSError as exc:
-                print(
-                    f"ims idc: cannot start: prometheus exporter on port {config.prometheus_port}: "
-                    f"{exc.strerror or exc}",
-                    file=sys.stderr,
-                )
-                return 2
-            log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
+        registry.register(MetricsCollector(receiver.metrics.path, config.metrics_window_s, receiver.clock))
+        if exporting:
+            log.info("prometheus exporter listening",
+                     extra={"address": config.prometheus_address, "port": config.prometheus_port})
         if config.console is not None:
-            console = _start_console(config, config.console, clock, trust.keys)
+            console = _start_console(config, config.console, receiver, trust)
             if console is None:
                 return 2
         log.info("IDC receiver ready")  # serving, with its signal handlers in place
-        receiver.run(stop)
+        systemd.ready(f"IDC receiver at {receiver.connection_endpoint}")  # Type=notify
+        receiver.run(stop, tick=systemd.ping)
+        systemd.stopping()
     finally:
         if console is not None:
             console.stop()
         receiver.close()
-        if httpd is not None:
-            httpd.shutdown()
+        systemd.close()
     return 0
 
 
-def _start_console(config: IdcConfig, settings: ConsoleConfig, clock: Clock, keys: list[TrustedKey]
+def _start_console(config: IdcConfig, settings: ConsoleConfig, receiver: Receiver, trust: TrustStore
                    ) -> ConsoleServer | None:
     """The operators' web page, in its own thread; None (said on stderr) when it cannot listen."""
     from consoles.server import ConsoleServer
     from idc.console import IdcConsole
 
-    console = IdcConsole(config.root, config.metrics_window_s, clock, keys)
+    console = IdcConsole(config.root, config.metrics_window_s, receiver.clock, trust.keys)
     try:  # the credential file gone since the configuration was checked, the address taken, a bad key
         server = ConsoleServer(console.app(settings.operator_token(), settings.tls), settings, "idc")
         server.start()
@@ -174,12 +261,30 @@ def _start_console(config: IdcConfig, settings: ConsoleConfig, clock: Clock, key
     return server
 
 
+def _check_ports_free(config: IdcConfig) -> None:
+    """ListenError naming the first endpoint another process already listens on."""
+    from idc.seedlink.server import parse_listen
+    from opskit.listen import check_endpoint_free, check_free
+
+    check_endpoint_free("connection_endpoint", config.connection_endpoint)
+    if config.data_endpoint is not None:
+        check_endpoint_free("data_endpoint", config.data_endpoint)
+    if config.seedlink is not None:
+        check_free("seedlink listen", *parse_listen(config.seedlink.listen))
+    if config.console is not None:
+        check_free("console", config.console.host, config.console.port)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    """0 healthy, 1 unhealthy or never run (for monitoring checks), 2 an unusable configuration."""
     import json
 
+    from gci_link.cd11.timefmt import iso
     from gci_link.clock import clock_from_env
+    from idc import health
     from idc.metrics import MetricsStore, format_table
     from idc.status import network_status
+    from opskit.lock import live_holder
 
     config = _load(args.config)
     if config is None:
@@ -196,12 +301,80 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = MetricsStore(path)
     try:
         window = args.window or config.metrics_window_s
-        if args.json:
-            print(json.dumps(network_status(store, clock(), window), indent=1))
-        else:
-            print(format_table(store.channel_reports(clock(), window), store.counters()))
+        now = clock()
+        reports, counters = store.channel_reports(now, window), store.counters()
+        network = network_status(store, now, window) if args.json else None
     finally:
         store.close()
+    running = (live_holder(config.root / health.ROOT_LOCK) or {}).get("role") == "IDC receiver"
+    stale_after = health.DEFAULT_STALE_AFTER_S if args.stale_after is None else args.stale_after
+    problems = health.problems(config, reports, running, window, stale_after)
+    if network is not None:  # the console's numbers (idc/status.py), with the health verdict
+        print(json.dumps({"healthy": not problems, "problems": problems, "running": running, "time": iso(now),
+                          **network}, indent=1))
+    else:
+        print(f"IDC receiver at {iso(now)}, window {window} s: "
+              + ("OK" if not problems else "UNHEALTHY\n" + "\n".join(f"  {p}" for p in problems)) + "\n")
+        print(format_table(reports, counters))
+    return 1 if problems else 0
+
+
+def cmd_plot_availability(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from gci_link.clock import clock_from_env
+    from idc.plots import availability, plot_availability
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    if args.days < 1:
+        print("ims idc plot: --days must be at least 1", file=sys.stderr)
+        return 2
+    today = dt.datetime.fromtimestamp(clock_from_env()() / 1e9, dt.UTC).date()
+    days = [today - dt.timedelta(days=n) for n in range(args.days - 1, -1, -1)]
+    table = availability(config.sds_root, days)
+    if not table:
+        print(f"ims idc plot: no day files in {config.sds_root} from {days[0]} to {days[-1]}",
+              file=sys.stderr)
+        return 1
+    plot_availability(table, days, Path(args.out))
+    print(f"{args.out}: {len(table)} channel(s), {len(days)} day(s)")
+    return 0
+
+
+def cmd_plot_waveforms(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gci_link.cd11.timefmt import iso
+    from gci_link.clock import clock_from_env
+    from idc.plots import parse_span, plot_waveforms, waveforms
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    policy = config.stations.get(args.station)
+    if policy is None:
+        print(f"ims idc plot: no station {args.station!r} in [stations] of {args.config}", file=sys.stderr)
+        return 2
+    try:
+        span_ns = int(parse_span(args.last) * 1e9)
+    except ValueError as exc:
+        print(f"ims idc plot: --last: {exc}", file=sys.stderr)
+        return 2
+    if not config.sds_root.is_dir():
+        print(f"ims idc plot: no archive at {config.sds_root} (has the receiver run?)", file=sys.stderr)
+        return 1
+    end = clock_from_env()()
+    start = end - span_ns
+    stream = waveforms(config.sds_root, policy.network, policy.allowed_sites, start, end)
+    if not len(stream):
+        print(f"ims idc plot: no data of {args.station} from {iso(start)} to {iso(end)}", file=sys.stderr)
+        return 1
+    out = Path(args.out or f"{args.station}.png")
+    plot_waveforms(stream, f"{args.station}: {iso(start)} to {iso(end)}", out)
+    print(f"{out}: {len(stream)} trace(s)")
     return 0
 
 

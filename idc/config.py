@@ -6,16 +6,26 @@ Relative paths are taken relative to the configuration file, so a config directo
 from __future__ import annotations
 
 import ipaddress
-import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consoles.config import ConsoleConfig, ConsoleConfigError, parse_console
+from consoles.config import ConsoleConfig, console_setting
 from gci_link.cd11 import MAX_IMS2_FRAME_BYTES
 from gci_link.io.mseed2.limits import NETWORK, STATION, code_problem
 from idc.seedlink.server import parse_listen
+from opskit.tomlcheck import (
+    Check,
+    Table,
+    TomlError,
+    all_of,
+    in_range,
+    one_of,
+    path_text,
+    read_toml,
+    tcp_endpoint,
+    text,
+)
 
 # what max_frame_bytes may be: room for a frame header, trailer and a little data; SQLite rows hold at
 # most 10**9 bytes and ZeroMQ's per-part limit is 4 x max_frame_bytes, so a quarter of a GiB at most
@@ -24,8 +34,10 @@ MAX_FRAME_BYTES = 1 << 28
 STATION_NAME = (1, 8)  # a CD-1.1 frame creator; the receiver's raw store and IMS 2.0 folders are named by it
 
 
-class IdcConfigError(ValueError):
-    """A configuration file that cannot be used; the message says file, key and problem."""
+class IdcConfigError(TomlError):
+    """Every problem found in one IDC receiver configuration file."""
+
+    what = "IDC receiver configuration"
 
 
 RESPONSE_KINDS = ("velocity", "microbarometer", "hydrophone")
@@ -93,20 +105,6 @@ class SeedLinkConfig:
     max_selectors: int = 64
 
 
-_SEEDLINK_KEYS: dict[str, type | tuple[type, ...]] = {
-    "listen": str,
-    "ring": str,
-    "ring_bytes": int,
-    "sync": bool,
-    "organization": str,
-    "max_clients": int,
-    "handshake_timeout_s": (int, float),
-    "stall_timeout_s": (int, float),
-    "max_stations": int,
-    "max_selectors": int,
-}
-
-
 @dataclass(frozen=True)
 class IdcConfig:
     root: Path
@@ -118,6 +116,7 @@ class IdcConfig:
     key_bundle: Path | None = None  # the IDC key (ims keys issue-idc) signing the frames sent to stations
     control_window_s: float = 300.0  # how far a connection request's stamp may be from the receiver clock
     prometheus_port: int = 0
+    prometheus_address: str = "127.0.0.1"  # the exporter listens on this host only unless told otherwise
     metrics_window_s: int = 3600
     silence_timeout_s: float = 120.0
     acknack_interval_s: float = 55.0
@@ -141,309 +140,225 @@ class IdcConfig:
         return self.root / "sds"
 
 
-_IDC_KEYS: dict[str, type | tuple[type, ...]] = {
-    "root": str,
-    "trust_dir": str,
-    "connection_endpoint": str,
-    "data_endpoint": str,
-    "advertise_address": str,
-    "responder_name": str,
-    "key_bundle": str,
-    "control_window_s": (int, float),
-    "prometheus_port": int,
-    "metrics_window_s": int,
-    "silence_timeout_s": (int, float),
-    "acknack_interval_s": (int, float),
-    "quarantine_max_bytes": int,
-    "quarantine_max_rows": int,
-    "record_length": int,
-    "max_frame_bytes": int,
-    "max_ims2_frame_bytes": int,
-    "max_reported_gaps": int,
-    "connect_rate_per_s": (int, float),
-    "connect_burst": int,
-    "verify_workers": int,
-    "curve": dict,
-    "seedlink": dict,
-    "console": dict,
-    "data_past_days": (int, float),
-    "data_future_s": (int, float),
-    "max_subframe_span_s": (int, float),
-    "max_day_files_per_frame": int,
-}
-_REQUIRED = ("root", "trust_dir", "connection_endpoint")
-
-
-def _check_type(path: Path, key: str, value: Any, expected: type | tuple[type, ...]) -> None:
-    if isinstance(value, bool) or not isinstance(value, expected):
-        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
-        raise IdcConfigError(f"{path}: key {key!r}: expected {names}, got {type(value).__name__} {value!r}")
-    checked: Any = value  # of the expected type now
-    if expected == (int, float) and not (abs(checked) < 2**1023 and math.isfinite(checked)):
-        raise IdcConfigError(f"{path}: key {key!r}: must be a finite number, got {value!r}")
-    if expected is str and "\0" in checked:
-        raise IdcConfigError(f"{path}: key {key!r}: must not contain a NUL character")
-
-
 def load_config(path: str | Path) -> IdcConfig:
-    """Read and validate an IDC receiver configuration file."""
+    """Read and validate an IDC receiver configuration file; IdcConfigError lists every problem."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise IdcConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise IdcConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise IdcConfigError(f"{path}: not valid TOML: {exc}") from exc
-    for key in doc:
-        if key not in ("idc", "stations"):
-            raise IdcConfigError(f"{path}: unknown table [{key}] (expected [idc] and [stations.NAME])")
-    idc = doc.get("idc")
-    if not isinstance(idc, dict):
-        raise IdcConfigError(f"{path}: missing table [idc]")
-    for key, value in idc.items():
-        if key not in _IDC_KEYS:
-            raise IdcConfigError(f"{path}: key 'idc.{key}': unknown setting")
-        _check_type(path, f"idc.{key}", value, _IDC_KEYS[key])
-    for key in _REQUIRED:
-        if key not in idc:
-            raise IdcConfigError(f"{path}: key 'idc.{key}': required but missing")
-    base = path.resolve().parent
-    values = {k: v for k, v in idc.items() if k not in ("curve", "seedlink", "console", *_LIMIT_KEYS)}
-    values["limits"] = _limits(path, idc)
-    values["root"] = base / idc["root"]
-    values["trust_dir"] = base / idc["trust_dir"]
-    if "key_bundle" in idc:
-        values["key_bundle"] = _key_bundle(path, base / idc["key_bundle"])
-    for key in (
-        "prometheus_port",
-        "metrics_window_s",
-        "quarantine_max_bytes",
-        "quarantine_max_rows",
-        "record_length",
-        "max_frame_bytes",
-        "max_ims2_frame_bytes",
-        "max_reported_gaps",
-        "connect_burst",
-        "verify_workers",
-    ):
-        if key in values and values[key] < 0:
-            raise IdcConfigError(f"{path}: key 'idc.{key}': must not be negative, got {values[key]}")
-    for key in ("silence_timeout_s", "acknack_interval_s", "connect_rate_per_s", "control_window_s",
-                "quarantine_max_rows"):
-        if key in values and values[key] <= 0:
-            raise IdcConfigError(f"{path}: key 'idc.{key}': must be positive, got {values[key]}")
-    if not MIN_FRAME_BYTES <= values.get("max_frame_bytes", MIN_FRAME_BYTES) <= MAX_FRAME_BYTES:
-        raise IdcConfigError(
-            f"{path}: key 'idc.max_frame_bytes': {MIN_FRAME_BYTES} to {MAX_FRAME_BYTES} "
-            f"(a frame and its quarantined copy must fit an SQLite row), got {values['max_frame_bytes']}"
-        )
-    if values.get("record_length", 512) not in (256, 512, 1024, 2048, 4096):
-        raise IdcConfigError(
-            f"{path}: key 'idc.record_length': miniSEED 2 records of 256, 512, 1024, 2048 or 4096 bytes, "
-            f"got {values['record_length']}"
-        )
-    if values.get("prometheus_port", 0) > 65535:
-        raise IdcConfigError(f"{path}: key 'idc.prometheus_port': a TCP port is at most 65535")
-    advertise = values.get("advertise_address", "")
-    if advertise and not _is_ipv4(advertise):
-        raise IdcConfigError(
-            f"{path}: key 'idc.advertise_address': an IPv4 address like 192.0.2.7, got {advertise!r}"
-        )
-    responder = values.get("responder_name", "IDC")
-    if not 1 <= len(responder) <= 8 or not responder.isascii():
-        raise IdcConfigError(
-            f"{path}: key 'idc.responder_name': a CD-1.1 frame creator has 1 to 8 ASCII characters, "
-            f"got {responder!r}"
-        )
-    if values.get("max_ims2_frame_bytes", MAX_IMS2_FRAME_BYTES) > MAX_IMS2_FRAME_BYTES:
-        raise IdcConfigError(
-            f"{path}: key 'idc.max_ims2_frame_bytes': at most {MAX_IMS2_FRAME_BYTES} (the largest frame the "
-            f"IMS 2.0 carrier makes), got {values['max_ims2_frame_bytes']}"
-        )
-    if values.get("acknack_interval_s", 55.0) > 60:
-        raise IdcConfigError(f"{path}: key 'idc.acknack_interval_s': CD-1.1 wants one at least every 60 s")
-    if "curve" in idc:
-        values["curve"] = _curve(path, base, idc["curve"])
-    if "seedlink" in idc:
-        values["seedlink"] = _seedlink(path, values["root"], idc["seedlink"])
-        if values.get("record_length", 512) != 512:
-            raise IdcConfigError(
-                f"{path}: key 'idc.record_length': SeedLink carries 512-byte records; "
-                f"[idc.seedlink] needs record_length = 512, got {values['record_length']}"
-            )
-    if "console" in idc:
-        try:
-            values["console"] = parse_console(idc["console"], "idc.console", base)
-        except ConsoleConfigError as exc:
-            raise IdcConfigError(f"{path}: {exc}") from None
-    values["stations"] = _stations(path, doc.get("stations", {}))
+    data, problems = read_toml(path)
+    if data is None:
+        raise IdcConfigError(problems)
+    root = Table.root(data, str(path), path.resolve().parent)
+    config = _idc(root.table("idc"), root.named_tables("stations"))
+    root.done()
+    if root.problems or config is None:
+        raise IdcConfigError(root.problems)
+    return config
+
+
+_POSITIVE = in_range(0, None, low_open=True)
+_COUNT = in_range(0, None)
+
+
+def _idc(t: Table, stations: dict[str, Table]) -> IdcConfig | None:
+    d = IdcConfig(Path(), Path(), "")  # the defaults
+    values: dict[str, Any] = dict(
+        root=t.path("root"),
+        trust_dir=t.path("trust_dir"),
+        connection_endpoint=t.get("connection_endpoint", str, check=tcp_endpoint(any_port=True)),
+        data_endpoint=t.get("data_endpoint", str, default=None, check=tcp_endpoint(any_port=True)),
+        advertise_address=t.get("advertise_address", str, default=d.advertise_address, check=_ipv4),
+        responder_name=t.get("responder_name", str, default=d.responder_name, check=_responder),
+        key_bundle=t.get("key_bundle", str, default=None, check=_key_bundle(t.base_dir)),
+        control_window_s=t.get("control_window_s", float, default=d.control_window_s, check=_POSITIVE),
+        prometheus_port=t.get("prometheus_port", int, default=d.prometheus_port, check=in_range(0, 65535)),
+        prometheus_address=t.get("prometheus_address", str, default=d.prometheus_address,
+                                 check=text(1, 255)),
+        metrics_window_s=t.get("metrics_window_s", int, default=d.metrics_window_s, check=_COUNT),
+        silence_timeout_s=t.get("silence_timeout_s", float, default=d.silence_timeout_s, check=_POSITIVE),
+        acknack_interval_s=t.get("acknack_interval_s", float, default=d.acknack_interval_s,
+                                 check=all_of(_POSITIVE, _acknack)),
+        quarantine_max_bytes=t.get("quarantine_max_bytes", int, default=d.quarantine_max_bytes, check=_COUNT),
+        quarantine_max_rows=t.get("quarantine_max_rows", int, default=d.quarantine_max_rows, check=_POSITIVE),
+        record_length=t.get("record_length", int, default=d.record_length,
+                            check=one_of((256, 512, 1024, 2048, 4096))),
+        max_frame_bytes=t.get("max_frame_bytes", int, default=d.max_frame_bytes, check=_frame_bytes),
+        max_ims2_frame_bytes=t.get("max_ims2_frame_bytes", int, default=d.max_ims2_frame_bytes,
+                                   check=all_of(_COUNT, _ims2_frame_bytes)),
+        max_reported_gaps=t.get("max_reported_gaps", int, default=d.max_reported_gaps, check=_COUNT),
+        connect_rate_per_s=t.get("connect_rate_per_s", float, default=d.connect_rate_per_s, check=_POSITIVE),
+        connect_burst=t.get("connect_burst", int, default=d.connect_burst, check=_COUNT),
+        verify_workers=t.get("verify_workers", int, default=d.verify_workers, check=_COUNT),
+        limits=_limits(t),
+    )
+    if values["key_bundle"] is not None:
+        values["key_bundle"] = t.base_dir / values["key_bundle"]
+    if "curve" in t.data:
+        values["curve"] = _curve(t.table("curve"))
+    if "seedlink" in t.data:
+        values["seedlink"] = _seedlink(t.table("seedlink"), values["root"])
+        if values["record_length"] not in (None, 512):
+            t.problem("record_length", "SeedLink carries 512-byte records; [idc.seedlink] needs "
+                                       f"record_length = 512, got {values['record_length']}")
+    values["console"] = console_setting(t)
+    t.done()
+    values["stations"] = {name: _station(name, entry) for name, entry in stations.items()}
+    if t.problems or t.absent:
+        return None
     return IdcConfig(**values)
 
 
-def _is_ipv4(text: str) -> bool:
+def _ipv4(v: str) -> str | None:
+    """An IPv4 address, or empty (port and address 0 in Connection Responses, as 0.0.0.0)."""
     try:
-        ipaddress.IPv4Address(text)
+        if v:
+            ipaddress.IPv4Address(v)
     except ValueError:
-        return False
-    return True
+        return f"must be an IPv4 address like 192.0.2.7, got {v!r}"
+    return None
 
 
-def _key_bundle(path: Path, bundle: Path) -> Path:
+def _responder(v: str) -> str | None:
+    if not 1 <= len(v) <= 8 or not v.isascii():
+        return f"a CD-1.1 frame creator has 1 to 8 ASCII characters, got {v!r}"
+    return None
+
+
+def _acknack(v: float) -> str | None:
+    return None if v <= 60 else f"CD-1.1 wants one at least every 60 s, got {v:g}"
+
+
+def _frame_bytes(v: int) -> str | None:
+    if not MIN_FRAME_BYTES <= v <= MAX_FRAME_BYTES:
+        return (f"{MIN_FRAME_BYTES} to {MAX_FRAME_BYTES} (a frame and its quarantined copy must fit an "
+                f"SQLite row), got {v}")
+    return None
+
+
+def _ims2_frame_bytes(v: int) -> str | None:
+    if v > MAX_IMS2_FRAME_BYTES:
+        return f"at most {MAX_IMS2_FRAME_BYTES} (the largest frame the IMS 2.0 carrier makes), got {v}"
+    return None
+
+
+def _key_bundle(base: Path) -> Check:
     """The folder ``ims keys issue-idc`` wrote; its key and certificate are read and checked at start."""
-    for name in ("key.pem", "cert.pem"):
-        if not (bundle / name).is_file():
-            raise IdcConfigError(f"{path}: key 'idc.key_bundle': {bundle / name} does not exist")
-    return bundle
+
+    def check(v: str) -> str | None:
+        missing = [base / v / name for name in ("key.pem", "cert.pem") if not (base / v / name).is_file()]
+        return f"{missing[0]} does not exist" if missing else None
+
+    return check
 
 
-def _curve(path: Path, base: Path, table: dict[str, Any]) -> CurveConfig:
-    for key in table:
-        if key not in ("secret_key", "authorized_keys_dir"):
-            raise IdcConfigError(f"{path}: key 'idc.curve.{key}': unknown setting")
-    for key in ("secret_key", "authorized_keys_dir"):
-        if key not in table:
-            raise IdcConfigError(f"{path}: key 'idc.curve.{key}': required when [idc.curve] is present")
-        _check_type(path, f"idc.curve.{key}", table[key], str)
-    return CurveConfig(base / table["secret_key"], base / table["authorized_keys_dir"])
+def _curve(t: Table) -> CurveConfig | None:
+    secret, keys = t.path("secret_key"), t.path("authorized_keys_dir")
+    t.done()
+    return None if secret is None or keys is None else CurveConfig(secret, keys)
 
 
-def _seedlink(path: Path, root: Path, table: dict[str, Any]) -> SeedLinkConfig:
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in _SEEDLINK_KEYS:
-            raise IdcConfigError(f"{path}: key 'idc.seedlink.{key}': unknown setting")
-        if _SEEDLINK_KEYS[key] is bool:
-            if not isinstance(value, bool):
-                raise IdcConfigError(f"{path}: key 'idc.seedlink.{key}': true or false, not {value!r}")
-        else:
-            _check_type(path, f"idc.seedlink.{key}", value, _SEEDLINK_KEYS[key])
-        values[key] = value
+def _listen(v: str) -> str | None:
     try:
-        parse_listen(values.get("listen", SeedLinkConfig.listen))
+        parse_listen(v)
     except ValueError as exc:
-        raise IdcConfigError(f"{path}: key 'idc.seedlink.listen': {exc}") from None
-    for key in ("ring_bytes", "max_clients", "max_stations", "max_selectors"):
-        if key in values and values[key] <= 0:
-            raise IdcConfigError(f"{path}: key 'idc.seedlink.{key}': must be positive, got {values[key]}")
-    values["ring"] = root / values.get("ring", SeedLinkConfig.ring)
-    return SeedLinkConfig(**values)
+        return str(exc)
+    return None
 
 
-_LIMIT_KEYS = ("data_past_days", "data_future_s", "max_subframe_span_s", "max_day_files_per_frame")
+def _seedlink(t: Table, root: Path | None) -> SeedLinkConfig:
+    d = SeedLinkConfig()
+    ring = t.get("ring", str, default=str(d.ring), check=path_text)
+    config = SeedLinkConfig(
+        listen=t.get("listen", str, default=d.listen, check=_listen),
+        ring=(root or Path()) / (ring or d.ring),
+        ring_bytes=t.get("ring_bytes", int, default=d.ring_bytes, check=_POSITIVE),
+        sync=t.get("sync", bool, default=d.sync),
+        organization=t.get("organization", str, default=d.organization),
+        max_clients=t.get("max_clients", int, default=d.max_clients, check=_POSITIVE),
+        handshake_timeout_s=t.get("handshake_timeout_s", float, default=d.handshake_timeout_s, check=_COUNT),
+        stall_timeout_s=t.get("stall_timeout_s", float, default=d.stall_timeout_s, check=_COUNT),
+        max_stations=t.get("max_stations", int, default=d.max_stations, check=_POSITIVE),
+        max_selectors=t.get("max_selectors", int, default=d.max_selectors, check=_POSITIVE),
+    )
+    t.done()
+    return config
 
 
-def _limits(path: Path, idc: dict[str, Any]) -> DataLimits:
-    for key in _LIMIT_KEYS:
-        if key in idc and idc[key] <= 0:
-            raise IdcConfigError(f"{path}: key 'idc.{key}': must be positive, got {idc[key]}")
-    defaults = DataLimits()
+def _limits(t: Table) -> DataLimits:
+    d = DataLimits()
+    past_days = t.get("data_past_days", float, default=d.past_s / 86_400, check=_POSITIVE)
     return DataLimits(
-        past_s=idc["data_past_days"] * 86_400 if "data_past_days" in idc else defaults.past_s,
-        future_s=idc.get("data_future_s", defaults.future_s),
-        max_span_s=idc.get("max_subframe_span_s", defaults.max_span_s),
-        max_day_files=idc.get("max_day_files_per_frame", defaults.max_day_files),
+        past_s=past_days * 86_400 if past_days is not None else d.past_s,
+        future_s=t.get("data_future_s", float, default=d.future_s, check=_POSITIVE),
+        max_span_s=t.get("max_subframe_span_s", float, default=d.max_span_s, check=_POSITIVE),
+        max_day_files=t.get("max_day_files_per_frame", int, default=d.max_day_files, check=_POSITIVE),
     )
 
 
-def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
-    if not isinstance(table, dict):
-        raise IdcConfigError(f"{path}: key 'stations': expected tables [stations.NAME]")
-    stations = {}
-    for name, entry in table.items():
-        where = f"stations.{name}"
-        if not isinstance(entry, dict):
-            raise IdcConfigError(f"{path}: key {where!r}: expected a table")
-        if code_problem(name, STATION_NAME, "station name") is not None:  # it names files and directories
-            raise IdcConfigError(f"{path}: key {where!r}: a station name has 1 to 8 ASCII letters or digits")
-        for key in entry:
-            if key not in ("network", "require_signatures", "sites", "fresh_control", "responses", "latitude",
-                           "longitude", "elevation_m"):
-                raise IdcConfigError(f"{path}: key '{where}.{key}': unknown setting")
-        network = entry.get("network")
-        if network is None:
-            raise IdcConfigError(f"{path}: key '{where}.network': required (SDS network code)")
-        _check_type(path, f"{where}.network", network, str)
-        problem = code_problem(network, NETWORK, "network")
-        if problem is not None:
-            raise IdcConfigError(f"{path}: key '{where}.network': {problem}")
-        require = entry.get("require_signatures", True)
-        if not isinstance(require, bool):
-            raise IdcConfigError(f"{path}: key '{where}.require_signatures': expected true or false")
-        fresh = entry.get("fresh_control", True)
-        if not isinstance(fresh, bool):
-            raise IdcConfigError(f"{path}: key '{where}.fresh_control': expected true or false")
-        stations[name] = StationPolicy(name, network, require, fresh, _sites(path, where, name, entry),
-                                       _responses(path, where, entry.get("responses", {})),
-                                       _coordinates(path, where, entry))
-    return stations
+def _code(kind: tuple[int, int], what: str) -> Check:
+    return lambda v: code_problem(v, kind, what)
 
 
-def _coordinates(path: Path, where: str, entry: dict[str, Any]) -> tuple[float, float, float]:
+def _station(name: str, t: Table) -> StationPolicy:
+    if code_problem(name, STATION_NAME, "station name") is not None:  # it names files and directories
+        t.problem("", "a station name has 1 to 8 ASCII letters or digits")
+    policy = StationPolicy(
+        name=name,
+        network=t.get("network", str, check=_code(NETWORK, "network")),
+        require_signatures=t.get("require_signatures", bool, default=True),
+        fresh_control=t.get("fresh_control", bool, default=True),
+        sites=_sites(name, t),
+        responses=_responses(t),
+        coordinates=_coordinates(t),
+    )
+    t.done()
+    return policy
+
+
+def _coordinates(t: Table) -> tuple[float, float, float]:
     """Where the station is, for its StationXML (0, 0, 0 when not configured)."""
-    values = []
-    for key, bound in (("latitude", 90.0), ("longitude", 180.0), ("elevation_m", 9000.0)):
-        value = entry.get(key, 0.0)
-        _check_type(path, f"{where}.{key}", value, (int, float))
-        if abs(value) > bound:
-            raise IdcConfigError(f"{path}: key '{where}.{key}': must lie within ±{bound:g}, got {value!r}")
-        values.append(float(value))
-    return values[0], values[1], values[2]
+    found = [t.get(key, float, default=0.0, check=in_range(-bound, bound))
+             for key, bound in (("latitude", 90.0), ("longitude", 180.0), ("elevation_m", 9000.0))]
+    latitude, longitude, elevation = (v if v is not None else 0.0 for v in found)
+    return latitude, longitude, elevation
 
 
-def _responses(path: Path, where: str, table: Any) -> tuple[tuple[str, DeclaredResponse], ...]:
+def _responses(t: Table) -> tuple[tuple[str, DeclaredResponse], ...]:
     """``[stations.NAME.responses.CHA]``: per channel code, the declared shape of its response."""
-    if not isinstance(table, dict):
-        raise IdcConfigError(f"{path}: key '{where}.responses': expected tables [{where}.responses.CHA]")
-    out = []
-    for code, entry in table.items():
-        key = f"{where}.responses.{code}"
-        if not isinstance(entry, dict) or not (1 <= len(code) <= 3 and code.isascii() and code.isalnum()):
-            raise IdcConfigError(f"{path}: key {key!r}: a table named by a channel code "
-                                 "(1-3 letters or digits)")
-        kind = entry.get("kind")
-        if kind not in RESPONSE_KINDS:
-            kinds = ", ".join(RESPONSE_KINDS)
-            raise IdcConfigError(f"{path}: key '{key}.kind': one of {kinds}, got {kind!r}")
-        needed = ("period_s", "damping") if kind == "velocity" else ("low_corner_hz",)
-        allowed = {"kind", *needed} | (set() if kind == "velocity" else {"high_corner_hz"})
-        for name in entry:
-            if name not in allowed:
-                raise IdcConfigError(f"{path}: key '{key}.{name}': unknown setting for a {kind} response")
-        numbers: dict[str, float] = {}
-        for name in allowed - {"kind"}:
-            if name not in entry:
-                if name in needed:
-                    raise IdcConfigError(f"{path}: key '{key}.{name}': required for a {kind} response")
-                continue
-            _check_type(path, f"{key}.{name}", entry[name], (int, float))
-            if not entry[name] > 0:
-                raise IdcConfigError(f"{path}: key '{key}.{name}': must be positive, got {entry[name]!r}")
-            numbers[name] = float(entry[name])
-        high = numbers.get("high_corner_hz")
-        if high is not None and not high > numbers["low_corner_hz"]:
-            raise IdcConfigError(f"{path}: key '{key}.high_corner_hz': must be above low_corner_hz")
-        out.append((code, DeclaredResponse(kind, **numbers)))
-    return tuple(out)
+    declared = []
+    for code, entry in t.named_tables("responses").items():
+        if not (1 <= len(code) <= 3 and code.isascii() and code.isalnum()):
+            entry.problem("", "a table named by a channel code (1-3 letters or digits)")
+            entry.used.update(entry.data)
+            continue
+        kind = entry.get("kind", str, check=one_of(RESPONSE_KINDS, ordered=True))
+        numbers: dict[str, float | None] = {}
+        if kind == "velocity":
+            numbers = {name: entry.get(name, float, check=_POSITIVE) for name in ("period_s", "damping")}
+        elif kind is not None:
+            numbers["low_corner_hz"] = entry.get("low_corner_hz", float, check=_POSITIVE)
+            high = entry.get("high_corner_hz", float, default=None, check=_POSITIVE)
+            low = numbers["low_corner_hz"]
+            if high is not None and low is not None and not high > low:
+                entry.problem("high_corner_hz", "must be above low_corner_hz")
+            elif high is not None:
+                numbers["high_corner_hz"] = high
+        else:
+            entry.used.update(entry.data)  # its keys mean nothing without a kind
+        entry.done()
+        given = {name: value for name, value in numbers.items() if value is not None}
+        if kind is not None and len(given) == len(numbers):
+            declared.append((code, DeclaredResponse(kind, **given)))
+    return tuple(declared)
 
 
-def _sites(path: Path, where: str, name: str, entry: dict[str, Any]) -> tuple[str, ...]:
+def _sites(name: str, t: Table) -> tuple[str, ...]:
     """The sites a station's data frames may carry: ``sites``, or else the station's own name."""
-    if "sites" not in entry:
+    if "sites" not in t.data:
+        t.used.add("sites")
         if code_problem(name, STATION, "site") is not None:
-            raise IdcConfigError(
-                f"{path}: key '{where}.sites': required, since {name!r} is no site code "
-                "(1-5 ASCII letters or digits) that the station's frames could carry"
-            )
+            t.problem("sites", f"required, since {name!r} is no site code (1-5 ASCII letters or digits) that "
+                               "the station's frames could carry")
         return ()
-    sites = entry["sites"]
-    if not isinstance(sites, list) or not sites:
-        raise IdcConfigError(f"{path}: key '{where}.sites': a list of one or more site codes, got {sites!r}")
-    for site in sites:
-        if not isinstance(site, str):
-            raise IdcConfigError(f"{path}: key '{where}.sites': {site!r} is not a string")
-        problem = code_problem(site, STATION, "site")
-        if problem is not None:
-            raise IdcConfigError(f"{path}: key '{where}.sites': {problem}")
-    return tuple(sites)
+    sites = t.strings("sites", check=_code(STATION, "site"))
+    if sites == []:
+        t.problem("sites", "a list of one or more site codes")
+    return tuple(sites or ())

@@ -17,8 +17,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gci_link.clock import Clock
+from gci_link.texttable import columns, duration
 from idc.stores import open_wal
-from idc.vocabulary import ChannelOutcome
+from idc.vocabulary import ChannelOutcome, StationCounter
 from timeunits import NS_PER_S
 
 _SCHEMA = """
@@ -272,27 +273,52 @@ def format_table(reports: list[ChannelReport], counters: dict[tuple[str, str], i
     def num(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
-    lines = [
-        f"{'STATION':8} {'CHANNEL':16} {'AVAIL%':>7} {'GAPS':>5} {'LONGEST_S':>10} {'TIMELY_S':>10} "
-        f"{'LATENCY_S':>10} {'AUTH%':>6}"
-    ]
-    for r in reports:
-        lines.append(
-            f"{r.station:8} {r.channel:16} {r.availability_pct:7.2f} {r.gap_count:5d} "
-            f"{r.longest_gap_s:10.1f} {num(r.timeliness_s, '10.1f'):>10} "
-            f"{num(r.latency_s, '10.3f'):>10} "
-            f"{num(r.authenticated_pct, '6.1f'):>6}"
-        )
+    rows = [("STATION", "CHANNEL", "AVAIL%", "GAPS", "LONGEST GAP", "NEWEST SAMPLE AGO", "LATENCY", "AUTH%")]
+    rows += [(r.station, r.channel, f"{r.availability_pct:.2f}", str(r.gap_count), duration(r.longest_gap_s),
+              duration(r.timeliness_s), duration(r.latency_s), num(r.authenticated_pct, ".1f"))
+             for r in reports]
+    lines = columns(rows)
     if counters:
         lines.append("")
-        lines.append(f"{'STATION':8} {'COUNTER':32} {'VALUE':>10}")
-        for (station, name), value in sorted(counters.items()):
-            lines.append(f"{station:8} {name:32} {value:10d}")
+        totals: list[tuple[str, ...]] = [("STATION", "COUNTER", "VALUE")]
+        totals += [(station, name, str(value)) for (station, name), value in sorted(counters.items())]
+        lines += columns(totals)
     return "\n".join(lines)
 
 
+# StationCounter -> (family without _total, help); rejections and failed handshakes have a reason label
+EVENT_FAMILIES: dict[str, tuple[str, str]] = {
+    StationCounter.FRAMES: ("ims_idc_frames_archived", "Data and IMS 2.0 frames made durable"),
+    StationCounter.DUPLICATES: ("ims_idc_duplicate_frames", "Frames received again and not archived twice"),
+    StationCounter.CONNECTIONS: ("ims_idc_connections", "Connection requests accepted"),
+    StationCounter.CONNECT_RATE_LIMITED: ("ims_idc_connections_rate_limited",
+                                          "Connection requests refused for their rate"),
+    StationCounter.COMMAND_RESPONSES: ("ims_idc_command_responses", "Command responses received"),
+    StationCounter.SEND_FAILED: ("ims_idc_send_failures", "Frames the receiver could not send"),
+    StationCounter.SYNC_FAILED: ("ims_idc_sync_failures", "Archive syncs that failed"),
+    StationCounter.REJECTION_UNRECORDED: ("ims_idc_rejections_unrecorded",
+                                          "Rejections the quarantine could not record"),
+}
+REJECTIONS = ("ims_idc_rejections", "Messages refused, by reason (docs/idc-receiver.md)")
+HANDSHAKE_FAILURES = ("ims_idc_handshake_failures", "Connections refused before any message, by reason")
+CHANNEL_LABELS = ["station", "site", "channel", "location"]
+
+
+def _authenticated_ratio(report: ChannelReport) -> float | None:
+    return None if report.authenticated_pct is None else report.authenticated_pct / 100
+
+
+def _channel_labels(station: str, code: str) -> list[str]:
+    site, _, rest = code.partition(".")
+    channel, _, location = rest.partition(".")
+    return [station, site, channel, location]
+
+
 class MetricsCollector(Collector):
-    """Prometheus view of a metrics database, computed at scrape time from its own connection."""
+    """Prometheus view of a metrics database, computed at scrape time from its own connection.
+
+    Conventions (docs/idc-receiver.md, "Metrics"): one meaning per family, base units (seconds,
+    ratios), ``_total`` on counters, a channel's site, channel and location as separate labels."""
 
     def __init__(self, path: Path, window_s: int, clock: Clock) -> None:
         self._path = path
@@ -306,27 +332,35 @@ class MetricsCollector(Collector):
             counters = store.counters()
         finally:
             store.close()
-        labels = ["station", "channel"]
+        yield GaugeMetricFamily("ims_idc_metrics_window_seconds", "Window of the channel gauges",
+                                value=float(self._window_s))
         gauges = {
-            "availability_percent": ("Archived share of the window", lambda r: r.availability_pct),
+            "availability_ratio": ("Archived share of the window", lambda r: r.availability_pct / 100),
             "gaps": ("Holes between archived data in the window", lambda r: r.gap_count),
             "longest_gap_seconds": ("Longest hole in the window", lambda r: r.longest_gap_s),
             "timeliness_seconds": ("Now minus the end of the newest sample", lambda r: r.timeliness_s),
             "latency_seconds": ("Arrival minus the end of the last frame's data", lambda r: r.latency_s),
-            "authenticated_percent": ("Subframes whose signature verified", lambda r: r.authenticated_pct),
+            "authenticated_ratio": ("Share of subframes whose signature verified", _authenticated_ratio),
         }
         for name, (doc, value_of) in gauges.items():
-            gauge = GaugeMetricFamily(f"ims_idc_channel_{name}", doc, labels=labels)
+            gauge = GaugeMetricFamily(f"ims_idc_channel_{name}", doc, labels=CHANNEL_LABELS)
             for r in reports:
                 v = value_of(r)
                 if v is not None:
-                    gauge.add_metric([r.station, r.channel], float(v))
+                    gauge.add_metric(_channel_labels(r.station, r.channel), float(v))
             yield gauge
-        events = CounterMetricFamily(
-            "ims_idc_station_events",
-            "Frames, duplicates and rejections by reason",
-            labels=["station", "event"],
-        )
-        for (station, event), count in counters.items():
-            events.add_metric([station, event], count)
-        yield events
+        events = {key: CounterMetricFamily(name, doc, labels=["station"])
+                  for key, (name, doc) in EVENT_FAMILIES.items()}
+        rejections = CounterMetricFamily(*REJECTIONS, labels=["station", "reason"])
+        handshakes = CounterMetricFamily(*HANDSHAKE_FAILURES, labels=["reason"])
+        for (station, event), count in sorted(counters.items()):
+            kind, _, reason = event.partition(":")
+            if event in events:
+                events[event].add_metric([station], count)
+            elif kind == "rejected":
+                rejections.add_metric([station, reason], count)
+            elif kind == "handshake_failed":
+                handshakes.add_metric([reason], count)
+        yield from events.values()
+        yield rejections
+        yield handshakes

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol, cast
 
 import zmq
@@ -246,10 +247,13 @@ class Receiver:
         ip = int.from_bytes(bytes(int(x) for x in advertised.split(".")), "big") if advertised else 0
         return ip, int(port_text)
 
-    def run(self, stop: threading.Event, poll_ms: int = 100) -> None:
-        """Serve until ``stop`` is set (the CLI sets it on SIGTERM)."""
+    def run(self, stop: threading.Event, poll_ms: int = 100, tick: Callable[[], None] | None = None) -> None:
+        """Serve until ``stop`` is set (the CLI sets it on SIGTERM); ``tick`` runs after every round (the
+        systemd watchdog ping)."""
         while not stop.is_set():
             self.step(poll_ms)
+            if tick is not None:
+                tick()
 
     def close(self) -> None:
         """Tell every open session we are going, close sockets and stores."""

@@ -45,8 +45,8 @@ class ChannelOutcome(StrEnum):
 
 
 class StationCounter(StrEnum):
-    """Per-station event counters (``ims idc status``, ``ims_idc_station_events_total``); rejections
-    are counted under :func:`rejected`."""
+    """Per-station event counters (``ims idc status``; one Prometheus family each, idc/metrics.py
+    EVENT_FAMILIES); rejections are counted under :func:`rejected`."""
 
     FRAMES = "frames"  # data and IMS 2.0 frames made durable
     DUPLICATES = "duplicates"

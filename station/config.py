@@ -8,18 +8,23 @@ resolved against the config file's folder so the daemon does not depend on its w
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import re
-import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from consoles.config import ConsoleConfig, ConsoleConfigError, parse_console
-from gci_link.keys import KeyMaterialError, Role, TrustStore
+from consoles.config import ConsoleConfig, console_setting
+from gci_link.keys import KeyMaterialError, Role, StationSigner, TrustStore
+from opskit.tomlcheck import REQUIRED as _REQUIRED
+from opskit.tomlcheck import Check, TomlError, parse_toml, read_toml, tcp_endpoint
+from opskit.tomlcheck import Problem as ConfigProblem
+from opskit.tomlcheck import Table as _Table
+from opskit.tomlcheck import in_range as _range
+from opskit.tomlcheck import nonzero as _nonzero
+from opskit.tomlcheck import one_of as _one_of
+from opskit.tomlcheck import path_text as _path_text
+from opskit.tomlcheck import text as _text
 from station.acquisition import exact_rate
 
 if TYPE_CHECKING:
@@ -34,24 +39,10 @@ SERIAL_URL_SCHEMES = frozenset({"socket", "rfc2217", "loop", "spy", "hwgrep", "a
 MAX_SAMPLE_RATE = 1000.0
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    file: str
-    key: str
-    problem: str
+class ConfigError(TomlError):
+    """Every problem found in one station configuration file."""
 
-    def __str__(self) -> str:
-        return f"{self.file}: {self.key}: {self.problem}"
-
-
-class ConfigError(ValueError):
-    """Every problem found in one configuration file."""
-
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        self.problems = problems
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"invalid station configuration ({count}):\n{lines}")
+    what = "station configuration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +131,7 @@ class LinkSettings:
 class DaemonSettings:
     state_dir: Path  # status snapshot for `ims station status`
     metrics_port: int  # Prometheus endpoint on this port; 0 = off
+    metrics_address: str  # the address it listens on (default: this host only)
     status_interval_s: float
 
 
@@ -204,11 +196,10 @@ class StationConfig:
 def load_config(path: str | Path) -> StationConfig:
     """Read and validate a station configuration file; raises ConfigError listing every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem(str(path), "(file)", f"cannot read: {exc}")]) from exc
-    return parse_config(text, source=str(path), base_dir=path.resolve().parent)
+    data, problems = read_toml(path)
+    if data is None:
+        raise ConfigError(problems)
+    return _parse(data, source=str(path), base_dir=path.resolve().parent)
 
 
 def load_example_config(base_dir: str | Path | None = None) -> StationConfig:
@@ -219,12 +210,15 @@ def load_example_config(base_dir: str | Path | None = None) -> StationConfig:
 
 def parse_config(text: str, source: str, base_dir: Path) -> StationConfig:
     """Validate TOML text; ``source`` names it in errors, ``base_dir`` anchors relative paths."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigProblem(source, "(syntax)", str(exc))]) from exc
-    problems: list[ConfigProblem] = []
-    root = _Table(data, "", source, problems, base_dir)
+    data, problems = parse_toml(text, source)
+    if data is None:
+        raise ConfigError(problems)
+    return _parse(data, source, base_dir)
+
+
+def _parse(data: dict[str, Any], source: str, base_dir: Path) -> StationConfig:
+    root = _Table.root(data, source, base_dir)
+    problems = root.problems
     station = _station(root.table("station"))
     frame = _frame(root.table("frame", required=False))
     acquisition = _acquisition(root.table("acquisition", required=False))
@@ -237,7 +231,7 @@ def parse_config(text: str, source: str, base_dir: Path) -> StationConfig:
     outbox = _store(root.table("outbox"), default_budget_mb=2_000.0)
     radionuclide = _radionuclide(root, station)
     calibration = _calibration(root.table("calibration", required=False), daemon)
-    console = _console(root)
+    console = console_setting(root)
     root.done()
     _cross_check(root, digitizers, channels, frame, radionuclide)
     if problems:
@@ -356,7 +350,9 @@ def _calibration(t: _Table, daemon: DaemonSettings) -> CalibrationSettings:
 
 
 def _link(t: _Table, station: StationInfo) -> LinkSettings:
-    endpoints = t.get("endpoints", list, check=_endpoints)
+    endpoints = t.strings("endpoints", check=tcp_endpoint())
+    if endpoints == []:
+        t.problem("endpoints", "must list at least one endpoint")
     bundle = t.get("key_bundle", str, default=None, check=_path_text)
     idc_trust = t.get("idc_trust", str, default=None, check=_idc_trust(t.base_dir))
     link = LinkSettings(
@@ -376,21 +372,11 @@ def _daemon(t: _Table) -> DaemonSettings:
     daemon = DaemonSettings(
         state_dir=t.path("state_dir") if "state_dir" in t.data else t.base_dir.resolve() / "state",
         metrics_port=t.get("metrics_port", int, default=0, check=_range(0, 65535)),
+        metrics_address=t.get("metrics_address", str, default="127.0.0.1", check=_text(1, 255)),
         status_interval_s=t.get("status_interval_s", float, default=5.0, check=_range(0.1, 3600.0)),
     )
     t.done()
     return daemon
-
-
-def _console(root: _Table) -> ConsoleConfig | None:
-    root.used.add("console")
-    if "console" not in root.data:
-        return None
-    try:
-        return parse_console(root.data["console"], "console", root.base_dir)
-    except ConsoleConfigError as exc:
-        root.problems.append(ConfigProblem(root.source, exc.key, exc.problem))
-        return None
 
 
 def _soh(t: _Table) -> SohSettings:
@@ -500,41 +486,6 @@ def _duplicates(root: _Table, section: str, attr: str, values: list[Any]) -> Non
 
 # ----------------------------------------------------------------------------------------------- checks
 
-Check = Callable[[Any], str | None]
-
-
-def _range(low: float | None, high: float | None, *, low_open: bool = False) -> Check:
-    def check(v: float) -> str | None:
-        if low is not None and (v < low or (low_open and v == low)):
-            return f"must be {'>' if low_open else '>='} {low:g}, got {v!r}"
-        if high is not None and v > high:
-            return f"must be <= {high:g}, got {v!r}"
-        return None
-    return check
-
-
-def _text(shortest: int, longest: int, *, alnum: bool = False) -> Check:
-    def check(v: str) -> str | None:
-        if not shortest <= len(v) <= longest:
-            return f"must be {shortest} to {longest} characters, got {v!r}"
-        if not v.isascii() or (alnum and v and not v.isalnum()):
-            return f"must be ASCII{' letters and digits' if alnum else ''}, got {v!r}"
-        return None
-    return check
-
-
-def _one_of(allowed: Iterable[Any]) -> Check:
-    allowed = sorted(allowed)
-
-    def check(v: Any) -> str | None:
-        return None if v in allowed else f"must be one of {', '.join(map(str, allowed))}; got {v!r}"
-    return check
-
-
-def _nonzero(v: float) -> str | None:
-    return None if v != 0 and math.isfinite(v) else f"must be a finite non-zero number, got {v!r}"
-
-
 def _frame_length(v: int) -> str | None:
     if not 1 <= v <= 60 or 60 % v:
         return f"must divide 60 s evenly (1, 2, 5, 10, ... 60), got {v!r}"
@@ -546,14 +497,6 @@ def _serial_port(v: str) -> str | None:
         return "must not be empty"
     if "://" in v and v.split("://", 1)[0] not in SERIAL_URL_SCHEMES:
         return f"URL scheme must be one of {', '.join(sorted(SERIAL_URL_SCHEMES))}; got {v!r}"
-    return None
-
-
-def _path_text(v: str) -> str | None:
-    if not 1 <= len(v) <= 4096:
-        return f"must be 1 to 4096 characters, got {len(v)}"
-    if "\0" in v:
-        return "must not contain a NUL character"
     return None
 
 
@@ -570,100 +513,22 @@ def _idc_trust(base_dir: Path) -> Check:
     return check
 
 
-def _endpoints(v: list) -> str | None:
-    if not v:
-        return "must list at least one endpoint"
-    for item in v:
-        text = item if isinstance(item, str) else ""
-        host, sep, port = text.removeprefix("tcp://").rpartition(":")
-        if not (text.startswith("tcp://") and sep and host and port.isdigit() and 0 < int(port) < 65536):
-            return f"each endpoint must look like tcp://host:port, got {item!r}"
-    return None
-
-
-# ------------------------------------------------------------------------------------------ table reader
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def toml_key(name: str) -> str:
-    """A key as written in TOML: bare when it can be, else quoted, so an empty key or one holding a newline
-    still shows in a one-line problem."""
-    return name if _BARE_KEY.fullmatch(name) else json.dumps(name)
-
-
-_REQUIRED = object()
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-               list: "a list"}
-
-
-class _Table:
-    """One TOML table being validated: typed reads, key paths, and unknown-key detection."""
-
-    def __init__(self, data: dict[str, Any], prefix: str, source: str, problems: list[ConfigProblem],
-                 base_dir: Path) -> None:
-        self.data, self.prefix, self.source, self.problems = data, prefix, source, problems
-        self.base_dir = base_dir
-        self.used: set[str] = set()
-        self.absent = False  # a missing table reports itself once, not each of its keys
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix and name else (self.prefix or name)
-
-    def problem(self, name: str, message: str) -> None:
-        self.problems.append(ConfigProblem(self.source, self.key(name), message))
-
-    def get(self, name: str, kind: type, *, default: Any = _REQUIRED, check: Check | None = None) -> Any:
-        self.used.add(name)
-        if name not in self.data:
-            if default is not _REQUIRED:
-                return default
-            if not self.absent:
-                self.problem(name, "missing (required)")
-            return None
-        value = self.data[name]
-        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value) if abs(value) < 2**1023 else math.inf, True
-        if not ok:
-            self.problem(name, f"must be {_TYPE_NAMES[kind]}, got {type(value).__name__} {value!r}")
-            return None
-        if kind is float and not math.isfinite(value):  # TOML has nan and inf; no range check stops nan
-            self.problem(name, f"must be a finite number, got {value!r}")
-            return None
-        error = check(value) if check else None
-        if error:
-            self.problem(name, error)
-            return None
-        return value
-
-    def path(self, name: str) -> Any:
-        """A path resolved against the file's folder; like ``get``, None once a problem is recorded."""
-        text = self.get(name, str, check=_path_text)
-        return None if text is None else (self.base_dir / text).resolve()
-
-    def table(self, name: str, *, required: bool = True) -> _Table:
-        self.used.add(name)
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self.problem(name, "missing (required table)")
-        elif not isinstance(value, dict):
-            self.problem(name, f"must be a table, got {type(value).__name__}")
-        table = _Table(value if isinstance(value, dict) else {}, self.key(name), self.source, self.problems,
-                       self.base_dir)
-        table.absent = not isinstance(value, dict)
-        return table
-
-    def tables(self, name: str) -> list[_Table]:
-        self.used.add(name)
-        value = self.data.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            self.problem(name, f"must be an array of tables ([[{name}]]), got {type(value).__name__}")
-            return []
-        return [_Table(v, f"{self.key(name)}[{i}]", self.source, self.problems, self.base_dir)
-                for i, v in enumerate(value)]
-
-    def done(self) -> None:
-        for name in sorted(set(self.data) - self.used):
-            self.problem(toml_key(name), "unknown key")
+def key_problems(config: StationConfig) -> list[ConfigProblem]:
+    """What stops the station's key bundle from signing (missing, unreadable, not a station's key): checked
+    by ``check-config`` and before ``run`` creates anything, not at load, where a configuration is read
+    also on machines without its keys (the example, status, tests)."""
+    bundle = config.link.key_bundle
+    if bundle is None:
+        return []
+    try:
+        signer = StationSigner.load(bundle)
+    except (KeyMaterialError, ValueError) as exc:
+        return [ConfigProblem(config.source, "link.key_bundle", str(exc))]
+    if signer.role is not Role.STATION:
+        return [ConfigProblem(config.source, "link.key_bundle", f"{bundle}: an IDC's key, not a station's "
+                                                                "('ims keys issue')")]
+    if signer.station != config.link.frame_creator:  # the IDC would refuse every frame (creator_mismatch)
+        problem = (f"{bundle}: certificate of station {signer.station!r}, but the frames are created as "
+                   f"{config.link.frame_creator!r}")
+        return [ConfigProblem(config.source, "link.key_bundle", problem)]
+    return []

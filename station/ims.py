@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from importlib import metadata
+
+from opskit.build import build_version
 
 # subcommand -> module exposing register(subparsers) which adds a parser that sets ``func``
 COMMAND_MODULES: dict[str, str] = {
@@ -29,16 +30,9 @@ COMMAND_MODULES: dict[str, str] = {
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def version() -> str:
-    try:
-        return metadata.version("ims-station")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ims", description="IMS station stack")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {build_version()}")
     parser.add_argument(
         "--log-level", default="info", choices=LOG_LEVELS, help="also accepted after the subcommand"
     )

@@ -2,11 +2,15 @@
 
 Libraries log with ``logging.getLogger(__name__)`` and pass context as ``extra={...}``; this formatter
 renders every extra attribute as a key=value pair so operators can grep for ``stream=`` or ``station=``.
+When stderr is systemd's journal stream (``$JOURNAL_STREAM`` names it), each line starts with its syslog
+priority (``<3>`` error, ``<4>`` warning, ``<6>`` info, ``<7>`` debug), which journald strips and keeps
+as the entry's priority, so ``journalctl -p warning`` shows warnings and worse.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import TextIO
@@ -40,8 +44,33 @@ def _quote(value: object) -> str:
     return text
 
 
+SYSLOG_PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+                     logging.CRITICAL: 2}
+
+
+def is_journal_stream(stream: TextIO) -> bool:
+    """``stream`` is the journal stream systemd connected (sd_journal_stream_fd(3), JOURNAL_STREAM)."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or no file descriptor (a test's StringIO)
+        return False
+    return bool(expected) and expected == f"{info.st_dev}:{info.st_ino}"
+
+
 class LogfmtFormatter(logging.Formatter):
+    def __init__(self, syslog_priority: bool = False) -> None:
+        super().__init__()
+        self.syslog_priority = syslog_priority
+
     def format(self, record: logging.LogRecord) -> str:
+        line = self._logfmt(record)
+        if not self.syslog_priority:
+            return line
+        priority = SYSLOG_PRIORITIES.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
+        return f"<{priority}>{line}"
+
+    def _logfmt(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         parts = [
             f"ts={stamp}.{int(record.msecs):03d}Z",
@@ -59,8 +88,9 @@ class LogfmtFormatter(logging.Formatter):
 
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
     """Route all logging through one logfmt handler (idempotent)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(LogfmtFormatter())
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(LogfmtFormatter(syslog_priority=is_journal_stream(stream)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -21,18 +21,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry
 
 from digitizer.guralp import DriverConfig, GuralpDriver
 from digitizer.guralp_session import StreamGap
 from digitizer.packet import Packet, Status
 from gci_link.cd11 import ChannelStatus, CommandRequestBody, format_time
+from gci_link.cd11.timefmt import iso
 from gci_link.commands import CommandName
 from gci_link.kernels import warm_up
 from gci_link.keys import Role, StationSigner, TrustStore
 from gci_link.link_session import SessionConfig, State
 from gci_link.station_end.outbox import Outbox, OutboxStats
 from gci_link.station_end.sender import Sender
+from opskit.sdnotify import Notifier
 from station.acquisition import Acquisition
 from station.alarms import Alarm, AlarmBoard, Severity
 from station.availability import AvailabilityStrips
@@ -82,11 +84,13 @@ class StationService:
         *,
         driver_factory: DriverFactory = default_driver,
         clock: Callable[[], int] = time.time_ns,
+        registry: CollectorRegistry | None = None,
     ) -> None:
+        """``registry``: where the daemon's metrics are collected (an exporter serves it, see station.cli)."""
         self.config = config
         self.clock = clock
         self.alarms = AlarmBoard()
-        self.soh = SohMonitor(config.soh, self.alarms)
+        self.soh = SohMonitor(config.soh, self.alarms, registry)
         self.acquisition = Acquisition(config, self.alarms)
         self._system_ids = {d.name: d.system_id for d in config.digitizers}
         self._stop = threading.Event()
@@ -153,6 +157,7 @@ class StationService:
         self._running = False
         # what other threads (Prometheus, IDC commands) read: built by the main loop, swapped whole
         self.latest_snapshot = self.snapshot()
+        self.soh.registry.register(StationCollector(lambda: self.latest_snapshot))
 
     @property
     def name(self) -> str:
@@ -185,9 +190,6 @@ class StationService:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop())
-        if self.config.daemon.metrics_port:
-            self.soh.registry.register(StationCollector(lambda: self.latest_snapshot))
-            start_http_server(self.config.daemon.metrics_port, registry=self.soh.registry)
         console = self._start_console()
         log.info(
             "station starting",
@@ -206,9 +208,12 @@ class StationService:
         sender_thread = threading.Thread(target=self.sender.run, name="sender", daemon=True)
         sender_thread.start()
         self.radionuclide.start()
+        systemd = Notifier.from_env()  # Type=notify: ready now; watchdog pings from this loop
+        systemd.ready(f"station {self.name}: acquiring")
         next_status = next_prune = 0.0
         try:
             while not self._stop.is_set():
+                systemd.ping()
                 try:
                     if not self.pump():
                         self._stop.wait(IDLE_WAIT_S)
@@ -228,7 +233,9 @@ class StationService:
         finally:
             if console is not None:
                 console.stop()
+            systemd.stopping()
             self._shutdown(sender_thread)
+            systemd.close()
         return 0
 
     def _start_console(self) -> ConsoleServer | None:
@@ -446,7 +453,7 @@ class StationService:
         for code, buffer in self.acquisition.buffers.items():
             complete = buffer.complete_until_ns
             channels[code] = buffer.stats.as_dict() | {
-                "complete_until": None if complete is None else format_time(complete).decode()
+                "complete_until": None if complete is None else iso(complete)
             }
         counters = self.sender.counters
         return {

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gci_link.texttable import columns
+from gci_link.cd11.timefmt import iso
+from gci_link.texttable import columns, duration
 
 SNAPSHOT_NAME = "status.json"
 
@@ -33,11 +34,30 @@ def read_snapshot(state_dir: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: unreadable status snapshot: {exc}") from exc
 
 
-def render(snapshot: dict[str, Any]) -> str:
-    """Operator's view: link and outbox, channels, digitizers, then the SOH table."""
-    age_s = (time.time_ns() - snapshot["written_ns"]) / 1e9
-    state = "running" if snapshot.get("running") else "stopped"
-    lines = [f"station {snapshot['station']}  ({state}; snapshot {age_s:.0f} s old)", ""]
+def health(snapshot: dict[str, Any], running: bool, now_ns: int, stale_after_s: float) -> list[str]:
+    """Why the station is unhealthy (empty: healthy), for ``ims station status`` and monitoring checks:
+    its daemon does not run, its snapshot is older than ``stale_after_s`` (a daemon that hangs), or an
+    alarm is active (link down, delivery backlog, GPS unlocked, SOH out of band, outbox over budget...)."""
+    problems = []
+    if not running:
+        problems.append("the station daemon is not running")
+    age_s = (now_ns - snapshot["written_ns"]) / 1e9
+    if age_s > stale_after_s:
+        problems.append(f"status snapshot is {duration(age_s)} old (daemon hung?)")
+    problems += [f"alarm {a['name']} ({a['source']}) since {iso(a['raised_ns'])}" if a.get("raised_ns")
+                 else f"alarm {a['name']} ({a['source']})" for a in snapshot.get("alarms", [])]
+    return problems
+
+
+def render(snapshot: dict[str, Any], problems: list[str] | None = None, running: bool | None = None) -> str:
+    """Operator's view: health, link and outbox, channels, digitizers, then the SOH table."""
+    written = snapshot["written_ns"]
+    age_s = (time.time_ns() - written) / 1e9
+    state = "running" if (snapshot.get("running") if running is None else running) else "stopped"
+    lines = [f"station {snapshot['station']}  ({state}; snapshot of {iso(written)}, {duration(age_s)} old)"]
+    if problems is not None:
+        lines.append("health  " + ("OK" if not problems else "UNHEALTHY: " + "; ".join(problems)))
+    lines.append("")
     link, outbox = snapshot["link"], snapshot["outbox"]
     lines.append(
         f"link    state={link['state']} sent={link['frames_sent']} acked={link['frames_acked']} "

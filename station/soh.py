@@ -200,20 +200,48 @@ def check_band(alarms: AlarmBoard, source: str, value: float, limit: Limit, time
                                message=f"{source}: {name} ({value:g}, limit {bound:g})")
 
 
+# reading -> (family, help, scale to base units); one family per reading, for one meaning and one unit each
+READING_FAMILIES: dict[str, tuple[str, str, float]] = {
+    "gps_locked": ("ims_station_gps_locked", "1 while the digitizer's GPS is locked", 1.0),
+    "gps_satellites": ("ims_station_gps_satellites", "Satellites the GPS tracks", 1.0),
+    "last_gps_sync_ns": ("ims_station_last_gps_sync_timestamp_seconds", "Last GPS synchronisation, Unix "
+                         "time", 1e-9),
+    "clock_offset_ns": ("ims_station_clock_offset_seconds", "Digitizer clock minus GPS time", 1e-9),
+    "supply_volts": ("ims_station_supply_volts", "Digitizer supply voltage", 1.0),
+    "temperature_c": ("ims_station_temperature_celsius", "Digitizer temperature", 1.0),
+    "mass_position": ("ims_station_mass_position_ratio", "Seismometer mass position, fraction of full scale",
+                      1.0),
+    "calibration_active": ("ims_station_calibration_active", "1 while the digitizer's calibrator runs", 1.0),
+    "mains_ok": ("ims_station_mains_power_ok", "1 while mains power is present", 1.0),
+    "backup_volts": ("ims_station_backup_volts", "Backup battery voltage", 1.0),
+}
+TAMPER_FAMILY = "ims_station_tamper_open"
+
+
 class _SohCollector(Collector):
-    """Exposes the monitor's state on each scrape: one gauge per reading and per alarm."""
+    """Exposes the monitor's state on each scrape: one family per kind of reading, and the alarms."""
 
     def __init__(self, monitor: SohMonitor) -> None:
         self.monitor = monitor
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        readings = GaugeMetricFamily("ims_soh_reading", "Latest state-of-health reading",
-                                     labels=["reading", "source"])
+        families = {name: GaugeMetricFamily(family, doc, labels=["source"])
+                    for name, (family, doc, _) in READING_FAMILIES.items()}
+        families["mass_position"] = GaugeMetricFamily(
+            READING_FAMILIES["mass_position"][0], READING_FAMILIES["mass_position"][1],
+            labels=["source", "component"])
+        tamper = GaugeMetricFamily(TAMPER_FAMILY, "1 while the tamper switch is open", labels=["input"])
         for (name, source), reading in sorted(self.monitor.readings.items()):
-            readings.add_metric([name, source], reading.value)
-        yield readings
+            if name.startswith("tamper_"):
+                tamper.add_metric([name.removeprefix("tamper_")], reading.value)
+            elif name == "mass_position":  # source SYSTEM/COMPONENT
+                families[name].add_metric(source.rsplit("/", 1), reading.value)
+            elif name in families:
+                families[name].add_metric([source], reading.value * READING_FAMILIES[name][2])
+        yield from families.values()
+        yield tamper
         board = self.monitor.alarms
-        alarms = GaugeMetricFamily("ims_soh_alarm_active", "1 while the alarm is active, 0 once cleared",
+        alarms = GaugeMetricFamily("ims_station_alarm_active", "1 while the alarm is active, 0 once cleared",
                                    labels=["alarm", "source", "severity"])
         active = {(a.name, a.source): a for a in board.active()}
         cleared = {(a.name, a.source): a for a in board.history if (a.name, a.source) not in active}

@@ -10,17 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from digitizer.dp5 import CHANNEL_COUNTS
-from station.config import (
-    BAUD_RATES,
-    Check,
-    Limit,
-    _limit,
-    _one_of,
-    _range,
-    _serial_port,
-    _Table,
-    _text,
-)
+from opskit.tomlcheck import Check
+from opskit.tomlcheck import Table as _Table
+from opskit.tomlcheck import in_range as _range
+from opskit.tomlcheck import one_of as _one_of
+from opskit.tomlcheck import text as _text
+from station.config import BAUD_RATES, Limit, _limit, _serial_port
 
 PARTICULATE = "particulate"
 NOBLE_GAS = "noble_gas"

@@ -95,8 +95,10 @@ def test_a_flood_of_invented_station_names_leaves_bounded_rows_and_lines(
     status = tmp_path / "idc.toml"
     status.write_text(f"[idc]\nroot = '{config.root}'\ntrust_dir = '{keys.ca.trust_dir}'\n"
                       "connection_endpoint = 'tcp://127.0.0.1:1'\n")
-    assert main(["idc", "status", "--config", str(status)]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    assert main(["idc", "status", "--config", str(status)]) == 1  # the receiver stopped: unhealthy
+    health, _, table = capsys.readouterr().out.partition("\n\n")
+    assert health.splitlines()[1].startswith("  the receiver is not running")
+    lines = table.splitlines()
     assert len(lines) == 1 + len(channels) + 2 + len(counters), lines  # two headers and a blank line
     assert len(lines) < 20
 

@@ -162,7 +162,7 @@ duration_s = 60
     ('channels = ["STA1.BHZ"]', "channels = []", "stations[0].channels"),  # accepted
     ('name = "STA1"', 'name = "ST\u00c91"', "stations[0].name"),  # accepted; not ASCII
     ("duration_s = 600", "duration_s = nan", "run.duration_s"),  # accepted
-    ("speed = 10.0", "speed = 10.0\n# \udcff", "cannot read"),  # UnicodeDecodeError (byte ff)
+    ("speed = 10.0", "speed = 10.0\n# \udcff", "(file): not UTF-8"),  # UnicodeDecodeError (byte ff)
     ('"STA1.BHZ"]', '"STA1.BHZ", "STA1.BHZ"]', "stations[0].channels[1]"),  # accepted; station config refused
 ])
 def test_scenario_found_by_fuzzing(tmp_path: Path, old: str, new: str, says: str) -> None:
@@ -171,7 +171,7 @@ def test_scenario_found_by_fuzzing(tmp_path: Path, old: str, new: str, says: str
     path.write_bytes(data)
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
-    assert any(p.startswith(says) for p in info.value.problems), info.value.problems
+    assert any(f"{p.key}: {p.problem}".startswith(says) for p in info.value.problems), info.value.problems
     hil_scenario.check(data)
 
 
@@ -194,4 +194,5 @@ def test_an_empty_or_multi_line_key_is_named_visibly(tmp_path: Path) -> None:
     path.write_bytes(SCENARIO.encode() + b'"" = 1\n')
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
-    assert 'faults[0]."": unknown key' in info.value.problems  # the key lands in the last table
+    problems = [f"{p.key}: {p.problem}" for p in info.value.problems]
+    assert problems == ['faults[0]."": unknown key']  # the key lands in the last table

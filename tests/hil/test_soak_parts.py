@@ -76,7 +76,7 @@ def test_random_fault_errors_name_their_keys():
              'stations = ["A"]\n')
     with pytest.raises(scenario.ScenarioError) as caught:
         scenario.parse(random_scenario(table), "bad.toml")
-    assert caught.value.problems == [
+    assert [f"{p.key}: {p.problem}" for p in caught.value.problems] == [
         "random_faults[0].stations: must name stations of this scenario, got 'Z'",
         "random_faults[0].archive_write: only crashes (station_crash, receiver_crash) wait for one",
         "random_faults[0]: need 0 < min_duration_s <= max_duration_s < 41472 (half the span faults are "

@@ -30,9 +30,9 @@ def test_defaults_and_paths(tmp_path: Path) -> None:
     [
         ("[idc.seedlink]\nlisten = '18000'\n", "idc.seedlink.listen"),
         ("[idc.seedlink]\nlisten = 'host:99999'\n", "idc.seedlink.listen"),
-        ("[idc.seedlink]\nport = 18000\n", "'idc.seedlink.port': unknown setting"),
-        ("[idc.seedlink]\nring_bytes = 0\n", "'idc.seedlink.ring_bytes': must be positive"),
-        ("[idc.seedlink]\nsync = 'yes'\n", "'idc.seedlink.sync': true or false"),
+        ("[idc.seedlink]\nport = 18000\n", "idc.seedlink.port: unknown key"),
+        ("[idc.seedlink]\nring_bytes = 0\n", "idc.seedlink.ring_bytes: must be > 0"),
+        ("[idc.seedlink]\nsync = 'yes'\n", "idc.seedlink.sync: must be true or false"),
         ("record_length = 4096\n[idc.seedlink]\n", "needs record_length = 512"),
     ],
 )

@@ -84,9 +84,10 @@ def test_the_console_shows_what_ims_idc_status_json_prints(console, tmp_path, mo
     config = tmp_path / "idc.toml"
     config.write_text(f'[idc]\nroot = "{root}"\ntrust_dir = "t"\nconnection_endpoint = "tcp://127.0.0.1:1"\n')
     monkeypatch.setattr("gci_link.clock.clock_from_env", lambda: lambda: NOW)
-    assert main(["idc", "status", "--config", str(config), "--json"]) == 0
+    assert main(["idc", "status", "--config", str(config), "--json"]) == 1
     printed = json.loads(capsys.readouterr().out)
-    assert _json(server.url + "api/status") == printed
+    shown = _json(server.url + "api/status")  # the page's numbers; the command adds its health verdict
+    assert {key: printed[key] for key in shown} == shown and "healthy" in printed
     assert len(printed["stations"]) == 300 and printed["anonymous"] == {"handshake_failed:auth": 4}
     station = printed["stations"][1]  # after the evil name: "<" sorts first
     assert station["station"] == "ST000" and not station["connected"] and station["rejected"] == {"crc": 2}

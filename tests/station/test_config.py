@@ -112,7 +112,7 @@ def test_missing_table_is_reported_once(tmp_path):
 
 @pytest.mark.parametrize(("old", "new", "expected"), [
     ('endpoints = ["tcp://127.0.0.1:8041"]', 'endpoints = ["udp://x:1"]',
-     "link.endpoints: each endpoint must look like tcp://host:port, got 'udp://x:1'"),
+     "link.endpoints[0]: must look like tcp://host:port, got 'udp://x:1'"),
     ('endpoints = ["tcp://127.0.0.1:8041"]', 'endpoints = "tcp://127.0.0.1:8041"',
      "link.endpoints: must be a list, got str 'tcp://127.0.0.1:8041'"),
     ('port = "/dev/ttyUSB0"', 'port = "ftp://x"',

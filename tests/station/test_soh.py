@@ -133,10 +133,12 @@ def test_metrics_expose_readings_and_alarm_states(monitor):
     monitor.observe_status(Status(DIG, at(1), supply_volts=12.0))
     monitor.observe_tamper("vault_door", True, at(2))
     text = generate_latest(monitor.registry).decode()
-    assert 'ims_soh_reading{reading="supply_volts",source="XMPL01"} 12.0' in text
-    assert 'ims_soh_reading{reading="temperature_c",source="XMPL01"} 21.5' in text
-    assert 'ims_soh_alarm_active{alarm="supply_voltage_low",severity="critical",source="XMPL01"} 0.0' in text
-    assert 'ims_soh_alarm_active{alarm="vault_door_open",severity="critical",source="station"} 1.0' in text
+    assert 'ims_station_supply_volts{source="XMPL01"} 12.0' in text
+    assert 'ims_station_temperature_celsius{source="XMPL01"} 21.5' in text
+    assert 'ims_station_tamper_open{input="vault_door"} 1.0' in text
+    alarm = "ims_station_alarm_active"
+    assert f'{alarm}{{alarm="supply_voltage_low",severity="critical",source="XMPL01"}} 0.0' in text
+    assert f'{alarm}{{alarm="vault_door_open",severity="critical",source="station"}} 1.0' in text
 
 
 def test_text_table_lists_readings_and_active_alarms(monitor):

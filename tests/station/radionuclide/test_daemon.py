@@ -72,6 +72,6 @@ def test_radionuclide_messages_are_in_the_prometheus_view():
                 "channels": {}, "digitizers": {},
                 "radionuclide": {"gas": {"messages": {"stored": 7, "pending": 2, "acked": 5}}}}
     families = {f.name: f for f in StationCollector(lambda: snapshot).collect()}
-    samples = {(s.labels["system"], s.labels["quantity"]): s.value
-               for s in families["ims_radionuclide_messages"].samples}
-    assert samples == {("gas", "stored"): 7, ("gas", "pending"): 2, ("gas", "acked"): 5}
+    samples = {(family, s.labels["system"]): s.value for family in ("stored", "pending", "acked")
+               for s in families[f"ims_station_radionuclide_messages_{family}"].samples}
+    assert samples == {("stored", "gas"): 7, ("pending", "gas"): 2, ("acked", "gas"): 5}
