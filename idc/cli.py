@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from idc.config import IdcConfig, IdcConfigError, load_config
@@ -24,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the receiver until SIGTERM")
     run.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     run.set_defaults(func=cmd_run)
+    reload = sub.add_parser("reload", help="make the running receiver reload its stations and trust store")
+    reload.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    reload.set_defaults(func=cmd_reload)
     status = sub.add_parser("status", help="availability, gaps, timeliness, latency, authentication")
     status.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     status.add_argument("--window", type=int, default=None, help="availability window in seconds")
@@ -58,7 +62,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError, TrustStore
+    from gci_link.process_lock import LockHeld, ProcessLock
     from idc.metrics import MetricsCollector
+    from idc.reload import LOCK_NAME as ROOT_LOCK
+    from idc.reload import Reloader
     from idc.seedlink import RingError, SeedLinkServerError
     from idc.server import Receiver
 
@@ -74,15 +81,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
+    try:  # first, so a second receiver on this data root touches nothing of the running one's
+        root_lock = ProcessLock.acquire(config.root / ROOT_LOCK, "IDC receiver", config=str(args.config))
+    except (LockHeld, OSError) as exc:
+        print(f"ims idc: cannot start: data root {config.root}: {exc}", file=sys.stderr)
+        return 2
     try:
         clock = clock_from_env()
         trust = TrustStore.load(config.trust_dir, clock=clock)
     except (KeyMaterialError, ValueError) as exc:
+        root_lock.release()
         print(f"ims idc: trust store: {exc}", file=sys.stderr)
         return 2
+    reloader = Reloader(Path(args.config), config.root, clock)
+    reloader.install()  # SIGHUP reloads (between poll rounds) rather than ending the process
     try:
         receiver = Receiver(config, trust, clock)
     except KeyMaterialError as exc:
+        root_lock.release()
         print(f"ims idc: key bundle: {exc}", file=sys.stderr)
         return 2
     httpd = None
@@ -106,11 +122,33 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 2
             log.info("prometheus exporter listening", extra={"port": config.prometheus_port})
         log.info("IDC receiver ready")  # serving, with its signal handlers in place
-        receiver.run(stop)
+        receiver.run(stop, between=reloader)
     finally:
         receiver.close()
         if httpd is not None:
             httpd.shutdown()
+        root_lock.release()
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from idc.reload import request_reload
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    try:
+        outcome = request_reload(config.root)
+    except (LookupError, TimeoutError, OSError) as exc:
+        print(f"ims idc reload: {exc}", file=sys.stderr)
+        return 1
+    if not outcome.ok:
+        print(f"ims idc reload: refused by receiver pid {outcome.pid}, which runs on unchanged: "
+              f"{outcome.detail}", file=sys.stderr)
+        return 1
+    print(f"receiver pid {outcome.pid} reloaded: {outcome.detail}")
+    if outcome.kept:
+        print(f"not changed (they take a restart): {', '.join(outcome.kept)}")
     return 0
 
 

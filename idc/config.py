@@ -20,6 +20,7 @@ from idc.seedlink.server import parse_listen
 # most 10**9 bytes and ZeroMQ's per-part limit is 4 x max_frame_bytes, so a quarter of a GiB at most
 MIN_FRAME_BYTES = 1024
 MAX_FRAME_BYTES = 1 << 28
+UNVERIFIED_POLICIES = ("reject", "archive")
 STATION_NAME = (1, 8)  # a CD-1.1 frame creator; the receiver's raw store and IMS 2.0 folders are named by it
 
 
@@ -34,6 +35,13 @@ class StationPolicy:
     require_signatures: bool = True
     fresh_control: bool = True  # its control frames must be stamped and session-bound (docs/link.md)
     sites: tuple[str, ...] = ()  # sites its data frames may carry; empty: only its own name
+    # what becomes of a frame signed with a key the trust store does not know: "reject" (always the
+    # default) or, for a migration period, "archive" it, logged and counted as unverified (docs/keys.md)
+    unverified: str = "reject"
+
+    @property
+    def archive_unverified(self) -> bool:
+        return self.unverified == "archive"
 
     @property
     def allowed_sites(self) -> tuple[str, ...]:
@@ -330,7 +338,7 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         if code_problem(name, STATION_NAME, "station name") is not None:  # it names files and directories
             raise IdcConfigError(f"{path}: key {where!r}: a station name has 1 to 8 ASCII letters or digits")
         for key in entry:
-            if key not in ("network", "require_signatures", "sites", "fresh_control"):
+            if key not in ("network", "require_signatures", "sites", "fresh_control", "unverified"):
                 raise IdcConfigError(f"{path}: key '{where}.{key}': unknown setting")
         network = entry.get("network")
         if network is None:
@@ -345,7 +353,15 @@ def _stations(path: Path, table: Any) -> dict[str, StationPolicy]:
         fresh = entry.get("fresh_control", True)
         if not isinstance(fresh, bool):
             raise IdcConfigError(f"{path}: key '{where}.fresh_control': expected true or false")
-        stations[name] = StationPolicy(name, network, require, fresh, _sites(path, where, name, entry))
+        unverified = entry.get("unverified", "reject")
+        if unverified not in UNVERIFIED_POLICIES:
+            raise IdcConfigError(
+                f"{path}: key '{where}.unverified': \"reject\" (the default) or \"archive\" (archive frames "
+                f"signed with keys the trust store does not know, for a migration period), got {unverified!r}"
+            )
+        stations[name] = StationPolicy(
+            name, network, require, fresh, _sites(path, where, name, entry), unverified
+        )
     return stations
 
 

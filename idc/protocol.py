@@ -49,7 +49,7 @@ from gci_link.cd11 import (
 )
 from gci_link.cd11.frame import Body, Frame, FrameHeader
 from gci_link.gaplist import GapList
-from gci_link.keys import StationSigner
+from gci_link.keys import Reason, SignatureError, StationSigner, TrustStore
 from gci_link.pacing import TokenBucket
 from idc.actions import (
     Accepted,
@@ -62,6 +62,7 @@ from idc.actions import (
     Reject,
     Send,
     SessionClosedByStation,
+    SessionEndedByReload,
     SessionOpened,
     SessionSilent,
     StationBatch,
@@ -117,6 +118,7 @@ class ReceiverProtocol:
         )
         self.sessions: dict[str, StationSession] = {}
         self._routes: dict[str, Peer] = {}  # the connection each station's session is bound to
+        self._opened_with: dict[str, int] = {}  # key id that signed each open session's connection request
         self._unreachable: set[str] = set()  # stations whose connection failed a send, until heard again
         self._control_stamps: dict[str, int] = {}  # the last stamp accepted from each station
         self._stamp = 0  # of the last frame this receiver sent
@@ -293,6 +295,7 @@ class ReceiverProtocol:
             station, gaps, now_ns, self.timings, frame.header.destination or "0", tag
         )
         self._routes[station] = peer
+        self._opened_with[station] = frame.trailer.auth_key_id
         self._unreachable.discard(station)
         out.append(SessionOpened(station, peer.label, gaps.lowest, gaps.highest))
         ip, port = self.data_address
@@ -402,6 +405,42 @@ class ReceiverProtocol:
                 del self.sessions[station]
                 self._routes.pop(station, None)
         return out
+
+    def reconfigure(self, config: IdcConfig, trust: TrustStore, now_ns: int) -> list[Action]:
+        """Take a reloaded configuration (its stations) and trust store (``ims idc reload``, SIGHUP).
+
+        Frames checked from now on are checked by the adapter against the new ones; here, each open
+        session the new ones no longer allow is ended with an alert saying why: its station was removed,
+        or the key that signed its connection request is now revoked, expired or unknown (unless the
+        station's policy archives unverified frames and the key is merely unknown). Call it with no
+        accepted frame awaiting its commit (the adapter settles first)."""
+        self.config = config
+        out: list[Action] = []
+        for station in list(self.sessions):
+            reason = self._no_longer_allowed(station, trust, now_ns)
+            if reason is None:
+                continue
+            out.append(SessionEndedByReload(station, reason))
+            self._send(out, station, FrameType.ALERT, AlertBody(f"session ended: {reason}".encode()), now_ns)
+            del self.sessions[station]
+            self._routes.pop(station, None)
+            self._opened_with.pop(station, None)
+        return out
+
+    def _no_longer_allowed(self, station: str, trust: TrustStore, now_ns: int) -> str | None:
+        policy = self.config.stations.get(station)
+        if policy is None:
+            return "station no longer configured at this IDC"
+        key_id = self._opened_with.get(station, 0)
+        if key_id == 0:
+            return "the station must sign" if policy.require_signatures else None
+        try:
+            trust.admit(key_id, now_ns)
+        except SignatureError as exc:
+            if exc.reason is Reason.UNKNOWN_KEY and policy.archive_unverified:
+                return None
+            return f"the key of its connection request: {exc}"
+        return None
 
     def unreachable(self, station: str) -> None:
         """A frame for ``station`` could not be delivered: nothing more goes to that connection until

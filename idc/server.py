@@ -11,10 +11,12 @@ docs/idc-receiver.md, "Overlap".
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol, cast
 
 import zmq
@@ -34,6 +36,7 @@ from idc.actions import (
     Reject,
     Send,
     SessionClosedByStation,
+    SessionEndedByReload,
     SessionOpened,
     SessionSilent,
     StationBatch,
@@ -65,6 +68,8 @@ METRICS_PRUNE_NS = 60 * NS_PER_S
 LINGER_MS = 1000
 STRANGER_LOG_BURST = 20  # log lines for rejected input that names no configured station: at once,
 STRANGER_LOG_PER_S = 1.0  # then per second
+# what a reload (SIGHUP, ``ims idc reload``) changes; every other setting takes a restart
+RELOADABLE = ("stations", "trust_dir")
 
 
 def receive_message(sock: zmq.Socket) -> list[bytes]:
@@ -238,10 +243,15 @@ class Receiver:
         ip = int.from_bytes(bytes(int(x) for x in advertised.split(".")), "big") if advertised else 0
         return ip, int(port_text)
 
-    def run(self, stop: threading.Event, poll_ms: int = 100) -> None:
-        """Serve until ``stop`` is set (the CLI sets it on SIGTERM)."""
+    def run(
+        self, stop: threading.Event, poll_ms: int = 100, between: Callable[[Receiver], None] | None = None
+    ) -> None:
+        """Serve until ``stop`` is set (the CLI sets it on SIGTERM); ``between`` runs after each poll
+        round (the CLI's reloads, idc/reload.py)."""
         while not stop.is_set():
             self.step(poll_ms)
+            if between is not None:
+                between(self)
 
     def close(self) -> None:
         """Tell every open session we are going, close sockets and stores."""
@@ -264,6 +274,39 @@ class Receiver:
         if self._own_context:
             self.ctx.term()
         log.info("IDC receiver stopped")
+
+    def reload(self, config: IdcConfig, trust: TrustStore) -> list[str]:
+        """Serve from now on with the stations of ``config`` and the keys of ``trust`` (loaded and checked
+        by the caller: a configuration that does not load never gets here, and the old one runs on).
+
+        Frames already received are finished under the old configuration first. Sessions the new one no
+        longer allows are ended (idc/protocol.py, ``reconfigure``). Returns the other settings that differ
+        from the running ones: they take a restart, and are kept (and logged) until then.
+        """
+        kept = [
+            name
+            for name in (f.name for f in dataclasses.fields(config))
+            if name not in RELOADABLE and getattr(config, name) != getattr(self.config, name)
+        ]
+        effective = dataclasses.replace(self.config, stations=config.stations, trust_dir=config.trust_dir)
+        old = self.config.stations
+        self.settle()
+        self.checker.reconfigure(trust, effective.stations)
+        self.committer.set_stations(effective.stations)
+        self.config, self.trust = effective, trust
+        self._carry_out(self.core.reconfigure(effective, trust, self.clock()))
+        log.info(
+            "configuration reloaded",
+            extra={
+                "stations": len(effective.stations),
+                "added": ",".join(sorted(effective.stations.keys() - old.keys())) or "-",
+                "removed": ",".join(sorted(old.keys() - effective.stations.keys())) or "-",
+                "keys": len(trust.keys),
+            },
+        )
+        if kept:
+            log.warning("settings that take a restart were not changed", extra={"settings": ",".join(kept)})
+        return kept
 
     def _publish_archived(self, written: Archived) -> None:
         if self.seedlink_ring is not None:
@@ -416,6 +459,8 @@ class Receiver:
                     log.info("station closed the session", extra={"station": station, "alert": alert})
                 case SessionSilent(station, silent_s):
                     log.warning("closing silent session", extra={"station": station, "silent_s": silent_s})
+                case SessionEndedByReload(station, reason):
+                    log.warning("session ended by reload", extra={"station": station, "reason": reason})
                 case DuplicateReceived(station):
                     self.metrics.count(station, StationCounter.DUPLICATES)
                 case ConnectRateLimited():
