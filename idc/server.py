@@ -178,6 +178,7 @@ class Receiver:
         self._unrecorded = 0  # rejections whose recording failed since the last that succeeded
         self._stranger_lines = TokenBucket(STRANGER_LOG_PER_S, STRANGER_LOG_BURST, clock())
         self._strangers_unlogged = 0  # rejections of strangers' input left out of the log since its last line
+        self._unverified_seen: set[tuple[str, int]] = set()  # (station, unknown key id) logged so far
         self.connection_endpoint = ""
         self.data_endpoint = ""
 
@@ -294,6 +295,7 @@ class Receiver:
         self.checker.reconfigure(trust, effective.stations)
         self.committer.set_stations(effective.stations)
         self.config, self.trust = effective, trust
+        self._unverified_seen.clear()  # what is still archived unverified is said again
         self._carry_out(self.core.reconfigure(effective, trust, self.clock()))
         log.info(
             "configuration reloaded",
@@ -414,6 +416,8 @@ class Receiver:
     def _count_durable(self, batch: StationBatch) -> None:
         self.metrics.count(batch.station, StationCounter.FRAMES, len(batch.frames))
         for accepted in batch.frames.values():
+            if accepted.checked.unverified_keys:
+                self._archived_unverified(batch.station, accepted.checked.unverified_keys)
             body = accepted.checked.frame.body
             if not isinstance(body, DataBody):
                 continue
@@ -426,6 +430,18 @@ class Receiver:
                     start_ns=sub.time_ns,
                     end_ns=sub.end_ns,
                     rate=sub.sample_rate,
+                )
+
+    def _archived_unverified(self, station: str, key_ids: tuple[int, ...]) -> None:
+        """Count a frame archived by the ``unverified = "archive"`` policy; log each (station, key id)
+        the first time since start or the last reload, so a migration period is visible, not a flood."""
+        self.metrics.count(station, StationCounter.UNVERIFIED_ARCHIVED)
+        for key_id in key_ids:
+            if (station, key_id) not in self._unverified_seen:
+                self._unverified_seen.add((station, key_id))
+                log.warning(
+                    "archiving frames signed with a key the trust store does not know",
+                    extra={"station": station, "key_id": key_id, "policy": "unverified=archive"},
                 )
 
     def _service_sessions(self) -> None:

@@ -8,7 +8,6 @@ import logging
 import re
 import signal
 import subprocess
-import time
 
 import pytest
 import zmq
@@ -44,15 +43,9 @@ def _signer(ca: CertificateAuthority, station: str) -> StationSigner:
 
 
 def _rejections(run: Running, expected: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
-    """The receiver's rejection counters once they reach ``expected`` (frames on other sockets may still
-    be on their way), or as they are after 5 s."""
-    deadline = time.monotonic() + 5
-    while True:
-        counters = run.on_loop(run.receiver.metrics.counters)
-        found = {key: n for key, n in counters.items() if key[1].startswith("rejected:")}
-        if found == expected or time.monotonic() > deadline:
-            return found
-        time.sleep(0.02)
+    """The receiver's rejection counters once they hold ``expected``, or as they are after 5 s."""
+    counters = run.counters_reaching(expected)
+    return {key: n for key, n in counters.items() if key[1].startswith("rejected:")}
 
 
 def _config(tmp_path, ca: CertificateAuthority):
