@@ -50,6 +50,7 @@ from gci_link.cd11 import (
 from gci_link.cd11.frame import Body, Frame, FrameHeader
 from gci_link.gaplist import GapList
 from gci_link.keys import Reason, SignatureError, StationSigner, TrustStore
+from gci_link.link_session import REJECTION_NOTICE
 from gci_link.pacing import TokenBucket
 from idc.actions import (
     Accepted,
@@ -70,7 +71,7 @@ from idc.actions import (
 from idc.config import IdcConfig
 from idc.session import SessionTimings, StationSession
 from idc.verify import CheckedFrame, Rejection, signed_content
-from idc.vocabulary import RejectionKind
+from idc.vocabulary import ANONYMOUS, RejectionKind
 from timeunits import NS_PER_S
 
 MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
@@ -79,6 +80,11 @@ MULTIPART_PREFIX_BYTES = 64
 _CONNECT = FrameType.CONNECTION_REQUEST.to_bytes(4, "big")
 _DATA = (FrameType.DATA, FrameType.IMS2_MESSAGE)
 _IMS2 = FrameType.IMS2_MESSAGE.to_bytes(4, "big")
+NOTICE_BURST = 2  # rejection notices to one station: three at once (a TokenBucket runs into debt by one),
+NOTICE_INTERVAL_S = 10.0  # then one per this many seconds
+# rejections that get no notice: answered otherwise (no session, a refused connection request's clock),
+# not the station's doing (internal), or a replayed control frame, whose sender deserves no answer
+_NOT_NOTIFIED = (RejectionKind.NO_SESSION, RejectionKind.CONTROL_FRESHNESS, RejectionKind.INTERNAL)
 
 
 class Verdict(Protocol):
@@ -123,6 +129,7 @@ class ReceiverProtocol:
         self._control_stamps: dict[str, int] = {}  # the last stamp accepted from each station
         self._stamp = 0  # of the last frame this receiver sent
         self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
+        self._notices: dict[str, TokenBucket] = {}  # rejection notices per configured station
         self._batches: dict[str, StationBatch] = {}
         self.unsettled = 0  # frames accepted since the last take_batches
         # (IPv4 address as a number, port) that Connection Responses name; (0, 0): stay on this connection
@@ -164,6 +171,7 @@ class ReceiverProtocol:
             self._on_frame(peer, raw, now_ns, verdict.result(), out)
         except Rejection as exc:
             out.append(Reject(peer.label, now_ns, raw, exc))
+            self._notify_rejection(peer, raw, exc, now_ns, out)
             if exc.kind is RejectionKind.NO_SESSION:
                 # An authentic frame on a connection this receiver does not know (it restarted, or closed
                 # the session): say so at once, so the station reconnects now rather than after a timeout.
@@ -175,6 +183,37 @@ class ReceiverProtocol:
             rejection = Rejection(RejectionKind.INTERNAL, f"{type(exc).__name__}: {exc}")
             out.append(Reject(peer.label, now_ns, raw, rejection, exc))
         return out
+
+    def _notify_rejection(
+        self, peer: Peer, raw: bytes, exc: Rejection, now_ns: int, out: list[Action]
+    ) -> None:
+        """Tell the connection a configured station's frame came on why it was refused, in an alert that
+        starts with REJECTION_NOTICE (docs/link.md, "Rejection notices"), so ``ims link replay`` and the
+        station's log can say more than "not acknowledged". Only the frame's type, sequence number and
+        the rejection's kind are told, never its detail: the peer may be a stranger using the station's
+        name, and learns nothing but the fate of what it sent itself. Nothing about input that names no
+        configured station is told, and notices are rationed per station (NOTICE_BURST), so a flood of
+        bad frames is not answered with a flood of alerts."""
+        if exc.station == ANONYMOUS or exc.kind in _NOT_NOTIFIED:
+            return
+        bucket = self._notices.get(exc.station)
+        if bucket is None:
+            bucket = self._notices[exc.station] = TokenBucket(1 / NOTICE_INTERVAL_S, NOTICE_BURST, now_ns)
+        if bucket.ready_at(now_ns) > now_ns:
+            return
+        bucket.charge(1, now_ns)
+        kind = int.from_bytes(raw[:4], "big")
+        try:
+            what = FrameType(kind).name.lower()
+        except ValueError:
+            what = f"type {kind}"
+        if kind in _DATA and exc.seq is not None:
+            what += f" #{exc.seq}"
+        text = f"{REJECTION_NOTICE}{exc.station} {what}: {exc.kind}"
+        session = self.sessions.get(exc.station)
+        tag = session.tag if session is not None and self._routes.get(exc.station) == peer else 0
+        frame = self._encode(exc.station, FrameType.ALERT, AlertBody(text.encode()), tag, now_ns)
+        out.append(Send(peer, exc.station, FrameType.ALERT, frame, session=False))
 
     def _size_limit(self, raw: bytes) -> int:
         """IMS 2.0 message frames (type 100) may be larger than the others (docs/cd11.md)."""
