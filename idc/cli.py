@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gci_link.process_lock import LockHeld, ProcessLock
     from idc.metrics import MetricsCollector
     from idc.reload import LOCK_NAME as ROOT_LOCK
-    from idc.reload import Reloader
+    from idc.reload import Reloader, ask_on_sighup
     from idc.seedlink import RingError, SeedLinkServerError
     from idc.server import Receiver
 
@@ -78,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # before anything slow (kernels, verifier workers), so a SIGTERM during start-up is a clean stop too
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    reload_requested = ask_on_sighup()
     config = _load(args.config)
     if config is None:
         return 2
@@ -93,8 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         root_lock.release()
         print(f"ims idc: trust store: {exc}", file=sys.stderr)
         return 2
-    reloader = Reloader(Path(args.config), config.root, clock)
-    reloader.install()  # SIGHUP reloads (between poll rounds) rather than ending the process
+    reloader = Reloader(Path(args.config), config.root, clock, reload_requested)
     try:
         receiver = Receiver(config, trust, clock)
     except KeyMaterialError as exc:

@@ -51,16 +51,12 @@ class Outcome:
 class Reloader:
     """Between two poll rounds, reloads ``config_path`` into ``receiver`` if SIGHUP asked for it."""
 
-    def __init__(self, config_path: Path, root: Path, clock: Clock) -> None:
+    def __init__(self, config_path: Path, root: Path, clock: Clock, requested: threading.Event) -> None:
         self.config_path = config_path
         self.root = root
         self.clock = clock
-        self.requested = threading.Event()
+        self.requested = requested  # set by the SIGHUP handler (ask_on_sighup)
         self.attempts = 0
-
-    def install(self) -> None:
-        """Make SIGHUP ask for a reload (instead of ending the process, its default)."""
-        signal.signal(signal.SIGHUP, lambda _signum, _frame: self.requested.set())
 
     def __call__(self, receiver: Receiver) -> None:
         if self.requested.is_set():
@@ -93,6 +89,14 @@ class Reloader:
 
     def _outcome(self, ok: bool, detail: str, kept: list[str] | None = None) -> Outcome:
         return Outcome(os.getpid(), self.attempts, self.clock(), ok, detail, kept or [])
+
+
+def ask_on_sighup() -> threading.Event:
+    """Make SIGHUP ask for a reload instead of ending the process (its default); the event is set when
+    one is asked for. Install it first thing, so a SIGHUP while the receiver starts is a reload too."""
+    requested = threading.Event()
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: requested.set())
+    return requested
 
 
 def read_outcome(root: Path) -> Outcome | None:

@@ -8,6 +8,7 @@ import logging
 import re
 import signal
 import subprocess
+import threading
 
 import pytest
 import zmq
@@ -140,7 +141,7 @@ def test_a_broken_configuration_or_trust_store_is_refused_and_the_old_one_runs_o
             "verify_workers = 0\n")
     path.write_text(good + "[stations.STA1]\nnetwork = 'XX'\nsites = ['STA1A']\n")
     run = Running(load_config(path), ca.trust_store(), clock)
-    reloader = Reloader(path, tmp_path / "data", clock)
+    reloader = Reloader(path, tmp_path / "data", clock, threading.Event())
     try:
         sta = run.station()
         sta.connect()
