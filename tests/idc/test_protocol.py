@@ -38,6 +38,7 @@ from idc.actions import (
     Reject,
     Send,
     SessionClosedByStation,
+    SessionEndedByReload,
     SessionOpened,
     SessionSilent,
     StationBatch,
@@ -46,7 +47,16 @@ from idc.checker import FrameChecker
 from idc.config import StationPolicy
 from idc.protocol import NOTICE_INTERVAL_S, ReceiverProtocol
 from idc.vocabulary import RejectionKind
-from tests.idc.conftest import TAG, connection_request, control, data_frame, make_config, samples_for, signed
+from tests.idc.conftest import (
+    SIGNERS,
+    TAG,
+    connection_request,
+    control,
+    data_frame,
+    make_config,
+    samples_for,
+    signed,
+)
 from tests.idc.test_server import _hostile
 from timeunits import NS_PER_S
 
@@ -465,3 +475,33 @@ def test_arbitrary_sequences_never_raise_and_acknowledge_only_what_is_held(keys,
         assert raw in authentic[seq]
     gaps = driver.held.gaps.get("STA1", GapList())
     assert {seq for start, end in gaps.intervals() for seq in range(start, end)} == held.keys()
+
+
+def test_a_reload_ends_exactly_the_sessions_the_new_configuration_no_longer_allows(keys, clock, monkeypatch):
+    """``reconfigure``: sessions opened with a key that is now unknown survive only where the station
+    archives unverified frames; an unsigned session only where the station need not sign."""
+    stations = {
+        "STA1": StationPolicy("STA1", "XX", sites=("STA1A",), unverified="archive"),
+        "STA3": StationPolicy("STA3", "XX", require_signatures=False, sites=("STA3A",)),
+    }
+    driver = Driver(keys, clock(), stations=stations)
+    monkeypatch.setitem(SIGNERS, "STA1", keys.stranger)  # a key this trust store does not know
+    driver.connect()
+    driver.connect(OTHER_PEER, "STA3")  # in no SIGNERS: unsigned
+    trust = keys.ca.trust_store()
+    assert driver.core.reconfigure(driver.config, trust, driver.now) == []
+    strict = {
+        "STA1": dataclasses.replace(stations["STA1"], unverified="reject"),
+        "STA3": dataclasses.replace(stations["STA3"], require_signatures=True),
+    }
+    out = driver.core.reconfigure(dataclasses.replace(driver.config, stations=strict), trust, driver.now)
+    ended = {a.station: a.reason for a in out if isinstance(a, SessionEndedByReload)}
+    assert ended == {
+        "STA1": f"the key of its connection request: key id {keys.stranger.key_id}: unknown key "
+                "(no certificate in the trust store)",
+        "STA3": "the station must sign",
+    }
+    alerts = {a.station: (a.peer, decode_frame(a.frame).body.text) for a in out if isinstance(a, Send)}
+    assert alerts["STA1"] == (STATION_PEER, "session ended: " + ended["STA1"])
+    assert alerts["STA3"] == (OTHER_PEER, "session ended: the station must sign")
+    assert driver.core.sessions == {}
