@@ -302,7 +302,7 @@ def _step(run: _Run, d: Draw) -> None:
         run.core.unreachable(d.choice(tuple(STATIONS)))
     else:  # what the adapter does at shutdown
         run.settle(commit_succeeds=True)
-        run.check_actions(run.core.close())
+        run.check_actions(run.core.close(run.now))
 
 
 def check(data: bytes) -> None:
