@@ -137,8 +137,17 @@ def _data(signer: str | None, creator: str, seq: int, *, site: str, channels: in
     return encode_frame(frame)
 
 
+_TAG = 0x5E55  # the session tag of every pool control frame (docs/link.md, "Replay protection")
+_stamps = iter(range(BASE_NS, BASE_NS + 10**6))  # control-frame stamps, rising in pool order
+
+
 def _control(signer: str | None, creator: str, kind: FrameType, body) -> bytes:
-    frame = Frame(FrameHeader(kind, creator, "IDC"), body)
+    """A link-control frame stamped near BASE_NS and tagged, as a station with replay protection sends
+    it, so sessions open; an IMS 2.0 message frame (data) keeps sequence number 0."""
+    if kind == FrameType.IMS2_MESSAGE:
+        frame = Frame(FrameHeader(kind, creator, "IDC"), body)
+    else:
+        frame = Frame(FrameHeader(kind, creator, "IDC", next(_stamps), _TAG), body)
     if signer is not None:
         frame = sign_frame(frame, _SIGNERS[signer].key_id, _SIGNERS[signer].sign)
     return encode_frame(frame)
