@@ -1,12 +1,16 @@
 """docs/keys.md, "Rotating a key without downtime", run as written against a real receiver (``ims idc run``):
 each step's commands go to a shell with only the paths moved into a temporary folder, ``NEW`` and ``OLD``
-replaced by the key ids, ``ims`` by this checkout's, and ``systemctl restart ims-station`` by what the
-restart does (the station signs with the bundle in its key folder)."""
+replaced by the key ids, ``ims`` by this checkout's, the station daemon's user by the test's, and
+``systemctl restart ims-station`` by what the restart does (the station signs with the bundle in its key
+folder, which it must be able to read)."""
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 import shlex
+import stat
 import subprocess
 import sys
 
@@ -34,8 +38,8 @@ def rotation_steps() -> list[list[str]]:
 
 def test_the_rotation_section_has_the_steps_this_test_expects():
     steps = rotation_steps()
-    assert [len(commands) for commands in steps] == [1, 2, 2, 3], steps
-    assert steps[2][1] == STATION_RESTART
+    assert [len(commands) for commands in steps] == [1, 2, 3, 3], steps
+    assert steps[2][2] == STATION_RESTART
 
 
 def _shell(command: str, tmp_path, ids: dict[str, int]) -> str:
@@ -43,6 +47,7 @@ def _shell(command: str, tmp_path, ids: dict[str, int]) -> str:
     command = command.replace("/secure/", f"{tmp_path}/secure/").replace("/etc/ims", f"{tmp_path}/etc/ims")
     for word, key_id in ids.items():
         command = re.sub(rf"\b{word}\b", str(key_id), command)
+    command = command.replace("chown -R ims:", f"chown -R {getpass.getuser()}:")
     if command.startswith("ims "):
         command = f"{shlex.quote(sys.executable)} -m station.ims {command[4:]}"
     done = subprocess.run(command, shell=True, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
@@ -96,9 +101,12 @@ def test_the_documented_rotation_works_verbatim(tmp_path, monkeypatch):
         deliver(new_key)
         deliver(station_key)
 
-        copy, restart = steps[2]
+        copy, chown, restart = steps[2]
         _shell(copy, tmp_path, ids)
+        _shell(chown, tmp_path, ids)
         assert restart == STATION_RESTART
+        key_file = etc / "keys" / "LBTB" / "key.pem"
+        assert (key_file.stat().st_uid, stat.S_IMODE(key_file.stat().st_mode)) == (os.getuid(), 0o600)
         station_key = StationSigner.load(etc / "keys" / "LBTB")  # what the restarted station signs with
         assert station_key.key_id == ids["NEW"]
         deliver(station_key)
