@@ -19,6 +19,7 @@ Invariants (a broken one is a bug, whatever the exception):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -52,7 +53,7 @@ from gci_link.cd11 import (
 from gci_link.gaplist import GapList, seq_from_signed
 from gci_link.io.mseed2 import header_id, pack_records
 from gci_link.io.sds import SdsArchive, Segment
-from gci_link.keys import CertificateAuthority, StationSigner
+from gci_link.keys import CertificateAuthority, StationSigner, TrustStore
 from idc.actions import CommitFailure, Peer, Reject, Send, StationBatch
 from idc.checker import FrameChecker
 from idc.config import DataLimits, IdcConfig, StationPolicy
@@ -69,6 +70,7 @@ STATIONS = {
 LABELS = {*STATIONS, ANONYMOUS}
 PEERS = tuple(Peer(f"socket {i}", bytes([i])) for i in range(3))
 MAX_STEPS = 48
+LAST_OP = 8  # _step's operations are 0..LAST_OP
 BASE_NS = time.time_ns() // (10 * NS_PER_S) * (10 * NS_PER_S)  # the keys are valid from about now
 
 
@@ -114,6 +116,13 @@ _CONFIG = IdcConfig(
     verify_workers=0,
 )
 _TRUST = _CA.trust_store()
+_CA.revoke(_SIGNERS["STA1"].key_id)
+# what a reload may bring (ims idc reload): the same again, a station removed, STA1's honest key revoked
+_RELOADS = (
+    (_CONFIG, _TRUST),
+    (dataclasses.replace(_CONFIG, stations={k: v for k, v in STATIONS.items() if k != "STA2"}), _TRUST),
+    (_CONFIG, _CA.trust_store()),
+)
 _ARCHIVE = SdsArchive(Path(_WORK.name) / "sds")  # split_by_day only: it writes nothing
 
 
@@ -137,8 +146,17 @@ def _data(signer: str | None, creator: str, seq: int, *, site: str, channels: in
     return encode_frame(frame)
 
 
+_TAG = 0x5E55  # the session tag of every pool control frame (docs/link.md, "Replay protection")
+_stamps = iter(range(BASE_NS, BASE_NS + 10**6))  # control-frame stamps, rising in pool order
+
+
 def _control(signer: str | None, creator: str, kind: FrameType, body) -> bytes:
-    frame = Frame(FrameHeader(kind, creator, "IDC"), body)
+    """A link-control frame stamped near BASE_NS and tagged, as a station with replay protection sends
+    it, so sessions open; an IMS 2.0 message frame (data) keeps sequence number 0."""
+    if kind == FrameType.IMS2_MESSAGE:
+        frame = Frame(FrameHeader(kind, creator, "IDC"), body)
+    else:
+        frame = Frame(FrameHeader(kind, creator, "IDC", next(_stamps), _TAG), body)
     if signer is not None:
         frame = sign_frame(frame, _SIGNERS[signer].key_id, _SIGNERS[signer].sign)
     return encode_frame(frame)
@@ -186,6 +204,8 @@ def _pool() -> list[bytes]:
                  CommandResponseBody("STA1", "STA1A", "BHZ", "00", BASE_NS, b"req", b"ok")),
         _control("STA1", "STA1", FrameType.COMMAND_REQUEST,  # not sent to an IDC
                  CommandRequestBody("STA1", "STA1A", "BHZ", "00", BASE_NS, b"req")),
+        # last, so stamped above every other: STA1 connecting again after its first request was used
+        _control("STA1", "STA1", FrameType.CONNECTION_REQUEST, ConnectionBody(station="STA1")),
     ]
 
 
@@ -203,6 +223,7 @@ class _Run:
 
     def __init__(self) -> None:
         self.held = _Held()
+        self.trust = _TRUST
         self.checker = FrameChecker(_TRUST, STATIONS, workers=0, limits=_CONFIG.limits)
         self.core = ReceiverProtocol(_CONFIG, self.checker.submit, self.held)
         self.now = BASE_NS + 60 * NS_PER_S
@@ -210,10 +231,18 @@ class _Run:
     def receive(self, message: list[bytes], peer: Peer) -> None:
         self.check_actions(self.core.receive(peer, message, self.now))
 
+    def reload(self, config: IdcConfig, trust: TrustStore) -> None:
+        """What the adapter does on a reload: settle, then the checker and the core take the new ones."""
+        self.settle(commit_succeeds=True)
+        self.checker.reconfigure(trust, config.stations)
+        self.trust = trust
+        self.check_actions(self.core.reconfigure(config, trust, self.now))
+        assert set(self.core.sessions) <= set(config.stations), "a removed station's session lives on"
+
     def settle(self, commit_succeeds: bool) -> None:
         batches = self.core.take_batches()
         for batch in batches:
-            _check_accepted(batch)
+            _check_accepted(batch, self.trust, self.now)
         if commit_succeeds:
             for batch in batches:
                 self.held.store(batch)
@@ -253,11 +282,12 @@ def _assert_held(station: str, start: int, end: int, held: list[tuple[int, int]]
             f"{station}: acknack covers [{start}, {end}) but the store holds {held}")
 
 
-def _check_accepted(batch: StationBatch) -> None:
+def _check_accepted(batch: StationBatch, trust: TrustStore, now_ns: int) -> None:
     for accepted in batch.frames.values():
         frame = accepted.checked.frame
         if STATIONS[batch.station].require_signatures:
             assert signed_content(frame) in _SIGNED_BY_KEY[batch.station], "a forged frame was accepted"
+            trust.admit(frame.trailer.auth_key_id, now_ns)  # SignatureError: a revoked key's frame accepted
         if not isinstance(frame.body, DataBody):
             continue
         for sub in frame.body.channels:
@@ -282,7 +312,7 @@ def _mutated(d: Draw) -> bytes:
 
 
 def _step(run: _Run, d: Draw) -> None:
-    op = d.int_in(0, 7)
+    op = d.int_in(0, LAST_OP)
     if op <= 3:
         peer = d.choice(PEERS)
         if op == 0:
@@ -300,9 +330,11 @@ def _step(run: _Run, d: Draw) -> None:
         run.settle(commit_succeeds=d.int_in(0, 3) > 0)
     elif op == 6:
         run.core.unreachable(d.choice(tuple(STATIONS)))
-    else:  # what the adapter does at shutdown
+    elif op == 7:  # what the adapter does at shutdown
         run.settle(commit_succeeds=True)
         run.check_actions(run.core.close(run.now))
+    else:
+        run.reload(*d.choice(_RELOADS))
 
 
 def check(data: bytes) -> None:
@@ -330,13 +362,16 @@ class _Script:
         return self
 
     def send(self, frame: int, peer: int = 0) -> _Script:
-        return self.int_in(0, 0, 7).int_in(peer, 0, len(PEERS) - 1).int_in(frame, 0, len(POOL) - 1)
+        return self.int_in(0, 0, LAST_OP).int_in(peer, 0, len(PEERS) - 1).int_in(frame, 0, len(POOL) - 1)
 
     def settle(self, commit_succeeds: bool = True) -> _Script:
-        return self.int_in(5, 0, 7).int_in(1 if commit_succeeds else 0, 0, 3)
+        return self.int_in(5, 0, LAST_OP).int_in(1 if commit_succeeds else 0, 0, 3)
 
     def wait(self, seconds: int) -> _Script:
-        return self.int_in(4, 0, 7).int_in(seconds, 0, 300).int_in(0, 0, 65535)
+        return self.int_in(4, 0, LAST_OP).int_in(seconds, 0, 300).int_in(0, 0, 65535)
+
+    def reload(self, variant: int) -> _Script:
+        return self.int_in(LAST_OP, 0, LAST_OP).int_in(variant, 0, len(_RELOADS) - 1)
 
 
 def _index(predicate: Callable[[Frame], bool]) -> list[int]:
@@ -358,6 +393,12 @@ def seeds() -> list[bytes]:
     for i in range(len(POOL)):
         everything.send(i, peer=i % len(PEERS))
     out.append(bytes(everything.settle().wait(300).settle().out))
+    # reloads: STA2 removed while connected, STA1's key revoked under an open session, then both back
+    honest = _index(lambda f: f.header.creator == "STA1" and f.header.frame_type == FrameType.DATA)
+    sta2 = _index(lambda f: f.header.creator == "STA2" and f.header.frame_type == FrameType.DATA)
+    reloads = _Script().send(0).send(1, peer=1).send(honest[0]).send(sta2[0], peer=1).settle().reload(1)
+    reloads.send(sta2[1], peer=1).reload(2).send(honest[1]).send(len(POOL) - 1).send(honest[2]).settle()
+    out.append(bytes(reloads.reload(0).send(honest[3]).settle().out))
     return out
 
 

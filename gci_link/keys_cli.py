@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gci_link.keys import SIGNING_ALGORITHMS, CertificateAuthority, KeyMaterialError, Role, TrustStore
 from gci_link.keys.authority import TRUST_DIR
+from gci_link.keys.certificates import read_public_key
 from gci_link.keys.trust import IDC_DIR
 from gci_link.texttable import columns
 
@@ -37,6 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     issue_idc.add_argument("--algorithm", choices=SIGNING_ALGORITHMS, default="ecdsa-p256")
     issue_idc.add_argument("--days", type=int, default=365, help="certificate validity (default 365)")
     issue_idc.set_defaults(func=_issue_idc)
+
+    imp = sub.add_parser("import", help="trust a legacy station's public key under the key id it signs with")
+    imp.add_argument("dir", type=Path)
+    imp.add_argument("station")
+    imp.add_argument("key_id", type=int, help="the key id the station's frames carry")
+    imp.add_argument("public_key", type=Path, help="its public key, PEM (DSA, ECDSA P-256 or Ed25519)")
+    imp.add_argument("--days", type=int, default=365, help="how long it is trusted (default 365)")
+    imp.set_defaults(func=_import)
 
     revoke = sub.add_parser("revoke", help="revoke the certificate of a key id")
     revoke.add_argument("dir", type=Path)
@@ -78,6 +87,18 @@ def _issue_idc(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     print(f"issued key id {issued.key_id} for IDC {issued.station}; install {issued.bundle} on the receiver "
           f"(idc.key_bundle), then copy the trust store to the stations")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    try:
+        public_key = read_public_key(args.public_key)
+        ca = CertificateAuthority.open(args.dir)
+        path = ca.import_key(args.station, args.key_id, public_key, args.days)
+    except (KeyMaterialError, ValueError) as exc:
+        return _fail(str(exc))
+    print(f"imported key id {args.key_id} for {args.station} as {path}; copy the trust store to the "
+          "receivers and reload them")
     return 0
 
 

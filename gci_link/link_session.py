@@ -103,6 +103,14 @@ class LinkCounters:
     # handed to the socket until acknowledged, for the newest frame the latest acknack covered (if it was
     # in flight on this connection): the round trip an operator sees when the link is healthy
     last_ack_latency_ns: int | None = None
+    frames_rejected_by_idc: int = 0  # rejection notices from the IDC (REJECTION_NOTICE alerts)
+
+
+# The text an IDC's rejection notice starts with: an Alert saying why it refused one of the station's
+# frames, "frame rejected: STA1 #503: frame_unknown_key" (docs/link.md, "Rejection notices"). Unlike every
+# other alert it does not end the connection, here; a station that ends it anyway loses nothing.
+REJECTION_NOTICE = "frame rejected: "
+MAX_REJECTIONS_KEPT = 16
 
 
 # ---- events the adapter logs --------------------------------------------------------------------
@@ -143,6 +151,7 @@ class EventKind(enum.Enum):
     COMMAND_ANSWERED = (Level.INFO, "command answered")
     COMMAND_UNANSWERED = (Level.WARNING, "command finished after the link stopped, not answered")
     IDC_FRAME_REFUSED = (Level.WARNING, "frame from the IDC refused")
+    REJECTED_BY_IDC = (Level.WARNING, "the IDC rejected a frame")
 
 
 @dataclass(frozen=True)
@@ -324,6 +333,9 @@ class LinkSession:
         self._stamp = 0  # of the last control frame this station made
         self._idc_stamp = 0  # of the last IDC frame admitted in this session
         self._idc_stamp_seen = 0  # of the last IDC frame admitted in any session
+        # what went wrong last, for a tool that must say why frames stay unacknowledged (ims link replay)
+        self.rejections_by_idc: deque[str] = deque(maxlen=MAX_REJECTIONS_KEPT)  # newest last
+        self.last_link_problem: str | None = None
 
     # ---- inputs ----------------------------------------------------------------------------------
 
@@ -521,7 +533,14 @@ class LinkSession:
         self._answer(request, seq, outcome, text)
 
     def on_alert(self, text: str, now_ns: int) -> None:
-        """The IDC is closing the connection deliberately: reconnect (with back-off)."""
+        """The IDC is closing the connection deliberately: reconnect (with back-off). A rejection notice
+        (REJECTION_NOTICE) only says why the IDC refused one of our frames: noted, the link stays."""
+        if text.startswith(REJECTION_NOTICE):
+            reason = text.removeprefix(REJECTION_NOTICE)
+            self.counters.frames_rejected_by_idc += 1
+            self.rejections_by_idc.append(reason)
+            self._note(EventKind.REJECTED_BY_IDC, reason=reason)
+            return
         if self.state in (State.IDLE, State.BACKOFF, State.STOPPED):
             return
         self._reconnect(f"IDC sent alert: {text}", now_ns)
@@ -654,6 +673,7 @@ class LinkSession:
         self._ack_due = True  # tell the IDC at once what we hold of its frames
 
     def _reconnect(self, reason: str, now_ns: int) -> None:
+        self.last_link_problem = reason
         delay = self._backoff.next_delay_ns()
         self._note(EventKind.LINK_LOST, reason=reason, delay_s=round(delay / NS_PER_S, 3))
         self._out.append(Disconnect(reason))

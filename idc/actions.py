@@ -76,6 +76,15 @@ class SessionSilent:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionEndedByReload:
+    """A reloaded configuration no longer lets this session go on: the station was removed, or the key
+    that opened its session is no longer trusted. The core alerts the station and closes the session."""
+
+    station: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class DuplicateReceived:
     station: str
 
@@ -98,6 +107,7 @@ Action = (
     | SessionOpened
     | SessionClosedByStation
     | SessionSilent
+    | SessionEndedByReload
     | DuplicateReceived
     | ConnectRateLimited
     | CommandResponseReceived

@@ -73,6 +73,17 @@ class FrameChecker:
                 check.awaiting += 1
         return check
 
+    def reconfigure(self, trust: TrustStore, stations: Mapping[str, StationPolicy]) -> None:
+        """Check frames submitted from now on against a reloaded trust store and station list. Call it
+        when every submitted frame has had its result: their verdicts are made with the old keys, which
+        every round still in flight is finished with first."""
+        self.dispatch()
+        while self._in_flight:
+            self._finish_round()
+        self.trust = trust
+        self.stations = stations
+        self._pool.set_keys({key.key_id: key.public_key for key in trust.keys})
+
     def dispatch(self) -> None:
         """Start verifying every value submitted since the last dispatch, as one round."""
         if self._queued:
@@ -85,11 +96,14 @@ class FrameChecker:
         while check.awaiting:
             if not self._in_flight:
                 self.dispatch()
-            jobs = self._in_flight.popleft()
-            for job, failure in zip(jobs, self._pool.finish(), strict=True):
-                job_check, index, admitted, (key_id, _, _) = job
-                job_check.outcomes[index] = admitted if failure is None else bad_signature(key_id, failure)
-                job_check.awaiting -= 1
+            self._finish_round()
+
+    def _finish_round(self) -> None:
+        jobs = self._in_flight.popleft()
+        for job, failure in zip(jobs, self._pool.finish(), strict=True):
+            job_check, index, admitted, (key_id, _, _) = job
+            job_check.outcomes[index] = admitted if failure is None else bad_signature(key_id, failure)
+            job_check.awaiting -= 1
 
     @property
     def worker_pids(self) -> list[int | None]:

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from idc.config import IdcConfig, IdcConfigError, load_config
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from consoles.config import ConsoleConfig
     from consoles.server import ConsoleServer
     from gci_link.keys import TrustStore
+    from idc.reload import Reloader
     from idc.rn_store import RnIndex
     from idc.server import Receiver
 
@@ -36,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("file", nargs="?", help="receiver configuration (TOML); or --config")
     check.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
     check.set_defaults(func=cmd_check)
+    reload = sub.add_parser("reload", help="make the running receiver reload its stations and trust store")
+    reload.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    reload.set_defaults(func=cmd_reload)
     status = sub.add_parser("status", help="availability, gaps, timeliness, latency, authentication; exit 1 "
                                            "when unhealthy (docs/idc-receiver.md)")
     status.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
@@ -146,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gci_link.clock import clock_from_env
     from gci_link.keys import KeyMaterialError, TrustStore
     from idc.health import ROOT_LOCK
+    from idc.reload import Reloader, ask_on_sighup
     from idc.server import Receiver, idc_signer
     from opskit.exporter import daemon_registry, start_exporter
     from opskit.listen import ListenError
@@ -160,6 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # before anything slow (kernels, verifier workers), so a SIGTERM during start-up is a clean stop too
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    reload_requested = ask_on_sighup()
     config = _load(args.config)
     if config is None:
         return 2
@@ -170,6 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (KeyMaterialError, ValueError) as exc:
         print(f"ims idc: trust store: {exc}", file=sys.stderr)
         return 2
+    reloader = Reloader(Path(args.config), config.root, clock, reload_requested)
     try:
         idc_signer(config)
     except (KeyMaterialError, ValueError) as exc:
@@ -199,16 +207,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             except KeyMaterialError as exc:
                 print(f"ims idc: key bundle: {exc}", file=sys.stderr)
                 return 2
-            return _serve(receiver, trust, registry, stop, exporting=httpd is not None)
+            return _serve(receiver, trust, reloader, registry, stop, exporting=httpd is not None)
     finally:
         if httpd is not None:
             httpd.shutdown()
 
 
-def _serve(receiver: Receiver, trust: TrustStore, registry: CollectorRegistry, stop: threading.Event, *,
-           exporting: bool) -> int:
-    """Start the receiver (and its console) and run it until ``stop``; whatever happens, it is closed
-    (workers, threads, context)."""
+def _serve(receiver: Receiver, trust: TrustStore, reloader: Reloader, registry: CollectorRegistry,
+           stop: threading.Event, *, exporting: bool) -> int:
+    """Start the receiver (and its console) and run it until ``stop``, reloading between poll rounds
+    when asked (SIGHUP); whatever happens, it is closed (workers, threads, context)."""
     import zmq
 
     from idc.metrics import MetricsCollector
@@ -234,13 +242,39 @@ def _serve(receiver: Receiver, trust: TrustStore, registry: CollectorRegistry, s
                 return 2
         log.info("IDC receiver ready")  # serving, with its signal handlers in place
         systemd.ready(f"IDC receiver at {receiver.connection_endpoint}")  # Type=notify
-        receiver.run(stop, tick=systemd.ping)
+
+        def between_rounds(served: Receiver) -> None:
+            systemd.ping()
+            reloader(served)
+
+        receiver.run(stop, between=between_rounds)
         systemd.stopping()
     finally:
         if console is not None:
             console.stop()
         receiver.close()
         systemd.close()
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from idc.reload import request_reload
+
+    config = _load(args.config)
+    if config is None:
+        return 2
+    try:
+        outcome = request_reload(config.root)
+    except (LookupError, TimeoutError, OSError) as exc:
+        print(f"ims idc reload: {exc}", file=sys.stderr)
+        return 1
+    if not outcome.ok:
+        print(f"ims idc reload: refused by receiver pid {outcome.pid}, which runs on unchanged: "
+              f"{outcome.detail}", file=sys.stderr)
+        return 1
+    print(f"receiver pid {outcome.pid} reloaded: {outcome.detail}")
+    if outcome.kept:
+        print(f"not changed (they take a restart): {', '.join(outcome.kept)}")
     return 0
 
 

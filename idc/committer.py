@@ -128,6 +128,10 @@ class BatchCommitter:
         self._epoch = 0  # of the last commit; above every epoch in the journals (set by recovery)
         self._archived_through = -1  # every commit up to this epoch has its SDS appends on disk
 
+    def set_stations(self, stations: Mapping[str, StationPolicy]) -> None:
+        """Archive under a reloaded station list (network codes) from the next commit on."""
+        self._stations = stations
+
     def start(self) -> None:
         """Finish the archiving a previous run left half done."""
         try:

@@ -31,6 +31,7 @@ from opskit.tomlcheck import (
 # most 10**9 bytes and ZeroMQ's per-part limit is 4 x max_frame_bytes, so a quarter of a GiB at most
 MIN_FRAME_BYTES = 1024
 MAX_FRAME_BYTES = 1 << 28
+UNVERIFIED_POLICIES = ("reject", "archive")
 STATION_NAME = (1, 8)  # a CD-1.1 frame creator; the receiver's raw store and IMS 2.0 folders are named by it
 
 
@@ -64,6 +65,13 @@ class StationPolicy:
     sites: tuple[str, ...] = ()  # sites its data frames may carry; empty: only its own name
     responses: tuple[tuple[str, DeclaredResponse], ...] = ()  # (channel code, declared shape)
     coordinates: tuple[float, float, float] = (0.0, 0.0, 0.0)  # latitude, longitude, elevation (m)
+    # what becomes of a frame signed with a key the trust store does not know: "reject" (always the
+    # default) or, for a migration period, "archive" it, logged and counted as unverified (docs/keys.md)
+    unverified: str = "reject"
+
+    @property
+    def archive_unverified(self) -> bool:
+        return self.unverified == "archive"
 
     @property
     def allowed_sites(self) -> tuple[str, ...]:
@@ -308,9 +316,17 @@ def _station(name: str, t: Table) -> StationPolicy:
         sites=_sites(name, t),
         responses=_responses(t),
         coordinates=_coordinates(t),
+        unverified=t.get("unverified", str, default="reject", check=_unverified),
     )
     t.done()
     return policy
+
+
+def _unverified(v: str) -> str | None:
+    if v in UNVERIFIED_POLICIES:
+        return None
+    return ('"reject" (the default) or "archive" (archive frames signed with keys the trust store does not '
+            f"know, for a migration period), got {v!r}")
 
 
 def _coordinates(t: Table) -> tuple[float, float, float]:

@@ -57,7 +57,12 @@ class ChannelReport:
     authenticated_pct: float | None
 
 
-_OUTCOMES = {ChannelOutcome.AUTHENTICATED: 0, ChannelOutcome.FAILED: 1, ChannelOutcome.UNSIGNED: 2}
+_OUTCOMES = {
+    ChannelOutcome.AUTHENTICATED: 0,
+    ChannelOutcome.FAILED: 1,
+    ChannelOutcome.UNSIGNED: 2,
+    ChannelOutcome.UNVERIFIED: 2,  # not authenticated either; frames counted apart (unverified_archived)
+}
 
 
 class MetricsStore:

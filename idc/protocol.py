@@ -50,7 +50,8 @@ from gci_link.cd11 import (
 )
 from gci_link.cd11.frame import Body, Frame, FrameHeader
 from gci_link.gaplist import GapList
-from gci_link.keys import StationSigner
+from gci_link.keys import Reason, SignatureError, StationSigner, TrustStore
+from gci_link.link_session import REJECTION_NOTICE
 from gci_link.pacing import TokenBucket
 from idc.actions import (
     Accepted,
@@ -63,6 +64,7 @@ from idc.actions import (
     Reject,
     Send,
     SessionClosedByStation,
+    SessionEndedByReload,
     SessionOpened,
     SessionSilent,
     StationBatch,
@@ -70,7 +72,7 @@ from idc.actions import (
 from idc.config import IdcConfig
 from idc.session import SessionTimings, StationSession
 from idc.verify import CheckedFrame, Rejection, signed_content
-from idc.vocabulary import RejectionKind
+from idc.vocabulary import ANONYMOUS, RejectionKind
 from timeunits import NS_PER_S
 
 MAX_RATE_BUCKETS = 10_000  # identities remembered for connection-request rate limiting
@@ -79,6 +81,11 @@ MULTIPART_PREFIX_BYTES = 64
 _CONNECT = FrameType.CONNECTION_REQUEST.to_bytes(4, "big")
 _DATA = (FrameType.DATA, FrameType.IMS2_MESSAGE)
 _IMS2 = FrameType.IMS2_MESSAGE.to_bytes(4, "big")
+NOTICE_BURST = 2  # rejection notices to one station: three at once (a TokenBucket runs into debt by one),
+NOTICE_INTERVAL_S = 10.0  # then one per this many seconds
+# rejections that get no notice: answered otherwise (no session, a refused connection request's clock),
+# not the station's doing (internal), or a replayed control frame, whose sender deserves no answer
+_NOT_NOTIFIED = (RejectionKind.NO_SESSION, RejectionKind.CONTROL_FRESHNESS, RejectionKind.INTERNAL)
 
 
 class Verdict(Protocol):
@@ -118,10 +125,12 @@ class ReceiverProtocol:
         )
         self.sessions: dict[str, StationSession] = {}
         self._routes: dict[str, Peer] = {}  # the connection each station's session is bound to
+        self._opened_with: dict[str, int] = {}  # key id that signed each open session's connection request
         self._unreachable: set[str] = set()  # stations whose connection failed a send, until heard again
         self._control_stamps: dict[str, int] = {}  # the last stamp accepted from each station
         self._stamp = 0  # of the last frame this receiver sent
         self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
+        self._notices: dict[str, TokenBucket] = {}  # rejection notices per configured station
         self._batches: dict[str, StationBatch] = {}
         self.unsettled = 0  # frames accepted since the last take_batches
         # (IPv4 address as a number, port) that Connection Responses name; (0, 0): stay on this connection
@@ -163,6 +172,7 @@ class ReceiverProtocol:
             self._on_frame(peer, raw, now_ns, verdict.result(), out)
         except Rejection as exc:
             out.append(Reject(peer.label, now_ns, raw, exc))
+            self._notify_rejection(peer, raw, exc, now_ns, out)
             if exc.kind is RejectionKind.NO_SESSION:
                 # An authentic frame on a connection this receiver does not know (it restarted, or closed
                 # the session): say so at once, so the station reconnects now rather than after a timeout.
@@ -174,6 +184,37 @@ class ReceiverProtocol:
             rejection = Rejection(RejectionKind.INTERNAL, f"{type(exc).__name__}: {exc}")
             out.append(Reject(peer.label, now_ns, raw, rejection, exc))
         return out
+
+    def _notify_rejection(
+        self, peer: Peer, raw: bytes, exc: Rejection, now_ns: int, out: list[Action]
+    ) -> None:
+        """Tell the connection a configured station's frame came on why it was refused, in an alert that
+        starts with REJECTION_NOTICE (docs/link.md, "Rejection notices"), so ``ims link replay`` and the
+        station's log can say more than "not acknowledged". Only the frame's type, sequence number and
+        the rejection's kind are told, never its detail: the peer may be a stranger using the station's
+        name, and learns nothing but the fate of what it sent itself. Nothing about input that names no
+        configured station is told, and notices are rationed per station (NOTICE_BURST), so a flood of
+        bad frames is not answered with a flood of alerts."""
+        if exc.station == ANONYMOUS or exc.kind in _NOT_NOTIFIED:
+            return
+        bucket = self._notices.get(exc.station)
+        if bucket is None:
+            bucket = self._notices[exc.station] = TokenBucket(1 / NOTICE_INTERVAL_S, NOTICE_BURST, now_ns)
+        if bucket.ready_at(now_ns) > now_ns:
+            return
+        bucket.charge(1, now_ns)
+        kind = int.from_bytes(raw[:4], "big")
+        try:
+            what = FrameType(kind).name.lower()
+        except ValueError:
+            what = f"type {kind}"
+        if kind in _DATA and exc.seq is not None:
+            what += f" #{exc.seq}"
+        text = f"{REJECTION_NOTICE}{exc.station} {what}: {exc.kind}"
+        session = self.sessions.get(exc.station)
+        tag = session.tag if session is not None and self._routes.get(exc.station) == peer else 0
+        frame = self._encode(exc.station, FrameType.ALERT, AlertBody(text.encode()), tag, now_ns)
+        out.append(Send(peer, exc.station, FrameType.ALERT, frame, session=False))
 
     def _size_limit(self, raw: bytes) -> int:
         """IMS 2.0 message frames (type 100) may be larger than the others (docs/cd11.md)."""
@@ -294,6 +335,7 @@ class ReceiverProtocol:
             station, gaps, now_ns, self.timings, frame.header.destination or "0", tag
         )
         self._routes[station] = peer
+        self._opened_with[station] = frame.trailer.auth_key_id
         self._unreachable.discard(station)
         out.append(SessionOpened(station, peer.label, gaps.lowest, gaps.highest))
         ip, port = self.data_address
@@ -416,6 +458,42 @@ class ReceiverProtocol:
             return None
         frame = self._encode(station, FrameType.COMMAND_REQUEST, body, session.tag, now_ns)
         return self._stamp, Send(route, station, FrameType.COMMAND_REQUEST, frame)
+
+    def reconfigure(self, config: IdcConfig, trust: TrustStore, now_ns: int) -> list[Action]:
+        """Take a reloaded configuration (its stations) and trust store (``ims idc reload``, SIGHUP).
+
+        Frames checked from now on are checked by the adapter against the new ones; here, each open
+        session the new ones no longer allow is ended with an alert saying why: its station was removed,
+        or the key that signed its connection request is now revoked, expired or unknown (unless the
+        station's policy archives unverified frames and the key is merely unknown). Call it with no
+        accepted frame awaiting its commit (the adapter settles first)."""
+        self.config = config
+        out: list[Action] = []
+        for station in list(self.sessions):
+            reason = self._no_longer_allowed(station, trust, now_ns)
+            if reason is None:
+                continue
+            out.append(SessionEndedByReload(station, reason))
+            self._send(out, station, FrameType.ALERT, AlertBody(f"session ended: {reason}".encode()), now_ns)
+            del self.sessions[station]
+            self._routes.pop(station, None)
+            self._opened_with.pop(station, None)
+        return out
+
+    def _no_longer_allowed(self, station: str, trust: TrustStore, now_ns: int) -> str | None:
+        policy = self.config.stations.get(station)
+        if policy is None:
+            return "station no longer configured at this IDC"
+        key_id = self._opened_with.get(station, 0)
+        if key_id == 0:
+            return "the station must sign" if policy.require_signatures else None
+        try:
+            trust.admit(key_id, now_ns)
+        except SignatureError as exc:
+            if exc.reason is Reason.UNKNOWN_KEY and policy.archive_unverified:
+                return None
+            return f"the key of its connection request: {exc}"
+        return None
 
     def unreachable(self, station: str) -> None:
         """A frame for ``station`` could not be delivered: nothing more goes to that connection until

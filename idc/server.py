@@ -11,6 +11,7 @@ docs/idc-receiver.md, "Overlap".
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -36,6 +37,7 @@ from idc.actions import (
     Reject,
     Send,
     SessionClosedByStation,
+    SessionEndedByReload,
     SessionOpened,
     SessionSilent,
     StationBatch,
@@ -70,6 +72,8 @@ COMMANDS_POLL_NS = NS_PER_S  # how often the operator's queued command requests 
 LINGER_MS = 1000
 STRANGER_LOG_BURST = 20  # log lines for rejected input that names no configured station: at once,
 STRANGER_LOG_PER_S = 1.0  # then per second
+# what a reload (SIGHUP, ``ims idc reload``) changes; every other setting takes a restart
+RELOADABLE = ("stations", "trust_dir")
 
 
 def receive_message(sock: zmq.Socket) -> list[bytes]:
@@ -182,6 +186,7 @@ class Receiver:
         self._unrecorded = 0  # rejections whose recording failed since the last that succeeded
         self._stranger_lines = TokenBucket(STRANGER_LOG_PER_S, STRANGER_LOG_BURST, clock())
         self._strangers_unlogged = 0  # rejections of strangers' input left out of the log since its last line
+        self._unverified_seen: set[tuple[str, int]] = set()  # (station, unknown key id) logged so far
         self.connection_endpoint = ""
         self.data_endpoint = ""
 
@@ -247,13 +252,15 @@ class Receiver:
         ip = int.from_bytes(bytes(int(x) for x in advertised.split(".")), "big") if advertised else 0
         return ip, int(port_text)
 
-    def run(self, stop: threading.Event, poll_ms: int = 100, tick: Callable[[], None] | None = None) -> None:
-        """Serve until ``stop`` is set (the CLI sets it on SIGTERM); ``tick`` runs after every round (the
-        systemd watchdog ping)."""
+    def run(
+        self, stop: threading.Event, poll_ms: int = 100, between: Callable[[Receiver], None] | None = None
+    ) -> None:
+        """Serve until ``stop`` is set (the CLI sets it on SIGTERM); ``between`` runs after each poll
+        round (the CLI's reloads, idc/reload.py)."""
         while not stop.is_set():
             self.step(poll_ms)
-            if tick is not None:
-                tick()
+            if between is not None:
+                between(self)
 
     def close(self) -> None:
         """Tell every open session we are going, close sockets and stores."""
@@ -279,6 +286,40 @@ class Receiver:
         if self._own_context:
             self.ctx.term()
         log.info("IDC receiver stopped")
+
+    def reload(self, config: IdcConfig, trust: TrustStore) -> list[str]:
+        """Serve from now on with the stations of ``config`` and the keys of ``trust`` (loaded and checked
+        by the caller: a configuration that does not load never gets here, and the old one runs on).
+
+        Frames already received are finished under the old configuration first. Sessions the new one no
+        longer allows are ended (idc/protocol.py, ``reconfigure``). Returns the other settings that differ
+        from the running ones: they take a restart, and are kept (and logged) until then.
+        """
+        kept = [
+            name
+            for name in (f.name for f in dataclasses.fields(config))
+            if name not in RELOADABLE and getattr(config, name) != getattr(self.config, name)
+        ]
+        effective = dataclasses.replace(self.config, stations=config.stations, trust_dir=config.trust_dir)
+        old = self.config.stations
+        self.settle()
+        self.checker.reconfigure(trust, effective.stations)
+        self.committer.set_stations(effective.stations)
+        self.config, self.trust = effective, trust
+        self._unverified_seen.clear()  # what is still archived unverified is said again
+        self._carry_out(self.core.reconfigure(effective, trust, self.clock()))
+        log.info(
+            "configuration reloaded",
+            extra={
+                "stations": len(effective.stations),
+                "added": ",".join(sorted(effective.stations.keys() - old.keys())) or "-",
+                "removed": ",".join(sorted(old.keys() - effective.stations.keys())) or "-",
+                "keys": len(trust.keys),
+            },
+        )
+        if kept:
+            log.warning("settings that take a restart were not changed", extra={"settings": ",".join(kept)})
+        return kept
 
     def _publish_archived(self, written: Archived) -> None:
         if self.seedlink_ring is not None:
@@ -386,6 +427,8 @@ class Receiver:
     def _count_durable(self, batch: StationBatch) -> None:
         self.metrics.count(batch.station, StationCounter.FRAMES, len(batch.frames))
         for accepted in batch.frames.values():
+            if accepted.checked.unverified_keys:
+                self._archived_unverified(batch.station, accepted.checked.unverified_keys)
             body = accepted.checked.frame.body
             if not isinstance(body, DataBody):
                 continue
@@ -403,6 +446,18 @@ class Receiver:
                     start_ns=sub.time_ns,
                     end_ns=sub.end_ns,
                     rate=sub.sample_rate,
+                )
+
+    def _archived_unverified(self, station: str, key_ids: tuple[int, ...]) -> None:
+        """Count a frame archived by the ``unverified = "archive"`` policy; log each (station, key id)
+        the first time since start or the last reload, so a migration period is visible, not a flood."""
+        self.metrics.count(station, StationCounter.UNVERIFIED_ARCHIVED)
+        for key_id in key_ids:
+            if (station, key_id) not in self._unverified_seen:
+                self._unverified_seen.add((station, key_id))
+                log.warning(
+                    "archiving frames signed with a key the trust store does not know",
+                    extra={"station": station, "key_id": key_id, "policy": "unverified=archive"},
                 )
 
     def _service_sessions(self) -> None:
@@ -500,6 +555,8 @@ class Receiver:
                     log.info("station closed the session", extra={"station": station, "alert": alert})
                 case SessionSilent(station, silent_s):
                     log.warning("closing silent session", extra={"station": station, "silent_s": silent_s})
+                case SessionEndedByReload(station, reason):
+                    log.warning("session ended by reload", extra={"station": station, "reason": reason})
                 case DuplicateReceived(station):
                     self.metrics.count(station, StationCounter.DUPLICATES)
                 case ConnectRateLimited():

@@ -33,6 +33,7 @@ class ChannelCheck:
     channel: str  # SITE.CHAN.LOC
     outcome: ChannelOutcome
     detail: str = ""
+    key_id: int = 0  # of an UNVERIFIED channel's signature
 
 
 class Rejection(Exception):
@@ -59,6 +60,8 @@ class CheckedFrame:
     frame: Frame
     station: str
     channels: tuple[ChannelCheck, ...]  # empty for non-data frames
+    # key ids the trust store does not know, taken by the station's ``unverified = "archive"`` policy
+    unverified_keys: tuple[int, ...] = ()
 
 
 def channel_label(site: str, channel: str, location: str) -> str:
@@ -162,11 +165,14 @@ def conclude(decoded: Decoded, outcomes: list[Outcome]) -> CheckedFrame:
     frame, station = decoded.frame, decoded.station
     creator, seq = frame.header.creator, frame.header.sequence
     results = iter(outcomes)
+    unverified: list[int] = []
     if frame.trailer.auth_key_id:
         outcome = next(results)
-        if isinstance(outcome, SignatureError):
+        if _unverified_taken(outcome, station):
+            unverified.append(frame.trailer.auth_key_id)
+        elif isinstance(outcome, SignatureError):
             raise Rejection(_FRAME_SIGNATURE_KINDS[outcome.reason], str(outcome), creator, seq)
-        if outcome.station != creator:
+        elif outcome.station != creator:
             raise Rejection(
                 RejectionKind.CREATOR_MISMATCH,
                 f"frame creator {creator!r} but key id {outcome.key_id} is the certificate of "
@@ -186,7 +192,18 @@ def conclude(decoded: Decoded, outcomes: list[Outcome]) -> CheckedFrame:
             seq,
             channels,
         )
-    return CheckedFrame(frame, creator, channels)
+    unverified += [c.key_id for c in channels if c.outcome is ChannelOutcome.UNVERIFIED]
+    return CheckedFrame(frame, creator, channels, tuple(dict.fromkeys(unverified)))
+
+
+def _unverified_taken(outcome: Outcome, station: StationPolicy) -> bool:
+    """Whether a signature is taken unverified: its key is unknown, and the station's policy archives
+    such frames (for a migration period: never the default). Any other failure still rejects."""
+    return (
+        isinstance(outcome, SignatureError)
+        and outcome.reason is Reason.UNKNOWN_KEY
+        and station.archive_unverified
+    )
 
 
 def _channel_checks(
@@ -208,7 +225,9 @@ def _channel_checks(
             checks.append(_authenticated(sub.site, sub.channel, sub.location))
             continue
         label = channel_label(sub.site, sub.channel, sub.location)
-        if isinstance(outcome, SignatureError):
+        if _unverified_taken(outcome, station):
+            checks.append(ChannelCheck(label, ChannelOutcome.UNVERIFIED, str(outcome), sub.auth_key_id))
+        elif isinstance(outcome, SignatureError):
             checks.append(ChannelCheck(label, ChannelOutcome.FAILED, str(outcome)))
         else:
             checks.append(

@@ -167,6 +167,19 @@ class VerifierPool:
             failures += check_values(self._local_verifiers(), part)
         return failures
 
+    def set_keys(self, keys: dict[int, PublicKey]) -> None:
+        """Verify with ``keys`` from the next round on (a reloaded trust store). Workers are sent every key
+        again as rounds use it, so a key id that now names another key (a re-imported legacy key) is never
+        checked with the old one. Call it with no round in flight."""
+        if self._rounds:
+            raise RuntimeError("set_keys with rounds in flight")
+        self._keys = keys
+        self._digests = {key_id: digest_function(key) for key_id, key in keys.items()}
+        self._local = None
+        for worker in self._workers:
+            if worker is not None:
+                worker.known.clear()
+
     @property
     def worker_pids(self) -> list[int | None]:
         """Process id of each worker (None: not running now), for monitoring and tests."""
@@ -251,5 +264,6 @@ if __name__ == "__main__":
     _die_with_parent(int(sys.argv[2]))
     os.dup2(2, 1)  # nothing a worker prints may mix with anything else
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the receiver stops us
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # so does a hangup, which the receiver takes as "reload"
     os.nice(WORKER_NICENESS)
     _serve(Connection(int(sys.argv[1])))

@@ -42,6 +42,8 @@ class ChannelOutcome(StrEnum):
     AUTHENTICATED = "authenticated"
     FAILED = "failed"
     UNSIGNED = "unsigned"
+    UNVERIFIED = "unverified"  # signed with a key the trust store does not know, archived by the station's
+    # ``unverified = "archive"`` policy (docs/keys.md); counted with the unsigned ones: not authenticated
 
 
 class StationCounter(StrEnum):
@@ -56,6 +58,7 @@ class StationCounter(StrEnum):
     SEND_FAILED = "send_failed"
     SYNC_FAILED = "sync_failed"
     REJECTION_UNRECORDED = "rejection_unrecorded"  # a rejection the quarantine (or its log) refused
+    UNVERIFIED_ARCHIVED = "unverified_archived"  # frames archived with a key the trust store does not know
 
 
 class HandshakeFailure(StrEnum):

@@ -62,7 +62,8 @@ def render(snapshot: dict[str, Any], problems: list[str] | None = None, running:
     lines.append(
         f"link    state={link['state']} sent={link['frames_sent']} acked={link['frames_acked']} "
         f"resent={link['frames_resent']} reconnects={link['reconnects']} "
-        f"refused_from_idc={link.get('idc_frames_refused', 0)}"
+        f"refused_from_idc={link.get('idc_frames_refused', 0)} "
+        f"rejected_by_idc={link.get('frames_rejected_by_idc', 0)}"
         + ("" if link.get("idc_authenticated", True) else " IDC-FRAMES-UNCHECKED")
     )
     lines.append(

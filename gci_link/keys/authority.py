@@ -23,9 +23,10 @@ from pathlib import Path
 
 from cryptography import x509
 
-from gci_link.keys.algorithms import PrivateKey, generate_key
+from gci_link.keys.algorithms import PrivateKey, PublicKey, generate_key
 from gci_link.keys.certificates import (
     Role,
+    check_issued_by,
     create_ca_certificate,
     from_ns,
     issue_station_certificate,
@@ -39,7 +40,16 @@ from gci_link.keys.certificates import (
     write_private_key,
 )
 from gci_link.keys.errors import KeyMaterialError
-from gci_link.keys.trust import CA_FILE, CRL_FILE, IDC_DIR, STATIONS_DIR, TrustedKey, TrustStore
+from gci_link.keys.trust import (
+    CA_FILE,
+    CRL_FILE,
+    IDC_DIR,
+    LEGACY_DIR,
+    MAX_KEY_ID,
+    STATIONS_DIR,
+    TrustedKey,
+    TrustStore,
+)
 
 PRIVATE_DIR = "private"
 CA_KEY_FILE = "ca-key.pem"
@@ -145,6 +155,25 @@ class CertificateAuthority:
         write_certificate(folder / f"{name}-{key_id}.pem", cert)
         return IssuedKey(key_id, name, bundle)
 
+    def import_key(self, station: str, key_id: int, public_key: PublicKey, days: int = 365) -> Path:
+        """Trust a key made outside this CA (a real station's legacy key) under the key id its frames
+        already carry: the CA certifies ``public_key`` for ``station`` and the certificate goes to
+        ``trust/legacy/<key id>.pem``, where receivers read it as a pinned legacy key; being the CA's,
+        it can be revoked like any other. Returns the certificate's path."""
+        validate_station_name(station)
+        if not 0 < key_id <= MAX_KEY_ID:
+            raise ValueError(f"key id {key_id} is outside 1..{MAX_KEY_ID} (CD-1.1 ids are positive, 32-bit)")
+        holder = next((k for k in self._every_key() if k.key_id == key_id), None)
+        if holder is not None:
+            raise ValueError(f"key id {key_id} is taken in the trust store ({holder.station}, {holder.path})")
+        cert = issue_station_certificate(
+            self.key, self.certificate, station, public_key, self._clock(), days, Role.STATION
+        )
+        path = self.trust_dir / LEGACY_DIR / f"{key_id}.pem"
+        path.parent.mkdir(exist_ok=True)
+        write_certificate(path, cert)
+        return path
+
     def _every_key(self) -> list[TrustedKey]:
         """The stations' keys and the IDC receivers' alike (one key id space, one revocation list)."""
         keys = self.trust_store().keys
@@ -159,12 +188,19 @@ class CertificateAuthority:
         entry = next((k for k in keys if k.key_id == key_id), None)
         if entry is None:
             raise KeyError(f"key id {key_id} is not in the trust store {self.trust_dir}")
-        if entry.legacy:
+        if entry.legacy and not self._issued_here(entry.path):
             raise ValueError(f"key id {key_id} is a pinned legacy certificate: delete {entry.path} instead")
         if entry.revoked_ns is None:
             revoked = [(k.serial, k.revoked_ns) for k in keys if k.revoked_ns is not None]
             self._write_revocations([*revoked, (entry.serial, self._clock())])
         return entry.station
+
+    def _issued_here(self, path: Path) -> bool:
+        try:
+            check_issued_by(read_certificate(path), self.certificate)
+        except ValueError:
+            return False
+        return True
 
     def _write_revocations(self, revoked: list[tuple[int, int]]) -> None:
         now = from_ns(self._clock())

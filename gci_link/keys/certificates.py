@@ -22,7 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gci_link.durable import write_atomically
-from gci_link.keys.algorithms import LEGACY_DSA, SIGNING_ALGORITHMS, PrivateKey, PublicKey, algorithm_of
+from gci_link.keys.algorithms import (
+    LEGACY_DSA,
+    SIGNING_ALGORITHMS,
+    PrivateKey,
+    PublicKey,
+    algorithm_of,
+    supported_public_key,
+)
 from gci_link.keys.errors import KeyMaterialError, UnsupportedKeyError
 
 # The station name must fit the 8-byte CD-1.1 frame creator field and be safe in a file name.
@@ -160,6 +167,22 @@ def read_certificate(path: Path) -> x509.Certificate:
         return x509.load_pem_x509_certificate(data)
     except ValueError as exc:
         raise KeyMaterialError(path, f"not a PEM X.509 certificate ({exc})") from None
+
+
+def read_public_key(path: Path) -> PublicKey:
+    """A PEM public key (SubjectPublicKeyInfo) of a kind CD-1.1 links verify with."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyMaterialError(path, f"cannot read public key: {exc.strerror}") from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise KeyMaterialError(path, f"not a PEM public key ({exc})") from None
+    try:
+        return supported_public_key(key)
+    except UnsupportedKeyError as exc:
+        raise KeyMaterialError(path, str(exc)) from None
 
 
 def read_private_key(path: Path) -> PrivateKey:

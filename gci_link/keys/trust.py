@@ -6,8 +6,10 @@ Layout of a trust store directory (``ims keys ca-init`` creates it as ``CA_DIR/t
     ca.pem                       the network CA certificate (self-signed)
     revoked.pem                  certificate revocation list signed by the CA
     stations/*.pem               station certificates issued by the CA (file names are informative only)
-    legacy/<key id>.pem          optional: pinned certificates of legacy DSA stations, whose key ids were
-                                 assigned elsewhere and so are taken from the file name
+    legacy/<key id>.pem          optional: certificates of keys made outside this CA (legacy stations),
+                                 whose key ids were assigned elsewhere and so are taken from the file
+                                 name; ``ims keys import`` writes them, issued by the CA (so they can be
+                                 revoked), or one is pinned by hand
     idc/*.pem                    IDC receiver certificates issued by the CA (``ims keys issue-idc``)
 
 One directory serves both ends, loaded for one role at a time: a receiver loads the station
@@ -54,6 +56,7 @@ CRL_FILE = "revoked.pem"
 STATIONS_DIR = "stations"
 LEGACY_DIR = "legacy"
 IDC_DIR = "idc"
+MAX_KEY_ID = 0x7FFF_FFFF  # CD-1.1 carries a signed 32-bit key id; 0 means unsigned
 
 
 @dataclass(frozen=True)
@@ -120,11 +123,13 @@ class TrustStore:
                 raise KeyMaterialError(folder, "no IDC certificate here; issue one with 'ims keys issue-idc'")
             return cls(keys, ca_cert, clock)
         for path in sorted((root / LEGACY_DIR).glob("*.pem")):
-            if not path.stem.isdigit() or not 0 < int(path.stem) <= 0x7FFF_FFFF:
+            if not path.stem.isdigit() or not 0 < int(path.stem) <= MAX_KEY_ID:
                 raise KeyMaterialError(
-                    path, "legacy certificate files must be named <key id>.pem, 1..2147483647"
+                    path, f"legacy certificate files must be named <key id>.pem, 1..{MAX_KEY_ID}"
                 )
-            _add(keys, _trusted(path, read_certificate(path), int(path.stem), None, legacy=True))
+            cert = read_certificate(path)
+            revoked_ns = _revoked_if_ours(cert, ca_cert, revoked)
+            _add(keys, _trusted(path, cert, int(path.stem), revoked_ns, legacy=True))
         return cls(keys, ca_cert, clock)
 
     @property
@@ -209,6 +214,18 @@ def _load_revocations(path: Path, ca_cert: x509.Certificate) -> dict[int, int]:
     if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_key):
         raise KeyMaterialError(path, "revocation list is not signed by this network's CA")
     return {entry.serial_number: to_ns(entry.revocation_date_utc) for entry in crl}
+
+
+def _revoked_if_ours(
+    cert: x509.Certificate, ca_cert: x509.Certificate, revoked: dict[int, int]
+) -> int | None:
+    """When a legacy key's certificate was issued by this CA (``ims keys import``), the revocation list
+    covers it; one pinned by hand answers to nobody's list (it is removed by deleting its file)."""
+    try:
+        check_issued_by(cert, ca_cert)
+    except ValueError:
+        return None
+    return revoked.get(cert.serial_number)
 
 
 def _trusted(

@@ -107,11 +107,22 @@ def _replay(args: argparse.Namespace) -> int:
                 with _Progress(f"{station} {first}..{last}", outbox, len(run)):
                     done = sender.run_until_drained(int(args.timeout * NS_PER_S))
                 left = outbox.stats().unacked_frames
-        status = "acknowledged" if done else f"NOT acknowledged ({left} frames left)"
+        status = "acknowledged" if done else f"NOT acknowledged ({left} frames left{_why(sender)})"
         print(f"{station} {first}..{last}: {len(run)} frames {status}, "
               f"{sender.counters.frames_sent} sent, {sender.counters.reconnects} reconnects")
         failed += not done
     return 1 if failed else 0
+
+
+def _why(sender: Sender, shown: int = 3) -> str:
+    """What the IDC said it rejected (its rejection notices, docs/link.md), or else the last reason the
+    link was lost; empty if neither is known."""
+    reasons = list(dict.fromkeys(sender.session.rejections_by_idc))  # distinct, oldest first
+    if reasons:
+        more = f"; and {len(reasons) - shown} more" if len(reasons) > shown else ""
+        return "; the IDC rejected " + "; ".join(reasons[:shown]) + more
+    problem = sender.session.last_link_problem
+    return f"; last link problem: {problem}" if problem else ""
 
 
 class _Progress:

@@ -176,3 +176,23 @@ def test_the_receiver_harness_catches_an_acknack_for_a_failed_commit(monkeypatch
     monkeypatch.setattr(ReceiverProtocol, "settled", durable_anyway)
     with pytest.raises(AssertionError, match="acknack covers"):
         idc_receiver.check(bytes(script.out))
+
+
+def test_the_receiver_harness_catches_a_reload_that_keeps_what_it_should_end(monkeypatch) -> None:
+    """A reload that kept a removed station's session, or kept checking with the old keys, is caught."""
+    from fuzz import idc_receiver
+    from gci_link.keys import SignatureError
+    from idc.checker import FrameChecker
+    from idc.protocol import ReceiverProtocol
+
+    seed = idc_receiver.seeds()[-1]  # the reload seed
+    idc_receiver.check(seed)
+    with monkeypatch.context() as patched:
+        patched.setattr(ReceiverProtocol, "_no_longer_allowed", lambda *_: None)
+        with pytest.raises(AssertionError, match="a removed station's session lives on"):
+            idc_receiver.check(seed)
+    reconfigure = FrameChecker.reconfigure
+    monkeypatch.setattr(FrameChecker, "reconfigure", lambda self, trust, stations: reconfigure(
+        self, self.trust, stations))  # the new station list, but the old keys
+    with pytest.raises(SignatureError, match="revoked"):
+        idc_receiver.check(seed)

@@ -374,3 +374,55 @@ def test_cli_issues_and_lists_idc_keys(tmp_path, monkeypatch, capsys):
     assert rows["STA1"][3] != "(IDC)"
     assert ims.main(["keys", "issue-idc", str(root), "bad/name"]) == 1
     assert "must be 1-8 characters" in capsys.readouterr().err
+
+
+# ---- legacy keys from outside the CA: ims keys import ----------------------------------------------
+
+
+def _dsa_value(key: dsa.DSAPrivateKey, data: bytes) -> bytes:
+    r, s = decode_dss_signature(key.sign(data, hashes.SHA1()))
+    return r.to_bytes(20, "big") + s.to_bytes(20, "big")
+
+
+def test_cli_imports_a_legacy_public_key_under_its_key_id_and_revokes_it(tmp_path, monkeypatch, capsys):
+    from station import ims
+
+    monkeypatch.setattr(ims, "COMMAND_MODULES", {"keys": "gci_link.keys_cli"})
+    root = tmp_path / "netca"
+    assert ims.main(["keys", "ca-init", str(root)]) == 0
+    legacy = dsa.generate_private_key(1024)  # a real station's kind of key: 40-byte values
+    pem = tmp_path / "lbtb.pub.pem"
+    pem.write_bytes(legacy.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+    capsys.readouterr()
+    assert ims.main(["keys", "import", str(root), "LBTB", "4242", str(pem)]) == 0
+    assert "imported key id 4242 for LBTB" in capsys.readouterr().out
+    assert (root / "trust" / "legacy" / "4242.pem").is_file()
+    result = TrustStore.load(root / "trust").verify(4242, DATA, _dsa_value(legacy, DATA))
+    assert (result.station, result.algorithm) == ("LBTB", "dsa")
+    assert ims.main(["keys", "list", str(root)]) == 0
+    row = next(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("4242"))
+    assert row[1:4] == ["LBTB", "dsa", "(legacy)"]
+
+    # what cannot be imported is refused, naming what is wrong, and changes nothing
+    other = tmp_path / "ec.pub.pem"
+    other.write_bytes(dsa.generate_private_key(2048).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    cases = [
+        (["LBTB", "4242", str(pem)], "key id 4242 is taken in the trust store (LBTB"),
+        (["LBTB", "0", str(pem)], "key id 0 is outside 1..2147483647"),
+        (["LBTB", "77", str(tmp_path / "missing.pem")], "missing.pem: cannot read public key"),
+        (["LBTB", "77", str(root / "trust" / "revoked.pem")], "revoked.pem: not a PEM public key"),
+        (["LBTB", "77", str(other)], "ec.pub.pem: DSA key with a 256-bit q"),
+        (["TOO-LONG-NAME", "77", str(pem)], "must be 1-8 characters"),
+    ]
+    for args, error in cases:
+        assert ims.main(["keys", "import", str(root), *args]) == 1
+        assert error in capsys.readouterr().err
+    assert sorted(p.name for p in (root / "trust" / "legacy").iterdir()) == ["4242.pem"]
+
+    # issued by the CA, an imported key is revoked like any other
+    assert ims.main(["keys", "revoke", str(root), "4242"]) == 0
+    with pytest.raises(SignatureError) as refused:
+        TrustStore.load(root / "trust").verify(4242, DATA, _dsa_value(legacy, DATA))
+    assert refused.value.reason is Reason.REVOKED

@@ -7,9 +7,11 @@ import random
 import pytest
 
 from gci_link.link_session import (
+    REJECTION_NOTICE,
     Acknowledge,
     Connect,
     Disconnect,
+    EventKind,
     LinkSession,
     SendAcknack,
     SendAlert,
@@ -309,6 +311,19 @@ def test_idc_alert_triggers_reconnect():
     session.on_alert("receiver restarting", 3)
     assert of(session.poll(3), Disconnect)[0].reason == "IDC sent alert: receiver restarting"
     assert session.state is State.BACKOFF
+
+
+def test_a_rejection_notice_is_noted_and_counted_and_keeps_the_link():
+    session = connected()
+    session.on_alert(REJECTION_NOTICE + "STA1 data #7: frame_revoked", 3)
+    assert of(session.poll(3), Disconnect) == [] and session.state is State.DATA
+    assert list(session.rejections_by_idc) == ["STA1 data #7: frame_revoked"]
+    assert session.counters.frames_rejected_by_idc == 1
+    (event,) = [e for e in session.take_events() if e.kind is EventKind.REJECTED_BY_IDC]
+    assert event.fields["reason"] == "STA1 data #7: frame_revoked"
+    session.on_alert("receiver restarting", 4)  # any other alert still ends the connection
+    session.poll(4)
+    assert session.last_link_problem == "IDC sent alert: receiver restarting"
 
 
 def test_backoff_grows_with_jitter_and_resets():

@@ -239,6 +239,16 @@ class Running:
         self._calls.put((call, result))
         return result.result(timeout_s)
 
+    def counters_reaching(self, expected: dict[tuple[str, str], int], timeout_s: float = 5.0):
+        """The receiver's counters once they hold ``expected`` (frames sent on other sockets may still be
+        on their way), or as they are after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            counters = self.on_loop(self.receiver.metrics.counters)
+            if expected.items() <= counters.items() or time.monotonic() > deadline:
+                return counters
+            time.sleep(0.02)
+
     def station(self, name: str = "STA1", endpoint: str | None = None, **opts) -> Station:
         return Station(self.ctx, endpoint or self.receiver.connection_endpoint, name, **opts)
 

@@ -174,7 +174,8 @@ def test_declared_responses_are_checked_at_load(tmp_path):
     assert station.declared("BHZ") == DeclaredResponse("velocity", period_s=120.0, damping=0.707)
     assert station.declared("BDF").low_corner_hz == 0.01 and station.coordinates == (46.0, 0.0, 0.0)
     for extra, why in (
-        ("[stations.STA1.responses.BHZ]\nkind = 'velocity'\nperiod_s = 120\n", "damping: missing \\(required\\)"),
+        ("[stations.STA1.responses.BHZ]\nkind = 'velocity'\nperiod_s = 120\n",
+         "damping: missing \\(required\\)"),
         ("[stations.STA1.responses.BHZ]\nkind = 'geophone'\n", "one of velocity, microbarometer"),
         ("[stations.STA1.responses.BDF]\nkind = 'hydrophone'\nlow_corner_hz = 1\nhigh_corner_hz = 0.5\n",
          "must be above low_corner_hz"),

@@ -38,15 +38,25 @@ from idc.actions import (
     Reject,
     Send,
     SessionClosedByStation,
+    SessionEndedByReload,
     SessionOpened,
     SessionSilent,
     StationBatch,
 )
 from idc.checker import FrameChecker
 from idc.config import StationPolicy
-from idc.protocol import ReceiverProtocol
+from idc.protocol import NOTICE_INTERVAL_S, ReceiverProtocol
 from idc.vocabulary import RejectionKind
-from tests.idc.conftest import TAG, connection_request, control, data_frame, make_config, samples_for, signed
+from tests.idc.conftest import (
+    SIGNERS,
+    TAG,
+    connection_request,
+    control,
+    data_frame,
+    make_config,
+    samples_for,
+    signed,
+)
 from tests.idc.test_server import _hostile
 from timeunits import NS_PER_S
 
@@ -156,8 +166,9 @@ def test_resend_is_a_duplicate_and_different_content_is_a_replay(driver, keys):
     assert driver.receive(signed(7, keys)) == [DuplicateReceived("STA1")]  # now held by the store
     assert acknacks(driver.core.poll(driver.now))  # a duplicate means the station missed an acknack
     out = driver.receive(signed(7, keys, samples=samples_for(98)))
-    (reject,) = out
+    reject, notice = out
     assert reject.rejection.kind == RejectionKind.REPLAY and reject.rejection.seq == 7
+    assert decode_frame(notice.frame).body.text == "frame rejected: STA1 data #7: replay"
     assert [batch.frames for batch in driver.core.take_batches()] == [{}]  # nothing accepted
 
 
@@ -167,9 +178,35 @@ def test_every_hostile_frame_is_one_rejection_carrying_its_bytes(driver, keys):
     driver.settle()
     for expected, raw in _hostile(keys):
         out = driver.receive(raw)
-        assert [(a.rejection.kind, a.raw) for a in out] == [(expected, raw)]
+        assert [(a.rejection.kind, a.raw) for a in out if isinstance(a, Reject)] == [(expected, raw)]
+        assert all(isinstance(a, Send) and a.kind is FrameType.ALERT for a in out[1:])  # notices, if any
+        driver.now += 20 * NS_PER_S  # past the notices' rate limit
     assert driver.core.unsettled == 0
     assert driver.core.sessions["STA1"].gaps.intervals() == [(2000, 2001)]
+
+
+def test_the_sender_of_a_refused_frame_hears_why_and_nothing_more(driver, keys):
+    """A rejection notice (docs/link.md): an alert to the connection the frame came on, naming the frame and
+    the kind of rejection, never its detail; tagged for the session when that is the session's connection;
+    none for input naming no configured station; rationed per station."""
+    driver.connect()
+    other_ca_frame = encode_frame(data_frame(503, keys.stranger))  # STA1's name, another network's key
+    reject, notice = driver.receive(other_ca_frame, OTHER_PEER)
+    assert reject.rejection.kind == RejectionKind.FRAME_UNKNOWN_KEY
+    assert (notice.peer, notice.station, notice.session) == (OTHER_PEER, "STA1", False)
+    alert = decode_frame(notice.frame)
+    assert alert.body.text == "frame rejected: STA1 data #503: frame_unknown_key"
+    assert alert.header.series == 0  # not the session's connection: untagged
+    reject, notice = driver.receive(encode_frame(data_frame(504, keys.revoked)))
+    assert decode_frame(notice.frame).header.series == TAG  # on the session's own connection: its tag
+    assert decode_frame(notice.frame).body.text == "frame rejected: STA1 data #504: frame_revoked"
+    assert [type(a) for a in driver.receive(encode_frame(data_frame(505, keys.revoked)))] == [Reject, Send]
+    rationed = driver.receive(encode_frame(data_frame(506, keys.revoked)))
+    assert [type(a) for a in rationed] == [Reject]
+    driver.now += int(NOTICE_INTERVAL_S * NS_PER_S)
+    assert [type(a) for a in driver.receive(encode_frame(data_frame(507, keys.revoked)))] == [Reject, Send]
+    stranger = driver.receive(encode_frame(data_frame(1, keys.sta1, creator="NOPE")))
+    assert rejected(stranger) == [RejectionKind.UNKNOWN_STATION] and len(stranger) == 1
 
 
 def test_unknown_station_gets_no_answer_and_no_session(driver):
@@ -438,3 +475,33 @@ def test_arbitrary_sequences_never_raise_and_acknowledge_only_what_is_held(keys,
         assert raw in authentic[seq]
     gaps = driver.held.gaps.get("STA1", GapList())
     assert {seq for start, end in gaps.intervals() for seq in range(start, end)} == held.keys()
+
+
+def test_a_reload_ends_exactly_the_sessions_the_new_configuration_no_longer_allows(keys, clock, monkeypatch):
+    """``reconfigure``: sessions opened with a key that is now unknown survive only where the station
+    archives unverified frames; an unsigned session only where the station need not sign."""
+    stations = {
+        "STA1": StationPolicy("STA1", "XX", sites=("STA1A",), unverified="archive"),
+        "STA3": StationPolicy("STA3", "XX", require_signatures=False, sites=("STA3A",)),
+    }
+    driver = Driver(keys, clock(), stations=stations)
+    monkeypatch.setitem(SIGNERS, "STA1", keys.stranger)  # a key this trust store does not know
+    driver.connect()
+    driver.connect(OTHER_PEER, "STA3")  # in no SIGNERS: unsigned
+    trust = keys.ca.trust_store()
+    assert driver.core.reconfigure(driver.config, trust, driver.now) == []
+    strict = {
+        "STA1": dataclasses.replace(stations["STA1"], unverified="reject"),
+        "STA3": dataclasses.replace(stations["STA3"], require_signatures=True),
+    }
+    out = driver.core.reconfigure(dataclasses.replace(driver.config, stations=strict), trust, driver.now)
+    ended = {a.station: a.reason for a in out if isinstance(a, SessionEndedByReload)}
+    assert ended == {
+        "STA1": f"the key of its connection request: key id {keys.stranger.key_id}: unknown key "
+                "(no certificate in the trust store)",
+        "STA3": "the station must sign",
+    }
+    alerts = {a.station: (a.peer, decode_frame(a.frame).body.text) for a in out if isinstance(a, Send)}
+    assert alerts["STA1"] == (STATION_PEER, "session ended: " + ended["STA1"])
+    assert alerts["STA3"] == (OTHER_PEER, "session ended: the station must sign")
+    assert driver.core.sessions == {}

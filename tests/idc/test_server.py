@@ -259,6 +259,10 @@ def test_unsigned_control_frames_of_a_signing_station_are_refused(tmp_path, keys
                 Frame(FrameHeader(FrameType.CONNECTION_REQUEST, "STA1"), ConnectionBody(station="STA1"))
             )
         )
+        # all the forger hears is the fate of what it sent (rejection notices, docs/link.md)
+        heard = [forger.recv_type(FrameType.ALERT).body.text for _ in range(2)]
+        assert heard == ["frame rejected: STA1 alert: frame_unsigned",
+                         "frame rejected: STA1 connection_request: frame_unsigned"]
         assert forger.recv(0.3) is None
         sta.send(signed(1, keys))
         assert sta.acknack_covering(1).highest == 1  # the honest session survived and kept its route

@@ -237,3 +237,25 @@ def test_workers_die_with_the_receiver_even_while_their_socket_is_held_open():
         end(proc)
         if holder is not None and processes.running(holder):
             os.kill(holder, signal.SIGKILL)
+
+
+def test_new_keys_reach_the_workers_and_a_key_id_that_names_another_key_is_never_checked_with_the_old(
+    signers,
+):
+    """A reload (idc/reload.py) hands the pool a new key set: keys issued since are checked on the
+    workers, and an id the new set maps to another public key is checked with that one."""
+    trust, (ecdsa, ed25519) = signers
+    before = {ecdsa.key_id: ecdsa.certificate.public_key()}
+    after = {ecdsa.key_id: ed25519.certificate.public_key(), ed25519.key_id: ed25519.certificate.public_key()}
+    data = [f"channel {i}".encode() for i in range(MIN_POOL_VALUES * 2)]
+    pool = VerifierPool(before, workers=2)
+    try:
+        pool.start([(ecdsa.key_id, d, ecdsa.sign(d)) for d in data])
+        assert pool.finish() == [None] * len(data)
+        pool.set_keys(after)
+        # ed25519 values under both ids: the reused id must now mean the ed25519 key, on every worker
+        pool.start([(key_id, d, ed25519.sign(d)) for d in data for key_id in (ecdsa.key_id, ed25519.key_id)])
+        assert pool.finish() == [None] * (2 * len(data))
+        assert all(pool.worker_pids)  # checked on the workers, none failed over to the receiver
+    finally:
+        pool.close()
