@@ -237,7 +237,7 @@ def _serve(receiver: Receiver, trust: TrustStore, reloader: Reloader, registry: 
             log.info("prometheus exporter listening",
                      extra={"address": config.prometheus_address, "port": config.prometheus_port})
         if config.console is not None:
-            console = _start_console(config, config.console, receiver, trust)
+            console = _start_console(config, config.console, receiver)
             if console is None:
                 return 2
         log.info("IDC receiver ready")  # serving, with its signal handlers in place
@@ -278,13 +278,12 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_console(config: IdcConfig, settings: ConsoleConfig, receiver: Receiver, trust: TrustStore
-                   ) -> ConsoleServer | None:
+def _start_console(config: IdcConfig, settings: ConsoleConfig, receiver: Receiver) -> ConsoleServer | None:
     """The operators' web page, in its own thread; None (said on stderr) when it cannot listen."""
     from consoles.server import ConsoleServer
     from idc.console import IdcConsole
 
-    console = IdcConsole(config.root, config.metrics_window_s, receiver.clock, trust.keys)
+    console = IdcConsole(config.root, config.metrics_window_s, receiver.clock, lambda: receiver.trust.keys)
     try:  # the credential file gone since the configuration was checked, the address taken, a bad key
         server = ConsoleServer(console.app(settings.operator_token(), settings.tls), settings, "idc")
         server.start()

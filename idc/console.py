@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +53,11 @@ _STATION_BODY = """
 
 
 class IdcConsole:
-    """``keys``: the station certificates the receiver trusts (from its trust store at start), shown per
-    station; everything else is read from the receiver's databases."""
+    """``keys``: the station certificates the receiver trusts now (its trust store, reloaded with SIGHUP),
+    shown per station; everything else is read from the receiver's databases."""
 
-    def __init__(self, root: Path, window_s: int, clock: Clock, keys: Sequence[TrustedKey] = ()) -> None:
+    def __init__(self, root: Path, window_s: int, clock: Clock,
+                 keys: Callable[[], Sequence[TrustedKey]] = tuple) -> None:
         self.metrics_path = root / "metrics.sqlite"
         self.quarantine_path = root / "quarantine.sqlite"
         self.window_s = window_s
@@ -91,7 +92,7 @@ class IdcConsole:
             {"key_id": k.key_id, "algorithm": k.algorithm, "not_before_ns": k.not_before_ns,
              "not_after_ns": k.not_after_ns, "revoked_ns": k.revoked_ns, "legacy": k.legacy,
              "valid_now": k.revoked_ns is None and k.not_before_ns <= now < k.not_after_ns}
-            for k in self.keys if k.station == name]}
+            for k in self.keys() if k.station == name]}
 
     def app(self, token: str | None, tls: bool) -> web.Application:
         app = create_app(token, tls)

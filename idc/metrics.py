@@ -303,6 +303,8 @@ EVENT_FAMILIES: dict[str, tuple[str, str]] = {
     StationCounter.SYNC_FAILED: ("ims_idc_sync_failures", "Archive syncs that failed"),
     StationCounter.REJECTION_UNRECORDED: ("ims_idc_rejections_unrecorded",
                                           "Rejections the quarantine could not record"),
+    StationCounter.UNVERIFIED_ARCHIVED: ("ims_idc_unverified_frames_archived",
+                                         "Frames with unknown keys archived under the unverified policy"),
 }
 REJECTIONS = ("ims_idc_rejections", "Messages refused, by reason (docs/idc-receiver.md)")
 HANDSHAKE_FAILURES = ("ims_idc_handshake_failures", "Connections refused before any message, by reason")

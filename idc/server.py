@@ -305,6 +305,7 @@ class Receiver:
         self.settle()
         self.checker.reconfigure(trust, effective.stations)
         self.committer.set_stations(effective.stations)
+        self.metadata.stations = effective.stations  # declared responses and networks of the StationXML
         self.config, self.trust = effective, trust
         self._unverified_seen.clear()  # what is still archived unverified is said again
         self._carry_out(self.core.reconfigure(effective, trust, self.clock()))

@@ -86,9 +86,11 @@ def test_an_attack_with_a_stations_own_key_is_refused_and_honest_stations_are_ar
     assert all(_LAYOUT.fullmatch(f) for f in archived), archived
     ims2_files = [f for f in files if f.startswith("ims2/")]
     assert all(f.startswith("ims2/index.sqlite") for f in ims2_files), ims2_files  # no message came
-    assert {f.split("/")[0] for f in files} <= {"sds", "raw", "ims2", "metrics.sqlite", "metrics.sqlite-wal",
-                                                "metrics.sqlite-shm", "quarantine.sqlite",
-                                                "quarantine.sqlite-wal", "quarantine.sqlite-shm"}, files
+    stationxml = [f for f in files if f.startswith("stationxml/")]
+    assert all(re.fullmatch(r"stationxml/XX\.[A-Z0-9]{1,5}\.xml", f) for f in stationxml), stationxml
+    stores = {f"{name}.sqlite{suffix}" for name in ("commands", "metadata", "metrics", "quarantine")
+              for suffix in ("", "-wal", "-shm")}
+    assert {f.split("/")[0] for f in files} <= {"sds", "raw", "ims2", "stationxml"} | stores, files
     assert not Path("/tmp", f"{UNUSED_CHANNEL}.D").exists()  # where the absolute site pointed
     (honest_day,) = [tmp_path / f for f in archived if "/HONES/" in f]
     trace = read(str(honest_day)).merge(method=-1)

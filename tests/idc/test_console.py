@@ -66,8 +66,8 @@ def console(tmp_path_factory):
     ca = CertificateAuthority.create(tmp_path_factory.mktemp("ca"))
     ca.issue("ST007")
     keys = ca.trust_store().keys
-    server = ConsoleServer(IdcConsole(root, 3600, lambda: NOW, keys).app(None, False), ConsoleConfig(port=0),
-                           "idc")
+    view = IdcConsole(root, 3600, lambda: NOW, lambda: keys)
+    server = ConsoleServer(view.app(None, False), ConsoleConfig(port=0), "idc")
     server.keys = keys
     server.start()
     yield server, root, names

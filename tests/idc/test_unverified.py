@@ -70,19 +70,22 @@ def test_unknown_keys_archived_logged_counted_and_shown_only_where_the_policy_sa
 
     from station import ims
 
-    assert ims.main(["idc", "status", "--config", str(path), "--window", "100000000"]) == 0
+    assert ims.main(["idc", "status", "--config", str(path), "--window", "100000000"]) == 1  # not running
     out = capsys.readouterr().out
     assert any(line.split() == ["STA1", "unverified_archived", "3"] for line in out.splitlines()), out
     row = next(line.split() for line in out.splitlines() if line.startswith("STA1 ") and "BHZ" in line)
     assert row[-1] == "0.0"  # AUTH%: none of it authenticated
 
 
-@pytest.mark.parametrize("value", ["'maybe'", "true", "'Archive'"])
-def test_the_policy_is_validated_with_a_clear_error(tmp_path, keys, value):
+@pytest.mark.parametrize(("value", "problem"), [
+    ("'maybe'", r"\"reject\" \(the default\) or \"archive\""),
+    ("true", "must be a string, got bool True"),
+    ("'Archive'", r"\"reject\" \(the default\) or \"archive\""),
+])
+def test_the_policy_is_validated_with_a_clear_error(tmp_path, keys, value, problem):
     path = tmp_path / "idc.toml"
     path.write_text(_toml(tmp_path, keys.ca.trust_dir, f"unverified = {value}\n"))
-    with pytest.raises(IdcConfigError, match=r"key 'stations.STA1.unverified': \"reject\" \(the default\) or "
-                                             r"\"archive\""):
+    with pytest.raises(IdcConfigError, match=r"idc.toml: stations.STA1.unverified: " + problem):
         load_config(path)
     path.write_text(_toml(tmp_path, keys.ca.trust_dir, ""))
     assert {s.unverified for s in load_config(path).stations.values()} == {"reject"}  # never the default
