@@ -407,8 +407,10 @@ class Network:
                     (stream_id, t) in station.digitizer.damaged_blocks for t in range(begin, end, block_ns))
             ]
             traces = read_sds_traces(idc_sds, net, ch.site, ch.location, ch.channel, truth_start, end_ns)
+            undetected = [(b.start_ns, b.samples) for b in station.digitizer.undetected
+                          if b.stream_id == stream_id]
             comparison = compare_channel(
-                ch.code, truth_start, rate, truth, traces, flash_spans + serial_spans
+                ch.code, truth_start, rate, truth, traces, flash_spans + serial_spans, undetected
             )
             comparisons.append(comparison)
             gaps += [_gap(ch.code, span, "flash_full" if _within(span, flash_spans) else
