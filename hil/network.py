@@ -57,6 +57,7 @@ STATION_DATA = "data"  # outbox, local archive and status of a station, below it
 # of its own when the scenario fills it)
 STATION_OUTBOX = f"{STATION_DATA}/outbox/outbox.sqlite"
 REAL_DELAY_ALLOWED_S = 5.0  # real seconds a connection request may take to reach the receiver
+REAL_STALL_ALLOWED_S = 2.0  # real seconds a busy machine may hold up a process without a lost link or alarm
 STATUS_INTERVAL_S = 1.0  # real seconds between a station's status snapshots (and link health checks)
 SAMPLE_EVERY_S = 1.0  # real seconds between two looks at every process's memory
 CATCH_WRITE_S = 10.0  # real seconds a crash may wait to catch its process in an archive write
@@ -95,6 +96,7 @@ class Network:
     ) -> None:
         self.scenario = scenario
         self.out = out.resolve()  # configs name files by absolute path; the daemons run elsewhere
+        self.limits = time_limits(scenario.speed)  # link timeouts and alarm thresholds the run uses
         self.show_progress = show_progress
         self.memory_bound = memory_bound or MemoryBound()
         self.stations: dict[str, SimStation] = {}
@@ -145,6 +147,7 @@ class Network:
                 key_bundle=self.idc_bundle,
                 # stamps are simulated time: allow for a few real seconds of delay on a loaded machine
                 control_window_s=max(300.0, REAL_DELAY_ALLOWED_S * self.scenario.speed),
+                silence_timeout_s=self.limits.idc_silence_s,
             )
         )
 
@@ -179,9 +182,8 @@ class Network:
         config_path = folder / "station.toml"
         wiring = DigitizerWiring("digitizer", spec.name, line.path, streams)
         trust = self.out / "run" / "ca" / "trust"
-        config_path.write_text(
-            station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s, idc_trust=trust)
-        )
+        config_path.write_text(station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s,
+                                            idc_trust=trust, limits=self.limits))
         return SimStation(spec, streams, line, digitizer, proxy, config_path, disk)
 
     # ----------------------------------------------------------------------------------------- processes
@@ -448,7 +450,7 @@ class Network:
             for episode in alarmcheck.read_alarms(self._log(name), name, self.wall0_ns, self.scenario.speed)
         ]
         status_interval_sim_s = STATUS_INTERVAL_S * self.scenario.speed
-        return alarmcheck.cross_check(episodes, spans, alarmcheck.Thresholds(), status_interval_sim_s)
+        return alarmcheck.cross_check(episodes, spans, self.limits, status_interval_sim_s)
 
 
 def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
@@ -495,10 +497,18 @@ def station_toml(
     bundle: Path,
     frame_length_s: int,
     idc_trust: Path | None = None,
+    limits: alarmcheck.Thresholds | None = None,
 ) -> str:
     """The station daemon's configuration for ``spec``'s channels, spread over ``digitizers``; with
-    ``idc_trust`` (the network's trust store) it believes only frames signed by the IDC's key."""
+    ``idc_trust`` (the network's trust store) it believes only frames signed by the IDC's key; with
+    ``limits`` its link timeouts and delivery alarm thresholds are those."""
     trust = "" if idc_trust is None else f'idc_trust = "{idc_trust}"\n'
+    if limits is not None:
+        trust += (f"connect_timeout_s = {limits.connect_timeout_s}\nresponse_timeout_s = "
+                  f"{limits.response_timeout_s}\nidle_timeout_s = {limits.idle_timeout_s}\n")
+    soh = "" if limits is None else (f"[soh]\nlink_down_after_s = {limits.link_down_after_s}\n"
+                                     f"backlog_after_s = {limits.backlog_after_s}\n"
+                                     f"gps_unlocked_after_s = {limits.gps_unlocked_after_s}\n")
     sections = []
     for d in digitizers:
         sections.append(
@@ -521,7 +531,7 @@ def station_toml(
         f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n{trust}'
         f'[daemon]\nstate_dir = "{STATION_DATA}/state"\nstatus_interval_s = {STATUS_INTERVAL_S}\n'
         f'[archive]\npath = "{STATION_DATA}/archive"\n'
-        f'[outbox]\npath = "{STATION_OUTBOX}"\n'
+        f'[outbox]\npath = "{STATION_OUTBOX}"\n{soh}'
     )
 
 
@@ -533,6 +543,7 @@ def receiver_toml(
     sites: dict[str, list[str]],
     key_bundle: Path | None = None,
     control_window_s: float | None = None,
+    silence_timeout_s: float | None = None,
 ) -> str:
     """The IDC receiver's configuration: archive under ``root``, ``stations`` as name -> network and
     ``sites`` as name -> the sites its channels carry; with ``key_bundle`` (from ``ims keys issue-idc``)
@@ -543,6 +554,7 @@ def receiver_toml(
     )
     extra = "" if key_bundle is None else f'key_bundle = "{key_bundle.resolve()}"\n'
     extra += "" if control_window_s is None else f"control_window_s = {control_window_s}\n"
+    extra += "" if silence_timeout_s is None else f"silence_timeout_s = {silence_timeout_s}\n"
     return (
         f'[idc]\nroot = "{root.resolve()}"\ntrust_dir = "{trust_dir.resolve()}"\n{extra}'
         f'connection_endpoint = "tcp://127.0.0.1:{port}"\n{tables}'
@@ -556,6 +568,7 @@ def scenario_receiver_toml(
     port: int,
     key_bundle: Path | None = None,
     control_window_s: float | None = None,
+    silence_timeout_s: float | None = None,
 ) -> str:
     """The receiver configuration for a scenario's stations, each with the sites of its channels."""
     return receiver_toml(
@@ -566,6 +579,7 @@ def scenario_receiver_toml(
         {s.name: sorted({ch.site for ch in s.channels}) for s in scenario.stations},
         key_bundle,
         control_window_s,
+        silence_timeout_s,
     )
 
 
@@ -580,6 +594,27 @@ def wait_listening(process: subprocess.Popen, port: int, log_path: str, timeout_
                 return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on port {port} after {timeout_s:g} s; see {log_path}")
+
+
+def time_limits(speed: float) -> alarmcheck.Thresholds:
+    """The link timeouts and delivery alarm thresholds of a run at ``speed``, in simulated seconds: the
+    defaults, each raised to at least ``REAL_STALL_ALLOWED_S`` of real time. Every process runs on data
+    time, so at 1000x the station's 130 s idle timeout is 0.13 s of real time, less than a busy 2-core
+    machine may hold up a process: links were given up and alarms raised for the machine's hiccups, not
+    for any fault. A fault still has to outlast these limits to raise its alarm, and the cross-check
+    judges every alarm by the same limits."""
+    floor = REAL_STALL_ALLOWED_S * speed
+    default = alarmcheck.Thresholds()
+    return alarmcheck.Thresholds(
+        link_down_after_s=max(default.link_down_after_s, floor),
+        backlog_after_s=max(default.backlog_after_s, 2 * floor),  # frames already wait a frame or two
+        gps_unlocked_after_s=default.gps_unlocked_after_s,  # the simulated GPS runs on data time alone
+        backoff_cap_s=default.backoff_cap_s,
+        connect_timeout_s=max(default.connect_timeout_s, floor),
+        response_timeout_s=max(default.response_timeout_s, floor),
+        idle_timeout_s=max(default.idle_timeout_s, floor),
+        idc_silence_s=max(default.idc_silence_s, floor),
+    )
 
 
 def simulated_time(frame_length_s: int, speed: float) -> tuple[int, SimClock, dict[str, str]]:
