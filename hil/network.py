@@ -57,6 +57,10 @@ STATION_DATA = "data"  # outbox, local archive and status of a station, below it
 # of its own when the scenario fills it)
 STATION_OUTBOX = f"{STATION_DATA}/outbox/outbox.sqlite"
 REAL_DELAY_ALLOWED_S = 5.0  # real seconds a connection request may take to reach the receiver
+# real seconds a simulated digitizer waits for the station's ACK or NAK of each block (a DM24's MS_GAP):
+# the station answers in real time, so the wait is not sped up; sped up, it was 0.15 ms at 1000x and the
+# digitizer ran on without waiting, broke BRP's lockstep and lost data after a station restart
+DIGITIZER_ACK_WAIT_S = 0.15
 REAL_STALL_ALLOWED_S = 2.0  # real seconds a busy machine may hold up a process without a lost link or alarm
 STATUS_INTERVAL_S = 1.0  # real seconds between a station's status snapshots (and link health checks)
 SAMPLE_EVERY_S = 1.0  # real seconds between two looks at every process's memory
@@ -168,7 +172,7 @@ class Network:
         specs = tuple(StreamSpec(sfx, spec.sample_rate, spec.block_s, kind) for sfx in suffixes)
         digitizer = SimDigitizer(
             line, self.clock, system_id=spec.name, serial=serial, streams=specs, seed=sc.seed * 1000 + index,
-            flash_blocks=spec.flash_blocks, status_every_s=spec.status_every_s,
+            flash_blocks=spec.flash_blocks, status_every_s=spec.status_every_s, ms_gap_s=DIGITIZER_ACK_WAIT_S,
             truth_store=TruthStore(self.out / "run" / "truth" / spec.name),
         )
         proxy = LinkProxy(("127.0.0.1", self.receiver_port), spec.name)
