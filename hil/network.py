@@ -414,7 +414,7 @@ class Network:
             ]
             traces = read_sds_traces(idc_sds, net, ch.site, ch.location, ch.channel, truth_start, end_ns)
             undetected = [(b.start_ns, b.samples) for b in station.digitizer.undetected
-                          if b.stream_id == stream_id]
+                          if b.stream_id == stream_id and b.samples is not None]
             comparison = compare_channel(
                 ch.code, truth_start, rate, truth, traces, flash_spans + serial_spans, undetected
             )
