@@ -128,7 +128,8 @@ def _undetected(summary: dict) -> str:
     if not counts:
         return "samples damaged by the line past BRP's checksum and GCF's check: none"
     listed = ", ".join(f"{name} {n}" for name, n in counts.items())
-    return f"samples damaged by the line past BRP's checksum and GCF's check (archived as sent): {listed}"
+    return ("samples damaged by the line past BRP's checksum and GCF's check, archived as the line "
+            f"delivered them: {listed}")
 
 
 def _gaps(summary: dict) -> str:
