@@ -506,9 +506,9 @@ def station_toml(
     """The station daemon's configuration for ``spec``'s channels, spread over ``digitizers``; with
     ``idc_trust`` (the network's trust store) it believes only frames signed by the IDC's key; with
     ``limits`` its link timeouts and delivery alarm thresholds are those."""
-    trust = "" if idc_trust is None else f'idc_trust = "{idc_trust}"\n'
+    link_keys = "" if idc_trust is None else f'idc_trust = "{idc_trust}"\n'
     if limits is not None:
-        trust += (f"connect_timeout_s = {limits.connect_timeout_s}\nresponse_timeout_s = "
+        link_keys += (f"connect_timeout_s = {limits.connect_timeout_s}\nresponse_timeout_s = "
                   f"{limits.response_timeout_s}\nidle_timeout_s = {limits.idle_timeout_s}\n")
     soh = "" if limits is None else (f"[soh]\nlink_down_after_s = {limits.link_down_after_s}\n"
                                      f"backlog_after_s = {limits.backlog_after_s}\n"
@@ -532,7 +532,7 @@ def station_toml(
         f"[frame]\nlength_s = {frame_length_s}\n"
         f"[acquisition]\nlateness_budget_s = {max(3 * spec.block_s, 10)}.0\n"
         f"{''.join(sections)}"
-        f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n{trust}'
+        f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n{link_keys}'
         f'[daemon]\nstate_dir = "{STATION_DATA}/state"\nstatus_interval_s = {STATUS_INTERVAL_S}\n'
         f'[archive]\npath = "{STATION_DATA}/archive"\n'
         f'[outbox]\npath = "{STATION_OUTBOX}"\n{soh}'
