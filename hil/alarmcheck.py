@@ -31,6 +31,7 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "gps_unlocked": ("gps_unlock",),
     "clock_differential_too_large": ("gps_unlock",),  # a free-running clock drifts
     "outbox_write_failed": ("disk_full",),
+    "digitizer_silent": ("unplug",),  # a digitizer whose cable is pulled sends nothing
 }
 # fault kind -> the alarm it must raise when it lasts at least the alarm's threshold plus the trail
 EXPECTED: dict[str, str] = {
@@ -38,17 +39,29 @@ EXPECTED: dict[str, str] = {
     "receiver_crash": "gci_link_down",
     "gps_unlock": "gps_unlocked",
     "disk_full": "outbox_write_failed",
+    "unplug": "digitizer_silent",
 }
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The station settings that decide when an alarm comes (simulated seconds)."""
+    """The station and receiver settings that decide when an alarm comes (simulated seconds): the alarm
+    thresholds, and the link timeouts that decide when a silent IDC counts as lost."""
 
     link_down_after_s: float = 120.0
     backlog_after_s: float = 600.0
     gps_unlocked_after_s: float = 60.0
+    digitizer_silent_after_s: float = 60.0
     backoff_cap_s: float = 300.0  # the link's longest back-off before a reconnect (SessionConfig)
+    connect_timeout_s: float = 10.0  # station [link]: connection and option responses
+    response_timeout_s: float = 60.0  # station [link]: data sent and no acknack since
+    idle_timeout_s: float = 130.0  # station [link]: nothing heard from the IDC
+    idc_silence_s: float = 120.0  # receiver silence_timeout_s: a silent station's session is closed
+
+    @property
+    def link_lost_after_s(self) -> float:
+        """How long a dead IDC takes to be noticed by a station that keeps sending data."""
+        return min(self.response_timeout_s, self.idle_timeout_s)
 
 
 @dataclass(frozen=True)
@@ -118,9 +131,10 @@ def trail_s(alarm: str, thresholds: Thresholds, status_interval_sim_s: float) ->
 def delay_s(alarm: str, thresholds: Thresholds) -> float:
     """How long a cause must last before its alarm is due (simulated seconds)."""
     return {
-        "gci_link_down": thresholds.link_down_after_s,
+        "gci_link_down": thresholds.link_lost_after_s + thresholds.link_down_after_s,
         "delivery_backlog": thresholds.backlog_after_s,
         "gps_unlocked": thresholds.gps_unlocked_after_s,
+        "digitizer_silent": thresholds.digitizer_silent_after_s,
     }.get(alarm, 0.0)
 
 

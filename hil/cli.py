@@ -97,7 +97,8 @@ def render_summary(summary: dict, out: Path) -> str:
         f"{'ok  ' if ok else 'FAIL'} {CHECKS[name]}" for name, ok in summary["checks"].items()
     )
     return (
-        f"\n{table}\n\nfaults: {_faults(summary)}\n{_gaps(summary)}\n{_calibrations(summary)}\n"
+        f"\n{table}\n\nfaults: {_faults(summary)}\n{_gaps(summary)}\n{_undetected(summary)}\n"
+        f"{_calibrations(summary)}\n"
         f"{_memory(summary)}\n\n"
         f"{_alarms(summary)}\n\n"
         f"{verdict}\n(latency in real seconds at {summary['speed']:g}x)\n\n{_how_to_read(summary, out)}"
@@ -106,7 +107,7 @@ def render_summary(summary: dict, out: Path) -> str:
 
 CHECKS = {
     "archive_equals_truth": "archive equals truth sample for sample (0 lost, 0 duplicated, 0 corrupted) "
-    "outside the hardware's own gaps",
+    "outside the hardware's own gaps and the line damage no protocol check can see",
     "memory_flat": "memory flat: every process's last-window peak RSS within the bound",
     "no_false_alarms": "no false alarms: every alarm raised is explained by a fault injected at that station",
     "no_missed_alarms": "no missed alarms: every fault long enough to need its alarm raised it",
@@ -151,6 +152,16 @@ def _faults(summary: dict) -> str:
         + (f" ({f['caught'] or 'no archive write caught'})" if f.get("when") else "")
         for f in summary["faults"]
     ) or "none"
+
+
+def _undetected(summary: dict) -> str:
+    counts = {name: s["samples_line_undetected"] for name, s in summary["stations"].items()
+              if s.get("samples_line_undetected")}
+    if not counts:
+        return "samples damaged by the line past BRP's checksum and GCF's check: none"
+    listed = ", ".join(f"{name} {n}" for name, n in counts.items())
+    return ("samples damaged by the line past BRP's checksum and GCF's check, archived as the line "
+            f"delivered them: {listed}")
 
 
 def _gaps(summary: dict) -> str:

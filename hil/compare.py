@@ -8,6 +8,11 @@ Samples the simulated hardware itself lost (blocks a full digitizer flash droppe
 ``hardware_gaps``: exactly those samples are expected to be missing, none of them may be in the
 archive, and every other missing sample counts as lost. Every run of missing samples is listed with
 its exact bounds.
+
+Blocks the serial line damaged in a way the Güralp protocol cannot detect (``hil.linedamage``) are passed
+in as ``undetected``, as the host accepted them: an archived sample that differs from the truth but equals
+such a block's sample at the same time is counted apart, as ``line_undetected``; any other difference is
+corruption.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class ChannelComparison:
     corrupted: int  # archived samples whose value differs from the truth
     outside_truth: int  # archived samples at times the digitizer never sampled or never sent
     hardware_gap_samples: int = 0  # truth samples inside the hardware's gaps (expected missing)
+    line_undetected: int = 0  # archived samples as the line damaged them where no check could see it
     missing: list[tuple[int, int]] = field(default_factory=list)  # runs [start_ns, end_ns) not archived
 
     @property
@@ -48,12 +54,19 @@ def compare_channel(
     truth: np.ndarray,
     traces: list[tuple[int, np.ndarray]],
     hardware_gaps: Sequence[tuple[int, int]] = (),
+    undetected: Sequence[tuple[int, np.ndarray]] = (),
 ) -> ChannelComparison:
     """``traces``: (start ns, samples) as read from the archive, in any order, overlaps allowed;
-    ``hardware_gaps``: [start ns, end ns) spans whose samples never left the digitizer."""
+    ``hardware_gaps``: [start ns, end ns) spans whose samples never left the digitizer;
+    ``undetected``: (start ns, samples) of blocks as the line's undetectable damage delivered them."""
     coverage = np.zeros(len(truth), np.int32)
-    corrupted = outside = archived = 0
+    corrupted = outside = archived = line_undetected = 0
     step_ns = NS_PER_S / rate
+    damaged: dict[int, set[int]] = {}  # truth index -> values the line delivered there undetected
+    for start_ns, samples in undetected:
+        first = round((start_ns - truth_start_ns) / step_ns)
+        for i, value in enumerate(samples.tolist()):
+            damaged.setdefault(first + i, set()).add(value)
     for start_ns, samples in traces:
         archived += len(samples)
         first = round((start_ns - truth_start_ns) / step_ns)
@@ -61,7 +74,14 @@ def compare_channel(
         inside = (idx >= 0) & (idx < len(truth))
         outside += int((~inside).sum())
         np.add.at(coverage, idx[inside], 1)
-        corrupted += int((samples[inside] != truth[idx[inside]]).sum())
+        differs = samples[inside] != truth[idx[inside]]
+        if damaged:
+            explained = [int(v) in damaged.get(int(i), ()) for i, v in
+                         zip(idx[inside][differs], samples[inside][differs], strict=True)]
+            line_undetected += sum(explained)
+            corrupted += len(explained) - sum(explained)
+        else:
+            corrupted += int(differs.sum())
     expected_missing = np.zeros(len(truth), bool)
     for begin_ns, end_ns in hardware_gaps:
         lo = max(0, round((begin_ns - truth_start_ns) / step_ns))
@@ -76,6 +96,7 @@ def compare_channel(
         corrupted=corrupted,
         outside_truth=outside + int((~missing & expected_missing).sum()),
         hardware_gap_samples=int(expected_missing.sum()),
+        line_undetected=line_undetected,
         missing=[(truth_start_ns + round(a * step_ns), truth_start_ns + round(b * step_ns))
                  for a, b in _runs(missing)],
     )

@@ -59,6 +59,11 @@ STATION_DATA = "data"  # outbox, local archive and status of a station, below it
 # of its own when the scenario fills it)
 STATION_OUTBOX = f"{STATION_DATA}/outbox/outbox.sqlite"
 REAL_DELAY_ALLOWED_S = 5.0  # real seconds a connection request may take to reach the receiver
+# real seconds a simulated digitizer waits for the station's ACK or NAK of each block (a DM24's MS_GAP):
+# the station answers in real time, so the wait is not sped up; sped up, it was 0.15 ms at 1000x and the
+# digitizer ran on without waiting, broke BRP's lockstep and lost data after a station restart
+DIGITIZER_ACK_WAIT_S = 0.15
+REAL_STALL_ALLOWED_S = 2.0  # real seconds a busy machine may hold up a process without a lost link or alarm
 STATUS_INTERVAL_S = 1.0  # real seconds between a station's status snapshots (and link health checks)
 SAMPLE_EVERY_S = 1.0  # real seconds between two looks at every process's memory
 CATCH_WRITE_S = 10.0  # real seconds a crash may wait to catch its process in an archive write
@@ -101,6 +106,7 @@ class Network:
     ) -> None:
         self.scenario = scenario
         self.out = out.resolve()  # configs name files by absolute path; the daemons run elsewhere
+        self.limits = time_limits(scenario.speed)  # link timeouts and alarm thresholds the run uses
         self.show_progress = show_progress
         self.memory_bound = memory_bound or MemoryBound()
         self.observe = observe
@@ -155,6 +161,7 @@ class Network:
                 key_bundle=self.idc_bundle,
                 # stamps are simulated time: allow for a few real seconds of delay on a loaded machine
                 control_window_s=max(300.0, REAL_DELAY_ALLOWED_S * self.scenario.speed),
+                silence_timeout_s=self.limits.idc_silence_s,
             )
             + f'[idc.console]\nbind = "127.0.0.1:{self.console_ports["idc"]}"\n'
         )
@@ -177,7 +184,7 @@ class Network:
         specs = tuple(StreamSpec(sfx, spec.sample_rate, spec.block_s, kind) for sfx in suffixes)
         digitizer = SimDigitizer(
             line, self.clock, system_id=spec.name, serial=serial, streams=specs, seed=sc.seed * 1000 + index,
-            flash_blocks=spec.flash_blocks, status_every_s=spec.status_every_s,
+            flash_blocks=spec.flash_blocks, status_every_s=spec.status_every_s, ms_gap_s=DIGITIZER_ACK_WAIT_S,
             truth_store=TruthStore(self.out / "run" / "truth" / spec.name),
         )
         proxy = LinkProxy(("127.0.0.1", self.receiver_port), spec.name)
@@ -195,10 +202,8 @@ class Network:
         calibrated = {c.channel for c in sc.calibrations if c.station == spec.name}
         config_path.write_text(
             station_toml(spec, [wiring], proxy.endpoint, bundle, sc.frame_length_s, idc_trust=trust,
-                         calibrated=calibrated)
+                         calibrated=calibrated, limits=self.limits)
             + f'[console]\nbind = "127.0.0.1:{port}"\n'
-            # a silent digitizer is an alarm after a minute; allow a loaded machine a few real seconds too
-            + f"[soh]\ndigitizer_silent_after_s = {max(60.0, REAL_DELAY_ALLOWED_S * sc.speed)}\n"
         )
         self.console_urls[spec.name] = f"http://127.0.0.1:{port}/"
         return SimStation(spec, streams, line, digitizer, proxy, config_path, disk)
@@ -441,8 +446,10 @@ class Network:
                     (stream_id, t) in station.digitizer.damaged_blocks for t in range(begin, end, block_ns))
             ]
             traces = read_sds_traces(idc_sds, net, ch.site, ch.location, ch.channel, truth_start, end_ns)
+            undetected = [(b.start_ns, b.samples) for b in station.digitizer.undetected
+                          if b.stream_id == stream_id and b.samples is not None]
             comparison = compare_channel(
-                ch.code, truth_start, rate, truth, traces, flash_spans + serial_spans
+                ch.code, truth_start, rate, truth, traces, flash_spans + serial_spans, undetected
             )
             comparisons.append(comparison)
             gaps += [_gap(ch.code, span, "flash_full" if _within(span, flash_spans) else
@@ -485,7 +492,7 @@ class Network:
             for episode in alarmcheck.read_alarms(self._log(name), name, self.wall0_ns, self.scenario.speed)
         ]
         status_interval_sim_s = STATUS_INTERVAL_S * self.scenario.speed
-        return alarmcheck.cross_check(episodes, spans, alarmcheck.Thresholds(), status_interval_sim_s)
+        return alarmcheck.cross_check(episodes, spans, self.limits, status_interval_sim_s)
 
 
 def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
@@ -533,14 +540,23 @@ def station_toml(
     frame_length_s: int,
     idc_trust: Path | None = None,
     calibrated: Collection[str] = (),
+    limits: alarmcheck.Thresholds | None = None,
 ) -> str:
     """The station daemon's configuration for ``spec``'s channels, spread over ``digitizers``; with
     ``idc_trust`` (the network's trust store) it believes only frames signed by the IDC's key. Channel
     codes in ``calibrated`` get the simulated broadband's calibration table, and the station applies
-    the calib of a passing remote calibration."""
-    trust = "" if idc_trust is None else f'idc_trust = "{idc_trust}"\n'
+    the calib of a passing remote calibration. With ``limits`` its link timeouts and alarm thresholds
+    are those (a run faster than real time gives a busy machine's stalls their due)."""
+    link_keys = "" if idc_trust is None else f'idc_trust = "{idc_trust}"\n'
     table = f"[channels.calibration]\n{broadband_calibration_table()}"
     accept = "[calibration]\napply_accepted = true\n" if calibrated else ""
+    if limits is not None:
+        link_keys += (f"connect_timeout_s = {limits.connect_timeout_s}\nresponse_timeout_s = "
+                      f"{limits.response_timeout_s}\nidle_timeout_s = {limits.idle_timeout_s}\n")
+    soh = "" if limits is None else (f"[soh]\nlink_down_after_s = {limits.link_down_after_s}\n"
+                                     f"backlog_after_s = {limits.backlog_after_s}\n"
+                                     f"gps_unlocked_after_s = {limits.gps_unlocked_after_s}\n"
+                                     f"digitizer_silent_after_s = {limits.digitizer_silent_after_s}\n")
     sections = []
     for d in digitizers:
         sections.append(
@@ -561,10 +577,10 @@ def station_toml(
         f"[frame]\nlength_s = {frame_length_s}\n"
         f"[acquisition]\nlateness_budget_s = {max(3 * spec.block_s, 10)}.0\n"
         f"{''.join(sections)}"
-        f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n{trust}'
+        f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n{link_keys}'
         f'[daemon]\nstate_dir = "{STATION_DATA}/state"\nstatus_interval_s = {STATUS_INTERVAL_S}\n'
         f'[archive]\npath = "{STATION_DATA}/archive"\n'
-        f'[outbox]\npath = "{STATION_OUTBOX}"\n{accept}'
+        f'[outbox]\npath = "{STATION_OUTBOX}"\n{accept}{soh}'
     )
 
 
@@ -576,7 +592,9 @@ def receiver_toml(
     sites: dict[str, list[str]],
     key_bundle: Path | None = None,
     control_window_s: float | None = None,
+    *,
     responses: dict[str, dict[str, str]] | None = None,
+    silence_timeout_s: float | None = None,
 ) -> str:
     """The IDC receiver's configuration: archive under ``root``, ``stations`` as name -> network and
     ``sites`` as name -> the sites its channels carry; with ``key_bundle`` (from ``ims keys issue-idc``)
@@ -590,6 +608,7 @@ def receiver_toml(
     )
     extra = "" if key_bundle is None else f'key_bundle = "{key_bundle.resolve()}"\n'
     extra += "" if control_window_s is None else f"control_window_s = {control_window_s}\n"
+    extra += "" if silence_timeout_s is None else f"silence_timeout_s = {silence_timeout_s}\n"
     return (
         f'[idc]\nroot = "{root.resolve()}"\ntrust_dir = "{trust_dir.resolve()}"\n{extra}'
         f'connection_endpoint = "tcp://127.0.0.1:{port}"\n{tables}'
@@ -603,6 +622,7 @@ def scenario_receiver_toml(
     port: int,
     key_bundle: Path | None = None,
     control_window_s: float | None = None,
+    silence_timeout_s: float | None = None,
 ) -> str:
     """The receiver configuration for a scenario's stations, each with the sites of its channels and the
     shape of its simulated sensors' responses."""
@@ -614,8 +634,9 @@ def scenario_receiver_toml(
         {s.name: sorted({ch.site for ch in s.channels}) for s in scenario.stations},
         key_bundle,
         control_window_s,
-        {s.name: {ch.channel: declared_response_lines(s.sensor) for ch in s.channels}
-         for s in scenario.stations},
+        responses={s.name: {ch.channel: declared_response_lines(s.sensor) for ch in s.channels}
+                   for s in scenario.stations},
+        silence_timeout_s=silence_timeout_s,
     )
 
 
@@ -630,6 +651,29 @@ def wait_listening(process: subprocess.Popen, port: int, log_path: str, timeout_
                 return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listening on port {port} after {timeout_s:g} s; see {log_path}")
+
+
+def time_limits(speed: float) -> alarmcheck.Thresholds:
+    """The link timeouts and delivery alarm thresholds of a run at ``speed``, in simulated seconds: the
+    defaults, each raised to at least ``REAL_STALL_ALLOWED_S`` of real time. Every process runs on data
+    time, so at 1000x the station's 130 s idle timeout is 0.13 s of real time, less than a busy 2-core
+    machine may hold up a process: links were given up and alarms raised for the machine's hiccups, not
+    for any fault. A fault still has to outlast these limits to raise its alarm, and the cross-check
+    judges every alarm by the same limits."""
+    floor = REAL_STALL_ALLOWED_S * speed
+    default = alarmcheck.Thresholds()
+    return alarmcheck.Thresholds(
+        link_down_after_s=max(default.link_down_after_s, floor),
+        backlog_after_s=max(default.backlog_after_s, 2 * floor),  # frames already wait a frame or two
+        gps_unlocked_after_s=default.gps_unlocked_after_s,  # the simulated GPS runs on data time alone
+        # a silent digitizer is an alarm after a minute; a loaded machine may hold up its pty a few seconds
+        digitizer_silent_after_s=max(default.digitizer_silent_after_s, REAL_DELAY_ALLOWED_S * speed),
+        backoff_cap_s=default.backoff_cap_s,
+        connect_timeout_s=max(default.connect_timeout_s, floor),
+        response_timeout_s=max(default.response_timeout_s, floor),
+        idle_timeout_s=max(default.idle_timeout_s, floor),
+        idc_silence_s=max(default.idc_silence_s, floor),
+    )
 
 
 def simulated_time(frame_length_s: int, speed: float) -> tuple[int, SimClock, dict[str, str]]:

@@ -65,6 +65,8 @@ def station_report(
         "samples_lost": sum(c.lost for c in comparisons),
         "samples_duplicated": sum(c.duplicated for c in comparisons),
         "samples_corrupted": sum(c.corrupted + c.outside_truth for c in comparisons),
+        # as the serial line damaged them past BRP's checksum and GCF's check: the protocol's limit
+        "samples_line_undetected": sum(c.line_undetected for c in comparisons),
         "exact": all(c.exact for c in comparisons),
         "latency_sim_s": _percentiles(lat),
         "latency_real_s": _percentiles(lat / speed),

@@ -120,19 +120,25 @@ class PtyLine:
         while (left := self._stall_until - time.monotonic()) > 0:
             time.sleep(min(left, 0.05))
 
-    def write(self, data: bytes) -> None:
-        """Send ``data`` to the host, returning once its last bit left the UART (wire time)."""
+    def write(self, data: bytes) -> bytes:
+        """Send ``data`` to the host, returning once its last bit left the UART (wire time), with the bytes
+        as the line delivered them (bit errors and lost bytes applied), so a simulator can tell what the
+        host was given."""
         chunk = max(1, int(self.baudrate / 10 * _CHUNK_SECONDS))
+        delivered = bytearray()
         with self._tx_lock:
             for start in range(0, len(data), chunk):
                 self._wait_stall()
                 piece = data[start : start + chunk]
                 now = time.monotonic()
                 self._tx_free_at = max(self._tx_free_at, now) + 10 * len(piece) / self.baudrate
-                self._put(self.faults_to_host.apply(piece))
+                damaged = self.faults_to_host.apply(piece)
+                delivered += damaged
+                self._put(damaged)
                 delay = self._tx_free_at - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+        return bytes(delivered)
 
     def _put(self, piece: bytes) -> None:
         with self._lock:

@@ -7,7 +7,8 @@ send (console open, hung, backlog) in a bounded "flash" queue, sending them late
 it produced is kept in ``truth`` (the exact int32 samples) for tests to compare against, or in a
 ``TruthStore`` on disk for long runs. So that a comparison can tell the gaps the hardware made from the
 ones the software did, the data blocks a full flash dropped are listed in ``flash_lost`` and those the
-line damaged on some transmission (a bit flipped or a byte lost on the way) in ``damaged_blocks``.
+line damaged on some transmission (a bit flipped or a byte lost on the way) in ``damaged_blocks``, and
+the blocks a host accepted although the line had damaged them (``hil.linedamage``) in ``undetected``.
 
 Two transmission modes. ``"direct"`` follows spec §9 literally: an unanswered block is left behind after
 ``ms_gap``, so with nobody listening the stream goes into the void and only the 255-block NAK window
@@ -36,6 +37,7 @@ from digitizer import brp
 from digitizer.base36 import from_base36
 from digitizer.gcf import TEXT_STATUS_SUFFIX, GcfBlock, decode_block, encode_block
 from hil import sensors
+from hil.linedamage import undetected_damage
 from hil.serialport import PtyLine
 from hil.simclock import SimClock
 from hil.truth import TruthStore
@@ -222,6 +224,7 @@ class SimDigitizer:
         self._truth_store = truth_store
         self.flash_lost: list[LostBlock] = []
         self.damaged_blocks: set[tuple[str, int]] = set()  # (stream id, start ns)
+        self.undetected: list[GcfBlock] = []  # damaged data blocks as the host accepted them
         self.counters = FirmwareCounters()
         # transmitter state
         self._flash: deque[GcfBlock] = deque()
@@ -460,11 +463,16 @@ class SimDigitizer:
             self._unacked.append((frame[1], frame))
         line_faults = self.line.faults_to_host
         before = line_faults.bit_errors + line_faults.bytes_dropped
-        self.line.write(frame)
+        delivered = self.line.write(frame)
         if line_faults.bit_errors + line_faults.bytes_dropped != before:
             block = decode_block(frame[4:-2])  # the frame as it was meant to arrive
             if not block.is_status:
                 self.damaged_blocks.add((block.stream_id, block.start_ns))
+            accepted = undetected_damage(frame, delivered)
+            if accepted is not None and not accepted.is_status:
+                self.undetected.append(accepted)
+                log.warning("line damage the checksums cannot catch", extra={
+                    "stream": accepted.stream_id, "start_ns": accepted.start_ns, "seq": frame[1]})
         self.counters.frames_sent += 1
         self._silent += 1  # any answer, even a late one for another block, resets it
         self._await_reply(frame[1])

@@ -125,6 +125,10 @@ class LinkSettings:
     idc_trust: Path | None  # trust store whose IDC certificates must sign the IDC's frames; None = unchecked
     window: int  # frames sent but not yet acknowledged
     bandwidth_kbps: float  # cap on what the link may carry; 0 = uncapped
+    # how long the IDC may stay silent before the link is given up and reconnected (slow, long links)
+    connect_timeout_s: float  # for the connection and option responses
+    response_timeout_s: float  # data sent and no acknack since
+    idle_timeout_s: float  # nothing at all heard from the IDC
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +367,9 @@ def _link(t: _Table, station: StationInfo) -> LinkSettings:
         idc_trust=None if idc_trust is None else (t.base_dir / idc_trust).resolve(),
         window=t.get("window", int, default=64, check=_range(1, 10_000)),
         bandwidth_kbps=t.get("bandwidth_kbps", float, default=0.0, check=_range(0.0, None)),
+        connect_timeout_s=t.get("connect_timeout_s", float, default=10.0, check=_range(0.1, 86400.0)),
+        response_timeout_s=t.get("response_timeout_s", float, default=60.0, check=_range(0.1, 86400.0)),
+        idle_timeout_s=t.get("idle_timeout_s", float, default=130.0, check=_range(0.1, 86400.0)),
     )
     t.done()
     return link

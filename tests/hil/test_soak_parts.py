@@ -185,3 +185,33 @@ def test_a_process_is_caught_inside_a_write_to_its_archive_folder(tmp_path):
     if caught is None:
         pytest.skip("the filesystem never blocked in a write here (tmpfs?)")
     assert caught.path == str(archive / "day") and caught.call in WRITE_CALLS.values()
+
+
+def test_link_timeouts_and_alarm_thresholds_outlast_a_real_stall_and_reach_the_daemons(tmp_path):
+    from hil.network import REAL_STALL_ALLOWED_S, DigitizerWiring, receiver_toml, station_toml, time_limits
+    from idc.config import load_config as load_idc_config
+    from station.config import parse_config
+
+    assert time_limits(1.0) == alarmcheck.Thresholds()  # in real time the defaults stand
+    fast = time_limits(1000.0)
+    floor = REAL_STALL_ALLOWED_S * 1000.0
+    assert min(fast.connect_timeout_s, fast.response_timeout_s, fast.idle_timeout_s, fast.idc_silence_s,
+               fast.link_down_after_s, fast.backlog_after_s) >= floor
+    spec = scenario.load(Path(__file__).parent / "scenarios" / "soak-day.toml").stations[0]
+    wiring = DigitizerWiring("digitizer", spec.name, "/dev/null", {"SEISZ0": spec.channels[0]})
+    text = station_toml(spec, [wiring], "tcp://127.0.0.1:1", tmp_path / "keys", 60, limits=fast)
+    config = parse_config(text, "station.toml", tmp_path)
+    assert (config.link.connect_timeout_s, config.link.response_timeout_s, config.link.idle_timeout_s) == (
+        fast.connect_timeout_s, fast.response_timeout_s, fast.idle_timeout_s)
+    assert (config.soh.link_down_after_s, config.soh.backlog_after_s) == (fast.link_down_after_s,
+                                                                         fast.backlog_after_s)
+    idc_toml = tmp_path / "idc.toml"
+    idc_toml.write_text(receiver_toml(tmp_path / "idc", tmp_path / "trust", 1, {"SEIS1": "XX"},
+                                      {"SEIS1": ["SEIS1"]}, silence_timeout_s=fast.idc_silence_s))
+    assert load_idc_config(idc_toml).silence_timeout_s == fast.idc_silence_s
+    # the longer limits excuse no alarm by themselves: one at a station without a fault is still false
+    lone = [alarmcheck.AlarmEpisode("A", "delivery_backlog", "station", 50_000.0)]
+    outage = [alarmcheck.FaultSpan(0, "link_outage", "B", 10_000.0, 17_200.0)]
+    result = alarmcheck.cross_check(lone, outage, fast, status_interval_sim_s=1000.0)
+    assert result["false_alarms"] == 1
+    assert result["faults"][0]["missed_at"] == ["B"]  # and a 2 h outage must still raise its alarm
