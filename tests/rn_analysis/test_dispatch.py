@@ -1,0 +1,45 @@
+"""The analysis is chosen by the sample's system type."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+
+import pytest
+
+from hil.betagamma_phd import simulate_set
+from rn_analysis.betagamma import analyse_betagamma
+from rn_analysis.dispatch import analyse_message
+from rn_analysis.errors import AnalysisError
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_set(21)
+
+
+def test_a_beta_gamma_sample_gets_the_beta_gamma_analysis_with_its_backgrounds(sim):
+    result = analyse_message(sim.sample, gasbk=sim.gasbk, detbk=sim.detbk)
+    assert result.kind == "beta-gamma" and result.sample_id == sim.sample.sample_id
+    assert result == analyse_betagamma(sim.sample, sim.gasbk, sim.detbk)
+    flags = {f.name: f.passed for f in result.flags}
+    assert flags["gas_background"] and flags["detector_background"]
+    alone = {f.name: f.passed for f in analyse_message(sim.sample).flags}
+    assert not alone["gas_background"] and not alone["detector_background"]
+
+
+def test_bad_beta_gamma_input_is_named(sim):
+    with pytest.raises(AnalysisError, match="live time 0"):
+        analyse_message(dataclasses.replace(sim.sample, live_time_s=0.0))
+
+
+def test_a_system_type_without_a_method_is_named(sim):
+    with pytest.raises(AnalysisError, match="system type 'G'"):
+        analyse_message(dataclasses.replace(sim.sample, system_type="G"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("rn_analysis.particulate") is not None,
+                    reason="this build has the particulate analysis")
+def test_a_particulate_sample_without_the_particulate_method_is_refused_plainly(sim):
+    with pytest.raises(AnalysisError, match="particulate analysis is not available in this build"):
+        analyse_message(dataclasses.replace(sim.sample, system_type="P"))
