@@ -109,6 +109,9 @@ class IdcConfig:
     connect_rate_per_s: float = 1.0
     connect_burst: int = 5
     verify_workers: int = 2  # processes checking signature values; 0: in the receiver process itself
+    rn_analysis: bool = True  # analyse each SAMPLEPHD received (idc/rn_analyser.py)
+    rn_analysis_timeout_s: float = 300.0  # one sample's analysis is stopped, and recorded failed, after this
+    rn_analysis_memory_mb: int = 2048  # address space of the analysis process
     curve: CurveConfig | None = None
     seedlink: SeedLinkConfig | None = None
     limits: DataLimits = field(default_factory=DataLimits)
@@ -141,6 +144,9 @@ _IDC_KEYS: dict[str, type | tuple[type, ...]] = {
     "connect_rate_per_s": (int, float),
     "connect_burst": int,
     "verify_workers": int,
+    "rn_analysis": bool,
+    "rn_analysis_timeout_s": (int, float),
+    "rn_analysis_memory_mb": int,
     "curve": dict,
     "seedlink": dict,
     "data_past_days": (int, float),
@@ -182,7 +188,11 @@ def load_config(path: str | Path) -> IdcConfig:
     for key, value in idc.items():
         if key not in _IDC_KEYS:
             raise IdcConfigError(f"{path}: key 'idc.{key}': unknown setting")
-        _check_type(path, f"idc.{key}", value, _IDC_KEYS[key])
+        if _IDC_KEYS[key] is bool:
+            if not isinstance(value, bool):
+                raise IdcConfigError(f"{path}: key 'idc.{key}': true or false, not {value!r}")
+        else:
+            _check_type(path, f"idc.{key}", value, _IDC_KEYS[key])
     for key in _REQUIRED:
         if key not in idc:
             raise IdcConfigError(f"{path}: key 'idc.{key}': required but missing")
@@ -208,7 +218,7 @@ def load_config(path: str | Path) -> IdcConfig:
         if key in values and values[key] < 0:
             raise IdcConfigError(f"{path}: key 'idc.{key}': must not be negative, got {values[key]}")
     for key in ("silence_timeout_s", "acknack_interval_s", "connect_rate_per_s", "control_window_s",
-                "quarantine_max_rows"):
+                "quarantine_max_rows", "rn_analysis_timeout_s"):
         if key in values and values[key] <= 0:
             raise IdcConfigError(f"{path}: key 'idc.{key}': must be positive, got {values[key]}")
     if not MIN_FRAME_BYTES <= values.get("max_frame_bytes", MIN_FRAME_BYTES) <= MAX_FRAME_BYTES:
@@ -221,6 +231,9 @@ def load_config(path: str | Path) -> IdcConfig:
             f"{path}: key 'idc.record_length': miniSEED 2 records of 256, 512, 1024, 2048 or 4096 bytes, "
             f"got {values['record_length']}"
         )
+    if values.get("rn_analysis_memory_mb", 2048) < 256:
+        raise IdcConfigError(f"{path}: key 'idc.rn_analysis_memory_mb': at least 256 (the analysis process "
+                             f"loads numpy and numba), got {values['rn_analysis_memory_mb']}")
     if values.get("prometheus_port", 0) > 65535:
         raise IdcConfigError(f"{path}: key 'idc.prometheus_port': a TCP port is at most 65535")
     advertise = values.get("advertise_address", "")
