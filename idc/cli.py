@@ -1,5 +1,5 @@
 """``ims idc run`` (the IDC receiver daemon), ``ims idc status`` (the link metrics table) and
-``ims idc rn list|show`` (the radionuclide messages stored)."""
+``ims idc rn list|show`` (the radionuclide messages stored, with the analyses of the samples)."""
 
 from __future__ import annotations
 
@@ -38,9 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(func=cmd_rn_list)
-    show = rn_sub.add_parser("show", help="print one message exactly as the station sent it")
+    show = rn_sub.add_parser("show", help="print one message as the station sent it, then its analysis")
     show.add_argument("id", type=int, help="ID from 'ims idc rn list'")
     show.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    form = show.add_mutually_exclusive_group()
+    form.add_argument("--raw", action="store_true", help="only the message, byte for byte")
+    form.add_argument("--json", action="store_true", help="the index row and the analysis as one JSON object")
     show.set_defaults(func=cmd_rn_show)
 
 
@@ -140,31 +143,36 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_rn_list(args: argparse.Namespace) -> int:
-    import dataclasses
     import json
 
     from gci_link.texttable import columns
+    from idc.rn_report import as_json, status, utc
 
     index = _rn_index(args.config)
     if index is None:
         return 1
     try:
-        found = index.find(station=args.station, data_type=args.data_type and args.data_type.upper(),
-                           srid=args.srid, limit=args.limit)
+        found = [(m, index.analysis(m)) for m in index.find(
+            station=args.station, data_type=args.data_type and args.data_type.upper(), srid=args.srid,
+            limit=args.limit)]
     finally:
         index.close()
     if args.json:
-        for message in found:
-            print(json.dumps(dataclasses.asdict(message)))
+        for message, analysis in found:
+            print(json.dumps(as_json(message, analysis)))
         return 0
-    rows = [("ID", "STATION", "SEQ", "TYPE", "QUAL", "SRID", "TRANSMIT (UTC)", "BYTES", "PROBLEM")]
+    rows = [("ID", "STATION", "SEQ", "TYPE", "QUAL", "SRID", "TRANSMIT (UTC)", "BYTES", "ANALYSIS / PROBLEM")]
     rows += [(str(m.id), m.station, str(m.seq), m.data_type or "-", m.qualifier or "-", m.srid or "-",
-              _utc(m.transmit_ns), str(m.size), m.problem or "") for m in found]
+              utc(m.transmit_ns), str(m.size), m.problem or status(m, a)) for m, a in found]
     print("\n".join(columns(rows)))
     return 0
 
 
 def cmd_rn_show(args: argparse.Namespace) -> int:
+    import json
+
+    from idc.rn_report import as_json, report
+
     index = _rn_index(args.config)
     if index is None:
         return 1
@@ -173,6 +181,10 @@ def cmd_rn_show(args: argparse.Namespace) -> int:
         if message is None:
             print(f"ims idc rn: no message {args.id} in the index", file=sys.stderr)
             return 1
+        analysis = index.analysis(message)
+        if args.json:
+            print(json.dumps(as_json(message, analysis)))
+            return 0
         try:
             data = index.text(message)
         except (OSError, ValueError) as exc:
@@ -181,6 +193,8 @@ def cmd_rn_show(args: argparse.Namespace) -> int:
     finally:
         index.close()
     sys.stdout.buffer.write(data)
+    if not args.raw and message.data_type == "SAMPLEPHD" and message.problem is None:
+        sys.stdout.buffer.write(b"\n" + report(message, analysis).encode())
     sys.stdout.flush()
     return 0
 
@@ -196,11 +210,3 @@ def _rn_index(config_path: str) -> RnIndex | None:
     except FileNotFoundError as exc:
         print(f"ims idc rn: {exc}", file=sys.stderr)
         return None
-
-
-def _utc(time_ns: int | None) -> str:
-    import time
-
-    if time_ns is None:
-        return "-"
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_ns // 1_000_000_000)) + "Z"

@@ -5,6 +5,7 @@ from before the analysis, and an analysis that never ends."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sqlite3
 import time
@@ -21,6 +22,7 @@ from idc.rn_analyser import JobFailed, RnAnalyser, WorkerProcess
 from idc.rn_store import INDEX_NAME, IndexedMessage, RnIndex, RnStore, StoredAnalysis
 from idc.stores import open_wal
 from rn_analysis.dispatch import analyse_message
+from station.ims import main as ims
 from station.publisher import publish_message
 from tests.idc.conftest import Running, make_config
 from timeunits import NS_PER_S
@@ -78,7 +80,8 @@ def wait_until(root: Path, done, what: str) -> dict[int, tuple[IndexedMessage, S
     raise AssertionError(f"no {what} within {WAIT_S} s: {found}")
 
 
-def test_samples_are_analysed_with_their_backgrounds_and_bad_ones_get_an_error(tmp_path, keys, sets):
+def test_samples_are_analysed_with_their_backgrounds_and_bad_ones_get_an_error(tmp_path, keys, sets,
+                                                                              capsysbinary):
     first, second = sets
     dead = dataclasses.replace(second.sample, msg_id="ZERO-LIVE", live_time_s=0.0,
                                sample_id="STA1_001-2025/12/09-00:00:00.0")
@@ -122,6 +125,36 @@ def test_samples_are_analysed_with_their_backgrounds_and_bad_ones_get_an_error(t
         assert found[seqs[2]][1] == whole  # the others were left alone
     finally:
         run.stop()
+    check_the_commands(tmp_path, capsysbinary, {seqs[2]: "XE-133", seqs[4]: "XE-133", seqs[5]: "error: "},
+                       found)
+
+
+def check_the_commands(tmp_path, capsysbinary, expected, found) -> None:
+    """``ims idc rn list`` says per sample what its analysis found; ``show`` puts the report after the
+    message, ``--json`` gives the stored analysis."""
+    idc_toml = tmp_path / "idc.toml"
+    idc_toml.write_text("[idc]\nroot = 'idc'\ntrust_dir = 'unused'\nconnection_endpoint = 'tcp://127.0.0.1:1'\n")
+    capsysbinary.readouterr()
+    assert ims(["idc", "rn", "list", "--config", str(idc_toml)]) == 0
+    rows = {int(line.split()[2]): line for line in capsysbinary.readouterr().out.decode().splitlines()[1:]}
+    for seq, word in expected.items():
+        assert word in rows[seq].split("FULL", 1)[1]
+    assert not rows[min(rows)].rstrip().endswith("pending")  # a DETBKPHD: no analysis column
+    for seq, (message, analysis) in found.items():
+        assert ims(["idc", "rn", "show", str(message.id), "--config", str(idc_toml)]) == 0
+        out = capsysbinary.readouterr().out
+        stored = RnIndex(tmp_path / "idc" / "ims2")
+        assert out.startswith(stored.text(message))
+        stored.close()
+        report = out.decode().rsplit("STOP\n", 1)[1]
+        assert f"{message.station} seq {seq}" in report
+        if analysis.error is None:
+            assert "XE-133" in report and "backgrounds_received" in report
+        else:
+            assert f"FAILED: {analysis.error}" in report
+        assert ims(["idc", "rn", "show", str(message.id), "--json", "--config", str(idc_toml)]) == 0
+        shown = json.loads(capsysbinary.readouterr().out)
+        assert shown["seq"] == seq and shown["analysis"]["result"] == analysis.result
 
 
 def test_a_restart_analyses_what_was_stored_without_analysis(tmp_path, keys, sets):
