@@ -12,7 +12,8 @@ A pass, done until nothing is left:
 
 1. PHD rows of an index older than its measurement-id columns get them from their files (``describe``);
 2. each SAMPLEPHD without an analysis of its current text (a resend may have replaced it) is analysed
-   with the gas and detector backgrounds its #Header references: the newest stored GASBKPHD and DETBKPHD
+   with the gas and detector backgrounds its #Header references (those its method uses,
+   ``rn_analysis.dispatch.backgrounds_used``): the newest stored GASBKPHD and DETBKPHD
    of the same station whose own measurement id is the one referenced (a FULL spectrum before a PREL).
    A referenced background that has not arrived yet is left out, the result's flag
    ``backgrounds_received`` says which, and the sample is analysed again when the background arrives.
@@ -40,6 +41,7 @@ from gci_link.clock import Clock
 from gci_link.gaplist import seq_from_signed
 from idc.rn_store import INDEX_NAME, PHD_COLUMNS
 from idc.stores import open_wal
+from rn_analysis.dispatch import backgrounds_used
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,8 @@ _UNDESCRIBED = """SELECT id, path, sha256 FROM messages
 WHERE data_type LIKE '%PHD' AND problem IS NULL AND system_type IS NULL ORDER BY id LIMIT ?"""
 _BACKGROUND = """EXISTS (SELECT 1 FROM messages b WHERE b.station = m.station AND b.data_type = '{kind}'
     AND b.sample_id = m.{ref} AND b.problem IS NULL)"""
-_PENDING = f"""SELECT m.station, m.seq, m.path, m.sha256, m.gasbk_id, m.detbk_id FROM messages m
-LEFT JOIN analyses a ON a.station = m.station AND a.seq = m.seq
+_PENDING = f"""SELECT m.station, m.seq, m.path, m.sha256, m.system_type, m.gasbk_id, m.detbk_id
+FROM messages m LEFT JOIN analyses a ON a.station = m.station AND a.seq = m.seq
 WHERE m.data_type = 'SAMPLEPHD' AND m.problem IS NULL AND m.system_type IS NOT NULL AND (
     a.seq IS NULL OR a.sha256 != m.sha256
     OR (a.gasbk_missing AND {_BACKGROUND.format(kind="GASBKPHD", ref="gasbk_id")})
@@ -102,7 +104,8 @@ class WorkerProcess:
             # one thread for the numerical libraries: the receiver has the other cores
             env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                                 "NUMBA_NUM_THREADS": "1"}
-            self._proc = subprocess.Popen([sys.executable, "-m", "idc.rn_worker", str(self.memory_bytes)],
+            self._proc = subprocess.Popen([sys.executable, "-m", "idc.rn_worker", str(self.memory_bytes),
+                                           str(os.getpid())],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         return self._proc
 
@@ -186,10 +189,13 @@ class RnAnalyser:
         if undescribed:
             return True
         pending = db.execute(_PENDING, (BATCH,)).fetchall()
-        for station, seq, path, sha256, gasbk_id, detbk_id in pending:
+        for station, seq, path, sha256, system_type, gasbk_id, detbk_id in pending:
             if self._stop.is_set():
                 return False
-            self._analyse(db, station, seq, path, sha256, gasbk_id, detbk_id)
+            used = backgrounds_used(system_type)
+            refs = {kind: ref for kind, ref in (("GASBKPHD", gasbk_id), ("DETBKPHD", detbk_id))
+                    if kind in used}
+            self._analyse(db, station, seq, path, sha256, refs)
         return bool(pending)
 
     def _describe(self, db: Any, row_id: int, path: str, sha256: str) -> None:
@@ -209,12 +215,12 @@ class RnAnalyser:
         db.execute(f"UPDATE messages SET {assignments} WHERE id = ? AND sha256 = ?",
                    (*(fields[name] for name in PHD_COLUMNS), row_id, sha256))
 
-    def _analyse(self, db: Any, station: str, seq: int, path: str, sha256: str, gasbk_id: str | None,
-                 detbk_id: str | None) -> None:
-        found = {kind: self._background(db, station, kind, ref)
-                 for kind, ref in (("GASBKPHD", gasbk_id), ("DETBKPHD", detbk_id))}
-        missing = {kind: ref for kind, ref in (("GASBKPHD", gasbk_id), ("DETBKPHD", detbk_id))
-                   if ref is not None and found[kind] is None}
+    def _analyse(self, db: Any, station: str, seq: int, path: str, sha256: str,
+                 refs: dict[str, str | None]) -> None:
+        """Analyse one sample with the backgrounds ``refs`` names (by data type) and record the outcome."""
+        found = {kind: self._background(db, station, kind, refs.get(kind))
+                 for kind in ("GASBKPHD", "DETBKPHD")}
+        missing = {kind: ref for kind, ref in refs.items() if ref is not None and found[kind] is None}
         job = {
             "analyse": {"sample": [str(self.root / path), sha256],
                         "gasbk": None if found["GASBKPHD"] is None else found["GASBKPHD"][1:],

@@ -1,10 +1,11 @@
 """The process that analyses the IDC's radionuclide samples, apart from the receiver (idc/rn_analyser.py).
 
-Run as ``python -m idc.rn_worker MEMORY_BYTES``. It reads one JSON job a line on stdin and answers each
-with one JSON line. It is a process of its own so that an analysis that loops, eats memory or crashes
-costs this process and never the receiver: its address space is capped at MEMORY_BYTES (a MemoryError
-becomes the job's error), it runs at a lower priority than the receiver, and the receiver kills it when a
-job overruns its time. Anything a library prints goes to stderr; stdout carries the answers only.
+Run as ``python -m idc.rn_worker MEMORY_BYTES RECEIVER_PID``. It reads one JSON job a line on stdin and
+answers each with one JSON line. It is a process of its own so that an analysis that loops, eats memory
+or crashes costs this process and never the receiver: its address space is capped at MEMORY_BYTES (a
+MemoryError becomes the job's error), it runs at a lower priority than the receiver, the receiver kills it
+when a job overruns its time, and it dies with the receiver. Anything a library prints goes to stderr;
+stdout carries the answers only.
 
 Jobs (files are absolute paths, each checked against the SHA-256 the index holds for it):
 
@@ -18,11 +19,13 @@ Jobs (files are absolute paths, each checked against the SHA-256 the index holds
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import json
 import os
 import resource
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -35,6 +38,7 @@ from rn_analysis.errors import AnalysisError
 from rn_analysis.result import Flag
 
 NICENESS = 10  # below the receiver, which shares the machine
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def _load(where: list[str] | None, what: str) -> ims2.PhdMessage | None:
@@ -93,8 +97,21 @@ def serve(jobs: BinaryIO, answers: BinaryIO, memory_bytes: int) -> None:
         answers.flush()
 
 
+def _die_with_the_receiver() -> None:
+    """Ask Linux to kill this process when the receiver's thread that started it ends (even by SIGKILL),
+    so a job that never ends cannot outlive the receiver; elsewhere the end of stdin stops it between jobs."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+
+
 def main() -> None:
-    memory_bytes = int(sys.argv[1])
+    memory_bytes, receiver_pid = int(sys.argv[1]), int(sys.argv[2])
+    _die_with_the_receiver()
+    if os.getppid() != receiver_pid:  # it ended before the line above took effect
+        return
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     os.nice(NICENESS)
     answers = os.fdopen(os.dup(1), "wb")

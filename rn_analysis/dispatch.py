@@ -13,6 +13,14 @@ from gci_link import ims2
 from rn_analysis.errors import AnalysisError
 from rn_analysis.result import AnalysisResult
 
+# the backgrounds each method subtracts, by data type; a caller fetches only these
+_BACKGROUNDS = {"B": ("GASBKPHD", "DETBKPHD")}
+
+
+def backgrounds_used(system_type: str) -> tuple[str, ...]:
+    """The background data types (GASBKPHD, DETBKPHD) that the analysis of this system type uses."""
+    return _BACKGROUNDS.get(system_type, ())
+
 
 def analyse_message(sample: ims2.PhdMessage, *, gasbk: ims2.PhdMessage | None = None,
                     detbk: ims2.PhdMessage | None = None) -> AnalysisResult:

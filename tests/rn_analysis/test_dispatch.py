@@ -9,7 +9,7 @@ import pytest
 
 from hil.betagamma_phd import simulate_set
 from rn_analysis.betagamma import analyse_betagamma
-from rn_analysis.dispatch import analyse_message
+from rn_analysis.dispatch import analyse_message, backgrounds_used
 from rn_analysis.errors import AnalysisError
 
 
@@ -26,6 +26,11 @@ def test_a_beta_gamma_sample_gets_the_beta_gamma_analysis_with_its_backgrounds(s
     assert flags["gas_background"] and flags["detector_background"]
     alone = {f.name: f.passed for f in analyse_message(sim.sample).flags}
     assert not alone["gas_background"] and not alone["detector_background"]
+
+
+def test_only_the_beta_gamma_method_asks_for_backgrounds():
+    assert backgrounds_used("B") == ("GASBKPHD", "DETBKPHD")
+    assert backgrounds_used("P") == backgrounds_used("G") == ()
 
 
 def test_bad_beta_gamma_input_is_named(sim):
