@@ -8,6 +8,8 @@ import dataclasses
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from idc.stores import open_wal
 from rn_analysis.dispatch import analyse_message
 from station.ims import main as ims
 from station.publisher import publish_message
-from tests.idc.conftest import Running, make_config
+from tests.idc.conftest import REPO, Running, make_config, process_running
 from timeunits import NS_PER_S
 
 pytestmark = pytest.mark.timeout(120)
@@ -215,3 +217,38 @@ def test_a_job_that_never_ends_is_stopped_and_the_next_gets_a_fresh_process(tmp_
         assert "gone.msg" in missing["error"]
     finally:
         worker.close()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_the_analysis_process_does_not_outlive_a_killed_receiver(tmp_path):
+    never = tmp_path / "fifo"
+    os.mkfifo(never)  # the job reads it, and nobody writes
+    receiver = subprocess.Popen([sys.executable, "-c", (
+        "from idc.rn_analyser import WorkerProcess\n"
+        f"WorkerProcess(2 << 30).ask({{'describe': {str(never)!r}, 'sha256': ''}}, 3600)\n")],
+        env=os.environ | {"PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while not (analysis := children(receiver.pid)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(analysis) == 1
+        receiver.kill()
+        receiver.wait()
+        while process_running(analysis[0]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not process_running(analysis[0])
+    finally:
+        receiver.kill()
+        receiver.wait()
