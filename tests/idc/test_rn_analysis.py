@@ -234,21 +234,27 @@ def children(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_the_analysis_process_does_not_outlive_a_killed_receiver(tmp_path):
     never = tmp_path / "fifo"
-    os.mkfifo(never)  # the job reads it, and nobody writes
+    os.mkfifo(never)  # the job reads it, and nothing is ever written
     receiver = subprocess.Popen([sys.executable, "-c", (
         "from idc.rn_analyser import WorkerProcess\n"
         f"WorkerProcess(2 << 30).ask({{'describe': {str(never)!r}, 'sha256': ''}}, 3600)\n")],
         env=os.environ | {"PYTHONPATH": str(REPO)})
+    writer = None
     try:
         deadline = time.monotonic() + WAIT_S
-        while not (analysis := children(receiver.pid)) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(analysis) == 1
+        while writer is None and time.monotonic() < deadline:  # until the job has the fifo open
+            try:
+                writer = os.open(never, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                time.sleep(0.02)
+        (analysis,) = children(receiver.pid)
         receiver.kill()
         receiver.wait()
-        while process_running(analysis[0]) and time.monotonic() < deadline:
+        while process_running(analysis) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not process_running(analysis[0])
+        assert not process_running(analysis)  # it would wait for the fifo forever
     finally:
         receiver.kill()
         receiver.wait()
+        if writer is not None:
+            os.close(writer)
