@@ -206,15 +206,22 @@ def test_an_index_from_before_the_analysis_is_migrated_and_its_samples_analysed(
     assert done is not None and done.error is None and (done.gasbk_seq, done.detbk_seq) == (2, 1)
 
 
-def test_a_job_that_never_ends_is_stopped_and_the_next_gets_a_fresh_process(tmp_path):
+def test_a_job_that_never_ends_or_eats_memory_is_stopped_and_the_next_is_done(tmp_path):
     never = tmp_path / "fifo"
     os.mkfifo(never)  # nobody writes: reading it never ends
-    worker = WorkerProcess(2 << 30)
+    huge = tmp_path / "huge.msg"
+    with huge.open("wb") as f:
+        f.truncate(2 << 30)  # sparse: reading it whole needs 2 GiB
+    worker = WorkerProcess(1 << 30)
     try:
         with pytest.raises(JobFailed, match="longer than 0.5 s"):
             worker.ask({"describe": str(never), "sha256": ""}, timeout_s=0.5)
         missing = worker.ask({"describe": str(tmp_path / "gone.msg"), "sha256": ""}, timeout_s=WAIT_S)
-        assert "gone.msg" in missing["error"]
+        assert "gone.msg" in missing["error"]  # a fresh process answered
+        eaten = worker.ask({"describe": str(huge), "sha256": ""}, timeout_s=WAIT_S)
+        assert eaten == {"error": "the analysis needed more than its 1024 MiB of memory"}
+        assert "gone.msg" in worker.ask({"describe": str(tmp_path / "gone.msg"), "sha256": ""},
+                                        timeout_s=WAIT_S)["error"]  # and it goes on
     finally:
         worker.close()
 
