@@ -205,12 +205,11 @@ class RnAnalyser:
             answer = {"error": str(exc)}
         if self._stop.is_set():
             return
-        if "error" in answer:
+        fields = answer.get("fields") or {}
+        if fields.get("system_type") is None:  # marked, or it would be described again on every pass
             log.warning("cannot read a stored PHD message's ids",
-                        extra={"path": path, "reason": answer["error"]})
+                        extra={"path": path, "reason": answer.get("error", "it no longer parses")})
             fields = dict.fromkeys(PHD_COLUMNS) | {"system_type": UNREADABLE}
-        else:
-            fields = answer["fields"]
         assignments = ", ".join(f"{name} = ?" for name in PHD_COLUMNS)
         db.execute(f"UPDATE messages SET {assignments} WHERE id = ? AND sha256 = ?",
                    (*(fields[name] for name in PHD_COLUMNS), row_id, sha256))

@@ -179,16 +179,19 @@ def test_a_restart_analyses_what_was_stored_without_analysis(tmp_path, keys, set
 
 def test_an_index_from_before_the_analysis_is_migrated_and_its_samples_analysed(tmp_path, sets):
     store = RnStore(tmp_path)
-    for seq, m in enumerate([sets[0].detbk, sets[0].gasbk, sets[0].sample], start=1):
+    for seq, m in enumerate([sets[0].detbk, sets[0].gasbk, sets[0].sample, sets[1].sample], start=1):
         store.write("STA1", seq, sets[0].sample.transmit_ns, text(m))
     store.close()
+    index = RnIndex(tmp_path)
+    (tmp_path / index.find(data_type="SAMPLEPHD")[1].path).write_bytes(b"changed on disk")
+    index.close()
     db = sqlite3.connect(tmp_path / INDEX_NAME)  # back to the schema of the first index files
     db.executescript("DROP INDEX messages_measurement; DROP TABLE analyses;" + "".join(
         f"ALTER TABLE messages DROP COLUMN {c};" for c in ("system_type", "detector", "sample_id", "detbk_id",
                                                             "gasbk_id")))
     db.close()
     old = RnIndex(tmp_path)  # the reader copes with an index the receiver has not migrated yet
-    (sample,) = old.find(data_type="SAMPLEPHD")
+    sample = old.find(data_type="SAMPLEPHD")[0]
     assert sample.sample_id is None and old.analysis(sample) is None
     old.close()
     RnStore(tmp_path).close()  # the receiver's start migrates it
@@ -200,10 +203,13 @@ def test_an_index_from_before_the_analysis_is_migrated_and_its_samples_analysed(
     finally:
         db.close()
         analyser.close()
-    ((message, done),) = analyses(tmp_path).values()
+    found = analyses(tmp_path)
+    message, done = found[3]
     assert (message.system_type, message.sample_id, message.gasbk_id) == ("B", sets[0].sample.sample_id,
                                                                            sets[0].sample.gasbk_id)
     assert done is not None and done.error is None and (done.gasbk_seq, done.detbk_seq) == (2, 1)
+    message, failed = found[4]  # its ids could not be read: marked, and its analysis says why
+    assert message.system_type == "-" and failed is not None and "SHA-256 mismatch" in str(failed.error)
 
 
 def test_a_job_that_never_ends_or_eats_memory_is_stopped_and_the_next_is_done(tmp_path):
