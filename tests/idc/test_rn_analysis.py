@@ -142,6 +142,9 @@ def check_the_commands(tmp_path, capsysbinary, expected, found) -> None:
     for seq, word in expected.items():
         assert word in rows[seq].split("FULL", 1)[1]
     assert not rows[min(rows)].rstrip().endswith("pending")  # a DETBKPHD: no analysis column
+    assert ims(["idc", "rn", "list", "--type", "samplephd", "--json", "--config", str(idc_toml)]) == 0
+    listed = {m["seq"]: m["analysis"] for m in map(json.loads, capsysbinary.readouterr().out.splitlines())}
+    assert listed == {seq: dataclasses.asdict(analysis) for seq, (_, analysis) in found.items()}
     for seq, (message, analysis) in found.items():
         assert ims(["idc", "rn", "show", str(message.id), "--config", str(idc_toml)]) == 0
         out = capsysbinary.readouterr().out
