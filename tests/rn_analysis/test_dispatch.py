@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import sys
+import types
 
 import pytest
 
@@ -28,9 +29,9 @@ def test_a_beta_gamma_sample_gets_the_beta_gamma_analysis_with_its_backgrounds(s
     assert not alone["gas_background"] and not alone["detector_background"]
 
 
-def test_only_the_beta_gamma_method_asks_for_backgrounds():
+def test_each_method_asks_for_the_backgrounds_it_subtracts():
     assert backgrounds_used("B") == ("GASBKPHD", "DETBKPHD")
-    assert backgrounds_used("P") == backgrounds_used("G") == ()
+    assert backgrounds_used("P") == ("DETBKPHD",) and backgrounds_used("G") == ()
 
 
 def test_bad_beta_gamma_input_is_named(sim):
@@ -43,8 +44,24 @@ def test_a_system_type_without_a_method_is_named(sim):
         analyse_message(dataclasses.replace(sim.sample, system_type="G"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("rn_analysis.particulate") is not None,
-                    reason="this build has the particulate analysis")
-def test_a_particulate_sample_without_the_particulate_method_is_refused_plainly(sim):
+def test_a_particulate_sample_goes_to_the_particulate_method_with_its_detector_background(sim, monkeypatch):
+    calls = []
+
+    def analyse_particulate(sample, detbk):
+        calls.append((sample, detbk))
+        return "result"
+
+    stand_in = types.ModuleType("rn_analysis.particulate")
+    stand_in.analyse_particulate = analyse_particulate  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rn_analysis.particulate", stand_in)
+    particulate = dataclasses.replace(sim.sample, system_type="P")
+    assert analyse_message(particulate, detbk=sim.detbk) == "result"
+    assert calls == [(particulate, sim.detbk)]
+    with pytest.raises(AnalysisError, match="gas background applies to beta-gamma samples only"):
+        analyse_message(particulate, gasbk=sim.gasbk)
+
+
+def test_a_particulate_sample_without_the_particulate_method_is_refused_plainly(sim, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rn_analysis.particulate", None)  # what a build without it imports
     with pytest.raises(AnalysisError, match="particulate analysis is not available in this build"):
         analyse_message(dataclasses.replace(sim.sample, system_type="P"))
