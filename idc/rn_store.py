@@ -56,6 +56,7 @@ CREATE INDEX IF NOT EXISTS messages_srid ON messages (srid);
 PHD_COLUMNS = ("system_type", "detector", "sample_id", "detbk_id", "gasbk_id")
 _LATER_SCHEMA = """
 CREATE INDEX IF NOT EXISTS messages_measurement ON messages (station, sample_id);
+CREATE INDEX IF NOT EXISTS messages_type ON messages (data_type);
 CREATE TABLE IF NOT EXISTS analyses (
     station TEXT NOT NULL,
     seq INTEGER NOT NULL,

@@ -21,7 +21,7 @@ from gci_link.station_end.outbox import Outbox
 from gci_link.station_end.sender import Sender
 from hil.betagamma_phd import simulate_set
 from idc.rn_analyser import JobFailed, RnAnalyser, WorkerProcess
-from idc.rn_store import INDEX_NAME, IndexedMessage, RnIndex, RnStore, StoredAnalysis
+from idc.rn_store import INDEX_NAME, PHD_COLUMNS, IndexedMessage, RnIndex, RnStore, StoredAnalysis
 from idc.stores import open_wal
 from rn_analysis.dispatch import analyse_message
 from station.ims import main as ims
@@ -189,9 +189,8 @@ def test_an_index_from_before_the_analysis_is_migrated_and_its_samples_analysed(
     (tmp_path / index.find(data_type="SAMPLEPHD")[1].path).write_bytes(b"changed on disk")
     index.close()
     db = sqlite3.connect(tmp_path / INDEX_NAME)  # back to the schema of the first index files
-    db.executescript("DROP INDEX messages_measurement; DROP TABLE analyses;" + "".join(
-        f"ALTER TABLE messages DROP COLUMN {c};" for c in ("system_type", "detector", "sample_id", "detbk_id",
-                                                            "gasbk_id")))
+    db.executescript("DROP INDEX messages_measurement; DROP INDEX messages_type; DROP TABLE analyses;"
+                     + "".join(f"ALTER TABLE messages DROP COLUMN {c};" for c in PHD_COLUMNS))
     db.close()
     old = RnIndex(tmp_path)  # the reader copes with an index the receiver has not migrated yet
     sample = old.find(data_type="SAMPLEPHD")[0]
