@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 16  # rows taken per query; a pass repeats until none is left
 RESCAN_S = 60.0  # an idle thread looks again this often even without a notification
+STARTUP_S = 120.0  # for the analysis process to load its libraries, not counted in a job's time limit
 UNREADABLE = "-"  # system type of an old row whose file could not be described: analysed, fails, recorded
 
 _UNDESCRIBED = """SELECT id, path, sha256 FROM messages
@@ -77,37 +78,50 @@ class WorkerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def ask(self, job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """The answer to ``job``; JobFailed after ``timeout_s`` (the process is killed) or if it ends."""
+        """The answer to ``job``; JobFailed after ``timeout_s`` (the process is killed) or if it ends. The
+        time limit is the job's: a process started for it has said it is ready first."""
         proc = self._running()
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
         try:
             proc.stdin.write(json.dumps(job).encode() + b"\n")
             proc.stdin.flush()
         except BrokenPipeError:
             raise JobFailed(self._ended(proc)) from None
+        line = self._line(proc, timeout_s)
+        if line is None:
+            self.close()
+            raise JobFailed(f"the analysis took longer than {timeout_s:g} s and was stopped")
+        return dict(json.loads(line))
+
+    def _line(self, proc: subprocess.Popen[bytes], timeout_s: float) -> bytes | None:
+        """One line from the process, or None after ``timeout_s``; JobFailed if it ends."""
+        assert proc.stdout is not None
         deadline = time.monotonic() + timeout_s
         fd = proc.stdout.fileno()
         received = bytearray()
         while not received.endswith(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
-                self.close()
-                raise JobFailed(f"the analysis took longer than {timeout_s:g} s and was stopped")
+                return None
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 raise JobFailed(self._ended(proc))
             received += chunk
-        return json.loads(received)
+        return bytes(received)
 
     def _running(self) -> subprocess.Popen[bytes]:
-        if self._proc is None or self._proc.poll() is not None:
-            # one thread for the numerical libraries: the receiver has the other cores
-            env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                                "NUMBA_NUM_THREADS": "1"}
-            self._proc = subprocess.Popen([sys.executable, "-m", "idc.rn_worker", str(self.memory_bytes),
-                                           str(os.getpid())],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        return self._proc
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        # one thread for the numerical libraries: the receiver has the other cores
+        env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                            "NUMBA_NUM_THREADS": "1"}
+        self._proc = proc = subprocess.Popen(
+            [sys.executable, "-m", "idc.rn_worker", str(self.memory_bytes), str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        if self._line(proc, STARTUP_S) is None:
+            self.close()
+            raise JobFailed(f"the analysis process was not ready within {STARTUP_S:g} s")
+        return proc
 
     def _ended(self, proc: subprocess.Popen[bytes]) -> str:
         code = proc.wait()

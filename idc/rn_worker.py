@@ -1,11 +1,12 @@
 """The process that analyses the IDC's radionuclide samples, apart from the receiver (idc/rn_analyser.py).
 
-Run as ``python -m idc.rn_worker MEMORY_BYTES RECEIVER_PID``. It reads one JSON job a line on stdin and
-answers each with one JSON line. It is a process of its own so that an analysis that loops, eats memory
-or crashes costs this process and never the receiver: its address space is capped at MEMORY_BYTES (a
-MemoryError becomes the job's error), it runs at a lower priority than the receiver, the receiver kills it
-when a job overruns its time, and it dies with the receiver. Anything a library prints goes to stderr;
-stdout carries the answers only.
+Run as ``python -m idc.rn_worker MEMORY_BYTES RECEIVER_PID``. Once its libraries are loaded it says
+``{"ready": true}``; then it reads one JSON job a line on stdin and answers each with one JSON line. It
+is a process of its own so that an analysis that loops, eats memory or crashes costs this process and
+never the receiver: its address space is capped at MEMORY_BYTES (a MemoryError becomes the job's
+error), it runs at a lower priority than the receiver, the receiver kills it when a job overruns its
+time, and it dies with the receiver. Anything a library prints goes to stderr; stdout carries the
+answers only.
 
 Jobs (files are absolute paths, each checked against the SHA-256 the index holds for it):
 
@@ -91,6 +92,10 @@ def answer(job: dict[str, Any], memory_bytes: int) -> dict[str, Any]:
 
 
 def serve(jobs: BinaryIO, answers: BinaryIO, memory_bytes: int) -> None:
+    import rn_analysis.betagamma  # noqa: F401  # loaded before "ready", so no job's time limit pays for it
+
+    answers.write(b'{"ready": true}\n')
+    answers.flush()
     for line in jobs:
         reply = answer(json.loads(line), memory_bytes)
         answers.write(json.dumps(reply).encode() + b"\n")

@@ -85,8 +85,8 @@ def wait_until(root: Path, done, what: str) -> dict[int, tuple[IndexedMessage, S
 def test_samples_are_analysed_with_their_backgrounds_and_bad_ones_get_an_error(tmp_path, keys, sets,
                                                                               capsysbinary):
     first, second = sets
-    dead = dataclasses.replace(second.sample, msg_id="ZERO-LIVE", live_time_s=0.0,
-                               sample_id="STA1_001-2025/12/09-00:00:00.0")
+    dead = dataclasses.replace(second.sample, msg_id="ZERO-LIVE", live_time_s=0.0, gasbk_id=None,
+                               sample_id="STA1_002-2025/12/09-00:00:00.0")  # waits for no background
     root = tmp_path / "idc" / "ims2"
     run = Running(make_config(tmp_path / "idc", keys.ca.trust_dir), keys.ca.trust_store(), time.time_ns)
     try:
@@ -273,3 +273,22 @@ def test_the_analysis_process_does_not_outlive_a_killed_receiver(tmp_path):
         receiver.wait()
         if writer is not None:
             os.close(writer)
+
+
+def test_an_analysis_that_overruns_is_recorded_as_the_samples_error(tmp_path, sets):
+    store = RnStore(tmp_path)
+    stuck = store.write("STA1", 1, sets[0].sample.transmit_ns, text(sets[0].sample))
+    store.close()
+    stuck.unlink()
+    os.mkfifo(stuck)  # reading the sample never ends
+    analyser = RnAnalyser(tmp_path, time.time_ns, timeout_s=0.5, memory_bytes=2 << 30)
+    db = open_wal(tmp_path / INDEX_NAME, "NORMAL")
+    try:
+        while analyser.step(db):
+            pass
+    finally:
+        db.close()
+        analyser.close()
+    ((_, overran),) = analyses(tmp_path).values()
+    assert overran is not None and overran.result is None
+    assert overran.error == "the analysis took longer than 0.5 s and was stopped"
