@@ -20,6 +20,7 @@ from idc.seedlink.server import parse_listen
 # most 10**9 bytes and ZeroMQ's per-part limit is 4 x max_frame_bytes, so a quarter of a GiB at most
 MIN_FRAME_BYTES = 1024
 MAX_FRAME_BYTES = 1 << 28
+MIN_ANALYSIS_MB = 512  # the analysis process maps about 430 MiB for a beta-gamma sample; 256 cannot start
 STATION_NAME = (1, 8)  # a CD-1.1 frame creator; the receiver's raw store and IMS 2.0 folders are named by it
 
 
@@ -231,9 +232,9 @@ def load_config(path: str | Path) -> IdcConfig:
             f"{path}: key 'idc.record_length': miniSEED 2 records of 256, 512, 1024, 2048 or 4096 bytes, "
             f"got {values['record_length']}"
         )
-    if values.get("rn_analysis_memory_mb", 2048) < 256:
-        raise IdcConfigError(f"{path}: key 'idc.rn_analysis_memory_mb': at least 256 (the analysis process "
-                             f"loads numpy and numba), got {values['rn_analysis_memory_mb']}")
+    if values.get("rn_analysis_memory_mb", 2048) < MIN_ANALYSIS_MB:
+        raise IdcConfigError(f"{path}: key 'idc.rn_analysis_memory_mb': at least {MIN_ANALYSIS_MB} (numpy "
+                             f"and numba alone map over 256 MiB), got {values['rn_analysis_memory_mb']}")
     if values.get("prometheus_port", 0) > 65535:
         raise IdcConfigError(f"{path}: key 'idc.prometheus_port': a TCP port is at most 65535")
     advertise = values.get("advertise_address", "")

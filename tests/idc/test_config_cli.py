@@ -63,7 +63,7 @@ def test_example_config_loads():
         (BASE + "max_day_files_per_frame = 1.5\n", "'idc.max_day_files_per_frame': expected int"),
         (BASE + "rn_analysis = 1\n", "key 'idc.rn_analysis': true or false, not 1"),
         (BASE + "rn_analysis_timeout_s = 0\n", "'idc.rn_analysis_timeout_s': must be positive"),
-        (BASE + "rn_analysis_memory_mb = 64\n", "'idc.rn_analysis_memory_mb': at least 256"),
+        (BASE + "rn_analysis_memory_mb = 256\n", "'idc.rn_analysis_memory_mb': at least 512"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path, text, message):
