@@ -97,9 +97,17 @@ def serve(jobs: BinaryIO, answers: BinaryIO, memory_bytes: int) -> None:
     answers.write(b'{"ready": true}\n')
     answers.flush()
     for line in jobs:
-        reply = answer(json.loads(line), memory_bytes)
-        answers.write(json.dumps(reply).encode() + b"\n")
+        answers.write(encode(answer(json.loads(line), memory_bytes)) + b"\n")
         answers.flush()
+
+
+def encode(reply: dict[str, Any]) -> bytes:
+    """The answer as strict JSON: a result holding NaN or infinity is no number to store but an error."""
+    try:
+        return json.dumps(reply, allow_nan=False).encode()
+    except ValueError:
+        return json.dumps({"error": "analysis failed: the result holds a value that is not a finite "
+                                    "number"}).encode()
 
 
 def _die_with_the_receiver() -> None:

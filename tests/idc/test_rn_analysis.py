@@ -22,6 +22,7 @@ from gci_link.station_end.sender import Sender
 from hil.betagamma_phd import simulate_set
 from idc.rn_analyser import JobFailed, RnAnalyser, WorkerProcess
 from idc.rn_store import INDEX_NAME, PHD_COLUMNS, IndexedMessage, RnIndex, RnStore, StoredAnalysis
+from idc.rn_worker import encode
 from idc.stores import open_wal
 from rn_analysis.dispatch import analyse_message
 from station.ims import main as ims
@@ -292,3 +293,8 @@ def test_an_analysis_that_overruns_is_recorded_as_the_samples_error(tmp_path, se
     ((_, overran),) = analyses(tmp_path).values()
     assert overran is not None and overran.result is None
     assert overran.error == "the analysis took longer than 0.5 s and was stopped"
+
+
+def test_a_result_with_a_number_that_is_not_finite_is_an_error_not_a_value():
+    assert json.loads(encode({"result": {"x": 1.5}})) == {"result": {"x": 1.5}}
+    assert json.loads(encode({"result": {"x": float("nan")}}))["error"].endswith("not a finite number")
