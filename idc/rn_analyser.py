@@ -3,8 +3,8 @@
 The receiver's data path does not wait for any of this: the committer stores and indexes a message
 (idc/rn_store.py) and acknowledges it; once it is durable the receiver calls ``notify``, which only sets
 a flag. One thread of the receiver then finds the work in the index itself, so the index is the queue:
-what a full queue, a crash or a stop left undone is found again by the next pass, and every start begins
-with one. The analysis runs in a separate process (idc/rn_worker.py) with capped memory and a lower
+it cannot overflow, what a crash or a stop left undone is found again by the next pass, and every start
+begins with one. The analysis runs in a separate process (idc/rn_worker.py) with capped memory and a lower
 priority, one job at a time with a time limit; a job that overruns is killed, and its error, like any
 other failure of the analysis, is recorded as the sample's result, never raised in the receiver.
 
