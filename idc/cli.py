@@ -1,7 +1,7 @@
-"""``ims idc run`` (the IDC receiver daemon), ``ims idc status`` (the link metrics table),
-``ims idc rn list|show`` (the radionuclide messages stored) and ``ims idc command`` / ``commands`` (command
-requests to stations through the running receiver, and their responses), ``ims idc stationxml`` (the
-archived channels' responses)."""
+"""``ims idc run`` (the IDC receiver daemon), ``ims idc status`` (health and the link metrics table),
+``ims idc rn list|show`` (the radionuclide messages stored, with the analyses of the samples),
+``ims idc command`` / ``commands`` (command requests to stations through the running receiver, and their
+responses), ``ims idc stationxml`` (the archived channels' responses), ``ims idc reload``, ``plot``."""
 
 from __future__ import annotations
 
@@ -73,9 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(func=cmd_rn_list)
-    show = rn_sub.add_parser("show", help="print one message exactly as the station sent it")
+    show = rn_sub.add_parser("show", help="print one message as the station sent it, then its analysis")
     show.add_argument("id", type=int, help="ID from 'ims idc rn list'")
     show.add_argument("--config", default="idc.toml", help="receiver configuration (TOML)")
+    form = show.add_mutually_exclusive_group()
+    form.add_argument("--raw", action="store_true", help="only the message, byte for byte")
+    form.add_argument("--json", action="store_true", help="the index row and the analysis as one JSON object")
     show.set_defaults(func=cmd_rn_show)
     command = sub.add_parser(
         "command", help="send a command request to a connected station through the running receiver, "
@@ -412,31 +415,37 @@ def cmd_plot_waveforms(args: argparse.Namespace) -> int:
 
 
 def cmd_rn_list(args: argparse.Namespace) -> int:
-    import dataclasses
     import json
 
+    from gci_link.cd11.timefmt import iso_or_dash
     from gci_link.texttable import columns
+    from idc.rn_report import as_json, status
 
     index = _rn_index(args.config)
     if index is None:
         return 1
     try:
-        found = index.find(station=args.station, data_type=args.data_type and args.data_type.upper(),
-                           srid=args.srid, limit=args.limit)
+        found = [(m, index.analysis(m)) for m in index.find(
+            station=args.station, data_type=args.data_type and args.data_type.upper(), srid=args.srid,
+            limit=args.limit)]
     finally:
         index.close()
     if args.json:
-        for message in found:
-            print(json.dumps(dataclasses.asdict(message)))
+        for message, analysis in found:
+            print(json.dumps(as_json(message, analysis)))
         return 0
-    rows = [("ID", "STATION", "SEQ", "TYPE", "QUAL", "SRID", "TRANSMIT (UTC)", "BYTES", "PROBLEM")]
+    rows = [("ID", "STATION", "SEQ", "TYPE", "QUAL", "SRID", "TRANSMIT (UTC)", "BYTES", "ANALYSIS / PROBLEM")]
     rows += [(str(m.id), m.station, str(m.seq), m.data_type or "-", m.qualifier or "-", m.srid or "-",
-              _utc(m.transmit_ns), str(m.size), m.problem or "") for m in found]
+              iso_or_dash(m.transmit_ns), str(m.size), m.problem or status(m, a)) for m, a in found]
     print("\n".join(columns(rows)))
     return 0
 
 
 def cmd_rn_show(args: argparse.Namespace) -> int:
+    import json
+
+    from idc.rn_report import as_json, report
+
     index = _rn_index(args.config)
     if index is None:
         return 1
@@ -445,6 +454,10 @@ def cmd_rn_show(args: argparse.Namespace) -> int:
         if message is None:
             print(f"ims idc rn: no message {args.id} in the index", file=sys.stderr)
             return 1
+        analysis = index.analysis(message)
+        if args.json:
+            print(json.dumps(as_json(message, analysis)))
+            return 0
         try:
             data = index.text(message)
         except (OSError, ValueError) as exc:
@@ -453,6 +466,8 @@ def cmd_rn_show(args: argparse.Namespace) -> int:
     finally:
         index.close()
     sys.stdout.buffer.write(data)
+    if not args.raw and message.data_type == "SAMPLEPHD" and message.problem is None:
+        sys.stdout.buffer.write(b"\n" + report(message, analysis).encode())
     sys.stdout.flush()
     return 0
 
@@ -520,6 +535,7 @@ def cmd_commands(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    from gci_link.cd11.timefmt import iso_or_dash
     from gci_link.texttable import columns
     from idc.commands import CommandQueue
 
@@ -545,13 +561,13 @@ def cmd_commands(args: argparse.Namespace) -> int:
     if args.id is not None:
         command = found[0]
         print(f"command {command.id} to {command.station}: {command.text}\nstate: {command.state}, queued "
-              f"{_utc(command.queued_ns)}, sent {_utc(command.sent_ns)} (request {command.seq}), answered "
-              f"{_utc(command.answered_ns)}")
+              f"{iso_or_dash(command.queued_ns)}, sent {iso_or_dash(command.sent_ns)} "
+              f"(request {command.seq}), answered {iso_or_dash(command.answered_ns)}")
         if command.response is not None:
             print(command.response)
         return 0
     rows = [("ID", "STATION", "STATE", "QUEUED (UTC)", "ANSWERED (UTC)", "COMMAND", "RESPONSE")]
-    rows += [(str(c.id), c.station, c.state, _utc(c.queued_ns), _utc(c.answered_ns), c.text,
+    rows += [(str(c.id), c.station, c.state, iso_or_dash(c.queued_ns), iso_or_dash(c.answered_ns), c.text,
               _short(c.response)) for c in found]
     print("\n".join(columns(rows)))
     return 0
@@ -601,11 +617,3 @@ def _rn_index(config_path: str) -> RnIndex | None:
     except FileNotFoundError as exc:
         print(f"ims idc rn: {exc}", file=sys.stderr)
         return None
-
-
-def _utc(time_ns: int | None) -> str:
-    import time
-
-    if time_ns is None:
-        return "-"
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_ns // 1_000_000_000)) + "Z"

@@ -32,6 +32,7 @@ from opskit.tomlcheck import (
 MIN_FRAME_BYTES = 1024
 MAX_FRAME_BYTES = 1 << 28
 UNVERIFIED_POLICIES = ("reject", "archive")
+MIN_ANALYSIS_MB = 512  # the analysis process maps about 430 MiB for a beta-gamma sample; 256 cannot start
 STATION_NAME = (1, 8)  # a CD-1.1 frame creator; the receiver's raw store and IMS 2.0 folders are named by it
 
 
@@ -137,6 +138,9 @@ class IdcConfig:
     connect_rate_per_s: float = 1.0
     connect_burst: int = 5
     verify_workers: int = 2  # processes checking signature values; 0: in the receiver process itself
+    rn_analysis: bool = True  # analyse each SAMPLEPHD received (idc/rn_analyser.py)
+    rn_analysis_timeout_s: float = 300.0  # one sample's analysis is stopped, and recorded failed, after this
+    rn_analysis_memory_mb: int = 2048  # address space of the analysis process
     curve: CurveConfig | None = None
     seedlink: SeedLinkConfig | None = None
     console: ConsoleConfig | None = None  # [idc.console]: the operators' web page; off without the table
@@ -195,6 +199,11 @@ def _idc(t: Table, stations: dict[str, Table]) -> IdcConfig | None:
         connect_rate_per_s=t.get("connect_rate_per_s", float, default=d.connect_rate_per_s, check=_POSITIVE),
         connect_burst=t.get("connect_burst", int, default=d.connect_burst, check=_COUNT),
         verify_workers=t.get("verify_workers", int, default=d.verify_workers, check=_COUNT),
+        rn_analysis=t.get("rn_analysis", bool, default=d.rn_analysis),
+        rn_analysis_timeout_s=t.get("rn_analysis_timeout_s", float, default=d.rn_analysis_timeout_s,
+                                    check=_POSITIVE),
+        rn_analysis_memory_mb=t.get("rn_analysis_memory_mb", int, default=d.rn_analysis_memory_mb,
+                                    check=in_range(MIN_ANALYSIS_MB, None)),
         limits=_limits(t),
     )
     if values["key_bundle"] is not None:

@@ -22,7 +22,7 @@ from typing import Protocol, cast
 
 import zmq
 
-from gci_link.cd11 import ChannelSubframe, DataBody
+from gci_link.cd11 import ChannelSubframe, DataBody, Ims2MessageBody
 from gci_link.clock import Clock
 from gci_link.io.sds import SdsArchive
 from gci_link.kernels import warm_up
@@ -51,6 +51,7 @@ from idc.handshakes import HandshakeMonitor
 from idc.metadata import ChannelMetadata
 from idc.metrics import MetricsStore
 from idc.protocol import MULTIPART_PARTS_KEPT, MULTIPART_PREFIX_BYTES, ReceiverProtocol
+from idc.rn_analyser import RnAnalyser
 from idc.rn_store import RnStore
 from idc.seedlink import Limits, Ring, RunningServer, ServerConfig, start_server
 from idc.session import StationSession
@@ -160,6 +161,9 @@ class Receiver:
         self.messages = RnStore(root / "ims2")  # IMS 2.0 message files and their index
         self.metadata = ChannelMetadata(root, config.stations)  # StationXML of the archived channels
         self.commands = CommandQueue(root, timeout_s=0.25)  # operator's command requests (ims idc command)
+        # each SAMPLEPHD analysed once durable, in a process of its own (idc/rn_analyser.py)
+        self.rn_analyser = RnAnalyser(root / "ims2", clock, config.rn_analysis_timeout_s,
+                                      config.rn_analysis_memory_mb << 20) if config.rn_analysis else None
         self.seedlink_ring: Ring | None = None  # opened by start() when [idc.seedlink] is configured
         self._seedlink: RunningServer | None = None
         self.committer = BatchCommitter(
@@ -206,6 +210,8 @@ class Receiver:
         if seedlink is not None:  # before recovery, so what it archives reaches the ring too
             self.seedlink_ring = Ring.open(seedlink.ring, ring_bytes=seedlink.ring_bytes, sync=seedlink.sync)
         self.committer.start()
+        if self.rn_analyser is not None:  # its first pass takes up what the last run left unanalysed
+            self.rn_analyser.start()
         if self.config.curve is not None:
             self._zap = ZapHandler(self.ctx, self.config.curve.authorized_keys_dir)
             self._poller.register(self._zap.socket, zmq.POLLIN)
@@ -274,6 +280,8 @@ class Receiver:
             sock.close(linger=LINGER_MS)
         if self._zap is not None:
             self._zap.close()
+        if self.rn_analyser is not None:
+            self.rn_analyser.close()
         self.raw.close()
         self.messages.close()
         self.commands.close()
@@ -424,6 +432,11 @@ class Receiver:
             else:
                 self.metrics.count(batch.station, StationCounter.SYNC_FAILED, len(batch.frames))
         self._carry_out(self.core.settled(outcome.durable if outcome.synced else (), outcome.failed))
+        if outcome.synced and self.rn_analyser is not None and any(
+            isinstance(accepted.checked.frame.body, Ims2MessageBody)
+            for batch in outcome.durable for accepted in batch.frames.values()
+        ):
+            self.rn_analyser.notify()
 
     def _count_durable(self, batch: StationBatch) -> None:
         self.metrics.count(batch.station, StationCounter.FRAMES, len(batch.frames))

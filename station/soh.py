@@ -8,7 +8,6 @@ Metrics are read live from the alarm board and the latest readings, so a scrape 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from digitizer.packet import Status
 from gci_link.cd11.status import ChannelStatus
+from gci_link.cd11.timefmt import iso
 from gci_link.texttable import columns
 from station.alarms import STATION_SOURCE, AlarmBoard, Severity
 from station.config import Limit, SohSettings
@@ -139,7 +139,7 @@ class SohMonitor:
     def render_table(self) -> str:
         """Current readings and active alarms as a plain-text table (for ``ims station status``)."""
         rows = [("READING", "SOURCE", "VALUE", "AT (UTC)")]
-        rows += [(name, src, _value(name, r.value), _utc(r.time_ns))
+        rows += [(name, src, _value(name, r.value), iso(r.time_ns))
                  for (name, src), r in sorted(self.readings.items())]
         lines = columns(rows)
         active = self.alarms.active()
@@ -149,7 +149,7 @@ class SohMonitor:
             return "\n".join(lines)
         alarm_rows = [("SEVERITY", "ALARM", "SOURCE", "VALUE", "THRESHOLD", "SINCE (UTC)")]
         alarm_rows += [(a.severity.name, a.name, a.source, _value(a.name, a.value),
-                        "" if a.threshold is None else f"{a.threshold:g}", _utc(a.raised_ns)) for a in active]
+                        "" if a.threshold is None else f"{a.threshold:g}", iso(a.raised_ns)) for a in active]
         return "\n".join(lines + columns(alarm_rows))
 
     # -------------------------------------------------------------------------------------- internals
@@ -174,7 +174,7 @@ class SohMonitor:
         if time_ns - since >= after_ns:
             self.alarms.raise_alarm("gps_unlocked", source, Severity.WARNING, time_ns, value=True,
                                     threshold=self.settings.gps_unlocked_after_s,
-                                    message=f"{source}: GPS unlocked since {_utc(since)}")
+                                    message=f"{source}: GPS unlocked since {iso(since)}")
 
     def _band(self, source: str, value: float, limit: Limit, time_ns: int, *, low: str | None,
               high: str | None, severity: Severity) -> None:
@@ -250,14 +250,9 @@ class _SohCollector(Collector):
         yield alarms
 
 
-def _utc(time_ns: int) -> str:
-    stamp = dt.datetime.fromtimestamp(time_ns // NS_PER_S, dt.UTC)
-    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{time_ns % NS_PER_S // 1_000_000:03d}Z"
-
-
 def _value(name: str, value: float | bool | None) -> str:
     if value is None:
         return ""
     if name.endswith("_ns") and name != "clock_offset_ns":
-        return _utc(int(value))
+        return iso(int(value))
     return f"{value:g}" if not isinstance(value, bool) else str(value).lower()

@@ -69,6 +69,11 @@ def format_time(time_ns: int, *, field: str = "time", offset: int = 0) -> bytes:
     return f"{date.year:04d}{doy:03d} {hour:02d}:{minute:02d}:{sec:02d}.{msec:03d}".encode("ascii")
 
 
+def iso_or_dash(time_ns: int | None) -> str:
+    """``iso``, or "-" for a time not known (tables)."""
+    return "-" if time_ns is None else iso(time_ns)
+
+
 def iso(time_ns: int) -> str:
     """ISO-8601 UTC text with milliseconds, for humans (CLI, logs)."""
     ms = (int(time_ns) + NS_PER_MS // 2) // NS_PER_MS

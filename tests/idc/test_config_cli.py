@@ -22,6 +22,7 @@ def test_example_config_loads():
     assert config.stations["STA1"].network == "XX"
     assert config.root == EXAMPLE.parent / "idc-data" and config.data_endpoint == "tcp://0.0.0.0:8100"
     assert config.verify_workers == 2
+    assert config.rn_analysis and config.rn_analysis_timeout_s == 300 and config.rn_analysis_memory_mb == 2048
 
 
 @pytest.mark.parametrize(
@@ -65,6 +66,9 @@ def test_example_config_loads():
         (BASE + "[stations.'../x']\nnetwork='XX'\nsites=['X']\n", "1 to 8 ASCII letters or digits"),
         (BASE + "data_future_s = 0\n", "idc.data_future_s: must be > 0"),
         (BASE + "max_day_files_per_frame = 1.5\n", "idc.max_day_files_per_frame: must be an integer"),
+        (BASE + "rn_analysis = 1\n", "idc.rn_analysis: must be true or false, got int 1"),
+        (BASE + "rn_analysis_timeout_s = 0\n", "idc.rn_analysis_timeout_s: must be > 0"),
+        (BASE + "rn_analysis_memory_mb = 256\n", "idc.rn_analysis_memory_mb: must be >= 512"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path, text, message):

@@ -90,7 +90,7 @@ def test_large_and_simultaneous_messages_are_stored_byte_for_byte_and_indexed(tm
     table = capsysbinary.readouterr().out.decode().splitlines()
     assert table[0].split()[:4] == ["ID", "STATION", "SEQ", "TYPE"] and len(table) == 5
     capsysbinary.readouterr()
-    assert ims(["idc", "rn", "show", str(stored[0].id), "--config", str(idc_toml)]) == 0
+    assert ims(["idc", "rn", "show", str(stored[0].id), "--raw", "--config", str(idc_toml)]) == 0
     assert capsysbinary.readouterr().out == texts[0]
     assert ims(["idc", "rn", "show", "999", "--config", str(idc_toml)]) == 1
 
