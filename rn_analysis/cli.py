@@ -15,6 +15,7 @@ from typing import Any
 
 from gci_link import ims2
 
+from .dispatch import analyse_message
 from .errors import AnalysisError
 from .result import AnalysisResult
 
@@ -52,10 +53,6 @@ def _read_phd(path: Path, what: str) -> ims2.PhdMessage:
     return message
 
 
-def is_beta_gamma(message: ims2.PhdMessage) -> bool:
-    return message.system_type == "B" or message.histogram is not None
-
-
 def analyse(args: argparse.Namespace) -> tuple[AnalysisResult, Any, ims2.PhdMessage]:
     """The result, what the plot draws from (a particulate fit or None), and the sample."""
     sample = _read_phd(args.sample, "sample")
@@ -66,25 +63,17 @@ def analyse(args: argparse.Namespace) -> tuple[AnalysisResult, Any, ims2.PhdMess
         if other is not None and other.detector != sample.detector:
             raise _Refused(f"{other.data_type} is from detector {other.detector}, the sample from "
                            f"{sample.detector}")
-    if is_beta_gamma(sample):
-        try:
-            from rn_analysis.betagamma import (  # type: ignore[import-not-found, unused-ignore]
-                analyse_betagamma,
-            )
-        except ImportError:
-            raise _Refused("beta-gamma analysis not available in this build (rn_analysis.betagamma is "
-                           "missing)") from None
-        try:
-            return analyse_betagamma(sample, gasbk=gasbk, detbk=detbk), None, sample
-        except ValueError as exc:  # AnalysisError, or the module's own input error
-            raise _Refused(str(exc)) from None
-    if gasbk is not None:
-        raise _Refused("--gasbk applies to beta-gamma samples only; this sample is particulate")
     if detbk is not None and detbk.data_type != "DETBKPHD":
         raise _Refused(f"--detbk {args.detbk} holds {detbk.data_type}, not DETBKPHD")
-    from .particulate import analyse_particulate_fit
-    result, fit = analyse_particulate_fit(sample, detbk)
-    return result, fit, sample
+    if sample.system_type == "P" and gasbk is None:  # the plot draws the fit behind the result
+        from .particulate import analyse_particulate_fit
+
+        result, fit = analyse_particulate_fit(sample, detbk)
+        return result, fit, sample
+    try:
+        return analyse_message(sample, gasbk=gasbk, detbk=detbk), None, sample
+    except ValueError as exc:  # AnalysisError, or a method's own input error
+        raise _Refused(str(exc)) from None
 
 
 def cmd_analyse(args: argparse.Namespace) -> int:

@@ -1,19 +1,16 @@
 """One entry point for every caller that holds a PHD message and wants its analysis (the IDC receiver,
 the station): the method follows the #Header system type, so callers need not know the methods.
 
-``B`` (beta-gamma coincidence) goes to ``rn_analysis.betagamma``; ``P`` (particulate HPGe) to
-``rn_analysis.particulate`` (``analyse_particulate(sample, detbk)``), imported only when a particulate
-sample comes, so a build without it still
-analyses noble gas and says plainly why a particulate sample is not analysed. ``G`` (noble gas on HPGe)
-has no method yet.
+``B`` (beta-gamma coincidence) goes to ``rn_analysis.betagamma``, ``P`` (particulate HPGe) to
+``rn_analysis.particulate``. ``G`` (noble gas on HPGe) has no method yet, and says so.
 """
 
 from __future__ import annotations
 
-import importlib
-
 from gci_link import ims2
+from rn_analysis.betagamma import analyse_betagamma
 from rn_analysis.errors import AnalysisError
+from rn_analysis.particulate import analyse_particulate
 from rn_analysis.result import AnalysisResult
 
 # the backgrounds each method subtracts, by data type; a caller fetches only these
@@ -30,18 +27,11 @@ def analyse_message(sample: ims2.PhdMessage, *, gasbk: ims2.PhdMessage | None = 
     """The analysis of ``sample`` by its system type; ``AnalysisError`` names what makes it impossible.
     Both methods subtract a detector background; only beta-gamma has a gas background."""
     if sample.system_type == "B":
-        from rn_analysis.betagamma import analyse_betagamma
-
-        return analyse_betagamma(sample, gasbk, detbk)
+        return analyse_betagamma(sample, gasbk=gasbk, detbk=detbk)
     if sample.system_type == "P":
         if gasbk is not None:
             raise AnalysisError("a gas background applies to beta-gamma samples only; "
                                 "this one is particulate")
-        try:  # by name: the module is not in every build
-            particulate = importlib.import_module("rn_analysis.particulate")
-        except ImportError:
-            raise AnalysisError("particulate analysis is not available in this build") from None
-        result: AnalysisResult = particulate.analyse_particulate(sample, detbk)
-        return result
+        return analyse_particulate(sample, detbk)
     raise AnalysisError(f"no analysis for system type {sample.system_type!r} "
                         "(B beta-gamma and P particulate are analysed)")

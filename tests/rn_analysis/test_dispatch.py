@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-import types
 
 import pytest
 
@@ -51,17 +49,9 @@ def test_a_particulate_sample_goes_to_the_particulate_method_with_its_detector_b
         calls.append((sample, detbk))
         return "result"
 
-    stand_in = types.ModuleType("rn_analysis.particulate")
-    stand_in.analyse_particulate = analyse_particulate  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "rn_analysis.particulate", stand_in)
+    monkeypatch.setattr("rn_analysis.dispatch.analyse_particulate", analyse_particulate)
     particulate = dataclasses.replace(sim.sample, system_type="P")
     assert analyse_message(particulate, detbk=sim.detbk) == "result"
     assert calls == [(particulate, sim.detbk)]
     with pytest.raises(AnalysisError, match="gas background applies to beta-gamma samples only"):
         analyse_message(particulate, gasbk=sim.gasbk)
-
-
-def test_a_particulate_sample_without_the_particulate_method_is_refused_plainly(sim, monkeypatch):
-    monkeypatch.setitem(sys.modules, "rn_analysis.particulate", None)  # what a build without it imports
-    with pytest.raises(AnalysisError, match="particulate analysis is not available in this build"):
-        analyse_message(dataclasses.replace(sim.sample, system_type="P"))
