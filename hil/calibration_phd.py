@@ -39,8 +39,11 @@ MIXED_SOURCE: tuple[tuple[str, float, str, float, float, float, float], ...] = (
 UNIT_S = {"Y": 365.2422 * 86_400.0, "D": 86_400.0}
 
 
-def certificate(reference_ns: int) -> ims2.Certificate:
-    rows = tuple(ims2.CertificateLine(n, hl, u, a, unc, e, i, "-", 0.0, 0.0)
+def certificate(reference_ns: int, activity_unc_pct: float | None = None) -> ims2.Certificate:
+    """The source's certificate; ``activity_unc_pct`` replaces the stated activity uncertainties (0 lets
+    a test see the counting statistics alone)."""
+    rows = tuple(ims2.CertificateLine(n, hl, u, a, unc if activity_unc_pct is None else activity_unc_pct,
+                                      e, i, "-", 0.0, 0.0)
                  for n, hl, u, a, unc, e, i in MIXED_SOURCE)
     total = sum({n: a for n, _, _, a, *_ in MIXED_SOURCE}.values())
     return ims2.Certificate(total, reference_ns, "BQ", rows)
@@ -67,7 +70,8 @@ def expected_counts(response: GammaResponse, acquisition_ns: int, reference_ns: 
 
 def calibration_message(rng: np.random.Generator, *, gain: float = 1.0, fwhm_factor: float = 1.0,
                         real_s: float = 20_000.0, data_type: str = "CALIBPHD",
-                        nominal: GammaResponse | None = None) -> ims2.PhdMessage:
+                        nominal: GammaResponse | None = None, activity_unc_pct: float | None = None
+                        ) -> ims2.PhdMessage:
     """One Poisson realisation of the mixed source on the detector ``nominal`` (default
     ``GammaResponse()``) drifted by ``gain`` and broadened by ``fwhm_factor``; the tables are nominal."""
     nominal = nominal or GammaResponse()
@@ -89,5 +93,5 @@ def calibration_message(rng: np.random.Generator, *, gain: float = 1.0, fwhm_fac
                            for e in CAL_ENERGIES_KEV),
         g_spectrum=np.asarray(counts, dtype=np.int64), g_first_channel=1,
         g_energy_span_kev=float(np.round(r.calibration.energy(r.channels), 1)),
-        certificate=certificate(reference),
+        certificate=certificate(reference, activity_unc_pct),
     )
