@@ -4,8 +4,9 @@ PNG figures (energy residuals, FWHM, efficiency), all into one folder.
 The blocks are point tables, as IMS 2.0 carries calibrations: ``#g_Energy`` holds each matched line's
 energy and fitted centroid (in the file's channel numbering) with the centroid's uncertainty,
 ``#g_Resolution`` the measured FWHM points, ``#g_Efficiency`` the measured efficiency points. A reader
-that fits them as ``rn_analysis.curves`` does gets back the curves of the JSON (same forms, same
-weights). Rows are formatted by ``gci_link.ims2``'s table writer.
+that fits them as ``rn_analysis.curves`` does gets back the resolution and efficiency curves of the
+JSON (same forms, same weights) and the energy curve within its uncertainty (the analysis fits the
+energy points unweighted). Rows are formatted by ``gci_link.ims2``'s table writer.
 """
 
 from __future__ import annotations
