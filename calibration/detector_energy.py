@@ -74,15 +74,15 @@ def _pairs(lines: list[SourceLine], peaks: list[FittedPeak], energy_of: np.ndarr
 
 
 def scan_gain(lines: list[SourceLine], peaks: list[FittedPeak], nominal_kev_per_channel: float,
-              offset_kev: float = 0.0) -> float:
+              offset_kev: float = 0.0, gain_range: tuple[float, float] = GAIN_RANGE) -> float:
     """The keV per channel that puts the most source lines on found peaks (see the module's note)."""
     centroids = np.array([p.centroid for p in peaks])
     fwhm_ch = np.array([p.fwhm_channels for p in peaks])
     strength = np.log1p(np.array([p.significance for p in peaks]))
     energies = np.array(sorted({ln.energy_kev for ln in lines}))
-    top = energies.max() / nominal_kev_per_channel * GAIN_RANGE[1]
+    top = energies.max() / nominal_kev_per_channel * gain_range[1]
     step = 0.5 * SCAN_TOLERANCE_FWHM * float(np.min(fwhm_ch)) / max(top, 1.0)
-    gains = nominal_kev_per_channel * np.exp(np.arange(math.log(GAIN_RANGE[0]), math.log(GAIN_RANGE[1]),
+    gains = nominal_kev_per_channel * np.exp(np.arange(math.log(gain_range[0]), math.log(gain_range[1]),
                                                        max(step, 1e-5)))
     predicted = (energies[None, :] - offset_kev) / gains[:, None]  # channel of each line at each gain
     miss = np.abs(predicted[:, :, None] - centroids[None, None, :])  # gains x lines x peaks
@@ -93,7 +93,7 @@ def scan_gain(lines: list[SourceLine], peaks: list[FittedPeak], nominal_kev_per_
         ok, np.take_along_axis(miss, near[:, :, None], 2)[:, :, 0] / fwhm_ch[near], 0).sum(axis=1)
     best = int(np.argmax(score))
     if matched[best] < 2:
-        raise CalibrationError(f"no gain within {GAIN_RANGE[0]}-{GAIN_RANGE[1]} x "
+        raise CalibrationError(f"no gain within {gain_range[0]}-{gain_range[1]} x "
                                f"{nominal_kev_per_channel:.4g} keV/channel puts two source lines on peaks")
     return float(gains[best])
 
@@ -110,11 +110,12 @@ def _polyfit(x: np.ndarray, y: np.ndarray, sy: np.ndarray, degree: int
 
 
 def fit_energy(lines: list[SourceLine], peaks: list[FittedPeak], channels: int,
-               nominal_kev_per_channel: float, offset_kev: float = 0.0, degree: int = 2) -> EnergyFit:
-    """Match ``peaks`` to ``lines`` whatever the gain within GAIN_RANGE, fit E(index)."""
+               nominal_kev_per_channel: float, offset_kev: float = 0.0, degree: int = 2,
+               gain_range: tuple[float, float] = GAIN_RANGE) -> EnergyFit:
+    """Match ``peaks`` to ``lines`` whatever the gain within ``gain_range`` x nominal, fit E(index)."""
     if len(peaks) < 2:
         raise CalibrationError(f"the search found {len(peaks)} peak(s); an energy calibration needs two")
-    gain = scan_gain(lines, peaks, nominal_kev_per_channel, offset_kev)
+    gain = scan_gain(lines, peaks, nominal_kev_per_channel, offset_kev, gain_range)
     centroids = np.array([p.centroid for p in peaks])
     fwhm_ch = np.array([p.fwhm_channels for p in peaks])
     matches = _pairs(lines, peaks, offset_kev + gain * centroids, SCAN_TOLERANCE_FWHM * gain * fwhm_ch)
