@@ -20,14 +20,17 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from gci_link.ims2 import PhdMessage
 from gci_link.ims2.tables import TABLES, EfficiencyPoint, EnergyPoint, ResolutionPoint, format_table
 
+from .detector_betagamma import BetaGammaCalibration
 from .detector_calibration import DetectorCalibration
 from .detector_efficiency import Points
 
 BLOCKS_FILE = "calibration_blocks.txt"
 RESULT_FILE = "detector_calibration.json"
 FIGURES = ("energy_residuals.png", "fwhm.png", "efficiency.png")
+BETAGAMMA_FIGURE = "betagamma.png"
 POINTS, FIT = "#1f5fa8", "#d9480f"
 
 
@@ -151,4 +154,64 @@ def write_detector_report(cal: DetectorCalibration, out: Path) -> list[Path]:
                            f"log-polynomial, degree {len(f.curve.terms) - 1}, chi2/dof {f.chi2:.1f}/{f.dof}",
                            True), out / FIGURES[2])
         written.append(out / FIGURES[2])
+    return written
+
+
+def betagamma_blocks(cal: BetaGammaCalibration) -> str:
+    out = ["#g_Energy", *format_table(TABLES["#g_Energy"], cal.g_points)]
+    if cal.b_points:
+        out += ["#b_Energy", *format_table(TABLES["#b_Energy"], cal.b_points)]
+    return "\n".join(out) + "\n"
+
+
+def betagamma_json(message: PhdMessage, cal: BetaGammaCalibration) -> dict[str, Any]:
+    def rois(limits: np.ndarray | None) -> list[list[int]] | None:
+        return None if limits is None else limits.tolist()
+
+    return {
+        "data_type": message.data_type, "detector": message.detector, "sample_id": message.sample_id,
+        "kind": "beta-gamma",
+        "gamma_points": [{"nuclide": m.line.nuclide, "energy_keV": m.line.energy_kev,
+                          "channel": m.peak.centroid, "channel_unc": m.peak.centroid_unc,
+                          "fwhm_channels": m.peak.fwhm_channels} for m in cal.gamma.matches],
+        "gamma_coefficients": cal.gamma.coefficients.tolist(),
+        "beta_gate_gamma_rows": list(cal.gate),
+        "beta_points": [{"nuclide": p.nuclide, "energy_keV": p.energy_kev, "channel": p.peak.centroid,
+                         "channel_unc": p.peak.centroid_unc, "fwhm_channels": p.peak.fwhm_channels,
+                         "file_channel": p.file_channel} for p in cal.beta],
+        "roi_channels": rois(cal.roi_channels), "file_roi_channels": rois(cal.file_roi_channels),
+        "roi_columns": ["beta_lo", "beta_hi", "gamma_lo", "gamma_hi"],
+    }
+
+
+def _betagamma_figure(message: PhdMessage, cal: BetaGammaCalibration) -> Figure:
+    fig = Figure(figsize=(7, 6), layout="constrained")
+    top, bottom = fig.subplots(2, 1)
+    gamma = np.asarray(message.g_spectrum, dtype=np.float64)
+    top.step(np.arange(gamma.size), gamma, where="mid", color=POINTS, lw=0.8)
+    for m in cal.gamma.matches:
+        top.axvline(m.peak.centroid, color=FIT, lw=0.8)
+        top.annotate(f"{m.line.energy_kev:g} keV", (m.peak.centroid, gamma.max()), fontsize=7, rotation=90,
+                     va="top")
+    top.set(xlabel="gamma channel", ylabel="counts",
+            title=f"{message.detector}: gamma singles, matched lines")
+    hist = np.asarray(message.histogram, dtype=np.float64)
+    beta = hist[cal.gate[0]:cal.gate[1] + 1].sum(axis=0)
+    bottom.step(np.arange(beta.size), beta, where="mid", color=POINTS, lw=0.8)
+    for p in cal.beta:
+        bottom.axvline(p.peak.centroid, color=FIT, lw=0.8)
+        bottom.annotate(f"{p.nuclide} {p.energy_kev:g} keV", (p.peak.centroid, beta.max()), fontsize=7,
+                        rotation=90, va="top")
+    bottom.set(xlabel="beta channel", ylabel="counts",
+               title=f"coincidences in gamma rows {cal.gate[0]}-{cal.gate[1]} (K X-ray): conversion "
+                     "electrons")
+    return fig
+
+
+def write_betagamma_report(message: PhdMessage, cal: BetaGammaCalibration, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / BLOCKS_FILE, out / RESULT_FILE, out / BETAGAMMA_FIGURE]
+    written[0].write_text(betagamma_blocks(cal))
+    written[1].write_text(json.dumps(betagamma_json(message, cal), indent=1, allow_nan=False) + "\n")
+    _png(_betagamma_figure(message, cal), written[2])
     return written

@@ -35,9 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     seis.add_argument("--operator", default="", help="name written in the report")
     seis.set_defaults(func=_seismometer)
     det = kinds.add_parser("detector", help="calibrate a radionuclide detector from a CALIBPHD/QCPHD file",
-                           description="Fit energy, FWHM and efficiency curves to a calibration spectrum and "
-                                       "write the IMS 2.0 calibration blocks, a JSON result and PNG figures "
-                                       "(docs/calibration.md). Bad input: one line on stderr, exit 2.")
+                           description="Fit energy, FWHM and efficiency curves to an HPGe calibration "
+                                       "spectrum, or gamma and beta energy points and ROI channels to a "
+                                       "beta-gamma one, and write the IMS 2.0 calibration blocks, a JSON "
+                                       "result and PNG figures (docs/calibration.md). Bad input: one line "
+                                       "on stderr, exit 2.")
     det.add_argument("phd", type=Path, help="CALIBPHD or QCPHD file (IMS 2.0) of a certified source")
     det.add_argument("--out", type=Path, help="output folder (default: calibration_DETECTOR)")
     det.add_argument("--nuclides", default="", help="source nuclides when the file has no usable "
@@ -67,8 +69,9 @@ def _seismometer(args: argparse.Namespace) -> int:
 
 
 def _detector(args: argparse.Namespace) -> int:
+    from calibration.detector_betagamma import calibrate_betagamma
     from calibration.detector_calibration import calibrate_detector
-    from calibration.detector_report import write_detector_report
+    from calibration.detector_report import write_betagamma_report, write_detector_report
     from gci_link import ims2
 
     def refuse(why: str) -> int:
@@ -86,11 +89,14 @@ def _detector(args: argparse.Namespace) -> int:
     if message.data_type not in ("CALIBPHD", "QCPHD"):
         return refuse(f"holds a {message.data_type}; a detector calibration needs a CALIBPHD or QCPHD")
     nuclides = [n for n in args.nuclides.split(",") if n.strip()] or None
+    out = args.out or Path(f"calibration_{message.detector}")
     try:
-        cal = calibrate_detector(message, nuclides)
+        if message.system_type == "B" or message.histogram is not None:
+            written = write_betagamma_report(message, calibrate_betagamma(message, nuclides), out)
+        else:
+            written = write_detector_report(calibrate_detector(message, nuclides), out)
     except ValueError as exc:  # CalibrationError, SourceError
         return refuse(str(exc))
-    out = args.out or Path(f"calibration_{message.detector}")
-    for path in write_detector_report(cal, out):
+    for path in written:
         print(path)
     return 0
