@@ -129,7 +129,7 @@ def calibrate_betagamma(message: PhdMessage, isotopes: list[str] | None = None) 
     gate = (max(0, int(math.floor(xray.centroid - half))), min(hist.shape[0] - 1,
                                                                 int(math.ceil(xray.centroid + half))))
     beta_counts = hist[gate[0]:gate[1] + 1].sum(axis=0)
-    electrons = sorted({(XENON[n][2], n) for n in names if XENON[n][2] is not None})
+    electrons = sorted({(e, n) for n in names if (e := XENON[n][2]) is not None})
     b_points: list[BetaPoint] = []
     b_gain = (message.b_energy_span_kev or message.histogram_beta_span_kev or 0.0) / hist.shape[1]
     try:

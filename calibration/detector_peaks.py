@@ -68,14 +68,14 @@ def fit_multiplet(counts: np.ndarray, starts: list[float], sigma0: float,
     lower = [-np.inf, -np.inf] + [v for s in starts for v in (s - 2 * sigma0, 0.0, 0.2 * sigma0)]
     upper = [np.inf, np.inf] + [v for s in starts for v in (s + 2 * sigma0, np.inf, 5.0 * sigma0)]
     p = np.clip(np.array(p0), np.array(lower) + 1e-9, np.array(upper) - 1e-9)
-    var = np.maximum(y, 1.0)
+    var = np.maximum(y, 1.0)  # first pass: data weights; second: the first pass's model
+    jac = np.empty((0, 0))
     for _ in range(2):
         w = 1.0 / np.sqrt(var)
         fit = least_squares(lambda q, w=w: (y - _model(q, x, xc, k)) * w, p, bounds=(lower, upper),
                             x_scale="jac")
-        p = fit.x
+        p, jac = fit.x, fit.jac
         var = np.maximum(_model(p, x, xc, k), 1.0)
-    jac = fit.jac
     cov = np.linalg.pinv(jac.T @ jac)
     unc = np.sqrt(np.maximum(np.diag(cov), 0.0))
     return [FittedPeak(float(p[2 + 3 * j]), float(unc[2 + 3 * j]), float(p[4 + 3 * j]), float(unc[4 + 3 * j]),

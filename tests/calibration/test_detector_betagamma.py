@@ -4,6 +4,7 @@ and the real MIX58 Xe-133 CALIBPHD against its own calibration blocks."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_simulated_scales_are_recovered(seed: int, gain: float) -> None:
         assert np.all(np.abs(diff[:, :2]) <= 3)  # beta limits, up to 734 keV from points at 129-199 keV
 
 
-def test_real_calibphd_against_its_own_blocks(tmp_path) -> None:
+def test_real_calibphd_against_its_own_blocks(tmp_path: Path) -> None:
     """The MIX58 Xe-133 calibration (#Certificate says only ``Xe-133``): the 81 keV singles peak and the
     45 keV conversion electron in the X-ray gate, against the file's #g_Energy and #b_Energy. Measured:
     81 keV at 32.07 (file 31.55; the spec sheet §5 finds 31.6-32.0 by other estimates), the electron at

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,7 +83,7 @@ def test_without_a_certificate_the_library_lines_give_energy_and_fwhm_only() -> 
     assert np.all(np.abs(e - true_energy) < 4 * cal.energy.energy_unc(INDICES))
 
 
-def test_written_blocks_read_back_as_the_fitted_curves(tmp_path) -> None:
+def test_written_blocks_read_back_as_the_fitted_curves(tmp_path: Path) -> None:
     message = calibration_message(np.random.default_rng(8), gain=1.2)
     path = tmp_path / "cal.phd"
     path.write_text(ims2.write(message))
@@ -129,7 +130,8 @@ def _drop_first_tables(text: str) -> str:
     ({"certificate": None}, "no #Certificate"),
     ({"data_type": "DETBKPHD"}, "needs a CALIBPHD or QCPHD"),
 ])
-def test_bad_input_exits_2_with_one_line(tmp_path, capsys, change: dict, reason: str) -> None:
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict,
+                                         reason: str) -> None:
     message = dataclasses.replace(calibration_message(np.random.default_rng(2)), **change)
     path = tmp_path / "bad.phd"
     path.write_text(ims2.write(message))
@@ -140,7 +142,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, change: dict, reason:
     assert not out.exists()
 
 
-def test_unreadable_or_peakless_input(tmp_path, capsys) -> None:
+def test_unreadable_or_peakless_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ims.main(["cal", "detector", str(tmp_path / "absent.phd")]) == 2
     assert "cannot read" in capsys.readouterr().err
     flat = dataclasses.replace(calibration_message(np.random.default_rng(2)),

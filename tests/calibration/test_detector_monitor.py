@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from calibration.detector_monitor import MonitorLimits, check_qc
+from gci_link import ims2
 from hil.calibration_phd import calibration_message
 
 
-def _qc(gain: float = 1.0, fwhm_factor: float = 1.0, seed: int = 7):
+def _qc(gain: float = 1.0, fwhm_factor: float = 1.0, seed: int = 7) -> ims2.PhdMessage:
     return calibration_message(np.random.default_rng(seed), gain=gain, fwhm_factor=fwhm_factor,
                                data_type="QCPHD", real_s=3600.0)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibration.detector_monitor import check_qc
+from calibration.detector_monitor import QcVerdict, check_qc
 from hil.calibration_phd import calibration_message
 from station.alarms import AlarmBoard
 from station.radionuclide.alerts import DETECTOR, AlertWatch, judge_qc
 from tests.station.radionuclide.conftest import system_config
 
 
-def _verdict(gain: float = 1.0, fwhm_factor: float = 1.0):
+def _verdict(gain: float = 1.0, fwhm_factor: float = 1.0) -> QcVerdict:
     return check_qc(calibration_message(np.random.default_rng(3), gain=gain, fwhm_factor=fwhm_factor,
                                         data_type="QCPHD", real_s=3600.0))
 
