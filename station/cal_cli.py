@@ -90,6 +90,8 @@ def _detector(args: argparse.Namespace) -> int:
         return refuse(f"holds a {message.data_type}; a detector calibration needs a CALIBPHD or QCPHD")
     nuclides = [n for n in args.nuclides.split(",") if n.strip()] or None
     out = args.out or Path(f"calibration_{message.detector}")
+    if (out / "detector_calibration.json").exists():
+        return refuse(f"{out} already holds a detector calibration; choose another --out")
     try:
         if message.system_type == "B" or message.histogram is not None:
             written = write_betagamma_report(message, calibrate_betagamma(message, nuclides), out)

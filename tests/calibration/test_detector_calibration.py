@@ -93,6 +93,7 @@ def test_written_blocks_read_back_as_the_fitted_curves(tmp_path: Path) -> None:
                                                "energy_residuals.png", "fwhm.png", "efficiency.png"}
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ims.main(["cal", "detector", str(path), "--out", str(out)]) == 2  # never overwritten
     result = json.loads((out / "detector_calibration.json").read_text())
     # the blocks, put into the message in place of its own tables, give the analysis our curves
     text = ims2.write(message).replace("#g_Spectrum", (out / "calibration_blocks.txt").read_text()
