@@ -151,7 +151,8 @@ def write_detector_report(cal: DetectorCalibration, out: Path) -> list[Path]:
         grid = np.geomspace(float(f.points.energy_kev.min()), float(f.points.energy_kev.max()), 300)
         eff = np.asarray(f.curve(grid))
         _png(_curve_figure(f.points, grid, eff, eff * f.rel_unc(grid), "full-energy-peak efficiency",
-                           f"log-polynomial, degree {len(f.curve.terms) - 1}, chi2/dof {f.chi2:.1f}/{f.dof}",
+                           f"log-polynomial, degree {len(f.curve.terms) - 1}, chi2/dof {f.chi2:.1f}/{f.dof}\n"
+                           "(point uncertainties: peak area and certified activity)",
                            True), out / FIGURES[2])
         written.append(out / FIGURES[2])
     return written
