@@ -185,3 +185,32 @@ def simulate_set(seed: int, truth_ubq_m3: dict[str, float] | None = None, *, cha
             histogram_beta_span_kev=sim.config.beta_span_kev, **calibration,
         )
     return SampleSet(messages["SAMPLEPHD"], messages["GASBKPHD"], messages["DETBKPHD"], truth, loaded)
+
+
+def calibration_phd(seed: int, activities_bq: dict[str, float], *, real_s: float = 43_200.0,
+                    gamma_gain: float = 1.0, detector: str = "SIM01_001") -> ims2.PhdMessage:
+    """A CALIBPHD of xenon calibration gases (Bq at the start of the count) in the simulated cell. The
+    blocks are the simulated detector's; ``gamma_gain`` multiplies its keV per gamma channel (the
+    spectrum's truth) while the blocks still describe the undrifted detector."""
+    now = [0.0]
+    clock = SimClock(T0_NS, monotonic=lambda: now[0])
+    config = BetaGammaSimConfig(seed=seed, radon_bq=0.0)
+    blocks = calibration_blocks(SimBetaGamma(None, clock, config))  # type: ignore[arg-type]
+    config.gamma_span_kev *= gamma_gain
+    sim = SimBetaGamma(None, clock, config)  # type: ignore[arg-type]  # no line: not started
+    sim.load_sample("calibration", activities_bq, xe_ml=0.0)
+    sim.begin_count(real_s)
+    start = clock.now_ns()
+    now[0] += real_s + 1.0
+    arrays, real, live, _ = sim.read_count()
+    return ims2.PhdMessage(
+        data_type="CALIBPHD", msg_id=f"{seed:04d}9", station=detector.split("_")[0], detector=detector,
+        system_type="B", sample_geometry="CYLINDER", spectrum_qualifier="FULL",
+        srid="01" + _stamp(start)[:10].replace("/", "") + "0111K", sample_id=f"{detector}-{_stamp(start)}",
+        transmit_ns=start + round((real + 600) * NS_PER_S), acquisition_start_ns=start,
+        real_time_s=round(real, 2), live_time_s=round(live, 2), calibration_ns=start,
+        g_spectrum=arrays["GSGL"], g_energy_span_kev=720.0, b_spectrum=arrays["BSGL"],
+        b_energy_span_kev=config.beta_span_kev, histogram=arrays["HIST"], histogram_gamma_span_kev=720.0,
+        histogram_beta_span_kev=config.beta_span_kev,
+        certificate=ims2.RawBlock("#Certificate", (" ".join(activities_bq),)), **blocks,
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from calibration.detector_monitor import QcVerdict
 from digitizer import mca
 from station.alarms import AlarmBoard, Severity
 from station.radionuclide.instruments import DetectorSoh
@@ -58,6 +59,9 @@ ALARMS: dict[str, AlarmKind] = {
     "readout_failed": AlarmKind("SYSTEM", "READOUT_FAILED", "DETECTOR", None, Severity.CRITICAL),
     "count_lost": AlarmKind("SYSTEM", "COUNT_LOST", "DETECTOR", None, Severity.CRITICAL),
     "message_quarantined": AlarmKind("SYSTEM", "MESSAGE_QUARANTINED", "STATION", None, Severity.CRITICAL),
+    # from a QC spectrum against the calibration (calibration.detector_monitor); the value is the figure
+    "gain_drift": AlarmKind("SYSTEM", "GAIN_DRIFT", "DETECTOR", "FWHM", Severity.WARNING),
+    "resolution_degraded": AlarmKind("SYSTEM", "RESOLUTION", "DETECTOR", None, Severity.WARNING),
 }
 RUNNING_OR_FAILED = ("RUNNING", "FAIL")
 
@@ -86,10 +90,21 @@ def judge_sampler(alarms: AlarmBoard, limits: Limits, soh: mca.Soh, now_ns: int)
                message="mains power lost: running on the UPS")
 
 
+def judge_qc(alarms: AlarmBoard, verdict: QcVerdict, now_ns: int) -> None:
+    """A QC spectrum's peaks against the calibration: a line shifted beyond the limit (in FWHM) raises
+    ``gain_drift``, a mean FWHM ratio beyond the limit ``resolution_degraded``; a good QC clears them."""
+    limits = verdict.limits
+    switch(alarms, "gain_drift", DETECTOR, verdict.gain_drifted, now_ns, value=verdict.max_shift_fwhm,
+           threshold=limits.max_shift_fwhm, message=verdict.summary())
+    switch(alarms, "resolution_degraded", DETECTOR, verdict.resolution_degraded, now_ns,
+           value=verdict.fwhm_ratio, threshold=limits.max_fwhm_ratio, message=verdict.summary())
+
+
 def switch(alarms: AlarmBoard, name: str, source: str, on: bool, now_ns: int, *, value: float | None = None,
-           message: str = "") -> None:
+           message: str = "", threshold: float | None = None) -> None:
     if on:
-        alarms.raise_alarm(name, source, ALARMS[name].severity, now_ns, value=value, message=message)
+        alarms.raise_alarm(name, source, ALARMS[name].severity, now_ns, value=value, threshold=threshold,
+                           message=message)
     else:
         alarms.clear_alarm(name, source, now_ns, value=value)
 
