@@ -9,14 +9,10 @@ STAMP := $(VENV)/.installed
 OPENSPEX := open-spex>=1.0.7,<1.1
 FUZZ_STAMP := $(VENV)/.installed-fuzz
 
-<<<<<<< HEAD
-.PHONY: demo test bench fuzz lint clean
-=======
-.PHONY: demo test soak bench lint clean
-
 SOAK_SPEED ?=
 SOAK_DURATION ?=
->>>>>>> soak
+
+.PHONY: demo test soak bench fuzz lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,8 +49,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-<<<<<<< HEAD
-	rm -rf demo-out bench-results fuzz-out .pytest_cache .mypy_cache
-=======
-	rm -rf demo-out soak-out bench-results .pytest_cache .mypy_cache
->>>>>>> soak
+	rm -rf demo-out soak-out bench-results fuzz-out .pytest_cache .mypy_cache
