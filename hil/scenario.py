@@ -17,11 +17,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from station.config import BAUD_RATES, toml_key
+from rn_analysis.library import NUCLIDES
+from station.config import BAUD_RATES, ConfigError, parse_config, toml_key
+from station.radionuclide.settings import CycleTimes
 
 SENSORS = {"seismometer": "seismic", "microbarometer": "infrasonic", "hydrophone": "hydroacoustic"}
 FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug", "disk_full")
 STATIONLESS_FAULTS = ("receiver_crash",)
+RN_KINDS = ("particulate", "noble_gas")
+RN_FAULTS = ("link_outage", "station_crash")  # the faults that concern a radionuclide station too
+RN_CYCLE_KEYS = tuple(f.name for f in dataclasses.fields(CycleTimes) if f.name != "offset_s")
+HISTOGRAM_CHANNELS = (64, 128, 256)  # a noble-gas system's gamma and beta channels
 CRASH_FAULTS = ("station_crash", "receiver_crash")
 WHEN = ("any", "archive_write")  # a crash at its moment, or at the first archive write from then on
 RANDOM_SPAN = (0.01, 0.97)  # random faults lie within these fractions of the run, leaving time to recover
@@ -65,6 +71,24 @@ class StationSpec:
 
 
 @dataclass(frozen=True)
+class RnStationSpec:
+    """A radionuclide station with one system (particulate or noble gas), run by its own daemon.
+
+    Its schedule is shifted so that its first slot (the counts of one sample) opens ``first_slot_s``
+    after the run starts: the faults of the scenario then meet the counts where the file says."""
+
+    name: str
+    network: str
+    kind: str
+    code: str  # IMS station code in the messages
+    srid_station: str
+    first_slot_s: int
+    cycle: dict[str, int]  # [radionuclide.cycle] keys for the daemon (offset_s comes from first_slot_s)
+    activities_bq: dict[str, float]  # a filter's or a gas sample's; empty: the simulator's default
+    histogram_channels: int = 256
+
+
+@dataclass(frozen=True)
 class Fault:
     kind: str
     at_s: float
@@ -82,12 +106,14 @@ class Scenario:
     frame_length_s: int
     stations: tuple[StationSpec, ...]
     faults: tuple[Fault, ...]
+    rn_stations: tuple[RnStationSpec, ...] = ()
 
 
 def load(path: Path | None = None, run_overrides: dict[str, Any] | None = None) -> Scenario:
     """A scenario file (the embedded default when ``path`` is None); ``run_overrides`` replace keys of
     its ``[run]`` table before validation. A new ``duration_s`` compresses the whole scenario: fault
-    times and lengths scale with it, so a shortened run meets the same faults in the same order."""
+    times and lengths scale with it, so a shortened run meets the same faults in the same order, and so
+    do the moments radionuclide slots first open (their cycles keep their lengths)."""
     if path is None:
         source = "hil/scenarios/default.toml"
         text = resources.files("hil").joinpath("scenarios/default.toml").read_text(encoding="utf-8")
@@ -116,6 +142,9 @@ def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -
                     for key in keys:
                         if isinstance(fault, dict) and _finite(fault.get(key)):
                             fault[key] = float(fault[key]) * float(new) / float(old)
+            for rn in data.get("rn_stations", []):  # the cycle itself keeps its length (its limits)
+                if isinstance(rn, dict) and isinstance(rn.get("first_slot_s"), int):
+                    rn["first_slot_s"] = round(rn["first_slot_s"] * float(new) / float(old))
     problems: list[str] = []
     check = _Checker(problems)
     run = check.table(data, "run")
@@ -126,16 +155,20 @@ def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -
     if frame_length is not None and 1 <= frame_length <= 60 and 60 % frame_length:
         problems.append(f"run.frame_length_s: must divide 60 s evenly, got {frame_length}")
     check.unknown(run, "run", {"duration_s", "speed", "seed", "frame_length_s"})
-    tables = check.array(data, "stations")
+    tables = check.array(data, "stations", required="rn_stations" not in data)
     parsed = [_station(check, t, f"stations[{i}]") for i, t in enumerate(tables)]
     stations = tuple(s for s in parsed if s is not None)
-    names = [s.name for s in stations]
+    rn_tables = check.array(data, "rn_stations", required=False)
+    rn_parsed = [_rn_station(check, t, f"rn_stations[{i}]", duration or 0.0) for i, t in enumerate(rn_tables)]
+    rn_stations = tuple(s for s in rn_parsed if s is not None)
+    names = [s.name for s in stations] + [s.name for s in rn_stations]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(f"stations: station {name!r} appears more than once")
+    rn_names = {s.name for s in rn_stations}
     listed = [
         f
         for i, t in enumerate(check.array(data, "faults", required=False))
-        if (f := _fault(check, t, f"faults[{i}]", set(names), duration or 0.0)) is not None
+        if (f := _fault(check, t, f"faults[{i}]", set(names), duration or 0.0, rn_names)) is not None
     ]
     for i, a in enumerate(listed):
         for b in listed[:i]:
@@ -146,16 +179,16 @@ def parse(text: str, source: str, run_overrides: dict[str, Any] | None = None) -
     drawn: list[Fault] = []
     for i, t in enumerate(check.array(data, "random_faults", required=False)):
         drawn += _random_faults(
-            check, t, f"random_faults[{i}]", names, duration or 0.0, (seed or 0, i), listed + drawn
+            check, t, f"random_faults[{i}]", names, duration or 0.0, (seed or 0, i), listed + drawn, rn_names
         )
     faults = tuple(sorted(listed + drawn, key=lambda f: (f.at_s, f.kind, f.station or "")))
-    check.unknown(data, "", {"run", "stations", "faults", "random_faults"})
-    if not tables:
-        problems.append("stations: at least one station is needed")
+    check.unknown(data, "", {"run", "stations", "rn_stations", "faults", "random_faults"})
+    if not tables and not rn_tables:
+        problems.append("stations: at least one station ([[stations]] or [[rn_stations]]) is needed")
     # a value is None only where a problem was recorded
     if problems or duration is None or speed is None or seed is None or frame_length is None:
         raise ScenarioError(source, problems)
-    return Scenario(source, duration, speed, seed, frame_length, stations, faults)
+    return Scenario(source, duration, speed, seed, frame_length, stations, faults, rn_stations)
 
 
 def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None:
@@ -200,8 +233,90 @@ def _station(check: _Checker, t: dict[str, Any], key: str) -> StationSpec | None
                        flash_blocks, status_every_s)
 
 
+def _rn_station(check: _Checker, t: dict[str, Any], key: str, duration: float) -> RnStationSpec | None:
+    """The radionuclide station at ``key``, or None when a problem was recorded for one of its values.
+    Its cycle is checked by the station configuration's own validator, as the daemon will read it."""
+    name = check.text(t, key, "name", 1, 5)
+    network = check.text(t, key, "network", 1, 2)
+    kind = check.choice(t, key, "kind", RN_KINDS)
+    code = check.text(t, key, "code", 1, 5) if "code" in t else name
+    srid_station = check.text(t, key, "srid_station", 2, 2) if "srid_station" in t else "01"
+    if srid_station is not None and not srid_station.isdigit():
+        check.problems.append(f"{key}.srid_station: must be two digits, got {srid_station!r}")
+    first_slot_s = check.integer(t, key, "first_slot_s", default=300, low=0)
+    if first_slot_s is not None and first_slot_s >= duration:
+        check.problems.append(
+            f"{key}.first_slot_s: must be within the run ({duration:g} s), got {first_slot_s}")
+    channels = check.choice(t, key, "histogram_channels", HISTOGRAM_CHANNELS, default=256, kinds=(int,))
+    if "histogram_channels" in t and kind == "particulate":
+        check.problems.append(f"{key}.histogram_channels: only a noble-gas system has a histogram")
+    cycle = _rn_cycle(check, t, key, kind)
+    activities = _activities(check, t, key)
+    check.unknown(t, key, {f.name for f in dataclasses.fields(RnStationSpec)})
+    if (name is None or network is None or kind is None or code is None or srid_station is None
+            or first_slot_s is None or channels is None or cycle is None or activities is None):
+        return None
+    return RnStationSpec(name, network, kind, code, srid_station, first_slot_s, cycle, activities, channels)
+
+
+def _rn_cycle(check: _Checker, t: dict[str, Any], key: str, kind: str | None) -> dict[str, int] | None:
+    """The ``cycle`` table: whole seconds per ``[radionuclide.cycle]`` key, checked together (a slot's
+    counts must fit its period and so on) by the station configuration's validator."""
+    table = t.get("cycle", {})
+    if not isinstance(table, dict):
+        check.problems.append(f"{key}.cycle: must be a table of [radionuclide.cycle] keys, got {table!r}")
+        return None
+    cycle: dict[str, int] = {}
+    broken = False
+    for name in table:
+        if name == "offset_s":
+            check.problems.append(
+                f"{key}.cycle.offset_s: set by {key}.first_slot_s (when the first slot opens)")
+            broken = True
+        elif name not in RN_CYCLE_KEYS:
+            check.problems.append(
+                f"{key}.cycle.{toml_key(name)}: unknown key (known: {', '.join(RN_CYCLE_KEYS)})")
+            broken = True
+        elif (value := check.integer(table, f"{key}.cycle", name, low=0)) is None:
+            broken = True
+        else:
+            cycle[name] = value
+    if broken or kind not in RN_KINDS:
+        return None
+    lines = "".join(f"{name} = {value}\n" for name, value in cycle.items())
+    detector, sampler = ("sim-detector", "sim-detector") if kind == "noble_gas" else ("sim-det", "sim-air")
+    text = (f'[station]\nname = "X"\nnetwork = "XX"\n[link]\nendpoints = ["tcp://127.0.0.1:1"]\n'
+            f'[archive]\npath = "a"\n[outbox]\npath = "o"\n'
+            f'[[radionuclide]]\nname = "x"\nkind = "{kind}"\ndetector_code = "X_001"\nsrid_station = "01"\n'
+            f'[radionuclide.detector]\nport = "{detector}"\n[radionuclide.sampler]\nport = "{sampler}"\n'
+            f"[radionuclide.cycle]\n{lines}")
+    try:
+        parse_config(text, key, Path("."))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            where = problem.key.replace("radionuclide[0].cycle", f"{key}.cycle", 1)
+            check.problems.append(f"{where.rstrip('.')}: {problem.problem}")
+        return None
+    return cycle
+
+
+def _activities(check: _Checker, t: dict[str, Any], key: str) -> dict[str, float] | None:
+    table = t.get("activities_bq", {})
+    if not isinstance(table, dict):
+        check.problems.append(f"{key}.activities_bq: must be a table of nuclide = becquerel, got {table!r}")
+        return None
+    activities: dict[str, float] = {}
+    for name in table:
+        if name not in NUCLIDES:
+            check.problems.append(f"{key}.activities_bq.{toml_key(name)}: unknown nuclide (known: "
+                                  f"{', '.join(NUCLIDES)})")
+        elif (value := check.number(table, f"{key}.activities_bq", name, low=0.0)) is not None:
+            activities[name] = value
+    return activities if len(activities) == len(table) else None
+
+
 def _fault(
-    check: _Checker, t: dict[str, Any], key: str, stations: set[str], duration: float
+    check: _Checker, t: dict[str, Any], key: str, stations: set[str], duration: float, rn_stations: set[str]
 ) -> Fault | None:
     """The fault at ``key``, or None when a problem was recorded for one of its values."""
     kind = check.choice(t, key, "kind", FAULT_KINDS)
@@ -216,6 +331,9 @@ def _fault(
             check.problems.append(f"{key}.station: a {kind} concerns the receiver, not a station")
     elif station not in stations:
         check.problems.append(f"{key}.station: must name a station of this scenario, got {station!r}")
+    elif station in rn_stations and kind not in RN_FAULTS:
+        check.problems.append(f"{key}.kind: {station} is a radionuclide station; it takes "
+                              f"{' or '.join(RN_FAULTS)}, not {kind}")
     if at_s is not None and length is not None and at_s + length >= duration:
         check.problems.append(f"{key}: must end before the run does ({at_s} + {length} >= {duration})")
     when = _when(check, t, key, kind)
@@ -240,26 +358,34 @@ def _random_faults(
     duration: float,
     seed: tuple[int, int],
     earlier: list[Fault],
+    rn_stations: set[str],
 ) -> list[Fault]:
     """``count`` faults of one kind at seeded random moments within ``RANDOM_SPAN`` of the run, their
     lengths log-uniform between the bounds (as many short as long ones per decade), spread over the
-    listed stations (all by default) in turn. Two faults of one kind never overlap at one station (or
-    at the receiver), these nor ``earlier`` ones: an outage inside an outage would end at the inner
-    one's end, a crash inside a crash would start the station twice."""
+    listed stations (by default every one the kind concerns) in turn. Two faults of one kind never
+    overlap at one station (or at the receiver), these nor ``earlier`` ones: an outage inside an outage
+    would end at the inner one's end, a crash inside a crash would start the station twice."""
     kind = check.choice(t, key, "kind", FAULT_KINDS)
     count = check.integer(t, key, "count", low=1, high=1000)
     shortest = check.number(t, key, "min_duration_s", low=0.0)
     longest = check.number(t, key, "max_duration_s", low=0.0)
     at_archive_write = check.integer(t, key, "archive_write", default=0, low=0)
-    stations: list[str | None] = list(check.strings(t, key, "stations")) if "stations" in t else list(names)
+    concerned = [n for n in names if n not in rn_stations or kind in RN_FAULTS]
+    stations: list[str | None] = (
+        list(check.strings(t, key, "stations")) if "stations" in t else list(concerned))
     check.unknown(t, key, {"kind", "count", "min_duration_s", "max_duration_s", "archive_write", "stations"})
     if kind in STATIONLESS_FAULTS:
         if "stations" in t:
             check.problems.append(f"{key}.stations: a {kind} concerns the receiver, not a station")
         stations = [None]
+    if not stations and kind not in STATIONLESS_FAULTS and "stations" not in t:
+        check.problems.append(f"{key}.kind: no station of this scenario takes {kind}")
     for name in stations:
         if name is not None and name not in names:
             check.problems.append(f"{key}.stations: must name stations of this scenario, got {name!r}")
+        elif name is not None and name not in concerned:
+            check.problems.append(f"{key}.stations: {name} is a radionuclide station; it takes "
+                                  f"{' or '.join(RN_FAULTS)}, not {kind}")
     if at_archive_write and kind not in CRASH_FAULTS:
         check.problems.append(f"{key}.archive_write: only crashes ({', '.join(CRASH_FAULTS)}) wait for one")
     if count is not None and at_archive_write is not None and at_archive_write > count:
