@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hil import scenario
@@ -118,3 +120,13 @@ def test_a_scenario_of_radionuclide_stations_alone_is_valid_and_random_faults_sk
     with pytest.raises(scenario.ScenarioError) as caught:
         scenario.parse(text.replace("station_crash", "gps_unlock"), "rn-only.toml")
     assert caught.value.problems == ["random_faults[0].kind: no station of this scenario takes gps_unlock"]
+
+
+def test_the_radionuclide_day_scenario_holds_a_whole_particulate_slot_at_the_ims_schedule():
+    day = scenario.load(Path(scenario.__file__).parent / "scenarios" / "rn-day.toml")
+    particulate = next(s for s in day.rn_stations if s.kind == "particulate")
+    cycle = particulate.cycle
+    assert cycle["collection_s"] == cycle["decay_s"] == 86400
+    assert particulate.first_slot_s + cycle["qc_s"] + cycle["acquisition_s"] < day.duration_s
+    rn = {s.name for s in day.rn_stations}
+    assert {f.kind for f in day.faults if f.station in rn} == {"station_crash", "link_outage"}
