@@ -28,7 +28,7 @@ def scan_ints(body: str, block: str, first_line: int) -> tuple[np.ndarray, np.nd
     """
     raw = np.frombuffer(body.encode("ascii", "replace"), dtype=np.uint8)  # one byte per character
     values = np.empty((raw.size + 1) // 2, dtype=np.int64)  # tokens are at least one character and a blank
-    line_first = np.empty(body.count("\n") + 1, dtype=np.int64)
+    line_first = np.empty(np.count_nonzero(raw == _NEWLINE) + 1, dtype=np.int64)  # faster than str.count
     errors = np.full(6, _NO_ERROR, dtype=np.int64)  # start, end and line of the first bad, then too large
     count = _scan(raw, values, line_first, errors)
     for at, problem in ((0, "bad number"), (3, "number too large for a count")):
