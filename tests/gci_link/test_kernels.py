@@ -9,7 +9,7 @@ from numba.core.registry import CPUDispatcher
 
 from gci_link import ims2
 from gci_link.cd11 import build_data_frame, build_subframe, canadian, crc, decode_frame, encode_frame
-from gci_link.ims2 import intcodec, lexer
+from gci_link.ims2 import intcodec, lexer, spectra
 from gci_link.io.mseed2 import records
 from gci_link.io.sds import SdsArchive, Segment
 from gci_link.kernels import warm_up
@@ -20,7 +20,7 @@ from timeunits import NS_PER_S
 def _signatures() -> dict[str, tuple[object, ...]]:
     kernels = {
         f"{module.__name__}.{name}": value
-        for module in (canadian, crc, records, intcodec, lexer)
+        for module in (canadian, crc, records, intcodec, lexer, spectra)
         for name, value in vars(module).items()
         if isinstance(value, CPUDispatcher)
     }
@@ -33,7 +33,7 @@ def test_the_data_path_compiles_nothing_after_warm_up(tmp_path: Path) -> None:
     before = _signatures()
     entry_points = {name for name, sigs in before.items() if sigs}  # helpers compile inside their callers
     compiled = {"canadian._decode_into", "canadian._encode_into", "crc._crc64", "records._pack",
-                "intcodec._scan", "lexer._line_heads"}
+                "intcodec._scan", "lexer._line_heads", "spectra._channel_rows"}
     assert compiled <= {
         ".".join(name.rsplit(".", 2)[-2:]) for name in entry_points
     }, sorted(entry_points)
