@@ -49,4 +49,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf demo-out soak-out bench-results fuzz-out .pytest_cache .mypy_cache
+	rm -rf demo-out soak-out rn-day-out bench-results fuzz-out .pytest_cache .mypy_cache

@@ -14,11 +14,8 @@ rounds in which each reader parses once (see _interleaved_best); writing is time
 for SpecUtils and 10 for openSpex; writing of the same order as parsing. SpecUtils reads only the
 gamma spectrum and ignores the histogram, so on the beta-gamma file it does far less work.
 
-Our parse allocates a few arrays of 0.1-0.5 MB per spectrum block. Once other work has run in the
-process, glibc hands such blocks back to the kernel when they are freed, and every parse then
-page-faults its temporaries in again (about 600 faults for the beta-gamma file, roughly 1 ms here).
-In a fresh process, or with MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ raised, the same parse
-takes about 0.6 ms (measured with the same files).
+Parse times are a fraction of a millisecond, so the allocator's state matters: a reader whose fresh
+arrays page-fault pays for it in every parse, which is why readers are timed interleaved.
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ def _run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     print(
-        f"simulating {len(scenario.stations)} stations for {scenario.duration_s:.0f} s "
+        f"simulating {len(scenario.stations) + len(scenario.rn_stations)} stations for "
+        f"{scenario.duration_s:.0f} s "
         f"at {scenario.speed:g}x ({scenario.duration_s / scenario.speed:.0f} s real) into {args.out}/",
         file=sys.stderr,
     )
@@ -92,7 +93,7 @@ def render_summary(summary: dict, out: Path) -> str:
                 ",".join(sorted(s["status_flags_at_idc"])) or "-",
             )
         )
-    table = "\n".join(columns(rows))
+    table = "\n".join(columns(rows)) + _rn_table(summary)
     verdict = "\n".join(
         f"{'ok  ' if ok else 'FAIL'} {CHECKS[name]}" for name, ok in summary["checks"].items()
     )
@@ -113,7 +114,28 @@ CHECKS = {
     "no_missed_alarms": "no missed alarms: every fault long enough to need its alarm raised it",
     "remote_calibration": "remote calibration: answered through ims idc command, its channel's subframes "
     "(and no other's) flagged \"calibration underway\" at the IDC",
+    "rn_messages_exact": "radionuclide messages: every one acknowledged and stored at the IDC once, byte for "
+    "byte, none made twice",
 }
+
+
+PROBLEMS = ("missing", "different", "duplicated_msg_ids", "repeated_events")  # per system, in summary.json
+
+
+def _rn_table(summary: dict) -> str:
+    """One row per radionuclide system: messages made, acknowledged, stored, stored exactly; what arrived."""
+    rn_stations = summary.get("rn_stations") or {}
+    if not rn_stations:
+        return ""
+    rows = [("SYSTEM", "SENT", "ACKED", "STORED", "EXACT", "CRASHES", "ALARMS RAISED", "STORED BY DATA TYPE")]
+    for name, station in rn_stations.items():
+        for system, t in station["systems"].items():
+            wrong = [f"{len(t[k])} {k.replace('_', ' ')}" for k in PROBLEMS if t[k]]
+            rows.append((f"{name} {system}", str(t["sent"]), str(t["acked"]), str(t["stored"]),
+                         str(t["exact"]) + (f" ({', '.join(wrong)})" if wrong else ""),
+                         str(station["station_crashes"]), ",".join(sorted(station["alarms_raised"])) or "-",
+                         ", ".join(f"{n} {label}" for label, n in sorted(t["data_types"].items())) or "-"))
+    return "\n\n" + "\n".join(columns(rows))
 
 
 def _calibrations(summary: dict) -> str:
@@ -202,11 +224,17 @@ def _alarms(summary: dict) -> str:
 
 
 def _how_to_read(summary: dict, out: Path) -> str:
+    sds = out / "idc" / "sds"
+    rn = (f"radionuclide messages: ims idc rn list --config {out}/run/idc.toml, then ims idc rn show ID "
+          f"--config {out}/run/idc.toml\n" if summary.get("rn_stations") else "")
+    where = (f"IDC archive (SDS miniSEED): {sds}   ground truth: {out}/truth   summary: {out}/summary.json\n"
+             f"{rn}")
+    if not summary["stations"]:
+        return where
     _, first = next(iter(summary["stations"].items()))
     site, chan, loc = first["channels"][0]["channel"].split(".")
-    sds = out / "idc" / "sds"
     return (
-        f"IDC archive (SDS miniSEED): {sds}   ground truth: {out}/truth   summary: {out}/summary.json\n"
+        f"{where}"
         "read it with ObsPy:\n"
         "  from obspy import UTCDateTime; from obspy.clients.filesystem.sds import Client\n"
         f"  st = Client('{sds}').get_waveforms('{first['network']}', '{site}', '{loc}', '{chan}', "

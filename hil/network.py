@@ -18,10 +18,12 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +41,15 @@ from hil.faults import LineFaults
 from hil.linkproxy import LinkProxy
 from hil.procwatch import MemoryBound, ProcessWatch, children
 from hil.progress import Progress
-from hil.report import reported_gaps, station_report
-from hil.scenario import ChannelSpec, Fault, Scenario, StationSpec
+from hil.report import reported_gaps, rn_messages_exact, rn_station_report, station_report
+from hil.rn_station import RnStation, RnSystemSpec
+from hil.scenario import RN_FAULTS, ChannelSpec, Fault, RnStationSpec, Scenario, StationSpec
 from hil.sensors import broadband_calibration_table, declared_response_lines
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from hil.simclock import SimClock
 from hil.truth import TruthStore
+from station.radionuclide.settings import CYCLE_DEFAULTS
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -86,9 +90,38 @@ class SimStation:
     down: bool = False  # killed by a crash fault and not yet restarted
 
     @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
     def outbox_path(self) -> Path:
         """The station daemon's outbox (its configuration names it relative to the configuration's folder)."""
         return self.config_path.parent / STATION_OUTBOX
+
+
+@dataclass
+class SimRnStation:
+    """A radionuclide station of the network: its simulated instruments and its own daemon, linked to the
+    IDC through a proxy of its own like every station."""
+
+    spec: RnStationSpec
+    station: RnStation
+    proxy: LinkProxy
+    process: subprocess.Popen | None = None
+    crashes: int = 0
+    down: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.station.config_path
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.station.outbox_path
 
 
 class Network:
@@ -111,6 +144,7 @@ class Network:
         self.memory_bound = memory_bound or MemoryBound()
         self.observe = observe
         self.stations: dict[str, SimStation] = {}
+        self.rn_stations: dict[str, SimRnStation] = {}
         self.receiver: subprocess.Popen | None = None
         self.fault_log: list[dict] = []
         self.console_urls: dict[str, str] = {}  # "idc" and each station -> its web console (localhost)
@@ -149,6 +183,9 @@ class Network:
         for index, spec in enumerate(sc.stations):
             bundle = ca.issue(spec.name).bundle
             self.stations[spec.name] = self._make_station(index, spec, bundle)
+        for index, rn in enumerate(sc.rn_stations):
+            bundle = ca.issue(rn.name).bundle
+            self.rn_stations[rn.name] = self._make_rn_station(len(sc.stations) + index, rn, bundle)
 
     def _write_receiver_config(self, run: Path) -> None:
         self.receiver_config = run / "idc.toml"
@@ -208,6 +245,16 @@ class Network:
         self.console_urls[spec.name] = f"http://127.0.0.1:{port}/"
         return SimStation(spec, streams, line, digitizer, proxy, config_path, disk)
 
+    def _make_rn_station(self, index: int, spec: RnStationSpec, bundle: Path) -> SimRnStation:
+        sc = self.scenario
+        system = rn_system_spec(spec, self.start_ns, sc.seed * 1000 + index)
+        proxy = LinkProxy(("127.0.0.1", self.receiver_port), spec.name)
+        run = self.out / "run"
+        station = RnStation(spec.name, spec.network, [system], self.clock, sc.speed,
+                            run / "stations" / spec.name, run / "dev", proxy.endpoint, bundle,
+                            idc_trust=run / "ca" / "trust")
+        return SimRnStation(spec, station, proxy)
+
     # ----------------------------------------------------------------------------------------- processes
 
     def _ims(self, name: str, *args: str) -> subprocess.Popen:
@@ -217,8 +264,8 @@ class Network:
         self.receiver = self._ims("idc", "idc", "run", "--config", str(self.receiver_config))
         wait_listening(self.receiver, self.receiver_port, f"{self.out}/run/logs/idc.log")
 
-    def _start_station(self, station: SimStation) -> None:
-        station.process = self._ims(station.spec.name, "station", "run", "--config", str(station.config_path))
+    def _start_station(self, station: SimStation | SimRnStation) -> None:
+        station.process = self._ims(station.name, "station", "run", "--config", str(station.config_path))
         station.down = False
 
     # ----------------------------------------------------------------------------------------- faults
@@ -240,6 +287,8 @@ class Network:
                 self._start_receiver()
         elif fault.station is None:
             raise ValueError(f"a {fault.kind} fault must name a station")  # scenario.parse refuses it
+        elif fault.station in self.rn_stations:
+            caught = self._apply_to_daemon(self.rn_stations[fault.station], fault, begin)
         else:
             caught = self._apply_to_station(self.stations[fault.station], fault, begin)
         sim_s = (self.clock.now_ns() - self.start_ns) / NS_PER_S
@@ -261,17 +310,25 @@ class Network:
         _crash(process)
         return caught
 
-    def _apply_to_station(self, station: SimStation, fault: Fault, begin: bool) -> str | None:
-        kind = fault.kind
-        if kind == "link_outage":
+    def _apply_to_daemon(self, station: SimStation | SimRnStation, fault: Fault, begin: bool) -> str | None:
+        """A fault of the station's daemon or its link (``RN_FAULTS``), which every station can suffer."""
+        if fault.kind == "link_outage":
             station.proxy.blackhole(begin)
-        elif kind == "station_crash":
+        elif fault.kind == "station_crash":
             if begin:
                 station.crashes += 1
                 station.down = True
                 return self._crash(station.process, fault, station.config_path.parent / STATION_DATA)
             self._start_station(station)
-        elif kind == "gps_unlock":
+        else:
+            raise ValueError(f"a {fault.kind} fault concerns the hardware of a waveform station")
+        return None
+
+    def _apply_to_station(self, station: SimStation, fault: Fault, begin: bool) -> str | None:
+        kind = fault.kind
+        if kind in RN_FAULTS:
+            return self._apply_to_daemon(station, fault, begin)
+        if kind == "gps_unlock":
             station.digitizer.set_gps_lock(not begin)
         elif kind == "unplug":
             (station.line.unplug if begin else station.line.replug)()
@@ -306,6 +363,10 @@ class Network:
             station.proxy.start()
             station.digitizer.start()
             self._start_station(station)
+        for rn in self.rn_stations.values():
+            rn.proxy.start()
+            rn.station.start()
+            self._start_station(rn)
         events = self._schedule()
         calibrations = sorted(sc.calibrations, key=lambda c: c.at_s)
         next_sample = 0.0
@@ -340,10 +401,14 @@ class Network:
             pids["idc"] = self.receiver.pid
             for n, worker in enumerate(children(self.receiver.pid)):
                 pids[f"idc worker {n}"] = worker
-        for name, station in self.stations.items():
+        for name, station in self._daemons().items():
             if station.process is not None and station.process.poll() is None:
                 pids[f"station {name}"] = station.process.pid
         return pids
+
+    def _daemons(self) -> dict[str, SimStation | SimRnStation]:
+        """Every station daemon of the network, waveform and radionuclide, by station name."""
+        return {**self.stations, **self.rn_stations}
 
     def _postpone_end(self, events: list[FaultEvent], fault: Fault) -> list[FaultEvent]:
         """The end of ``fault`` moved to ``duration_s`` after now, so a crash that waited for an archive
@@ -353,16 +418,17 @@ class Network:
         return sorted(moved, key=lambda e: e[0])
 
     def _check_processes(self) -> None:
-        for station in self.stations.values():
+        for station in self._daemons().values():
             proc = station.process
             if proc is not None and proc.poll() is not None and not station.down:
                 raise RuntimeError(
-                    f"station {station.spec.name} exited with {proc.returncode}; "
-                    f"see {self.out}/run/logs/{station.spec.name}.log"
+                    f"station {station.name} exited with {proc.returncode}; "
+                    f"see {self.out}/run/logs/{station.name}.log"
                 )
 
     def _drain(self) -> None:
-        """Stop sampling, let the digitizers send what they hold and the stations frame and deliver it."""
+        """Stop sampling, let the digitizers send what they hold and the stations frame and deliver it;
+        let the radionuclide stations deliver every message they have stored."""
         for station in self.stations.values():
             station.digitizer.stop_sampling()
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
@@ -370,13 +436,18 @@ class Network:
             time.sleep(0.1)
         lateness_s = 2 * self.scenario.frame_length_s / self.scenario.speed
         time.sleep(max(1.0, lateness_s))  # the drivers' last packets reach the daemons
+        while time.monotonic() < deadline and any(unacked(s.outbox_path) for s in self.rn_stations.values()):
+            time.sleep(0.2)
 
     def _shutdown(self) -> None:
         for running in self.calibrations:  # the operator's commands, before the receiver goes
             remote_calibration.finish(running)
-        for station in self.stations.values():
+        for station in self._daemons().values():
             terminate(station.process)
         terminate(self.receiver)
+        for rn in self.rn_stations.values():
+            rn.station.stop()
+            rn.proxy.close()
         for station in self.stations.values():
             station.digitizer.stop()
             station.proxy.close()
@@ -388,6 +459,7 @@ class Network:
         for station in self.stations.values():
             station.digitizer.close_truth()
         stations = {name: self._station_summary(station, end_ns) for name, station in self.stations.items()}
+        rn_stations = {name: self._rn_summary(rn) for name, rn in self.rn_stations.items()}
         memory = self.watch.report(self.memory_bound)
         alarms = self._alarm_check()
         checks = {
@@ -401,6 +473,8 @@ class Network:
             checks["remote_calibration"] = all(
                 c["exit_code"] == 0 and c["verdict"] is not None and c["subframes_flagged_at_idc"] > 0
                 and c["other_channels_flagged_at_idc"] == 0 for c in calibrations)
+        if rn_stations:
+            checks["rn_messages_exact"] = rn_messages_exact(rn_stations)
         summary = {
             "scenario": self.scenario.source,
             "simulated_s": self.scenario.duration_s,
@@ -408,6 +482,7 @@ class Network:
             "start": np.datetime_as_string(np.datetime64(self.start_ns, "ns"), unit="s") + "Z",
             "faults": self.fault_log,
             "stations": stations,
+            "rn_stations": rn_stations,
             "memory": memory,
             "alarm_check": alarms,
             "calibrations": calibrations,
@@ -471,6 +546,16 @@ class Network:
         ch = next(c for c in spec.channels if c.channel == running.calibration.channel)
         return remote_calibration.summary(running, self.out / "idc", spec.network, ch.site, ch.location)
 
+    def _rn_summary(self, rn: SimRnStation) -> dict:
+        """The station's messages against the IDC's store; the simulated sources beside the run."""
+        truth = self.out / "truth" / rn.name
+        truth.mkdir(parents=True, exist_ok=True)
+        rn.station.write_truth(truth)
+        return rn_station_report(self.out, rn.name, rn.spec.network, rn.outbox_path) | {
+            "station_crashes": rn.crashes,
+            "link_bytes_swallowed": rn.proxy.bytes_swallowed,
+        }
+
     def _log(self, name: str) -> Path:
         return self.out / "run" / "logs" / f"{name}.log"
 
@@ -488,11 +573,34 @@ class Network:
                 spans.append(span)
         episodes = [
             episode
-            for name in self.stations
+            for name in self._daemons()
             for episode in alarmcheck.read_alarms(self._log(name), name, self.wall0_ns, self.scenario.speed)
         ]
         status_interval_sim_s = STATUS_INTERVAL_S * self.scenario.speed
         return alarmcheck.cross_check(episodes, spans, self.limits, status_interval_sim_s)
+
+
+def rn_system_spec(spec: RnStationSpec, start_ns: int, seed: int) -> RnSystemSpec:
+    """The station's one system, its schedule shifted (``offset_s``) so that its first slot opens
+    ``first_slot_s`` after ``start_ns``, the run's start."""
+    defaults = CYCLE_DEFAULTS[spec.kind]
+    period = spec.cycle.get("collection_s", defaults["collection_s"])
+    decay = spec.cycle.get("decay_s", defaults["decay_s"])
+    offset = (start_ns // NS_PER_S + spec.first_slot_s - decay) % period
+    return RnSystemSpec(spec.kind.replace("_", ""), spec.kind, spec.code, spec.srid_station,
+                        cycle=spec.cycle | {"offset_s": offset}, activities_bq=spec.activities_bq,
+                        histogram_channels=spec.histogram_channels, seed=seed)
+
+
+def unacked(outbox_path: Path) -> int:
+    """Frames a running station's outbox holds unacknowledged, read without disturbing the daemon."""
+    if not outbox_path.exists():
+        return 0
+    with closing(sqlite3.connect(f"file:{outbox_path}?mode=ro", uri=True, timeout=10)) as db:
+        try:
+            return int(db.execute("SELECT unacked_frames FROM totals").fetchone()[0])
+        except (sqlite3.Error, TypeError):  # not created yet
+            return 0
 
 
 def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
@@ -624,14 +732,16 @@ def scenario_receiver_toml(
     control_window_s: float | None = None,
     silence_timeout_s: float | None = None,
 ) -> str:
-    """The receiver configuration for a scenario's stations, each with the sites of its channels and the
-    shape of its simulated sensors' responses."""
+    """The receiver configuration for a scenario's stations, each with the sites of its channels (a
+    radionuclide station: its own name, as it sends no data frames) and the shape of its simulated
+    sensors' responses."""
     return receiver_toml(
         root,
         trust_dir,
         port,
-        {s.name: s.network for s in scenario.stations},
-        {s.name: sorted({ch.site for ch in s.channels}) for s in scenario.stations},
+        {s.name: s.network for s in scenario.stations} | {s.name: s.network for s in scenario.rn_stations},
+        {s.name: sorted({ch.site for ch in s.channels}) for s in scenario.stations}
+        | {s.name: [s.name] for s in scenario.rn_stations},
         key_bundle,
         control_window_s,
         responses={s.name: {ch.channel: declared_response_lines(s.sensor) for ch in s.channels}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from gci_link.cd11 import Cd11FormatError, decode_frame
 from gci_link.cd11.timefmt import parse_time
 from gci_link.station_end.outbox import Outbox
 from hil.compare import ChannelComparison
+from hil.rn_station import message_report
 from idc.stores import read_arrivals
 from timeunits import NS_PER_S
 
@@ -104,3 +106,24 @@ def _percentiles(values: np.ndarray) -> dict[str, float | None]:
         "p50": round(float(np.percentile(values, 50)), 3),
         "p99": round(float(np.percentile(values, 99)), 3),
     }
+
+
+def rn_station_report(out: Path, name: str, network: str, outbox_path: Path) -> dict:
+    """A radionuclide station's messages per system: made (its outbox), acknowledged, stored at the IDC and
+    stored byte for byte; what is missing, different or made twice; the data types stored."""
+    systems = message_report(outbox_path, out / "idc" / "ims2", name) if outbox_path.exists() else {}
+    log_path = out / "run" / "logs" / f"{name}.log"
+    alarms = Counter(m.group(1) for m in ALARM_LINE.finditer(log_path.read_text(errors="replace"))) \
+        if log_path.exists() else Counter()
+    return {"network": network, "systems": {system: asdict(t) for system, t in systems.items()},
+            "alarms_raised": dict(alarms)}
+
+
+def rn_messages_exact(rn_stations: dict[str, dict]) -> bool:
+    """Every radionuclide system sent messages, and every one was acknowledged and stored once, byte for
+    byte, and none was made twice."""
+    systems = [t for report in rn_stations.values() for t in report["systems"].values()]
+    return len(systems) >= len(rn_stations) and all(
+        t["sent"] > 0 and t["sent"] == t["acked"] == t["stored"] == t["exact"]
+        and not (t["missing"] or t["different"] or t["duplicated_msg_ids"] or t["repeated_events"])
+        for t in systems)

@@ -26,7 +26,7 @@ from hil.sim_betagamma import BetaGammaSimConfig, SimBetaGamma
 from hil.sim_dp5 import Dp5SimConfig, SimDp5
 from hil.sim_sampler import AirSamplerConfig, SimAirSampler
 from hil.simclock import SimClock
-from idc.rn_store import RnIndex
+from idc.rn_store import INDEX_NAME, IndexedMessage, RnIndex
 from station.config import parse_config
 from station.radionuclide.ledger import KIND
 from station.radionuclide.schedule import CountKind, Schedule
@@ -92,15 +92,7 @@ class RnSim:
 
     def toml(self) -> str:
         """The ``[[radionuclide]]`` table of this system for the station daemon's configuration."""
-        s = self.spec
-        cycle = "".join(f"{key} = {value}\n" for key, value in sorted(s.cycle.items()))
-        return (
-            f'\n[[radionuclide]]\nname = "{s.name}"\nkind = "{s.kind}"\nstation = "{s.station}"\n'
-            f'detector_code = "{s.detector_code}"\nsrid_station = "{s.srid_station}"\n'
-            f'[radionuclide.detector]\nport = "{self.detector_line.path}"\nbaud = {CONFIG_BAUD}\n'
-            f'[radionuclide.sampler]\nport = "{self.sampler_line.path}"\nbaud = {CONFIG_BAUD}\n'
-            f"[radionuclide.cycle]\n{cycle}"
-        )
+        return system_toml(self.spec, self.detector_line.path, self.sampler_line.path)
 
     def start(self) -> None:
         for sim in (self.dp5, self.air, self.betagamma):
@@ -154,12 +146,15 @@ class RnStation:
     any station, and reads ``report`` for its summary."""
 
     def __init__(self, name: str, network: str, specs: list[RnSystemSpec], clock: SimClock, speed: float,
-                 folder: Path, dev_dir: Path, endpoint: str, bundle: Path) -> None:
+                 folder: Path, dev_dir: Path, endpoint: str, bundle: Path,
+                 idc_trust: Path | None = None) -> None:
         self.name = name
         self.systems = [RnSim(spec, clock, dev_dir, speed) for spec in specs]
         folder.mkdir(parents=True, exist_ok=True)
         self.config_path = folder / "station.toml"
-        self.config_path.write_text(rn_station_toml(name, network, endpoint, bundle, self.systems))
+        tables = [system.toml() for system in self.systems]
+        self.config_path.write_text(rn_station_toml(name, network, endpoint, bundle, tables,
+                                                    idc_trust=idc_trust))
         self.outbox_path = folder / "data" / "outbox" / "outbox.sqlite"
 
     def start(self) -> None:
@@ -177,24 +172,40 @@ class RnStation:
         return message_report(self.outbox_path, idc_ims2_root, self.name)
 
 
-def rn_station_toml(name: str, network: str, endpoint: str, bundle: Path, systems: list[RnSim],
-                    data_dir: str = "data") -> str:
-    """A complete configuration for a station with radionuclide systems only."""
+def system_toml(spec: RnSystemSpec, detector_port: str, sampler_port: str) -> str:
+    """The ``[[radionuclide]]`` table of a system whose instruments answer on these ports."""
+    cycle = "".join(f"{key} = {value}\n" for key, value in sorted(spec.cycle.items()))
+    return (
+        f'\n[[radionuclide]]\nname = "{spec.name}"\nkind = "{spec.kind}"\nstation = "{spec.station}"\n'
+        f'detector_code = "{spec.detector_code}"\nsrid_station = "{spec.srid_station}"\n'
+        f'[radionuclide.detector]\nport = "{detector_port}"\nbaud = {CONFIG_BAUD}\n'
+        f'[radionuclide.sampler]\nport = "{sampler_port}"\nbaud = {CONFIG_BAUD}\n'
+        f"[radionuclide.cycle]\n{cycle}"
+    )
+
+
+def rn_station_toml(name: str, network: str, endpoint: str, bundle: Path, tables: list[str],
+                    data_dir: str = "data", idc_trust: Path | None = None) -> str:
+    """A complete configuration for a station with radionuclide systems only (``tables``: their
+    ``[[radionuclide]]`` tables); with ``idc_trust`` (the network's trust store) it believes only frames
+    signed by the IDC's key."""
+    trust = "" if idc_trust is None else f'idc_trust = "{idc_trust}"\n'
     return (
         f"# written by the simulated network for radionuclide station {name}\n"
         f'[station]\nname = "{name}"\nnetwork = "{network}"\n'
-        f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n'
+        f'[link]\nendpoints = ["{endpoint}"]\nkey_bundle = "{bundle}"\n{trust}'
         f'[daemon]\nstate_dir = "{data_dir}/state"\nstatus_interval_s = 1.0\n'
         f'[archive]\npath = "{data_dir}/archive"\n'
         f'[outbox]\npath = "{data_dir}/outbox/outbox.sqlite"\n'
-        + "".join(system.toml() for system in systems)
+        + "".join(tables)
     )
 
 
 @dataclass
 class MessageTally:
     """One radionuclide system's messages: in the station's outbox, acknowledged, stored at the IDC, and
-    stored byte for byte equal to the original; what is missing or different there, by sequence number."""
+    stored byte for byte equal to the original; what is missing or different there, by sequence number;
+    and what was made twice (a restarted station must make each moment's message once)."""
 
     sent: int = 0
     acked: int = 0
@@ -203,48 +214,65 @@ class MessageTally:
     missing: list[int] = field(default_factory=list)
     different: list[int] = field(default_factory=list)
     duplicated_msg_ids: list[str] = field(default_factory=list)  # MSG_IDs the IDC holds more than once
+    repeated_events: list[str] = field(default_factory=list)  # cycle moments sent twice (an ALERT may
+    # come again: a condition raised, cleared and raised anew)
+    data_types: dict[str, int] = field(default_factory=dict)  # stored messages per "SAMPLEPHD FULL" etc.
 
     @property
     def all_exact(self) -> bool:
-        return self.exact == self.sent and not self.duplicated_msg_ids
+        return self.exact == self.sent and not self.duplicated_msg_ids and not self.repeated_events
 
 
 def message_report(outbox_path: Path, idc_ims2_root: Path, station: str) -> dict[str, MessageTally]:
     """Per radionuclide system of ``station`` (its CD-1.1 frame creator), its messages compared with
     what the IDC stored (``idc_ims2_root``: the receiver's ``ims2`` folder)."""
-    stored: dict[int, bytes] = {}
+    stored: dict[int, IndexedMessage] = {}
     msg_ids: dict[str, int] = {}
-    if (idc_ims2_root / "index.sqlite").exists():
+    if (idc_ims2_root / INDEX_NAME).exists():
         index = RnIndex(idc_ims2_root)
         try:
             for message in index.find(station=station, limit=10**9):
-                stored[message.seq] = index.text(message)
+                stored[message.seq] = message
                 if message.msg_id is not None:
                     msg_ids[message.msg_id] = msg_ids.get(message.msg_id, 0) + 1
         finally:
             index.close()
     duplicated = sorted(m for m, n in msg_ids.items() if n > 1)
     report: dict[str, MessageTally] = {}
+    events: dict[str, dict[str, int]] = {}  # system -> event -> times made
     box = Outbox(outbox_path, 1 << 40)
     try:
         for seq, kind in box.kinds(f"{KIND} "):
-            tally = report.setdefault(kind.split()[1], MessageTally(duplicated_msg_ids=duplicated))
+            _, system, _, event = (kind.split(" ", 3) + ["", ""])[:4]
+            tally = report.setdefault(system, MessageTally(duplicated_msg_ids=duplicated))
+            made = events.setdefault(system, {})
+            made[event] = made.get(event, 0) + 1
             tally.sent += 1
             frame = box.get(seq)
             if frame is None:  # evicted from the outbox over its budget after acknowledgement
                 continue
             tally.acked += frame.acked
             body = decode_frame(frame.frame).body
-            if seq not in stored:
+            held = stored.get(seq)
+            try:
+                text = None if held is None else (idc_ims2_root / held.path).read_bytes()  # as on disk
+            except FileNotFoundError:
+                text = None
+            if held is None or text is None:
                 tally.missing.append(seq)
-            elif isinstance(body, Ims2MessageBody) and stored[seq] == body.message:
-                tally.stored += 1
+                continue
+            tally.stored += 1
+            label = " ".join(t for t in (held.data_type or "unparsed", held.qualifier) if t)
+            tally.data_types[label] = tally.data_types.get(label, 0) + 1
+            if isinstance(body, Ims2MessageBody) and text == body.message:
                 tally.exact += 1
             else:
-                tally.stored += 1
                 tally.different.append(seq)
     finally:
         box.close()
+    for system, made in events.items():
+        again = (e for e, n in made.items() if n > 1 and not e.startswith("ALERT"))
+        report[system].repeated_events = sorted(again)
     return report
 
 

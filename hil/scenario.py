@@ -8,6 +8,7 @@ the station configuration.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
@@ -16,13 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from opskit.tomlcheck import Table, TomlError, in_range, one_of, parse_toml, read_toml, text
-from station.config import BAUD_RATES
+from rn_analysis.library import NUCLIDES
+from station.config import BAUD_RATES, ConfigError, parse_config
+from station.radionuclide.settings import CycleTimes
 
 SENSORS = {"seismometer": "seismic", "microbarometer": "infrasonic", "hydrophone": "hydroacoustic"}
 FAULT_KINDS = ("link_outage", "station_crash", "receiver_crash", "gps_unlock", "unplug", "disk_full")
 STATIONLESS_FAULTS = ("receiver_crash",)
 CRASH_FAULTS = ("station_crash", "receiver_crash")
 WHEN = ("any", "archive_write")  # a crash at its moment, or at the first archive write from then on
+RN_KINDS = ("particulate", "noble_gas")
+RN_FAULTS = ("link_outage", "station_crash")  # the faults that concern a radionuclide station too
+RN_CYCLE_KEYS = tuple(f.name for f in dataclasses.fields(CycleTimes) if f.name != "offset_s")
+HISTOGRAM_CHANNELS = (64, 128, 256)  # a noble-gas system's gamma and beta channels
 RANDOM_SPAN = (0.01, 0.97)  # random faults lie within these fractions of the run, leaving time to recover
 
 
@@ -72,6 +79,24 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class RnStationSpec:
+    """A radionuclide station with one system (particulate or noble gas), run by its own daemon.
+
+    Its schedule is shifted so that its first slot (the counts of one sample) opens ``first_slot_s``
+    after the run starts: the faults of the scenario then meet the counts where the file says."""
+
+    name: str
+    network: str
+    kind: str
+    code: str  # IMS station code in the messages
+    srid_station: str
+    first_slot_s: int
+    cycle: dict[str, int]  # [radionuclide.cycle] keys for the daemon (offset_s comes from first_slot_s)
+    activities_bq: dict[str, float]  # a filter's or a gas sample's; empty: the simulator's default
+    histogram_channels: int = 256
+
+
+@dataclass(frozen=True)
 class RemoteCalibration:
     """``[[calibrations]]``: at ``at_s`` the operator sends ``ims idc command STATION calibrate CHANNEL
     SIGNAL MINUTES`` through the running receiver."""
@@ -103,12 +128,14 @@ class Scenario:
     stations: tuple[StationSpec, ...]
     faults: tuple[Fault, ...]
     calibrations: tuple[RemoteCalibration, ...] = ()
+    rn_stations: tuple[RnStationSpec, ...] = ()
 
 
 def load(path: Path | None = None, run_overrides: dict[str, Any] | None = None) -> Scenario:
     """A scenario file (the embedded default when ``path`` is None); ``run_overrides`` replace keys of
     its ``[run]`` table before validation. A new ``duration_s`` compresses the whole scenario: fault
-    times and lengths scale with it, so a shortened run meets the same faults in the same order."""
+    times and lengths scale with it, so a shortened run meets the same faults in the same order, and so
+    do the moments radionuclide slots first open (their cycles keep their lengths)."""
     if path is None:
         default = resources.files("hil").joinpath("scenarios/default.toml").read_text(encoding="utf-8")
         return parse(default, "hil/scenarios/default.toml", run_overrides)
@@ -142,6 +169,9 @@ def _parse(data: dict[str, Any], source: str, run_overrides: dict[str, Any] | No
                     cal["at_s"] = float(cal["at_s"]) * float(new) / float(old)
                 if isinstance(cal, dict) and isinstance(cal.get("minutes"), int) and _finite(cal["minutes"]):
                     cal["minutes"] = max(2, round(cal["minutes"] * float(new) / float(old)))
+            for rn in data.get("rn_stations", []):  # the cycle itself keeps its length (its limits)
+                if isinstance(rn, dict) and isinstance(rn.get("first_slot_s"), int):
+                    rn["first_slot_s"] = round(rn["first_slot_s"] * float(new) / float(old))
     root = Table.root(data, source, Path("."))
     run = root.table("run")
     duration = run.get("duration_s", float, check=in_range(10.0, None))
@@ -152,10 +182,14 @@ def _parse(data: dict[str, Any], source: str, run_overrides: dict[str, Any] | No
     tables = root.tables("stations")
     parsed = [_station(t) for t in tables]
     stations = tuple(s for s in parsed if s is not None)
-    names = [s.name for s in stations]
+    rn_tables = root.tables("rn_stations")
+    rn_stations = tuple(s for t in rn_tables if (s := _rn_station(t, duration or 0.0)) is not None)
+    names = [s.name for s in stations] + [s.name for s in rn_stations]
     for name in {n for n in names if names.count(n) > 1}:
         root.problem("stations", f"station {name!r} appears more than once")
-    listed = [f for t in root.tables("faults") if (f := _fault(t, set(names), duration)) is not None]
+    rn_names = {s.name for s in rn_stations}
+    listed = [f for t in root.tables("faults")
+              if (f := _fault(t, set(names), duration, rn_names)) is not None]
     for i, a in enumerate(listed):
         for b in listed[:i]:
             if (a.kind, a.station) == (b.kind, b.station) and a.at_s <= b.at_s + b.duration_s \
@@ -164,17 +198,17 @@ def _parse(data: dict[str, Any], source: str, run_overrides: dict[str, Any] | No
                                        f"(at {b.at_s:g} s and {a.at_s:g} s)")
     drawn: list[Fault] = []
     for i, t in enumerate(root.tables("random_faults")):
-        drawn += _random_faults(t, names, duration, (seed or 0, i), listed + drawn)
+        drawn += _random_faults(t, names, duration, (seed or 0, i), listed + drawn, rn_names)
     faults = tuple(sorted(listed + drawn, key=lambda f: (f.at_s, f.kind, f.station or "")))
     calibrations = tuple(c for t in root.tables("calibrations")
                          if (c := _calibration(t, stations, duration or 0.0)) is not None)
     root.done()
-    if not tables and "stations" not in {p.key for p in root.problems}:
-        root.problem("stations", "at least one [[stations]] table is needed")
+    if not tables and not rn_tables and "stations" not in {p.key for p in root.problems}:
+        root.problem("stations", "at least one station ([[stations]] or [[rn_stations]]) is needed")
     # a value is None only where a problem was recorded
     if root.problems or duration is None or speed is None or seed is None or frame_length is None:
         raise ScenarioError(root.problems)
-    return Scenario(source, duration, speed, seed, frame_length, stations, faults, calibrations)
+    return Scenario(source, duration, speed, seed, frame_length, stations, faults, calibrations, rn_stations)
 
 
 def _frame_length(v: int) -> str | None:
@@ -222,7 +256,76 @@ def _station(t: Table) -> StationSpec | None:
                        bit_error_rate, drop_rate, flash_blocks, status_every_s)
 
 
-def _fault(t: Table, stations: set[str], duration: float | None) -> Fault | None:
+def _rn_station(t: Table, duration: float) -> RnStationSpec | None:
+    """The radionuclide station of table ``t``, or None when a problem was recorded for one of its values.
+    Its cycle is checked by the station configuration's own validator, as the daemon will read it."""
+    name = t.get("name", str, check=text(1, 5, alnum=True))
+    network = t.get("network", str, check=text(1, 2, alnum=True))
+    kind = t.get("kind", str, check=one_of(RN_KINDS, ordered=True))
+    code = t.get("code", str, default=name, check=text(1, 5, alnum=True))
+    srid_station = t.get("srid_station", str, default="01", check=_two_digits)
+    first_slot_s = t.get("first_slot_s", int, default=300, check=in_range(0, None))
+    if first_slot_s is not None and first_slot_s >= duration:
+        t.problem("first_slot_s", f"must be within the run ({duration:g} s), got {first_slot_s}")
+    channels = t.get("histogram_channels", int, default=256, check=one_of(HISTOGRAM_CHANNELS, ordered=True))
+    if "histogram_channels" in t.data and kind == "particulate":
+        t.problem("histogram_channels", "only a noble-gas system has a histogram")
+    cycle = _rn_cycle(t.table("cycle", required=False), kind)
+    activities = _activities(t.table("activities_bq", required=False))
+    t.done()
+    if (name is None or network is None or kind is None or code is None or srid_station is None
+            or first_slot_s is None or channels is None or cycle is None or activities is None):
+        return None
+    return RnStationSpec(name, network, kind, code, srid_station, first_slot_s, cycle, activities, channels)
+
+
+def _two_digits(v: str) -> str | None:
+    return None if len(v) == 2 and v.isdigit() else f"must be two digits, got {v!r}"
+
+
+def _rn_cycle(t: Table, kind: str | None) -> dict[str, int] | None:
+    """The ``cycle`` table: whole seconds per ``[radionuclide.cycle]`` key, checked together (a slot's
+    counts must fit its period and so on) by the station configuration's validator."""
+    before = len(t.problems)
+    if "offset_s" in t.data:
+        station = t.prefix.removesuffix(".cycle")
+        t.problem("offset_s", f"set by {station}.first_slot_s (when the first slot opens)")
+        t.used.add("offset_s")
+    found = {name: t.get(name, int, default=None, check=in_range(0, None)) for name in RN_CYCLE_KEYS}
+    t.done()
+    cycle = {name: value for name, value in found.items() if value is not None}
+    if len(t.problems) > before or kind not in RN_KINDS:
+        return None
+    lines = "".join(f"{name} = {value}\n" for name, value in cycle.items())
+    detector, sampler = ("sim-detector", "sim-detector") if kind == "noble_gas" else ("sim-det", "sim-air")
+    config = (f'[station]\nname = "X"\nnetwork = "XX"\n[link]\nendpoints = ["tcp://127.0.0.1:1"]\n'
+              f'[archive]\npath = "a"\n[outbox]\npath = "o"\n'
+              f'[[radionuclide]]\nname = "x"\nkind = "{kind}"\ndetector_code = "X_001"\nsrid_station = "01"\n'
+              f'[radionuclide.detector]\nport = "{detector}"\n[radionuclide.sampler]\nport = "{sampler}"\n'
+              f"[radionuclide.cycle]\n{lines}")
+    try:
+        parse_config(config, t.source, Path("."))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            t.problem(problem.key.removeprefix("radionuclide[0].cycle").lstrip("."), problem.problem)
+        return None
+    return cycle
+
+
+def _activities(t: Table) -> dict[str, float] | None:
+    """``activities_bq``: nuclide = becquerel of a filter or a gas sample."""
+    before = len(t.problems)
+    activities: dict[str, float] = {}
+    for name in list(t.data):
+        if name not in NUCLIDES:
+            t.problem(name, f"unknown nuclide (known: {', '.join(NUCLIDES)})")
+            t.used.add(name)
+        elif (value := t.get(name, float, check=in_range(0.0, None))) is not None:
+            activities[name] = value
+    return activities if len(t.problems) == before else None
+
+
+def _fault(t: Table, stations: set[str], duration: float | None, rn_stations: set[str]) -> Fault | None:
     """The fault of table ``t``, or None when a problem was recorded for one of its values."""
     kind = t.get("kind", str, check=one_of(FAULT_KINDS, ordered=True))
     at_s = t.get("at_s", float, check=in_range(0.0, None))
@@ -233,6 +336,9 @@ def _fault(t: Table, stations: set[str], duration: float | None) -> Fault | None
             t.problem("station", f"a {kind} concerns the receiver, not a station")
     elif station not in stations and not ("station" in t.data and station is None):  # else reported
         t.problem("station", f"must name a station of this scenario, got {station!r}")
+    elif station in rn_stations and kind not in RN_FAULTS:
+        t.problem("kind", f"{station} is a radionuclide station; it takes {' or '.join(RN_FAULTS)}, "
+                          f"not {kind}")
     if at_s is not None and length is not None and duration is not None and at_s + length >= duration:
         t.problem("", f"must end before the run does ({at_s} + {length} >= {duration})")
     when = t.get("when", str, default="any", check=one_of(WHEN, ordered=True))
@@ -273,26 +379,34 @@ def _random_faults(
     duration: float | None,
     seed: tuple[int, int],
     earlier: list[Fault],
+    rn_stations: set[str],
 ) -> list[Fault]:
     """``count`` faults of one kind at seeded random moments within ``RANDOM_SPAN`` of the run, their
     lengths log-uniform between the bounds (as many short as long ones per decade), spread over the
-    listed stations (all by default) in turn. Two faults of one kind never overlap at one station (or
-    at the receiver), these nor ``earlier`` ones: an outage inside an outage would end at the inner
-    one's end, a crash inside a crash would start the station twice."""
+    listed stations (by default every one the kind concerns) in turn. Two faults of one kind never
+    overlap at one station (or at the receiver), these nor ``earlier`` ones: an outage inside an outage
+    would end at the inner one's end, a crash inside a crash would start the station twice."""
     kind = t.get("kind", str, check=one_of(FAULT_KINDS, ordered=True))
     count = t.get("count", int, check=in_range(1, 1000))
     shortest = t.get("min_duration_s", float, check=in_range(0.0, None))
     longest = t.get("max_duration_s", float, check=in_range(0.0, None))
     at_archive_write = t.get("archive_write", int, default=0, check=in_range(0, None))
-    stations: list[str | None] = list(t.strings("stations") or ()) if "stations" in t.data else list(names)
+    concerned = [n for n in names if n not in rn_stations or kind in RN_FAULTS]
+    stations: list[str | None] = (list(t.strings("stations") or ()) if "stations" in t.data
+                                  else list(concerned))
     t.done()
     if kind in STATIONLESS_FAULTS:
         if "stations" in t.data:
             t.problem("stations", f"a {kind} concerns the receiver, not a station")
         stations = [None]
+    if not stations and kind not in STATIONLESS_FAULTS and "stations" not in t.data:
+        t.problem("kind", f"no station of this scenario takes {kind}")
     for name in stations:
         if name is not None and name not in names:
             t.problem("stations", f"must name stations of this scenario, got {name!r}")
+        elif name is not None and name not in concerned:
+            t.problem("stations", f"{name} is a radionuclide station; it takes {' or '.join(RN_FAULTS)}, "
+                                  f"not {kind}")
     if at_archive_write and kind not in CRASH_FAULTS:
         t.problem("archive_write", f"only crashes ({', '.join(CRASH_FAULTS)}) wait for one")
     if count is not None and at_archive_write is not None and at_archive_write > count:

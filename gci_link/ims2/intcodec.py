@@ -1,101 +1,83 @@
-"""Integer text <-> numpy, vectorised over whole blocks: a 256 x 256 histogram is 65,536 numbers.
+"""Integer text <-> numpy, over whole blocks: a 256 x 256 histogram is 65,536 numbers.
 
-Parsing works on the block's bytes at once (character classes, token ends, then one pass per digit
-position over the tokens that long) instead of a Python call per number, and still names the line of
-the first bad token. Few large temporaries: fresh memory costs page faults, which dominate otherwise.
-Formatting writes the digits of every number into one byte buffer, one numpy pass per digit position.
+Parsing is one compiled pass over the block's bytes (numba): each blank-separated token becomes a
+number, each line's first value is noted, and the first bad token is located for an error that quotes
+it with its line. Formatting writes the digits of every number into one byte buffer, one numpy pass per
+digit position.
 """
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 import numpy as np
+from numba import njit
 
 from .errors import Ims2FormatError
 
-_INVALID, _BLANK, _DIGIT, _SIGN = 0, 1, 2, 3
-_CLASS = np.zeros(256, dtype=np.uint8)
-_CLASS[[ord(c) for c in " \t\r\n"]] = _BLANK
-_CLASS[ord("0") : ord("9") + 1] = _DIGIT
-_CLASS[[ord("-"), ord("+")]] = _SIGN
-_MAX_DIGITS = 18  # every 18-digit number fits in int64
-_POW10 = 10 ** np.arange(_MAX_DIGITS + 1, dtype=np.int64)
-_NEWLINE, _MINUS, _PLUS, _SPACE, _ZERO = ord("\n"), ord("-"), ord("+"), ord(" "), ord("0")
+_MAX_LENGTH = 18  # characters (sign included): every such number fits in int64
+_NEWLINE, _SPACE, _ZERO = ord("\n"), ord(" "), ord("0")
+_NO_ERROR = -1
 
 
 def scan_ints(body: str, block: str, first_line: int) -> tuple[np.ndarray, np.ndarray]:
     """Every blank-separated integer of ``body``, and for each line of ``body`` the index of its first value.
 
     Line ``k`` holds ``values[line_first[k]:line_first[k + 1]]`` (the last line runs to the end).
-    ``first_line`` is the message line number of the body's first line, for errors.
+    ``first_line`` is the message line number of the body's first line, for errors. A token that is
+    not an optionally signed run of digits is a "bad number", one longer than 18 characters "too large";
+    the first bad one is reported, else the first too large one.
     """
-    raw = np.frombuffer(body.encode("ascii", "replace"), dtype=np.uint8)
-    kind = np.empty(raw.size + 2, dtype=np.uint8)  # padded with a blank at both ends: index = raw index + 1
-    kind[0] = kind[-1] = _BLANK
-    np.take(_CLASS, raw, out=kind[1:-1])
-    blank = kind == _BLANK
-    ends = np.flatnonzero(blank[1:] > blank[:-1])
-    ends += 1  # padded index one past each token's last character
-    line_begins = np.concatenate(([1], np.flatnonzero(raw == _NEWLINE) + 2))
-    line_first = np.searchsorted(ends, line_begins, side="right")
-    tokens = _Tokens(body, blank, ends, block, first_line, line_first)
-    signed = int(kind.max()) == _SIGN
-    if signed or int(kind.min()) == _INVALID:
-        tokens.check_characters(kind)
-    last = ends - 2  # raw index of each token's last character
-    values = raw[last].astype(np.int64)
-    values -= _ZERO
-    longer = np.flatnonzero(~blank[last])  # (padded index ``last`` is the character before it)
-    for k in range(1, _MAX_DIGITS):  # one pass per digit position, over the tokens that long
-        if longer.size == 0:
-            break
-        at = last[longer] - k
-        digits = raw[at].astype(np.int64) - _ZERO
-        if signed:
-            digits[kind[at + 1] == _SIGN] = 0
-        values[longer] += digits * _POW10[k]
-        longer = longer[~blank[at]]
-    if longer.size:
-        tokens.fail(int(longer[0]), "number too large for a count")
-    if signed:
-        values[raw[tokens.starts() - 1] == _MINUS] *= -1
-    return values, line_first
+    raw = np.frombuffer(body.encode("ascii", "replace"), dtype=np.uint8)  # one byte per character
+    values = np.empty((raw.size + 1) // 2, dtype=np.int64)  # tokens are at least one character and a blank
+    line_first = np.empty(np.count_nonzero(raw == _NEWLINE) + 1, dtype=np.int64)  # faster than str.count
+    errors = np.full(6, _NO_ERROR, dtype=np.int64)  # start, end and line of the first bad, then too large
+    count = _scan(raw, values, line_first, errors)
+    for at, problem in ((0, "bad number"), (3, "number too large for a count")):
+        if errors[at] != _NO_ERROR:
+            text = body[errors[at] : errors[at + 1]]
+            raise Ims2FormatError(block, first_line + int(errors[at + 2]), f"{problem} {text!r}")
+    return values[:count], line_first
 
 
-class _Tokens:
-    """Token positions of a scanned body, for the rare checks and for errors that quote a token."""
-
-    def __init__(
-        self,
-        body: str,
-        blank: np.ndarray,
-        ends: np.ndarray,
-        block: str,
-        first_line: int,
-        line_first: np.ndarray,
-    ) -> None:
-        self.body, self.blank, self.ends = body, blank, ends
-        self.block, self.first_line, self.line_first = block, first_line, line_first
-
-    def starts(self) -> np.ndarray:
-        return np.flatnonzero(self.blank[:-1] > self.blank[1:]) + 1
-
-    def fail(self, token: int, problem: str) -> NoReturn:
-        start = int(self.starts()[token])
-        text = self.body[start - 1 : int(self.ends[token]) - 1]  # one character per byte ('?' for non-ASCII)
-        line = self.first_line + line_of(self.line_first, token)
-        raise Ims2FormatError(self.block, line, f"{problem} {text!r}")
-
-    def check_characters(self, kind: np.ndarray) -> None:
-        """Only digits, and a sign as a token's first character followed by a digit."""
-        starts = self.starts()
-        misplaced = (kind == _INVALID) | (kind == _SIGN)
-        misplaced[starts] = kind[starts] == _INVALID
-        bad = np.logical_or.reduceat(misplaced, starts) if starts.size else np.zeros(0, dtype=bool)
-        bad |= (self.ends - starts == 1) & (kind[starts] == _SIGN)
-        if bad.any():
-            self.fail(int(np.argmax(bad)), "bad number")
+@njit(cache=True, nogil=True)
+def _scan(raw: np.ndarray, values: np.ndarray, line_first: np.ndarray, errors: np.ndarray) -> int:
+    """Fill ``values`` and ``line_first`` (see scan_ints); the count of values. ``errors`` gets the
+    start, end and line of the first token with a bad character (0-2) and of the first too long (3-5)."""
+    count, line, i, size = 0, 0, 0, raw.size
+    line_first[0] = 0
+    while i < size:
+        c = raw[i]
+        if c == 10:
+            line += 1
+            line_first[line] = count
+            i += 1
+            continue
+        if c == 32 or c == 9 or c == 13:
+            i += 1
+            continue
+        start = i
+        negative = c == 45
+        bad = False
+        if c == 45 or c == 43:
+            i += 1
+            bad = i == size or raw[i] == 32 or raw[i] == 9 or raw[i] == 13 or raw[i] == 10  # a sign alone
+        value = 0
+        while i < size:
+            c = raw[i]
+            if c == 32 or c == 9 or c == 13 or c == 10:
+                break
+            if 48 <= c <= 57:
+                value = value * 10 + (c - 48)
+            else:
+                bad = True
+            i += 1
+        if bad:
+            if errors[0] == _NO_ERROR:
+                errors[0], errors[1], errors[2] = start, i, line
+        elif i - start > _MAX_LENGTH and errors[3] == _NO_ERROR:
+            errors[3], errors[4], errors[5] = start, i, line
+        values[count] = -value if negative else value
+        count += 1
+    return count
 
 
 def line_of(line_first: np.ndarray, token: int) -> int:

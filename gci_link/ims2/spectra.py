@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from .fields import Where, format_span, to_float, to_int
 from .intcodec import format_int_rows, line_of, scan_ints
@@ -52,41 +53,77 @@ def split_size_line(block: Block) -> tuple[Line, str, int]:
 def parse_channel_rows(label: str, body: str, first_line: int, n_channels: int) -> tuple:
     """Values of ``first_channel v v v v v`` rows: (int64 array, first channel label)."""
     values, line_first = scan_ints(body, label, first_line)
-    per_line = np.diff(np.append(line_first, values.size))
-    filled = np.flatnonzero(per_line)
-    if filled.size == 0:
+    counts = np.empty(values.size, dtype=np.int64)
+    found = np.full(_FOUND_SIZE, _NONE, dtype=np.int64)
+    n_counts = _channel_rows(values, line_first, n_channels, counts, found)
+    if found[_ROWS] == 0:
         raise Where(label, first_line).error(f"truncated spectrum: no rows, the size line says {n_channels}")
-    starts = line_first[filled]
-    per_row = per_line[filled] - 1
-    labels = values[starts]
-    row_lines = first_line + filled
-    if (per_row == 0).any():
-        at = int(np.argmax(per_row == 0))
-        raise Where(label, int(row_lines[at])).error(f"row {labels[at]} has a channel label and no values")
-    first = int(labels[0])
+    if found[_EMPTY_LINE] != _NONE:
+        raise Where(label, first_line + int(found[_EMPTY_LINE])).error(
+            f"row {found[_EMPTY_LABEL]} has a channel label and no values")
+    first = int(found[_FIRST_LABEL])
     if first not in (0, 1):
-        raise Where(label, int(row_lines[0])).error(f"first channel label is {first}, want 0 or 1")
-    expected = first + np.cumsum(per_row) - per_row
-    wrong = labels != expected
-    if wrong.any():
-        at = int(np.argmax(wrong))
-        raise Where(label, int(row_lines[at])).error(
-            f"row labelled {labels[at]} should start at channel {expected[at]} (rows must be contiguous)"
+        raise Where(label, first_line + int(found[_FIRST_LINE])).error(
+            f"first channel label is {first}, want 0 or 1")
+    if found[_WRONG_LINE] != _NONE:
+        raise Where(label, first_line + int(found[_WRONG_LINE])).error(
+            f"row labelled {found[_WRONG_LABEL]} should start at channel {found[_WRONG_EXPECTED]} "
+            "(rows must be contiguous)"
         )
-    is_count = np.ones(values.size, dtype=bool)
-    is_count[starts] = False
-    counts = values[is_count]
-    if counts.size < n_channels:
-        raise Where(label, int(row_lines[-1])).error(
-            f"truncated spectrum: {counts.size} channels, the size line says {n_channels}"
+    if n_counts < n_channels:
+        raise Where(label, first_line + int(found[_LAST_LINE])).error(
+            f"truncated spectrum: {n_counts} channels, the size line says {n_channels}"
         )
-    if counts.size > n_channels:
-        over = int(np.searchsorted(np.cumsum(per_row), n_channels, side="right"))
-        raise Where(label, int(row_lines[over])).error(
-            f"too many channels: {counts.size}, the size line says {n_channels}"
+    if n_counts > n_channels:
+        raise Where(label, first_line + int(found[_OVER_LINE])).error(
+            f"too many channels: {n_counts}, the size line says {n_channels}"
         )
-    _check_not_negative(values, label, line_first, first_line)  # labels are >= 0 already
-    return counts, first
+    if found[_NEGATIVE] != _NONE:  # labels are >= 0 already
+        at = int(found[_NEGATIVE])
+        raise Where(label, first_line + line_of(line_first, at)).error(f"negative count {values[at]}")
+    return counts[:n_counts], first
+
+
+# what _channel_rows finds, by index in its ``found`` array (_NONE: not found)
+(_ROWS, _EMPTY_LINE, _EMPTY_LABEL, _FIRST_LABEL, _FIRST_LINE, _WRONG_LINE, _WRONG_LABEL, _WRONG_EXPECTED,
+ _LAST_LINE, _OVER_LINE, _NEGATIVE, _FOUND_SIZE) = range(12)
+_NONE = -1
+
+
+@njit(cache=True, nogil=True)
+def _channel_rows(values: np.ndarray, line_first: np.ndarray, n_channels: int, counts: np.ndarray,
+                  found: np.ndarray) -> int:
+    """Copy the counts of ``label v v ...`` rows (lines with values) into ``counts``; the count of them.
+    ``found`` gets the row count, and the first row (body line) with a label and no value, the first
+    label, the first label that breaks contiguity, the last row, the row where the counts pass
+    ``n_channels``, and the first negative value (its index), where any."""
+    n_lines = line_first.size
+    n_counts, rows = 0, 0
+    for k in range(n_lines):
+        begin = line_first[k]
+        end = line_first[k + 1] if k + 1 < n_lines else values.size
+        if end == begin:
+            continue
+        row_label = values[begin]
+        if rows == 0:
+            found[_FIRST_LABEL], found[_FIRST_LINE] = row_label, k
+        elif row_label != found[_FIRST_LABEL] + n_counts and found[_WRONG_LINE] == _NONE:
+            found[_WRONG_LINE], found[_WRONG_LABEL] = k, row_label
+            found[_WRONG_EXPECTED] = found[_FIRST_LABEL] + n_counts
+        if end - begin == 1 and found[_EMPTY_LINE] == _NONE:
+            found[_EMPTY_LINE], found[_EMPTY_LABEL] = k, row_label
+        for i in range(begin + 1, end):
+            value = values[i]
+            if value < 0 and found[_NEGATIVE] == _NONE:
+                found[_NEGATIVE] = i
+            counts[n_counts] = value
+            n_counts += 1
+        if n_counts > n_channels and found[_OVER_LINE] == _NONE:
+            found[_OVER_LINE] = k
+        rows += 1
+        found[_LAST_LINE] = k
+    found[_ROWS] = rows
+    return n_counts
 
 
 def parse_spectrum(block: Block, label: str) -> Spectrum:

@@ -54,7 +54,8 @@ def test_a_slot_of_both_systems_reaches_the_idc_exactly_across_a_station_crash(t
     config = make_config(tmp_path / "idc", ca.trust_dir, stations={STATION: StationPolicy(STATION, "XX")})
     run = Running(config, ca.trust_store(), clock.now_ns)
     station_toml = tmp_path / "station.toml"
-    station_toml.write_text(rn_station_toml(STATION, "XX", run.receiver.connection_endpoint, bundle, systems))
+    tables = [system.toml() for system in systems]
+    station_toml.write_text(rn_station_toml(STATION, "XX", run.receiver.connection_endpoint, bundle, tables))
     daemon = Daemon([sys.executable, "-m", "station.ims", "station", "run", "--config", str(station_toml)],
                     env, tmp_path / "station.log")
     try:
