@@ -37,18 +37,23 @@ class Shot:
 
 def plan(scenario: Scenario) -> list[Shot]:
     """The network and the first station early on, when all is well; then, halfway through each fault,
-    the network and the station at fault (unless the fault is that the console's own process is down)."""
-    first = scenario.stations[0].name
+    the network and the station at fault (unless the fault is that the console's own process is down, or
+    the station has no console: radionuclide-only stations serve none)."""
+    consoles = {s.name for s in scenario.stations}
     early = scenario.duration_s * 0.1
-    shots = [Shot(early, "idc", "idc-network.png"), Shot(early, first, f"station-{first}.png")]
-    for fault in scenario.faults:
+    shots = [Shot(early, "idc", "idc-network.png")]
+    if scenario.stations:
+        first = scenario.stations[0].name
+        shots.append(Shot(early, first, f"station-{first}.png"))
+    for fault in sorted(scenario.faults, key=lambda f: f.at_s + f.duration_s / 2):
         middle = fault.at_s + fault.duration_s / 2
         if middle >= scenario.duration_s:
             continue
+        where = fault.station or "receiver"
         if fault.kind != "receiver_crash":
-            shots.append(Shot(middle, "idc", f"idc-network-during-{fault.kind}.png"))
-        if fault.station is not None and fault.kind != "station_crash":
-            shots.append(Shot(middle, fault.station, f"station-{fault.station}-during-{fault.kind}.png"))
+            shots.append(Shot(middle, "idc", f"idc-network-during-{fault.kind}-{where}.png"))
+        if fault.station in consoles and fault.kind != "station_crash":
+            shots.append(Shot(middle, where, f"station-{where}-during-{fault.kind}.png"))
     return shots
 
 

@@ -12,10 +12,12 @@ def test_the_default_demo_shoots_each_fault_halfway_and_skips_consoles_that_are_
     assert shots == [
         Shot(720.0, "idc", "idc-network.png"),
         Shot(720.0, "SEIS1", "station-SEIS1.png"),
-        Shot(2250.0, "idc", "idc-network-during-link_outage.png"),
+        Shot(2250.0, "idc", "idc-network-during-link_outage-SEIS1.png"),
         Shot(2250.0, "SEIS1", "station-SEIS1-during-link_outage.png"),
-        Shot(3060.0, "idc", "idc-network-during-station_crash.png"),  # INFR1's own console is down
-        Shot(4500.0, "idc", "idc-network-during-gps_unlock.png"),
+        Shot(2360.0, "idc", "idc-network-during-station_crash-RNP1.png"),
+        Shot(2450.0, "idc", "idc-network-during-link_outage-RNX1.png"),  # a radionuclide station: no console
+        Shot(3060.0, "idc", "idc-network-during-station_crash-INFR1.png"),  # INFR1's own console is down
+        Shot(4500.0, "idc", "idc-network-during-gps_unlock-HYDR1.png"),
         Shot(4500.0, "HYDR1", "station-HYDR1-during-gps_unlock.png"),
     ]
 
