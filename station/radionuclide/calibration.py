@@ -52,16 +52,15 @@ class Calibration:
 
 def parse_calibration(t: _Table, system_type: str, channels: int | None) -> Calibration:
     """The table of a system of ``system_type`` (P or B); ``channels``: the HPGe's channel count (P)."""
-    rows = {f.name: _rows(t, f.name) for f in fields(Calibration)}
+    rows = {f.name: _rows(t, f.name) for f in fields(Calibration)}  # None: reported as malformed
     t.done()
-    calibration = Calibration(**rows)
+    calibration = Calibration(**{name: table or () for name, table in rows.items()})
     if system_type != "B":
         for name in BETA_GAMMA_ONLY:
             if rows[name]:
                 t.problem(name, "only a noble-gas (beta-gamma) system writes this table")
-    given = [name for name in NEEDED[system_type] if rows[name]]
-    if given and len(given) < len(NEEDED[system_type]):
-        missing = [name for name in NEEDED[system_type] if name not in given]
+    missing = [name for name in NEEDED[system_type] if rows[name] == ()]
+    if 0 < len(missing) < len(NEEDED[system_type]):
         t.problem("", f"the IDC analysis needs {', '.join(NEEDED[system_type])} together; "
                       f"missing {', '.join(missing)}")
     if system_type == "P":
@@ -71,21 +70,22 @@ def parse_calibration(t: _Table, system_type: str, channels: int | None) -> Cali
     return calibration
 
 
-def _rows(t: _Table, name: str) -> tuple[Row, ...]:
+def _rows(t: _Table, name: str) -> tuple[Row, ...] | None:
+    """The table's rows (none: not given), or None when a problem with it is recorded."""
     kinds, columns = COLUMNS[name]
     value = t.get(name, list, default=[])
     if value is None:
-        return ()
+        return None
     made = []
     for number, row in enumerate(value, 1):
         problem = _row_problem(row, kinds)
         if problem is not None:
             t.problem(name, f"row {number}: {problem}; each row is [{columns}]")
-            return ()
+            return None
         made.append(tuple(float(v) if kind == "f" else v for v, kind in zip(row, kinds, strict=True)))
         if (problem := _value_problem(name, made[-1])) is not None:
             t.problem(name, f"row {number}: {problem}")
-            return ()
+            return None
     return tuple(made)
 
 
@@ -148,13 +148,15 @@ def _check_rois(t: _Table, c: Calibration) -> None:
     """ROIs named once each, ROIs 1-6 there (5 and 6 inside 4, apart), and every ROI an efficiency or
     ratio names defined."""
     numbers = [int(row[0]) for row in c.roi_limits]
-    if len(set(numbers)) != len(numbers):
-        t.problem("roi_limits", "an ROI is given more than once")
     defined = set(numbers)
-    if c.roi_limits:
+    complete = False  # ROIs 1-6 each once: what efficiencies and ratios may name is known
+    if len(defined) != len(numbers):
+        t.problem("roi_limits", "an ROI is given more than once")
+    elif c.roi_limits:
         if missing := [r for r in BG_ANALYSIS_ROIS if r not in defined]:
             t.problem("roi_limits", f"the analysis needs ROIs 1-6; missing {', '.join(map(str, missing))}")
         else:
+            complete = True
             limits = {int(row[0]): [float(v) for v in row[1:]] for row in c.roi_limits}
             b0, b1, g0, g1 = limits[4]
             for roi in (5, 6):
@@ -167,7 +169,7 @@ def _check_rois(t: _Table, c: Calibration) -> None:
         have = {int(row[1]) for row in c.bg_efficiency}
         if missing := [r for r in BG_EFFICIENCY_ROIS if r not in have]:
             t.problem("bg_efficiency", f"the analysis needs ROIs 2-6; missing {', '.join(map(str, missing))}")
-    if c.roi_limits:
+    if complete:
         for name, rows, columns in (("bg_efficiency", c.bg_efficiency, (1,)), ("ratios", c.ratios, (1, 2))):
             unknown = sorted({int(row[k]) for row in rows for k in columns} - defined)
             if unknown:
