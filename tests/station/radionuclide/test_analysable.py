@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from digitizer import mca
+from gci_link import ims2
 from hil.betagamma_phd import DEFAULT_UBQ_M3, SetTimes, loaded_activity
 from hil.nuclides import Source
 from hil.rn_station import calibration_toml, true_calibration
@@ -35,6 +36,7 @@ STEP_S = 60
 SIGMAS = 4.0
 # a 12 h noble-gas cycle whose slot holds a detector background, a gas background and the sample count
 GAS_CYCLE = dict(detbk_s=7200, detbk_every=1, gasbk_s=2400, acquisition_s=33600)
+FLOW_M3H = 900.0  # the particulate sampler's
 FILTER_BQ = {"Be-7": 60.0, "Cs-137": 0.5}  # on the particulate filter at its collection stop
 
 
@@ -116,12 +118,13 @@ def assert_near(result: AnalysisResult, truth_ubq_m3: dict[str, float]) -> None:
         assert abs(value - truth) <= SIGMAS * sigma, f"{name}: {value:.1f} +- {sigma:.1f}, truth {truth:.1f}"
 
 
-def test_noble_gas_station_messages_are_analysed_to_the_simulated_concentrations(tmp_path):
+def noble_gas_run(folder: Path, seed: int) -> tuple[Rig, int]:
+    """A noble-gas cycle from the start of collection k to the end of its sample count (k returned)."""
     holder: dict[str, SimBetaGamma] = {}
 
     def instruments(clock: Clock) -> tuple[CellDetector, SimCell]:
         sim = SimBetaGamma(None, sim_clock(clock),  # type: ignore[arg-type]  # no line: not started
-                           BetaGammaSimConfig(cycle_origin_ns=start, seed=3))
+                           BetaGammaSimConfig(cycle_origin_ns=start, seed=seed))
         holder["sim"] = sim
         return CellDetector(sim), SimCell(sim)
 
@@ -130,7 +133,7 @@ def test_noble_gas_station_messages_are_analysed_to_the_simulated_concentrations
     schedule = Schedule(config.cycle)
     k = schedule.collecting(T) + 1
     start = schedule.collection(k)[0]
-    rig = Rig(tmp_path, config, start, instruments=instruments)
+    rig = Rig(folder, config, start, instruments=instruments)
     sim = holder["sim"]
     collection_s = config.cycle.collection_s
     loaded: dict[int, dict[str, float]] = {}
@@ -154,7 +157,13 @@ def test_noble_gas_station_messages_are_analysed_to_the_simulated_concentrations
 
     sample_count = schedule.counts(k)[-1]
     rig.run_until(sample_count.end_ns + 5 * STEP_S * NS_PER_S, STEP_S, xenon_unit)
-    assert sorted(loaded) == [k - 1, k] and rig.alerts() == []
+    assert sorted(loaded) == [k - 1, k]
+    return rig, k
+
+
+def test_noble_gas_station_messages_are_analysed_to_the_simulated_concentrations(tmp_path):
+    rig, k = noble_gas_run(tmp_path, seed=3)
+    assert rig.alerts() == []
     srid = rig.srid(k)
     (sample,) = rig.phd("SAMPLEPHD", cycle=k)
     (gasbk,) = rig.phd("GASBKPHD", cycle=k)
@@ -171,35 +180,49 @@ def test_noble_gas_station_messages_are_analysed_to_the_simulated_concentrations
     assert analyse_betagamma(prel, gasbk, detbk).nuclides
 
 
-def test_particulate_station_messages_are_analysed_to_the_simulated_concentrations(tmp_path):
+def particulate_run(folder: Path, seed: int) -> tuple[Rig, int]:
+    """A particulate cycle from the start of collection k to the end of its sample count (k returned)."""
     probe = SimDp5(None, SimClock(T))  # type: ignore[arg-type]  # its calibration
     config = configured("particulate", probe)
     schedule = Schedule(config.cycle)
     k = schedule.collecting(T) + 1
     start, stop = schedule.collection(k)
-    flow_m3h = 900.0
 
     def instruments(clock: Clock) -> tuple[SimHpge, SimAirSampler]:
         follows = sim_clock(clock)
         sources = [Source(n, a, stop) for n, a in FILTER_BQ.items()]
-        dp5 = SimDp5(None, follows, Dp5SimConfig(sources=sources, seed=5))  # type: ignore[arg-type]
-        air = AirSamplerConfig(flow_m3h=flow_m3h, filter_s=config.cycle.collection_s, origin_ns=start, seed=5)
+        dp5 = SimDp5(None, follows, Dp5SimConfig(sources=sources, seed=seed))  # type: ignore[arg-type]
+        air = AirSamplerConfig(flow_m3h=FLOW_M3H, filter_s=config.cycle.collection_s, origin_ns=start,
+                               seed=seed)
         return SimHpge(dp5, config.spectra.channels), SimAirSampler(None, follows, air)  # type: ignore[arg-type]
 
-    rig = Rig(tmp_path, config, start, instruments=instruments)
+    rig = Rig(folder, config, start, instruments=instruments)
     rig.run_until(schedule.counts(k)[-1].end_ns + 5 * STEP_S * NS_PER_S, STEP_S)
-    assert rig.alerts() == []
-    (sample,) = rig.phd("SAMPLEPHD", cycle=k)
-    (qc,) = [m for m in rig.phd("QCPHD") if m.acquisition_start_ns >= schedule.slot_start(k)]
-    for m in (sample, qc):
-        assert m.g_energy and m.g_resolution and m.g_efficiency, m.data_type
-    t_c = (stop - start) / NS_PER_S
-    volume = flow_m3h * t_c / 3600
-    assert sample.air_volume_m3 == pytest.approx(volume, rel=0.01)  # the flow the sampler reported
+    return rig, k
+
+
+def filter_truth(sample: ims2.PhdMessage) -> dict[str, float]:
+    """uBq/m3 such that a collection of the sample's air volume leaves ``FILTER_BQ`` at its stop."""
+    assert sample.collection_start_ns is not None and sample.collection_stop_ns is not None
+    assert sample.air_volume_m3 is not None
+    t_c = (sample.collection_stop_ns - sample.collection_start_ns) / NS_PER_S
     truth = {}
-    for name, bq in FILTER_BQ.items():  # C such that the collection leaves ``bq`` on the filter at its stop
+    for name, bq in FILTER_BQ.items():
         lam = nuclide(name).decay_constant
         truth[name] = 1e6 * bq * lam * t_c / (sample.air_volume_m3 * -math.expm1(-lam * t_c))
+    return truth
+
+
+def test_particulate_station_messages_are_analysed_to_the_simulated_concentrations(tmp_path):
+    rig, k = particulate_run(tmp_path, seed=5)
+    assert rig.alerts() == []
+    (sample,) = rig.phd("SAMPLEPHD", cycle=k)
+    (qc,) = [m for m in rig.phd("QCPHD") if m.acquisition_start_ns >= rig.schedule.slot_start(k)]
+    for m in (sample, qc):
+        assert m.g_energy and m.g_resolution and m.g_efficiency, m.data_type
+    t_c = rig.config.cycle.collection_s
+    assert sample.air_volume_m3 == pytest.approx(FLOW_M3H * t_c / 3600, rel=0.01)  # as the sampler reported
+    truth = filter_truth(sample)
     result = analyse_particulate(sample)
     assert_near(result, truth)
     assert {"BE-7", "CS-137"} <= {n.name for n in result.nuclides if n.identified}
