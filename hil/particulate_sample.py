@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def _source_decays(src: Source, real_s: float) -> float:
 
 
 def calibration_tables(response: GammaResponse, channels: int | None = None,
-                       efficiency_rel_unc: float = 0.0) -> dict[str, tuple]:
+                       efficiency_rel_unc: float = 0.0) -> dict[str, Any]:
     """The detector's #g_Energy, #g_Resolution and #g_Efficiency as a calibration with sources would give
     them, for its spectrum read out in ``channels`` channels (the native ones summed in groups, as an
     MCA does; default: native), numbered from 1."""

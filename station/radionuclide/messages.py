@@ -9,6 +9,7 @@ an alarm instead of sending something the IDC cannot read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gci_link import ims2
 from station.radionuclide.calibration import Calibration
@@ -127,7 +128,7 @@ _ROW_TYPES = {"g_energy": ims2.EnergyPoint, "g_resolution": ims2.ResolutionPoint
               "bg_efficiency": ims2.BgEfficiency, "ratios": ims2.Ratio}
 
 
-def calibration_blocks(calibration: Calibration) -> dict[str, tuple | None]:
+def calibration_blocks(calibration: Calibration) -> dict[str, Any]:  # PhdMessage keyword arguments
     """The configured tables as PhdMessage fields; a table without rows is None (its block left out)."""
     return {name: tuple(row_type(*row) for row in getattr(calibration, name)) or None
             for name, row_type in _ROW_TYPES.items()}
