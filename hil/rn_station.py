@@ -15,6 +15,7 @@ table says. ``message_report`` compares each message in a station's outbox with 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from station.config import parse_config
 from station.radionuclide.ledger import KIND
 from station.radionuclide.schedule import CountKind, Schedule
 from station.radionuclide.settings import NOBLE_GAS, PARTICULATE, RadionuclideConfig
+from timeunits import NS_PER_S
 
 CONFIG_BAUD = 115200  # what the daemon's configuration says; the lines run ``speed`` times faster, up to:
 # a pty holds about 20 KiB: at 2 Mbaud that is 100 ms of bytes, time enough for a host that is busy
@@ -91,7 +93,7 @@ class RnSim:
             self.betagamma = SimBetaGamma(self.detector_line, clock, BetaGammaSimConfig(
                 gamma_channels=channels, beta_channels=channels, collect_s=0.88 * period_s,
                 process_s=0.1 * period_s, transfer_s=0.02 * period_s, cycle_origin_ns=origin, seed=spec.seed))
-        self._calibration = calibration_toml(self.true_calibration())
+        self._calibration = calibration_toml(self.true_calibration(), now)  # calibrated as it was built
         self.config = _system_config(self.toml())
         self._activities = activities
         self._stop = threading.Event()
@@ -197,13 +199,17 @@ def true_calibration(detector: SimDp5 | SimBetaGamma) -> dict[str, tuple]:
     return calibration_blocks(detector)
 
 
-def calibration_toml(tables: dict[str, tuple]) -> str:
-    """``[radionuclide.calibration]`` holding ``tables`` (PhdMessage field name -> block rows)."""
+def calibration_toml(tables: dict[str, tuple], time_ns: int | None = None) -> str:
+    """``[radionuclide.calibration]`` holding ``tables`` (PhdMessage field name -> block rows) and the
+    time of the calibration (whole seconds)."""
     def value(v: object) -> str:
         return json.dumps(v) if isinstance(v, str) else repr(v)
 
     lines = [f"{name} = [{', '.join('[' + ', '.join(value(v) for v in row) + ']' for row in rows)}]\n"
              for name, rows in tables.items()]
+    if time_ns is not None:
+        stamp = dt.datetime.fromtimestamp(time_ns // NS_PER_S, dt.UTC)
+        lines.append(f"time = {stamp.strftime('%Y-%m-%dT%H:%M:%SZ')}\n")
     return "[radionuclide.calibration]\n" + "".join(lines)
 
 

@@ -9,9 +9,11 @@ the IMS 2.0 blocks (docs/station-config.md lists them); the checks are those the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import datetime as dt
+from dataclasses import dataclass
 
 from opskit.tomlcheck import Table as _Table
+from timeunits import NS_PER_S
 
 ROIS = range(1, 11)  # beta-gamma ROI numbers (spec §11.1)
 BG_ANALYSIS_ROIS = (1, 2, 3, 4, 5, 6)  # the ROIs the beta-gamma analysis solves with
@@ -38,7 +40,8 @@ Row = tuple[float | int | str, ...]
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """Rows of each table, as the block's columns (empty: the block is left out)."""
+    """Rows of each table, as the block's columns (empty: the block is left out), and when the detector
+    was calibrated (#Calibration; None: left out)."""
 
     g_energy: tuple[Row, ...] = ()
     g_resolution: tuple[Row, ...] = ()
@@ -48,13 +51,16 @@ class Calibration:
     roi_limits: tuple[Row, ...] = ()
     bg_efficiency: tuple[Row, ...] = ()
     ratios: tuple[Row, ...] = ()
+    time_ns: int | None = None
 
 
 def parse_calibration(t: _Table, system_type: str, channels: int | None) -> Calibration:
     """The table of a system of ``system_type`` (P or B); ``channels``: the HPGe's channel count (P)."""
-    rows = {f.name: _rows(t, f.name) for f in fields(Calibration)}  # None: reported as malformed
+    rows = {name: _rows(t, name) for name in COLUMNS}  # None: reported as malformed
+    time = t.get("time", dt.datetime, default=None, check=_with_offset)
     t.done()
-    calibration = Calibration(**{name: table or () for name, table in rows.items()})
+    calibration = Calibration(**{name: table or () for name, table in rows.items()},
+                              time_ns=None if time is None else _ns(time))
     if system_type != "B":
         for name in BETA_GAMMA_ONLY:
             if rows[name]:
@@ -68,6 +74,16 @@ def parse_calibration(t: _Table, system_type: str, channels: int | None) -> Cali
     else:
         _check_rois(t, calibration)
     return calibration
+
+
+def _with_offset(v: dt.datetime) -> str | None:
+    return None if v.tzinfo is not None else f"must end in Z or a UTC offset, got {v.isoformat()}"
+
+
+def _ns(t: dt.datetime) -> int:
+    """Integer nanoseconds since the epoch (TOML holds at most microseconds)."""
+    since = t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (since.days * 86_400 + since.seconds) * NS_PER_S + since.microseconds * 1000
 
 
 def _rows(t: _Table, name: str) -> tuple[Row, ...] | None:

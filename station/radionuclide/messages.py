@@ -95,6 +95,7 @@ class MessageBuilder:
             xe_yield=None if processing is None else processing.xe_yield,
             xe_yield_unc=None if processing is None else processing.xe_yield_unc,
             **calibration_blocks(c.calibration),
+            calibration_ns=None if c.calibration.time_ns is None else to_tenth(c.calibration.time_ns),
             g_spectrum=readout.gamma,
             g_energy_span_kev=c.spectra.g_energy_span_kev,
             b_spectrum=readout.beta if beta_gamma else None,

@@ -33,6 +33,7 @@ from timeunits import NS_PER_S
 
 T = 1_800_000_000 * NS_PER_S
 STEP_S = 60
+CALIBRATED_NS = T - 10 * 86_400 * NS_PER_S
 SIGMAS = 4.0
 # a 12 h noble-gas cycle whose slot holds a detector background, a gas background and the sample count
 GAS_CYCLE = dict(detbk_s=7200, detbk_every=1, gasbk_s=2400, acquisition_s=33600)
@@ -103,7 +104,7 @@ def sim_clock(clock: Clock) -> SimClock:
 
 
 def configured(kind: str, sim: SimDp5 | SimBetaGamma, **cycle: int) -> RadionuclideConfig:
-    text = BASE + system_toml(kind, **cycle) + calibration_toml(true_calibration(sim))
+    text = BASE + system_toml(kind, **cycle) + calibration_toml(true_calibration(sim), CALIBRATED_NS)
     return parse_config(text, "station.toml", Path(".")).radionuclide[0]
 
 
@@ -170,6 +171,7 @@ def test_noble_gas_station_messages_are_analysed_to_the_simulated_concentrations
     detbk = next(m for m in rig.phd("DETBKPHD") if m.sample_id == sample.detbk_id)
     for m in (sample, gasbk, detbk):  # every type carries the blocks the analysis needs
         assert m.roi_limits and m.bg_efficiency and m.ratios and m.g_energy and m.b_energy, m.data_type
+        assert m.calibration_ns == CALIBRATED_NS
         assert not m.warnings, m.warnings
     assert sample.srid == srid and sample.xe_volume_ml == pytest.approx(1.0)
     result = analyse_betagamma(sample, gasbk, detbk)
@@ -220,6 +222,7 @@ def test_particulate_station_messages_are_analysed_to_the_simulated_concentratio
     (qc,) = [m for m in rig.phd("QCPHD") if m.acquisition_start_ns >= rig.schedule.slot_start(k)]
     for m in (sample, qc):
         assert m.g_energy and m.g_resolution and m.g_efficiency, m.data_type
+        assert m.calibration_ns == CALIBRATED_NS
     t_c = rig.config.cycle.collection_s
     assert sample.air_volume_m3 == pytest.approx(FLOW_M3H * t_c / 3600, rel=0.01)  # as the sampler reported
     truth = filter_truth(sample)

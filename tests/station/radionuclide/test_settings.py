@@ -118,6 +118,10 @@ def test_a_noble_gas_calibration_is_read_as_the_blocks_rows():
     assert c.roi_limits[4] == (5, 78.0, 166.0, 19.0, 41.0)
     assert c.bg_efficiency[0] == ("XE-135", 2, 0.5, 0.01) and c.ratios[1] == ("XE133_3:4", 3, 4, 0.2, 0.01)
     assert c.g_resolution == () and c.b_resolution == ()  # not given: the block is left out
+    assert c.time_ns is None
+    dated = calibration("particulate", **P_TABLES, time="2026-11-20T09:15:00.5+01:00")
+    assert parse_config(dated, "station.toml", Path(".")).radionuclide[0].calibration.time_ns == (
+        1_795_162_500 * 10**9 + 5 * 10**8)  # 08:15:00.5 UTC
 
 
 @pytest.mark.parametrize(("kind", "tables", "problem"), [
@@ -155,6 +159,11 @@ def test_a_noble_gas_calibration_is_read_as_the_blocks_rows():
      "calibration.ratios: names ROI 9, which roi_limits does not define"),
     ("noble_gas", dict(BG_TABLES, ratios='[["RN222_1:2", 1, 2, -0.1, 0.01]]'),
      "calibration.ratios: row 1: value and uncertainty must be >= 0, got -0.1, 0.01"),
+    ("particulate", dict(P_TABLES, time="2026-11-20T09:15:00"),
+     "calibration.time: must end in Z or a UTC offset, got 2026-11-20T09:15:00"),
+    ("particulate", dict(P_TABLES, time="2026-11-20"),
+     "calibration.time: must be a date and time (TOML, e.g. 2026-11-20T09:15:00Z), got date "
+     "datetime.date(2026, 11, 20)"),
     ("noble_gas", dict(BG_TABLES, g_energy="[[30.0, 10.2, nan]]"),
      "calibration.g_energy: row 1: value 3 must be a finite number, got nan; each row is "
      "[energy_kev, centroid_channel, channel_uncertainty]"),
