@@ -6,7 +6,8 @@ on a clock this module moves, so a set takes milliseconds. The order is the stat
 background of the empty cell; the previous sample; the cell evacuated (the memory effect stays) and the
 gas background counted; the new sample loaded and counted.
 
-Calibration blocks: the ROI energies are those of the real MIX58 sample (spec §11.1); the energy
+Calibration blocks: the simulator's resolutions (FWHM = k sqrt(E)) and gamma efficiencies at a few
+energies; the ROI energies are those of the real MIX58 sample (spec §11.1); the energy
 points follow the simulator's linear channel scale (centroid of energy E in channel E / width - 1/2);
 ``#b-gEfficiency`` and ``#Ratios`` are what a calibration with pure sources would measure on this
 detector: the simulator's expected coincidences per decay, summed over each ROI in channel space. The
@@ -75,7 +76,8 @@ def _branch(name: str, photon_kev: float | None = None) -> Branch:
 
 
 def calibration_blocks(sim: SimBetaGamma) -> dict[str, Any]:
-    """The simulated detector's energy points, ROI limits, ROI efficiencies and interference ratios."""
+    """The simulated detector's energy points, resolutions, gamma efficiencies, ROI limits, ROI efficiencies
+    and interference ratios, as PhdMessage fields."""
     c = sim.config
     gw, bw = c.gamma_span_kev / c.gamma_channels, c.beta_span_kev / c.beta_channels
     g_energy = tuple(ims2.EnergyPoint(e, round(e / gw - 0.5, 4), 0.05) for e in G_POINTS_KEV)
@@ -102,8 +104,16 @@ def calibration_blocks(sim: SimBetaGamma) -> dict[str, Any]:
     ratios += [("XE133M_6:5", 6, 5, m133[4] / m133[5]), ("XE131M_5:6", 5, 6, m131[5] / m131[4])]
     # and the metastables' counts in ROI 4 beyond their own ROI (openSpex's rows 19 and 20)
     ratios += [("XE131M_5:4", 5, 4, m131[3] / m131[4] - 1), ("XE133M_6:4", 6, 4, m133[3] / m133[5] - 1)]
+    k_g, k_b = c.gamma_fwhm_81_kev / math.sqrt(81.0), c.beta_fwhm_200_kev / math.sqrt(199.56)
     return {
         "g_energy": g_energy, "b_energy": b_energy, "roi_limits": rois,
+        "g_resolution": tuple(ims2.ResolutionPoint(e, round(k_g * math.sqrt(e), 4), 0.2)
+                              for e in G_POINTS_KEV),
+        "b_resolution": tuple(ims2.ResolutionPoint(e, round(k_b * math.sqrt(e), 4), 0.3)
+                              for e in B_POINTS_KEV),
+        "g_efficiency": tuple(ims2.EfficiencyPoint(e, round(sim.gamma_efficiency(e), 6),
+                                                   round(0.01 * sim.gamma_efficiency(e), 6))
+                              for e in G_POINTS_KEV),
         "bg_efficiency": tuple(ims2.BgEfficiency(n, r, round(float(e), 6), round(0.01 * float(e), 6))
                                for n, r, e in eff),
         # no real calibration measures a ratio of exactly 0, and openSpex divides by each (for its

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,26 @@ def _source_decays(src: Source, real_s: float) -> float:
     return src.decays(0, int(real_s * 1e9))
 
 
+def calibration_tables(response: GammaResponse, channels: int | None = None,
+                       efficiency_rel_unc: float = 0.0) -> dict[str, Any]:
+    """The detector's #g_Energy, #g_Resolution and #g_Efficiency as a calibration with sources would give
+    them, for its spectrum read out in ``channels`` channels (the native ones summed in groups, as an
+    MCA does; default: native), numbered from 1."""
+    group = response.channels // (channels or response.channels)
+
+    def label(energy_kev: float) -> float:  # native index -> index of the group's centre -> number
+        return (response.calibration.channel(energy_kev, response.channels) - (group - 1) / 2) / group + 1
+
+    return {
+        "g_energy": tuple(ims2.EnergyPoint(e, label(e), 0.01 / group) for e in CAL_ENERGIES_KEV),
+        "g_resolution": tuple(ims2.ResolutionPoint(e, response.resolution.fwhm(e), 0.01)
+                              for e in CAL_ENERGIES_KEV),
+        "g_efficiency": tuple(ims2.EfficiencyPoint(e, response.efficiency(e),
+                                                   response.efficiency(e) * efficiency_rel_unc)
+                              for e in EFF_ENERGIES_KEV),
+    }
+
+
 def sample_message(counts: np.ndarray, setup: SampleSetup, *,
                    sample_id: str = "ZZP01_001-2024/03/03-00:00:00.0",
                    efficiency_rows: tuple[ims2.EfficiencyPoint, ...] | None = None) -> ims2.PhdMessage:
@@ -79,9 +100,9 @@ def sample_message(counts: np.ndarray, setup: SampleSetup, *,
     r = setup.response
     stop = T0_NS + int(setup.collection_h * HOUR_NS)
     acq = stop + int(setup.decay_h * HOUR_NS)
-    eff = efficiency_rows or tuple(
-        ims2.EfficiencyPoint(e, r.efficiency(e), r.efficiency(e) * setup.efficiency_rel_unc)
-        for e in EFF_ENERGIES_KEV)
+    tables = calibration_tables(r, efficiency_rel_unc=setup.efficiency_rel_unc)
+    if efficiency_rows:
+        tables["g_efficiency"] = efficiency_rows
     return ims2.PhdMessage(
         data_type="SAMPLEPHD", msg_id="20240304000000000", msg_source="ZZP01", station="ZZP01",
         detector="ZZP01_001", system_type="P", sample_geometry="FILTER", spectrum_qualifier="FULL",
@@ -89,10 +110,7 @@ def sample_message(counts: np.ndarray, setup: SampleSetup, *,
         collection_start_ns=T0_NS, collection_stop_ns=stop, air_volume_m3=round(setup.air_volume_m3, 3),
         acquisition_start_ns=acq, real_time_s=setup.real_s,
         live_time_s=round(setup.real_s * setup.live_fraction, 2),
-        g_energy=tuple(ims2.EnergyPoint(e, r.calibration.channel(e, r.channels) + 1, 0.01)
-                       for e in CAL_ENERGIES_KEV),
-        g_resolution=tuple(ims2.ResolutionPoint(e, r.resolution.fwhm(e), 0.01) for e in CAL_ENERGIES_KEV),
-        g_efficiency=eff,
+        **tables,
         g_spectrum=np.asarray(counts, dtype=np.int64),
         g_energy_span_kev=float(np.round(r.calibration.energy(r.channels), 1)),
         g_first_channel=1,

@@ -6,21 +6,26 @@ A particulate system is a simulated PX5-HPGe (``sim_dp5``) and a high-volume air
 (``sim_sampler``) on two lines; a noble-gas system is the simulated beta-gamma analyser with its sampler
 and xenon unit (``sim_betagamma``) on one line. ``RnSim.toml()`` is the system's ``[[radionuclide]]``
 table for the station daemon's configuration (append it to any station's file, or use
-``rn_station_toml`` for a station without waveform channels). While running, a noble-gas ``RnSim``
-plays the xenon unit: it empties the cell when the gas background count begins and transfers the sample
-when its count begins, as the schedule the daemon reads from the same table says. ``message_report``
-compares each message in a station's outbox with what the IDC stored.
+``rn_station_toml`` for a station without waveform channels); its ``[radionuclide.calibration]`` is the
+simulated detector's true calibration, so the IDC can analyse what the station sends. While running, a
+noble-gas ``RnSim`` plays the xenon unit: it empties the cell when a detector or gas background count
+begins and transfers the sample when its count begins, as the schedule the daemon reads from the same
+table says. ``message_report`` compares each message in a station's outbox with what the IDC stored.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gci_link.cd11 import Ims2MessageBody, decode_frame
 from gci_link.station_end.outbox import Outbox
+from hil.betagamma_phd import calibration_blocks
 from hil.nuclides import Source
+from hil.particulate_sample import calibration_tables
 from hil.serialport import PtyLine
 from hil.sim_betagamma import BetaGammaSimConfig, SimBetaGamma
 from hil.sim_dp5 import Dp5SimConfig, SimDp5
@@ -31,11 +36,13 @@ from station.config import parse_config
 from station.radionuclide.ledger import KIND
 from station.radionuclide.schedule import CountKind, Schedule
 from station.radionuclide.settings import NOBLE_GAS, PARTICULATE, RadionuclideConfig
+from timeunits import NS_PER_S
 
 CONFIG_BAUD = 115200  # what the daemon's configuration says; the lines run ``speed`` times faster, up to:
 # a pty holds about 20 KiB: at 2 Mbaud that is 100 ms of bytes, time enough for a host that is busy
 # elsewhere; faster, the simulated instrument overruns it and every long answer is asked for again
 MAX_LINE_BAUD = 2_000_000
+EFFICIENCY_REL_UNC = 0.02  # of the HPGe's #g_Efficiency, as a calibration with certified sources gives
 DEFAULT_ACTIVITIES = {PARTICULATE: {"Be-7": 60.0, "Cs-137": 0.05},
                       NOBLE_GAS: {"Xe-133": 8.0, "Xe-135": 1.0, "Xe-131m": 0.5}}
 
@@ -67,11 +74,11 @@ class RnSim:
         self.sampler_line = self.detector_line
         if spec.kind == PARTICULATE:
             self.sampler_line = PtyLine(baud, seed=spec.seed + 1, link_dir=dev_dir, name=f"tty{spec.name}air")
-        self.config = _system_config(self.toml())
-        self.schedule = Schedule(self.config.cycle)
+        self._calibration = ""  # the simulated detector's, once it is built
+        self.schedule = Schedule(_system_config(self.toml()).cycle)
         activities = spec.activities_bq or DEFAULT_ACTIVITIES[spec.kind]
         now = clock.now_ns()
-        period_s = float(self.config.cycle.collection_s)
+        period_s = float(self.schedule.times.collection_s)
         origin = self.schedule.collection(self.schedule.collecting(now))[0]
         self.dp5: SimDp5 | None = None
         self.air: SimAirSampler | None = None
@@ -86,13 +93,20 @@ class RnSim:
             self.betagamma = SimBetaGamma(self.detector_line, clock, BetaGammaSimConfig(
                 gamma_channels=channels, beta_channels=channels, collect_s=0.88 * period_s,
                 process_s=0.1 * period_s, transfer_s=0.02 * period_s, cycle_origin_ns=origin, seed=spec.seed))
+        self._calibration = calibration_toml(self.true_calibration(), now)  # calibrated as it was built
+        self.config = _system_config(self.toml())
         self._activities = activities
         self._stop = threading.Event()
         self._xenon_unit: threading.Thread | None = None
 
     def toml(self) -> str:
         """The ``[[radionuclide]]`` table of this system for the station daemon's configuration."""
-        return system_toml(self.spec, self.detector_line.path, self.sampler_line.path)
+        return system_toml(self.spec, self.detector_line.path, self.sampler_line.path) + self._calibration
+
+    def true_calibration(self) -> dict[str, tuple]:
+        detector = self.dp5 or self.betagamma
+        assert detector is not None
+        return true_calibration(detector)
 
     def start(self) -> None:
         for sim in (self.dp5, self.air, self.betagamma):
@@ -123,8 +137,8 @@ class RnSim:
         return written
 
     def _move_xenon(self) -> None:
-        """The xenon unit's part: the cell emptied as each gas background begins, the sample transferred
-        as its count begins."""
+        """The xenon unit's part: the cell emptied as each detector or gas background begins, the sample
+        transferred as its count begins."""
         assert self.betagamma is not None
         cycle = self.schedule.slot_at(self.clock.now_ns())
         while not self._stop.is_set():
@@ -133,7 +147,7 @@ class RnSim:
                     continue
                 if not self.clock.wait_until(count.start_ns, self._stop):
                     return
-                if count.kind is CountKind.GASBK:
+                if count.kind in (CountKind.DETBK, CountKind.GASBK):  # both count the emptied cell
                     self.betagamma.evacuate()
                 elif count.kind is CountKind.SAMPLE:
                     self.betagamma.load_sample(f"{self.spec.name}-{cycle}", self._activities)
@@ -170,6 +184,28 @@ class RnStation:
 
     def report(self, idc_ims2_root: Path) -> dict[str, MessageTally]:
         return message_report(self.outbox_path, idc_ims2_root, self.name)
+
+
+def true_calibration(detector: SimDp5 | SimBetaGamma) -> dict[str, tuple]:
+    """The simulated detector's calibration tables, as a calibration with sources would measure them (the
+    HPGe's for all its native channels, which the station reads by default; efficiencies to 2 %)."""
+    if isinstance(detector, SimDp5):
+        return calibration_tables(detector.response, efficiency_rel_unc=EFFICIENCY_REL_UNC)
+    return calibration_blocks(detector)
+
+
+def calibration_toml(tables: dict[str, tuple], time_ns: int | None = None) -> str:
+    """``[radionuclide.calibration]`` holding ``tables`` (PhdMessage field name -> block rows) and the
+    time of the calibration (whole seconds)."""
+    def value(v: object) -> str:
+        return json.dumps(v) if isinstance(v, str) else repr(v)
+
+    lines = [f"{name} = [{', '.join('[' + ', '.join(value(v) for v in row) + ']' for row in rows)}]\n"
+             for name, rows in tables.items()]
+    if time_ns is not None:
+        stamp = dt.datetime.fromtimestamp(time_ns // NS_PER_S, dt.UTC)
+        lines.append(f"time = {stamp.strftime('%Y-%m-%dT%H:%M:%SZ')}\n")
+    return "[radionuclide.calibration]\n" + "".join(lines)
 
 
 def system_toml(spec: RnSystemSpec, detector_port: str, sampler_port: str) -> str:

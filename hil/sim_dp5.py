@@ -128,6 +128,22 @@ class SimDp5:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def begin_count(self, preset_real_s: float, channels: int = 8192) -> None:
+        """Clear and start a count of ``preset_real_s`` in ``channels`` channels, as MCAC, PRER, clear and
+        enable requests would, for harnesses that drive the unit without a line."""
+        with self._lock:
+            self._advance(self.clock.now_ns())
+            self.settings.update(MCAC=str(channels), PRER=f"{preset_real_s:.1f}", PRET="OFF")
+            self._clear()
+            self.enabled, self.preset_reached = True, False
+            self.truth_counts[-1].first_enable_ns = self.clock.now_ns()
+
+    def read_count(self) -> tuple[np.ndarray, dp5.Status]:
+        """The spectrum so far and the status sent with it (real time, live time from the counters)."""
+        with self._lock:
+            self._advance(self.clock.now_ns())
+            return self.spectrum(), self.status()
+
     def _fault(self, kind: str, **details: object) -> None:
         self.faults.append({"kind": kind, "data_time_ns": self.clock.now_ns(), **details})
 

@@ -7,6 +7,7 @@ that had a problem reads as None, so later checks can skip what is already repor
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -19,7 +20,8 @@ from typing import Any
 Check = Callable[[Any], str | None]  # a value's problem, or None
 
 REQUIRED: Any = object()  # ``default`` of a key that must be there
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
+               dt.datetime: "a date and time (TOML, e.g. 2026-11-20T09:15:00Z)"}
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 

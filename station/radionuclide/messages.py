@@ -9,8 +9,10 @@ an alarm instead of sending something the IDC cannot read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gci_link import ims2
+from station.radionuclide.calibration import Calibration
 from station.radionuclide.ids import format_msg_id, to_tenth
 from station.radionuclide.instruments import Readout
 from station.radionuclide.schedule import CountKind
@@ -69,7 +71,6 @@ class MessageBuilder:
             processing: Processing | None = None, comment: str | None = None) -> ims2.PhdMessage:
         c = self.config
         beta_gamma = c.kind == NOBLE_GAS
-        cal = c.calibration
         return ims2.PhdMessage(
             data_type=kind.data_type,
             **self._envelope(msg_ms, transmit_ns),
@@ -93,9 +94,8 @@ class MessageBuilder:
             xe_volume_unc_ml=None if processing is None else processing.xe_volume_unc_ml,
             xe_yield=None if processing is None else processing.xe_yield,
             xe_yield_unc=None if processing is None else processing.xe_yield_unc,
-            g_energy=tuple(ims2.EnergyPoint(*row) for row in cal.g_energy) or None,
-            g_resolution=tuple(ims2.ResolutionPoint(*row) for row in cal.g_resolution) or None,
-            g_efficiency=tuple(ims2.EfficiencyPoint(*row) for row in cal.g_efficiency) or None,
+            **calibration_blocks(c.calibration),
+            calibration_ns=None if c.calibration.time_ns is None else to_tenth(c.calibration.time_ns),
             g_spectrum=readout.gamma,
             g_energy_span_kev=c.spectra.g_energy_span_kev,
             b_spectrum=readout.beta if beta_gamma else None,
@@ -120,6 +120,19 @@ class MessageBuilder:
             category=alert.category, condition=alert.condition, state=alert.state, subject=alert.subject,
             value=alert.value, limit=alert.limit, unit=alert.unit, text=alert.text,
         )
+
+
+# the PhdMessage field of each calibration table and the row type of its block
+_ROW_TYPES = {"g_energy": ims2.EnergyPoint, "g_resolution": ims2.ResolutionPoint,
+              "g_efficiency": ims2.EfficiencyPoint, "b_energy": ims2.BetaEnergyPoint,
+              "b_resolution": ims2.ResolutionPoint, "roi_limits": ims2.RoiLimits,
+              "bg_efficiency": ims2.BgEfficiency, "ratios": ims2.Ratio}
+
+
+def calibration_blocks(calibration: Calibration) -> dict[str, Any]:  # PhdMessage keyword arguments
+    """The configured tables as PhdMessage fields; a table without rows is None (its block left out)."""
+    return {name: tuple(row_type(*row) for row in getattr(calibration, name)) or None
+            for name, row_type in _ROW_TYPES.items()}
 
 
 def render(message: ims2.Message) -> bytes:

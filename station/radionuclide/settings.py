@@ -16,13 +16,12 @@ from opskit.tomlcheck import in_range as _range
 from opskit.tomlcheck import one_of as _one_of
 from opskit.tomlcheck import text as _text
 from station.config import BAUD_RATES, Limit, _limit, _serial_port
+from station.radionuclide.calibration import Calibration, parse_calibration
 
 PARTICULATE = "particulate"
 NOBLE_GAS = "noble_gas"
 KINDS = (PARTICULATE, NOBLE_GAS)
 SYSTEM_TYPES = {PARTICULATE: "P", NOBLE_GAS: "B"}  # IMS 2.0 #Header system type
-
-Table = tuple[tuple[float, float, float], ...]  # rows of three numbers (energy and two values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +62,6 @@ class Spectra:
     channels: int  # HPGe MCA channels (DP5 MCAC); the beta-gamma analyser says its own
     g_energy_span_kev: float
     b_energy_span_kev: float  # beta-gamma only
-
-
-@dataclass(frozen=True, slots=True)
-class Calibration:
-    """Tables written into every PHD message (empty: the block is left out)."""
-
-    g_energy: Table  # energy keV, centroid channel, channel uncertainty
-    g_resolution: Table  # energy keV, FWHM keV, FWHM uncertainty
-    g_efficiency: Table  # energy keV, efficiency, efficiency uncertainty
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +154,8 @@ def parse_radionuclide(t: _Table, station: str | None) -> RadionuclideConfig:
         sampler=sampler,
         cycle=_cycle(t.table("cycle", required=False), known),
         spectra=spectra,
-        calibration=_calibration(t.table("calibration", required=False)),
+        calibration=parse_calibration(t.table("calibration", required=False), SYSTEM_TYPES[known],
+                                      spectra.channels),
         limits=_limits(t.table("limits", required=False), known),
     )
     t.done()
@@ -225,33 +216,12 @@ def _cycle(t: _Table, kind: str) -> CycleTimes:
     return cycle
 
 
-def _calibration(t: _Table) -> Calibration:
-    calibration = Calibration(*(_rows(t, name) for name in ("g_energy", "g_resolution", "g_efficiency")))
-    t.done()
-    return calibration
-
-
-def _rows(t: _Table, name: str) -> Table:
-    rows = t.get(name, list, default=[])
-    if rows is None:
-        return ()
-    good = all(isinstance(r, list) and len(r) == 3 and all(_is_number(v) for v in r) for r in rows)
-    if not good:
-        t.problem(name, "must be a list of [energy_kev, value, uncertainty] rows of numbers")
-        return ()
-    return tuple((float(a), float(b), float(c)) for a, b, c in rows)
-
-
 def _limits(t: _Table, kind: str) -> Limits:
     made = {}
     for name, (low, high, hysteresis) in LIMIT_DEFAULTS[kind].items():
         made[name] = _limit(t.table(name, required=False), low, high, hysteresis)
     t.done()
     return Limits(**made)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _token(shortest: int, longest: int) -> Check:

@@ -1,7 +1,10 @@
-"""Radionuclide systems for the cycle tests: configurations, and instruments that count on a fake clock."""
+"""Radionuclide systems for the cycle tests: configurations, instruments that count on a fake clock, and the
+rig that drives a cycle step by step."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,9 +12,17 @@ import numpy as np
 
 from digitizer import mca
 from digitizer.serial_link import InstrumentUnavailable
+from gci_link import ims2
+from gci_link.cd11 import decode_frame
+from gci_link.station_end.outbox import Outbox
 from station.config import parse_config
-from station.radionuclide.instruments import CountState, DetectorSoh, Readout
+from station.radionuclide.cycle import SampleCycle
+from station.radionuclide.instruments import CountState, Detector, DetectorSoh, Readout, Sampler
+from station.radionuclide.ledger import MessageLedger
+from station.radionuclide.quarantine import Quarantine
+from station.radionuclide.schedule import Schedule
 from station.radionuclide.settings import RadionuclideConfig
+from station.radionuclide.state import StateFile
 from timeunits import NS_PER_S
 
 BASE = """
@@ -123,3 +134,73 @@ class FakeSampler:
                        xe_yield_unc=0.05, power=self.power, ups_charge_pct=100.0)
 
     def close(self) -> None: ...
+
+
+def hour(t_ns: int) -> str:
+    return time.strftime("%Y%m%d%H", time.gmtime(t_ns // NS_PER_S))
+
+
+class Rig:
+    """A cycle with its outbox, state file and quarantine under ``folder``; ``restart`` is a crash: a new
+    cycle object on the same files, the detector counting on."""
+
+    def __init__(self, folder: Path, config: RadionuclideConfig, start_ns: int, *,
+                 instruments: Callable[[Clock], tuple[Detector, Sampler]] | None = None) -> None:
+        """``instruments``: the detector and sampler on the rig's clock (default: the fakes)."""
+        self.folder, self.config = folder, config
+        self.clock = Clock(start_ns)
+        gas = config.kind == "noble_gas"
+        if instruments is not None:
+            self.detector, self.sampler = instruments(self.clock)
+        else:
+            self.detector = FakeDetector(self.clock, beta_gamma=gas)
+            if not gas:  # an HPGe crystal at liquid-nitrogen temperature
+                self.detector.hv_v, self.detector.temperature_c = 3000.0, -188.0
+            self.sampler = FakeSampler(self.clock, flow_m3h=1.8 if gas else 900.0)
+        self.outbox = Outbox(folder / "outbox.sqlite", 1 << 30, clock=self.clock)
+        self.schedule = Schedule(config.cycle)
+        self.cycle = self._cycle()
+        self.cycle.resume(self.clock())
+
+    def _cycle(self) -> SampleCycle:
+        ledger = MessageLedger(self.outbox, self.config.name, creator="ZZS", destination="0", signer=None)
+        return SampleCycle(self.config, self.detector, self.sampler, ledger,
+                           StateFile(self.folder / "state" / "rn.json"),
+                           Quarantine(self.folder / "quarantine", self.config.name), self.clock)
+
+    def run_until(self, t_ns: int, step_s: int = 10,
+                  before_step: Callable[[int], None] | None = None) -> None:
+        """Step the cycle every ``step_s``; ``before_step(now)`` plays what happens outside the station."""
+        while self.clock.now < t_ns:
+            self.clock.now += step_s * NS_PER_S
+            if before_step is not None:
+                before_step(self.clock.now)
+            self.cycle.step(self.clock.now)
+
+    def restart(self) -> None:
+        self.cycle = self._cycle()
+        self.cycle.resume(self.clock())
+
+    def messages(self) -> list[tuple[str, ims2.Message]]:
+        """(event, parsed message) of everything in the outbox, in sequence order."""
+        out = []
+        for seq, kind in self.outbox.kinds("ims2 "):
+            stored = self.outbox.get(seq)
+            assert stored is not None
+            body = decode_frame(stored.frame).body
+            out.append((kind.split(" ", 3)[3], ims2.parse(body.message.decode("ascii"))))
+        return out
+
+    def phd(self, data_type: str, qualifier: str = "FULL", cycle: int | None = None) -> list[ims2.PhdMessage]:
+        """PHD messages of a type, of sample ``cycle`` only when given (by SRID)."""
+        wanted = None if cycle is None else self.srid(cycle)
+        return [m for _, m in self.messages() if isinstance(m, ims2.PhdMessage) and m.data_type == data_type
+                and m.spectrum_qualifier == qualifier and wanted in (None, m.srid)]
+
+    def srid(self, cycle: int) -> str:
+        c = self.config
+        return c.srid_station + hour(self.schedule.collection(cycle)[0]) + c.srid_digits + c.srid_letter
+
+    def alerts(self) -> list[tuple[str, str, str]]:
+        return [(m.data_type, m.condition, m.state) for _, m in self.messages()
+                if isinstance(m, ims2.AlertMessage)]

@@ -9,15 +9,9 @@ from pathlib import Path
 import pytest
 
 from gci_link import ims2
-from gci_link.cd11 import decode_frame
-from gci_link.station_end.outbox import Outbox
-from station.radionuclide.cycle import SampleCycle
-from station.radionuclide.ledger import MessageLedger
-from station.radionuclide.quarantine import Quarantine
 from station.radionuclide.schedule import Schedule
-from station.radionuclide.settings import RadionuclideConfig
 from station.radionuclide.state import StateFile
-from tests.station.radionuclide.conftest import Clock, FakeDetector, FakeSampler, system_config
+from tests.station.radionuclide.conftest import Rig, hour, system_config
 from timeunits import NS_PER_S
 
 T = 1_800_000_000 * NS_PER_S
@@ -25,63 +19,6 @@ GAS = dict(collection_s=3600, decay_s=600, acquisition_s=3000, gasbk_s=300, prel
            soh_poll_s=60, rmssoh_s=600)
 PARTICULATE = dict(collection_s=3600, decay_s=600, acquisition_s=2400, qc_s=300, qc_every=1, detbk_s=600,
                    detbk_every=2, prel_interval_s=900, soh_poll_s=60, rmssoh_s=600)
-
-
-class Rig:
-    """A cycle with its outbox, state file and quarantine under ``folder``; ``restart`` is a crash: a new
-    cycle object on the same files, the detector counting on."""
-
-    def __init__(self, folder: Path, config: RadionuclideConfig, start_ns: int) -> None:
-        self.folder, self.config = folder, config
-        self.clock = Clock(start_ns)
-        gas = config.kind == "noble_gas"
-        self.detector = FakeDetector(self.clock, beta_gamma=gas)
-        if not gas:  # an HPGe crystal at liquid-nitrogen temperature
-            self.detector.hv_v, self.detector.temperature_c = 3000.0, -188.0
-        self.sampler = FakeSampler(self.clock, flow_m3h=1.8 if gas else 900.0)
-        self.outbox = Outbox(folder / "outbox.sqlite", 1 << 30, clock=self.clock)
-        self.schedule = Schedule(config.cycle)
-        self.cycle = self._cycle()
-        self.cycle.resume(self.clock())
-
-    def _cycle(self) -> SampleCycle:
-        ledger = MessageLedger(self.outbox, self.config.name, creator="ZZS", destination="0", signer=None)
-        return SampleCycle(self.config, self.detector, self.sampler, ledger,
-                           StateFile(self.folder / "state" / "rn.json"),
-                           Quarantine(self.folder / "quarantine", self.config.name), self.clock)
-
-    def run_until(self, t_ns: int, step_s: int = 10) -> None:
-        while self.clock.now < t_ns:
-            self.clock.now += step_s * NS_PER_S
-            self.cycle.step(self.clock.now)
-
-    def restart(self) -> None:
-        self.cycle = self._cycle()
-        self.cycle.resume(self.clock())
-
-    def messages(self) -> list[tuple[str, ims2.Message]]:
-        """(event, parsed message) of everything in the outbox, in sequence order."""
-        out = []
-        for seq, kind in self.outbox.kinds("ims2 "):
-            stored = self.outbox.get(seq)
-            assert stored is not None
-            body = decode_frame(stored.frame).body
-            out.append((kind.split(" ", 3)[3], ims2.parse(body.message.decode("ascii"))))
-        return out
-
-    def phd(self, data_type: str, qualifier: str = "FULL", cycle: int | None = None) -> list[ims2.PhdMessage]:
-        """PHD messages of a type, of sample ``cycle`` only when given (by SRID)."""
-        wanted = None if cycle is None else self.srid(cycle)
-        return [m for _, m in self.messages() if isinstance(m, ims2.PhdMessage) and m.data_type == data_type
-                and m.spectrum_qualifier == qualifier and wanted in (None, m.srid)]
-
-    def srid(self, cycle: int) -> str:
-        c = self.config
-        return c.srid_station + _hour(self.schedule.collection(cycle)[0]) + c.srid_digits + c.srid_letter
-
-    def alerts(self) -> list[tuple[str, str, str]]:
-        return [(m.data_type, m.condition, m.state) for _, m in self.messages()
-                if isinstance(m, ims2.AlertMessage)]
 
 
 def gas_rig(tmp_path: Path) -> Rig:
@@ -101,7 +38,7 @@ def test_noble_gas_cycle_sends_linked_gas_background_prel_and_full(tmp_path):
     prels = rig.phd("SAMPLEPHD", "PREL", cycle=k)
     assert [round(p.real_time_s / 700) for p in prels] == [1, 2, 3, 4]  # every 700 s of the 3000 s count
     collection_start, collection_stop = rig.schedule.collection(k)
-    assert full.srid == gasbk.srid == "01" + _hour(collection_start) + "11X"
+    assert full.srid == gasbk.srid == "01" + hour(collection_start) + "11X"
     # also sent: the count running when the cycle started (begun late, shortened) and sample k - 1
     assert len(rig.phd("SAMPLEPHD")) == 3
     assert full.gasbk_id == gasbk.sample_id and full.sample_id != gasbk.sample_id
@@ -122,7 +59,7 @@ def test_noble_gas_cycle_sends_linked_gas_background_prel_and_full(tmp_path):
     flow_row = soh[0].blocks["#AirSamplerFlow"][0]
     assert flow_row.values[0] == pytest.approx(1.8) and flow_row.interval_s == 600
     status = soh[-1].blocks["#EquipStatus"][0].values
-    assert status[0:2] == ("C", "01" + _hour(rig.schedule.collection(k + 1)[0]) + "11X")
+    assert status[0:2] == ("C", "01" + hour(rig.schedule.collection(k + 1)[0]) + "11X")
     assert status[4:6] == ("A", full.srid)
     assert rig.alerts() == []
 
@@ -138,7 +75,7 @@ def test_particulate_qc_and_detector_background_counts_and_their_ids(tmp_path):
     qcs, (detbk,), samples = rig.phd("QCPHD"), rig.phd("DETBKPHD"), rig.phd("SAMPLEPHD")
     assert len(qcs) == 2 and len(samples) == 2
     assert [m.srid[-1] for m in qcs] == ["Q", "Q"] and detbk.srid.endswith("11D")
-    assert samples[0].srid == "01" + _hour(schedule.collection(k)[0]) + "11"  # particulate: no letter
+    assert samples[0].srid == "01" + hour(schedule.collection(k)[0]) + "11"  # particulate: no letter
     assert detbk.detbk_id is None
     assert qcs[0].detbk_id is None and samples[0].detbk_id == detbk.sample_id  # the background came after
     assert qcs[1].detbk_id == samples[1].detbk_id == detbk.sample_id
@@ -320,12 +257,6 @@ def _unavailable():
     from digitizer.serial_link import InstrumentUnavailable
 
     raise InstrumentUnavailable("sampler: no answer")
-
-
-def _hour(t_ns: int) -> str:
-    import time
-
-    return time.strftime("%Y%m%d%H", time.gmtime(t_ns // NS_PER_S))
 
 
 def _stamp(t_ns: int) -> str:
