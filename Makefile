@@ -31,7 +31,7 @@ soak: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # At least 10 million inputs over every fuzz target (about an hour on 2 cores); not part of `make test`.
 $(FUZZ_STAMP): $(STAMP)

@@ -116,6 +116,8 @@ CHECKS = {
     "(and no other's) flagged \"calibration underway\" at the IDC",
     "rn_messages_exact": "radionuclide messages: every one acknowledged and stored at the IDC once, byte for "
     "byte, none made twice",
+    "rn_samples_analysed": "radionuclide samples: every full sample spectrum analysed at the IDC, with a "
+    "result",
 }
 
 
@@ -135,7 +137,9 @@ def _rn_table(summary: dict) -> str:
                          str(t["exact"]) + (f" ({', '.join(wrong)})" if wrong else ""),
                          str(station["station_crashes"]), ",".join(sorted(station["alarms_raised"])) or "-",
                          ", ".join(f"{n} {label}" for label, n in sorted(t["data_types"].items())) or "-"))
-    return "\n\n" + "\n".join(columns(rows))
+    analysed = [f"{name} {a['srid']}: {a['analysis']}" for name, station in rn_stations.items()
+                for a in station["analyses"]]
+    return "\n\n" + "\n".join(columns(rows)) + "".join(f"\nanalysed at the IDC: {line}" for line in analysed)
 
 
 def _calibrations(summary: dict) -> str:

@@ -41,7 +41,13 @@ from hil.faults import LineFaults
 from hil.linkproxy import LinkProxy
 from hil.procwatch import MemoryBound, ProcessWatch, children
 from hil.progress import Progress
-from hil.report import reported_gaps, rn_messages_exact, rn_station_report, station_report
+from hil.report import (
+    reported_gaps,
+    rn_messages_exact,
+    rn_samples_analysed,
+    rn_station_report,
+    station_report,
+)
 from hil.rn_station import RnStation, RnSystemSpec
 from hil.scenario import RN_FAULTS, ChannelSpec, Fault, RnStationSpec, Scenario, StationSpec
 from hil.sensors import broadband_calibration_table, declared_response_lines
@@ -475,6 +481,7 @@ class Network:
                 and c["other_channels_flagged_at_idc"] == 0 for c in calibrations)
         if rn_stations:
             checks["rn_messages_exact"] = rn_messages_exact(rn_stations)
+            checks["rn_samples_analysed"] = rn_samples_analysed(rn_stations)
         summary = {
             "scenario": self.scenario.source,
             "simulated_s": self.scenario.duration_s,

@@ -7,6 +7,7 @@ store), not from anything the harness kept in memory, so the report checks the s
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +20,8 @@ from gci_link.cd11.timefmt import parse_time
 from gci_link.station_end.outbox import Outbox
 from hil.compare import ChannelComparison
 from hil.rn_station import message_report
+from idc.rn_report import PENDING, status
+from idc.rn_store import RnIndex
 from idc.stores import read_arrivals
 from timeunits import NS_PER_S
 
@@ -115,8 +118,37 @@ def rn_station_report(out: Path, name: str, network: str, outbox_path: Path) -> 
     log_path = out / "run" / "logs" / f"{name}.log"
     alarms = Counter(m.group(1) for m in ALARM_LINE.finditer(log_path.read_text(errors="replace"))) \
         if log_path.exists() else Counter()
+    analyses = rn_analyses(out / "idc" / "ims2", name) if (out / "idc" / "ims2").exists() else []
     return {"network": network, "systems": {system: asdict(t) for system, t in systems.items()},
-            "alarms_raised": dict(alarms)}
+            "alarms_raised": dict(alarms), "analyses": analyses}
+
+
+ANALYSIS_WAIT_S = 60.0  # real seconds the IDC's analysis may still take after the last sample arrived
+
+
+def rn_analyses(idc_ims2_root: Path, station: str, wait_s: float = ANALYSIS_WAIT_S) -> list[dict]:
+    """What the IDC's analysis made of each full sample spectrum the station sent, in the words of
+    ``ims idc rn list`` (idc/rn_report.py); waits up to ``wait_s`` for those still pending (the receiver
+    analyses each sample beside its data path, after the sample was acknowledged)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        index = RnIndex(idc_ims2_root)
+        try:
+            samples = [m for m in index.find(station=station, data_type="SAMPLEPHD", limit=10**6)
+                       if m.qualifier == "FULL"]
+            found = [{"seq": m.seq, "srid": m.srid, "analysis": status(m, index.analysis(m))}
+                     for m in samples]
+        finally:
+            index.close()
+        if time.monotonic() >= deadline or all(f["analysis"] != PENDING for f in found):
+            return found
+        time.sleep(0.5)
+
+
+def rn_samples_analysed(rn_stations: dict[str, dict]) -> bool:
+    """Every full sample spectrum stored at the IDC has an analysis result (neither an error nor pending)."""
+    analyses = [a["analysis"] for report in rn_stations.values() for a in report["analyses"]]
+    return bool(analyses) and not any(a == PENDING or a.startswith("error") for a in analyses)
 
 
 def rn_messages_exact(rn_stations: dict[str, dict]) -> bool:
