@@ -74,8 +74,8 @@ LAST_OP = 8  # _step's operations are 0..LAST_OP
 BASE_NS = time.time_ns() // (10 * NS_PER_S) * (10 * NS_PER_S)  # the keys are valid from about now
 
 
-class _Held:
-    """What the stations' durable stores hold, in memory."""
+class HeldInMemory:
+    """What the stations' durable stores hold, in memory (the receiver core's tests use it too)."""
 
     def __init__(self) -> None:
         self.gaps: dict[str, GapList] = {}
@@ -222,7 +222,7 @@ class _Run:
     """One script's receiver core and what it has done, checked after every step."""
 
     def __init__(self) -> None:
-        self.held = _Held()
+        self.held = HeldInMemory()
         self.trust = _TRUST
         self.checker = FrameChecker(_TRUST, STATIONS, workers=0, limits=_CONFIG.limits)
         self.core = ReceiverProtocol(_CONFIG, self.checker.submit, self.held)

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz.idc_receiver import HeldInMemory
 from gci_link.cd11 import (
     AcknackBody,
     AlertBody,
@@ -41,7 +42,6 @@ from idc.actions import (
     SessionEndedByReload,
     SessionOpened,
     SessionSilent,
-    StationBatch,
 )
 from idc.checker import FrameChecker
 from idc.config import StationPolicy
@@ -64,31 +64,12 @@ STATION_PEER = Peer("socket A", b"sta1")
 OTHER_PEER = Peer("socket B", b"sta1-again")
 
 
-class Held:
-    """What the stations' stores hold durably, in memory."""
-
-    def __init__(self) -> None:
-        self.gaps: dict[str, GapList] = {}
-        self.frames: dict[tuple[str, int], bytes] = {}
-
-    def gap_list(self, station: str) -> GapList:
-        return GapList(self.gaps.get(station, GapList()).intervals())
-
-    def raw_frame(self, station: str, seq: int) -> bytes | None:
-        return self.frames.get((station, seq))
-
-    def store(self, batch: StationBatch) -> None:
-        self.gaps[batch.station] = GapList(batch.gaps.intervals())
-        for seq, accepted in batch.frames.items():
-            self.frames[batch.station, seq] = accepted.raw
-
-
 class Driver:
     """The core as the adapter drives it, with every commit succeeding at once."""
 
     def __init__(self, keys, now_ns: int, signer: StationSigner | None = None, **config) -> None:
         self.config = make_config(Path("unused"), keys.ca.trust_dir, **config)
-        self.held = Held()
+        self.held = HeldInMemory()
         self.checker = FrameChecker(
             keys.ca.trust_store(), self.config.stations, workers=0, limits=self.config.limits
         )
@@ -394,7 +375,7 @@ def test_a_bug_becomes_an_internal_rejection_not_an_exception(keys, clock):
     def broken(raw: bytes, now_ns: int):
         raise KeyError("boom")
 
-    core = ReceiverProtocol(make_config(Path("unused"), keys.ca.trust_dir), broken, Held())
+    core = ReceiverProtocol(make_config(Path("unused"), keys.ca.trust_dir), broken, HeldInMemory())
     (reject,) = core.receive(STATION_PEER, [connection_request("STA1")], clock())
     assert reject.rejection.kind == RejectionKind.INTERNAL and isinstance(reject.error, KeyError)
 
