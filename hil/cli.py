@@ -222,7 +222,7 @@ def _alarms(summary: dict) -> str:
              f"{check['missed_alarms']} missed"]
     lines += [f"  FALSE {a['alarm']} at {a['station']} ({a['source']}) raised at {a['raised_s']:.0f} s"
               for a in false[:20]]
-    lines += [f"  MISSED {f['expected_alarm']} at {', '.join(f['missed_at'])} for {f['kind']} "
+    lines += [f"  MISSED {' or '.join(f['expected_alarms'])} at {', '.join(f['missed_at'])} for {f['kind']} "
               f"{f['begin_s']:.0f}..{f['end_s']:.0f} s" for f in check["faults"] if f.get("missed_at")]
     return "\n".join(lines)
 

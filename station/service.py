@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_ALARM = "outbox_over_budget"
 WRITE_ALARM = "outbox_write_failed"
+ARCHIVE_ALARM = "archive_write_failed"  # a warning: the outbox still delivers; only the local copy is lost
 MAX_PENDING_DRAFTS = 360  # frames held in memory while the outbox cannot be written (an hour of 10 s)
 PUMP_BATCH = 500  # items taken from one driver before looking at the others
 PUMP_SPAN_OF_BUFFER = 0.5  # a pump takes at most this fraction of buffer_s of data time from one driver
@@ -353,7 +354,7 @@ class StationService:
         while self._pending:
             draft = self._pending[0]
             try:
-                seq = publish(
+                publish(
                     self.outbox,
                     draft,
                     creator=self.config.link.frame_creator,
@@ -374,12 +375,26 @@ class StationService:
             stored += 1
             self.frames_published += 1
             note_framed(self.framed_until, draft.subframes)
-            try:
-                self.archive.write(draft)
-            except OSError as exc:  # the outbox already holds the frame; the local copy is a convenience
-                log.error("local archive write failed", extra={"seq": seq, "error": str(exc)})
+            self._archive(draft)
         self.alarms.clear_alarm(WRITE_ALARM, "station", self.clock())
         return stored
+
+    def _archive(self, draft: FrameDraft) -> None:
+        """Keep the operator's local copy of a frame the outbox already holds. A failed write (disk full,
+        I/O error) loses only that copy: it raises a warning, logged once per episode, and the next write
+        that succeeds clears it."""
+        try:
+            self.archive.write(draft)
+        except OSError as exc:
+            self.alarms.raise_alarm(
+                ARCHIVE_ALARM,
+                "station",
+                Severity.WARNING,
+                self.clock(),
+                message=f"local archive write failed: {exc}",
+            )
+            return
+        self.alarms.clear_alarm(ARCHIVE_ALARM, "station", self.clock())
 
     def _watch_link(self) -> None:
         oldest = self.outbox.unacked(limit=1)

@@ -145,7 +145,29 @@ def test_every_alarm_needs_a_fault_at_its_station_and_long_faults_need_their_ala
     assert result["false_alarms"] == 2
     # B never raised gps_unlocked for its 50 min unlock, nor gci_link_down for the receiver's 10 min
     assert [f.get("missed_at") for f in result["faults"]] == [[], ["B"], ["B"]]
+    assert [f.get("expected_alarms") for f in result["faults"]] == [["gci_link_down"], ["gps_unlocked"],
+                                                                     ["gci_link_down"]]
     assert result["missed_alarms"] == 2
+
+
+def test_a_full_disk_is_alarmed_by_whichever_store_failed_first_and_missed_when_neither_did():
+    """The outbox and the local archive share the disk: either one's write alarm answers a disk_full, at
+    the station whose disk it was; an alarm of another kind, or at another station, does not."""
+    faults = [alarmcheck.FaultSpan(i, "disk_full", station, 1000.0 + 1000 * i, 1337.0 + 1000 * i)
+              for i, station in enumerate("ABCD")]
+    alarms = [alarmcheck.AlarmEpisode("A", "archive_write_failed", "station", 1005.0, 1340.0),
+              alarmcheck.AlarmEpisode("B", "outbox_write_failed", "station", 2010.0, 2338.0),
+              alarmcheck.AlarmEpisode("C", "gci_link_down", "station", 3100.0, 3200.0),
+              alarmcheck.AlarmEpisode("A", "archive_write_failed", "station", 4050.0, 4300.0)]
+    result = alarmcheck.cross_check(alarms, faults, alarmcheck.Thresholds(), status_interval_sim_s=60.0)
+    assert [a["explained_by"] for a in result["alarms"]] == [0, 1, None, None]
+    either = ["archive_write_failed", "outbox_write_failed"]
+    assert [f["expected_alarms"] for f in result["faults"]] == [either] * 4
+    assert [f["missed_at"] for f in result["faults"]] == [[], [], ["C"], ["D"]]
+    assert (result["false_alarms"], result["missed_alarms"]) == (2, 2)
+    # a full disk too short to have been written to needs no alarm
+    brief = [alarmcheck.FaultSpan(0, "disk_full", "A", 1000.0, 1100.0)]
+    assert alarmcheck.cross_check([], brief, alarmcheck.Thresholds(), 60.0)["missed_alarms"] == 0
 
 
 def test_memory_is_sampled_per_window_and_growth_is_bounded():

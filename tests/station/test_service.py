@@ -16,7 +16,7 @@ from digitizer.packet import Packet
 from gci_link.cd11 import decode_frame
 from gci_link.station_end.outbox import Outbox
 from station.config import parse_config
-from station.service import WRITE_ALARM, StationService
+from station.service import ARCHIVE_ALARM, WRITE_ALARM, StationService
 from timeunits import NS_PER_S
 
 T0 = 1_800_000_000 * NS_PER_S
@@ -183,6 +183,39 @@ def test_outbox_write_failure_keeps_frames_and_raises_alarm(tmp_path, monkeypatc
     assert service.alarms.get(WRITE_ALARM, "station") is None
     service.outbox.close()
     assert np.array_equal(outbox_samples(tmp_path / "outbox" / "outbox.sqlite"), np.arange(50 * int(RATE)))
+
+
+def test_a_local_archive_that_cannot_be_written_warns_once_and_the_outbox_goes_on(tmp_path, caplog):
+    """A file where the archive's folder should be: every archive write fails (as on a full disk) while
+    the outbox takes every frame; one alarm per episode, no traceback, cleared by the next good write."""
+    clock = Clock()
+    service, driver = make_service(tmp_path, clock)
+    (tmp_path / "archive").rmdir()
+    (tmp_path / "archive").write_text("not a folder")
+    feed(driver, 0, 35)
+    service.pump()
+    with caplog.at_level("INFO", logger="station"):
+        assert service.frame_and_publish() >= 2
+        clock.now += 60 * NS_PER_S
+        feed(driver, 35, 50)
+        service.pump()
+        assert service.frame_and_publish() >= 1
+    alarm = service.alarms.get(ARCHIVE_ALARM, "station")
+    assert alarm is not None and alarm.raised_ns == T0 and alarm.severity.name == "WARNING"
+    assert service.alarms.get(WRITE_ALARM, "station") is None
+    raised = [r for r in caplog.records if getattr(r, "alarm", None) == ARCHIVE_ALARM]
+    assert len(raised) == 1 and "local archive write failed" in raised[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records)
+    (tmp_path / "archive").unlink()
+    feed(driver, 50, 60)
+    service.pump()
+    service.frame_and_publish(final=True)
+    assert service.alarms.get(ARCHIVE_ALARM, "station") is None
+    assert [a.name for a in service.alarms.history] == [ARCHIVE_ALARM]
+    service.archive.close()
+    service.outbox.close()
+    assert np.array_equal(outbox_samples(tmp_path / "outbox" / "outbox.sqlite"), np.arange(60 * int(RATE)))
+    assert list((tmp_path / "archive").rglob("*.D.*"))  # the archive holds what came after the episode
 
 
 @pytest.mark.parametrize("link_up", [False, True])
