@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fuzz.idc_receiver import HeldInMemory
 from gci_link.cd11 import FrameType
 from gci_link.keys import Role, StationSigner, TrustStore
 from gci_link.link_session import (
@@ -34,7 +35,6 @@ from idc.actions import Peer, Send
 from idc.checker import FrameChecker
 from idc.protocol import ReceiverProtocol
 from tests.idc.conftest import make_config, signed
-from tests.idc.test_protocol import Held
 from timeunits import NS_PER_S
 
 TICK_NS = 10_000_000  # 10 ms of link time per step
@@ -93,7 +93,7 @@ class Link:
     def __init__(self, keys, now_ns: int, idc_signer: StationSigner | None = None, **idc_config) -> None:
         self.keys = keys
         self.now = now_ns
-        self.held = Held()
+        self.held = HeldInMemory()
         self.config = make_config(Path("unused"), keys.ca.trust_dir, **idc_config)
         self.checker = FrameChecker(keys.ca.trust_store(), self.config.stations, workers=0)
         self.idc = ReceiverProtocol(self.config, self.checker.submit, self.held, idc_signer)

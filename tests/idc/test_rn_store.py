@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fuzz.idc_receiver import HeldInMemory
 from gci_link import ims2
 from gci_link.cd11 import Frame, FrameHeader, FrameType, Ims2MessageBody, encode_frame
 from gci_link.link_session import SessionConfig
@@ -23,7 +24,6 @@ from idc.vocabulary import RejectionKind
 from station.ims import main as ims
 from station.publisher import publish_message
 from tests.idc.conftest import Running, make_config
-from tests.idc.test_protocol import Held
 from timeunits import NS_PER_S
 
 pytestmark = pytest.mark.timeout(60)
@@ -115,7 +115,7 @@ def test_the_store_keeps_what_does_not_parse_and_a_resend_replaces_its_row(tmp_p
 def test_ims2_frames_have_their_own_size_limit(keys):
     config = make_config(Path("unused"), keys.ca.trust_dir, max_ims2_frame_bytes=3 * 2**20)
     core = ReceiverProtocol(config, FrameChecker(keys.ca.trust_store(), config.stations, workers=0).submit,
-                            Held())
+                            HeldInMemory())
 
     def frame(size: int) -> bytes:
         return encode_frame(Frame(FrameHeader(FrameType.IMS2_MESSAGE, "STA1"), Ims2MessageBody(b"x" * size)))
