@@ -127,6 +127,10 @@ class ReceiverProtocol:
         self._routes: dict[str, Peer] = {}  # the connection each station's session is bound to
         self._opened_with: dict[str, int] = {}  # key id that signed each open session's connection request
         self._unreachable: set[str] = set()  # stations whose connection failed a send, until heard again
+        # stations heard on their session's connection since its Connection Request: only then is the
+        # connection the one the station listens on (a station redirected to the data endpoint has left
+        # the connection its request came on, and a command sent there would be lost)
+        self._heard_on_route: set[str] = set()
         self._control_stamps: dict[str, int] = {}  # the last stamp accepted from each station
         self._stamp = 0  # of the last frame this receiver sent
         self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
@@ -263,6 +267,7 @@ class ReceiverProtocol:
                 frame.header.sequence,
             )
         self._unreachable.discard(station)
+        self._heard_on_route.add(station)
         session.frame_received(now_ns)
         if kind in _DATA:
             self._on_data(session, checked, raw, now_ns, peer, out)
@@ -335,6 +340,7 @@ class ReceiverProtocol:
             station, gaps, now_ns, self.timings, frame.header.destination or "0", tag
         )
         self._routes[station] = peer
+        self._heard_on_route.discard(station)
         self._opened_with[station] = frame.trailer.auth_key_id
         self._unreachable.discard(station)
         out.append(SessionOpened(station, peer.label, gaps.lowest, gaps.highest))
@@ -450,11 +456,14 @@ class ReceiverProtocol:
         self, station: str, body: CommandRequestBody, now_ns: int
     ) -> tuple[int, Send] | None:
         """(sequence number, frame to send) of a command request for the open session of ``station``, or
-        None when it has none (or its connection failed a send): the request then waits. The sequence
+        None when it has none, its connection failed a send, or the station has not yet been heard on the
+        connection since its Connection Request (it may be moving to the data endpoint): the request then
+        waits. The sequence
         number, the request's identity at the station, is the frame's stamp; the caller records it before
         the frame leaves."""
         route, session = self._routes.get(station), self.sessions.get(station)
-        if route is None or session is None or station in self._unreachable:
+        if (route is None or session is None or station in self._unreachable
+                or station not in self._heard_on_route):
             return None
         frame = self._encode(station, FrameType.COMMAND_REQUEST, body, session.tag, now_ns)
         return self._stamp, Send(route, station, FrameType.COMMAND_REQUEST, frame)

@@ -18,6 +18,7 @@ from fuzz.idc_receiver import HeldInMemory
 from gci_link.cd11 import (
     AcknackBody,
     AlertBody,
+    CommandRequestBody,
     ConnectionBody,
     Frame,
     FrameHeader,
@@ -486,3 +487,17 @@ def test_a_reload_ends_exactly_the_sessions_the_new_configuration_no_longer_allo
     assert alerts["STA1"] == (STATION_PEER, "session ended: " + ended["STA1"])
     assert alerts["STA3"] == (OTHER_PEER, "session ended: the station must sign")
     assert driver.core.sessions == {}
+
+
+def test_a_command_waits_until_the_station_is_heard_on_its_sessions_connection(driver):
+    """Right after a Connection Request the station may be moving to the data endpoint: a command sent on
+    the connection it came from would be lost, marked sent and never answered (seen under load)."""
+    driver.core.data_address = (0x7F000001, 9000)
+    driver.receive(connection_request("STA1"))
+    request = CommandRequestBody("STA1", "", "", "", driver.now, b"status")
+    assert driver.core.command_request("STA1", request, driver.now) is None
+    driver.receive(control("STA1", FrameType.OPTION_REQUEST, OptionBody(((1, b"STA1"),))), OTHER_PEER)
+    made = driver.core.command_request("STA1", request, driver.now)
+    assert made is not None and made[1].peer == OTHER_PEER  # on the connection the station was heard on
+    driver.receive(connection_request("STA1"))  # a new session: wait for the station again
+    assert driver.core.command_request("STA1", request, driver.now) is None
