@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -97,6 +98,7 @@ class Sender:
         self._context = context or zmq.Context.instance()
         self._poll_interval_s = poll_interval_s
         self._stop = threading.Event()
+        self._ack_failing = False  # the outbox refused the last acknowledgement (said once per episode)
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
         self._handshake_failures = 0
@@ -257,6 +259,24 @@ class Sender:
 
     # ---- actions ---------------------------------------------------------------------------------
 
+    def _acknowledge(self, seqs: tuple[int, ...]) -> None:
+        """Mark the IDC's acknowledgement in the outbox. A write that fails (the station's disk full)
+        leaves those frames unacknowledged there: they go again after the next start and the IDC keeps
+        them once, so nothing is lost, and the link goes on (an exception here used to end the sender
+        thread, and with it the link, while the daemon ran on). Said once per episode."""
+        try:
+            self._outbox.ack(consecutive_runs(seqs))
+        except sqlite3.Error as exc:
+            if not self._ack_failing:
+                log.error("acknowledgement not recorded in the outbox; those frames go again after a restart",
+                          extra=self._ctx(seq=f"{seqs[0]}..{seqs[-1]}", error=str(exc)))
+            self._ack_failing = True
+            return
+        if self._ack_failing:
+            log.info("acknowledgements recorded in the outbox again", extra=self._ctx())
+        self._ack_failing = False
+        log.debug("acknowledged", extra=self._ctx(seq=f"{seqs[0]}..{seqs[-1]}"))
+
     def _execute(self, actions: Iterable[Action]) -> bool:
         """Carry out the session's actions; True if a data frame went out (so poll again at once)."""
         sent_data = False
@@ -268,8 +288,7 @@ class Sender:
             elif isinstance(action, SendData):
                 sent_data |= self._send_data(action)
             elif isinstance(action, Acknowledge):
-                self._outbox.ack(consecutive_runs(action.seqs))
-                log.debug("acknowledged", extra=self._ctx(seq=f"{action.seqs[0]}..{action.seqs[-1]}"))
+                self._acknowledge(action.seqs)
             elif isinstance(action, RunCommand):
                 assert self._commands is not None  # the session runs commands only if told there is a worker
                 self._commands.submit(action.seq, action.request)

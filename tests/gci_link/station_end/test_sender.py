@@ -6,6 +6,7 @@ Everything runs on 127.0.0.1 with real sockets; timeouts are scaled down and eve
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -456,3 +457,31 @@ def test_a_decoder_bug_on_an_idc_frame_is_logged_and_ignored(idc, outbox, monkey
     with caplog.at_level(logging.ERROR, logger=sender_module.__name__):
         sender._receive(b"\x00" * 64)
     assert "decoder bug" in caplog.text and "planted parser bug" in caplog.text
+
+
+def test_an_outbox_refusing_acknowledgements_does_not_end_the_link(idc, outbox, monkeypatch, caplog):
+    """A full station disk refused the commit of an acknowledgement; the exception ended the sender thread,
+    and the link with it, while the daemon ran on (found by the full-disk field-fault test under load)."""
+    real_ack = outbox.ack
+    refused: list[object] = []
+
+    def ack_on_a_full_disk(acked):
+        if len(refused) < 3:
+            refused.append(acked)
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_ack(acked)
+
+    monkeypatch.setattr(outbox, "ack", ack_on_a_full_disk)
+    caplog.set_level(logging.INFO, logger="gci_link.station_end.sender")
+    first = append(outbox, 5)
+    sender = Sender(link_config(idc), outbox, poll_interval_s=0.02)
+    with Running(sender):
+        wait_for(lambda: len(refused) == 3)
+        later = append(outbox, 5)
+        wait_for(lambda: set(later) <= set(idc.received_seqs()))  # the link went on
+        wait_for(lambda: outbox.stats().unacked_frames <= len(first))  # later acknowledgements recorded
+    assert sorted(idc.received_seqs()) == first + later
+    assert outbox.stats().unacked_frames > 0  # the refused ones stay in the outbox, to go again
+    errors = [r for r in caplog.records if "acknowledgement not recorded" in r.getMessage()]
+    assert len(errors) == 1 and errors[0].exc_info is None  # once per episode, no traceback
+    assert any("recorded in the outbox again" in r.getMessage() for r in caplog.records)
