@@ -104,6 +104,7 @@ class LinkCounters:
     # in flight on this connection): the round trip an operator sees when the link is healthy
     last_ack_latency_ns: int | None = None
     frames_rejected_by_idc: int = 0  # rejection notices from the IDC (REJECTION_NOTICE alerts)
+    loop_errors: int = 0  # sender steps that failed unexpectedly (logged with their traceback)
 
 
 # The text an IDC's rejection notice starts with: an Alert saying why it refused one of the station's

@@ -146,9 +146,19 @@ class Sender:
         self._start()
         try:
             while self.session.state is not State.STOPPED:
-                self._step()
+                self._guarded_step()
         finally:
             self._finish()
+
+    def _guarded_step(self) -> None:
+        """One step; a bug met by some input is logged and the link goes on after a pause, as the
+        station's main loop does: the sender thread ending would end the link while the daemon runs."""
+        try:
+            self._step()
+        except Exception:
+            self.counters.loop_errors += 1
+            log.exception("sender step failed; going on", extra=self._ctx())
+            self._stop.wait(1.0)
 
     def run_until_drained(self, timeout_ns: int) -> bool:
         """Send until the IDC has acknowledged every frame in the outbox (True) or ``timeout_ns`` of clock
@@ -159,7 +169,7 @@ class Sender:
             while self.session.state is not State.STOPPED:
                 if self._stop.is_set() or self._clock() >= deadline or self._drained():
                     self._stop.set()
-                self._step()
+                self._guarded_step()
         finally:
             self._finish()
         return self._drained()

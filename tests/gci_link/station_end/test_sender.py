@@ -485,3 +485,22 @@ def test_an_outbox_refusing_acknowledgements_does_not_end_the_link(idc, outbox, 
     errors = [r for r in caplog.records if "acknowledgement not recorded" in r.getMessage()]
     assert len(errors) == 1 and errors[0].exc_info is None  # once per episode, no traceback
     assert any("recorded in the outbox again" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unexpected_error_in_a_sender_step_is_logged_and_the_link_goes_on(idc, outbox, monkeypatch,
+                                                                               caplog):
+    sender = Sender(link_config(idc), outbox, poll_interval_s=0.02)
+    real_poll, failures = sender.session.poll, []
+
+    def poll_with_a_bug(now_ns):
+        if not failures:
+            failures.append(now_ns)
+            raise RuntimeError("a bug met by some input")
+        return real_poll(now_ns)
+
+    monkeypatch.setattr(sender.session, "poll", poll_with_a_bug)
+    seqs = append(outbox, 5)
+    with Running(sender):
+        wait_for(lambda: outbox.stats().unacked_frames == 0)
+    assert sorted(idc.received_seqs()) == seqs and sender.counters.loop_errors == 1
+    assert any("sender step failed" in r.getMessage() and r.exc_info for r in caplog.records)
