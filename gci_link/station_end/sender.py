@@ -99,6 +99,7 @@ class Sender:
         self._poll_interval_s = poll_interval_s
         self._stop = threading.Event()
         self._ack_failing = False  # the outbox refused the last acknowledgement (said once per episode)
+        self._acks_to_record: list[int] = []  # acknowledged by the IDC, not yet recorded in the outbox
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
         self._handshake_failures = 0
@@ -205,6 +206,7 @@ class Sender:
         if self._commands is not None:
             for done in self._commands.finished():
                 self.session.on_command_finished(done.seq, done.outcome, done.text, now)
+        self._record_acks()
         busy = self._execute(self.session.poll(now))
         if self.session.state is State.STOPPED:
             return
@@ -270,21 +272,30 @@ class Sender:
     # ---- actions ---------------------------------------------------------------------------------
 
     def _acknowledge(self, seqs: tuple[int, ...]) -> None:
-        """Mark the IDC's acknowledgement in the outbox. A write that fails (the station's disk full)
-        leaves those frames unacknowledged there: they go again after the next start and the IDC keeps
-        them once, so nothing is lost, and the link goes on (an exception here used to end the sender
+        """Mark the IDC's acknowledgement in the outbox. A write that fails (the station's disk full) is
+        kept and tried again at every step until it is recorded: the IDC has those frames, so they must
+        not stay unacknowledged, and the link goes on meanwhile (an exception here used to end the sender
         thread, and with it the link, while the daemon ran on). Said once per episode."""
+        self._acks_to_record.extend(seqs)
+        self._record_acks()
+
+    def _record_acks(self) -> None:
+        if not self._acks_to_record:
+            return
+        seqs = sorted(set(self._acks_to_record))
         try:
             self._outbox.ack(consecutive_runs(seqs))
         except sqlite3.Error as exc:
             if not self._ack_failing:
-                log.error("acknowledgement not recorded in the outbox; those frames go again after a restart",
+                log.error("acknowledgement not recorded in the outbox; trying again",
                           extra=self._ctx(seq=f"{seqs[0]}..{seqs[-1]}", error=str(exc)))
             self._ack_failing = True
+            self._acks_to_record = seqs
             return
         if self._ack_failing:
-            log.info("acknowledgements recorded in the outbox again", extra=self._ctx())
+            log.info("acknowledgements recorded in the outbox again", extra=self._ctx(frames=len(seqs)))
         self._ack_failing = False
+        self._acks_to_record = []
         log.debug("acknowledged", extra=self._ctx(seq=f"{seqs[0]}..{seqs[-1]}"))
 
     def _execute(self, actions: Iterable[Action]) -> bool:
