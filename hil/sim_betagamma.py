@@ -35,6 +35,7 @@ from hil.gamma_response import gaussian_in_channels
 from hil.nuclides import BETA_GAMMA_BRANCHES, Branch, Source
 from hil.serialport import PtyLine
 from hil.simclock import SimClock
+from hil.simthread import LineServer
 from rn_analysis.library import nuclide
 from timeunits import NS_PER_S
 
@@ -96,8 +97,10 @@ def _beta_shape(endpoint_kev: float, grid: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
-class SimBetaGamma:
+class SimBetaGamma(LineServer):
     """The instrument; ``start()`` runs it in a thread, ``stop()`` ends it."""
+
+    thread_name = "sim-betagamma"
 
     def __init__(self, line: PtyLine, clock: SimClock, config: BetaGammaSimConfig | None = None) -> None:
         self.line, self.clock = line, clock
@@ -140,8 +143,7 @@ class SimBetaGamma:
         self._vanish: tuple[int, float] | None = None  # (chunk replies to let through first, down_s)
         self._parser = mca.CommandParser()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        LineServer.__init__(self)
         self.commands = 0
 
     # -- geometry of the response ------------------------------------------------------------------
@@ -181,15 +183,6 @@ class SimBetaGamma:
         return self._shapes[branch][0].copy()
 
     # -- control from tests and the harness ----------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sim-betagamma", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
     def _fault(self, kind: str, **details: object) -> None:
         self.faults.append({"kind": kind, "data_time_ns": self.clock.now_ns(), **details})
 

@@ -40,6 +40,7 @@ from hil import sensors
 from hil.linedamage import undetected_damage
 from hil.serialport import PtyLine
 from hil.simclock import SimClock
+from hil.simthread import LineServer
 from hil.truth import TruthStore
 from timeunits import NS_PER_S
 
@@ -174,7 +175,7 @@ class FirmwareCounters:
     flash_peak: int = 0  # most blocks ever waiting in flash
 
 
-class SimDigitizer:
+class SimDigitizer(LineServer):
     """The firmware; ``start()`` runs it in a thread, ``stop()`` ends it.
 
     ``mode`` is ``"fifo"`` (store and forward, the default) or ``"direct"`` (send regardless after
@@ -184,6 +185,8 @@ class SimDigitizer:
     ``cal_amplitude_v`` is the calibrator's coil drive and ``cal_random_interval_s`` the clock of its
     random telegraph (see ``CAL_AMPLITUDE_V`` and ``CAL_RANDOM_INTERVAL_S``).
     """
+
+    thread_name = "sim-digitizer"
 
     def __init__(self, line: PtyLine, clock: SimClock, *, system_id: str = "SIM1", serial: str = "SIMD",
                  streams: tuple[StreamSpec, ...] = DEFAULT_STREAMS, seed: int = 0,
@@ -240,10 +243,9 @@ class SimDigitizer:
         self._console = False
         self._console_active_ns = 0
         self._console_line = bytearray()
-        self._stop = threading.Event()
+        LineServer.__init__(self)
         self._hung_until_ns = 0
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         # health
         self.gps_locked = True
         self._clock_offset_s = 0.0
@@ -256,15 +258,6 @@ class SimDigitizer:
         self._sampling = True
 
     # -- control from tests ---------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sim-digitizer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
     def set_gps_lock(self, locked: bool) -> None:
         with self._lock:
             if locked and not self.gps_locked:

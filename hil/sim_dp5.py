@@ -36,6 +36,7 @@ from hil.gamma_response import GammaResponse, exponential_background
 from hil.nuclides import Source, radon_thoron_progeny
 from hil.serialport import PtyLine
 from hil.simclock import SimClock
+from hil.simthread import LineServer
 from rn_analysis.library import nuclide
 from timeunits import NS_PER_S
 
@@ -79,8 +80,10 @@ class _Count:
     decays_live: dict[str, float] = field(default_factory=dict)  # per source label: decays while live
 
 
-class SimDp5:
+class SimDp5(LineServer):
     """The firmware; ``start()`` runs it in a thread, ``stop()`` ends it."""
+
+    thread_name = "sim-dp5"
 
     def __init__(self, line: PtyLine, clock: SimClock, config: Dp5SimConfig | None = None,
                  response: GammaResponse | None = None) -> None:
@@ -113,21 +116,11 @@ class SimDp5:
         self._vanish_s: float | None = None
         # transport
         self._parser = dp5.PacketParser.for_device()
-        self._stop = threading.Event()
+        LineServer.__init__(self)
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self.requests = 0
 
     # -- control from tests ------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sim-dp5", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
     def begin_count(self, preset_real_s: float, channels: int = 8192) -> None:
         """Clear and start a count of ``preset_real_s`` in ``channels`` channels, as MCAC, PRER, clear and
         enable requests would, for harnesses that drive the unit without a line."""

@@ -10,7 +10,6 @@ blower stops: flow 0, state FAIL) and ``lose_mains`` (on the UPS, whose charge r
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from digitizer import mca
 from hil.serialport import PtyLine
 from hil.simclock import SimClock
+from hil.simthread import LineServer
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ class AirSamplerConfig:
     seed: int = 0
 
 
-class SimAirSampler:
+class SimAirSampler(LineServer):
+    thread_name = "sim-air-sampler"
+
     def __init__(self, line: PtyLine, clock: SimClock, config: AirSamplerConfig | None = None) -> None:
         self.line, self.clock = line, clock
         self.config = c = config or AirSamplerConfig()
@@ -46,17 +48,7 @@ class SimAirSampler:
         self._mains_lost_ns: int | None = None
         self.faults: list[dict[str, object]] = []
         self._parser = mca.CommandParser()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sim-air-sampler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        LineServer.__init__(self)
 
     def fail_flow(self, failed: bool = True) -> None:
         self._flow_failed_ns = self.clock.now_ns() if failed else None
