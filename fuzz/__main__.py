@@ -1,9 +1,9 @@
 """``python -m fuzz``: every harness under atheris for a total number of inputs, then a summary per target.
 
 Each target runs in its own process (``python -m fuzz.run``) with its corpus in ``OUT/corpus/TARGET``,
-seeded afresh from the fixtures and encoders and kept between runs. A crash stops libFuzzer; the input is
-saved in ``OUT/crashes/TARGET/`` and the target is restarted for the inputs it still owes, so one bug does
-not hide the next. The exit status is 1 if anything crashed.
+seeded afresh from the fixtures and encoders and kept between runs; ``--jobs`` targets run at once. A
+crash stops libFuzzer; the input is saved in ``OUT/crashes/TARGET/`` and the target is restarted for the
+inputs it still owes, so one bug does not hide the next. The exit status is 1 if anything crashed.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +52,9 @@ def _escape(token: bytes) -> str:
     return '"' + "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\x{b:02x}" for b in token) + '"'
 
 
-def _prepare(target: str, out: Path) -> tuple[Path, Path | None, Path]:
-    """Corpus folder with this run's seeds added, dictionary file (if any), crash folder."""
+def _prepare(target: str, out: Path) -> tuple[Path, list[str], Path]:
+    """Corpus folder with this run's seeds added, libFuzzer flags of the target (dictionary, input length
+    cap), crash folder."""
     import importlib
 
     module = importlib.import_module(f"fuzz.{target}")
@@ -60,24 +62,25 @@ def _prepare(target: str, out: Path) -> tuple[Path, Path | None, Path]:
     corpus.mkdir(parents=True, exist_ok=True)
     for seed in module.seeds():
         (corpus / f"seed-{hashlib.sha1(seed).hexdigest()}").write_bytes(seed)
+    flags = []
     tokens = getattr(module, "DICTIONARY", [])
-    dictionary = None
     if tokens:
         dictionary = out / f"{target}.dict"
         dictionary.write_text("".join(f"{_escape(t)}\n" for t in tokens))
+        flags.append(f"-dict={dictionary}")
+    if hasattr(module, "MAX_LEN"):
+        flags.append(f"-max_len={module.MAX_LEN}")
     crashes = out / "crashes" / target
     crashes.mkdir(parents=True, exist_ok=True)
-    return corpus, dictionary, crashes
+    return corpus, flags, crashes
 
 
-def _run_once(target: str, runs: int, corpus: Path, dictionary: Path | None, crashes: Path, log: Path,
+def _run_once(target: str, runs: int, corpus: Path, flags: list[str], crashes: Path, log: Path,
               result: Result) -> int:
     """One libFuzzer process; adds what it ran and the crash it found (if any) to ``result``; returns its
     exit status. A crash is counted even when it re-finds an input already saved (same file name)."""
     args = [sys.executable, "-m", "fuzz.run", target, f"-runs={runs}", "-print_final_stats=1",
-            f"-artifact_prefix={crashes}/", "-rss_limit_mb=4096", "-timeout=30"]
-    if dictionary:
-        args.append(f"-dict={dictionary}")
+            f"-artifact_prefix={crashes}/", "-rss_limit_mb=4096", "-timeout=30", *flags]
     scratch = tempfile.mkdtemp(prefix=f"ims-fuzz-{target}-", dir=scratch_parent())
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                         SCRATCH_ENV: scratch}
@@ -108,14 +111,14 @@ def _run_once(target: str, runs: int, corpus: Path, dictionary: Path | None, cra
 
 
 def fuzz_target(target: str, runs: int, out: Path) -> Result:
-    corpus, dictionary, crashes = _prepare(target, out)
+    corpus, flags, crashes = _prepare(target, out)
     result = Result(target)
     log = out / f"{target}.log"
     log.write_bytes(b"")
     print(f"== {target}: {runs:,} inputs (log {log})", flush=True)
     while result.runs < runs and len(result.crashes) < MAX_RESTARTS:
         before = len(result.crashes)
-        code = _run_once(target, runs - result.runs, corpus, dictionary, crashes, log, result)
+        code = _run_once(target, runs - result.runs, corpus, flags, crashes, log, result)
         if code == 0:
             break
         if len(result.crashes) == before:
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.splitlines()[0])
     parser.add_argument("--total", type=int, default=10_000_000, help="inputs over all targets (10 million)")
     parser.add_argument("--out", type=Path, default=REPO / "fuzz-out", help="corpora, crashes and logs")
+    parser.add_argument("--jobs", type=int, default=1, help="targets fuzzed at once (one core each)")
     parser.add_argument("only", nargs="*", help=f"targets, of {', '.join(TARGETS)} (all when none given)")
     args = parser.parse_args(argv)
     names = args.only or list(TARGETS)
@@ -136,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     shares = sum(TARGETS[n][0] for n in names)
     args.out.mkdir(parents=True, exist_ok=True)
-    results = [fuzz_target(n, round(args.total * TARGETS[n][0] / shares), args.out.resolve()) for n in names]
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda n: fuzz_target(n, round(args.total * TARGETS[n][0] / shares),
+                                                      args.out.resolve()), names))
     print("\n== fuzzing summary")
     for r in results:
         print(r.line())

@@ -52,6 +52,9 @@ from digitizer.gcf import GcfBlock, encode_block
 EVENTS = (BlockReceived, SendBytes, TerminalText, BlockModeResumed, Resync, ChecksumFailed, GapGivenUp,
           DuplicateIgnored)
 NAK_TIMEOUT_NS = 1_000_000_000
+# libFuzzer's input cap: two frames of the largest block (2 x 1030 bytes) and console text between them.
+# The checks cost in proportion to the length; libFuzzer's default of 4 KB halves the rate for nothing new.
+MAX_LEN = 2304
 
 
 def check(data: bytes) -> None:

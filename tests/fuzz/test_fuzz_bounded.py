@@ -129,14 +129,18 @@ def test_gcf_file_blocks_agree_with_obspy() -> None:
 
 
 def test_atheris_runs_a_harness(tmp_path: Path) -> None:
-    """``make fuzz`` itself (the atheris runner), on a few hundred inputs of two cheap targets."""
+    """``make fuzz`` itself (the atheris runner, two targets at once), on a few hundred inputs of two cheap
+    targets."""
     pytest.importorskip("atheris")
-    done = subprocess.run([sys.executable, "-m", "fuzz", "--total", "400", "--out", str(tmp_path),
-                           "gcf_block", "idc_config"], cwd=REPO, capture_output=True, text=True, timeout=240)
+    done = subprocess.run([sys.executable, "-m", "fuzz", "--total", "400", "--jobs", "2", "--out",
+                           str(tmp_path), "gcf_block", "idc_config"],
+                          cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
-    summary = done.stdout.split("== fuzzing summary")[1]
-    assert "gcf_block" in summary and "idc_config" in summary and "total" in summary
-    assert "0 crashes" in summary.splitlines()[-1]
+    summary = [line.split() for line in done.stdout.split("== fuzzing summary")[1].splitlines() if line]
+    assert [row[0] for row in summary] == ["gcf_block", "idc_config", "total"]
+    inputs = [int(row[1].replace(",", "")) for row in summary]
+    assert inputs[2] == inputs[0] + inputs[1] >= 400
+    assert summary[2][-2:] == ["0", "crashes"]
 
 
 def test_the_receiver_harness_catches_a_door_the_archive_disagrees_with(monkeypatch) -> None:
