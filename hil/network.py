@@ -41,6 +41,7 @@ from hil.faults import LineFaults
 from hil.linkproxy import LinkProxy
 from hil.procwatch import MemoryBound, ProcessWatch, children
 from hil.progress import Progress
+from hil.readiness import ReadinessListener
 from hil.report import (
     reported_gaps,
     rn_messages_exact,
@@ -76,6 +77,7 @@ DIGITIZER_ACK_WAIT_S = 0.15
 REAL_STALL_ALLOWED_S = 2.0  # real seconds a busy machine may hold up a process without a lost link or alarm
 STATUS_INTERVAL_S = 1.0  # real seconds between a station's status snapshots (and link health checks)
 SAMPLE_EVERY_S = 1.0  # real seconds between two looks at every process's memory
+READY_TIMEOUT_S = 120.0  # real seconds every daemon gets to start before the run is given up
 CATCH_WRITE_S = 10.0  # real seconds a crash may wait to catch its process in an archive write
 
 
@@ -153,6 +155,8 @@ class Network:
         self.rn_stations: dict[str, SimRnStation] = {}
         self.receiver: subprocess.Popen | None = None
         self.fault_log: list[dict] = []
+        self.readiness = ReadinessListener()
+        self.origin_s: float | None = None  # simulated seconds from the data start to every daemon ready
         self.console_urls: dict[str, str] = {}  # "idc" and each station -> its web console (localhost)
         self.calibrations: list[remote_calibration.RunningCalibration] = []
         # memory is compared day by day in runs of two days or more, else quarter by quarter
@@ -185,6 +189,7 @@ class Network:
         self.console_ports = {name: free_port() for name in ["idc", *(s.name for s in sc.stations)]}
         self._write_receiver_config(run)
         self.start_ns, self.clock, self.env = simulated_time(sc.frame_length_s, sc.speed)
+        self.env |= self.readiness.env()
         self.wall0_ns = int(self.env[SIM_CLOCK_ENV].split(",")[1])  # wall time at which data time = start_ns
         for index, spec in enumerate(sc.stations):
             bundle = ca.issue(spec.name).bundle
@@ -297,7 +302,7 @@ class Network:
             caught = self._apply_to_daemon(self.rn_stations[fault.station], fault, begin)
         else:
             caught = self._apply_to_station(self.stations[fault.station], fault, begin)
-        sim_s = (self.clock.now_ns() - self.start_ns) / NS_PER_S
+        sim_s = self._simulated_s()
         entry = {"fault": fault.kind, "phase": phase, "station": fault.station, "at_s": round(sim_s, 1)}
         if begin and fault.when != "any":
             entry["when"] = fault.when
@@ -359,9 +364,11 @@ class Network:
             for station in self.stations.values():
                 if station.disk is not None:
                     station.disk.unmount_keeping_contents()
+            self.readiness.close()
 
     def _simulate(self) -> int:
-        """Start everything, run the scenario's time with its faults, drain; returns the end data time."""
+        """Start everything, run the scenario's time with its faults from the moment every station daemon is
+        ready, drain; returns the end data time."""
         sc = self.scenario
         progress = Progress(sc.duration_s, enabled=self.show_progress)
         self._start_receiver()
@@ -373,10 +380,14 @@ class Network:
             rn.proxy.start()
             rn.station.start()
             self._start_station(rn)
+        self.readiness.wait({name: d.process for name, d in self._daemons().items() if d.process is not None},
+                            READY_TIMEOUT_S)
+        origin_s = self.origin_s = self._simulated_s()
+        log.info("every station ready: the scenario starts", extra={"simulated_s": round(origin_s, 1)})
         events = self._schedule()
         calibrations = sorted(sc.calibrations, key=lambda c: c.at_s)
         next_sample = 0.0
-        while (elapsed := (self.clock.now_ns() - self.start_ns) / NS_PER_S) < sc.duration_s:
+        while (elapsed := self._simulated_s() - origin_s) < sc.duration_s:
             while calibrations and calibrations[0].at_s <= elapsed:
                 self.calibrations.append(remote_calibration.start(
                     calibrations.pop(0), self.receiver_config, self.env, self.out / "run" / "logs",
@@ -399,6 +410,14 @@ class Network:
         self._drain()
         return end_ns
 
+    def scenario_s(self) -> float | None:
+        """Seconds on the scenario's clock (faults' and calibrations' ``at_s``); None until it has started."""
+        return None if self.origin_s is None else self._simulated_s() - self.origin_s
+
+    def _simulated_s(self) -> float:
+        """Simulated seconds since the data start (the fault log and the alarms count from it)."""
+        return (self.clock.now_ns() - self.start_ns) / NS_PER_S
+
     def _processes(self) -> dict[str, int]:
         """Role -> pid of every process of the network now running (the receiver's workers are found as
         its children)."""
@@ -419,7 +438,8 @@ class Network:
     def _postpone_end(self, events: list[FaultEvent], fault: Fault) -> list[FaultEvent]:
         """The end of ``fault`` moved to ``duration_s`` after now, so a crash that waited for an archive
         write keeps its whole down time."""
-        now_s = (self.clock.now_ns() - self.start_ns) / NS_PER_S
+        now_s = self.scenario_s()
+        assert now_s is not None, "faults are applied only once the scenario has started"
         moved = [(now_s + fault.duration_s if (p, f) == ("end", fault) else t, p, f) for t, p, f in events]
         return sorted(moved, key=lambda e: e[0])
 
@@ -434,7 +454,10 @@ class Network:
 
     def _drain(self) -> None:
         """Stop sampling, let the digitizers send what they hold and the stations frame and deliver it;
-        let the radionuclide stations deliver every message they have stored."""
+        let the radionuclide stations deliver every message they have stored. A remote calibration still
+        running (its command was late on a loaded machine) is waited for first: it needs live data."""
+        for running in self.calibrations:
+            remote_calibration.finish(running)
         for station in self.stations.values():
             station.digitizer.stop_sampling()
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
@@ -446,8 +469,8 @@ class Network:
             time.sleep(0.2)
 
     def _shutdown(self) -> None:
-        for running in self.calibrations:  # the operator's commands, before the receiver goes
-            remote_calibration.finish(running)
+        for running in self.calibrations:  # the operator's commands, before the receiver goes (already
+            remote_calibration.finish(running)  # done unless the run failed before its drain)
         for station in self._daemons().values():
             terminate(station.process)
         terminate(self.receiver)
@@ -485,6 +508,7 @@ class Network:
         summary = {
             "scenario": self.scenario.source,
             "simulated_s": self.scenario.duration_s,
+            "scenario_started_s": round(self.origin_s or 0.0, 1),
             "speed": self.scenario.speed,
             "start": np.datetime_as_string(np.datetime64(self.start_ns, "ns"), unit="s") + "Z",
             "faults": self.fault_log,

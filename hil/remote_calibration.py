@@ -47,8 +47,9 @@ def start(calibration: RemoteCalibration, receiver_config: Path, env: dict[str, 
     return RunningCalibration(calibration, process, output, started_s)
 
 
-def finish(running: RunningCalibration, timeout_s: float = 5.0) -> None:
-    """Wait briefly for the command to end (the answer should be in by now), else stop it."""
+def finish(running: RunningCalibration, timeout_s: float = 30.0) -> None:
+    """Wait for the command to end (the answer should be in by now, but a niced fit on a loaded machine may
+    still be running), else stop it."""
     try:
         running.exit_code = running.process.wait(timeout_s)
     except subprocess.TimeoutExpired:

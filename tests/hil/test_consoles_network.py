@@ -50,7 +50,7 @@ station = "PLUG"
 at_s = 450
 duration_s = 300
 """
-OUTAGE_S = (450, 750)  # the daemons take seconds to start, minutes of simulated time on a busy machine
+OUTAGE_S = (450, 750)  # on the scenario's clock, which starts once the daemons are ready
 
 
 # read in the page (Playwright evaluates these over the DevTools protocol; the page's CSP forbids eval)
@@ -87,7 +87,10 @@ def _watch(network: Network, browser, done: threading.Event) -> list[dict]:
     pages = {name: _open(browser, network.console_urls[name]) for name in ("idc", "CUT", "PLUG")}
     timeline = []
     while not done.is_set():
-        elapsed = (network.clock.now_ns() - network.start_ns) / 1e9
+        elapsed = network.scenario_s()
+        if elapsed is None:  # the daemons are still starting
+            time.sleep(0.1)
+            continue
         if elapsed >= network.scenario.duration_s:
             break
         timeline.append({"at_s": elapsed, "idc_cut": pages["idc"].evaluate(IDC_CUT),

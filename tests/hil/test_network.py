@@ -62,7 +62,8 @@ def test_truth_folder_is_readable_sds(run):
 
     _, out, summary = run
     start = UTCDateTime(summary["start"])
-    stream = Client(str(out / "truth")).get_waveforms("IM", "HYDR1", "", "EDH", start - 60, start + 1300)
+    end = start + summary["scenario_started_s"] + summary["simulated_s"] + 100
+    stream = Client(str(out / "truth")).get_waveforms("IM", "HYDR1", "", "EDH", start - 60, end)
     assert sum(tr.stats.npts for tr in stream) == summary["stations"]["HYDR1"]["samples_truth"]
 
 
