@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digitizer.brp import BlockReceived, BrpReceiver, GapGivenUp, frame_block
+from digitizer.brp import BlockReceived, BrpReceiver, GapGivenUp, HeldBlockReplaced, frame_block
 from fuzz import brp_stream, cd11_frame, hil_scenario, idc_config, station_config
 from gci_link.cd11 import Cd11FormatError, decode_frame
 from hil.scenario import ScenarioError
@@ -90,6 +90,16 @@ def test_brp_blocks_held_below_the_give_up_line_are_delivered_not_kept_forever()
     ]
     assert rx.held_count == 1 and rx.expected_seq == 4  # 4-8 may still be resent; 9 waits for them
     brp_stream.check(bytes([5, 7]) + stream)  # header: depth 6, some read cuts
+
+
+def test_the_brp_harness_knows_every_receiver_event() -> None:
+    """The harness listed the receiver's events by hand and missed one added later (a held block replaced by
+    a different one under its sequence number): atheris took each such input for a crash, 20 in 40 s. It now
+    reads them from ``digitizer.brp.Event``."""
+    other = BLOCK[:-1] + bytes([BLOCK[-1] ^ 1])
+    stream = b"".join(frame_block(seq, block) for seq, block in ((0, BLOCK), (2, BLOCK), (2, other)))
+    assert HeldBlockReplaced(2) in BrpReceiver(depth=6).feed(stream, 0)
+    brp_stream.check(bytes([5, 7]) + stream)
 
 
 # ---- configuration files --------------------------------------------------------------------------------
