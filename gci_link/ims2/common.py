@@ -63,9 +63,16 @@ def check_header_args(block: Block, warnings: list[str]) -> None:
         warnings.append(f"#Header at line {block.line} says {' '.join(block.args)!r}, not '3'")
 
 
-def parse_text(block: Block) -> str:
-    """Free text (``#Comment``): the body's lines as written, joined with newlines."""
-    return "\n".join(line.text for line in block.lines())
+def parse_text(block: Block, lines: list[Line] | None = None) -> str:
+    """Free text (``#Comment``, or ``lines`` of the block): the lines as written, joined with newlines.
+
+    A carriage return inside a line is refused, as ``write`` refuses it (readers that end lines at CR
+    would read other lines), so what is read can be written back."""
+    lines = block.lines() if lines is None else lines
+    for line in lines:
+        if "\r" in line.text:
+            raise Where(block.label, line.number).error("a carriage return inside a line of text")
+    return "\n".join(line.text for line in lines)
 
 
 def text_lines(text: str, label: str) -> list[str]:

@@ -226,6 +226,7 @@ def _parse_certificate(block: Block, warnings: list[str]) -> Certificate | RawBl
             lines=tuple(rows),
         )
     except Ims2FormatError as exc:
+        parse_text(block)  # verbatim, it must be text that can be written back
         warnings.append(f"#Certificate kept verbatim, it does not follow the layout: {exc}")
         return RawBlock(block.raw_header.strip(), tuple(line.text for line in block.lines()))
 
