@@ -228,7 +228,8 @@ def _parse_certificate(block: Block, warnings: list[str]) -> Certificate | RawBl
     except Ims2FormatError as exc:
         parse_text(block)  # verbatim, it must be text that can be written back
         warnings.append(f"#Certificate kept verbatim, it does not follow the layout: {exc}")
-        return RawBlock(block.raw_header.strip(), tuple(line.text for line in block.lines()))
+        # the canonical header, as write gives it: a '#CERTIFICATE' or tokens after it are not the data
+        return RawBlock("#Certificate", tuple(line.text for line in block.lines()))
 
 
 def _parse_certificate_line(line: Line, label: str) -> CertificateLine:

@@ -115,6 +115,17 @@ def test_ims2_a_verbatim_certificate_with_a_cr_is_refused() -> None:
     ims2_message.check(text.encode())
 
 
+@pytest.mark.parametrize("header", ["#CErtificate", "#Certificate    FULL"])
+def test_ims2_a_verbatim_certificate_comes_back_under_its_canonical_header(header: str) -> None:
+    """Kept as RawBlock('#CErtificate', ...) but written as '#Certificate': the round trip changed it."""
+    phd = ims2_message.seeds()[-10].decode()
+    text = phd.replace("#Certificate\n", f"{header}\nXe-133\n", 1)
+    message = ims2.parse(text)
+    assert message.certificate == ims2.RawBlock("#Certificate", ("Xe-133", *message.certificate.lines[1:]))
+    assert ims2.parse(ims2.write(message)).certificate == message.certificate
+    ims2_message.check(text.encode())
+
+
 # ---- BRP -----------------------------------------------------------------------------------------------
 
 BLOCK = bytes.fromhex("00393a2d3a5b4f1e35e7c0a00104010100000000fffffffd00000003")  # any 16-1024 bytes
