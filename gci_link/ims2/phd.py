@@ -355,7 +355,9 @@ def _all_given(values: tuple[T | None, ...], what: str) -> tuple[T, ...]:
 
 def _format_certificate(certificate: Certificate | RawBlock) -> list[str]:
     if isinstance(certificate, RawBlock):
-        return ["#Certificate", *text_lines("\n".join(certificate.lines), "#Certificate")]
+        lines = list(certificate.lines)  # as kept: "\n".join would turn one blank line into none
+        text_lines("\n".join(lines), "#Certificate")
+        return ["#Certificate", *lines]
     first = f"{format_float(certificate.total_activity, 1)} {format_time(certificate.reference_ns)}"
     if certificate.unit is not None:
         first += f" {word(certificate.unit, 'unit')}"

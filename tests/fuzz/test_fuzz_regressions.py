@@ -83,6 +83,11 @@ ALERT = (
 )
 
 
+def _ims2_seed(*holding: str) -> str:
+    """The first of the harness's seeds whose text holds every string of ``holding``."""
+    return next(t for s in ims2_message.seeds() if all(h in (t := s.decode()) for h in holding))
+
+
 def test_ims2_a_year_before_1000_is_written_with_four_digits() -> None:
     """Read as 0024, written as ``24/03/01`` (strftime's %Y), which the reader then refused."""
     text = ALERT.replace("2024/03/01 01:00:31.0", "0024/03/01 01:00:31.0")
@@ -107,7 +112,7 @@ def test_ims2_what_the_writer_refuses_is_refused_when_read(old: str, new: str, s
 
 
 def test_ims2_a_verbatim_certificate_with_a_cr_is_refused() -> None:
-    phd = ims2_message.seeds()[-10].decode()  # a particulate QCPHD, whose certificate follows the layout
+    phd = _ims2_seed("DATA_TYPE QCPHD")  # whose certificate follows the layout
     assert "DATA_TYPE QCPHD" in phd and "#Certificate\n" in phd
     text = phd.replace("#Certificate\n", "#Certificate\nXe-133\r1\n", 1)
     with pytest.raises(ims2.Ims2FormatError, match="#Certificate, line .*: a carriage return"):
@@ -118,12 +123,43 @@ def test_ims2_a_verbatim_certificate_with_a_cr_is_refused() -> None:
 @pytest.mark.parametrize("header", ["#CErtificate", "#Certificate    FULL"])
 def test_ims2_a_verbatim_certificate_comes_back_under_its_canonical_header(header: str) -> None:
     """Kept as RawBlock('#CErtificate', ...) but written as '#Certificate': the round trip changed it."""
-    phd = ims2_message.seeds()[-10].decode()
+    phd = _ims2_seed("DATA_TYPE QCPHD")
     text = phd.replace("#Certificate\n", f"{header}\nXe-133\n", 1)
     message = ims2.parse(text)
     assert message.certificate == ims2.RawBlock("#Certificate", ("Xe-133", *message.certificate.lines[1:]))
     assert ims2.parse(ims2.write(message)).certificate == message.certificate
     ims2_message.check(text.encode())
+
+
+def test_ims2_a_size_line_past_int64_is_a_truncated_spectrum() -> None:
+    """'99999999999999999999 720': OverflowError from the compiled row kernel, which compares as int64."""
+    phd = _ims2_seed("ZZP01 ZZP01_001 P", "DATA_TYPE SAMPLEPHD")  # a particulate SAMPLEPHD of 32 channels
+    text = phd.replace("#g_Spectrum\n32 ", "#g_Spectrum\n99999999999999999999 ", 1)
+    assert text != phd
+    with pytest.raises(ims2.Ims2FormatError, match="#g_Spectrum, line .*: truncated spectrum: 32 channels"):
+        ims2.parse(text)
+    ims2_message.check(text.encode())
+
+
+def test_ims2_a_certificate_of_one_blank_line_comes_back_the_same() -> None:
+    """Kept verbatim as ('',), written as no line at all, read back as ()."""
+    phd = _ims2_seed("DATA_TYPE QCPHD")
+    text = phd[: phd.index("#Certificate\n")] + "#Certificate\n\nSTOP\n"
+    message = ims2.parse(text)
+    assert message.certificate == ims2.RawBlock("#Certificate", ("",))
+    assert ims2.parse(ims2.write(message)).certificate == message.certificate
+    ims2_message.check(text.encode())
+
+
+@pytest.mark.parametrize("line", ["\f#Cali 0", "\r\r#NIMBIN", "\x85STOP"])
+def test_ims2_a_line_the_lexer_does_not_take_for_a_mark_is_written_back(line: str) -> None:
+    """Only blanks and tabs may precede a mark; write used str.strip (form feed, CR, U+0085 too) and refused
+    to write back verbatim lines and envelope lines that parse had read as plain text."""
+    for text in (ALERT.replace("#Alert\n", f"#Extra\n{line}\n#Alert\n", 1),
+                 ALERT.replace("DATA_TYPE", f"{line}\nDATA_TYPE", 1)):
+        message = ims2.parse(text)
+        assert ims2.write(ims2.parse(ims2.write(message))) == ims2.write(message)
+        ims2_message.check(text.encode("latin-1"))
 
 
 # ---- BRP -----------------------------------------------------------------------------------------------
