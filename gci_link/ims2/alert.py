@@ -65,7 +65,7 @@ def parse_alert(envelope: dict, blocks: Sorted, data_type_line: int) -> AlertMes
         value=optional_float(value, what_where, "value"),
         limit=optional_float(limit, what_where, "limit"),
         unit=optional_word(unit),
-        text="\n".join(line.text for line in lines[text_start:]),
+        text=parse_text(block, lines[text_start:]),
         comment=None if (c := blocks.get("#Comment")) is None else parse_text(c),
         extra_blocks=tuple(blocks.extra),
         warnings=tuple(blocks.warnings),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .alert import ALERT_BLOCKS, format_alert, parse_alert
-from .common import format_raw, sort_blocks, word, writing
+from .common import ends_block, format_raw, sort_blocks, word, writing
 from .errors import Ims2FormatError
 from .fields import Where
 from .lexer import Line, lex
@@ -72,7 +72,7 @@ def _parse_envelope(lines: list[Line]) -> tuple[dict, int]:
             fields["data_type"] = rest[0].upper()
             data_type_line = line.number
         else:
-            extra.append(line.text.strip())
+            extra.append(line.text.strip(" \t"))  # not str.strip: '\f#x' must not become a '#' line
     if data_type_line is None:
         raise Ims2FormatError(ENVELOPE, lines[-1].number, "no DATA_TYPE line before the first block")
     if "msg_id" not in fields:
@@ -118,7 +118,7 @@ def _format_envelope(m: Message) -> list[str]:
         if m.ref_id is not None:
             lines.append(f"REF_ID {m.ref_id}".rstrip())
         for line in m.extra_envelope:
-            if line.strip().startswith("#") or "\n" in line:
+            if ends_block(line) or "\n" in line:
                 raise ValueError(f"envelope line {line!r} cannot be written")
             lines.append(line)
         lines.append(f"DATA_TYPE {m.data_type}")

@@ -63,17 +63,31 @@ def check_header_args(block: Block, warnings: list[str]) -> None:
         warnings.append(f"#Header at line {block.line} says {' '.join(block.args)!r}, not '3'")
 
 
-def parse_text(block: Block) -> str:
-    """Free text (``#Comment``): the body's lines as written, joined with newlines."""
-    return "\n".join(line.text for line in block.lines())
+def parse_text(block: Block, lines: list[Line] | None = None) -> str:
+    """Free text (``#Comment``, or ``lines`` of the block): the lines as written, joined with newlines.
+
+    A carriage return inside a line is refused, as ``write`` refuses it (readers that end lines at CR
+    would read other lines), so what is read can be written back."""
+    lines = block.lines() if lines is None else lines
+    for line in lines:
+        if "\r" in line.text:
+            raise Where(block.label, line.number).error("a carriage return inside a line of text")
+    return "\n".join(line.text for line in lines)
+
+
+def ends_block(line: str) -> bool:
+    """Whether the lexer would take this line for a block's ``#`` line or for STOP: only blanks and tabs
+    may precede the mark (not a form feed or other Unicode space, which ``str.strip`` would remove)."""
+    head = line.lstrip(" \t")
+    stop = head.rstrip(" \t\r")
+    return head.startswith("#") or (stop.isascii() and stop.upper() == "STOP")
 
 
 def text_lines(text: str, label: str) -> list[str]:
     """Free text as message lines; a line that a reader would take for a block or for STOP is refused."""
     lines = text.split("\n") if text else []
     for number, line in enumerate(lines, 1):
-        stripped = line.strip()
-        if stripped.startswith("#") or stripped.upper() == "STOP":
+        if ends_block(line):
             raise Ims2FormatError(
                 label, None, f"text line {number} ({line!r}) would end the block or message"
             )
@@ -108,7 +122,7 @@ def tokens_of(line: Line, count: int | tuple[int, ...], label: str, what: str) -
 
 def format_raw(block: RawBlock) -> list[str]:
     for number, line in enumerate(block.lines, 1):
-        if line.strip().startswith("#") or line.strip().upper() == "STOP":
+        if ends_block(line):
             raise Ims2FormatError(block.name, None, f"verbatim line {number} ({line!r}) would end the block")
     return [block.header, *block.lines]
 

@@ -8,6 +8,7 @@ re-read gives the very same double.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -39,7 +40,10 @@ class Where:
 def to_float(token: str, where: Where, what: str) -> float:
     if not _FLOAT.fullmatch(token):
         raise where.error(f"bad number {token!r} for {what}")
-    return float(token)
+    value = float(token)
+    if not math.isfinite(value):  # 1e999: no writer could say it again
+        raise where.error(f"number {token!r} for {what} is out of range")
+    return value
 
 
 def to_int(token: str, where: Where, what: str) -> int:
@@ -70,7 +74,8 @@ def format_time(time_ns: int, separator: str = " ") -> str:
     seconds, ns = divmod(int(time_ns), NS_PER_S)
     stamp = _EPOCH + dt.timedelta(seconds=seconds)
     fraction = f"{ns:09d}".rstrip("0").ljust(1, "0")
-    return f"{stamp:%Y/%m/%d}{separator}{stamp:%H:%M:%S}.{fraction}"
+    # not %Y: it drops the leading zeros of years before 1000, which the reader (4 digits) refuses
+    return f"{stamp.year:04d}/{stamp:%m/%d}{separator}{stamp:%H:%M:%S}.{fraction}"
 
 
 def format_float(value: float, decimals: int = 6) -> str:

@@ -226,8 +226,10 @@ def _parse_certificate(block: Block, warnings: list[str]) -> Certificate | RawBl
             lines=tuple(rows),
         )
     except Ims2FormatError as exc:
+        parse_text(block)  # verbatim, it must be text that can be written back
         warnings.append(f"#Certificate kept verbatim, it does not follow the layout: {exc}")
-        return RawBlock(block.raw_header.strip(), tuple(line.text for line in block.lines()))
+        # the canonical header, as write gives it: a '#CERTIFICATE' or tokens after it are not the data
+        return RawBlock("#Certificate", tuple(line.text for line in block.lines()))
 
 
 def _parse_certificate_line(line: Line, label: str) -> CertificateLine:
@@ -353,7 +355,9 @@ def _all_given(values: tuple[T | None, ...], what: str) -> tuple[T, ...]:
 
 def _format_certificate(certificate: Certificate | RawBlock) -> list[str]:
     if isinstance(certificate, RawBlock):
-        return ["#Certificate", *text_lines("\n".join(certificate.lines), "#Certificate")]
+        lines = list(certificate.lines)  # as kept: "\n".join would turn one blank line into none
+        text_lines("\n".join(lines), "#Certificate")
+        return ["#Certificate", *lines]
     first = f"{format_float(certificate.total_activity, 1)} {format_time(certificate.reference_ns)}"
     if certificate.unit is not None:
         first += f" {word(certificate.unit, 'unit')}"

@@ -55,7 +55,9 @@ def parse_channel_rows(label: str, body: str, first_line: int, n_channels: int) 
     values, line_first = scan_ints(body, label, first_line)
     counts = np.empty(values.size, dtype=np.int64)
     found = np.full(_FOUND_SIZE, _NONE, dtype=np.int64)
-    n_counts = _channel_rows(values, line_first, n_channels, counts, found)
+    # the kernel compares with n_channels as int64; no body holds more counts than values, so a larger
+    # size line (even past int64) is compared as values.size with the same outcome
+    n_counts = _channel_rows(values, line_first, min(n_channels, values.size), counts, found)
     if found[_ROWS] == 0:
         raise Where(label, first_line).error(f"truncated spectrum: no rows, the size line says {n_channels}")
     if found[_EMPTY_LINE] != _NONE:

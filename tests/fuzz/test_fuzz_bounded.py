@@ -21,7 +21,7 @@ from fuzz.targets import TARGETS
 
 REPO = Path(__file__).resolve().parents[2]
 INPUTS = {"cd11_frame": 1500, "brp_stream": 1000, "gcf_block": 4000, "station_config": 1500,
-          "idc_config": 3000, "hil_scenario": 800, "idc_receiver": 300}
+          "idc_config": 3000, "hil_scenario": 800, "idc_receiver": 300, "ims2_message": 6000}
 TOML_TARGETS = {"station_config", "idc_config", "hil_scenario"}
 
 
@@ -66,6 +66,39 @@ def test_a_parser_bug_is_not_disguised(monkeypatch) -> None:
     monkeypatch.setattr(cd11_frame, "decode_frame", broken)
     with pytest.raises(IndexError, match="planted"):
         cd11_frame.check(frame)
+
+
+def test_an_ims2_parser_bug_is_not_disguised(monkeypatch) -> None:
+    """The IMS 2.0 checks can fail: an exception other than Ims2FormatError from the parser, a number scan
+    that reads one count wrong, and an error naming a line the text does not have all reach the fuzzer."""
+    from fuzz import ims2_message
+    from gci_link import ims2
+    from gci_link.ims2 import Ims2FormatError, intcodec
+
+    seed = ims2_message.seeds()[-1]
+    ims2_message.check(seed)
+    with monkeypatch.context() as patched:
+        patched.setattr(ims2, "parse", lambda text: [][0])
+        with pytest.raises(IndexError):
+            ims2_message.check(seed)
+    with monkeypatch.context() as patched:
+        def beyond_the_text(text):
+            raise Ims2FormatError("envelope", text.count("\n") + 2, "planted")
+        patched.setattr(ims2, "parse", beyond_the_text)
+        with pytest.raises(AssertionError, match="line outside"):
+            ims2_message.check(seed)
+    scan = intcodec.scan_ints
+
+    def one_off(body, block, first_line):
+        values, line_first = scan(body, block, first_line)
+        values = values.copy()
+        values[-1:] += 1  # the last number of every body read one too high
+        return values, line_first
+
+    monkeypatch.setattr(ims2_message, "scan_ints", one_off)
+    with pytest.raises(AssertionError, match="plain reading"):
+        for data in ims2_message.seeds():
+            ims2_message.check(data)
 
 
 def test_wrong_samples_are_caught_by_the_reference_decoder(monkeypatch) -> None:

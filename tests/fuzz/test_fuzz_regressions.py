@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from digitizer.brp import BlockReceived, BrpReceiver, GapGivenUp, HeldBlockReplaced, frame_block
-from fuzz import brp_stream, cd11_frame, hil_scenario, idc_config, station_config
+from fuzz import brp_stream, cd11_frame, hil_scenario, idc_config, ims2_message, station_config
+from gci_link import ims2
 from gci_link.cd11 import Cd11FormatError, decode_frame
 from hil.scenario import ScenarioError
 from hil.scenario import load as load_scenario
@@ -71,6 +72,94 @@ def test_cd11_frames_found_by_fuzzing_are_refused_naming_the_field(raw: bytes, f
         decode_frame(raw)
     assert info.value.field == field
     cd11_frame.check(raw)
+
+
+# ---- IMS 2.0 -------------------------------------------------------------------------------------------
+
+ALERT = (
+    "BEGIN IMS2.0\nMSG_TYPE DATA\nMSG_ID 20240301005211000 ZZP01\nDATA_TYPE ALERT_FLOW\n#Header 3\n"
+    "ZZP01 ZZP01_001 P\n2024/03/01 01:00:31.0\n#Alert\n2024/03/01 01:00:30.0 FLOW LOW RAISED\n"
+    "SAMPLER 412.5 500.0 M3/H\nAir sampler flow under threshold\nSTOP\n"
+)
+
+
+def _ims2_seed(*holding: str) -> str:
+    """The first of the harness's seeds whose text holds every string of ``holding``."""
+    return next(t for s in ims2_message.seeds() if all(h in (t := s.decode()) for h in holding))
+
+
+def test_ims2_a_year_before_1000_is_written_with_four_digits() -> None:
+    """Read as 0024, written as ``24/03/01`` (strftime's %Y), which the reader then refused."""
+    text = ALERT.replace("2024/03/01 01:00:31.0", "0024/03/01 01:00:31.0")
+    written = ims2.write(ims2.parse(text))
+    assert "\n0024/03/01 01:00:31.0\n" in written
+    assert ims2.parse(written).transmit_ns == ims2.parse(text).transmit_ns
+    ims2_message.check(text.encode())
+
+
+@pytest.mark.parametrize(("old", "new", "says"), [
+    # read as text holding a CR, which write refuses (a comment and a certificate kept verbatim alike)
+    ("under threshold", "under\rthreshold", "#Alert, line 11: a carriage return inside a line of text"),
+    ("#Alert\n", "#Comment\nfine\nnot\r fine\n#Alert\n", "#Comment, line 10: a carriage return"),
+    # read as inf, which write refuses
+    ("412.5", "1e999", "#Alert, line 10: number '1e999' for value is out of range"),
+], ids=["cr-in-text", "cr-in-comment", "inf"])
+def test_ims2_what_the_writer_refuses_is_refused_when_read(old: str, new: str, says: str) -> None:
+    text = ALERT.replace(old, new, 1)
+    with pytest.raises(ims2.Ims2FormatError, match=says):
+        ims2.parse(text)
+    ims2_message.check(text.encode())
+
+
+def test_ims2_a_verbatim_certificate_with_a_cr_is_refused() -> None:
+    phd = _ims2_seed("DATA_TYPE QCPHD")  # whose certificate follows the layout
+    assert "DATA_TYPE QCPHD" in phd and "#Certificate\n" in phd
+    text = phd.replace("#Certificate\n", "#Certificate\nXe-133\r1\n", 1)
+    with pytest.raises(ims2.Ims2FormatError, match="#Certificate, line .*: a carriage return"):
+        ims2.parse(text)
+    ims2_message.check(text.encode())
+
+
+@pytest.mark.parametrize("header", ["#CErtificate", "#Certificate    FULL"])
+def test_ims2_a_verbatim_certificate_comes_back_under_its_canonical_header(header: str) -> None:
+    """Kept as RawBlock('#CErtificate', ...) but written as '#Certificate': the round trip changed it."""
+    phd = _ims2_seed("DATA_TYPE QCPHD")
+    text = phd.replace("#Certificate\n", f"{header}\nXe-133\n", 1)
+    message = ims2.parse(text)
+    assert message.certificate == ims2.RawBlock("#Certificate", ("Xe-133", *message.certificate.lines[1:]))
+    assert ims2.parse(ims2.write(message)).certificate == message.certificate
+    ims2_message.check(text.encode())
+
+
+def test_ims2_a_size_line_past_int64_is_a_truncated_spectrum() -> None:
+    """'99999999999999999999 720': OverflowError from the compiled row kernel, which compares as int64."""
+    phd = _ims2_seed("ZZP01 ZZP01_001 P", "DATA_TYPE SAMPLEPHD")  # a particulate SAMPLEPHD of 32 channels
+    text = phd.replace("#g_Spectrum\n32 ", "#g_Spectrum\n99999999999999999999 ", 1)
+    assert text != phd
+    with pytest.raises(ims2.Ims2FormatError, match="#g_Spectrum, line .*: truncated spectrum: 32 channels"):
+        ims2.parse(text)
+    ims2_message.check(text.encode())
+
+
+def test_ims2_a_certificate_of_one_blank_line_comes_back_the_same() -> None:
+    """Kept verbatim as ('',), written as no line at all, read back as ()."""
+    phd = _ims2_seed("DATA_TYPE QCPHD")
+    text = phd[: phd.index("#Certificate\n")] + "#Certificate\n\nSTOP\n"
+    message = ims2.parse(text)
+    assert message.certificate == ims2.RawBlock("#Certificate", ("",))
+    assert ims2.parse(ims2.write(message)).certificate == message.certificate
+    ims2_message.check(text.encode())
+
+
+@pytest.mark.parametrize("line", ["\f#Cali 0", "\r\r#NIMBIN", "\x85STOP"])
+def test_ims2_a_line_the_lexer_does_not_take_for_a_mark_is_written_back(line: str) -> None:
+    """Only blanks and tabs may precede a mark; write used str.strip (form feed, CR, U+0085 too) and refused
+    to write back verbatim lines and envelope lines that parse had read as plain text."""
+    for text in (ALERT.replace("#Alert\n", f"#Extra\n{line}\n#Alert\n", 1),
+                 ALERT.replace("DATA_TYPE", f"{line}\nDATA_TYPE", 1)):
+        message = ims2.parse(text)
+        assert ims2.write(ims2.parse(ims2.write(message))) == ims2.write(message)
+        ims2_message.check(text.encode("latin-1"))
 
 
 # ---- BRP -----------------------------------------------------------------------------------------------
