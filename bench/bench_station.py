@@ -37,6 +37,7 @@ import numpy as np
 from gci_link.cd11 import DataBody, decode_frame
 from gci_link.keys import CertificateAuthority
 from hil.network import (
+    READY_TIMEOUT_S,
     SUFFIX_LETTERS,
     DigitizerWiring,
     free_port,
@@ -45,8 +46,8 @@ from hil.network import (
     spawn_ims,
     station_toml,
     terminate,
-    wait_listening,
 )
+from hil.readiness import ReadinessListener
 from hil.scenario import ChannelSpec, StationSpec
 from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
@@ -102,6 +103,8 @@ class _Run:
             )
         )
         _, self.clock, self.env = simulated_time(FRAME_S, speed)
+        self.readiness = ReadinessListener()
+        self.env |= self.readiness.env()
         self.lines: list[PtyLine] = []
         self.digitizers: list[SimDigitizer] = []
         wiring = []
@@ -128,7 +131,7 @@ class _Run:
             + station_extra
         )
         self.receiver = self._ims("idc", "idc", "run", "--config", str(folder / "idc.toml"))
-        wait_listening(self.receiver, port, str(folder / "idc.log"))
+        self.readiness.wait({"idc receiver": self.receiver}, READY_TIMEOUT_S)
         self.station = self._ims("station", "station", "run", "--config", str(folder / "station.toml"))
         for digitizer in self.digitizers:
             digitizer.start()
@@ -156,6 +159,7 @@ class _Run:
             digitizer.stop()
         for process in (self.station, self.receiver):
             terminate(process, 30)
+        self.readiness.close()
         for line in self.lines:
             line.close()
 

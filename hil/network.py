@@ -56,6 +56,7 @@ from hil.serialport import PtyLine
 from hil.sim_digitizer import SimDigitizer, StreamSpec
 from hil.simclock import SimClock
 from hil.truth import TruthStore
+from station.publisher import DATA_KIND
 from station.radionuclide.settings import CYCLE_DEFAULTS
 from timeunits import NS_PER_S
 
@@ -273,7 +274,8 @@ class Network:
 
     def _start_receiver(self) -> None:
         self.receiver = self._ims("idc", "idc", "run", "--config", str(self.receiver_config))
-        wait_listening(self.receiver, self.receiver_port, f"{self.out}/run/logs/idc.log")
+        # its READY=1, not a probe of its port: a bare TCP connection is a failed CURVE handshake in its log
+        self.readiness.wait({"idc receiver": self.receiver}, READY_TIMEOUT_S)
 
     def _start_station(self, station: SimStation | SimRnStation) -> None:
         station.process = self._ims(station.name, "station", "run", "--config", str(station.config_path))
@@ -406,7 +408,9 @@ class Network:
             progress.update(elapsed, f"{len(self.fault_log)}/{2 * len(sc.faults)} fault events")
             time.sleep(0.1)
         progress.done()
-        end_ns = self.clock.now_ns()
+        for running in self.calibrations:  # a command late on a loaded machine still needs live data
+            remote_calibration.finish(running)
+        end_ns = self.clock.now_ns()  # the digitizers stop sampling now
         self._drain()
         return end_ns
 
@@ -454,19 +458,24 @@ class Network:
 
     def _drain(self) -> None:
         """Stop sampling, let the digitizers send what they hold and the stations frame and deliver it;
-        let the radionuclide stations deliver every message they have stored. A remote calibration still
-        running (its command was late on a loaded machine) is waited for first: it needs live data."""
-        for running in self.calibrations:
-            remote_calibration.finish(running)
+        let the radionuclide stations deliver every message they have stored."""
         for station in self.stations.values():
             station.digitizer.stop_sampling()
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while time.monotonic() < deadline and not all(s.digitizer.drained for s in self.stations.values()):
             time.sleep(0.1)
-        lateness_s = 2 * self.scenario.frame_length_s / self.scenario.speed
-        time.sleep(max(1.0, lateness_s))  # the drivers' last packets reach the daemons
+        while time.monotonic() < deadline and not all(map(self._delivered, self.stations.values())):
+            time.sleep(0.2)
         while time.monotonic() < deadline and any(unacked(s.outbox_path) for s in self.rn_stations.values()):
             time.sleep(0.2)
+
+    def _delivered(self, station: SimStation) -> bool:
+        """Whether a station has framed every frame window its digitizer's data complete and the IDC has
+        acknowledged them all (a loaded machine puts a station tens of real seconds behind its data)."""
+        frame_ns = self.scenario.frame_length_s * NS_PER_S
+        last_complete_ns = station.digitizer.made_until_ns // frame_ns * frame_ns - frame_ns
+        newest_ns = newest_data_frame_ns(station.outbox_path)
+        return newest_ns is not None and newest_ns >= last_complete_ns and unacked(station.outbox_path) == 0
 
     def _shutdown(self) -> None:
         for running in self.calibrations:  # the operator's commands, before the receiver goes (already
@@ -634,6 +643,19 @@ def unacked(outbox_path: Path) -> int:
             return 0
 
 
+def newest_data_frame_ns(outbox_path: Path) -> int | None:
+    """Nominal time of the newest data frame in a running station's outbox (None: none yet)."""
+    if not outbox_path.exists():
+        return None
+    with closing(sqlite3.connect(f"file:{outbox_path}?mode=ro", uri=True, timeout=10)) as db:
+        try:
+            row = db.execute("SELECT max(nominal_time_ns) FROM frames WHERE kind = ?",
+                             (DATA_KIND,)).fetchone()
+        except sqlite3.Error:  # not created yet
+            return None
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
     """Whether ``span`` lies inside the union of ``spans`` (all [start, end) in ns)."""
     begin, end = span
@@ -779,19 +801,6 @@ def scenario_receiver_toml(
                    for s in scenario.stations},
         silence_timeout_s=silence_timeout_s,
     )
-
-
-def wait_listening(process: subprocess.Popen, port: int, log_path: str, timeout_s: float = 30.0) -> None:
-    """Wait until ``process`` accepts connections on 127.0.0.1:``port``; raise if it exits first."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited at start (status {process.returncode}); see {log_path}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on port {port} after {timeout_s:g} s; see {log_path}")
 
 
 def time_limits(speed: float) -> alarmcheck.Thresholds:

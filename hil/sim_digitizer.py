@@ -314,6 +314,11 @@ class SimDigitizer(LineServer):
         return not (self._flash or self._unacked or self._resend or self.link_down)
 
     @property
+    def made_until_ns(self) -> int:
+        """Data time up to which every stream has made its samples."""
+        return min(stream.next_ns for stream in self._streams)
+
+    @property
     def flash_waiting(self) -> int:
         """Blocks made but not yet sent (held in flash)."""
         return len(self._flash)
