@@ -34,6 +34,7 @@ import zmq.auth
 from obspy import read
 
 from gci_link.cd11 import (
+    AcknackBody,
     AlertBody,
     ConnectionBody,
     Frame,
@@ -193,7 +194,7 @@ class ReceiverProcess:
 # ---- the honest station --------------------------------------------------------------------------
 
 
-def acknowledged(body, seq: int) -> bool:
+def acknowledged(body: AcknackBody, seq: int) -> bool:
     return body.lowest <= seq <= body.highest and not any(a <= seq < b for a, b in body.gaps)
 
 
@@ -204,7 +205,7 @@ class HonestStation:
     has recorded (every frame it sent, the connection request first)."""
 
     def __init__(self, ctx: zmq.Context, endpoint: str, signer: StationSigner, every_s: float,
-                 **sockopts) -> None:
+                 **sockopts: object) -> None:
         self.station = Station(ctx, endpoint, HONEST, **sockopts)
         self.signer = signer
         self.every_s = every_s
@@ -251,10 +252,9 @@ class HonestStation:
 
     def _received(self, frame: Frame) -> None:
         now = time.monotonic_ns()
-        kind = frame.header.frame_type
-        if kind == FrameType.ALERT:
+        if isinstance(frame.body, AlertBody):
             self.alerts.append(frame.body.text.decode(errors="replace"))
-        elif kind == FrameType.ACKNACK:
+        elif isinstance(frame.body, AcknackBody):
             for seq in [s for s in self.sent_ns if s not in self.latency_ns]:
                 if acknowledged(frame.body, seq):
                     self.latency_ns[seq] = now - self.sent_ns[seq]
@@ -288,7 +288,7 @@ class Target:
     held: list[zmq.Socket] = field(default_factory=list)  # the connection flood's open connections
     prepared: dict[str, list[bytes]] = field(default_factory=dict)
 
-    def socket(self, name: str, **sockopts) -> zmq.Socket:
+    def socket(self, name: str, **sockopts: object) -> zmq.Socket:
         """The attacker's DEALER ``name``, connected on first use."""
         if name not in self.sockets:
             sock = self.ctx.socket(zmq.DEALER)
@@ -323,7 +323,7 @@ class Target:
         self.held.clear()
 
 
-def unsigned_control(name: str, kind: FrameType, body) -> bytes:
+def unsigned_control(name: str, kind: FrameType, body: ConnectionBody) -> bytes:
     return encode_frame(Frame(FrameHeader(kind, name, "0", next_stamp(), TAG), body))
 
 
@@ -646,7 +646,7 @@ def _receiver(folder: Path, keys: Keys, extra: str = "") -> Iterator[ReceiverPro
             receiver.daemon.stop_quietly()
 
 
-def _earlier_session_alert(ctx: zmq.Context, endpoint: str, **sockopts) -> bytes:
+def _earlier_session_alert(ctx: zmq.Context, endpoint: str, **sockopts: object) -> bytes:
     """STA2 connects and closes its session with a signed alert, as a station does when it stops:
     what an eavesdropper records and replays later."""
     earlier = Station(ctx, endpoint, HONEST, **sockopts)
