@@ -253,7 +253,7 @@ class HonestStation:
     def _received(self, frame: Frame) -> None:
         now = time.monotonic_ns()
         if isinstance(frame.body, AlertBody):
-            self.alerts.append(frame.body.text.decode(errors="replace"))
+            self.alerts.append(frame.body.text)
         elif isinstance(frame.body, AcknackBody):
             for seq in [s for s in self.sent_ns if s not in self.latency_ns]:
                 if acknowledged(frame.body, seq):
