@@ -73,6 +73,7 @@ def run(progress: Callable[[str], None]) -> dict:
         figures[f"{key}_p99_ratio"] = round(p99 / b.latency_ms(99), 2)
         figures[f"{key}_honest_sent_acked_archived"] = f"{phase.sent}/{phase.acked}/{phase.archived}"
         figures[f"{key}_rss_growth_mib"] = round(growth_kib / 1024, 1)
+        figures[f"{key}_rss_in_phase_mib"] = round((phase.rss_peak_kib - phase.rss_start_kib) / 1024, 1)
         figures[f"{key}_verdict"] = "held" if ok else "NOT HELD"
     figures["attacks_held"] = f"{held} of {len(attacks)}"
     figures["functional_problems"] = len(found)

@@ -579,6 +579,7 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     attack: Attack | None = None
     after: dict[tuple[str, str], int] = field(default_factory=dict)  # the counters at its end
+    rss_start_kib: int = 0  # the peak of the quiet moments before it (what earlier phases left)
 
     def latency_ms(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
@@ -612,7 +613,7 @@ def _run_phase(receiver: ReceiverProcess, name: str, attack: Attack | None, targ
     """One phase, from ``before`` (the settled counters) until its effects are counted
     (``Phase.after``)."""
     offset = receiver.log_offset()
-    receiver.take_peak_kib()
+    start_kib = receiver.take_peak_kib()
     target.honest.phase = name
     inputs, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -630,7 +631,7 @@ def _run_phase(receiver: ReceiverProcess, name: str, attack: Attack | None, targ
         if value > before.get(key, 0) and key != (HONEST, StationCounter.FRAMES):
             counted[key[1]] = counted.get(key[1], 0) + value - before.get(key, 0)
     return Phase(name, which, seconds, inputs, counted, receiver.logged_kinds(offset), rss, attack=attack,
-                 after=after)
+                 after=after, rss_start_kib=start_kib)
 
 
 @contextmanager
@@ -829,17 +830,18 @@ def table(result: CampaignResult) -> str:
     """One row per phase, for docs/reliability.md."""
     base = {p.receiver: p for p in result.phases if p.attack is None}
     head = ("| phase | receiver | s | inputs | counted by the receiver | honest sent/acked/archived | "
-            "p50 ms | p99 ms | max ms | p99 / baseline | RSS peak MiB (+ over baseline) |")
+            "p50 ms | p99 ms | max ms | p99 / baseline | RSS peak MiB (+ over baseline, + in phase) |")
     rows = [head, "|" + "---|" * 11]
     for p in result.phases:
         counted = ", ".join(f"{k} {v}" for k, v in sorted(p.counted.items())) or "-"
         b = base[p.receiver]
         ratio = p.latency_ms(99) / b.latency_ms(99)
         growth = (p.rss_peak_kib - result.baseline_rss_kib[p.receiver]) / 1024
+        in_phase = (p.rss_peak_kib - p.rss_start_kib) / 1024
         rows.append(
             f"| {p.name} | {p.receiver} | {p.seconds:g} | {p.inputs} | {counted} | "
             f"{p.sent}/{p.acked}/{p.archived} | {p.latency_ms(50):.1f} | {p.latency_ms(99):.1f} | "
             f"{max(p.latencies_ms, default=float('nan')):.1f} | {ratio:.2f} | "
-            f"{p.rss_peak_kib / 1024:.0f} ({growth:+.0f}) |"
+            f"{p.rss_peak_kib / 1024:.0f} ({growth:+.0f}, {in_phase:+.0f}) |"
         )
     return "\n".join(rows)
