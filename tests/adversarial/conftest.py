@@ -9,16 +9,24 @@ from pathlib import Path
 
 import numpy as np
 
-from gci_link.cd11 import build_data_frame, build_subframe, encode_frame, sign_all_channels, sign_frame
+from gci_link.cd11 import (
+    build_data_frame,
+    build_subframe,
+    crc64,
+    encode_frame,
+    sign_all_channels,
+    sign_frame,
+)
 from gci_link.io.sds import SdsArchive
 from gci_link.keys import StationSigner
 from idc.stores import Quarantine
-from tests.idc.conftest import T0, clock, keys, samples_for
+from tests.idc.conftest import T0, clock, connection_request, data_frame, keys, samples_for
 from timeunits import NS_PER_S
 
 __all__ = ["clock", "keys"]
 
 QuarantineEntry = tuple[str, str, int | None, str, bytes | None]  # peer, station, seq, reason, frame
+_NAME_LETTERS = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", dtype=np.uint8)
 
 
 def signed_data(
@@ -78,3 +86,32 @@ class AppendCounter:
         for _, seg in pieces:
             self.samples[seg.station] = self.samples.get(seg.station, 0) + len(seg.samples)
         return written
+
+
+def crc_fixed(frame: bytes) -> bytes:
+    """``frame`` with its trailing CRC-64 made right again for whatever precedes it (a tamperer's
+    first step: the CRC guards against noise, not against intent)."""
+    body = frame[:-8]
+    return body + crc64(body).to_bytes(8, "big")
+
+
+def with_creator(frame: bytes, name: bytes) -> bytes:
+    """``frame`` claiming another creator (header bytes 8-16), with its CRC-64 made right again."""
+    return crc_fixed(frame[:8] + name + frame[16:])
+
+
+def garbage_messages(count: int, seed: int = 11) -> list[bytes]:
+    """Unreadable bytes, unsigned data frames and connection requests, each naming a new station."""
+    rng = np.random.default_rng(seed)
+    names = [bytes(rng.choice(_NAME_LETTERS, 8)) for _ in range(count)]
+    data = encode_frame(data_frame(1, None, creator="STA1"))
+    connect = connection_request("STA2")
+    out = []
+    for i, name in enumerate(names):
+        if i % 3 == 0:
+            noise = bytearray(rng.bytes(int(rng.integers(40, 300))))
+            noise[8:16] = name
+            out.append(bytes(noise))
+        else:
+            out.append(with_creator(data if i % 3 == 1 else connect, name))
+    return out

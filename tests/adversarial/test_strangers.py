@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import zmq
 
-from gci_link.cd11 import crc64, encode_frame
 from idc.server import STRANGER_LOG_BURST
 from idc.vocabulary import ANONYMOUS, RejectionKind, StationCounter
 from station.ims import main
-from tests.idc.conftest import Running, connection_request, data_frame, make_config, samples_for, signed
+from tests.adversarial.conftest import garbage_messages
+from tests.idc.conftest import Running, make_config, samples_for, signed
 from tests.idc.test_server import sds_samples
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,38 +29,12 @@ MESSAGES = 20_000
 HONEST_EVERY = 2_000
 QUARANTINE_ROWS = 1_000
 QUARANTINE_BYTES = 64 * 1024
-_NAME_LETTERS = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", dtype=np.uint8)
-
-
-def _with_creator(frame: bytes, name: bytes) -> bytes:
-    """``frame`` claiming another creator (header bytes 8-16), with its CRC-64 made right again."""
-    body = frame[:8] + name + frame[16:-8]
-    return body + crc64(body).to_bytes(8, "big")
-
-
-def _garbage(count: int) -> list[bytes]:
-    """Unreadable bytes, unsigned data frames and connection requests, each naming a new station."""
-    rng = np.random.default_rng(11)
-    names = [bytes(rng.choice(_NAME_LETTERS, 8)) for _ in range(count)]
-    data = encode_frame(data_frame(1, None, creator="STA1"))
-    connect = connection_request("STA2")
-    out = []
-    for i, name in enumerate(names):
-        if i % 3 == 0:
-            noise = bytearray(rng.bytes(int(rng.integers(40, 300))))
-            noise[8:16] = name
-            out.append(bytes(noise))
-        else:
-            out.append(_with_creator(data if i % 3 == 1 else connect, name))
-    return out
-
-
 def test_a_flood_of_invented_station_names_leaves_bounded_rows_and_lines(
     tmp_path, keys, clock, capsys, caplog
 ):
     config = make_config(tmp_path / "idc", keys.ca.trust_dir, data_endpoint=None, verify_workers=0,
                          quarantine_max_rows=QUARANTINE_ROWS, quarantine_max_bytes=QUARANTINE_BYTES)
-    garbage = _garbage(MESSAGES)
+    garbage = garbage_messages(MESSAGES)
     caplog.set_level(logging.WARNING, logger="idc.server")
     run = Running(config, keys.ca.trust_store(), clock)
     try:

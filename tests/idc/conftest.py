@@ -94,7 +94,12 @@ def connection_request(name: str, tag: int = TAG) -> bytes:
 
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    root = tmp_path_factory.mktemp("ca")
+    return make_keys(tmp_path_factory.mktemp("ca"))
+
+
+def make_keys(root: Path) -> Keys:
+    """A network CA under ``root`` with the test stations' keys (and the attackers'), as ``keys`` gives
+    them; for the benchmarks, which run outside pytest."""
     ca = CertificateAuthority.create(root / "net")
     sta1 = StationSigner.load(ca.issue("STA1").bundle)
     sta2 = StationSigner.load(ca.issue("STA2").bundle)
