@@ -68,6 +68,8 @@ def parse_toml(text: str, source: str) -> tuple[dict[str, Any] | None, list[Prob
         return tomllib.loads(text), []
     except tomllib.TOMLDecodeError as exc:
         return None, [Problem(source, "(syntax)", str(exc))]
+    except RecursionError:  # tomllib recurses once per level and sets no limit of its own
+        return None, [Problem(source, "(syntax)", "arrays or inline tables nested too deeply")]
 
 
 class Table:

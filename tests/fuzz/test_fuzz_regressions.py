@@ -210,6 +210,23 @@ def test_station_config_found_by_fuzzing(tmp_path: Path, old: str, new: str, key
     station_config.check(text.encode())
 
 
+DEEP_TOML = "n={" * 700 + "}" * 700 + "\n"  # atheris found 5 KB of nested inline tables: RecursionError
+
+
+@pytest.mark.parametrize("nesting", [DEEP_TOML, "a = " + "[" * 2000 + "]" * 2000 + "\n"])
+def test_toml_nested_too_deeply_is_a_syntax_problem(tmp_path: Path, nesting: str) -> None:
+    """tomllib recurses once per level with no limit of its own; every configuration says so plainly."""
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        parse_config(nesting, source="station.toml", base_dir=tmp_path)
+    (tmp_path / "idc.toml").write_text(nesting)
+    with pytest.raises(IdcConfigError, match="nested too deeply"):
+        load_idc_config(tmp_path / "idc.toml")
+    (tmp_path / "scenario.toml").write_text(nesting)
+    with pytest.raises(ScenarioError, match="nested too deeply"):
+        load_scenario(tmp_path / "scenario.toml")
+    station_config.check(nesting.encode())
+
+
 IDC_BASE = b'[idc]\nroot = "r"\ntrust_dir = "t"\nconnection_endpoint = "tcp://127.0.0.1:1"\n'
 
 
