@@ -72,7 +72,9 @@ def _parse_envelope(lines: list[Line]) -> tuple[dict, int]:
             fields["data_type"] = rest[0].upper()
             data_type_line = line.number
         else:
-            extra.append(line.text.strip(" \t"))  # not str.strip: '\f#x' must not become a '#' line
+            # not str.strip: "\f#x" must not become a "#" line; trailing CRs go with the blanks, as the
+            # reader drops a CRLF's CR and would not read one back
+            extra.append(line.text.lstrip(" \t").rstrip(" \t\r"))
     if data_type_line is None:
         raise Ims2FormatError(ENVELOPE, lines[-1].number, "no DATA_TYPE line before the first block")
     if "msg_id" not in fields:

@@ -97,6 +97,16 @@ def test_ims2_a_year_before_1000_is_written_with_four_digits() -> None:
     ims2_message.check(text.encode())
 
 
+def test_ims2_an_envelope_line_ending_in_cr_reads_back_the_same() -> None:
+    """"DATA\\r \\r" was kept as "DATA\\r", written as "DATA\\r\\n" and read back as "DATA" (found by atheris
+    during make fuzz): blanks and CRs at the end of an envelope line are not part of it."""
+    text = ALERT.replace("MSG_TYPE DATA\n", "MSG_TYPE DATA\nDATA\r \r\n", 1)
+    message = ims2.parse(text)
+    assert message.extra_envelope == ("DATA",)
+    assert ims2.parse(ims2.write(message)).extra_envelope == ("DATA",)
+    ims2_message.check(text.encode())
+
+
 @pytest.mark.parametrize(("old", "new", "says"), [
     # read as text holding a CR, which write refuses (a comment and a certificate kept verbatim alike)
     ("under threshold", "under\rthreshold", "#Alert, line 11: a carriage return inside a line of text"),
