@@ -52,6 +52,14 @@ def _no_child_process_left_running():
         pytest.fail(f"the test left {len(left)} child process(es) running: {_kill(left)}", pytrace=False)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a ``slow`` test run first. With ``make test``'s ``--dist loadfile`` each worker takes
+    the next whole file when it is free, so the long real-time runs are spread over both workers at the
+    start instead of one of them finishing alone at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: file and test order kept otherwise
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """At the end, no process started by the session may run, orphans included (found by the session's
     token in their environment): the run fails, loudly, naming them."""

@@ -18,7 +18,7 @@ from hil.cli import render_summary
 from hil.network import Network
 from hil.report import rn_messages_exact, rn_station_report
 
-pytestmark = [pytest.mark.pty, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.pty, pytest.mark.slow, pytest.mark.timeout(240)]
 
 SCENARIO = Path(__file__).parent / "scenarios" / "rn_short.toml"
 EXPECTED = {("RNP9", "particulate"): ("QCPHD FULL", "SAMPLEPHD PREL", "SAMPLEPHD FULL", "RMSSOH"),

@@ -31,7 +31,7 @@ from tests.idc.conftest import Running, make_config
 from tests.station.radionuclide.conftest import system_config
 from timeunits import NS_PER_S
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 SPEED = 300.0
 STARTUP_S = 1200  # data seconds the daemon usually needs to start (4 s real) before the first slot opens
 STATION = "ZZS"
