@@ -52,14 +52,6 @@ def _no_child_process_left_running():
         pytest.fail(f"the test left {len(left)} child process(es) running: {_kill(left)}", pytrace=False)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files holding a ``slow`` test run first. With ``make test``'s ``--dist loadfile`` each worker takes
-    the next whole file when it is free, so the long real-time runs are spread over both workers at the
-    start instead of one of them finishing alone at the end."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: file and test order kept otherwise
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """At the end, no process started by the session may run, orphans included (found by the session's
     token in their environment): the run fails, loudly, naming them."""
@@ -75,6 +67,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     else:
         print(message)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory):
+    """The test network's CA and keys (``tests.idc.conftest.make_keys``), one set for the whole session:
+    making them registers the stations' signers in one global table (``SIGNERS``), so a second set (one
+    per conftest that imported the fixture) made the first set's frames carry the other's keys, and
+    the idc tests failed whenever adversarial tests ran between them."""
+    from tests.idc.conftest import make_keys
+
+    return make_keys(tmp_path_factory.mktemp("ca"))
 
 
 @pytest.fixture(scope="module")

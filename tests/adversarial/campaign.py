@@ -45,6 +45,7 @@ from gci_link.cd11 import (
     sign_frame,
 )
 from gci_link.keys import StationSigner
+from hil.procwatch import children, read_usage
 from idc.stores import read_arrivals
 from idc.vocabulary import StationCounter
 from tests.adversarial.conftest import crc_fixed, garbage_messages, signed_data
@@ -85,13 +86,9 @@ def tree_rss_kib(pid: int) -> int:
     total, stack = 0, [pid]
     while stack:
         p = stack.pop()
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-            for task in Path(f"/proc/{p}/task").iterdir():
-                stack += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:  # it ended meanwhile
-            continue
-        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        usage = read_usage(p)  # None once it ended meanwhile
+        total += 0 if usage is None else usage[0] // 1024
+        stack += children(p)
     return total
 
 

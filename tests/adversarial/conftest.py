@@ -20,10 +20,10 @@ from gci_link.cd11 import (
 from gci_link.io.sds import SdsArchive
 from gci_link.keys import StationSigner
 from idc.stores import Quarantine
-from tests.idc.conftest import T0, clock, connection_request, data_frame, keys, samples_for
+from tests.idc.conftest import T0, clock, connection_request, data_frame, samples_for
 from timeunits import NS_PER_S
 
-__all__ = ["clock", "keys"]
+__all__ = ["clock"]
 
 QuarantineEntry = tuple[str, str, int | None, str, bytes | None]  # peer, station, seq, reason, frame
 _NAME_LETTERS = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", dtype=np.uint8)

@@ -92,14 +92,9 @@ def connection_request(name: str, tag: int = TAG) -> bytes:
     return control(name, FrameType.CONNECTION_REQUEST, ConnectionBody(station=name), tag)
 
 
-@pytest.fixture(scope="session")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return make_keys(tmp_path_factory.mktemp("ca"))
-
-
 def make_keys(root: Path) -> Keys:
-    """A network CA under ``root`` with the test stations' keys (and the attackers'), as ``keys`` gives
-    them; for the benchmarks, which run outside pytest."""
+    """A network CA under ``root`` with the test stations' keys (and the attackers'), as the ``keys``
+    fixture (tests/conftest.py) gives them; for the benchmarks, which run outside pytest."""
     ca = CertificateAuthority.create(root / "net")
     sta1 = StationSigner.load(ca.issue("STA1").bundle)
     sta2 = StationSigner.load(ca.issue("STA2").bundle)
