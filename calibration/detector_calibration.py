@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gci_link.ims2 import PhdMessage
-from rn_analysis.curves import FWHM_PER_SIGMA, energy_curve, resolution_curve
+from rn_analysis.curves import FWHM_PER_SIGMA, energy_curve, gamma_spectrum, resolution_curve
 from rn_analysis.errors import AnalysisError
 
 from .detector_efficiency import (
@@ -45,20 +45,14 @@ class DetectorCalibration:
 
 
 def spectrum_of(message: PhdMessage) -> tuple[np.ndarray, int]:
-    if message.g_spectrum is None:
-        raise CalibrationError("the message has no #g_Spectrum block")
-    counts = np.asarray(message.g_spectrum, dtype=np.float64)
-    if counts.size < 32:
-        raise CalibrationError(f"#g_Spectrum has {counts.size} channels, too few to calibrate")
-    if counts.sum() <= 0:
-        raise CalibrationError("#g_Spectrum is empty (every channel holds 0 counts)")
+    try:
+        counts, first = gamma_spectrum(message, 32, "to calibrate")
+    except AnalysisError as exc:
+        raise CalibrationError(str(exc)) from None
     if not message.live_time_s > 0 or not message.real_time_s >= message.live_time_s:
         raise CalibrationError(f"#Acquisition live time {message.live_time_s} s and real time "
                                f"{message.real_time_s} s: the live time must be positive and not above "
                                "the real time")
-    first = message.g_first_channel
-    if first is None:
-        first = 0 if message.system_type == "B" else 1
     return counts, first
 
 

@@ -102,6 +102,23 @@ class GammaCalibration:
         return self.resolution.fwhm(e) / FWHM_PER_SIGMA / np.abs(self.energy.kev_per_channel(index))
 
 
+def gamma_spectrum(message: PhdMessage, min_channels: int, purpose: str) -> tuple[np.ndarray, int]:
+    """(counts as floats, label of the first channel) of the message's ``#g_Spectrum``, refused when it is
+    missing, has fewer than ``min_channels`` channels (too few ``purpose``) or holds no counts. A file
+    that does not say its first label numbers from 0 for a beta-gamma system, else from 1."""
+    if message.g_spectrum is None:
+        raise AnalysisError("the message has no #g_Spectrum block")
+    counts = np.asarray(message.g_spectrum, dtype=np.float64)
+    if counts.size < min_channels:
+        raise AnalysisError(f"#g_Spectrum has {counts.size} channels, too few {purpose}")
+    if counts.sum() <= 0:
+        raise AnalysisError("#g_Spectrum is empty (every channel holds 0 counts)")
+    first = message.g_first_channel
+    if first is None:
+        first = 0 if message.system_type == "B" else 1
+    return counts, first
+
+
 def _table(message: PhdMessage, block: str, attr: str, minimum: int) -> np.ndarray:
     rows = getattr(message, attr)
     if not rows:

@@ -24,7 +24,7 @@ import numpy as np
 from gci_link.ims2 import PhdMessage
 
 from . import decay, flags
-from .curves import FWHM_PER_SIGMA, GammaCalibration, gamma_calibration
+from .curves import FWHM_PER_SIGMA, GammaCalibration, gamma_calibration, gamma_spectrum
 from .errors import AnalysisError
 from .library import NOBLE_GASES, NUCLIDES, Line, Nuclide
 from .peakfit import fit_region
@@ -119,18 +119,6 @@ def timing_of(message: PhdMessage) -> decay.Timing:
     if decay_s < 0:
         raise AnalysisError(f"#Acquisition starts {-decay_s:.1f} s before the collection stops")
     return decay.Timing(collection_s, decay_s, m.real_time_s, m.live_time_s, m.air_volume_m3)
-
-
-def _spectrum(message: PhdMessage) -> tuple[np.ndarray, int]:
-    if message.g_spectrum is None:
-        raise AnalysisError("the message has no #g_Spectrum block")
-    counts = np.asarray(message.g_spectrum, dtype=np.float64)
-    if counts.size < 64:
-        raise AnalysisError(f"#g_Spectrum has {counts.size} channels, too few for an HPGe analysis")
-    if counts.sum() <= 0:
-        raise AnalysisError("#g_Spectrum is empty (every channel holds 0 counts)")
-    first = message.g_first_channel if message.g_first_channel is not None else 1
-    return counts, first
 
 
 def particulate_nuclides() -> list[Nuclide]:
@@ -275,7 +263,7 @@ def fit_particulate(message: PhdMessage, detbk: PhdMessage | None = None) -> Par
     live times) are subtracted before the activities are solved."""
     if message.system_type == "B":
         raise AnalysisError("system type B is a beta-gamma sample, not a particulate (HPGe) one")
-    counts, first = _spectrum(message)
+    counts, first = gamma_spectrum(message, 64, "for an HPGe analysis")
     timing = timing_of(message)
     cal = gamma_calibration(message, counts.size, first)
     index = np.arange(counts.size, dtype=np.float64)
