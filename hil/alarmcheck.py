@@ -7,6 +7,10 @@ backlog takes time to drain). Every other alarm is false. A fault long enough th
 come (``EXPECTED``: any one of the alarms listed for it will do) that raised none is a missed alarm. Both
 tables go into the summary, so a reviewer can see each alarm next to the fault that explains it.
 
+A crashed station is down until its restarted daemon says ``READY=1``, not merely until the harness has
+started it again: a loaded machine took six real seconds (6,000 simulated at 1000x) to bring one up, and
+the frames of its outbox aged all that time. A restart's fault log entry carries ``ready_s`` for this.
+
 Times come from the station logs (wall clock, millisecond) mapped onto simulated time with the
 simulated clock's own mapping.
 """
@@ -73,6 +77,22 @@ class FaultSpan:
     station: str | None  # None: the receiver
     begin_s: float
     end_s: float
+
+
+def fault_spans(fault_log: Iterable[dict]) -> list[FaultSpan]:
+    """Each fault from its ``begin`` to its ``end`` entry of the harness's fault log, a restarted daemon's
+    down time lasting until it was ready (``ready_s``) where that was heard."""
+    spans: list[FaultSpan] = []
+    begun: dict[tuple[str, str | None], float] = {}
+    for entry in fault_log:
+        key = (entry["fault"], entry["station"])
+        if entry["phase"] == "begin":
+            begun[key] = entry["at_s"]
+        else:
+            kind, station = key
+            end_s = entry.get("ready_s", entry["at_s"])
+            spans.append(FaultSpan(len(spans), kind, station, begun.pop(key), end_s))
+    return spans
 
 
 @dataclass

@@ -156,6 +156,7 @@ class Network:
         self.rn_stations: dict[str, SimRnStation] = {}
         self.receiver: subprocess.Popen | None = None
         self.fault_log: list[dict] = []
+        self._restarted: dict[int, dict] = {}  # restarted station pid -> its fault log entry, until ready
         self.readiness = ReadinessListener()
         self.origin_s: float | None = None  # simulated seconds from the data start to every daemon ready
         self.console_urls: dict[str, str] = {}  # "idc" and each station -> its web console (localhost)
@@ -310,6 +311,10 @@ class Network:
             entry["when"] = fault.when
             entry["caught"] = caught
         self.fault_log.append(entry)
+        if fault.kind == "station_crash" and not begin and fault.station is not None:
+            process = self._daemons()[fault.station].process
+            assert process is not None, "a station is started again at the end of its crash"
+            self._restarted[process.pid] = entry
         log.info("fault %s %s", fault.kind, phase, extra={"station": fault.station, "sim_s": round(sim_s, 1)}
                  | ({"caught": caught} if caught else {}))
 
@@ -400,6 +405,7 @@ class Network:
                 if phase == "begin" and fault.when != "any":  # the kill waited: the down time starts now
                     events = self._postpone_end(events, fault)
             self._check_processes()
+            self._note_restarts_ready()
             if time.monotonic() >= next_sample:
                 self.watch.sample(elapsed, self._processes())
                 next_sample = time.monotonic() + SAMPLE_EVERY_S
@@ -439,6 +445,12 @@ class Network:
         """Every station daemon of the network, waveform and radionuclide, by station name."""
         return {**self.stations, **self.rn_stations}
 
+    def _note_restarts_ready(self) -> None:
+        """Stamp a restarted station's fault log entry with the simulated second its ``READY=1`` was heard
+        (within one turn of the loop): its crash lasts until then (``alarmcheck.fault_spans``)."""
+        for pid in [pid for pid in self._restarted if self.readiness.ready(pid)]:
+            self._restarted.pop(pid)["ready_s"] = round(self._simulated_s(), 1)
+
     def _postpone_end(self, events: list[FaultEvent], fault: Fault) -> list[FaultEvent]:
         """The end of ``fault`` moved to ``duration_s`` after now, so a crash that waited for an archive
         write keeps its whole down time."""
@@ -465,6 +477,7 @@ class Network:
         while time.monotonic() < deadline and not all(s.digitizer.drained for s in self.stations.values()):
             time.sleep(0.1)
         while time.monotonic() < deadline and not all(map(self._delivered, self.stations.values())):
+            self._note_restarts_ready()  # a crash at the very end may still be starting
             time.sleep(0.2)
         while time.monotonic() < deadline and any(unacked(s.outbox_path) for s in self.rn_stations.values()):
             time.sleep(0.2)
@@ -600,17 +613,9 @@ class Network:
         return self.out / "run" / "logs" / f"{name}.log"
 
     def _alarm_check(self) -> dict:
-        """Every alarm each station raised against the faults applied (at the times they were applied)."""
-        spans: list[alarmcheck.FaultSpan] = []
-        begun: dict[tuple[str, str | None], float] = {}
-        for entry in self.fault_log:
-            key = (entry["fault"], entry["station"])
-            if entry["phase"] == "begin":
-                begun[key] = entry["at_s"]
-            else:
-                kind, station = key
-                span = alarmcheck.FaultSpan(len(spans), kind, station, begun.pop(key), entry["at_s"])
-                spans.append(span)
+        """Every alarm each station raised against the faults applied (at the times they were applied, a
+        crashed station's until it was ready again)."""
+        spans = alarmcheck.fault_spans(self.fault_log)
         episodes = [
             episode
             for name in self._daemons()

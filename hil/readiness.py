@@ -48,6 +48,12 @@ class ReadinessListener:
             if select.select([self._sock], [], [], min(left, 0.2))[0]:
                 self._receive()
 
+    def ready(self, pid: int) -> bool:
+        """Whether the process ``pid`` has sent ``READY=1``, hearing what has arrived without waiting."""
+        while select.select([self._sock], [], [], 0)[0]:
+            self._receive()
+        return pid in self._ready
+
     def _receive(self) -> None:
         data, ancillary, _, _ = self._sock.recvmsg(4096, socket.CMSG_SPACE(_CREDENTIALS.size))
         if b"READY=1" not in data.split(b"\n"):

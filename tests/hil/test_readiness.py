@@ -25,8 +25,9 @@ def test_waits_for_every_daemon_and_tells_them_apart_by_pid():
         listener.wait({"early": early}, timeout_s=60)
         with pytest.raises(RuntimeError, match="not ready after 0.3 s: late"):  # early's READY is not late's
             listener.wait({"early": early, "late": late}, timeout_s=0.3)
+        assert listener.ready(early.pid) and not listener.ready(late.pid)  # asked without waiting
         listener.wait({"early": early, "late": late}, timeout_s=60)
-        assert late.poll() is None
+        assert listener.ready(late.pid) and late.poll() is None
     finally:
         for proc in (early, late):
             proc.kill()
