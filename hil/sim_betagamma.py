@@ -21,12 +21,9 @@ port disappears in the middle of a chunk reply). ``truth()``/``write_truth`` giv
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -35,7 +32,7 @@ from hil.gamma_response import gaussian_in_channels
 from hil.nuclides import BETA_GAMMA_BRANCHES, Branch, Source
 from hil.serialport import PtyLine
 from hil.simclock import SimClock
-from hil.simthread import LineServer
+from hil.siminstrument import SimInstrument
 from rn_analysis.library import nuclide
 from timeunits import NS_PER_S
 
@@ -97,15 +94,16 @@ def _beta_shape(endpoint_kev: float, grid: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
-class SimBetaGamma(LineServer):
+class SimBetaGamma(SimInstrument):
     """The instrument; ``start()`` runs it in a thread, ``stop()`` ends it."""
 
     thread_name = "sim-betagamma"
+    truth_name = "betagamma"
+    corrupt_mask = 0x21
 
     def __init__(self, line: PtyLine, clock: SimClock, config: BetaGammaSimConfig | None = None) -> None:
-        self.line, self.clock = line, clock
         self.config = c = config or BetaGammaSimConfig()
-        self._rng = np.random.default_rng(c.seed)
+        SimInstrument.__init__(self, line, clock, c.seed)
         self._g_edges = np.linspace(0, c.gamma_span_kev, c.gamma_channels + 1)
         self._b_edges = np.linspace(0, c.beta_span_kev, c.beta_channels + 1)
         self._shapes = {b: self._branch_shape(b) for b in BETA_GAMMA_BRANCHES}
@@ -121,7 +119,6 @@ class SimBetaGamma(LineServer):
         self.cell: list[Source] = []
         self.samples: list[dict[str, object]] = []
         self.counts_truth: list[_Count] = [_Count()]
-        self.faults: list[dict[str, object]] = []
         self._last_ns = clock.now_ns()
         self._origin_ns = self._last_ns if c.cycle_origin_ns is None else c.cycle_origin_ns
         self._snapshot: tuple[mca.SnapshotInfo, dict[str, np.ndarray]] | None = None
@@ -135,15 +132,8 @@ class SimBetaGamma(LineServer):
         self._flow_failed = False
         self._cooler_failed_ns: int | None = None
         self._mains_lost_ns: int | None = None
-        # faults on the analyser and the line
-        self.hv_dropped = False
-        self.stuck = False
-        self._noise = bytearray()
-        self._corrupt_next = False
         self._vanish: tuple[int, float] | None = None  # (chunk replies to let through first, down_s)
         self._parser = mca.CommandParser()
-        self._lock = threading.Lock()
-        LineServer.__init__(self)
         self.commands = 0
 
     # -- geometry of the response ------------------------------------------------------------------
@@ -183,9 +173,6 @@ class SimBetaGamma(LineServer):
         return self._shapes[branch][0].copy()
 
     # -- control from tests and the harness ----------------------------------------------------------
-    def _fault(self, kind: str, **details: object) -> None:
-        self.faults.append({"kind": kind, "data_time_ns": self.clock.now_ns(), **details})
-
     def load_sample(self, sample_id: str, activities_bq: dict[str, float], *, xe_ml: float = 1.0,
                     xe_ml_unc: float = 0.09, xe_yield: float = 0.63, xe_yield_unc: float = 0.05) -> None:
         """The xenon unit transfers a processed sample into the cell (activities at this data time)."""
@@ -233,12 +220,6 @@ class SimBetaGamma(LineServer):
             arrays = {"HIST": self.hist.copy(), "GSGL": self.gamma.copy(), "BSGL": self.beta.copy()}
             return arrays, self.real_s, self.live_s, self.start_ns
 
-    def drop_hv(self) -> None:
-        with self._lock:
-            self._advance(self.clock.now_ns())
-            self.hv_dropped = True
-            self._fault("hv_drop")
-
     def fail_cooler(self) -> None:
         with self._lock:
             self._cooler_failed_ns = self.clock.now_ns()
@@ -249,12 +230,6 @@ class SimBetaGamma(LineServer):
             self._advance(self.clock.now_ns())
             self._flow_failed = True
             self._fault("flow_failure")
-
-    def stick(self) -> None:
-        with self._lock:
-            self._advance(self.clock.now_ns())
-            self.stuck = True
-            self._fault("stuck_acquisition")
 
     def lose_mains(self, lost: bool = True) -> None:
         """Mains power fails (the unit runs on its UPS) or, with ``lost=False``, comes back."""
@@ -267,14 +242,6 @@ class SimBetaGamma(LineServer):
             return 100.0
         hours = max(0, t_ns - self._mains_lost_ns) / 3600e9
         return max(0.0, 100.0 * (1 - hours / self.config.ups_hours))
-
-    def inject_noise(self, nbytes: int) -> None:
-        self._noise += self._rng.integers(0, 256, nbytes, dtype=np.uint8).tobytes()
-        self._fault("serial_noise", bytes=nbytes)
-
-    def corrupt_next_reply(self) -> None:
-        self._corrupt_next = True
-        self._fault("corrupt_reply")
 
     def vanish_during_readout(self, after_chunks: int, down_s: float) -> None:
         """The port disappears in the middle of the chunk reply after ``after_chunks`` good ones."""
@@ -410,12 +377,6 @@ class SimBetaGamma(LineServer):
             "faults": self.faults,
         }
 
-    def write_truth(self, directory: str | Path, name: str = "betagamma") -> Path:
-        path = Path(directory) / f"truth-{name}.json"
-        with self._lock:
-            path.write_text(json.dumps(self.truth(), indent=1))
-        return path
-
     # -- command loop ------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
@@ -517,22 +478,13 @@ class SimBetaGamma(LineServer):
         self.counts_truth.append(_Count(first_start_ns=self.start_ns))
 
     def _send(self, line: bytes, *, chunk: bool = False) -> None:
-        if self._corrupt_next:
-            self._corrupt_next = False
-            damaged = bytearray(line)
-            damaged[len(damaged) // 2] ^= 0x21
-            line = bytes(damaged)
-        if self._noise:
-            line, self._noise = bytes(self._noise) + line, bytearray()
+        line = self._on_the_line(line)
         if chunk and self._vanish is not None:
             before, down_s = self._vanish
             if before > 0:
                 self._vanish = (before - 1, down_s)
             else:
                 self._vanish = None
-                self.line.write(line[: len(line) // 2])
-                self.line.unplug()
-                self._fault("vanished_mid_readout", down_s=down_s)
-                threading.Timer(down_s, self.line.replug).start()
+                self._vanish_halfway(line, down_s)
                 return
         self.line.write(line)

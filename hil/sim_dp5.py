@@ -15,19 +15,16 @@ anything else is refused with ``UNRECOGNIZED_COMMAND``, a bad value with ``BAD_P
 Faults: ``drop_hv`` (the HV supply collapses: no more counts, HV reads near 0), ``fail_cooler`` (the
 crystal warms: resolution degrades above 100 K, the HV is inhibited above 110 K), ``stick`` (the
 acquisition hangs: MCA still enabled, times and counts frozen), ``inject_noise`` and
-``corrupt_next_response`` (line garbage and a damaged packet; ``PtyLine`` faults add bit errors),
+``corrupt_next_reply`` (line garbage and a damaged packet; ``PtyLine`` faults add bit errors),
 ``vanish_during_next_spectrum`` (the port disappears half way through a spectrum packet and comes back
 after a while). ``truth`` holds what was really counted; ``write_truth`` puts it beside the run.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -36,7 +33,7 @@ from hil.gamma_response import GammaResponse, exponential_background
 from hil.nuclides import Source, radon_thoron_progeny
 from hil.serialport import PtyLine
 from hil.simclock import SimClock
-from hil.simthread import LineServer
+from hil.siminstrument import SimInstrument
 from rn_analysis.library import nuclide
 from timeunits import NS_PER_S
 
@@ -80,20 +77,20 @@ class _Count:
     decays_live: dict[str, float] = field(default_factory=dict)  # per source label: decays while live
 
 
-class SimDp5(LineServer):
+class SimDp5(SimInstrument):
     """The firmware; ``start()`` runs it in a thread, ``stop()`` ends it."""
 
     thread_name = "sim-dp5"
+    truth_name = "dp5"
 
     def __init__(self, line: PtyLine, clock: SimClock, config: Dp5SimConfig | None = None,
                  response: GammaResponse | None = None) -> None:
-        self.line, self.clock = line, clock
         self.config = config or Dp5SimConfig()
+        SimInstrument.__init__(self, line, clock, self.config.seed)
         self.response = response or GammaResponse()
         now = clock.now_ns()
         self.background = self.config.background if self.config.background is not None \
             else default_background(now)
-        self._rng = np.random.default_rng(self.config.seed)
         self._continuum = exponential_background(self.response.calibration.edges(self.response.channels),
                                                  self.config.continuum_cps, self.config.continuum_scale_kev)
         self.settings: dict[str, str] = {"MCAC": "8192", "PRET": "OFF", "PRER": "OFF", "PREC": "OFF",
@@ -106,18 +103,9 @@ class SimDp5(LineServer):
         self._first_status = True
         self._last_ns = now
         self.truth_counts: list[_Count] = [_Count()]
-        self.faults: list[dict[str, object]] = []
-        # faults
-        self.hv_dropped = False
         self._cooler_failed_ns: int | None = None
-        self.stuck = False
-        self._noise = bytearray()
-        self._corrupt_next = False
         self._vanish_s: float | None = None
-        # transport
         self._parser = dp5.PacketParser.for_device()
-        LineServer.__init__(self)
-        self._lock = threading.Lock()
         self.requests = 0
 
     # -- control from tests ------------------------------------------------------------------------
@@ -137,35 +125,11 @@ class SimDp5(LineServer):
             self._advance(self.clock.now_ns())
             return self.spectrum(), self.status()
 
-    def _fault(self, kind: str, **details: object) -> None:
-        self.faults.append({"kind": kind, "data_time_ns": self.clock.now_ns(), **details})
-
-    def drop_hv(self) -> None:
-        with self._lock:
-            self._advance(self.clock.now_ns())
-            self.hv_dropped = True
-            self._fault("hv_drop")
-
     def fail_cooler(self) -> None:
         with self._lock:
             self._advance(self.clock.now_ns())
             self._cooler_failed_ns = self.clock.now_ns()
             self._fault("cooler_failure", warming_k_per_h=self.config.warming_k_per_h)
-
-    def stick(self) -> None:
-        with self._lock:
-            self._advance(self.clock.now_ns())
-            self.stuck = True
-            self._fault("stuck_acquisition")
-
-    def inject_noise(self, nbytes: int) -> None:
-        """Random bytes before the next response (a foreign device, a noisy line)."""
-        self._noise += self._rng.integers(0, 256, nbytes, dtype=np.uint8).tobytes()
-        self._fault("serial_noise", bytes=nbytes)
-
-    def corrupt_next_response(self) -> None:
-        self._corrupt_next = True
-        self._fault("corrupt_response")
 
     def vanish_during_next_spectrum(self, down_s: float) -> None:
         """The port disappears half way through the next spectrum packet; back after ``down_s`` real s."""
@@ -292,12 +256,6 @@ class SimDp5(LineServer):
             "faults": self.faults,
         }
 
-    def write_truth(self, directory: str | Path, name: str = "dp5") -> Path:
-        path = Path(directory) / f"truth-{name}.json"
-        with self._lock:
-            path.write_text(json.dumps(self.truth(), indent=1))
-        return path
-
     # -- firmware loop -----------------------------------------------------------------------------
     def _run(self) -> None:
         last_rx = time.monotonic()
@@ -371,19 +329,10 @@ class SimDp5(LineServer):
         return dp5.encode_ack(dp5.AckCode.OK)
 
     def _send(self, packet: bytes, *, spectrum: bool = False) -> None:
-        if self._corrupt_next:
-            self._corrupt_next = False
-            damaged = bytearray(packet)
-            damaged[len(damaged) // 2] ^= 0x5A
-            packet = bytes(damaged)
-        if self._noise:
-            packet, self._noise = bytes(self._noise) + packet, bytearray()
+        packet = self._on_the_line(packet)
         if spectrum and self._vanish_s is not None:
             down_s, self._vanish_s = self._vanish_s, None
-            self.line.write(packet[: len(packet) // 2])
-            self.line.unplug()
-            self._fault("vanished_mid_readout", down_s=down_s)
-            threading.Timer(down_s, self.line.replug).start()
+            self._vanish_halfway(packet, down_s)
             return
         self.line.write(packet)
 

@@ -100,7 +100,7 @@ def test_noise_and_damaged_packets_are_retried_and_the_spectrum_is_exact(rig_fac
     rig.advance(4000)
     rig.sim.inject_noise(500)
     first = d.read_spectrum()
-    rig.sim.corrupt_next_response()
+    rig.sim.corrupt_next_reply()
     second = d.read_spectrum()
     for spectrum in (first, second):
         np.testing.assert_array_equal(spectrum.counts, rig.sim.spectrum())
