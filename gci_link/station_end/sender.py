@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 _OUTBOX_PAGE = 500
 _OUTBOX_REFRESH_S = 0.05  # how often new frames are looked for while the loop is busy sending
 _GRACEFUL_LINGER_MS = 2000  # time an alert gets to leave before the socket is torn down
+# what the IDC sends a station (responses, acknacks, alerts, command requests) is a few kB; a peer posing
+# as the IDC that sends more is cut off by ZeroMQ before the station holds it (each part; see
+# docs/idc-receiver.md, "Limits", for the parts of one message, which only CurveZMQ bounds)
+_IDC_FRAME_LIMIT_BYTES = 1 << 20
+_RECEIVE_QUEUE_MESSAGES = 64
 _HANDSHAKE_FAILED = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -327,6 +332,8 @@ class Sender:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, self.config.window + 64)  # data window plus control frames
+        sock.setsockopt(zmq.MAXMSGSIZE, _IDC_FRAME_LIMIT_BYTES)
+        sock.setsockopt(zmq.RCVHWM, _RECEIVE_QUEUE_MESSAGES)
         if self._curve is not None:
             public, secret, server_public = self._curve
             sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = public, secret, server_public

@@ -459,6 +459,22 @@ def test_a_decoder_bug_on_an_idc_frame_is_logged_and_ignored(idc, outbox, monkey
     assert "decoder bug" in caplog.text and "planted parser bug" in caplog.text
 
 
+def test_a_huge_message_from_the_idc_never_reaches_the_station(idc, outbox):
+    """A peer posing as the IDC (plaintext GCI) sends 4 MiB: ZeroMQ cuts that connection before the
+    station holds the bytes, and the link comes back and delivers."""
+    sender = Sender(link_config(idc), outbox, poll_interval_s=0.02)
+    sizes: list[int] = []
+    receive = sender._receive
+    sender._receive = lambda raw: (sizes.append(len(raw)), receive(raw))[1]  # type: ignore[method-assign]
+    with Running(sender):
+        wait_for(lambda: idc.station_acknacks)
+        idc.push(bytes(4 << 20))
+        seqs = append(outbox, 3)
+        wait_for(lambda: outbox.stats().unacked_frames == 0)
+    assert set(seqs) <= set(idc.received_seqs())
+    assert sizes and max(sizes) < 1 << 20, sizes
+
+
 def test_an_outbox_refusing_acknowledgements_does_not_end_the_link(idc, outbox, monkeypatch, caplog):
     """A full station disk refused the commit of an acknowledgement; the exception ended the sender thread,
     and the link with it, while the daemon ran on (found by the full-disk field-fault test under load)."""
