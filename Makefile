@@ -31,7 +31,7 @@ soak: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 3  # three workers on two cores: the real-time tests mostly wait
+	$(BIN)/python -m pytest -n 3 --durations=12  # three workers on two cores: the real-time tests mostly wait
 
 # At least 10 million inputs over every fuzz target, two targets at a time (about 45 min on 2 idle cores);
 # not part of `make test`.
