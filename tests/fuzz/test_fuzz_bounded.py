@@ -21,7 +21,8 @@ from fuzz.targets import TARGETS
 
 REPO = Path(__file__).resolve().parents[2]
 INPUTS = {"cd11_frame": 1500, "brp_stream": 1000, "gcf_block": 4000, "station_config": 1500,
-          "idc_config": 3000, "hil_scenario": 800, "idc_receiver": 300, "ims2_message": 6000}
+          "idc_config": 3000, "hil_scenario": 800, "idc_receiver": 300, "ims2_message": 6000,
+          "seedlink_session": 2000}
 TOML_TARGETS = {"station_config", "idc_config", "hil_scenario"}
 
 
@@ -41,6 +42,10 @@ def _check_all(module, inputs) -> int:
             raise AssertionError(f"{module.__name__} invariant broken by input {data!r}") from exc
         count += 1
     return count
+
+
+def test_the_shares_sum_to_one() -> None:
+    assert sum(share for share, _ in TARGETS.values()) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("target", list(TARGETS))

@@ -9,13 +9,23 @@ from pathlib import Path
 import pytest
 
 from digitizer.brp import BlockReceived, BrpReceiver, GapGivenUp, HeldBlockReplaced, frame_block
-from fuzz import brp_stream, cd11_frame, hil_scenario, idc_config, ims2_message, station_config
+from fuzz import (
+    brp_stream,
+    cd11_frame,
+    hil_scenario,
+    idc_config,
+    ims2_message,
+    seedlink_session,
+    station_config,
+)
 from gci_link import ims2
 from gci_link.cd11 import Cd11FormatError, decode_frame
 from hil.scenario import ScenarioError
 from hil.scenario import load as load_scenario
 from idc.config import IdcConfigError
 from idc.config import load_config as load_idc_config
+from idc.seedlink.protocol import Limits, Phase, Session
+from idc.seedlink.times import parse_time as parse_seedlink_time
 from station.config import ConfigError, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -322,3 +332,43 @@ def test_an_empty_or_multi_line_key_is_named_visibly(tmp_path: Path) -> None:
         load_scenario(path)
     problems = [f"{p.key}: {p.problem}" for p in info.value.problems]
     assert problems == ['faults[0]."": unknown key']  # the key lands in the last table
+
+
+# ---- SeedLink server ------------------------------------------------------------------------------------
+
+SEEDLINK_NOW = 1_700_000_000 * 10**9
+
+
+def _seedlink_session(limits: Limits) -> Session:
+    return Session(seedlink_session._views()[0], seedlink_session.IDENTITY, limits, peer="test")
+
+
+def test_seedlink_info_refusals_close_the_connection_like_any_other() -> None:
+    """Bad INFO requests were counted but never closed the connection: a client could send them forever
+    (each answered by an error document), and its later BYE was logged as "too many errors"."""
+    data = (b"\x02\x03SLPROTO 4.1\r\nSLPROTO 4.0\r\nDATA\r\nSTATION XX_STA1 extra\r\nSTATION XX_STA1\r\n"
+            b"SELECT a b\r\nDATA 5 2023-11-14T22:14:00 2023-11-14T22:13:00\r\nINFO LEVEL\r\nEND\r\n")
+    seedlink_session.check(data)  # tight limits: 6 refusals close
+    session = _seedlink_session(Limits(max_errors=3))
+    out = session.feed(b"SLPROTO 4.0\r\nINFO NOPE\r\nINFO NOPE\r\nINFO NOPE\r\nINFO ID\r\n", SEEDLINK_NOW)
+    assert session.phase is Phase.CLOSED and session.errors == 3 and out.count(b"SEJE") == 3
+    assert b"SEJI" not in out  # the fourth INFO was not answered: the connection is closed
+    assert [e.fields.get("command") for e in session.take_events()][-2:] == ["INFO", None]
+
+
+def test_seedlink_the_refusal_that_closes_a_streaming_connection_sends_no_line_among_the_packets() -> None:
+    """Refusals while packets flow are logged and counted only; the last one, which closes the connection,
+    wrote an ``ERROR`` line into the packet stream."""
+    data = b"\x00\x00STATION STA1\r\nDATA\r\nEND\r\n" + b"\xff\r\n" * 25
+    seedlink_session.check(data)
+    session = _seedlink_session(Limits(max_errors=2))
+    assert session.feed(b"STATION STA1\r\nDATA\r\nEND\r\n", SEEDLINK_NOW) == b"OK\r\nOK\r\n"
+    assert session.phase is Phase.STREAMING
+    assert session.feed(b"\xff\r\n\xff\r\n", SEEDLINK_NOW) == b"" and session.phase is Phase.CLOSED
+
+
+def test_seedlink_year_0_is_no_date() -> None:
+    """``TIME 0000,01,01`` was refused by Python's calendar with "year 0 is out of range", quoting nothing."""
+    with pytest.raises(ValueError, match=r"time '0000,01,01': no such date"):
+        parse_seedlink_time("0000,01,01")
+    seedlink_session.check(b"\x00\x00TIME 0000,01,01\r\nTIME 0000-12-31T00:00Z\r\n")
