@@ -3,15 +3,18 @@ right result) and passes every invariant of its harness. docs/reliability.md lis
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import pytest
 
+from digitizer import dp5
 from digitizer.brp import BlockReceived, BrpReceiver, GapGivenUp, HeldBlockReplaced, frame_block
 from fuzz import (
     brp_stream,
     cd11_frame,
+    dp5_stream,
     hil_scenario,
     idc_config,
     ims2_message,
@@ -372,3 +375,58 @@ def test_seedlink_year_0_is_no_date() -> None:
     with pytest.raises(ValueError, match=r"time '0000,01,01': no such date"):
         parse_seedlink_time("0000,01,01")
     seedlink_session.check(b"\x00\x00TIME 0000,01,01\r\nTIME 0000-12-31T00:00Z\r\n")
+
+
+# ---- DP5 ------------------------------------------------------------------------------------------------
+
+
+def _dp5_events(stream: bytes, *, host: bool, cut: int) -> list:
+    parser = dp5.PacketParser.for_host() if host else dp5.PacketParser.for_device()
+    events = [e for at in range(0, len(stream), cut) for e in parser.feed(stream[at : at + cut])]
+    return [(type(e).__name__, e.offset, getattr(e, "got", None)) for e in events + parser.flush()]
+
+
+def test_dp5_a_damaged_packet_is_truncated_however_the_bytes_arrive() -> None:
+    """A request cut short by the next one: read in one piece, the damaged one was ``Truncated`` (the
+    good one inside it was complete); read a byte at a time, ``BadChecksum`` (it was not yet), and the
+    simulated DP5 answered it with a CHECKSUM_ERROR acknowledgement the host never asked for."""
+    stream = bytes.fromhex("f5fa01010004fe0f" "f5faf0030000fd1e")  # a 4-byte request cut by DISABLE MCA
+    expected = [("Truncated", 0, 8), ("Resync", 8, None), ("Received", 8, None)]
+    assert _dp5_events(stream, host=False, cut=len(stream)) == expected
+    assert _dp5_events(stream, host=False, cut=1) == expected
+    dp5_stream.check(b"\x03\x7f" + stream)
+
+
+def test_dp5_a_complete_packet_inside_another_is_read_however_the_bytes_arrive() -> None:
+    """A good packet inside another whose checksum happens to be good too: in one piece the outer one was
+    delivered, a byte at a time the inner one (the outer one still incomplete when the inner one ended)."""
+    stream = dp5.encode_packet(0x8F, 0x01, b"ab" + dp5.encode_ack(dp5.AckCode.OK) + b"cd")
+    expected = [("Truncated", 0, 8), ("Resync", 8, None), ("Received", 8, None)]
+    assert _dp5_events(stream, host=True, cut=len(stream)) == expected
+    assert _dp5_events(stream, host=True, cut=1) == expected
+    dp5_stream.check(b"\x02\x00" + stream)
+
+
+def test_dp5_an_unknown_device_type_is_encoded_as_it_was_read() -> None:
+    """A status from device type 32 decodes as ``unknown(32)``; the encoder wrote it back as a DP5 (0)."""
+    raw = bytearray(dp5.encode_status_response(dp5_stream._status())[6:-2])
+    raw[39] = 32
+    status = dp5.decode_status(bytes(raw))
+    assert status.device_type == "unknown(32)"
+    assert dp5.decode_status(dp5.encode_status(status)).device_type == "unknown(32)"
+    with pytest.raises(dp5.Dp5FormatError, match="device type 'PX9'"):
+        dp5.encode_status(dataclasses.replace(status, device_type="PX9"))
+    dp5_stream.check(b"\x04\x00" + dp5.encode_packet(*dp5.RSP_STATUS, bytes(raw)))
+
+
+def test_dp5_the_longest_accumulation_time_is_encoded_as_it_was_read() -> None:
+    """Found by atheris: accumulation time bytes 12-15 all 0xFF (255 ms + 16,777,215 x 100 ms) decode to
+    1677721.755 s; the encoder, keeping the ms byte below 100 and the 100 ms count at 24 bits, wrote back
+    1677721.555 s."""
+    raw = bytearray(dp5.encode_status_response(dp5_stream._status())[6:-2])
+    raw[12:16] = b"\xff\xff\xff\xff"
+    status = dp5.decode_status(bytes(raw))
+    assert status.accumulation_time_s == 1677721.755
+    assert dp5.decode_status(dp5.encode_status(status)).accumulation_time_s == 1677721.755
+    crash = bytes.fromhex("0403f5faff00" + "ff" * 41 + "f5fa80010040" + "ff" * 66 + "0000f512")
+    dp5_stream.check(crash)
