@@ -14,8 +14,8 @@ from __future__ import annotations
 TARGETS: dict[str, tuple[float, tuple[str, ...]]] = {
     "cd11_frame": (0.28, ("gci_link.cd11",)),  # but see NOT_INSTRUMENTED
     # BRP's checks cost in proportion to the stream (about 900 inputs a second at 2 KB), GCF's are cheap
-    "brp_stream": (0.15, ("digitizer.brp",)),
-    "gcf_block": (0.15, ("digitizer.gcf", "digitizer.base36")),
+    "brp_stream": (0.13, ("digitizer.brp",)),
+    "gcf_block": (0.13, ("digitizer.gcf", "digitizer.base36")),
     "station_config": (0.07, ("station.config", "tomllib")),
     "idc_config": (0.07, ("idc.config", "tomllib")),
     "hil_scenario": (0.06, ("hil.scenario", "tomllib")),
@@ -29,6 +29,8 @@ TARGETS: dict[str, tuple[float, tuple[str, ...]]] = {
                                 "idc.seedlink.info")),
     # the radionuclide detectors' serial lines: corrupt bytes from the gamma MCA (Amptek DP5)
     "dp5_stream": (0.04, ("digitizer.dp5",)),
+    # ... and from the beta-gamma MCA, the air sampler and the xenon unit (our line protocol)
+    "mca_lines": (0.04, ("digitizer.mca",)),
 }
 
 NOT_INSTRUMENTED = ("gci_link.cd11.canadian", "gci_link.cd11.crc", "gci_link.io.mseed2.records",

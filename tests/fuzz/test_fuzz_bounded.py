@@ -22,7 +22,7 @@ from fuzz.targets import TARGETS
 REPO = Path(__file__).resolve().parents[2]
 INPUTS = {"cd11_frame": 1500, "brp_stream": 1000, "gcf_block": 4000, "station_config": 1500,
           "idc_config": 3000, "hil_scenario": 800, "idc_receiver": 300, "ims2_message": 6000,
-          "seedlink_session": 2000, "dp5_stream": 4000}
+          "seedlink_session": 2000, "dp5_stream": 4000, "mca_lines": 6000}
 TOML_TARGETS = {"station_config", "idc_config", "hil_scenario"}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from digitizer import dp5
+from digitizer import dp5, mca
 from digitizer.brp import BlockReceived, BrpReceiver, GapGivenUp, HeldBlockReplaced, frame_block
 from fuzz import (
     brp_stream,
@@ -18,6 +18,7 @@ from fuzz import (
     hil_scenario,
     idc_config,
     ims2_message,
+    mca_lines,
     seedlink_session,
     station_config,
 )
@@ -430,3 +431,46 @@ def test_dp5_the_longest_accumulation_time_is_encoded_as_it_was_read() -> None:
     assert dp5.decode_status(dp5.encode_status(status)).accumulation_time_s == 1677721.755
     crash = bytes.fromhex("0403f5faff00" + "ff" * 41 + "f5fa80010040" + "ff" * 66 + "0000f512")
     dp5_stream.check(crash)
+
+
+# ---- beta-gamma MCA line protocol -----------------------------------------------------------------------
+
+
+def _mca_line(body: str, tag: int = 1) -> bytes:
+    text = f"{tag} {body}".encode()
+    return text + b"*%04X\n" % mca.crc16(text)
+
+
+def test_mca_a_tag_that_cannot_be_echoed_is_refused() -> None:
+    """Tags are 0-65535, but lines were read with any 5-digit tag: a command tagged 99999 was accepted
+    and the instrument's reply to it was refused by its own encoder (McaProtocolError out of frame_line)."""
+    (event,) = mca.CommandParser().feed(_mca_line("*IDN?", tag=99999))
+    assert isinstance(event, mca.CommandRejected) and event.tag == 0
+    assert "tag 99999 is not 0-65535" in event.message
+    mca.encode_error(event.tag, event.code, event.message)  # the refusal can be answered
+    (bad,) = mca.CommandParser().feed(b"70000 *IDN?*0000\n")  # wrong CRC: the tag is not echoed either
+    assert isinstance(bad, mca.CommandRejected) and bad.tag == 0
+    mca_lines.check(b"\x03\x00" + _mca_line("*IDN?", tag=99999))
+
+
+@pytest.mark.parametrize(("payload", "says"), [
+    ("SNAP=1 STATE=DONE REAL=1 LIVE=1 ARRAYS=H:100000x100000:9765625 CHUNK=1024", "more than 4194304 cells"),
+    ("SNAP=1 STATE=DONE REAL=1 LIVE=1 ARRAYS=H:10:1 CHUNK=5000", "CHUNK=5000 is not 1-1024"),
+    ("SNAP=1 STATE=DONE REAL=1 LIVE=1 ARRAYS=H:2x2x2:1 CHUNK=1000", "more than two dimensions"),
+])
+def test_mca_a_snapshot_beyond_the_protocols_limits_is_refused(payload: str, says: str) -> None:
+    """Snapshots were taken with any chunk size, any number of dimensions and any number of cells: the
+    first one had the host's read-out list 9,765,625 chunks (an unbounded allocation from one line)."""
+    with pytest.raises(mca.McaProtocolError, match=says):
+        mca.parse_snapshot(payload)
+    mca_lines.check(b"\x02\x00" + _mca_line("OK " + payload))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+def test_mca_numbers_in_replies_are_finite(value: str) -> None:
+    """``float`` takes nan and inf: a state of health, presets or acquisition times came through as such."""
+    with pytest.raises(mca.McaProtocolError, match="is not a finite number"):
+        mca.parse_soh(f"HV_V={value}")
+    with pytest.raises(mca.McaProtocolError, match="is not a finite number"):
+        mca.parse_acquisition_status(f"STATE=DONE REAL={value} LIVE=1")
+    mca_lines.check(b"\x02\x00" + _mca_line(f"OK HV_V={value} STATE=DONE REAL={value} LIVE=1"))
