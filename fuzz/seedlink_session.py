@@ -71,6 +71,17 @@ def check(data: bytes) -> None:
     _check_words(stream)
 
 
+class _Recording(Session):
+    """A session that notes the protocols it spoke while answering commands."""
+
+    spoken: set[int]
+
+    def _command(self, raw: bytes) -> bytes:
+        out = super()._command(raw)
+        self.spoken.add(self.protocol)
+        return out
+
+
 def _pieces(n: int, rng: random.Random) -> list[int]:
     sizes = []
     while n > 0:
@@ -80,14 +91,15 @@ def _pieces(n: int, rng: random.Random) -> list[int]:
 
 
 def _run(view: _View, limits: Limits, stream: bytes, pieces: list[int]) -> tuple:
-    session = Session(view, IDENTITY, limits, peer="fuzz")
+    session = _Recording(view, IDENTITY, limits, peer="fuzz")
     replies, events, at = b"", [], 0
     for size in pieces:
         streaming = session.phase is not Phase.HANDSHAKE
+        session.spoken = {session.protocol}
         out = session.feed(stream[at : at + size], NOW)
         at += size
         assert isinstance(out, bytes)
-        _check_replies(out, session.protocol, info_only=streaming)
+        _check_replies(out, session.spoken, info_only=streaming)
         replies += out
         events += session.take_events()
         if session.phase is not Phase.CLOSED:
@@ -159,9 +171,10 @@ def _check_packets(session: Session, view: _View, out: bytes) -> bytes:
 # ------------------------------------------------------------------------------------------ replies
 
 
-def _check_replies(out: bytes, protocol: int, info_only: bool) -> None:
+def _check_replies(out: bytes, protocols: set[int], info_only: bool) -> None:
     """Cut the replies into the forms the protocol has; anything else is garbage sent to the client. Once
-    packets flow (``info_only``), only INFO packets may come between them."""
+    packets flow (``info_only``), only INFO packets may come between them. ``protocols``: those the
+    session spoke while it made them (SLPROTO may come between them)."""
     hello = f"SeedLink v4.0 ({IDENTITY.software}) :: ".encode()
     at = 0
     while at < len(out):
@@ -185,7 +198,7 @@ def _check_replies(out: bytes, protocol: int, info_only: bool) -> None:
         elif rest.startswith((b"SEJI", b"SEJE")):
             length, seq, sid_len = _V4_HEAD.unpack_from(rest, 4)
             doc = json.loads(rest[4 + _V4_HEAD.size : 4 + _V4_HEAD.size + length])
-            assert protocol == 4 and seq == 0 and sid_len == 0 and len(rest) >= 4 + _V4_HEAD.size + length
+            assert 4 in protocols and seq == 0 and sid_len == 0 and len(rest) >= 4 + _V4_HEAD.size + length
             assert ("error" in doc) == rest.startswith(b"SEJE"), f"INFO {rest[:4]!r} with {sorted(doc)}"
             if "error" in doc:
                 assert doc["error"]["code"] in ERROR_CODES and doc["error"]["message"], doc["error"]

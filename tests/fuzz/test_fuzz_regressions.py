@@ -371,6 +371,20 @@ def test_seedlink_the_refusal_that_closes_a_streaming_connection_sends_no_line_a
     assert session.feed(b"\xff\r\n\xff\r\n", SEEDLINK_NOW) == b"" and session.phase is Phase.CLOSED
 
 
+def test_the_seedlink_harness_follows_a_protocol_switch() -> None:
+    """Found by atheris, a false alarm of the harness: SLPROTO 4.0, INFO (a JSON packet), then SLPROTO 3.1
+    before any STATION (allowed) made it take the JSON packet for a protocol 3 reply. It now checks the
+    replies against every protocol the session spoke while making them."""
+    session = _seedlink_session(Limits())
+    out = session.feed(b"SLPROTO 4.0\r\nINFO ID\r\nSLPROTO 3.1\r\n", SEEDLINK_NOW)
+    assert out.startswith(b"OK\r\nSEJI") and out.endswith(b"OK\r\n") and session.protocol == 3
+    seedlink_session.check(
+        b"\x00\x00SLPROTO 4.0\r\nINFO ID\r\nSTATION XX_SCAPABILITIES EXTREPLYFO+ STREAMS\r\n"
+        b"\xff\xff\xff\xff\xff\xff\xffION STA1 XX\r\nSELECT\x01\x00 00BHZ.E\r\nDATA 10 1999,1,1\r\n"
+        b"SLPROTO 3.1\r\nSTATION STA1 XX\r\nDATA 7FFFFFFFFFFFFFFF\r\nN XX_STA2\r\nDATA 20\r\nENL\r\n"
+        b"INFO+ STREAMS\r\n")
+
+
 def test_seedlink_year_0_is_no_date() -> None:
     """``TIME 0000,01,01`` was refused by Python's calendar with "year 0 is out of range", quoting nothing."""
     with pytest.raises(ValueError, match=r"time '0000,01,01': no such date"):
