@@ -177,7 +177,7 @@ def _chunk(payload: str) -> None:
     again = mca.parse_chunk(text)
     assert (again.snap_id, again.array, again.index, again.first) == (chunk.snap_id, chunk.array, chunk.index,
                                                                       chunk.first)
-    assert again.data.tobytes() == chunk.data.tobytes()
+    assert again.data.tobytes() == chunk.data.tobytes(), "a chunk's cells do not read back"
 
 
 def _soh(payload: str) -> None:
