@@ -33,8 +33,8 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 3 --durations=12  # three workers on two cores: the real-time tests mostly wait
 
-# At least 10 million inputs over every fuzz target, two targets at a time (about 45 min on 2 idle cores);
-# not part of `make test`.
+# At least 10 million inputs over every fuzz target, two targets at a time (about an hour on 2 idle cores,
+# estimated); not part of `make test`.
 $(FUZZ_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,fuzz]'
 	touch $(FUZZ_STAMP)

@@ -84,6 +84,7 @@ DEVICE_TYPES = {0: "DP5", 1: "PX5", 2: "DP5G", 3: "MCA8000D", 4: "TB5", 5: "DP5-
 PX5_OPTION_HPGE_HVPS = 1
 
 _SETTING_NAME = re.compile(r"[A-Z0-9]{4}")
+_UNKNOWN_DEVICE = re.compile(r"unknown\(([0-9]{1,3})\)")
 
 
 class AckCode(enum.IntEnum):
@@ -454,10 +455,13 @@ class PacketParser:
 
     A header is a candidate only when its PID1 is one this side can receive and its length fits
     ``max_data``. A checksum failure is reported and the scan resumes one byte later (the length may
-    be the corrupt field and hide a good packet). If a complete good packet starts inside a failed or
-    pending one, the earlier one is reported ``Truncated``. The buffer never holds more than one
-    largest packet plus one ``feed``; ``flush`` (call it on a read time-out) reports a pending partial
-    packet as truncated and drops it.
+    be the corrupt field and hide a good packet). If a complete good packet starts inside another one
+    (failed, pending, or even with a good checksum of its own: a device restarted mid-packet), the
+    earlier one is reported ``Truncated`` and the inner one read. While a plausible header inside is
+    still incomplete, that decision waits for it: the events depend on the bytes only, never on how they
+    were cut into reads. The buffer never holds more than two largest packets (one starting inside the
+    other) plus one ``feed``; ``flush`` (call it on a read time-out) reports a pending partial packet as
+    truncated and drops it.
     """
 
     def __init__(self, accept_pid1: frozenset[int], max_data: int, *, decode: bool) -> None:
@@ -506,23 +510,26 @@ class PacketParser:
             return None
         return pid1, pid2, length
 
-    def _complete_good_at(self, j: int) -> bool:
+    def _superseded_at(self, j: int, end: int, final: bool) -> int | None:
+        """Where a complete good packet starts inside the one whose header is at ``j`` (claimed to end at
+        ``end``): the first plausible header in between whose packet is complete and good; -1 if there is
+        none. None (not ``final``) while a header before it is incomplete: it may still prove good, so the
+        answer, and the events, would depend on how the bytes arrived."""
         buf = self._buf
-        if len(buf) - j < HEADER_SIZE or buf[j:j + 2] != SYNC:
-            return False
-        head = self._header_at(j)
-        if head is None:
-            return False
-        end = j + OVERHEAD + head[2]
-        return end <= len(buf) and checksum(memoryview(buf)[j:end - 2]) == buf[end - 2] << 8 | buf[end - 1]
-
-    def _next_good_inside(self, j: int, stop: int) -> int:
-        """Position of a complete good packet starting in ``(j, stop)``, or -1."""
-        k = self._buf.find(SYNC, j + 1, stop)
+        stop = min(end, len(buf))
+        k = buf.find(SYNC, j + 1, stop)
         while k >= 0:
-            if self._complete_good_at(k):
-                return k
-            k = self._buf.find(SYNC, k + 1, stop)
+            if len(buf) - k < HEADER_SIZE:  # a header not yet whole
+                if not final:
+                    return None
+            elif (head := self._header_at(k)) is not None:
+                inner_end = k + OVERHEAD + head[2]
+                if inner_end > len(buf):
+                    if not final:
+                        return None
+                elif checksum(memoryview(buf)[k:inner_end - 2]) == _u16_at(buf, inner_end - 2):
+                    return k
+            k = buf.find(SYNC, k + 1, stop)
         return -1
 
     def _scan(self, events: list[Event], *, final: bool) -> None:
@@ -546,24 +553,20 @@ class PacketParser:
                 continue
             pid1, pid2, length = head
             end = j + OVERHEAD + length
-            if end > len(buf):
-                k = self._next_good_inside(j, len(buf))
-                if k < 0 and not final:
-                    i = j
-                    break
+            k = self._superseded_at(j, end, final)
+            if k is None or (k < 0 and end > len(buf) and not final):
+                i = j  # wait for more bytes
+                break
+            if k >= 0 or end > len(buf):
                 got = (k if k >= 0 else len(buf)) - j
                 events.append(Truncated(pid1, pid2, length, got, self._offset + j))
                 self._skipped += 2
                 i = j + 2
                 continue
-            received = buf[end - 2] << 8 | buf[end - 1]
+            received = _u16_at(buf, end - 2)
             computed = checksum(memoryview(buf)[j:end - 2])
             if received != computed:
-                k = self._next_good_inside(j, end)
-                if k >= 0:
-                    events.append(Truncated(pid1, pid2, length, k - j, self._offset + j))
-                else:
-                    events.append(BadChecksum(pid1, pid2, length, self._offset + j, computed, received))
+                events.append(BadChecksum(pid1, pid2, length, self._offset + j, computed, received))
                 self._skipped += 2
                 i = j + 2
                 continue
@@ -585,6 +588,10 @@ class PacketParser:
             events.append(Malformed(pid1, pid2, offset, str(exc)))
 
 
+def _u16_at(buf: bytearray, at: int) -> int:
+    return buf[at] << 8 | buf[at + 1]
+
+
 # --------------------------------------------------------------------------------------------------
 # device side (simulated firmware)
 
@@ -595,10 +602,10 @@ def encode_status(s: Status) -> bytes:
     raw[0:4] = (s.fast_count & 0xFFFFFFFF).to_bytes(4, "little")
     raw[4:8] = (s.slow_count & 0xFFFFFFFF).to_bytes(4, "little")
     raw[8:12] = (s.gp_count & 0xFFFFFFFF).to_bytes(4, "little")
-    acc_ms = round(s.accumulation_time_s * 1000)
-    tenths, ms = divmod(acc_ms, 100)
-    raw[12] = ms
-    raw[13:16] = min(tenths, 0xFFFFFF).to_bytes(3, "little")
+    acc_ms = max(0, round(s.accumulation_time_s * 1000))
+    tenths = min(acc_ms // 100, 0xFFFFFF)
+    raw[12] = min(acc_ms - 100 * tenths, 0xFF)  # the ms byte takes the rest when the 100 ms count is full
+    raw[13:16] = tenths.to_bytes(3, "little")
     live = s.reported_live_time_s
     raw[16:20] = (round(live * 1000) if live is not None else 0).to_bytes(4, "little")
     raw[20:24] = min(round(s.real_time_s * 1000), 0xFFFFFFFF).to_bytes(4, "little")
@@ -614,11 +621,21 @@ def encode_status(s: Status) -> bytes:
                | 0x02 * s.configured)
     raw[36] = (raw[36] & ~0x20 & 0xFF) | 0x20 * s.first_since_reboot
     raw[37] = (raw[37] & 0xF0) | (s.firmware_build & 0x0F)
-    device_id = next((k for k, v in DEVICE_TYPES.items() if v == s.device_type), 0)
-    raw[39] = device_id
+    raw[39] = _device_id(s.device_type)
     if s.hpge_hv_inhibited is not None:
         raw[42] = (raw[42] & 0xC0) | PX5_OPTION_HPGE_HVPS | (0 if s.hpge_hv_inhibited else 0x20)
     return bytes(raw)
+
+
+def _device_id(device_type: str) -> int:
+    """Byte 39 for a device type name, also for the ``unknown(N)`` that ``decode_status`` names others."""
+    for k, v in DEVICE_TYPES.items():
+        if v == device_type:
+            return k
+    unknown = _UNKNOWN_DEVICE.fullmatch(device_type)
+    if unknown is None or int(unknown[1]) > 0xFF:
+        raise Dp5FormatError(f"device type {device_type!r} is not one of {sorted(DEVICE_TYPES.values())}")
+    return int(unknown[1])
 
 
 def _version_byte(text: str) -> int:

@@ -29,6 +29,7 @@ import numpy as np
 
 MAX_LINE = 8192  # bytes before the LF, CRC included
 CHUNK_CELLS = 1024
+MAX_SNAPSHOT_CELLS = 1 << 22  # every array of one snapshot: 16 MiB of uint32, 4096 chunks to read
 MAX_TAG = 65535
 
 # commands (canonical upper-case forms)
@@ -116,8 +117,11 @@ def unframe_line(line: bytes) -> tuple[int, str]:
     if m is None:
         tag_text = line.split(b" ", 1)[0]
         tag = int(tag_text) if tag_text.isdigit() and len(tag_text) <= 5 else 0
-        raise McaProtocolError(f"line {line[:40]!r} is not 'TAG BODY*CRC'", E_LINE_CHECKSUM, tag)
+        raise McaProtocolError(f"line {line[:40]!r} is not 'TAG BODY*CRC'", E_LINE_CHECKSUM,
+                               tag if tag <= MAX_TAG else 0)
     tag = int(m.group(1))
+    if tag > MAX_TAG:  # could not be echoed: the reply would be refused by its own encoder
+        raise McaProtocolError(f"tag {tag} is not 0-{MAX_TAG}", E_SYNTAX)
     text = line[:m.start(3) - 1]
     if crc16(text) != int(m.group(3), 16):
         raise McaProtocolError(f"line CRC {m.group(3).decode()} does not match {crc16(text):04X}",
@@ -286,11 +290,14 @@ def format_key_values(values: dict[str, object]) -> str:
 
 def _float(values: dict[str, str], key: str) -> float:
     try:
-        return float(values[key])
+        value = float(values[key])
     except KeyError:
         raise McaProtocolError(f"payload lacks {key}") from None
     except ValueError:
         raise McaProtocolError(f"{key}={values[key]!r} is not a number") from None
+    if not isfinite(value):
+        raise McaProtocolError(f"{key}={values[key]!r} is not a finite number")
+    return value
 
 
 def _optional_float(values: dict[str, str], key: str) -> float | None:
@@ -391,18 +398,26 @@ def parse_snapshot(payload: str) -> SnapshotInfo:
     kv = key_values(payload)
     snap = _optional_int(kv, "SNAP")
     chunk_cells = _optional_int(kv, "CHUNK")
-    if snap is None or chunk_cells is None or chunk_cells < 1:
+    if snap is None or chunk_cells is None:
         raise McaProtocolError(f"snapshot reply lacks SNAP or CHUNK: {payload[:80]!r}")
+    if not 1 <= chunk_cells <= CHUNK_CELLS:
+        raise McaProtocolError(f"snapshot CHUNK={chunk_cells} is not 1-{CHUNK_CELLS} cells")
     arrays: dict[str, ArraySpec] = {}
+    cells = 0
     for item in kv.get("ARRAYS", "").split(","):
         try:
             name, shape_text, chunks_text = item.split(":")
-            shape = tuple(int(n) for n in shape_text.split("x"))
+            shape = tuple(int(n) for n in shape_text.split("x", 2))
             chunks = int(chunks_text)
         except ValueError:
             raise McaProtocolError(f"snapshot array {item!r} is not NAME:AxB:CHUNKS") from None
+        if len(shape) > 2:
+            raise McaProtocolError(f"snapshot array {item!r} has more than two dimensions")
         if not name or any(n < 1 for n in shape) or chunks != chunks_for(prod(shape), chunk_cells):
             raise McaProtocolError(f"snapshot array {item!r} is inconsistent with CHUNK={chunk_cells}")
+        cells += prod(shape)
+        if cells > MAX_SNAPSHOT_CELLS:  # bounds the read-out: chunks to ask for, arrays to assemble
+            raise McaProtocolError(f"snapshot arrays hold more than {MAX_SNAPSHOT_CELLS} cells at {item!r}")
         arrays[name] = ArraySpec(shape, chunks)
     return SnapshotInfo(snap, parse_acquisition_status(payload), arrays, chunk_cells)
 

@@ -23,17 +23,22 @@ def scratch_parent() -> Path | None:
     return shm if shm.is_dir() else None
 
 
-def as_file(data: bytes, name: str) -> Path:
-    """``data`` written to ``name`` in this process's scratch folder (overwritten by the next input)."""
+def scratch_dir() -> Path:
+    """This process's private scratch folder (python -m fuzz removes it; libFuzzer skips atexit)."""
     global _DIR
     if _DIR is None:
-        given = os.environ.get(SCRATCH_ENV)  # set by python -m fuzz, which removes it: libFuzzer skips atexit
+        given = os.environ.get(SCRATCH_ENV)
         if given:
             _DIR = Path(given)
         else:
             _DIR = Path(tempfile.mkdtemp(prefix="ims-fuzz-", dir=scratch_parent()))
             atexit.register(shutil.rmtree, _DIR, True)
-    path = _DIR / name
+    return _DIR
+
+
+def as_file(data: bytes, name: str) -> Path:
+    """``data`` written to ``name`` in this process's scratch folder (overwritten by the next input)."""
+    path = scratch_dir() / name
     path.write_bytes(data)
     return path
 

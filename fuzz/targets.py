@@ -12,10 +12,10 @@ from __future__ import annotations
 
 # ``python -m fuzz`` runs targets in this order, ``--jobs`` at a time: the long ones come first.
 TARGETS: dict[str, tuple[float, tuple[str, ...]]] = {
-    "cd11_frame": (0.30, ("gci_link.cd11",)),  # but see NOT_INSTRUMENTED
+    "cd11_frame": (0.28, ("gci_link.cd11",)),  # but see NOT_INSTRUMENTED
     # BRP's checks cost in proportion to the stream (about 900 inputs a second at 2 KB), GCF's are cheap
-    "brp_stream": (0.15, ("digitizer.brp",)),
-    "gcf_block": (0.25, ("digitizer.gcf", "digitizer.base36")),
+    "brp_stream": (0.13, ("digitizer.brp",)),
+    "gcf_block": (0.13, ("digitizer.gcf", "digitizer.base36")),
     "station_config": (0.07, ("station.config", "tomllib")),
     "idc_config": (0.07, ("idc.config", "tomllib")),
     "hil_scenario": (0.06, ("hil.scenario", "tomllib")),
@@ -24,6 +24,13 @@ TARGETS: dict[str, tuple[float, tuple[str, ...]]] = {
     # a second against thousands for the parsers), so a small share still takes a quarter of an hour
     "idc_receiver": (0.02, ("idc.protocol", "idc.session", "idc.verify", "idc.admission", "idc.checker",
                             "gci_link.io.mseed2.limits", "gci_link.gaplist")),
+    # any client the IDC lets in reaches the SeedLink server's command parser
+    "seedlink_session": (0.08, ("idc.seedlink.protocol", "idc.seedlink.selection", "idc.seedlink.times",
+                                "idc.seedlink.info")),
+    # the radionuclide detectors' serial lines: corrupt bytes from the gamma MCA (Amptek DP5)
+    "dp5_stream": (0.04, ("digitizer.dp5",)),
+    # ... and from the beta-gamma MCA, the air sampler and the xenon unit (our line protocol)
+    "mca_lines": (0.04, ("digitizer.mca",)),
 }
 
 NOT_INSTRUMENTED = ("gci_link.cd11.canadian", "gci_link.cd11.crc", "gci_link.io.mseed2.records",

@@ -462,9 +462,8 @@ class Session:
                         if pattern.matches(s.network, s.station) and wanted(selectors, s.location, s.channel)
                     ]
             stations = by_station(streams)
-        if error is not None:
-            self.errors += 1
-            self._event("warning", "INFO refused", code=error[0], reason=error[1])
+        if error is not None:  # answered by an error document, and counted like any refusal
+            self._count_refusal("INFO", error[0], _shown(error[1]))
         if self.protocol == 4:
             doc = json_document(self.identity, self.hello, level, stations, error)
             if len(doc) > self.limits.max_info_bytes:
@@ -484,15 +483,13 @@ class Session:
         return b"" if self._batch else b"OK\r\n"
 
     def _refuse(self, exc: CommandError, verb: str) -> bytes:
-        self.errors += 1
-        message = _shown(str(exc))[:200]
-        self._event("warning", "command refused", command=_shown(verb), code=exc.code, reason=message)
-        if self.errors >= self.limits.max_errors:
-            self.phase = Phase.CLOSED
-            self._event("warning", "client closed after too many refused commands")
+        in_stream = self.phase is not Phase.HANDSHAKE
+        message = _shown(str(exc))
+        self._count_refusal(verb, exc.code, message)
+        if self.phase is Phase.CLOSED:
             message = f"{message}; too many errors, closing"
-        if self.phase is Phase.STREAMING or self.phase is Phase.ENDED:
-            return b""  # no reply line inside the packet stream: logged and counted only
+        if in_stream:
+            return b""  # no reply line inside the packet stream, not even the last: logged and counted only
         if self._batch and self.phase is not Phase.CLOSED:
             return b""
         if self.protocol == 4:
@@ -500,6 +497,14 @@ class Session:
         if self._extreply:
             return f"ERROR\r{exc.code} {message}\r\n".encode("ascii")
         return b"ERROR\r\n"
+
+    def _count_refusal(self, verb: str, code: str, message: str) -> None:
+        """Every refused command counts towards ``max_errors``, which closes the connection."""
+        self.errors += 1
+        self._event("warning", "command refused", command=_shown(verb), code=code, reason=message)
+        if self.errors >= self.limits.max_errors:
+            self.phase = Phase.CLOSED
+            self._event("warning", "client closed after too many refused commands")
 
     # ---- streaming
 

@@ -27,7 +27,7 @@ def parse_time(text: str) -> int:
         raise ValueError(f"time {text!r}: expected YYYY,MM,DD,hh,mm,ss or YYYY-MM-DDThh:mm:ss[.f]Z")
     year, month, day = (int(match.group(i)) for i in (1, 2, 3))
     hour, minute, second = (int(match.group(i) or 0) for i in (4, 5, 6))
-    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+    if not (year >= 1 and 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
         raise ValueError(f"time {text!r}: no such date")
     if hour > 23 or minute > 59 or second > 60:
         raise ValueError(f"time {text!r}: hour, minute or second out of range")

@@ -21,7 +21,8 @@ from fuzz.targets import TARGETS
 
 REPO = Path(__file__).resolve().parents[2]
 INPUTS = {"cd11_frame": 1500, "brp_stream": 1000, "gcf_block": 4000, "station_config": 1500,
-          "idc_config": 3000, "hil_scenario": 800, "idc_receiver": 300, "ims2_message": 6000}
+          "idc_config": 3000, "hil_scenario": 800, "idc_receiver": 300, "ims2_message": 6000,
+          "seedlink_session": 2000, "dp5_stream": 4000, "mca_lines": 6000}
 TOML_TARGETS = {"station_config", "idc_config", "hil_scenario"}
 
 
@@ -41,6 +42,10 @@ def _check_all(module, inputs) -> int:
             raise AssertionError(f"{module.__name__} invariant broken by input {data!r}") from exc
         count += 1
     return count
+
+
+def test_the_shares_sum_to_one() -> None:
+    assert sum(share for share, _ in TARGETS.values()) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
@@ -233,3 +238,52 @@ def test_the_receiver_harness_catches_a_reload_that_keeps_what_it_should_end(mon
         self, self.trust, stations))  # the new station list, but the old keys
     with pytest.raises(SignatureError, match="revoked"):
         idc_receiver.check(seed)
+
+
+def test_the_seedlink_harness_catches_a_selection_that_matches_wrongly(monkeypatch) -> None:
+    """Station patterns matched case-sensitively (the protocol's are not): the plain reading disagrees."""
+    import re
+
+    from fuzz import seedlink_session
+    from idc.seedlink import selection
+
+    data = b"\x00\x00STATION sta1 xx\r\nDATA\r\nEND\r\n"
+    seedlink_session.check(data)
+    monkeypatch.setattr(selection, "_glob", lambda pattern: re.compile(re.escape(pattern).replace(
+        r"\*", ".*").replace(r"\?", ".")))
+    with pytest.raises(AssertionError, match="station 'xx_sta1' on XX_STA1"):
+        seedlink_session.check(data)
+
+
+def test_the_dp5_harness_catches_a_status_field_read_wrongly(monkeypatch) -> None:
+    """A status whose general-purpose count is read one too high no longer encodes back to itself."""
+    import dataclasses
+
+    from digitizer import dp5
+    from fuzz import dp5_stream
+
+    seed = bytes((4, 3)) + dp5.encode_status_response(dp5_stream._status())
+    dp5_stream.check(seed)
+    decode_status = dp5.decode_status
+    monkeypatch.setattr(dp5, "decode_status", lambda raw: dataclasses.replace(
+        decode_status(raw), gp_count=decode_status(raw).gp_count + 1))
+    with pytest.raises(AssertionError, match="status changed in a round trip"):
+        dp5_stream.check(seed)
+
+
+def test_the_mca_harness_catches_a_chunk_read_short(monkeypatch) -> None:
+    """A chunk reader that drops the last cell: the chunk no longer reads back to what was written."""
+    import dataclasses
+
+    from digitizer import mca
+    from fuzz import mca_lines
+
+    seeds = [s for s in mca_lines.seeds() if b"CRC32=" in s]
+    for seed in seeds:
+        mca_lines.check(seed)
+    parse_chunk = mca.parse_chunk
+    monkeypatch.setattr(mca, "parse_chunk", lambda payload: dataclasses.replace(
+        parse_chunk(payload), data=parse_chunk(payload).data[:-1]))
+    with pytest.raises(AssertionError, match="cells do not read back"):
+        for seed in seeds:
+            mca_lines.check(seed)

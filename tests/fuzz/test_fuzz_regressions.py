@@ -3,19 +3,33 @@ right result) and passes every invariant of its harness. docs/reliability.md lis
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import pytest
 
+from digitizer import dp5, mca
 from digitizer.brp import BlockReceived, BrpReceiver, GapGivenUp, HeldBlockReplaced, frame_block
-from fuzz import brp_stream, cd11_frame, hil_scenario, idc_config, ims2_message, station_config
+from fuzz import (
+    brp_stream,
+    cd11_frame,
+    dp5_stream,
+    hil_scenario,
+    idc_config,
+    ims2_message,
+    mca_lines,
+    seedlink_session,
+    station_config,
+)
 from gci_link import ims2
 from gci_link.cd11 import Cd11FormatError, decode_frame
 from hil.scenario import ScenarioError
 from hil.scenario import load as load_scenario
 from idc.config import IdcConfigError
 from idc.config import load_config as load_idc_config
+from idc.seedlink.protocol import Limits, Phase, Session
+from idc.seedlink.times import parse_time as parse_seedlink_time
 from station.config import ConfigError, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -322,3 +336,155 @@ def test_an_empty_or_multi_line_key_is_named_visibly(tmp_path: Path) -> None:
         load_scenario(path)
     problems = [f"{p.key}: {p.problem}" for p in info.value.problems]
     assert problems == ['faults[0]."": unknown key']  # the key lands in the last table
+
+
+# ---- SeedLink server ------------------------------------------------------------------------------------
+
+SEEDLINK_NOW = 1_700_000_000 * 10**9
+
+
+def _seedlink_session(limits: Limits) -> Session:
+    return Session(seedlink_session._views()[0], seedlink_session.IDENTITY, limits, peer="test")
+
+
+def test_seedlink_info_refusals_close_the_connection_like_any_other() -> None:
+    """Bad INFO requests were counted but never closed the connection: a client could send them forever
+    (each answered by an error document), and its later BYE was logged as "too many errors"."""
+    data = (b"\x02\x03SLPROTO 4.1\r\nSLPROTO 4.0\r\nDATA\r\nSTATION XX_STA1 extra\r\nSTATION XX_STA1\r\n"
+            b"SELECT a b\r\nDATA 5 2023-11-14T22:14:00 2023-11-14T22:13:00\r\nINFO LEVEL\r\nEND\r\n")
+    seedlink_session.check(data)  # tight limits: 6 refusals close
+    session = _seedlink_session(Limits(max_errors=3))
+    out = session.feed(b"SLPROTO 4.0\r\nINFO NOPE\r\nINFO NOPE\r\nINFO NOPE\r\nINFO ID\r\n", SEEDLINK_NOW)
+    assert session.phase is Phase.CLOSED and session.errors == 3 and out.count(b"SEJE") == 3
+    assert b"SEJI" not in out  # the fourth INFO was not answered: the connection is closed
+    assert [e.fields.get("command") for e in session.take_events()][-2:] == ["INFO", None]
+
+
+def test_seedlink_the_refusal_that_closes_a_streaming_connection_sends_no_line_among_the_packets() -> None:
+    """Refusals while packets flow are logged and counted only; the last one, which closes the connection,
+    wrote an ``ERROR`` line into the packet stream."""
+    data = b"\x00\x00STATION STA1\r\nDATA\r\nEND\r\n" + b"\xff\r\n" * 25
+    seedlink_session.check(data)
+    session = _seedlink_session(Limits(max_errors=2))
+    assert session.feed(b"STATION STA1\r\nDATA\r\nEND\r\n", SEEDLINK_NOW) == b"OK\r\nOK\r\n"
+    assert session.phase is Phase.STREAMING
+    assert session.feed(b"\xff\r\n\xff\r\n", SEEDLINK_NOW) == b"" and session.phase is Phase.CLOSED
+
+
+def test_the_seedlink_harness_follows_a_protocol_switch() -> None:
+    """Found by atheris, a false alarm of the harness: SLPROTO 4.0, INFO (a JSON packet), then SLPROTO 3.1
+    before any STATION (allowed) made it take the JSON packet for a protocol 3 reply. It now checks the
+    replies against every protocol the session spoke while making them."""
+    session = _seedlink_session(Limits())
+    out = session.feed(b"SLPROTO 4.0\r\nINFO ID\r\nSLPROTO 3.1\r\n", SEEDLINK_NOW)
+    assert out.startswith(b"OK\r\nSEJI") and out.endswith(b"OK\r\n") and session.protocol == 3
+    seedlink_session.check(
+        b"\x00\x00SLPROTO 4.0\r\nINFO ID\r\nSTATION XX_SCAPABILITIES EXTREPLYFO+ STREAMS\r\n"
+        b"\xff\xff\xff\xff\xff\xff\xffION STA1 XX\r\nSELECT\x01\x00 00BHZ.E\r\nDATA 10 1999,1,1\r\n"
+        b"SLPROTO 3.1\r\nSTATION STA1 XX\r\nDATA 7FFFFFFFFFFFFFFF\r\nN XX_STA2\r\nDATA 20\r\nENL\r\n"
+        b"INFO+ STREAMS\r\n")
+
+
+def test_seedlink_year_0_is_no_date() -> None:
+    """``TIME 0000,01,01`` was refused by Python's calendar with "year 0 is out of range", quoting nothing."""
+    with pytest.raises(ValueError, match=r"time '0000,01,01': no such date"):
+        parse_seedlink_time("0000,01,01")
+    seedlink_session.check(b"\x00\x00TIME 0000,01,01\r\nTIME 0000-12-31T00:00Z\r\n")
+
+
+# ---- DP5 ------------------------------------------------------------------------------------------------
+
+
+def _dp5_events(stream: bytes, *, host: bool, cut: int) -> list:
+    parser = dp5.PacketParser.for_host() if host else dp5.PacketParser.for_device()
+    events = [e for at in range(0, len(stream), cut) for e in parser.feed(stream[at : at + cut])]
+    return [(type(e).__name__, e.offset, getattr(e, "got", None)) for e in events + parser.flush()]
+
+
+def test_dp5_a_damaged_packet_is_truncated_however_the_bytes_arrive() -> None:
+    """A request cut short by the next one: read in one piece, the damaged one was ``Truncated`` (the
+    good one inside it was complete); read a byte at a time, ``BadChecksum`` (it was not yet), and the
+    simulated DP5 answered it with a CHECKSUM_ERROR acknowledgement the host never asked for."""
+    stream = bytes.fromhex("f5fa01010004fe0f" "f5faf0030000fd1e")  # a 4-byte request cut by DISABLE MCA
+    expected = [("Truncated", 0, 8), ("Resync", 8, None), ("Received", 8, None)]
+    assert _dp5_events(stream, host=False, cut=len(stream)) == expected
+    assert _dp5_events(stream, host=False, cut=1) == expected
+    dp5_stream.check(b"\x03\x7f" + stream)
+
+
+def test_dp5_a_complete_packet_inside_another_is_read_however_the_bytes_arrive() -> None:
+    """A good packet inside another whose checksum happens to be good too: in one piece the outer one was
+    delivered, a byte at a time the inner one (the outer one still incomplete when the inner one ended)."""
+    stream = dp5.encode_packet(0x8F, 0x01, b"ab" + dp5.encode_ack(dp5.AckCode.OK) + b"cd")
+    expected = [("Truncated", 0, 8), ("Resync", 8, None), ("Received", 8, None)]
+    assert _dp5_events(stream, host=True, cut=len(stream)) == expected
+    assert _dp5_events(stream, host=True, cut=1) == expected
+    dp5_stream.check(b"\x02\x00" + stream)
+
+
+def test_dp5_an_unknown_device_type_is_encoded_as_it_was_read() -> None:
+    """A status from device type 32 decodes as ``unknown(32)``; the encoder wrote it back as a DP5 (0)."""
+    raw = bytearray(dp5.encode_status_response(dp5_stream._status())[6:-2])
+    raw[39] = 32
+    status = dp5.decode_status(bytes(raw))
+    assert status.device_type == "unknown(32)"
+    assert dp5.decode_status(dp5.encode_status(status)).device_type == "unknown(32)"
+    with pytest.raises(dp5.Dp5FormatError, match="device type 'PX9'"):
+        dp5.encode_status(dataclasses.replace(status, device_type="PX9"))
+    dp5_stream.check(b"\x04\x00" + dp5.encode_packet(*dp5.RSP_STATUS, bytes(raw)))
+
+
+def test_dp5_the_longest_accumulation_time_is_encoded_as_it_was_read() -> None:
+    """Found by atheris: accumulation time bytes 12-15 all 0xFF (255 ms + 16,777,215 x 100 ms) decode to
+    1677721.755 s; the encoder, keeping the ms byte below 100 and the 100 ms count at 24 bits, wrote back
+    1677721.555 s."""
+    raw = bytearray(dp5.encode_status_response(dp5_stream._status())[6:-2])
+    raw[12:16] = b"\xff\xff\xff\xff"
+    status = dp5.decode_status(bytes(raw))
+    assert status.accumulation_time_s == 1677721.755
+    assert dp5.decode_status(dp5.encode_status(status)).accumulation_time_s == 1677721.755
+    crash = bytes.fromhex("0403f5faff00" + "ff" * 41 + "f5fa80010040" + "ff" * 66 + "0000f512")
+    dp5_stream.check(crash)
+
+
+# ---- beta-gamma MCA line protocol -----------------------------------------------------------------------
+
+
+def _mca_line(body: str, tag: int = 1) -> bytes:
+    text = f"{tag} {body}".encode()
+    return text + b"*%04X\n" % mca.crc16(text)
+
+
+def test_mca_a_tag_that_cannot_be_echoed_is_refused() -> None:
+    """Tags are 0-65535, but lines were read with any 5-digit tag: a command tagged 99999 was accepted
+    and the instrument's reply to it was refused by its own encoder (McaProtocolError out of frame_line)."""
+    (event,) = mca.CommandParser().feed(_mca_line("*IDN?", tag=99999))
+    assert isinstance(event, mca.CommandRejected) and event.tag == 0
+    assert "tag 99999 is not 0-65535" in event.message
+    mca.encode_error(event.tag, event.code, event.message)  # the refusal can be answered
+    (bad,) = mca.CommandParser().feed(b"70000 *IDN?*0000\n")  # wrong CRC: the tag is not echoed either
+    assert isinstance(bad, mca.CommandRejected) and bad.tag == 0
+    mca_lines.check(b"\x03\x00" + _mca_line("*IDN?", tag=99999))
+
+
+@pytest.mark.parametrize(("payload", "says"), [
+    ("SNAP=1 STATE=DONE REAL=1 LIVE=1 ARRAYS=H:100000x100000:9765625 CHUNK=1024", "more than 4194304 cells"),
+    ("SNAP=1 STATE=DONE REAL=1 LIVE=1 ARRAYS=H:10:1 CHUNK=5000", "CHUNK=5000 is not 1-1024"),
+    ("SNAP=1 STATE=DONE REAL=1 LIVE=1 ARRAYS=H:2x2x2:1 CHUNK=1000", "more than two dimensions"),
+])
+def test_mca_a_snapshot_beyond_the_protocols_limits_is_refused(payload: str, says: str) -> None:
+    """Snapshots were taken with any chunk size, any number of dimensions and any number of cells: the
+    first one had the host's read-out list 9,765,625 chunks (an unbounded allocation from one line)."""
+    with pytest.raises(mca.McaProtocolError, match=says):
+        mca.parse_snapshot(payload)
+    mca_lines.check(b"\x02\x00" + _mca_line("OK " + payload))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+def test_mca_numbers_in_replies_are_finite(value: str) -> None:
+    """``float`` takes nan and inf: a state of health, presets or acquisition times came through as such."""
+    with pytest.raises(mca.McaProtocolError, match="is not a finite number"):
+        mca.parse_soh(f"HV_V={value}")
+    with pytest.raises(mca.McaProtocolError, match="is not a finite number"):
+        mca.parse_acquisition_status(f"STATE=DONE REAL={value} LIVE=1")
+    mca_lines.check(b"\x02\x00" + _mca_line(f"OK HV_V={value} STATE=DONE REAL={value} LIVE=1"))
