@@ -250,17 +250,23 @@ class FrameScanner:
             if text is None:
                 self._skipped += match.end() - match.start()
                 continue
-            at = base + garbage_stop + match.start()
-            events.append(TerminalText(text, at))
-            self._note_escapes(text, at, events)
+            self._text(text, base + garbage_stop + match.start(), events)
 
-    def _note_escapes(self, text: bytes, at: int, events: list[ScanEvent]) -> None:
-        if text[0] == 0x11 and self._esc_at == at - 1:
-            events.append(BlockModeResumed(at + 1))
-        pos = text.find(ESC_DC1)
+    def _text(self, text: bytes, at: int, events: list[ScanEvent]) -> None:
+        """``text`` (at stream offset ``at``) as ``TerminalText``, cut after each ESC DC1 so that its
+        ``BlockModeResumed`` comes in stream order: what follows is the block-mode side's, however the
+        bytes were cut into reads."""
+        start = 0
+        if text[0] == 0x11 and self._esc_at == at - 1:  # the ESC ended the previous piece of text
+            events += [TerminalText(text[:1], at), BlockModeResumed(at + 1)]
+            start = 1
+        pos = text.find(ESC_DC1, start)
         while pos >= 0:
-            events.append(BlockModeResumed(at + pos + 2))
-            pos = text.find(ESC_DC1, pos + 2)
+            events += [TerminalText(text[start : pos + 2], at + start), BlockModeResumed(at + pos + 2)]
+            start = pos + 2
+            pos = text.find(ESC_DC1, start)
+        if start < len(text):
+            events.append(TerminalText(text[start:], at + start))
         if text[-1] == 0x1B:
             self._esc_at = at + len(text) - 1
 

@@ -14,10 +14,16 @@ recognised is ignored (the whole text stays in ``Status.text``). Line forms foll
 
 Mass positions are reported in undocumented units, so they go to ``extra`` rather than to the
 ``mass_positions`` fractions of full scale.
+
+Numbers no digitizer can mean are line noise, and such a reading is ignored like an unrecognised line:
+a clock offset beyond int64 nanoseconds (the station's time arithmetic), a supply voltage or temperature
+that is not finite, a temperature below absolute zero. A stamp that is no real date gives no GPS sync
+time, and leaves one that an earlier line gave.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
@@ -33,7 +39,7 @@ _CD_FLAGS = ("locking", "unlocking", "cal_n", "cal_z", "cal_e", "centring")
 
 _STAMP = r"(?P<stamp>\d{4} +\d{1,2} +\d{1,2} +\d{1,2}:\d{2}:\d{2})"
 _FIX = r"(?P<fix>No Fix|[23]-?D)"
-_CLOCK = re.compile(_STAMP + r"\s+(?P<us>-?\d+) +MicroSeconds +(?P<dir>Fast|Slow)"
+_CLOCK = re.compile(_STAMP + r"\s+(?P<us>-?\d{1,16}) +MicroSeconds +(?P<dir>Fast|Slow)"
                     r"(?: +Freq error +(?P<freq>-?\d+) +e-9)?(?: +\w+ +" + _FIX + r")?", re.I)
 _SETTLING = re.compile(_STAMP + r"\s+GPS Control settling(?: +\w+ +" + _FIX + r")?", re.I)
 _OSD = re.compile(_STAMP + r"\s+o/s= *(?P<os>-?\d+) +drift= *(?P<drift>-?\d+) +pwm= *(?P<pwm>-?\d+)"
@@ -45,6 +51,8 @@ _SUPPLY = re.compile(r"supply *: *(?P<volts>-?\d+(?:\.\d+)?) *V\s+Temperature\s+
                      re.I)
 _MASSES = re.compile(r"Mass positions((?: +-?\d+)+)", re.I)
 _GPS_OFF = re.compile(r"GPS switched Off", re.I)
+MAX_CLOCK_OFFSET_US = (2**63 - 1) // 1000  # an offset in ns must fit int64
+ABSOLUTE_ZERO_C = -273.15
 
 
 def _stamp_ns(stamp: str) -> int | None:
@@ -70,10 +78,11 @@ def parse_status_text(system_id: str, time_ns: int, text: str) -> Status:
         line = line.strip()
         if not line:
             continue
-        if m := _CLOCK.search(line):
+        if (m := _CLOCK.search(line)) and abs(int(m["us"])) <= MAX_CLOCK_OFFSET_US:
             sign = 1 if m["dir"].lower() == "fast" else -1  # a fast clock is ahead of GPS
-            fields.update(clock_offset_ns=sign * int(m["us"]) * 1000, gps_locked=True,
-                          last_gps_sync_ns=_stamp_ns(m["stamp"]))
+            fields.update(clock_offset_ns=sign * int(m["us"]) * 1000, gps_locked=True)
+            if (synced := _stamp_ns(m["stamp"])) is not None:
+                fields["last_gps_sync_ns"] = synced
             if m["freq"] is not None:
                 extra["frequency_error_e9"] = m["freq"]
             if m["fix"]:
@@ -94,7 +103,9 @@ def parse_status_text(system_id: str, time_ns: int, text: str) -> Status:
         if m := _BOOT.search(line):
             extra.update(power_cycles=m["pc"] or m["pc2"], watchdog_resets=m["wd"] or m["wd2"])
         if m := _SUPPLY.search(line):
-            fields.update(supply_volts=float(m["volts"]), temperature_c=float(m["temp"]))
+            volts, temp = float(m["volts"]), float(m["temp"])  # huge digit strings read as inf
+            if math.isfinite(volts) and math.isfinite(temp) and temp >= ABSOLUTE_ZERO_C:
+                fields.update(supply_volts=volts, temperature_c=temp)
         if m := _MASSES.search(line):
             extra["mass_positions_raw"] = " ".join(m[1].split())
     return Status(system_id=system_id, time_ns=time_ns, text=text, extra=extra, **fields)

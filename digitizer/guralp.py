@@ -234,10 +234,10 @@ class GuralpDriver:
                 self._waiting.pop(out.request).set_result(out.text)
             elif isinstance(out, ConsoleFailed):
                 state = out.state.value
-                log.error("console command timed out", extra={"state": state,
-                                                              "lines": " | ".join(out.request.lines)})
-                self._waiting.pop(out.request).set_exception(
-                    TimeoutError(f"console did not answer in state {state}"))
+                log.error("console command failed", extra={"state": state, "reason": out.reason,
+                                                           "lines": " | ".join(out.request.lines)})
+                self._waiting.pop(out.request).set_exception(  # no usable answer came in time
+                    TimeoutError(f"console did not answer in state {state}: {out.reason}"))
             elif isinstance(out, LineSilent):
                 log.warning("digitizer line silent; reopening", extra={
                     "port": self.config.port, "silent_s": round(out.silent_ns / NS_PER_S, 2)})

@@ -17,6 +17,10 @@ from timeunits import NS_PER_S
 
 CAL_COMPONENTS = {"Z": "Z", "N": "N/S", "E": "E/W", "ALL": "ALL"}
 BREAK_IN_REPEAT_NS = NS_PER_S  # a break-in the console did not answer is sent again after this
+# Console output held while waiting for a prompt. A DM24's longest answer (STATUS, HELP) is a few KB;
+# more without a prompt is no console we understand, and the request fails instead of holding it all.
+MAX_REPLY_TEXT = 64 * 1024
+TIMED_OUT = "no answer in time"
 
 
 class ConsoleState(enum.Enum):
@@ -52,10 +56,12 @@ class ConsoleReply:
 
 @dataclass(frozen=True, slots=True)
 class ConsoleFailed:
-    """``request`` ran out of time in ``state``; ``GO`` was sent to leave the console."""
+    """``request`` failed in ``state``: it ran out of time, or ``reason``; ``GO`` was sent to leave the
+    console."""
 
     request: ConsoleRequest
     state: ConsoleState
+    reason: str = TIMED_OUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,19 @@ class _Exchange:
     text: bytearray = field(default_factory=bytearray)  # console output since the last prompt
     reply: list[str] = field(default_factory=list)
     next_break_ns: int | None = None
+    failed: ConsoleFailed | None = None  # given up before GO was due: reported once block mode resumes
+
+
+def _leave(ex: _Exchange, out: list[ConsoleOutput]) -> None:
+    ex.state = ConsoleState.GO
+    ex.text.clear()
+    out.append(brp.SendBytes(b"GO\r"))
+
+
+def _give_up(ex: _Exchange, reason: str, out: list[ConsoleOutput]) -> None:
+    """Leave the console; the request fails once the digitizer is back in block mode (or its time is up)."""
+    ex.failed = ConsoleFailed(ex.request, ex.state, reason)
+    _leave(ex, out)
 
 
 class Console:
@@ -127,39 +146,50 @@ class Console:
         ex = self._queue[0]
         if now_ns > ex.request.deadline_ns:
             self._queue.popleft()
-            return [brp.SendBytes(b"GO\r"), ConsoleFailed(ex.request, ex.state)]
+            return [brp.SendBytes(b"GO\r"), ex.failed or ConsoleFailed(ex.request, ex.state)]
         if ex.state is ConsoleState.BREAK_IN and (ex.next_break_ns is None or now_ns >= ex.next_break_ns):
             ex.next_break_ns = now_ns + BREAK_IN_REPEAT_NS
             return [brp.SendBytes(bytes((brp.BREAK_IN,)) + b"\r")]
         return []
 
     def text(self, data: bytes) -> list[ConsoleOutput]:
-        """Console text found between frames: a prompt moves the request under way on."""
+        """Console text found between frames: each prompt in it moves the request under way on, however
+        the text was cut into pieces (a prompt may come in two, or with the text after it)."""
         if not self._queue:
             return [StrayText(data)]
         ex = self._queue[0]
+        if ex.state is ConsoleState.GO:
+            return []  # what the console says on its way out belongs to no line
         ex.text += data
-        if ex.state is ConsoleState.GO or not ex.text.endswith(brp.PROMPT):
-            return []
         out: list[ConsoleOutput] = []
-        if ex.state is ConsoleState.LINE:
-            ex.reply.append(ex.text[: -len(brp.PROMPT)].decode("ascii", "replace"))
-            ex.index += 1
-        else:
-            out.append(ConsoleOpened(ex.request))
-        ex.text.clear()
-        lines = ex.request.lines
-        if ex.index < len(lines):
-            ex.state = ConsoleState.LINE
-            out.append(brp.SendBytes(lines[ex.index].encode("ascii") + b"\r"))
-        else:
-            ex.state = ConsoleState.GO
-            out.append(brp.SendBytes(b"GO\r"))
+        while ex.state is not ConsoleState.GO:
+            end = ex.text.find(brp.PROMPT)
+            if end < 0:
+                # a prompt may still complete the text: only more than that is too much
+                if len(ex.text) > MAX_REPLY_TEXT + len(brp.PROMPT) - 1:
+                    _give_up(ex, f"more than {MAX_REPLY_TEXT} bytes of console output without a prompt", out)
+                break
+            if end > MAX_REPLY_TEXT:
+                _give_up(ex, f"{end} bytes of console output before a prompt (at most {MAX_REPLY_TEXT})", out)
+                break
+            said = ex.text[:end].decode("ascii", "replace")
+            del ex.text[: end + len(brp.PROMPT)]
+            if ex.state is ConsoleState.LINE:
+                ex.reply.append(said)
+                ex.index += 1
+            else:
+                out.append(ConsoleOpened(ex.request))
+            lines = ex.request.lines
+            if ex.index < len(lines):
+                ex.state = ConsoleState.LINE
+                out.append(brp.SendBytes(lines[ex.index].encode("ascii") + b"\r"))
+            else:
+                _leave(ex, out)
         return out
 
     def block_mode(self) -> list[ConsoleOutput]:
         """The digitizer left the console (ESC DC1): the request that sent ``GO`` is done."""
         if self._queue and self._queue[0].state is ConsoleState.GO:
             ex = self._queue.popleft()
-            return [ConsoleReply(ex.request, "".join(ex.reply))]
+            return [ex.failed or ConsoleReply(ex.request, "".join(ex.reply))]
         return []

@@ -15,7 +15,7 @@ TARGETS: dict[str, tuple[float, tuple[str, ...]]] = {
     "cd11_frame": (0.28, ("gci_link.cd11",)),  # but see NOT_INSTRUMENTED
     # BRP's checks cost in proportion to the stream (about 900 inputs a second at 2 KB), GCF's are cheap
     "brp_stream": (0.13, ("digitizer.brp",)),
-    "gcf_block": (0.13, ("digitizer.gcf", "digitizer.base36")),
+    "gcf_block": (0.09, ("digitizer.gcf", "digitizer.base36")),
     "station_config": (0.07, ("station.config", "tomllib")),
     "idc_config": (0.07, ("idc.config", "tomllib")),
     "hil_scenario": (0.06, ("hil.scenario", "tomllib")),
@@ -31,6 +31,9 @@ TARGETS: dict[str, tuple[float, tuple[str, ...]]] = {
     "dp5_stream": (0.04, ("digitizer.dp5",)),
     # ... and from the beta-gamma MCA, the air sampler and the xenon unit (our line protocol)
     "mca_lines": (0.04, ("digitizer.mca",)),
+    # the Güralp digitizer's text: status blocks' text and the console's replies through the session
+    "guralp_text": (0.04, ("digitizer.gcf_status", "digitizer.guralp_console", "digitizer.guralp_session",
+                           "digitizer.brp")),
 }
 
 NOT_INSTRUMENTED = ("gci_link.cd11.canadian", "gci_link.cd11.crc", "gci_link.io.mseed2.records",

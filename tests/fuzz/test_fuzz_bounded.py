@@ -22,7 +22,8 @@ from fuzz.targets import TARGETS
 REPO = Path(__file__).resolve().parents[2]
 INPUTS = {"cd11_frame": 1500, "brp_stream": 1000, "gcf_block": 4000, "station_config": 1500,
           "idc_config": 3000, "hil_scenario": 800, "idc_receiver": 300, "ims2_message": 6000,
-          "seedlink_session": 2000, "dp5_stream": 4000, "mca_lines": 6000}
+          "seedlink_session": 2000, "dp5_stream": 4000, "mca_lines": 6000,
+          "guralp_text": 2000}
 TOML_TARGETS = {"station_config", "idc_config", "hil_scenario"}
 
 
@@ -287,3 +288,33 @@ def test_the_mca_harness_catches_a_chunk_read_short(monkeypatch) -> None:
     with pytest.raises(AssertionError, match="cells do not read back"):
         for seed in seeds:
             mca_lines.check(seed)
+
+
+def test_the_guralp_harness_catches_a_slow_clock_misread_and_a_reply_cut_short(monkeypatch) -> None:
+    """A clock line whose direction is not read (Slow lines no longer recognised) disagrees with what the
+    simulated digitizer wrote; a console reply missing its last character disagrees with a plain reading."""
+    import dataclasses
+    import re
+
+    from digitizer import gcf_status
+    from digitizer.guralp_console import Console, ConsoleReply
+    from fuzz import guralp_text
+    from fuzz.draw import Draw
+
+    slow = next(data for data in guralp_text.seeds()
+                if data[0] == 1 and " Slow" in guralp_text._simulated_text(Draw(data[1:]))[0])
+    exchanges = [data for data in guralp_text.seeds() if data[0] == 3]
+    for data in [slow, *exchanges]:
+        guralp_text.check(data)
+    with monkeypatch.context() as patched:
+        fast_only = gcf_status._CLOCK.pattern.replace("Fast|Slow", "Fast")
+        patched.setattr(gcf_status, "_CLOCK", re.compile(fast_only, re.I))
+        with pytest.raises(AssertionError, match="lock read wrong"):
+            guralp_text.check(slow)
+    block_mode = Console.block_mode
+    monkeypatch.setattr(Console, "block_mode", lambda self: [dataclasses.replace(o, text=o.text[:-1])
+                                                              if isinstance(o, ConsoleReply) else o
+                                                              for o in block_mode(self)])
+    with pytest.raises(AssertionError, match="plain reading"):
+        for data in exchanges:
+            guralp_text.check(data)

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from digitizer import dp5, mca
+from digitizer import brp, dp5, mca
 from digitizer.brp import BlockReceived, BrpReceiver, GapGivenUp, HeldBlockReplaced, frame_block
+from digitizer.gcf_status import parse_status_text
+from digitizer.guralp_console import MAX_REPLY_TEXT, Console, ConsoleFailed, ConsoleReply, ConsoleRequest
 from fuzz import (
     brp_stream,
     cd11_frame,
     dp5_stream,
+    guralp_text,
     hil_scenario,
     idc_config,
     ims2_message,
@@ -488,3 +491,79 @@ def test_mca_numbers_in_replies_are_finite(value: str) -> None:
     with pytest.raises(mca.McaProtocolError, match="is not a finite number"):
         mca.parse_acquisition_status(f"STATE=DONE REAL={value} LIVE=1")
     mca_lines.check(b"\x02\x00" + _mca_line(f"OK HV_V={value} STATE=DONE REAL={value} LIVE=1"))
+
+
+# ---- Güralp digitizer text -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line", [
+    "2006 9 4 13:13:00 99999999999999999999 MicroSeconds Fast",  # 1e23 ns: past int64
+    "2006 9 4 13:13:00 " + "9" * 400 + " MicroSeconds Slow",  # float() of it overflowed in the station's SOH
+    "2006 1 18 14:56:15 External supply : 1" + "0" * 400 + "V Temperature 24.68'C",  # read as inf volts
+    "2006 1 18 14:56:15 External supply : 12.0V Temperature -300'C",  # below absolute zero
+])
+def test_guralp_status_numbers_no_digitizer_can_mean_are_ignored(line: str) -> None:
+    """A status line whose clock offset does not fit int64 ns, or whose supply or temperature is not a
+    finite temperature above absolute zero, was read as such (an offset of 400 digits made the station's
+    SOH raise OverflowError on ``float``); now it is ignored like any line not recognised."""
+    status = parse_status_text("FUZZ1", 0, line)
+    assert (status.clock_offset_ns, status.supply_volts, status.temperature_c, status.gps_locked) == (
+        None, None, None, None)
+    guralp_text.check(b"\x00" + line.encode("ascii"))
+
+
+def test_guralp_a_clock_line_without_a_real_date_keeps_the_last_gps_sync() -> None:
+    """A second clock line whose stamp is no date (hour 25) set the GPS sync time back to None."""
+    text = "2006 9 4 13:13:00 2 MicroSeconds Fast\n2006 9 4 25:13:00 3 MicroSeconds Fast"
+    status = parse_status_text("FUZZ1", 0, text)
+    assert status.last_gps_sync_ns == 1_157_375_580 * 10**9 and status.clock_offset_ns == 3000
+    guralp_text.check(b"\x00" + text.encode("ascii"))
+
+
+def _console_outcome(stream: bytes, cut: int) -> list:
+    console = Console()
+    request = ConsoleRequest(("STATUS",), 10**10)
+    console.submit(request)
+    scanner, out = brp.FrameScanner(), []
+    for at in range(0, len(stream), cut):
+        for event in scanner.feed(stream[at : at + cut]):
+            out += console.text(event.data) if isinstance(event, brp.TerminalText) else console.block_mode()
+    return out + console.poll(10**10 + 1)
+
+
+def test_guralp_console_prompts_are_found_however_the_text_arrives() -> None:
+    """A prompt was seen only at the end of a read: the console's whole answer in one read (its prompt
+    followed by more text) left the request waiting until it timed out; read a byte at a time it worked."""
+    stream = b" ok\r\n" + b"GPS locked\r\n ok\r\n" + b"\x1b\x11"
+    expected = [brp.SendBytes(b"STATUS\r"), brp.SendBytes(b"GO\r")]
+    for cut in (len(stream), 1):
+        out = _console_outcome(stream, cut)
+        assert [o for o in out if isinstance(o, brp.SendBytes)] == expected
+        assert [o.text for o in out if isinstance(o, ConsoleReply)] == ["GPS locked\r\n"]
+    guralp_text.check(b"\x03\x00" + stream)
+
+
+def test_guralp_text_after_the_return_to_block_mode_is_not_the_replys() -> None:
+    """ESC DC1 inside a piece of text was reported after the whole piece: the console took text the
+    digitizer sent after leaving it (here the next request's prompts) as its own, or not, depending on
+    how the bytes were cut into reads."""
+    stream = b" ok\r\nst\r\n ok\r\n\x1b\x11 ok\r\n ok\r\n"
+    scanned = brp.FrameScanner().feed(stream)
+    assert [type(e).__name__ for e in scanned] == ["TerminalText", "BlockModeResumed", "TerminalText"]
+    assert scanned[0].data.endswith(brp.ESC_DC1) and scanned[2].data == b" ok\r\n ok\r\n"
+    # found by the bounded run's mutations
+    guralp_text.check(b"\x03\x07 ok\xff\n\x00\x00\x00\x01\n3 MINUT-425\r\n1970 01 01 00:00:00 No "
+                      b"calibration\r\n ok\r\n\x1b\x11 ok\r\n ok\r\n ok\r\n\x1b\x11after\r\n")
+
+
+def test_guralp_console_output_without_a_prompt_is_bounded() -> None:
+    """Console text was held without limit while waiting for a prompt: past MAX_REPLY_TEXT the request
+    fails (GO is sent, the failure named once the digitizer is back in block mode), however it arrives."""
+    stream = b" ok\r\n" + b"x" * (MAX_REPLY_TEXT + 10) + b"\x1b\x11"
+    for cut in (len(stream), 1000):
+        out = _console_outcome(stream, cut)
+        assert [o for o in out if isinstance(o, brp.SendBytes)] == [brp.SendBytes(b"STATUS\r"),
+                                                                     brp.SendBytes(b"GO\r")]
+        (failed,) = [o for o in out if isinstance(o, ConsoleFailed)]
+        assert f"more than {MAX_REPLY_TEXT} bytes of console output without a prompt" in failed.reason
+    guralp_text.check(b"\x03\x05" + stream)
