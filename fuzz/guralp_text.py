@@ -30,7 +30,7 @@ from typing import get_args
 import numpy as np
 
 from digitizer import brp
-from digitizer.gcf import GcfBlock, decode_block, encode_block
+from digitizer.gcf import MAX_RECORDS, GcfBlock, decode_block, encode_block
 from digitizer.gcf_status import CD_STATUS_SIZE, parse_cd_status, parse_status_text, status_from_block
 from digitizer.guralp_console import (
     MAX_REPLY_TEXT,
@@ -51,7 +51,7 @@ from timeunits import NS_PER_S
 OUTPUTS = get_args(Output)
 INT64 = 2**63
 FIXES = (None, "3D", "2D", "none")
-MAX_STATUS_TEXT = 4 * 255  # a GCF status body: 255 records of 4 bytes
+MAX_STATUS_TEXT = 4 * MAX_RECORDS  # the longest GCF status body
 T0 = 1_600_000_000 * NS_PER_S
 DEADLINE_NS = 10 * NS_PER_S
 REQUESTS = (("STATUS",), calibration_lines("sine", "Z", 3, frequency_hz=1))
@@ -160,9 +160,9 @@ def _check_cd(body: bytes) -> None:
     assert status.clock_offset_ns == int.from_bytes(body[4:8], "little", signed=True) * 500
     assert status.gps_locked == (body[2] == 0xFF)
     assert status.calibration_active == bool(body[11] & 0b11100)
-    again = status_from_block(decode_block(encode_block(GcfBlock("FUZZ1", "FUZZCD", T0, 0.0,
-                                                                 status_bytes=body[:1020]))))
-    assert again == parse_cd_status("FUZZ1", T0, body[:1020] + bytes(-len(body[:1020]) % 4))
+    sent = body[:MAX_STATUS_TEXT]
+    again = status_from_block(decode_block(encode_block(GcfBlock("FUZZ1", "FUZZCD", T0, 0.0, status_bytes=sent))))
+    assert again == parse_cd_status("FUZZ1", T0, sent + bytes(-len(sent) % 4)), "a CD block reads differently"
 
 
 # ---------------------------------------------------------------------------------------------- session
