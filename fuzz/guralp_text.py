@@ -161,7 +161,8 @@ def _check_cd(body: bytes) -> None:
     assert status.gps_locked == (body[2] == 0xFF)
     assert status.calibration_active == bool(body[11] & 0b11100)
     sent = body[:MAX_STATUS_TEXT]
-    again = status_from_block(decode_block(encode_block(GcfBlock("FUZZ1", "FUZZCD", T0, 0.0, status_bytes=sent))))
+    block = GcfBlock("FUZZ1", "FUZZCD", T0, 0.0, status_bytes=sent)
+    again = status_from_block(decode_block(encode_block(block)))
     assert again == parse_cd_status("FUZZ1", T0, sent + bytes(-len(sent) % 4)), "a CD block reads differently"
 
 
