@@ -7,12 +7,12 @@ digitizer's status lines (``hil.sim_digitizer``), their values drawn from the by
 
 Invariants:
 - status text never raises; what it reports is typed and in range (clock offset within int64 ns, supply
-  and temperature finite, the temperature above absolute zero, a GPS sync time a real second of years
-  1000-9999, a fix of 3D, 2D or none); each line counts on its own, a later one overriding an earlier
-  one; the same text sent in a GCF ``00`` block reads the same;
+  and temperature finite, the temperature above absolute zero, a GPS sync time a whole second that
+  CD-1.1's time field takes, a fix of 3D, 2D or none); each line counts on its own, a later one
+  overriding an earlier one; the same text sent in a GCF ``00`` block reads the same;
 - what the simulated digitizer writes reads back as the values it wrote, in a GCF block too;
 - a CD status body shorter than 16 bytes is refused with ValueError naming its length; a longer one
-  reads its offset in 500 ns steps, its fix and its flags;
+  reads its offset in 500 ns steps, its lock, fix and calibration flags, in a GCF block too;
 - the session returns only its documented outputs; every status it returns holds the ranges above; the
   console gets each request's reply as the text between the prompts that answered its lines, as a plain
   reading of the whole stream's console text finds it, and the console text it holds stays bounded;
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import fields
 from types import SimpleNamespace
 from typing import get_args
@@ -51,6 +52,7 @@ from timeunits import NS_PER_S
 OUTPUTS = get_args(Output)
 INT64 = 2**63
 FIXES = (None, "3D", "2D", "none")
+CD_FIXES = ("no GPS", "none", "2D", "3D")
 MAX_STATUS_TEXT = 4 * MAX_RECORDS  # the longest GCF status body
 T0 = 1_600_000_000 * NS_PER_S
 DEADLINE_NS = 10 * NS_PER_S
@@ -80,7 +82,10 @@ def check(data: bytes) -> None:
 
 
 def _check_status(status: Status) -> None:
-    assert status.gps_fix in FIXES, f"fix {status.gps_fix!r}"
+    if status.text is None:  # a CD status block
+        assert status.gps_fix in CD_FIXES or re.fullmatch(r"code \d+", status.gps_fix or ""), status.gps_fix
+    else:
+        assert status.gps_fix in FIXES, f"fix {status.gps_fix!r}"
     assert status.gps_locked in (None, True, False)
     offset = status.clock_offset_ns
     assert offset is None or (isinstance(offset, int) and -INT64 <= offset < INT64), f"clock offset {offset}"
@@ -156,7 +161,7 @@ def _check_cd(body: bytes) -> None:
         assert len(body) < CD_STATUS_SIZE and f"{len(body)} bytes" in str(exc), f"{len(body)} bytes: {exc}"
         return
     assert len(body) >= CD_STATUS_SIZE, f"a {len(body)}-byte CD status body was read"
-    _check_status(Status("FUZZ1", T0, clock_offset_ns=status.clock_offset_ns))
+    _check_status(status)
     assert status.clock_offset_ns == int.from_bytes(body[4:8], "little", signed=True) * 500
     assert status.gps_locked == (body[2] == 0xFF)
     assert status.calibration_active == bool(body[11] & 0b11100)
@@ -304,11 +309,14 @@ def seeds() -> list[bytes]:
     frames = [tx.frame(encode_block(GcfBlock("SIM1", "SIMDZ0", T0 + i * NS_PER_S, 100.0, samples=walk)))[1]
               for i in range(3)]
     frames.append(tx.frame(encode_block(GcfBlock("SIM1", "SIMD00", T0, 0.0, status_text=sim_text)))[1])
+    cd_body = bytes((ord("3"), ord("A"), 0xFF, 1, 3, 0, 0, 0, 0, 0, 0, 0b100, 0, 0, 0, 0))
+    frames.append(tx.frame(encode_block(GcfBlock("SIM1", "SIMDCD", T0, 0.0, status_bytes=cd_body)))[1])
     exchange = _sim_console_reply(REQUESTS[0], sim_text) + _sim_console_reply(REQUESTS[1], "")
     refused = brp.PROMPT + brp.PROMPT + b"Z 1 HZ SINEWAVE undefined (unknown word)\r\n" + brp.PROMPT
     streams = [exchange, frames[0] + exchange[:30] + frames[1] + exchange[30:] + frames[2] + frames[3],
-               exchange[:-2] + frames[3], brp.PROMPT + refused, b"boot\r\n" + exchange + b"after\r\n",
-               exchange.replace(brp.PROMPT, brp.PROMPT + b"\x1b"), b"".join(frames)]
+               exchange[:-2] + frames[3] + frames[4], brp.PROMPT + refused,
+               b"boot\r\n" + exchange + b"after\r\n", exchange.replace(brp.PROMPT, brp.PROMPT + b"\x1b"),
+               b"".join(frames)]
     out += [b"\x03" + bytes((cut,)) + s for s in streams for cut in (0, 7)]
     return out
 
