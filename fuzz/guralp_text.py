@@ -3,7 +3,9 @@ blocks, the binary CD status, and the console's replies as ``GuralpSession`` rou
 
 Input layout: byte 0 picks what the rest is (mod 4): 0 the text of a ``00`` status block; 1 the simulated
 digitizer's status lines (``hil.sim_digitizer``), their values drawn from the bytes; 2 a CD status body;
-3 a serial stream into a ``GuralpSession`` running two console requests, byte 1 cutting it into reads.
+3 a serial stream into a ``GuralpSession`` running two console requests, byte 1 cutting it into reads,
+bits 2 and 3 of byte 0 asking for a startup rewind and for a reconnect halfway through the stream (so
+that the rewind reads the frames' GCF headers).
 
 Invariants:
 - status text never raises; what it reports is typed and in range (clock offset within int64 ns, supply
@@ -70,12 +72,16 @@ def check(data: bytes) -> None:
     elif mode == 2:
         _check_cd(data[1:])
     else:
-        stream = data[2:]
+        stream, rewind = data[2:], bool(data[0] & 4)
+        reconnect = len(stream) // 2 if data[0] & 8 else 0
         cuts = random.Random(data[1] if len(data) > 1 else 0)
-        whole = _run_session(stream, [len(stream)] if stream else [])
-        assert whole == _run_session(stream, _pieces(len(stream), cuts)), (
+        halves = [n for n in (reconnect, len(stream) - reconnect) if n]
+        whole = _run_session(stream, halves, rewind, reconnect)
+        cut = _pieces(reconnect, cuts) + _pieces(len(stream) - reconnect, cuts)
+        assert whole == _run_session(stream, cut, rewind, reconnect), (
             "the session's console outcome, statuses or packets depend on how the bytes were cut")
-        assert whole[0] == _console_by_plain_reading(stream), "console replies differ from a plain reading"
+        assert whole[0] == _console_by_plain_reading(stream, reconnect), (
+            "console replies differ from a plain reading")
 
 
 # ------------------------------------------------------------------------------------------ status text
@@ -182,9 +188,10 @@ def _pieces(n: int, rng: random.Random) -> list[int]:
     return sizes
 
 
-def _run_session(stream: bytes, pieces: list[int]) -> tuple:
+def _run_session(stream: bytes, pieces: list[int], rewind: bool, reconnect: int) -> tuple:
+    """The session's outcome; the port is reopened at offset ``reconnect`` (not at 0), where a piece ends."""
     config = SessionConfig(watchdog_ns=100 * NS_PER_S, nak_timeout_ns=NS_PER_S, max_naks=3, rewind_margin=8,
-                           rewind_timeout_ns=NS_PER_S, startup_rewind=False)
+                           rewind_timeout_ns=NS_PER_S, startup_rewind=rewind)
     session = GuralpSession(config)
     session.connection_made(0)
     requests = [ConsoleRequest(lines, DEADLINE_NS) for lines in REQUESTS]
@@ -193,6 +200,8 @@ def _run_session(stream: bytes, pieces: list[int]) -> tuple:
     out = session.poll(0)  # the break-in
     at = 0
     for size in pieces:
+        if at and at == reconnect:
+            session.connection_made(NS_PER_S)
         out += session.receive(stream[at : at + size], NS_PER_S)
         at += size
         held = sum(len(ex.text) for ex in session._console._queue)
@@ -221,16 +230,17 @@ def _run_session(stream: bytes, pieces: list[int]) -> tuple:
     return (console, bytes(stray)), statuses, packets
 
 
-def _console_by_plain_reading(stream: bytes) -> tuple[list, bytes]:
+def _console_by_plain_reading(stream: bytes, reconnect: int) -> tuple[list, bytes]:
     """Each request's outcome from the whole stream's console text and block-mode returns, read at once:
     break in, then each line's reply is the text up to the next prompt, unless longer than the console may
     say (then GO, and the request fails); after GO, the text up to ESC DC1 does not count; text while no
-    request runs is stray."""
+    request runs is stray. A reconnect starts a new byte stream, not a new console exchange."""
     console: list = [("sent", bytes((brp.BREAK_IN,)) + b"\r")]
     stray = bytearray()
     queue = list(enumerate(REQUESTS))
     state, text, replies, failed = "break", b"", [], None
-    for event in brp.FrameScanner().feed(stream):
+    events = brp.FrameScanner().feed(stream[:reconnect]) + brp.FrameScanner().feed(stream[reconnect:])
+    for event in events:
         if not queue:
             if isinstance(event, brp.TerminalText):
                 stray += event.data
@@ -317,8 +327,12 @@ def seeds() -> list[bytes]:
                exchange[:-2] + frames[3] + frames[4], brp.PROMPT + refused,
                b"boot\r\n" + exchange + b"after\r\n", exchange.replace(brp.PROMPT, brp.PROMPT + b"\x1b"),
                b"".join(frames)]
-    out += [b"\x03" + bytes((cut,)) + s for s in streams for cut in (0, 7)]
-    return out
+    out += [bytes((mode,)) + bytes((cut,)) + s for s in streams for mode, cut in ((3, 0), (3, 7), (15, 5))]
+    # a reconnect halfway (mode 11) after ten blocks, the digitizer two blocks further on: a rewind of two
+    tx = brp.BrpTransmitter()
+    later = [tx.frame(encode_block(GcfBlock("SIM1", "SIMDZ0", T0 + i * NS_PER_S, 100.0, samples=walk)))[1]
+             for i in range(14)]
+    return out + [b"\x0b\x03" + b"".join(later[:10] + later[12:] + later[4:12])]
 
 
 DICTIONARY = [brp.PROMPT, brp.ESC_DC1, b"\r\n", b" MicroSeconds Fast", b" MicroSeconds Slow", b" Freq error ",
