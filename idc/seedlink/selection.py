@@ -15,6 +15,7 @@ A record is wanted when it matches any positive selector (or there is none) and 
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 
@@ -29,9 +30,10 @@ _V4_TYPE = re.compile(r"[A-Za-z0-9*?]{1,2}")
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
-    """Anchored regex of a pattern with ``*`` (any run) and ``?`` (one character)."""
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+    """Anchored regex of a pattern with ``*`` (any run) and ``?`` (one character). The standard library's
+    translation matches each ``*`` atomically; one ``.*`` per star backtracked exponentially (a client's
+    station pattern of 64 stars and one letter that does not match held a session for minutes)."""
+    return re.compile(fnmatch.translate(pattern), re.IGNORECASE)
 
 
 def station_id(network: str, station: str) -> str:
@@ -119,7 +121,7 @@ def _kind(pattern: str) -> re.Pattern[str]:
     """Format/subformat pattern matched from the start of ``2D``; a lone type letter is the subformat."""
     if len(pattern) == 1 and pattern.upper() in _TYPES:
         return re.compile(r"." + re.escape(pattern.upper()), re.IGNORECASE)
-    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.I)
+    return _glob(pattern + "*")
 
 
 def wanted(selectors: list[Selector], location: str, channel: str) -> bool:

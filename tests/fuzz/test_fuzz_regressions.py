@@ -32,6 +32,7 @@ from hil.scenario import load as load_scenario
 from idc.config import IdcConfigError
 from idc.config import load_config as load_idc_config
 from idc.seedlink.protocol import Limits, Phase, Session
+from idc.seedlink.selection import selector_v4, station_v4
 from idc.seedlink.times import parse_time as parse_seedlink_time
 from station.config import ConfigError, parse_config
 
@@ -393,6 +394,17 @@ def test_seedlink_year_0_is_no_date() -> None:
     with pytest.raises(ValueError, match=r"time '0000,01,01': no such date"):
         parse_seedlink_time("0000,01,01")
     seedlink_session.check(b"\x00\x00TIME 0000,01,01\r\nTIME 0000-12-31T00:00Z\r\n")
+
+
+def test_seedlink_a_pattern_of_many_stars_matches_without_backtracking() -> None:
+    """Found by atheris (libFuzzer's 30 s timeout, 5 inputs): a pattern became one ``.*`` per star, and
+    stars followed by a letter that does not match backtracked exponentially, holding the session for
+    minutes on one command. Each star now matches atomically (``fnmatch.translate``); on the old code this
+    test runs into pytest's timeout."""
+    stars = station_v4("*" * 63 + "Q")
+    assert not stars.matches("XX", "STA1") and stars.matches("XX", "STAQ")
+    assert not selector_v4("*" * 60 + "Q").matches("00", "BHZ")
+    seedlink_session.check(b"HL--\r\nINFO STATIONS\r\n" + b"*" * 122 + b"IREAMS\r\nBYE\r\n")
 
 
 # ---- DP5 ------------------------------------------------------------------------------------------------
