@@ -70,11 +70,12 @@ def _send_until_held_back(sock: zmq.Socket, message: bytes, most: int, wait_ms: 
 
 
 def test_a_busy_receiver_queues_few_messages_of_one_peer(tmp_path, keys, clock):
-    """While the loop is busy, ZeroMQ reads ahead only a few messages per connection and then leaves the
-    peer's bytes to TCP's flow control: with ZeroMQ's default queue of 1000, all 80 messages of 1 MiB
-    below went into the receiver's memory; now the kernel's buffers and 8 queued messages hold them up."""
+    """While the loop is busy, ZeroMQ reads ahead only ``RECEIVE_QUEUE_MESSAGES`` per connection and then
+    leaves the peer's bytes to TCP's flow control: with ZeroMQ's default queue of 1000, all 300 messages
+    of 512 KiB below went into the receiver's memory; now the kernel's buffers and 64 queued messages hold
+    them up."""
     run = Running(make_config(tmp_path, keys.ca.trust_dir, data_endpoint=None), keys.ca.trust_store(), clock)
-    gate = threading.Event()
+    entered, gate = threading.Event(), threading.Event()
     attacker = run.ctx.socket(zmq.DEALER)
     try:
         sta = run.station()
@@ -82,12 +83,13 @@ def test_a_busy_receiver_queues_few_messages_of_one_peer(tmp_path, keys, clock):
         attacker.setsockopt(zmq.SNDHWM, 1)
         attacker.setsockopt(zmq.LINGER, 0)
         attacker.connect(run.receiver.connection_endpoint)
-        busy = threading.Thread(target=run.on_loop, args=(lambda: gate.wait(60), 60))
+        busy = threading.Thread(target=run.on_loop, args=(lambda: (entered.set(), gate.wait(60)), 60))
         busy.start()
-        sent = _send_until_held_back(attacker, bytes(1 << 20), most=80)
+        assert entered.wait(30), "the loop never took the call"
+        sent = _send_until_held_back(attacker, bytes(1 << 19), most=300)
         gate.set()
         busy.join()
-        assert 0 < sent <= 40, sent
+        assert 0 < sent <= 150, sent
         _serve_honest(sta, keys, 3050, tmp_path)
     finally:
         gate.set()
