@@ -47,12 +47,14 @@ from digitizer.brp import (
     parse_pc_bytes,
 )
 from digitizer.gcf import GcfBlock, encode_block
+from fuzz.draw import read_sizes
 
 EVENTS = get_args(Event)  # the receiver's documented events; a new one joins the check with its declaration
 NAK_TIMEOUT_NS = 1_000_000_000
 # libFuzzer's input cap: two frames of the largest block (2 x 1030 bytes) and console text between them.
 # The checks cost in proportion to the length; libFuzzer's default of 4 KB halves the rate for nothing new.
 MAX_LEN = 2304
+READ_SIZES = (1, 2, 3, 5, 7, 64, 1000)  # the reads a stream is cut into, for the cutting check
 
 
 def check(data: bytes) -> None:
@@ -60,19 +62,11 @@ def check(data: bytes) -> None:
     cuts = random.Random(data[1] if len(data) > 1 else 0)
     stream = data[2:]
     whole = _run(stream, depth, [len(stream)], polls=False)
-    pieces = _pieces(len(stream), cuts)
+    pieces = read_sizes(len(stream), cuts, READ_SIZES)
     _assert_same(whole, _run(stream, depth, pieces, polls=False))
     _run(stream, depth, pieces, polls=True)  # the NAK timer between reads: invariants only
     _check_pc_parser(stream, pieces)
 
-
-def _pieces(n: int, rng: random.Random) -> list[int]:
-    sizes = []
-    while n > 0:
-        size = min(n, rng.choice((1, 2, 3, 5, 7, 64, 1000)))
-        sizes.append(size)
-        n -= size
-    return sizes
 
 
 def _run(stream: bytes, depth: int, pieces: list[int], polls: bool) -> list:

@@ -67,10 +67,13 @@ from digitizer.dp5 import (
     request_status,
     request_text_readback,
 )
+from fuzz.draw import read_sizes
 
 EVENTS = get_args(Event)
 # libFuzzer's input cap: a 1024-channel spectrum with its status and a few packets around it
 MAX_LEN = 4096
+
+READ_SIZES = (1, 2, 5, 6, 7, 64, 1000)  # the reads a stream is cut into, for the cutting check
 
 
 def check(data: bytes) -> None:
@@ -78,7 +81,8 @@ def check(data: bytes) -> None:
     host, timeout = not mode & 1, bool(mode & 2)
     stream = _checksums_made_right(data[2:]) if mode & 4 else data[2:]
     whole = _run(stream, host, timeout, [len(stream)] if stream else [])
-    cut = _run(stream, host, timeout, _pieces(len(stream), random.Random(data[1] if len(data) > 1 else 0)))
+    cuts = random.Random(data[1] if len(data) > 1 else 0)
+    cut = _run(stream, host, timeout, read_sizes(len(stream), cuts, READ_SIZES))
     assert whole == cut, "the events depend on how the bytes were cut into reads"
 
 
@@ -94,13 +98,6 @@ def _checksums_made_right(stream: bytes) -> bytes:
         j = out.find(SYNC, j + 2)
     return bytes(out)
 
-
-def _pieces(n: int, rng: random.Random) -> list[int]:
-    sizes = []
-    while n > 0:
-        sizes.append(min(n, rng.choice((1, 2, 5, 6, 7, 64, 1000))))
-        n -= sizes[-1]
-    return sizes
 
 
 def _run(stream: bytes, host: bool, timeout: bool, pieces: list[int]) -> list:

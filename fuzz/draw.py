@@ -6,6 +6,8 @@ small mutation of the bytes is a small change of the value (what coverage-guided
 
 from __future__ import annotations
 
+import random
+
 
 class Draw:
     def __init__(self, data: bytes) -> None:
@@ -33,3 +35,14 @@ class Draw:
 
     def text(self, alphabet: str, low: int, high: int) -> str:
         return "".join(self.choice(alphabet) for _ in range(self.int_in(low, high)))
+
+
+def read_sizes(total: int, rng: random.Random, sizes: tuple[int, ...]) -> list[int]:
+    """``total`` bytes cut into reads whose sizes ``rng`` picks from ``sizes`` (the last may be shorter):
+    the ways a serial line or a socket may deliver a stream, for the checks that events do not depend on
+    them."""
+    reads: list[int] = []
+    while total > 0:
+        reads.append(min(total, rng.choice(sizes)))
+        total -= reads[-1]
+    return reads

@@ -46,7 +46,7 @@ from digitizer.guralp_console import (
 )
 from digitizer.guralp_session import GuralpSession, Output, SessionConfig
 from digitizer.packet import Packet, Status
-from fuzz.draw import Draw
+from fuzz.draw import Draw, read_sizes
 from gci_link.cd11.timefmt import format_time
 from hil.sim_digitizer import Calibration, SimDigitizer
 from timeunits import NS_PER_S
@@ -61,6 +61,8 @@ DEADLINE_NS = 10 * NS_PER_S
 REQUESTS = (("STATUS",), calibration_lines("sine", "Z", 3, frequency_hz=1))
 CONSOLE_HELD_MAX = MAX_REPLY_TEXT + len(brp.PROMPT) - 1  # console text held while waiting for a prompt
 MAX_LEN = 4096
+
+READ_SIZES = (1, 2, 3, 5, 7, 64, 1000)  # the reads a stream is cut into, for the cutting check
 
 
 def check(data: bytes) -> None:
@@ -77,7 +79,7 @@ def check(data: bytes) -> None:
         cuts = random.Random(data[1] if len(data) > 1 else 0)
         halves = [n for n in (reconnect, len(stream) - reconnect) if n]
         whole = _run_session(stream, halves, rewind, reconnect)
-        cut = _pieces(reconnect, cuts) + _pieces(len(stream) - reconnect, cuts)
+        cut = read_sizes(reconnect, cuts, READ_SIZES) + read_sizes(len(stream) - reconnect, cuts, READ_SIZES)
         assert whole == _run_session(stream, cut, rewind, reconnect), (
             "the session's console outcome, statuses or packets depend on how the bytes were cut")
         assert whole[0] == _console_by_plain_reading(stream, reconnect), (
@@ -179,13 +181,6 @@ def _check_cd(body: bytes) -> None:
 
 # ---------------------------------------------------------------------------------------------- session
 
-
-def _pieces(n: int, rng: random.Random) -> list[int]:
-    sizes = []
-    while n > 0:
-        sizes.append(min(n, rng.choice((1, 2, 3, 5, 7, 64, 1000))))
-        n -= sizes[-1]
-    return sizes
 
 
 def _run_session(stream: bytes, pieces: list[int], rewind: bool, reconnect: int) -> tuple:

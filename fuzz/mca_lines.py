@@ -40,10 +40,13 @@ from digitizer.mca import (
     ReplyParser,
     ReplyReceived,
 )
+from fuzz.draw import read_sizes
 
 _TOKEN = re.compile(r"[A-Z0-9_:.+\-*?,x/]+", re.IGNORECASE)  # what encode_command sends (docs §2)
 _CRC = re.compile(rb"\*[0-9A-Fa-f]{4}\r?$")
 MAX_LEN = 3 * MAX_LINE
+
+READ_SIZES = (1, 2, 5, 17, 100, 4000, MAX_LINE + 3)  # the reads a stream is cut into, for the cutting check
 
 
 def check(data: bytes) -> None:
@@ -51,7 +54,8 @@ def check(data: bytes) -> None:
     host = not mode & 1
     stream = _crcs_made_right(data[2:]) if mode & 2 else data[2:]
     whole = _run(stream, host, [len(stream)] if stream else [])
-    cut = _run(stream, host, _pieces(len(stream), random.Random(data[1] if len(data) > 1 else 0)))
+    cuts = random.Random(data[1] if len(data) > 1 else 0)
+    cut = _run(stream, host, read_sizes(len(stream), cuts, READ_SIZES))
     assert whole == cut, "the events depend on how the bytes were cut into reads"
     for event in whole:
         if isinstance(event, ReplyReceived):
@@ -72,13 +76,6 @@ def _crcs_made_right(stream: bytes) -> bytes:
             lines[i] = text + b"*%04X" % mca.crc16(text) + (b"\r" if line.endswith(b"\r") else b"")
     return b"\n".join(lines)
 
-
-def _pieces(n: int, rng: random.Random) -> list[int]:
-    sizes = []
-    while n > 0:
-        sizes.append(min(n, rng.choice((1, 2, 5, 17, 100, 4000, MAX_LINE + 3))))
-        n -= sizes[-1]
-    return sizes
 
 
 def _run(stream: bytes, host: bool, pieces: list[int]) -> list:

@@ -35,6 +35,7 @@ from fnmatch import fnmatchcase
 from functools import cache
 
 from fuzz.config_file import scratch_dir
+from fuzz.draw import read_sizes
 from idc.seedlink.info import Identity
 from idc.seedlink.protocol import V3_MASK, FramedRecord, Limits, Phase, Session
 from idc.seedlink.record import RECORD_LENGTH
@@ -58,6 +59,8 @@ ERROR_CODES = {"UNSUPPORTED", "UNEXPECTED", "UNAUTHORIZED", "LIMIT", "ARGUMENTS"
 LEVELS = {"debug", "info", "warning"}
 _V4_HEAD = struct.Struct("<IQB")
 
+READ_SIZES = (1, 2, 3, 7, 13, 100, 600)  # the reads a stream is cut into, for the cutting check
+
 
 def check(data: bytes) -> None:
     mode = data[0] if data else 0
@@ -65,7 +68,8 @@ def check(data: bytes) -> None:
     limits = TIGHT if mode & 2 else Limits()
     stream = data[2:]
     whole = _run(view, limits, stream, [len(stream)] if stream else [])
-    cut = _run(view, limits, stream, _pieces(len(stream), random.Random(data[1] if len(data) > 1 else 0)))
+    cuts = random.Random(data[1] if len(data) > 1 else 0)
+    cut = _run(view, limits, stream, read_sizes(len(stream), cuts, READ_SIZES))
     for name, a, b in zip(("replies", "events", "state", "packets"), whole, cut, strict=True):
         assert a == b, f"{name} depend on how the bytes were cut into reads"
     _check_words(stream)
@@ -81,13 +85,6 @@ class _Recording(Session):
         self.spoken.add(self.protocol)
         return out
 
-
-def _pieces(n: int, rng: random.Random) -> list[int]:
-    sizes = []
-    while n > 0:
-        sizes.append(min(n, rng.choice((1, 2, 3, 7, 13, 100, 600))))
-        n -= sizes[-1]
-    return sizes
 
 
 def _run(view: _View, limits: Limits, stream: bytes, pieces: list[int]) -> tuple:
