@@ -71,12 +71,6 @@ METRICS_FLUSH_NS = NS_PER_S  # metrics tallies reach the database (status, Prome
 METRICS_PRUNE_NS = 60 * NS_PER_S
 COMMANDS_POLL_NS = NS_PER_S  # how often the operator's queued command requests are looked for
 LINGER_MS = 1000
-# complete messages ZeroMQ may queue per connection before it stops reading that peer's TCP stream. Its
-# default, 1000, let one peer park 1000 x the part limit in the receiver while the loop was busy (150
-# one-part messages of 4 MiB took an idle ROUTER from 16 to 600 MiB; with 64 queued, 276 MiB). Much less
-# costs throughput: with 8, ZeroMQ woke its I/O thread every 4 messages and 20,000 small frames from one
-# peer took over 5 s on a loaded machine instead of about 1 s; 64 is as fast as the default.
-RECEIVE_QUEUE_MESSAGES = 64
 STRANGER_LOG_BURST = 20  # log lines for rejected input that names no configured station: at once,
 STRANGER_LOG_PER_S = 1.0  # then per second
 # what a reload (SIGHUP, ``ims idc reload``) changes; every other setting takes a restart
@@ -245,7 +239,6 @@ class Receiver:
         # the hard bound, per part: a frame a little over its size limit still arrives to be refused
         limits = self.config.max_frame_bytes, self.config.max_ims2_frame_bytes
         sock.setsockopt(zmq.MAXMSGSIZE, max(4 * limits[0], sum(limits)))
-        sock.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE_MESSAGES)
         try:
             if self.config.curve is not None:
                 configure_curve_server(sock, self.config.curve.secret_key)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import tracemalloc
 
 import numpy as np
@@ -57,43 +56,6 @@ def test_a_message_of_many_large_parts_is_refused_without_copying_its_parts(tmp_
         assert reason == f"multipart: {PARTS} message parts; one CD-1.1 frame per message"
         assert frame is not None and len(frame) == 16 * 64
     finally:
-        run.stop()
-
-
-def _send_until_held_back(sock: zmq.Socket, message: bytes, most: int, wait_ms: int = 1500) -> int:
-    """How many of ``most`` messages a peer gets out before it has waited ``wait_ms`` to send one more."""
-    for sent in range(most):
-        if not sock.poll(wait_ms, zmq.POLLOUT):
-            return sent
-        sock.send(message, zmq.NOBLOCK)
-    return most
-
-
-def test_a_busy_receiver_queues_few_messages_of_one_peer(tmp_path, keys, clock):
-    """While the loop is busy, ZeroMQ reads ahead only ``RECEIVE_QUEUE_MESSAGES`` per connection and then
-    leaves the peer's bytes to TCP's flow control: with ZeroMQ's default queue of 1000, all 300 messages
-    of 512 KiB below went into the receiver's memory; now the kernel's buffers and 64 queued messages hold
-    them up."""
-    run = Running(make_config(tmp_path, keys.ca.trust_dir, data_endpoint=None), keys.ca.trust_store(), clock)
-    entered, gate = threading.Event(), threading.Event()
-    attacker = run.ctx.socket(zmq.DEALER)
-    try:
-        sta = run.station()
-        sta.connect()
-        attacker.setsockopt(zmq.SNDHWM, 1)
-        attacker.setsockopt(zmq.LINGER, 0)
-        attacker.connect(run.receiver.connection_endpoint)
-        busy = threading.Thread(target=run.on_loop, args=(lambda: (entered.set(), gate.wait(60)), 60))
-        busy.start()
-        assert entered.wait(30), "the loop never took the call"
-        sent = _send_until_held_back(attacker, bytes(1 << 19), most=300)
-        gate.set()
-        busy.join()
-        assert 0 < sent <= 150, sent
-        _serve_honest(sta, keys, 3050, tmp_path)
-    finally:
-        gate.set()
-        attacker.close()
         run.stop()
 
 
