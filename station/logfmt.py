@@ -86,11 +86,22 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not when logging was configured: a
+    command run in process (a test's) must not leave the root logger writing to a stream since closed."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
-    """Route all logging through one logfmt handler (idempotent)."""
-    stream = stream or sys.stderr
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(LogfmtFormatter(syslog_priority=is_journal_stream(stream)))
+    """Route all logging through one logfmt handler (idempotent); to ``stream``, or to the current stderr."""
+    handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
+    handler.setFormatter(LogfmtFormatter(syslog_priority=is_journal_stream(stream or sys.stderr)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -133,10 +133,13 @@ def test_consoles_show_the_faults_of_a_simulated_network(tmp_path, browser):
     assert before[-1]["idc_cut"]["link"] == "connected" and before[-1]["idc_cut"]["cls"] != "bad", before
     assert {"cls": "bad", "link": "DISCONNECTED"} in [t["idc_cut"] for t in during], during
     assert after[-1]["idc_cut"]["link"] == "connected", after
-    # the cut station's own console: its backlog grows while cut, and drains once the link is back
+    # the cut station's own console: its backlog grows while cut, and drains once the link is back. On a
+    # loaded machine its first connection may come late, so what it held before counts from just before
+    # the cut, not from the start
+    backlogs = [(round(t["at_s"]), (t["idc_cut"] or {}).get("link"), t["cut_backlog"]) for t in timeline]
     peak = max(t["cut_backlog"] or 0 for t in during)
-    assert peak >= 10 and peak > max(t["cut_backlog"] or 0 for t in before), timeline
-    assert after[-1]["cut_backlog"] is not None and after[-1]["cut_backlog"] < peak / 4, after
+    assert peak >= 10 and peak > (before[-1]["cut_backlog"] or 0), backlogs
+    assert after[-1]["cut_backlog"] is not None and after[-1]["cut_backlog"] < peak / 4, backlogs
     # the unplugged digitizer: red, with the alarm that names it and says what to check
     unplugged = [t for t in timeline if OUTAGE_S[0] <= t["at_s"] < OUTAGE_S[1]]
     red = [t["plug"] for t in unplugged if t["plug"] and t["plug"]["cls"] == "bad"]

@@ -45,3 +45,18 @@ def test_values_from_peers_cannot_break_or_forge_a_line(value: str, shown: str) 
 def test_the_message_itself_is_escaped_too() -> None:
     line = _line("creator \x1b]0;owned\x07 unknown")
     assert 'msg="creator \\x1b]0;owned\\x07 unknown"' in line
+
+
+def test_logging_configured_for_stderr_follows_stderr_once_the_first_is_closed(monkeypatch) -> None:
+    """A command run in process configures logging while a test's stderr is captured; the next test's
+    threads must log to their own stderr, not fail on the first one's closed stream."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", root.handlers[:])
+    monkeypatch.setattr(root, "level", root.level)
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    logfmt.configure("info")
+    first.close()
+    monkeypatch.setattr("sys.stderr", second)
+    logging.getLogger("tests.logfmt_after_close").info("still heard", extra={"station": "STA1"})
+    assert "msg=\"still heard\" station=STA1" in second.getvalue()
