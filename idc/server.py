@@ -57,6 +57,7 @@ from idc.seedlink import Limits, Ring, RunningServer, ServerConfig, start_server
 from idc.session import StationSession
 from idc.stores import Quarantine, RawStores
 from idc.vocabulary import ANONYMOUS, StationCounter, handshake_failed, rejected, status_flag
+from opskit.heap import HeapTrimmer
 from timeunits import NS_PER_S
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ class Receiver:
         self._last_prune_ns = 0
         self._last_metrics_ns = 0
         self._last_commands_ns = 0
+        self._heap = HeapTrimmer()  # bursts of big frames leave freed memory resident (opskit/heap.py)
         self._unstored_answers: list[tuple[str, bytes, bytes, int]] = []  # responses to store again
         self._unrecorded = 0  # rejections whose recording failed since the last that succeeded
         self._stranger_lines = TokenBucket(STRANGER_LOG_PER_S, STRANGER_LOG_BURST, clock())
@@ -490,6 +492,7 @@ class Receiver:
         if now - self._last_prune_ns > METRICS_PRUNE_NS:
             self._last_prune_ns = now
             self.metrics.prune(now - self.config.metrics_window_s * NS_PER_S)
+        self._heap.maybe()
 
     def _record_links(self, now: int) -> None:
         """Which stations have a session open now, for ``ims idc status`` and the console."""
