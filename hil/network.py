@@ -67,6 +67,7 @@ SUFFIX_LETTERS = (
 )
 OUTPUTS = ("run", "truth", "idc", "summary.json", "screenshots")
 DRAIN_TIMEOUT_S = 60.0  # real seconds the stations get, after the digitizers stop, to deliver everything
+DRAINED_QUIET_S = 1.0  # real seconds every digitizer must stay drained (a station's NAK may still come)
 STATION_DATA = "data"  # outbox, local archive and status of a station, below its folder (a small disk
 # of its own when the scenario fills it)
 STATION_OUTBOX = f"{STATION_DATA}/outbox/outbox.sqlite"
@@ -474,7 +475,14 @@ class Network:
         for station in self.stations.values():
             station.digitizer.stop_sampling()
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while time.monotonic() < deadline and not all(s.digitizer.drained for s in self.stations.values()):
+        quiet_since = None  # a NAK for a block lost at the very end comes after the line went idle
+        while time.monotonic() < deadline:
+            if not all(s.digitizer.drained for s in self.stations.values()):
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= DRAINED_QUIET_S:
+                break
             time.sleep(0.1)
         while time.monotonic() < deadline and not all(map(self._delivered, self.stations.values())):
             self._note_restarts_ready()  # a crash at the very end may still be starting

@@ -305,8 +305,13 @@ class SimDigitizer(LineServer):
             self._truth_store.close()
 
     def stop_sampling(self) -> None:
-        """End of a run: make no more blocks, but keep sending (and resending) those already made."""
-        self._sampling = False
+        """End of a run: make no more data blocks, but keep sending (and resending) those already made.
+        A last status block follows them, as the status stream of a real digitizer would: it takes the
+        next sequence number, so a station that lost the last data block on the line sees the gap and
+        NAKs it (with nothing after it, the loss could not be noticed)."""
+        with self._lock:
+            self._sampling = False
+            self._queue_status(self._firmware_now_ns())
 
     @property
     def drained(self) -> bool:
@@ -348,11 +353,13 @@ class SimDigitizer(LineServer):
                     self._make_block(st, st.next_ns)
                     st.next_ns += span
             while self._next_status_ns <= now_ns:
-                text = self.status_text(self._next_status_ns)
-                self._queue(GcfBlock(self.system_id, self.serial + TEXT_STATUS_SUFFIX, self._next_status_ns,
-                                     0.0, status_text=text, ttl=self.ttl))
+                self._queue_status(self._next_status_ns)
                 self._next_status_ns += self.status_every_s * NS_PER_S
                 self._drift(self.status_every_s)
+
+    def _queue_status(self, t_ns: int) -> None:
+        self._queue(GcfBlock(self.system_id, self.serial + TEXT_STATUS_SUFFIX, t_ns, 0.0,
+                             status_text=self.status_text(t_ns), ttl=self.ttl))
 
     def _make_block(self, st: _Stream, start_ns: int) -> None:
         n = st.spec.sample_rate * st.spec.block_seconds

@@ -102,6 +102,42 @@ def test_firmware_streams_blocks_rewinds_on_nak_and_runs_console_commands():
 
 
 @pytest.mark.pty
+@pytest.mark.timeout(30)
+def test_after_sampling_stops_a_status_block_follows_the_last_data_block():
+    """So a station that lost the last data block on the line still sees a gap, and NAKs it."""
+    clock = SimClock(1_700_000_000 * NS_PER_S, speed=10.0)
+    with PtyLine(115200) as line:
+        sim = SimDigitizer(line, clock, seed=3, status_every_s=3600)  # no status block but the last
+        port = serial.Serial(line.path, 115200, timeout=0.05)
+        rx = brp.BrpReceiver()
+        sim.start()
+        blocks = []
+        try:
+            deadline = time.monotonic() + 20
+            quiet_since = None
+            while time.monotonic() < deadline:
+                events = rx.feed(port.read(4096))
+                for ev in events:
+                    if isinstance(ev, brp.BlockReceived):
+                        blocks.append((ev.seq, decode_block(ev.gcf)))
+                    elif isinstance(ev, brp.SendBytes):
+                        port.write(ev.data)
+                if len(blocks) >= 5 and quiet_since is None:
+                    sim.stop_sampling()
+                    quiet_since = time.monotonic()
+                if quiet_since is not None and sim.drained and not events \
+                        and time.monotonic() - quiet_since > 1.0:
+                    break
+        finally:
+            sim.stop()
+            port.close()
+    data = [(seq, b) for seq, b in blocks if not b.is_status]
+    assert data and blocks[-1][1].is_status, [b.stream_id for _, b in blocks[-3:]]
+    assert blocks[-1][0] == (data[-1][0] + 1) % 256
+    assert [seq for seq, _ in blocks] == [(blocks[0][0] + i) % 256 for i in range(len(blocks))]
+
+
+@pytest.mark.pty
 @pytest.mark.timeout(20)
 def test_gps_loss_shows_in_status_blocks():
     clock = SimClock(1_700_000_000 * NS_PER_S, speed=20.0)
