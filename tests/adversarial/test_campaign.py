@@ -32,3 +32,20 @@ def test_every_attack_is_refused_and_the_honest_station_is_complete(tmp_path, ke
         quarantine.close()
     for name, (_, kind, text) in OWN_KEY_ATTACKS.items():  # each own-key frame refused for its own reason
         assert any(r.startswith(f"{kind}:") and text in r for r in reasons), (name, set(reasons))
+
+
+def test_a_phase_that_counted_none_of_a_group_is_a_problem():
+    """Where a race decides which of two counters rises, one of them must; neither is a failure."""
+    from tests.adversarial.campaign import Attack, CampaignResult, Phase
+
+    group = frozenset({"handshake_failed:mechanism_mismatch", "handshake_failed:no_detail"})
+    attack = Attack("plaintext", lambda t: 1, frozenset(), allowed=group, one_of=(group,))
+
+    def verdict(counted: dict[str, int]) -> list[str]:
+        phase = Phase("plaintext", "curve", 1.0, 3, counted, dict(counted), 0, sent=5, acked=5, archived=5,
+                      attack=attack)
+        return problems(CampaignResult([phase], {"curve": 0}, [], [], [], {}, []))
+
+    assert verdict({"handshake_failed:no_detail": 3}) == []
+    assert verdict({"handshake_failed:mechanism_mismatch": 1}) == []
+    assert any("none of" in p for p in verdict({}))
