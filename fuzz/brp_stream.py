@@ -68,7 +68,6 @@ def check(data: bytes) -> None:
     _check_pc_parser(stream, pieces)
 
 
-
 def _run(stream: bytes, depth: int, pieces: list[int], polls: bool) -> list:
     rx = BrpReceiver(depth=depth, nak_timeout_ns=NAK_TIMEOUT_NS, max_naks=3)
     events: list = []

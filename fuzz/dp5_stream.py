@@ -99,7 +99,6 @@ def _checksums_made_right(stream: bytes) -> bytes:
     return bytes(out)
 
 
-
 def _run(stream: bytes, host: bool, timeout: bool, pieces: list[int]) -> list:
     parser = PacketParser.for_host() if host else PacketParser.for_device()
     events: list = []

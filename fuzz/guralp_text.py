@@ -182,7 +182,6 @@ def _check_cd(body: bytes) -> None:
 # ---------------------------------------------------------------------------------------------- session
 
 
-
 def _run_session(stream: bytes, pieces: list[int], rewind: bool, reconnect: int) -> tuple:
     """The session's outcome; the port is reopened at offset ``reconnect`` (not at 0), where a piece ends."""
     config = SessionConfig(watchdog_ns=100 * NS_PER_S, nak_timeout_ns=NS_PER_S, max_naks=3, rewind_margin=8,

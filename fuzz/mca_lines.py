@@ -77,7 +77,6 @@ def _crcs_made_right(stream: bytes) -> bytes:
     return b"\n".join(lines)
 
 
-
 def _run(stream: bytes, host: bool, pieces: list[int]) -> list:
     parser: ReplyParser | CommandParser = ReplyParser() if host else CommandParser()
     events: list = []

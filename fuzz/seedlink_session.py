@@ -86,7 +86,6 @@ class _Recording(Session):
         return out
 
 
-
 def _run(view: _View, limits: Limits, stream: bytes, pieces: list[int]) -> tuple:
     session = _Recording(view, IDENTITY, limits, peer="fuzz")
     replies, events, at = b"", [], 0

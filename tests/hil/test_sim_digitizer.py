@@ -53,6 +53,18 @@ def test_hydrophone_and_microbarometer_produce_counts():
         assert x.dtype == np.int32 and x.std() > 10 and np.abs(x).max() < 2**23
 
 
+def _host_read(rx: brp.BrpReceiver, port: serial.Serial, blocks: list) -> list:
+    """One read as the station's end does it: blocks delivered go to ``blocks`` as (seq, decoded block),
+    acknowledgements go back on the line; returns every event, for what a test looks at beyond that."""
+    events = rx.feed(port.read(4096))
+    for ev in events:
+        if isinstance(ev, brp.BlockReceived):
+            blocks.append((ev.seq, decode_block(ev.gcf)))
+        elif isinstance(ev, brp.SendBytes):
+            port.write(ev.data)
+    return events
+
+
 @pytest.mark.pty
 @pytest.mark.timeout(30)
 def test_firmware_streams_blocks_rewinds_on_nak_and_runs_console_commands():
@@ -68,12 +80,8 @@ def test_firmware_streams_blocks_rewinds_on_nak_and_runs_console_commands():
         deadline = time.monotonic() + 12
         try:
             while time.monotonic() < deadline and len(blocks) < 60:
-                for ev in rx.feed(port.read(4096)):
-                    if isinstance(ev, brp.BlockReceived):
-                        blocks.append((ev.seq, decode_block(ev.gcf)))
-                    elif isinstance(ev, brp.SendBytes):
-                        port.write(ev.data)
-                    elif isinstance(ev, brp.DuplicateIgnored):
+                for ev in _host_read(rx, port, blocks):
+                    if isinstance(ev, brp.DuplicateIgnored):
                         resent_seqs.append(ev.seq)
                 if len(blocks) >= 30 and nak_from is None:  # ask for the last ten again
                     nak_from = (blocks[-1][0] - 9) % 256
@@ -107,26 +115,21 @@ def test_after_sampling_stops_a_status_block_follows_the_last_data_block():
     """So a station that lost the last data block on the line still sees a gap, and NAKs it."""
     clock = SimClock(1_700_000_000 * NS_PER_S, speed=10.0)
     with PtyLine(115200) as line:
-        sim = SimDigitizer(line, clock, seed=3, status_every_s=3600)  # no status block but the last
+        sim = SimDigitizer(line, clock, seed=3, status_every_s=3600)  # hourly: none due while it samples
         port = serial.Serial(line.path, 115200, timeout=0.05)
         rx = brp.BrpReceiver()
         sim.start()
-        blocks = []
+        blocks: list = []
         try:
             deadline = time.monotonic() + 20
-            quiet_since = None
+            stopped_at = None
             while time.monotonic() < deadline:
-                events = rx.feed(port.read(4096))
-                for ev in events:
-                    if isinstance(ev, brp.BlockReceived):
-                        blocks.append((ev.seq, decode_block(ev.gcf)))
-                    elif isinstance(ev, brp.SendBytes):
-                        port.write(ev.data)
-                if len(blocks) >= 5 and quiet_since is None:
+                events = _host_read(rx, port, blocks)
+                if len(blocks) >= 5 and stopped_at is None:
                     sim.stop_sampling()
-                    quiet_since = time.monotonic()
-                if quiet_since is not None and sim.drained and not events \
-                        and time.monotonic() - quiet_since > 1.0:
+                    stopped_at = time.monotonic()
+                if stopped_at is not None and sim.drained and not events \
+                        and time.monotonic() - stopped_at > 1.0:
                     break
         finally:
             sim.stop()
